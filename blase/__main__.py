@@ -1,0 +1,5 @@
+"""``python -m blase`` runs the CLI."""
+
+from blase.cli import main
+
+main()

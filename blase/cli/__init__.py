@@ -1,0 +1,55 @@
+"""The ``blase`` command line: a thin Typer layer over the Python API.
+
+Heavy imports (duckdb, torch, pydantic models) happen inside the commands, so that
+``blase --help`` stays instant. A :class:`~blase.errors.BlaseError` prints as one message and
+exits 1; ``--debug`` (or ``BLASE_DEBUG=1``) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``blase`` console script."""
+    from blase.cli._app import app
+    from blase.errors import BlaseError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("BLASE_DEBUG", "") not in ("", "0")
+    try:
+        app(args=args, prog_name="blase")
+    except SystemExit as exc:
+        raise exc
+    except BlaseError as exc:
+        if debug:
+            raise
+        _print_error(str(exc))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        _print_error("interrupted")
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            raise
+        _print_error(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "  hint: this is a bug in Blase; rerun with --debug for the traceback and report it"
+        )
+        sys.exit(2)
+
+
+def _print_error(message: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    first, _, rest = message.partition("\n")
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(first)}")
+    if rest:
+        console.print(escape(rest))

@@ -1,0 +1,161 @@
+"""Rich renderings of runs for the terminal. Pure functions: data in, renderable out."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+STATUS_STYLE = {
+    "running": "cyan",
+    "finished": "green",
+    "failed": "red",
+    "interrupted": "yellow",
+}
+
+
+def _when(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    try:
+        t = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    return t.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(start: str | None, end: str | None) -> str:
+    if not start:
+        return "-"
+    try:
+        t0 = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        t1 = datetime.fromisoformat(end.replace("Z", "+00:00")) if end else datetime.now(timezone.utc)
+    except ValueError:
+        return "-"
+    seconds = max(0.0, (t1 - t0).total_seconds())
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def fmt_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, dict)):
+        text = str(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+    return str(value)
+
+
+def runs_table(runs: list[Any], *, multi_project: bool = False, max_metrics: int = 4) -> Table:
+    """A table of run summaries with the most common metrics as columns."""
+    counts = Counter(name for r in runs for name in r.metrics)
+    metric_names = [name for name, _ in counts.most_common(max_metrics)]
+    table = Table(header_style="bold", box=None, pad_edge=False)
+    table.add_column("id", style="bold")
+    table.add_column("name")
+    table.add_column("status")
+    table.add_column("started")
+    table.add_column("took", justify="right")
+    if multi_project:
+        table.add_column("project")
+    for name in metric_names:
+        table.add_column(name, justify="right")
+    for r in runs:
+        row = [
+            r.id,
+            r.name,
+            Text(r.status, style=STATUS_STYLE.get(r.status, "")),
+            _when(r.started_at),
+            _duration(r.started_at, r.ended_at),
+        ]
+        if multi_project:
+            row.append(str(r.project).rsplit("/", 1)[-1])
+        row += [fmt_value(r.metrics[m]) if m in r.metrics else "" for m in metric_names]
+        table.add_row(*row)
+    hidden = len(counts) - len(metric_names)
+    if hidden > 0:
+        table.caption = f"{hidden} more metric(s) not shown: blase inspect RUN or --json"
+    return table
+
+
+def _kv_table(title: str, items: dict[str, Any]) -> Table:
+    table = Table(title=title, title_justify="left", title_style="bold", box=None, show_header=False)
+    table.add_column("key", style="dim")
+    table.add_column("value", overflow="fold")
+    for key, value in items.items():
+        table.add_row(str(key), fmt_value(value))
+    return table
+
+
+def run_panel(run: Any) -> Group:
+    """Everything about one run, in sections."""
+    from blase.resources import format_size
+
+    status = Text(run.status, style=STATUS_STYLE.get(run.status, ""))
+    header = Text.assemble(
+        ("run ", "bold"), (run.id, "bold"), f"  {run.name}  ", status,
+        f"\n  started {_when(run.started_at)}, took {_duration(run.started_at, run.ended_at)}",
+        f"\n  project {run.project}",
+    )
+    parts: list[Any] = [header]
+    if getattr(run, "parent", None):
+        parts.append(Text(f"  parent {run.parent}"))
+    if getattr(run, "error", None):
+        err = run.error
+        message = err.get("message", "") if isinstance(err, dict) else str(err)
+        kind = err.get("type", "error") if isinstance(err, dict) else "error"
+        parts.append(Text(f"\n{kind}: {message}", style="red"))
+    if run.params:
+        parts.append(_kv_table("\nparams", run.params))
+    if run.metrics:
+        history = getattr(run, "metric_history", {}) or {}
+        table = Table(title="\nmetrics", title_justify="left", title_style="bold", box=None)
+        table.add_column("name", style="dim")
+        table.add_column("latest", justify="right")
+        table.add_column("points", justify="right")
+        table.add_column("min", justify="right")
+        table.add_column("max", justify="right")
+        for name, value in run.metrics.items():
+            points = history.get(name, [])
+            values = [p["value"] for p in points if isinstance(p.get("value"), (int, float))]
+            table.add_row(
+                name,
+                fmt_value(value),
+                str(len(points)),
+                fmt_value(min(values)) if values else "",
+                fmt_value(max(values)) if values else "",
+            )
+        parts.append(table)
+    if run.tags:
+        parts.append(_kv_table("\ntags", run.tags))
+    if getattr(run, "artifacts", None):
+        table = Table(title="\nartifacts", title_justify="left", title_style="bold", box=None)
+        table.add_column("name")
+        table.add_column("size", justify="right")
+        table.add_column("hash", style="dim")
+        for a in run.artifacts:
+            table.add_row(a["name"], format_size(a["size"]), a["hash"][:16])
+        parts.append(table)
+    if getattr(run, "events", None):
+        parts.append(_kv_table("\nevents", dict(run.events)))
+    if getattr(run, "hashes", None):
+        parts.append(_kv_table("\nhashes", run.hashes))
+    resources = getattr(run, "resources", None)
+    if resources and resources.get("samples"):
+        shown = {}
+        for key, value in resources.items():
+            if key.endswith("_bytes") and isinstance(value, (int, float)):
+                shown[key.removesuffix("_bytes")] = format_size(int(value))
+            else:
+                shown[key] = value
+        parts.append(_kv_table("\nresources", shown))
+    for damage in getattr(run, "damage", []) or []:
+        parts.append(Text(f"warning: {damage}", style="yellow"))
+    return Group(*parts)

@@ -1,0 +1,208 @@
+"""Load ``blase.yaml`` into :class:`ProjectConfig` with errors that name line and key.
+
+YAML is composed into nodes first, so every key path keeps the line it came from; pydantic
+then validates the plain data, and each of its errors is turned into one
+:class:`~blase.errors.ConfigProblem` naming the file, the line, the dotted key path and, for
+an unknown key, the closest valid one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from blase.config._models import ProjectConfig
+from blase.errors import ConfigError, ConfigProblem
+
+__all__ = ["config_from_dict", "load_config", "parse_overrides"]
+
+_Path = tuple[str | int, ...]
+
+
+def load_config(path: str | Path) -> ProjectConfig:
+    """Read and validate a ``blase.yaml`` file.
+
+    Raises
+    ------
+    ConfigError
+        With one problem per invalid key, each naming the line and key path.
+    """
+    path = Path(path)
+    display = path.name if path.name == "blase.yaml" else str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            [ConfigProblem(display, None, "", f"{path} does not exist")],
+            hint="run `blase create NAME` to make a project with a valid blase.yaml",
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [ConfigProblem(display, None, "", f"not UTF-8 text (byte {exc.start})")],
+            hint="save blase.yaml as UTF-8",
+        ) from None
+    return config_from_text(text, file=display)
+
+
+def config_from_text(text: str, *, file: str = "blase.yaml") -> ProjectConfig:
+    """Validate YAML text as a project config (see :func:`load_config`)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = f"{exc.problem or 'invalid YAML'}" + (f" (line {line})" if line else "")
+        raise ConfigError(
+            [ConfigProblem(file, line, "", f"YAML syntax error: {problem}")],
+            hint="check the indentation and the colons around that line",
+        ) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [ConfigProblem(file, 1, "", "the top level must be a mapping of keys (project:, data:, ...)")]
+        )
+    lines = _key_lines(node) if node is not None else {}
+    return config_from_dict(data, file=file, lines=lines)
+
+
+def config_from_dict(
+    data: dict[str, Any], *, file: str = "<python>", lines: dict[_Path, int] | None = None
+) -> ProjectConfig:
+    """Validate a plain dict as a project config; Python and YAML build the same model."""
+    try:
+        return ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [_problem(err, data, file, lines or {}) for err in exc.errors()]
+        problems.sort(key=lambda p: (p.line is None, p.line or 0))
+        raise ConfigError(problems, hint="fix the keys above, then run `blase check`") from None
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Turn ``["train.epochs=5", "seed=1"]`` into a nested dict; values are parsed as YAML."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(
+                [ConfigProblem("--set", None, pair, f"override {pair!r} is not KEY=VALUE")],
+                hint="write it like --set train.epochs=5",
+            )
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        cursor = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            cursor = cursor.setdefault(part, {})
+        cursor[parts[-1]] = value
+    return out
+
+
+# -- line numbers -------------------------------------------------------------------------
+
+
+def _key_lines(node: yaml.Node, path: _Path = ()) -> dict[_Path, int]:
+    lines: dict[_Path, int] = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            for sub, line in _key_lines(value_node, (*path, key)).items():
+                if sub != (*path, key):
+                    lines[sub] = line
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines.update(_key_lines(item, (*path, i)))
+    return lines
+
+
+def _data_path(loc: tuple[Any, ...], data: Any) -> _Path:
+    """Drop the parts of a pydantic ``loc`` that are not keys of the data (union tags)."""
+    path: list[str | int] = []
+    cursor = data
+    for part in loc:
+        if (isinstance(cursor, dict) and part in cursor) or (isinstance(cursor, list) and isinstance(part, int) and part < len(cursor)):
+            path.append(part)
+            cursor = cursor[part]
+        elif (
+            isinstance(part, str)
+            and isinstance(cursor, dict)
+            and not part.startswith(("function-", "union[", "literal["))
+        ):
+            # a missing key: keep it, it is the key the user has to add
+            path.append(part)
+            cursor = None
+    return tuple(path)
+
+
+def _line_for(path: _Path, lines: dict[_Path, int]) -> int | None:
+    for end in range(len(path), -1, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
+    return None
+
+
+def _dotted(path: _Path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _model_at(path: _Path) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at ``path``."""
+    model: Any = ProjectConfig
+    for part in path:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        model = _inner_model(field.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _inner_model(typing.get_args(annotation)[0])
+    if origin in (list, tuple, set) or origin in (Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _inner_model(arg)
+            if isinstance(found, type) and issubclass(found, BaseModel):
+                return found
+        return None
+    return annotation
+
+
+def _problem(err: dict[str, Any], data: Any, file: str, lines: dict[_Path, int]) -> ConfigProblem:
+    path = _data_path(tuple(err["loc"]), data)
+    line = _line_for(path, lines)
+    at = f" (line {line})" if line else ""
+    key = _dotted(path)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        bad = path[-1] if path else "?"
+        parent = _model_at(path[:-1])
+        valid = sorted(parent.model_fields) if parent else []
+        close = difflib.get_close_matches(str(bad), valid, n=1, cutoff=0.6)
+        tail = f"; did you mean '{close[0]}'?" if close else (
+            f"; valid keys here: {', '.join(valid)}" if valid else ""
+        )
+        return ConfigProblem(file, line, key, f"unknown key '{bad}' at {key}{at}{tail}")
+    if kind == "missing":
+        return ConfigProblem(file, line, key, f"missing required key {key}{at}")
+    got = err.get("input")
+    shown = "" if isinstance(got, (dict, list)) else f", got {got!r}"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return ConfigProblem(file, line, key, f"{key}{at}: {msg}{shown}")

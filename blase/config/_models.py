@@ -1,0 +1,206 @@
+"""Pydantic models of ``blase.yaml``.
+
+Every model forbids unknown keys, so a misspelt key is an error with a suggestion rather
+than a silently ignored setting. Defaults are chosen so that a short file is a complete one:
+only ``project`` and ``data.source`` are needed to run a pipeline.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "AgentConfig",
+    "DataConfig",
+    "DeployConfig",
+    "EvaluateConfig",
+    "MonitorConfig",
+    "PrepareConfig",
+    "ProjectConfig",
+    "SplitConfig",
+    "TrackConfig",
+    "TrainConfig",
+    "TransformStep",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _check_size(value: str | int | None) -> str | int | None:
+    """Validate a memory size ("2GB", "auto", bytes) without importing psutil."""
+    if value is None or isinstance(value, int) or value == "auto":
+        return value
+    from blase.resources import parse_size
+
+    parse_size(value)  # raises ResourceError (a ValueError-like message) on bad input
+    return value
+
+
+class DataConfig(_Strict):
+    """Where the raw data lives and what to predict."""
+
+    source: str | None = Field(
+        default=None,
+        description="file, folder or glob (CSV, Parquet, JSON/NDJSON, Arrow) or "
+        "'file.sqlite:table' / 'file.duckdb:table'",
+    )
+    format: Literal["auto", "csv", "parquet", "json", "ndjson", "arrow", "sqlite", "duckdb"] = "auto"
+    label: str | None = Field(default=None, description="the column to predict")
+    key: str | None = Field(default=None, description="a stable row id, used for splitting")
+    delimiter: str | None = None
+    null_values: list[str] | None = None
+    dtypes: dict[str, str] = Field(default_factory=dict)
+    bad_rows: Literal["error", "skip", "quarantine"] = "error"
+
+
+class TransformStep(_Strict):
+    """One transform operation (``op``) or a user function (``call``)."""
+
+    op: (
+        Literal[
+            "select",
+            "drop",
+            "rename",
+            "cast",
+            "filter",
+            "impute",
+            "scale",
+            "clip",
+            "log1p",
+            "onehot",
+            "ordinal",
+            "hash",
+            "datetime",
+            "sql",
+        ]
+        | None
+    ) = None
+    call: str | None = Field(
+        default=None, description="a user function, 'scripts/transforms.py:func'"
+    )
+    columns: list[str] | None = None
+    strategy: Literal["mean", "median", "most_frequent", "constant"] | None = None
+    method: Literal["standard", "minmax", "robust"] | None = None
+    value: Any = None
+    where: str | None = None
+    expr: str | None = None
+    name: str | None = None
+    mapping: dict[str, str] | None = None
+    dtype: str | None = None
+    lower: float | None = None
+    upper: float | None = None
+    max_categories: int | None = Field(default=None, ge=1)
+    n_features: int | None = Field(default=None, ge=1)
+    parts: list[Literal["year", "month", "day", "dayofweek", "hour", "minute"]] | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_of_op_or_call(self) -> TransformStep:
+        if (self.op is None) == (self.call is None):
+            raise ValueError("give exactly one of 'op' (a built-in operation) or 'call' (your function)")
+        if self.call is not None and ":" not in self.call:
+            raise ValueError(
+                f"call {self.call!r} must be 'path/to/file.py:function', e.g. scripts/transforms.py:clean"
+            )
+        return self
+
+
+class SplitConfig(_Strict):
+    train: float = Field(default=0.8, gt=0, lt=1)
+    val: float = Field(default=0.1, ge=0, lt=1)
+    test: float = Field(default=0.1, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitConfig:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"split ratios must add up to 1 (train + val + test = {total:g})")
+        return self
+
+
+class PrepareConfig(_Strict):
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    stratify: bool = False
+    shard_rows: int = Field(default=262_144, ge=1)
+    features: list[str] | None = Field(default=None, description="default: every column but the label")
+
+
+class TrainConfig(_Strict):
+    model: str = Field(default="mlp", description="'linear', 'mlp', or 'scripts/model.py:build_model'")
+    hidden: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [64, 32])
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    batch_norm: bool = False
+    epochs: int = Field(default=10, ge=1)
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    batch_size: int = Field(default=256, ge=1)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    schedule: Literal["none", "cosine", "step"] = "none"
+    early_stopping: int | None = Field(default=None, ge=1, description="patience in epochs")
+    grad_clip: float | None = Field(default=None, gt=0)
+    class_weights: Literal["none", "balanced"] = "none"
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    mixed_precision: bool = False
+    deterministic: bool = True
+
+
+class EvaluateConfig(_Strict):
+    plots: bool = True
+
+
+class DeployConfig(_Strict):
+    name: str | None = Field(default=None, description="model name; default: the project name")
+    promote: bool = False
+    onnx: bool = True
+
+
+class MonitorConfig(_Strict):
+    drift_threshold: float = Field(default=0.5, gt=0, le=1, description="share of drifted columns")
+    retrain_when: dict[str, float] = Field(default_factory=dict)
+
+
+class TrackConfig(_Strict):
+    sample_resources: bool = True
+    sample_interval: float = Field(default=2.0, gt=0, description="seconds between resource samples")
+
+
+class AgentConfig(_Strict):
+    provider: Literal["auto", "openai", "ollama", "llamacpp"] = "auto"
+    model: str | None = None
+    base_url: str | None = None
+    autonomy: Literal["manual", "semi", "auto"] = "manual"
+    max_tool_calls: int = Field(default=20, ge=1)
+    max_write_actions: int = Field(default=5, ge=0)
+    max_seconds: float = Field(default=600, gt=0)
+
+
+class ProjectConfig(_Strict):
+    """The whole of ``blase.yaml``."""
+
+    project: str = Field(description="the project's name")
+    seed: int = 42
+    memory: str | int = Field(
+        default="auto", description="memory budget for data steps: 'auto' or a size like '2GB'"
+    )
+    data: DataConfig = Field(default_factory=DataConfig)
+    transform: list[TransformStep] = Field(default_factory=list)
+    prepare: PrepareConfig = Field(default_factory=PrepareConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    deploy: DeployConfig = Field(default_factory=DeployConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    track: TrackConfig = Field(default_factory=TrackConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_is_a_size(cls, value: str | int) -> str | int:
+        try:
+            _check_size(value)
+        except Exception as exc:  # ResourceError carries the readable message
+            raise ValueError(getattr(exc, "message", str(exc))) from None
+        return value

@@ -1,0 +1,79 @@
+"""Shared fixtures: a real project on disk, and the real CLI (in process or as a subprocess)."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_isolate(monkeypatch):
+    """Deterministic randomness, and no project chosen by the environment."""
+    random.seed(0)
+    try:
+        import numpy as np
+
+        np.random.seed(0)
+    except ImportError:  # pragma: no cover
+        pass
+    monkeypatch.delenv("BLASE_PROJECT", raising=False)
+    monkeypatch.delenv("BLASE_DEBUG", raising=False)
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A fresh project made by `blase create` (with the bundled example data)."""
+    from blase.scaffold import create_project
+
+    return create_project(tmp_path / "proj")
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """Run `blase ARGS` in this process, from `cwd`; returns exit code, stdout, stderr."""
+    from blase.cli import main
+
+    def run(*args: str, cwd: Path | None = None) -> Result:
+        saved = dict(os.environ)
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        code = 0
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        out = capsys.readouterr()
+        return Result(code, out.out, out.err)
+
+    return run
+
+
+@pytest.fixture
+def blase_exe():
+    """Run the installed `blase` console script as a subprocess (what a user types)."""
+
+    def run(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 120) -> Result:
+        exe = Path(sys.executable).with_name("blase")
+        cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "blase"]
+        full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+        p = subprocess.run([*cmd, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+        return Result(p.returncode, p.stdout, p.stderr)
+
+    return run

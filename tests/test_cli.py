@@ -1,0 +1,115 @@
+"""The `blase` command: help, version, create, check, doctor, and clean errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+def test_help_and_version(cli):
+    r = cli("--help")
+    assert r.exit_code == 0
+    for command in ("create", "check", "runs", "inspect", "doctor", "demo"):
+        assert command in r.stdout
+    r = cli("--version")
+    assert r.exit_code == 0 and r.stdout.startswith("blase ")
+
+
+def test_help_does_not_import_heavy_modules():
+    code = (
+        "import sys\n"
+        "from blase.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'duckdb', 'pyarrow', 'pydantic', 'numpy') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
+
+
+def test_create_then_check_from_a_subfolder(cli, tmp_path):
+    r = cli("create", str(tmp_path / "proj"))
+    assert r.exit_code == 0, r.stderr
+    assert "created" in r.stdout
+    sub = tmp_path / "proj" / "scripts"
+    r = cli("check", cwd=sub)
+    assert r.exit_code == 0, r.stderr
+    assert "is valid" in r.stdout
+
+
+def test_check_reports_config_errors_without_traceback(cli, project):
+    cfg = project.config_path
+    cfg.write_text(cfg.read_text().replace("  epochs: 20", "  epoch: 20"))
+    r = cli("check", cwd=project.root / "data")
+    assert r.exit_code == 1
+    assert "unknown key 'epoch' at train.epoch" in r.stderr
+    assert "did you mean 'epochs'?" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_check_reports_a_missing_user_function(cli, project):
+    cfg = project.config_path
+    cfg.write_text(cfg.read_text().replace("transforms.py:bill_ratio", "transforms.py:nope"))
+    r = cli("check", "--project", str(project.root))
+    assert r.exit_code == 1
+    assert "defines no function 'nope'" in r.stderr
+    assert "bill_ratio" in r.stderr  # says what it does define
+
+
+def test_check_json_and_warning_for_missing_data(cli, tmp_path):
+    cli("create", str(tmp_path / "p"), "--no-example")
+    r = cli("check", "--json", cwd=tmp_path / "p")
+    assert r.exit_code == 0
+    payload = json.loads(r.stdout)
+    assert payload["valid"] is True
+    assert any("data/train.csv does not exist yet" in w for w in payload["warnings"])
+
+
+def test_commands_outside_a_project_fail_clearly(cli, tmp_path):
+    r = cli("check", cwd=tmp_path)
+    assert r.exit_code == 1
+    assert "not inside a Blase project" in r.stderr
+    assert "blase create" in r.stderr
+    r = cli("runs", "--project", str(tmp_path))
+    assert r.exit_code == 1
+    assert "not inside a Blase project" in r.stderr
+
+
+def test_create_refuses_non_empty_folder(cli, tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "a.txt").write_text("keep me")
+    r = cli("create", str(tmp_path / "x"))
+    assert r.exit_code == 1
+    assert "not empty" in r.stderr
+    assert (tmp_path / "x" / "a.txt").read_text() == "keep me"
+
+
+def test_debug_shows_the_traceback(blase_exe, tmp_path):
+    r = blase_exe("check", cwd=tmp_path)
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    r = blase_exe("--debug", "check", cwd=tmp_path)
+    assert r.exit_code != 0 and "Traceback" in r.stderr and "ProjectError" in r.stderr
+
+
+def test_doctor_reports_the_machine(cli, project):
+    r = cli("doctor", "--json", cwd=project.root)
+    assert r.exit_code == 0, r.stderr
+    report = json.loads(r.stdout)
+    names = {c["name"]: c for c in report["checks"]}
+    for expected in ("python", "torch", "duckdb", "memory", "disk", "llm: ollama", "llm: embedded"):
+        assert expected in names
+    assert names["torch"]["status"] == "ok"
+    assert "cuda" in names
+
+
+@pytest.mark.slow
+def test_help_is_fast(blase_exe):
+    start = time.perf_counter()
+    r = blase_exe("--help")
+    assert r.exit_code == 0
+    # not a benchmark (see bench/), only a guard against importing torch at startup
+    assert time.perf_counter() - start < 5
