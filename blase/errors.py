@@ -11,11 +11,15 @@ __all__ = [
     "BlaseError",
     "ConfigError",
     "ConfigProblem",
+    "DataError",
+    "ExtractError",
     "HashError",
+    "PrepareError",
     "ProjectError",
     "ResourceError",
     "RunNotFoundError",
     "TrackError",
+    "TransformError",
 ]
 
 from dataclasses import dataclass
@@ -87,3 +91,19 @@ class HashError(BlaseError):
 
 class ResourceError(BlaseError):
     """A memory budget or other resource setting is invalid."""
+
+
+class DataError(BlaseError):
+    """Data does not match what a step needs (root of the data-step errors)."""
+
+
+class ExtractError(DataError):
+    """A source cannot be read: missing file, wrong delimiter, bad rows, mismatched schemas."""
+
+
+class TransformError(DataError):
+    """A transform cannot be fitted or applied: unknown column, unseen category, bad function."""
+
+
+class PrepareError(DataError):
+    """Shards cannot be made: label with nulls, non-numeric features, a full disk."""
