@@ -43,7 +43,7 @@ def test_create_then_check_from_a_subfolder(cli, tmp_path):
 
 def test_check_reports_config_errors_without_traceback(cli, project):
     cfg = project.config_path
-    cfg.write_text(cfg.read_text().replace("  epochs: 20", "  epoch: 20"))
+    cfg.write_text(cfg.read_text().replace("  epochs:", "  epoch:"))
     r = cli("check", cwd=project.root / "data")
     assert r.exit_code == 1
     assert "unknown key 'epoch' at train.epoch" in r.stderr

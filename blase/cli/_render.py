@@ -28,6 +28,11 @@ def _when(iso: str | None) -> str:
     return t.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _when_short(iso: str | None) -> str:
+    full = _when(iso)
+    return full[5:16] if len(full) == 19 else full
+
+
 def _duration(start: str | None, end: str | None) -> str:
     if not start:
         return "-"
@@ -58,21 +63,21 @@ def runs_table(runs: list[Any], *, multi_project: bool = False, max_metrics: int
     counts = Counter(name for r in runs for name in r.metrics)
     metric_names = [name for name, _ in counts.most_common(max_metrics)]
     table = Table(header_style="bold", box=None, pad_edge=False)
-    table.add_column("id", style="bold")
-    table.add_column("name")
-    table.add_column("status")
-    table.add_column("started")
-    table.add_column("took", justify="right")
+    table.add_column("id", style="bold", no_wrap=True, min_width=12)
+    table.add_column("name", max_width=24, overflow="ellipsis", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    table.add_column("took", justify="right", no_wrap=True)
     if multi_project:
         table.add_column("project")
     for name in metric_names:
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", overflow="fold")
     for r in runs:
         row = [
             r.id,
             r.name,
             Text(r.status, style=STATUS_STYLE.get(r.status, "")),
-            _when(r.started_at),
+            _when_short(r.started_at),
             _duration(r.started_at, r.ended_at),
         ]
         if multi_project:
@@ -151,6 +156,8 @@ def run_panel(run: Any) -> Group:
     if resources and resources.get("samples"):
         shown = {}
         for key, value in resources.items():
+            if value is None:
+                continue
             if key.endswith("_bytes") and isinstance(value, (int, float)):
                 shown[key.removesuffix("_bytes")] = format_size(int(value))
             else:

@@ -1,0 +1,319 @@
+"""Memory budgets, sizes and resource sampling.
+
+Data steps take a memory budget (``--memory 2GB``); this module turns such a setting into
+bytes, formats byte counts for people, reports the process's peak memory, and samples CPU,
+memory, disk and (when PyTorch is already in use) GPU figures in a background thread for
+:class:`blase.track.Track`.
+
+Sizes follow the convention of Docker and most ML tools: ``KB``/``MB``/``GB``/``TB`` are
+decimal (powers of 1000), ``KiB``/``MiB``/``GiB``/``TiB`` are binary (powers of 1024), and
+the one-letter forms ``k``/``m``/``g``/``t`` are binary too (``1.5g`` is 1.5 GiB).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from blase.errors import ResourceError
+
+__all__ = [
+    "ResourceSample",
+    "ResourceSampler",
+    "format_size",
+    "memory_budget",
+    "parse_size",
+    "peak_rss",
+]
+
+logger = logging.getLogger(__name__)
+
+_UNITS: dict[str, int] = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "m": 1024**2,
+    "g": 1024**3,
+    "t": 1024**4,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*$")
+
+#: Share of the currently available memory that ``memory_budget(None)`` hands out.
+AUTO_SHARE = 0.5
+
+
+def parse_size(spec: str | int) -> int:
+    """Turn a size such as ``"2GB"``, ``"512MiB"``, ``"1.5g"`` or ``1024`` into bytes.
+
+    Parameters
+    ----------
+    spec:
+        A non-negative integer number of bytes, or a number followed by an optional unit
+        (``B``, ``KB``/``MB``/``GB``/``TB`` decimal, ``KiB``/``MiB``/``GiB``/``TiB`` binary,
+        ``k``/``m``/``g``/``t`` binary), case-insensitive.
+
+    Returns
+    -------
+    int
+        The size in bytes (fractions are rounded down).
+
+    Raises
+    ------
+    ResourceError
+        When ``spec`` is negative, not a number, or has an unknown unit.
+    """
+    if isinstance(spec, bool):
+        raise ResourceError(f"size {spec!r} is a boolean, not a size", hint='write e.g. "2GB"')
+    if isinstance(spec, int):
+        if spec < 0:
+            raise ResourceError(f"size {spec} is negative", hint="give a size of 0 or more bytes")
+        return spec
+    if isinstance(spec, float) and spec.is_integer() and spec >= 0:
+        return int(spec)
+    if not isinstance(spec, str):
+        raise ResourceError(
+            f"size {spec!r} has type {type(spec).__name__}; expected a string or an integer",
+            hint='write e.g. "2GB", "512MiB" or a number of bytes',
+        )
+    match = _SIZE_RE.match(spec)
+    if match is None:
+        raise ResourceError(
+            f"cannot read {spec!r} as a size",
+            hint='write a number and a unit, e.g. "2GB", "512MiB", "1.5g" or "1000000"',
+        )
+    number, unit = match.groups()
+    factor = _UNITS.get(unit.lower())
+    if factor is None:
+        raise ResourceError(
+            f"unknown size unit {unit!r} in {spec!r}",
+            hint="use B, KB, MB, GB, TB (x1000), KiB, MiB, GiB, TiB or k, m, g, t (x1024)",
+        )
+    return int(float(number) * factor)
+
+
+def format_size(n: float) -> str:
+    """Format a byte count for people, in decimal units: ``1234567890`` -> ``"1.2 GB"``.
+
+    Parameters
+    ----------
+    n:
+        Number of bytes (negative values keep their sign).
+    """
+    sign = "-" if n < 0 else ""
+    n = abs(float(n))
+    if n < 1000:
+        return f"{sign}{int(n)} B"
+    for unit in ("KB", "MB", "GB", "TB", "PB"):
+        n /= 1000.0
+        if n < 999.95 or unit == "PB":
+            return f"{sign}{n:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def memory_budget(spec: str | int | None = None) -> int:
+    """The memory budget in bytes for a data step.
+
+    Parameters
+    ----------
+    spec:
+        ``None`` or ``"auto"``: half (:data:`AUTO_SHARE`) of the memory available right now
+        (``psutil.virtual_memory().available``); a percentage such as ``"25%"``: that share
+        of the available memory; anything else goes through :func:`parse_size`.
+
+    Raises
+    ------
+    ResourceError
+        When the setting cannot be read or comes to zero bytes.
+    """
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() == "auto"):
+        import psutil
+
+        return max(1, int(psutil.virtual_memory().available * AUTO_SHARE))
+    if isinstance(spec, str) and spec.strip().endswith("%"):
+        text = spec.strip()[:-1].strip()
+        try:
+            share = float(text) / 100.0
+        except ValueError:
+            raise ResourceError(
+                f"cannot read memory budget {spec!r} as a percentage", hint='write e.g. "50%"'
+            ) from None
+        if not 0 < share <= 1:
+            raise ResourceError(
+                f"memory budget {spec!r} must be a share between 0% and 100%",
+                hint='write e.g. "50%" or a size such as "2GB"',
+            )
+        import psutil
+
+        return max(1, int(psutil.virtual_memory().available * share))
+    budget = parse_size(spec)
+    if budget <= 0:
+        raise ResourceError(
+            f"memory budget {spec!r} is zero", hint='give a positive size such as "2GB" or "auto"'
+        )
+    return budget
+
+
+def peak_rss() -> int:
+    """Peak resident set size of this process so far, in bytes."""
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        # Linux reports kilobytes, macOS bytes.
+        return int(peak if sys.platform == "darwin" else peak * 1024)
+    except (ImportError, OSError):  # Windows
+        import psutil
+
+        info = psutil.Process().memory_info()
+        return int(getattr(info, "peak_wset", info.rss))
+
+
+@dataclass(frozen=True)
+class ResourceSample:
+    """One reading of the machine's and the process's resources.
+
+    GPU fields are ``None`` unless PyTorch is already imported and has initialised CUDA.
+    """
+
+    time: float
+    cpu_percent: float
+    rss_bytes: int
+    available_bytes: int
+    disk_free_bytes: int
+    gpu_mem_bytes: int | None = None
+    gpu_util: float | None = None
+
+    def to_json(self) -> dict[str, float | int | None]:
+        return asdict(self)
+
+
+def _gpu_reading() -> tuple[int | None, float | None]:
+    # Never import torch here: only report on a CUDA context the user's code already made.
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None, None
+    try:
+        cuda = torch.cuda
+        if not cuda.is_available() or not cuda.is_initialized():
+            return None, None
+        mem = int(cuda.memory_reserved())
+    except Exception:  # any torch oddity must not stop sampling
+        return None, None
+    util: float | None
+    try:
+        util = float(cuda.utilization())  # needs pynvml; optional
+    except Exception:
+        util = None
+    return mem, util
+
+
+class ResourceSampler:
+    """Sample resources in a daemon thread and hand each sample to ``callback``.
+
+    A sample is taken at :meth:`start`, then every ``interval`` seconds, and once more at
+    :meth:`stop`, so even a short run has readings.
+
+    Parameters
+    ----------
+    callback:
+        Called from the sampler thread with each :class:`ResourceSample`. Exceptions it
+        raises are logged and sampling goes on.
+    interval:
+        Seconds between samples (must be positive).
+    disk_path:
+        Folder whose file system's free space is reported (default: the current folder).
+    """
+
+    def __init__(
+        self,
+        callback: Callable[[ResourceSample], object],
+        interval: float = 2.0,
+        *,
+        disk_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if not interval > 0:
+            raise ResourceError(
+                f"sample interval {interval!r} must be a positive number of seconds",
+                hint="use e.g. 2.0",
+            )
+        self.callback = callback
+        self.interval = float(interval)
+        self.disk_path = Path(disk_path) if disk_path is not None else Path.cwd()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._process = None
+
+    def sample(self) -> ResourceSample:
+        """Take one sample now."""
+        import psutil
+
+        if self._process is None:
+            self._process = psutil.Process()
+            self._process.cpu_percent(None)  # the first reading is always 0.0
+        proc = self._process
+        try:
+            disk_free = int(psutil.disk_usage(str(self.disk_path)).free)
+        except OSError:
+            disk_free = -1
+        gpu_mem, gpu_util = _gpu_reading()
+        return ResourceSample(
+            time=time.time(),
+            cpu_percent=float(proc.cpu_percent(None)),
+            rss_bytes=int(proc.memory_info().rss),
+            available_bytes=int(psutil.virtual_memory().available),
+            disk_free_bytes=disk_free,
+            gpu_mem_bytes=gpu_mem,
+            gpu_util=gpu_util,
+        )
+
+    def _emit(self) -> None:
+        try:
+            self.callback(self.sample())
+        except Exception:
+            logger.exception("resource sampling failed; trying again next interval")
+
+    def _loop(self) -> None:
+        self._emit()
+        while not self._stop.wait(self.interval):
+            self._emit()
+
+    def start(self) -> ResourceSampler:
+        """Start the sampler thread (idempotent)."""
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._loop, name="blase-resource-sampler", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the thread after one last sample."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stop.set()
+        thread.join()
+        self._thread = None
+        self._emit()
+
+    def __enter__(self) -> ResourceSampler:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
