@@ -1,0 +1,42 @@
+"""Prepare: deterministic train/val/test splits and ready-to-train shards.
+
+:class:`Prepare` turns the transformed data (Parquet; every feature numeric or boolean) into
+``out_dir/{train,val,test}/shard-NNNNN.npy`` (float32 ``[n, d]``) with
+``shard-NNNNN.labels.npy`` (int64 class codes, or float32 targets) and a ``manifest.json``
+(:class:`Manifest`). :class:`ShardDataset` reads them back for PyTorch as whole batches from
+memory-mapped shards. :func:`write_tfrecord` writes ``.tfrecord`` files for TensorFlow.
+
+``ShardDataset`` imports torch, so it is loaded on first use: ``from blase.prepare import
+Prepare`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from blase.prepare._manifest import Manifest, ShardInfo, read_manifest
+from blase.prepare._prepare import MAX_CLASSES_INTEGER, Prepare
+from blase.prepare._split import row_hash
+from blase.prepare._tfrecord import write_tfrecord
+
+if TYPE_CHECKING:
+    from blase.prepare._dataset import ShardDataset
+
+__all__ = [
+    "MAX_CLASSES_INTEGER",
+    "Manifest",
+    "Prepare",
+    "ShardDataset",
+    "ShardInfo",
+    "read_manifest",
+    "row_hash",
+    "write_tfrecord",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ShardDataset":
+        from blase.prepare._dataset import ShardDataset
+
+        return ShardDataset
+    raise AttributeError(f"module 'blase.prepare' has no attribute {name!r}")

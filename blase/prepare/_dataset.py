@@ -1,0 +1,141 @@
+"""A PyTorch dataset over prepared shards that reads whole batches, not rows.
+
+Each epoch the shard order is permuted, and so are the rows inside each shard, both from a
+generator seeded with ``(seed, epoch)``. A batch is one fancy-index read of a memory-mapped
+shard (indices sorted for locality), so the cost is per batch, not per row. Batches never
+cross shards: the set of batches is fixed by the shards, so ``DataLoader`` workers, which
+each take a disjoint subset of the (permuted) shards, yield exactly the batches a single
+process would, and ``len()`` is exact for any number of workers. The last batch of a shard
+may be short (dropped with ``drop_last=True``).
+
+Use it with ``DataLoader(dataset, batch_size=None, num_workers=k)`` (the dataset batches),
+and call :meth:`ShardDataset.set_epoch` before each epoch. With ``persistent_workers=True``
+the workers keep the epoch they were started with, so leave that off when calling
+``set_epoch``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from blase.errors import PrepareError
+from blase.prepare._manifest import Manifest, read_manifest
+
+__all__ = ["ShardDataset"]
+
+
+class ShardDataset(IterableDataset):
+    """Batches ``(X, y)`` from one split of a prepared folder.
+
+    Parameters
+    ----------
+    out_dir:
+        A folder written by :class:`~blase.prepare.Prepare` (holding ``manifest.json``).
+    split:
+        ``"train"``, ``"val"`` or ``"test"``.
+    batch_size:
+        Rows per batch.
+    shuffle:
+        Permute shards and rows each epoch (deterministically from ``seed`` and the epoch).
+        Without it, batches come in file order.
+    seed:
+        Seed of the shuffle.
+    drop_last:
+        Drop the short last batch of each shard.
+
+    Yields
+    ------
+    tuple of torch.Tensor
+        ``X`` float32 ``[b, n_features]`` and ``y`` (int64 class codes, or float32 targets).
+    """
+
+    def __init__(
+        self,
+        out_dir: str | os.PathLike[str],
+        split: str = "train",
+        batch_size: int = 256,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.root = Path(out_dir)
+        self.manifest: Manifest = read_manifest(self.root)
+        if split not in self.manifest.shards:
+            raise PrepareError(
+                f"split '{split}' is not in {self.root / 'manifest.json'}",
+                hint=f"use one of: {', '.join(self.manifest.shards)}",
+            )
+        if batch_size < 1:
+            raise PrepareError(
+                f"batch_size={batch_size} must be at least 1", hint="e.g. batch_size=256"
+            )
+        self.split = split
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.drop_last = drop_last
+        self.epoch = 0
+        self.shards = self.manifest.shards[split]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose permutation the next iteration uses (seed + epoch)."""
+        self.epoch = int(epoch)
+
+    @property
+    def rows(self) -> int:
+        return sum(s.rows for s in self.shards)
+
+    def _batches_in(self, rows: int) -> int:
+        return rows // self.batch_size if self.drop_last else math.ceil(rows / self.batch_size)
+
+    def __len__(self) -> int:
+        return sum(self._batches_in(s.rows) for s in self.shards)
+
+    def _rng(self, *extra: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, *extra])
+
+    def shard_order(self) -> list[int]:
+        """Shard indices in this epoch's order."""
+        n = len(self.shards)
+        return self._rng().permutation(n).tolist() if self.shuffle else list(range(n))
+
+    def _my_shards(self) -> list[int]:
+        order = self.shard_order()
+        info = get_worker_info()
+        if info is None:
+            return order
+        return order[info.id :: info.num_workers]
+
+    def _shard_batches(self, i: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        shard = self.shards[i]
+        x = np.load(self.root / shard.file, mmap_mode="r")
+        y = np.load(self.root / shard.labels_file, mmap_mode="r")
+        n = shard.rows
+        b = self.batch_size
+        stop = n - n % b if self.drop_last else n
+        perm = self._rng(i).permutation(n) if self.shuffle else None
+        for start in range(0, stop, b):
+            end = min(start + b, n)
+            if perm is None:
+                xb, yb = np.array(x[start:end]), np.array(y[start:end])
+            else:
+                idx = np.sort(perm[start:end])
+                xb, yb = x[idx], y[idx]
+            yield torch.from_numpy(xb), torch.from_numpy(yb)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for i in self._my_shards():
+            yield from self._shard_batches(i)
+
+    def loader(self, num_workers: int = 0, **kwargs: Any) -> DataLoader:
+        """A ``DataLoader`` over this dataset (``batch_size=None``: the dataset batches)."""
+        return DataLoader(self, batch_size=None, num_workers=num_workers, **kwargs)

@@ -1,0 +1,772 @@
+"""The prepare step: transformed Parquet in, split ``.npy`` shards and a manifest out.
+
+Passes over the data, all through DuckDB under the step's memory budget:
+
+1. one aggregate query: row count, nulls (and NaNs) per feature and in the label, the
+   label's approximate distinct count;
+2. classification only: the label's classes and their counts (``GROUP BY``);
+3. stratified only: a window query over ``(label, hash, row index)`` that finds, per class,
+   the last row of the train and val parts (see :mod:`blase.prepare._split`);
+4. the stream: features cast to ``FLOAT``, the label, and the split of each row, fetched in
+   Arrow record batches in file order and appended to per-split shard writers.
+
+Everything is written into a temporary sibling folder that is renamed into place at the
+end, so a crash or a full disk never leaves a manifest that lists a half-written shard.
+"""
+
+from __future__ import annotations
+
+import difflib
+import errno
+import glob
+import json
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from blase._duck import budget_note, connect, sql_ident, sql_quote
+from blase.errors import PrepareError
+from blase.prepare._manifest import MANIFEST_NAME, Manifest, ShardInfo
+from blase.prepare._shards import SplitWriter
+from blase.prepare._split import (
+    SPLITS,
+    Ratios,
+    key_hash_sql,
+    row_hash_sql,
+    split_case_sql,
+    stratified_case_sql,
+    stratified_cuts,
+)
+from blase.progress import progress
+from blase.resources import memory_budget
+from blase.steps import StepResult, measure_step
+
+__all__ = ["MAX_CLASSES_INTEGER", "Prepare"]
+
+logger = logging.getLogger(__name__)
+
+#: An integer label with at most this many distinct values is taken as classification.
+MAX_CLASSES_INTEGER = 20
+
+_INT_TYPES = {
+    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
+    "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT",
+}  # fmt: skip
+_FLOAT_TYPES = {"FLOAT", "DOUBLE"}
+_RESERVED = ("file_index", "file_row_number")
+
+TaskName = Literal["classification", "binary", "multiclass", "regression"]
+
+
+def _is_numeric(dtype: str) -> bool:
+    return dtype in _INT_TYPES or dtype in _FLOAT_TYPES or dtype.startswith("DECIMAL")
+
+
+def _kind_hint(column: str, dtype: str) -> str:
+    if dtype in ("VARCHAR", "ENUM") or dtype.startswith("ENUM"):
+        return (
+            f"feature '{column}' is text; add an `onehot` or `ordinal` transform for it "
+            "(blase.yaml transform:)"
+        )
+    if dtype.startswith(("DATE", "TIMESTAMP", "TIME")):
+        return (
+            f"feature '{column}' is a {dtype}; add a `datetime` transform that turns it into "
+            "numbers (blase.yaml transform:)"
+        )
+    return (
+        f"feature '{column}' has type {dtype}, which is not a number; cast it or drop it "
+        "(blase.yaml transform: `cast` or `drop`)"
+    )
+
+
+def _source_files(source: str | os.PathLike[str]) -> list[Path]:
+    """The Parquet files of a source: a file, a folder (recursively) or a glob."""
+    text = os.fspath(source)
+    p = Path(text)
+    if p.is_file():
+        files = [p]
+    elif p.is_dir():
+        files = sorted(
+            f for f in p.rglob("*.parquet") if f.is_file() and not f.name.startswith(".")
+        )
+    elif any(ch in text for ch in "*?["):
+        files = sorted(Path(f) for f in glob.glob(text, recursive=True) if Path(f).is_file())
+    else:
+        raise PrepareError(
+            f"prepare source {text} does not exist",
+            hint="run the transform step first, or pass the folder of Parquet files it wrote",
+        )
+    if not files:
+        raise PrepareError(
+            f"no Parquet files in {text}",
+            hint="prepare reads the Parquet output of the transform step; run it first",
+        )
+    bad = [f for f in files if f.suffix.lower() != ".parquet"]
+    if bad:
+        raise PrepareError(
+            f"prepare reads Parquet, but {bad[0]} is not a .parquet file",
+            hint="run extract/transform first; they write Parquet that prepare reads",
+        )
+    return files
+
+
+def _arrow_reader(result: Any, batch_rows: int) -> Any:
+    """A ``pyarrow.RecordBatchReader`` over a relation (DuckDB 1.x and 2.x names)."""
+    for name in ("to_arrow_reader", "fetch_arrow_reader", "record_batch"):
+        to_reader = getattr(result, name, None)
+        if to_reader is not None:
+            return to_reader(batch_rows)
+    raise AttributeError("this DuckDB has no Arrow batch reader")  # pragma: no cover
+
+
+def _ratios(split: Any) -> Ratios:
+    if hasattr(split, "train") and hasattr(split, "val"):
+        values = (float(split.train), float(split.val), float(split.test))
+    elif isinstance(split, dict):
+        values = (
+            float(split.get("train", 0.8)),
+            float(split.get("val", 0.1)),
+            float(split.get("test", 0.1)),
+        )
+    else:
+        try:
+            values = tuple(float(v) for v in split)
+        except TypeError:
+            values = ()
+        if len(values) == 2:
+            values = (values[0], values[1], 0.0)
+    if (
+        len(values) != 3
+        or any(v < 0 for v in values)
+        or values[0] <= 0
+        or abs(sum(values) - 1) > 1e-6
+    ):
+        raise PrepareError(
+            f"split {split!r} must be three shares (train, val, test) that add up to 1, with train > 0",
+            hint="e.g. split=(0.8, 0.1, 0.1) or prepare: split: {train: 0.8, val: 0.1, test: 0.1}",
+        )
+    return Ratios(*values)
+
+
+def _class_key(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass
+class _Plan:
+    files: list[Path]
+    columns: dict[str, str]
+    features: list[str]
+    rows: int
+    rejected: int
+    task: str
+    classes: list[Any]
+    class_counts: list[int]
+
+
+class Prepare:
+    """Split transformed data and write ready-to-train shards.
+
+    Parameters
+    ----------
+    label:
+        The column to predict.
+    features:
+        Feature columns, in this order (default: every column but the label and the key).
+        Each must be numeric or boolean and free of nulls and NaNs.
+    key:
+        A column whose value decides a row's split (rows with the same key share a split,
+        and a row keeps its split when rows are added or reordered). Default: the row's
+        position in the source.
+    split:
+        ``(train, val, test)`` shares, a dict, or a :class:`blase.config.SplitConfig`.
+    seed:
+        Seed of the split hash.
+    stratify:
+        Keep each class's share the same in every split (classification only).
+    shard_rows:
+        Rows per shard file (the last shard of a split may hold fewer).
+    task:
+        ``"binary"``, ``"multiclass"``, ``"classification"`` (binary or multiclass from the
+        number of classes), ``"regression"``, or ``None`` to infer: a text or boolean label,
+        or an integer label with at most :data:`MAX_CLASSES_INTEGER` (20) distinct values, is
+        classification; any other number is regression.
+    drop_null_label:
+        Drop rows whose label is null (counted as rejected) instead of failing.
+    batch_rows:
+        Rows per Arrow batch read from DuckDB (default: sized from the memory budget). It
+        changes memory use and speed, never the output.
+    """
+
+    step = "prepare"
+
+    def __init__(
+        self,
+        label: str,
+        features: list[str] | None = None,
+        key: str | None = None,
+        split: Any = (0.8, 0.1, 0.1),
+        seed: int = 42,
+        stratify: bool = False,
+        shard_rows: int = 262_144,
+        task: TaskName | None = None,
+        *,
+        drop_null_label: bool = False,
+        batch_rows: int | None = None,
+    ) -> None:
+        self.label = label
+        self.features = features
+        self.key = key
+        self.split = split
+        self.seed = seed
+        self.stratify = stratify
+        self.shard_rows = shard_rows
+        self.task = task
+        self.drop_null_label = drop_null_label
+        self.batch_rows = batch_rows
+
+    @classmethod
+    def from_config(cls, config: Any, **overrides: Any) -> Prepare:
+        """Build from a :class:`blase.config.ProjectConfig` (``data.label``, ``data.key``,
+        ``seed`` and ``prepare:``)."""
+        kwargs: dict[str, Any] = {
+            "label": config.data.label,
+            "features": config.prepare.features,
+            "key": config.data.key,
+            "split": config.prepare.split,
+            "seed": config.seed,
+            "stratify": config.prepare.stratify,
+            "shard_rows": config.prepare.shard_rows,
+        }
+        kwargs.update(overrides)
+        if not kwargs["label"]:
+            raise PrepareError(
+                "no label column is set (data.label in blase.yaml)",
+                hint="add `label: YOUR_COLUMN` under `data:` in blase.yaml",
+            )
+        return cls(**kwargs)
+
+    def params(self) -> dict[str, Any]:
+        """The settings that decide the output (hashed into the step's inputs)."""
+        r = _ratios(self.split)
+        return {
+            "label": self.label,
+            "features": self.features,
+            "key": self.key,
+            "split": r.as_dict(),
+            "seed": self.seed,
+            "stratify": self.stratify,
+            "shard_rows": self.shard_rows,
+            "task": self.task,
+            "drop_null_label": self.drop_null_label,
+        }
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def _validate_params(self) -> Ratios:
+        if not isinstance(self.shard_rows, int) or self.shard_rows < 1:
+            raise PrepareError(
+                f"shard_rows={self.shard_rows!r} must be a positive integer",
+                hint="e.g. shard_rows=262144",
+            )
+        if self.task not in (None, "classification", "binary", "multiclass", "regression"):
+            raise PrepareError(
+                f"task {self.task!r} is unknown",
+                hint="use 'binary', 'multiclass', 'classification', 'regression' or None (infer)",
+            )
+        if self.stratify and self.task == "regression":
+            raise PrepareError(
+                "stratify=True needs a classification label, but task='regression'",
+                hint="turn stratify off, or set task='classification'",
+            )
+        return _ratios(self.split)
+
+    def _missing(self, name: str, role: str, columns: dict[str, str], where: str) -> PrepareError:
+        close = difflib.get_close_matches(name, list(columns), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"columns are: {', '.join(columns)}"
+        return PrepareError(f"{role} column '{name}' is not in {where}", hint=hint)
+
+    def _plan(self, con: Any, files: list[Path], relation: str, where: str) -> _Plan:
+        columns = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
+        for name in _RESERVED:
+            if name in columns:
+                raise PrepareError(
+                    f"column '{name}' in {where} clashes with a name prepare needs",
+                    hint="rename it with a `rename` transform (blase.yaml transform:)",
+                )
+        if self.label not in columns:
+            raise self._missing(self.label, "label", columns, where)
+        if self.key is not None and self.key not in columns:
+            raise self._missing(self.key, "key", columns, where)
+        if self.features is None:
+            features = [c for c in columns if c not in (self.label, self.key)]
+        else:
+            features = list(self.features)
+            for f in features:
+                if f not in columns:
+                    raise self._missing(f, "feature", columns, where)
+            if self.label in features:
+                raise PrepareError(
+                    f"the label '{self.label}' is also listed as a feature",
+                    hint="remove it from prepare.features",
+                )
+        if not features:
+            raise PrepareError(
+                f"{where} has no feature columns besides the label '{self.label}'",
+                hint="check the transform step's output",
+            )
+        for f in features:
+            dtype = columns[f]
+            if not (_is_numeric(dtype) or dtype == "BOOLEAN"):
+                raise PrepareError(
+                    _kind_hint(f, dtype).split("; ")[0] + f" in {where}",
+                    hint=_kind_hint(f, dtype).split("; ", 1)[-1],
+                )
+
+        label_type = columns[self.label]
+        aggs = ["count(*)", f"count({sql_ident(self.label)})"]
+        for f in features:
+            aggs.append(f"count({sql_ident(f)})")
+        float_feats = [f for f in features if columns[f] in _FLOAT_TYPES]
+        for f in float_feats:
+            aggs.append(f"count(*) FILTER (WHERE isnan({sql_ident(f)}))")
+        if self.key is not None:
+            aggs.append(f"count({sql_ident(self.key)})")
+        want_distinct = label_type in _INT_TYPES and self.task is None
+        if want_distinct:
+            aggs.append(f"approx_count_distinct({sql_ident(self.label)})")
+        row = con.execute(f"SELECT {', '.join(aggs)} FROM {relation}").fetchall()[0]
+        total, label_count = int(row[0]), int(row[1])
+        counts = row[2 : 2 + len(features)]
+        nans = row[2 + len(features) : 2 + len(features) + len(float_feats)]
+        problems = [
+            f"'{f}' has {total - int(c):,} nulls"
+            for f, c in zip(features, counts, strict=False)
+            if int(c) != total
+        ]
+        problems += [
+            f"'{f}' has {int(n):,} NaNs" for f, n in zip(float_feats, nans, strict=False) if int(n)
+        ]
+        if problems:
+            raise PrepareError(
+                f"features with missing values in {where} ({total:,} rows): " + "; ".join(problems),
+                hint="add an `impute` transform for these columns (blase.yaml transform:), "
+                "or a `filter` that drops the rows",
+            )
+        if self.key is not None:
+            key_count = int(row[2 + len(features) + len(float_feats)])
+            if key_count != total:
+                raise PrepareError(
+                    f"key column '{self.key}' has {total - key_count:,} null values in {where}",
+                    hint="every row needs a key to be split by it: fill the key, filter those rows, "
+                    "or split by row position (no key)",
+                )
+        null_labels = total - label_count
+        if null_labels and not self.drop_null_label:
+            raise PrepareError(
+                f"label column '{self.label}' has {null_labels:,} null values in {where} "
+                f"({total:,} rows)",
+                hint='add a `filter` transform (where: "'
+                + self.label
+                + ' IS NOT NULL"), impute the '
+                "label, or use drop_null_label=True to drop those rows",
+            )
+        if label_count == 0:
+            raise PrepareError(
+                f"{where} has no rows with a label", hint="check the extract and transform steps"
+            )
+
+        task = self._infer_task(label_type, int(row[-1]) if want_distinct else None)
+        classes: list[Any] = []
+        class_counts: list[int] = []
+        if task != "regression":
+            lab = sql_ident(self.label)
+            pairs = con.execute(
+                f"SELECT {lab}, count(*) FROM {relation} WHERE {lab} IS NOT NULL GROUP BY {lab}"
+            ).fetchall()
+            pairs.sort(key=lambda p: p[0])
+            classes = [p[0] for p in pairs]
+            class_counts = [int(p[1]) for p in pairs]
+            if (
+                self.task is None
+                and label_type in _INT_TYPES
+                and len(classes) > MAX_CLASSES_INTEGER
+            ):
+                task = "regression"  # approx_count_distinct undercounted; exact count decides
+                classes, class_counts = [], []
+            elif len(classes) < 2:
+                raise PrepareError(
+                    f"label '{self.label}' has a single class ({classes[0]!r}) in {where}",
+                    hint="a classifier needs at least two classes; check the label column and filters",
+                )
+            elif task == "binary" and len(classes) != 2:
+                raise PrepareError(
+                    f"task='binary' but label '{self.label}' has {len(classes)} classes",
+                    hint="use task='multiclass' or None",
+                )
+            elif task in ("classification", "multiclass"):
+                task = "binary" if len(classes) == 2 and task == "classification" else "multiclass"
+        if self.stratify and task == "regression":
+            raise PrepareError(
+                f"stratify=True needs a classification label, but '{self.label}' ({label_type}) is "
+                "taken as a regression target",
+                hint="turn stratify off, or pass task='classification'",
+            )
+        return _Plan(
+            files,
+            columns,
+            features,
+            total - (null_labels if self.drop_null_label else 0),
+            null_labels if self.drop_null_label else 0,
+            task,
+            classes,
+            class_counts,
+        )
+
+    def _infer_task(self, label_type: str, approx_distinct: int | None) -> str:
+        if self.task == "regression":
+            if not (_is_numeric(label_type) or label_type == "BOOLEAN"):
+                raise PrepareError(
+                    f"task='regression' needs a numeric label, but '{self.label}' is {label_type}",
+                    hint="use task='classification', or cast the label",
+                )
+            return "regression"
+        if self.task is not None:
+            return self.task
+        if label_type in _FLOAT_TYPES or label_type.startswith("DECIMAL"):
+            return "regression"
+        if label_type in _INT_TYPES:
+            # approx_count_distinct can be a little off: let the exact GROUP BY decide near the edge
+            return (
+                "classification"
+                if (approx_distinct or 0) <= MAX_CLASSES_INTEGER * 2
+                else "regression"
+            )
+        return "classification"
+
+    # -- run ------------------------------------------------------------------------------
+
+    def run(
+        self,
+        source: str | os.PathLike[str],
+        out_dir: str | os.PathLike[str],
+        memory: int | str | None = None,
+        tfrecord: bool = False,
+    ) -> StepResult:
+        """Split ``source`` and write shards and ``manifest.json`` into ``out_dir``.
+
+        Parameters
+        ----------
+        source:
+            A Parquet file, a folder of Parquet files (read recursively, in sorted path
+            order), or a glob.
+        out_dir:
+            The output folder; replaced as a whole when it holds an earlier prepare output.
+        memory:
+            Memory budget (``"2GB"``, bytes, ``"auto"``/None).
+        tfrecord:
+            Also write a ``.tfrecord`` file beside each shard (see :func:`write_tfrecord`).
+
+        Returns
+        -------
+        StepResult
+            Step ``"prepare"``; ``details`` holds ``counts`` per split, ``task``, ``manifest``
+            (its path) and ``n_features``.
+
+        Raises
+        ------
+        PrepareError
+            For a missing column, a text feature, nulls, a null label, or a full disk.
+        """
+        from blase.hashing import hash_config, hash_file, hash_files
+
+        ratios = self._validate_params()
+        out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise PrepareError(f"output {out} is a file", hint="choose a folder for the shards")
+        if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST_NAME).is_file():
+            raise PrepareError(
+                f"output folder {out} is not empty and holds no {MANIFEST_NAME}",
+                hint="prepare replaces only its own earlier output; choose an empty or new folder",
+            )
+        files = _source_files(source)
+        where = str(source)
+        budget = memory_budget(memory)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        writers: dict[str, SplitWriter] = {}
+        try:
+            with measure_step() as meter:
+                con = connect(budget, tmp_dir=tmp / ".duckdb")
+                try:
+                    logger.info(
+                        "prepare: %d file(s) from %s, memory %s",
+                        len(files),
+                        where,
+                        budget_note(budget),
+                    )
+                    relation = self._relation(files)
+                    plan = self._plan(con, files, relation, where)
+                    source_hash = hash_file(files[0]) if len(files) == 1 else hash_files(files)
+                    writers = self._stream(con, plan, relation, ratios, tmp, budget)
+                finally:
+                    con.close()
+                shutil.rmtree(tmp / ".duckdb", ignore_errors=True)
+                tfrecords = self._write_tfrecords(tmp, writers) if tfrecord else {}
+                manifest = self._manifest(plan, ratios, writers, where, source_hash, tfrecords)
+                (tmp / MANIFEST_NAME).write_text(
+                    json.dumps(manifest.to_json(), indent=2) + "\n", encoding="utf-8"
+                )
+                self._swap(tmp, out)
+        except OSError as exc:
+            for w in writers.values():
+                w.abort()
+            shutil.rmtree(tmp, ignore_errors=True)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise PrepareError(
+                    f"the disk filled up while writing shards into {out} ({exc.strerror})",
+                    hint="free disk space or write the shards to another disk; nothing was kept",
+                ) from exc
+            raise PrepareError(
+                f"cannot write shards into {out}: {exc}",
+                hint="check the folder's permissions and free space",
+            ) from exc
+        except BaseException:
+            for w in writers.values():
+                w.abort()
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+        shard_hashes = {s.file: s.hash for w in writers.values() for s in w.shards} | {
+            s.labels_file: s.labels_hash for w in writers.values() for s in w.shards
+        }
+        counts = manifest.counts
+        result = StepResult(
+            step=self.step,
+            inputs={"data": source_hash, "params": hash_config(self.params())},
+            outputs={
+                "shards": hash_config(shard_hashes),
+                "manifest": hash_file(out / MANIFEST_NAME),
+            },
+            rows_in=plan.rows + plan.rejected,
+            rows_out=sum(counts.values()),
+            rows_rejected=plan.rejected,
+            seconds=meter.seconds,
+            peak_rss_bytes=meter.peak_rss_bytes,
+            memory_budget_bytes=budget,
+            details={
+                "counts": counts,
+                "task": plan.task,
+                "n_features": len(plan.features),
+                "manifest": str(out / MANIFEST_NAME),
+                "out_dir": str(out),
+            },
+        )
+        if plan.rejected:
+            result.warnings.append(
+                f"dropped {plan.rejected:,} rows with a null label '{self.label}'"
+            )
+        for name in SPLITS:
+            if counts[name] == 0 and getattr(ratios, name) > 0:
+                result.warnings.append(
+                    f"split '{name}' is empty; the data may be too small for its share"
+                )
+        return result
+
+    def _relation(self, files: list[Path]) -> str:
+        listed = ", ".join(sql_quote(str(f)) for f in files)
+        return f"read_parquet([{listed}])"
+
+    def _stream(
+        self, con: Any, plan: _Plan, relation: str, ratios: Ratios, root: Path, budget: int
+    ) -> dict[str, SplitWriter]:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        label = sql_ident(self.label)
+        if len(plan.files) == 1:
+            index = "CAST(file_row_number AS BIGINT)"
+        else:
+            sizes = [pq.read_metadata(f).num_rows for f in plan.files]
+            offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).tolist()
+            index = f"([{', '.join(str(int(o)) for o in offsets)}]::BIGINT[])[CAST(file_index AS BIGINT) + 1] + CAST(file_row_number AS BIGINT)"
+        feats = ", ".join(
+            f"CAST({sql_ident(f)} AS FLOAT) AS {sql_ident('__f' + str(i))}"
+            for i, f in enumerate(plan.features)
+        )
+        base = f"SELECT {feats}, {label} AS __y, {index} AS __idx"
+        if self.key is not None:
+            base += f", {key_hash_sql(sql_ident(self.key), self.seed)} AS __h"
+        base += f" FROM {relation}"
+        if plan.rejected:
+            base += f" WHERE {label} IS NOT NULL"
+        query = f"({base})"
+        if self.key is None:
+            for name, expr in row_hash_sql("__idx", self.seed):
+                query = f"(SELECT *, {expr} AS {name} FROM {query})"
+        hashed = query
+
+        if self.stratify:
+            case = stratified_case_sql(
+                "__y", self._stratified_thresholds(con, plan, hashed, ratios)
+            )
+        else:
+            case = split_case_sql(ratios)
+        cols = ", ".join(f"__f{i}" for i in range(len(plan.features)))
+        final = f"SELECT {cols}, __y, {case} AS __split, __idx FROM {hashed}"
+
+        d = len(plan.features)
+        y_dtype = np.dtype("<f4") if plan.task == "regression" else np.dtype("<i8")
+        writers = {s: SplitWriter(root, s, d, y_dtype, self.shard_rows) for s in SPLITS}
+        # Arrow batch, the float32 matrix and the per-split copies: about 16 bytes per value.
+        batch_rows = self.batch_rows or int(min(1 << 20, max(2048, budget * 0.2 // (16 * (d + 2)))))
+        value_set = None
+        if plan.task != "regression":
+            value_set = pa.array(plan.classes)
+        reader = _arrow_reader(con.sql(final), batch_rows)
+        with progress("prepare", total=plan.rows) as bar:
+            for batch in reader:
+                n = batch.num_rows
+                if n == 0:
+                    continue
+                x = np.empty((n, d), dtype=np.float32)
+                for j in range(d):
+                    x[:, j] = batch.column(j).to_numpy(zero_copy_only=False)
+                ycol = batch.column(d)
+                if value_set is not None:
+                    if ycol.type != value_set.type:
+                        ycol = ycol.cast(value_set.type)
+                    y = (
+                        pc.index_in(ycol, value_set=value_set)
+                        .to_numpy(zero_copy_only=False)
+                        .astype(np.int64)
+                    )
+                else:
+                    y = ycol.cast(pa.float32()).to_numpy(zero_copy_only=False)
+                split = batch.column(d + 1).to_numpy(zero_copy_only=False)
+                ids = batch.column(d + 2).to_numpy(zero_copy_only=False).astype(np.int64)
+                for code, name in enumerate(SPLITS):
+                    mask = split == code
+                    if mask.all():
+                        writers[name].append(x, y, ids)
+                    elif mask.any():
+                        writers[name].append(x[mask], y[mask], ids[mask])
+                bar.advance(n)
+        for w in writers.values():
+            w.close()
+        return writers
+
+    def _stratified_thresholds(
+        self, con: Any, plan: _Plan, hashed: str, ratios: Ratios
+    ) -> dict[Any, tuple[tuple[int, int] | None, tuple[int, int] | None]]:
+        wanted: dict[Any, tuple[int, int]] = {
+            value: stratified_cuts(n, ratios)
+            for value, n in zip(plan.classes, plan.class_counts, strict=False)
+        }
+        ranks = sorted({k for pair in wanted.values() for k in pair if k > 0})
+        if not ranks:
+            return {value: (None, None) for value in plan.classes}
+        rows = con.execute(
+            f"SELECT __y, rn, __h, __idx FROM (SELECT __y, __h, __idx, row_number() OVER "
+            f"(PARTITION BY __y ORDER BY __h, __idx) AS rn FROM {hashed}) "
+            f"WHERE rn IN ({', '.join(map(str, ranks))})"
+        ).fetchall()
+        at = {(r[0], int(r[1])): (int(r[2]), int(r[3])) for r in rows}
+        return {
+            value: (at.get((value, k1)) if k1 else None, at.get((value, k2)) if k2 else None)
+            for value, (k1, k2) in wanted.items()
+        }
+
+    @staticmethod
+    def _write_tfrecords(root: Path, writers: dict[str, SplitWriter]) -> dict[str, tuple[str, str]]:
+        from blase.hashing import hash_file
+        from blase.prepare._tfrecord import write_tfrecord_shard
+
+        written: dict[str, tuple[str, str]] = {}
+        for w in writers.values():
+            for s in w.shards:
+                x = np.load(root / s.file, mmap_mode="r")
+                y = np.load(root / s.labels_file, mmap_mode="r")
+                target = write_tfrecord_shard(x, y, (root / s.file).with_suffix(".tfrecord"))
+                written[s.file] = (target.relative_to(root).as_posix(), hash_file(target))
+        return written
+
+    def _manifest(
+        self,
+        plan: _Plan,
+        ratios: Ratios,
+        writers: dict[str, SplitWriter],
+        where: str,
+        source_hash: str,
+        tf: dict[str, tuple[str, str]],
+    ) -> Manifest:
+        shards = {
+            name: [
+                ShardInfo(
+                    file=s.file,
+                    labels_file=s.labels_file,
+                    rows=s.rows,
+                    hash=s.hash,
+                    labels_hash=s.labels_hash,
+                    ids_file=s.ids_file,
+                    tfrecord=tf[s.file][0] if s.file in tf else None,
+                    tfrecord_hash=tf[s.file][1] if s.file in tf else None,
+                )
+                for s in w.shards
+            ]
+            for name, w in writers.items()
+        }
+        class_counts: dict[str, dict[str, int]] = {}
+        if plan.task != "regression":
+            for name, w in writers.items():
+                totals = np.zeros(len(plan.classes), dtype=np.int64)
+                for s in w.shards:
+                    y = np.load(Path(w.root) / s.labels_file, mmap_mode="r")
+                    totals += np.bincount(y, minlength=len(plan.classes))
+                class_counts[name] = {str(i): int(c) for i, c in enumerate(totals)}
+        classes = [c.item() if hasattr(c, "item") else c for c in plan.classes]
+        return Manifest(
+            task=plan.task,  # type: ignore[arg-type]
+            label=self.label,
+            label_dtype=plan.columns[self.label],
+            label_mapping={_class_key(c): i for i, c in enumerate(classes)},
+            classes=classes,
+            features=plan.features,
+            dtypes={f: plan.columns[f] for f in plan.features},
+            n_features=len(plan.features),
+            y_dtype="float32" if plan.task == "regression" else "int64",
+            counts={name: w.rows for name, w in writers.items()},
+            class_counts=class_counts,
+            shards=shards,
+            seed=self.seed,
+            split=ratios.as_dict(),
+            stratify=self.stratify,
+            key=self.key,
+            shard_rows=self.shard_rows,
+            rows_rejected=plan.rejected,
+            source=where,
+            source_hash=source_hash,
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+
+    @staticmethod
+    def _swap(tmp: Path, out: Path) -> None:
+        """Move the finished folder into place, replacing an earlier prepare output."""
+        old = None
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,231 @@
+"""Schema suggestion: kinds, suggestions and warnings on data with known traits."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from blase.config import config_from_dict, load_config
+from blase.errors import DataError
+from blase.schema import suggest_schema, write_suggestions
+
+N = 4000
+
+
+def _table(seed: int = 0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    species = rng.choice(["Adelie", "Chinstrap", "Gentoo"], N, p=[0.5, 0.45, 0.05])
+    code = {"Adelie": "A-1", "Chinstrap": "C-2", "Gentoo": "G-3"}
+    height = rng.normal(170, 10, N)
+    height[rng.random(N) < 0.1] = np.nan  # missing values, symmetric column
+    income = np.exp(rng.normal(10, 1.3, N))  # heavy positive skew
+    income_nulls = rng.random(N) < 0.05
+    sentences = [f"penguin number {i} was seen near the northern colony at dawn" for i in range(N)]
+    return pa.table(
+        {
+            "penguin_id": [f"p{i:06d}" for i in range(N)],  # identifier
+            "bill_length_mm": rng.normal(44, 5, N),  # plain continuous
+            "flipper_count": rng.integers(0, 12, N),  # discrete
+            "height": height,
+            "income": pa.array(income, mask=income_nulls),
+            "latency": np.where(rng.random(N) < 0.08, rng.normal(0, 50, N), rng.normal(0, 1, N)),
+            "island": rng.choice(["Biscoe", "Dream", "Torgersen"], N),  # categorical_low
+            "zipcode": [f"z{v}" for v in rng.integers(0, 2500, N)],  # categorical_high
+            "species_code": [code[s] for s in species],  # leaks the label
+            "version": ["v1"] * N,  # constant
+            "is_adult": rng.random(N) > 0.3,  # boolean
+            "seen_at": [
+                f"2024-01-{1 + i % 28:02d} {i % 24:02d}:00:00" for i in range(N)
+            ],  # datetime text
+            "notes": sentences,  # free text
+            "species": species,  # the label
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("schema")
+    pacsv.write_csv(_table(), root / "penguins.csv")
+    return suggest_schema(root / "penguins.csv", label="species", memory="512MB", sample_rows=3000)
+
+
+def _actions(col) -> list[tuple[str, str]]:
+    return [(s.action, s.detail) for s in col.suggestions]
+
+
+def test_kinds(report):
+    kinds = {c.name: c.kind for c in report.columns}
+    assert kinds == {
+        "penguin_id": "identifier",
+        "bill_length_mm": "continuous",
+        "flipper_count": "discrete",
+        "height": "continuous",
+        "income": "continuous",
+        "latency": "continuous",
+        "island": "categorical_low",
+        "zipcode": "categorical_high",
+        "species_code": "categorical_low",
+        "version": "constant",
+        "is_adult": "boolean",
+        "seen_at": "datetime",
+        "notes": "text",
+        "species": "categorical_low",
+    }
+    assert report.rows == N and 0 < report.sample_rows <= 3000
+
+
+def test_stats(report):
+    h = report.column("height")
+    assert 0.07 < h.null_share < 0.13  # NaN counts as missing
+    assert abs(h.stats["mean"] - 170) < 1 and abs(h.stats["std"] - 10) < 1
+    assert set(h.stats["quantiles"]) == {"p01", "p25", "p50", "p75", "p99"}
+    island = report.column("island")
+    assert island.cardinality == 3 and {t["value"] for t in island.stats["top"]} == {
+        "Biscoe",
+        "Dream",
+        "Torgersen",
+    }
+    assert abs(sum(t["share"] for t in island.stats["top"]) - 1) < 1e-3
+    assert report.column("zipcode").cardinality > 1500
+    assert report.column("income").stats["skew"] > 2
+
+
+def test_suggestions(report):
+    col = report.column
+    assert ("impute", "mean") in _actions(col("height"))  # symmetric
+    assert ("impute", "median") in _actions(col("income"))  # skewed
+    assert _actions(col("income"))[-2:] == [("log1p", "log1p"), ("scale", "standard")]
+    assert ("scale", "robust") in _actions(col("latency"))
+    assert any(w.startswith("outliers") for w in col("latency").warnings)
+    assert _actions(col("bill_length_mm")) == [("scale", "standard")]
+    assert _actions(col("island")) == [("encode", "onehot")]
+    assert _actions(col("zipcode"))[0][0] == "encode" and _actions(col("zipcode"))[0][1] in (
+        "hash",
+        "onehot",
+    )
+    assert _actions(col("seen_at")) == [("datetime", "datetime")]
+    for name in ("penguin_id", "version", "notes", "species_code"):
+        assert _actions(col(name)) == [("drop", "drop")], name
+    assert col("species").suggestions == []  # the label is left alone
+    assert all(s.reason for c in report.columns for s in c.suggestions)
+
+
+def test_warnings_and_label_candidates(report):
+    text = " | ".join(report.warnings)
+    assert "penguin_id" in text and "identifier" in text
+    assert "version" in text and "constant" in text
+    assert "species_code" in text and "leak" in text
+    assert "class imbalance" in text
+    assert report.label_candidates[0]["name"] == "species"
+    names = [c["name"] for c in report.label_candidates]
+    assert "penguin_id" not in names and "species_code" not in names and "notes" not in names
+
+
+def test_to_json_has_stable_keys(report):
+    data = json.loads(json.dumps(report.to_json()))
+    assert set(data) == {
+        "source",
+        "rows",
+        "sample_rows",
+        "label",
+        "columns",
+        "label_candidates",
+        "warnings",
+    }
+    col = data["columns"][0]
+    assert set(col) == {
+        "name",
+        "dtype",
+        "kind",
+        "null_share",
+        "cardinality",
+        "stats",
+        "suggestions",
+        "warnings",
+    }
+    assert set(col["suggestions"][0]) >= {"action", "detail", "reason"}
+
+
+def test_transform_config_is_valid(report):
+    steps = report.to_transform_config()
+    config = config_from_dict({"project": "p", "data": {"label": "species"}, "transform": steps})
+    ops = [s.op for s in config.transform]
+    assert ops[0] == "drop" and set(config.transform[0].columns) == {
+        "penguin_id",
+        "version",
+        "notes",
+        "species_code",
+    }
+    assert "species" not in {c for s in config.transform for c in (s.columns or [])}
+    by_op = {(s.op, s.strategy or s.method): s.columns for s in config.transform}
+    assert by_op[("impute", "median")] == ["income"] and by_op[("impute", "mean")] == ["height"]
+    assert "latency" in by_op[("scale", "robust")]
+    assert by_op[("log1p", None)] == ["income"]
+    assert ops.index("log1p") < ops.index("scale")
+
+
+def test_write_suggestions_keeps_the_rest_of_the_file(report, tmp_path):
+    path = tmp_path / "blase.yaml"
+    path.write_text(
+        "# my project\n"
+        "project: demo   # the name\n"
+        "data:\n"
+        "  source: data/penguins.csv  # raw data\n"
+        "  label: old\n"
+        "transform:\n"
+        "  - op: drop  # old step\n"
+        "    columns: [x]\n"
+        "\n"
+        "# training settings\n"
+        "train:\n"
+        "  epochs: 3\n"
+    )
+    write_suggestions(path, report)
+    text = path.read_text()
+    assert "# my project" in text and "# the name" in text and "# raw data" in text
+    assert "# training settings" in text and "old step" not in text
+    config = load_config(path)
+    assert config.data.label == "species" and config.data.source == "data/penguins.csv"
+    assert config.train.epochs == 3
+    assert [s.model_dump(exclude_defaults=True) for s in config.transform] == [
+        config_from_dict({"project": "p", "transform": report.to_transform_config()})
+        .transform[i]
+        .model_dump(exclude_defaults=True)
+        for i in range(len(config.transform))
+    ]
+    # a file without transform: or data.label gets both
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("project: demo\ndata:\n  source: x.csv\n")
+    write_suggestions(bare, report)
+    assert load_config(bare).data.label == "species" and load_config(bare).transform
+
+
+def test_parquet_source_and_errors(tmp_path):
+    t = _table(1)
+    pq.write_table(t, tmp_path / "d.parquet")
+    r = suggest_schema(tmp_path / "d.parquet", sample_rows=1000)
+    assert r.column("is_adult").kind == "boolean" and r.label is None
+    names = [c["name"] for c in r.label_candidates]
+    assert "species" in names and "island" in names and "bill_length_mm" not in names
+    with pytest.raises(DataError, match="did you mean 'species'"):
+        suggest_schema(tmp_path / "d.parquet", label="specie")
+    with pytest.raises(DataError):
+        suggest_schema(tmp_path / "missing.csv")
+
+
+def test_regression_label_leak_by_correlation(tmp_path):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=2000)
+    t = pa.table(
+        {"x": x, "noise": rng.normal(size=2000), "price": 3 * x + rng.normal(0, 0.01, 2000)}
+    )
+    pq.write_table(t, tmp_path / "r.parquet")
+    r = suggest_schema(tmp_path / "r.parquet", label="price")
+    assert any("leak" in w for w in r.column("x").warnings)
+    assert not r.column("noise").warnings
