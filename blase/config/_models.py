@@ -7,7 +7,7 @@ only ``project`` and ``data.source`` are needed to run a pipeline.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -98,6 +98,33 @@ class TransformStep(_Strict):
     parts: list[Literal["year", "month", "day", "dayofweek", "hour", "minute"]] | None = None
     params: dict[str, Any] = Field(default_factory=dict)
 
+    #: The keys each op reads, and those it needs (a tuple inside: at least one of them).
+    _OP_KEYS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "select": ("columns",),
+        "drop": ("columns",),
+        "rename": ("mapping",),
+        "cast": ("columns", "dtype"),
+        "filter": ("where",),
+        "impute": ("columns", "strategy", "value"),
+        "scale": ("columns", "method"),
+        "clip": ("columns", "lower", "upper"),
+        "log1p": ("columns",),
+        "onehot": ("columns", "max_categories"),
+        "ordinal": ("columns", "max_categories"),
+        "hash": ("columns", "n_features", "name"),
+        "datetime": ("columns", "parts"),
+        "sql": ("expr", "name"),
+    }
+    _OP_NEEDS: ClassVar[dict[str, tuple[str | tuple[str, ...], ...]]] = {
+        "select": ("columns",),
+        "drop": ("columns",),
+        "rename": ("mapping",),
+        "cast": ("columns", "dtype"),
+        "filter": ("where",),
+        "clip": (("lower", "upper"),),
+        "sql": ("expr", "name"),
+    }
+
     @model_validator(mode="after")
     def _one_of_op_or_call(self) -> TransformStep:
         if (self.op is None) == (self.call is None):
@@ -106,6 +133,21 @@ class TransformStep(_Strict):
             raise ValueError(
                 f"call {self.call!r} must be 'path/to/file.py:function', e.g. scripts/transforms.py:clean"
             )
+        what = f"op {self.op!r}" if self.op else "call"
+        allowed = set(self._OP_KEYS.get(self.op, ())) if self.op else set()
+        stray = [k for k in self._OP_KEYS["impute"] + ("where", "expr", "name", "mapping", "dtype",
+                                                       "lower", "upper", "max_categories",
+                                                       "n_features", "parts", "method")
+                 if k not in allowed and getattr(self, k) is not None]
+        if stray:
+            uses = ", ".join(sorted(allowed)) or "only 'params' (keyword arguments for your function)"
+            raise ValueError(f"{what} does not take {', '.join(sorted(set(stray)))}; it uses {uses}")
+        for need in self._OP_NEEDS.get(self.op or "", ()):
+            keys = need if isinstance(need, tuple) else (need,)
+            if all(getattr(self, k) is None for k in keys):
+                raise ValueError(f"{what} needs {' or '.join(keys)}")
+        if self.op == "impute" and self.strategy == "constant" and self.value is None:
+            raise ValueError("op 'impute' with strategy 'constant' needs a value")
         return self
 
 

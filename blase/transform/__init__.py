@@ -1,0 +1,57 @@
+"""Transform: standard operations and user functions, fitted out-of-core, saved as JSON.
+
+>>> from blase.transform import Transform, Impute, Scale, OneHot
+>>> t = Transform([Impute(strategy="median"), Scale(), OneHot(max_categories=20)], exclude=["label"])
+>>> result = t.run("data/extracted", "data/transformed", memory="1GB")   # doctest: +SKIP
+>>> Transform.load("data/transformed/transform.json").apply(batch)       # doctest: +SKIP
+
+Every operation follows one contract (:class:`Operation`, scikit-learn style): ``__init__``
+stores parameters, fitting learns attributes ending in ``_`` and returns ``self``, the
+learned state is JSON. Check your own operations with :func:`blase.testing.check_operation`.
+"""
+
+from __future__ import annotations
+
+from blase.transform._base import NotFittedError, Operation, SQLStage
+from blase.transform._encode import HashEncode, OneHot, Ordinal
+from blase.transform._ops import (
+    Cast,
+    Clip,
+    DatetimeParts,
+    Drop,
+    Filter,
+    Impute,
+    Log1p,
+    Rename,
+    Scale,
+    Select,
+    SQLExpr,
+)
+from blase.transform._pipeline import OPERATIONS, ApplyReport, Transform, from_step_config
+from blase.transform._user import UserFunction, transform_function
+
+__all__ = [
+    "OPERATIONS",
+    "ApplyReport",
+    "Cast",
+    "Clip",
+    "DatetimeParts",
+    "Drop",
+    "Filter",
+    "HashEncode",
+    "Impute",
+    "Log1p",
+    "NotFittedError",
+    "OneHot",
+    "Operation",
+    "Ordinal",
+    "Rename",
+    "SQLExpr",
+    "SQLStage",
+    "Scale",
+    "Select",
+    "Transform",
+    "UserFunction",
+    "from_step_config",
+    "transform_function",
+]
