@@ -229,26 +229,238 @@ def doctor(
 def demo(
     folder: Annotated[Path, typer.Argument(help="Where to create the demo project.")] = Path("blase-demo"),
 ) -> None:
-    """Create a project with the bundled penguins data, train the example model, show the run.
+    """Create a project with the bundled penguins data and run the whole pipeline on it.
 
     Example: [bold]blase demo[/] (then [bold]cd blase-demo && blase runs[/])
     """
-    import subprocess
-    import sys
-
-    from blase.cli._render import run_panel
+    from blase.cli._render import metrics_vs_baseline, steps_table
+    from blase.pipeline import Pipeline
     from blase.scaffold import create_project
     from blase.track import load_run
 
     out = _out()
     project = create_project(folder)
-    out.print(f"[green]created[/] {project.root} with data/penguins.csv (344 penguins, 3 species)")
-    out.print("training the example model (scripts/train.py) ...")
-    done = subprocess.run([sys.executable, str(project.scripts_dir / "train.py")], cwd=project.root)
-    if done.returncode != 0:
-        from blase.errors import BlaseError
+    out.print(f"[green]created[/] {project.root}: data/penguins.csv (344 Palmer penguins, 3 species, with NAs)")
+    out.print("running extract -> transform -> prepare -> train -> evaluate -> deploy ...")
 
-        raise BlaseError(f"the example script failed with exit code {done.returncode}",
-                         hint=f"run it yourself to see why: cd {folder} && python scripts/train.py")
-    out.print(run_panel(load_run("latest", [project.root])))
-    out.print(f"\nnext: cd {folder} && blase runs, blase inspect latest --json, blase check")
+    def on_step(step: str, state: str) -> None:
+        if state == "done":
+            out.print(f"  [green]ok[/] {step}")
+
+    result = Pipeline(project).run(on_step=on_step)
+    run = load_run(result.run_id, [project.root])
+    out.print(steps_table([e for e in run.event_list if e.get("event") == "step"]))
+    evaluation = result.steps["evaluate"].details
+    out.print(metrics_vs_baseline(evaluation))
+    deployed = result.steps["deploy"].details
+    plots = ", ".join(Path(p).name for p in evaluation.get("plots", []))
+    out.print(f"\nrun        {result.run_id}  (blase inspect {result.run_id})")
+    out.print(f"model      {deployed['model']} {deployed['version']} at {deployed['path']}")
+    out.print(f"plots      {plots} in {Path(evaluation['predictions']).parent}")
+    out.print(f"\nnext: cd {folder} && blase runs && blase predict {deployed['model']} data/penguins.csv "
+              "--out outputs/predictions.parquet")
+
+
+# -- schema ---------------------------------------------------------------------------------
+
+
+@app.command()
+def schema(
+    data: Annotated[str, typer.Argument(help="A data file, folder or glob (CSV, Parquet, JSON, ...).")],
+    label: Annotated[str | None, typer.Option("--label", "-l", help="The column to predict.")] = None,
+    write: Annotated[bool, typer.Option("--write", help="Put the suggested transform into blase.yaml.")] = False,
+    memory: Annotated[str | None, typer.Option("--memory", "-m", help="Memory budget, e.g. 2GB.")] = None,
+    project: ProjectOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Profile a dataset and suggest column kinds, imputation, scaling, encoding and a label.
+
+    Example: [bold]blase schema data/flights.csv --label delayed --write[/]
+    """
+    from blase.cli._render import schema_table
+    from blase.errors import ProjectError
+    from blase.project import find_project
+    from blase.schema import suggest_schema, write_suggestions
+
+    _use_project(project)
+    try:
+        found = find_project()
+    except ProjectError:
+        if write:
+            raise
+        found = None
+    path = Path(data)
+    if found is not None and not path.is_absolute() and not path.exists():
+        path = found.root / data
+    report = suggest_schema(str(path), label=label, memory=memory)
+    if write:
+        assert found is not None
+        write_suggestions(found.config_path, report)
+    if as_json:
+        _print_json(report.to_json())
+        return
+    out = _out()
+    out.print(schema_table(report))
+    if write:
+        out.print(f"[green]wrote[/] the suggested transform into {found.config_path}")
+
+
+# -- run ------------------------------------------------------------------------------------
+
+
+@app.command()
+def run(
+    from_step: Annotated[str | None, typer.Option("--from", help="First step (earlier steps are reused).")] = None,
+    to_step: Annotated[str | None, typer.Option("--to", help="Last step.")] = None,
+    memory: Annotated[str | None, typer.Option("--memory", "-m", help="Memory budget for data steps, e.g. 2GB.")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a config key for this run, e.g. train.epochs=5.")
+    ] = None,
+    resume: Annotated[str | None, typer.Option("--resume", help="Continue a failed or interrupted run.")] = None,
+    project: ProjectOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run object as JSON.")] = False,
+) -> None:
+    """Run the pipeline of blase.yaml: extract, transform, prepare, train, evaluate, deploy.
+
+    Example: [bold]blase run --set train.epochs=5 --memory 2GB[/]
+    """
+    from blase.cli._render import run_panel
+    from blase.pipeline import Pipeline
+    from blase.track import load_run
+
+    _use_project(project)
+    out = _out() if not as_json else None
+    pipeline = Pipeline(overrides=overrides, memory=memory)
+
+    def on_step(step: str, state: str) -> None:
+        if out is None:
+            return
+        mark = {"start": "[cyan]>[/]", "done": "[green]ok[/]", "reused": "[dim]reused[/]", "failed": "[red]failed[/]"}[state]
+        if state != "start":
+            out.print(f"  {mark} {step}")
+
+    try:
+        result = pipeline.run(from_step=from_step, to_step=to_step, resume=resume, on_step=on_step)
+    except BaseException:
+        from blase.track import list_runs
+
+        latest = list_runs([pipeline.project.root], limit=1)
+        if latest and out is not None:
+            out.print(f"[red]run {latest[0].id} failed[/]: resume it with `blase run --resume {latest[0].id}`")
+        raise
+    detail = load_run(result.run_id, [pipeline.project.root])
+    if as_json:
+        _print_json(detail.to_json())
+        return
+    assert out is not None
+    out.print(run_panel(detail, brief=True))
+    if "evaluate" in result.steps:
+        from blase.cli._render import metrics_vs_baseline
+
+        out.print(metrics_vs_baseline(result.steps["evaluate"].details))
+    if "deploy" in result.steps:
+        d = result.steps["deploy"].details
+        out.print(f"deployed [bold]{d['model']} {d['version']}[/] at {d['path']}"
+                  + (" (current)" if d.get("promoted") else ""))
+
+
+# -- deploy / models / rollback / predict ---------------------------------------------------
+
+
+@app.command()
+def deploy(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="A pipeline run id, prefix or 'latest'.")],
+    name: Annotated[str | None, typer.Option("--name", help="Model name (default: deploy.name or the project).")] = None,
+    promote_it: Annotated[bool, typer.Option("--promote", help="Make this version current.")] = False,
+    project: ProjectOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the package as JSON.")] = False,
+) -> None:
+    """Package a run's model as models/NAME/vN (weights, transform, schema, metrics, card).
+
+    Example: [bold]blase deploy latest --promote[/]
+    """
+    from blase.deploy import deploy_run
+    from blase.project import find_project
+
+    _use_project(project)
+    package = deploy_run(find_project(), run_ref, name=name, promote_it=promote_it)
+    if as_json:
+        _print_json({"name": package.name, "version": package.version, "path": str(package.path)})
+        return
+    _out().print(f"[green]deployed[/] {package.name} {package.version} at {package.path}")
+
+
+@app.command()
+def models(
+    project: ProjectOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """List deployed models, their versions and the current one.
+
+    Example: [bold]blase models[/]
+    """
+    from rich.table import Table
+
+    from blase.deploy import list_models
+    from blase.project import find_project
+
+    _use_project(project)
+    found = list_models(find_project())
+    if as_json:
+        _print_json([m.to_json() for m in found])
+        return
+    if not found:
+        _out().print("no models yet: `blase run` deploys one, or `blase deploy RUN`")
+        return
+    table = Table(header_style="bold", box=None)
+    for col in ("model", "current", "versions", "path"):
+        table.add_column(col)
+    for m in found:
+        table.add_row(m.name, m.current or "-", ", ".join(m.versions), str(m.path))
+    _out().print(table)
+
+
+@app.command()
+def rollback(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    to: Annotated[str | None, typer.Option("--to", help="Version to make current (default: the previous one).")] = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Move a model's current version back.
+
+    Example: [bold]blase rollback penguins[/] or [bold]blase rollback penguins --to v1[/]
+    """
+    from blase.deploy import rollback as do_rollback
+    from blase.project import find_project
+
+    _use_project(project)
+    before, after = do_rollback(find_project(), name, to=to)
+    _out().print(f"[green]{name}[/]: current {before or '-'} -> {after}")
+
+
+@app.command()
+def predict(
+    model: Annotated[str, typer.Argument(help="NAME (current version), NAME@vN, or a package folder.")],
+    data: Annotated[str, typer.Argument(help="New raw data (same columns as the training data).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file, .parquet or .csv.")],
+    memory: Annotated[str | None, typer.Option("--memory", "-m", help="Memory budget, e.g. 2GB.")] = None,
+    onnx: Annotated[bool, typer.Option("--onnx", help="Score with the ONNX export instead of torch.")] = False,
+    project: ProjectOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Score new data with a deployed model, streaming under the memory budget.
+
+    Example: [bold]blase predict penguins data/new.csv --out outputs/new.parquet[/]
+    """
+    from blase.deploy import predict as do_predict
+    from blase.project import find_project
+
+    _use_project(project)
+    result = do_predict(find_project(), model, data, out, memory=memory, use_onnx=onnx)
+    if as_json:
+        _print_json(result.to_json())
+        return
+    o = _out()
+    o.print(f"[green]wrote[/] {result.rows:,} predictions of {result.model} {result.version} to {result.output}")
+    for warning in result.warnings:
+        o.print(f"[yellow]note:[/] {warning}")

@@ -99,8 +99,44 @@ def _kv_table(title: str, items: dict[str, Any]) -> Table:
     return table
 
 
-def run_panel(run: Any) -> Group:
-    """Everything about one run, in sections."""
+def metrics_vs_baseline(details: dict[str, Any]) -> Table:
+    """Test metrics next to the trivial baseline's, from an evaluate step's details."""
+    metrics, baseline = details.get("metrics", {}), details.get("baseline", {})
+    table = Table(title="test metrics", title_justify="left", title_style="bold", box=None)
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    table.add_column("baseline", justify="right")
+    for name, value in metrics.items():
+        if isinstance(value, (int, float)) or value is None:
+            base = baseline.get(name)
+            table.add_row(name, fmt_value(value) if value is not None else "n/a",
+                          fmt_value(base) if isinstance(base, (int, float)) else "")
+    return table
+
+
+def schema_table(report: Any) -> Group:
+    """Column kinds, stats and suggestions of a schema report."""
+    data = report.to_json()
+    table = Table(header_style="bold", box=None)
+    for col in ("column", "type", "kind", "nulls", "distinct", "suggestions"):
+        table.add_column(col, overflow="fold")
+    for c in data.get("columns", []):
+        tips = [f"{s.get('action')}: {s.get('detail', '')}".rstrip(": ") for s in c.get("suggestions", [])]
+        tips += [f"[yellow]{w}[/]" for w in c.get("warnings", [])]
+        table.add_row(c["name"], str(c.get("dtype", "")), str(c.get("kind", "")),
+                      f"{c.get('null_share', 0):.1%}", str(c.get("cardinality", "")), "\n".join(tips))
+    parts: list[Any] = [table]
+    candidates = data.get("label_candidates") or []
+    if candidates:
+        names = [c if isinstance(c, str) else c.get("name", str(c)) for c in candidates]
+        parts.append(Text(f"label candidates: {', '.join(names)}"))
+    for warning in data.get("warnings", []):
+        parts.append(Text(f"warning: {warning}", style="yellow"))
+    return Group(*parts)
+
+
+def run_panel(run: Any, *, brief: bool = False) -> Group:
+    """Everything about one run, in sections (``brief``: no params, history or hashes)."""
     from blase.resources import format_size
 
     status = Text(run.status, style=STATUS_STYLE.get(run.status, ""))
@@ -117,9 +153,9 @@ def run_panel(run: Any) -> Group:
         message = err.get("message", "") if isinstance(err, dict) else str(err)
         kind = err.get("type", "error") if isinstance(err, dict) else "error"
         parts.append(Text(f"\n{kind}: {message}", style="red"))
-    if run.params:
+    if run.params and not brief:
         parts.append(_kv_table("\nparams", run.params))
-    if run.metrics:
+    if run.metrics and not brief:
         history = getattr(run, "metric_history", {}) or {}
         table = Table(title="\nmetrics", title_justify="left", title_style="bold", box=None)
         table.add_column("name", style="dim")
@@ -148,9 +184,12 @@ def run_panel(run: Any) -> Group:
         for a in run.artifacts:
             table.add_row(a["name"], format_size(a["size"]), a["hash"][:16])
         parts.append(table)
-    if getattr(run, "events", None):
+    if getattr(run, "events", None) and not brief:
         parts.append(_kv_table("\nevents", dict(run.events)))
-    if getattr(run, "hashes", None):
+    steps = [e for e in getattr(run, "event_list", []) or [] if e.get("event") in ("step", "step_reused", "step_failed")]
+    if steps:
+        parts.append(steps_table(steps))
+    if getattr(run, "hashes", None) and not brief:
         parts.append(_kv_table("\nhashes", run.hashes))
     resources = getattr(run, "resources", None)
     if resources and resources.get("samples"):
@@ -166,3 +205,30 @@ def run_panel(run: Any) -> Group:
     for damage in getattr(run, "damage", []) or []:
         parts.append(Text(f"warning: {damage}", style="yellow"))
     return Group(*parts)
+
+
+def steps_table(events: list[dict[str, Any]]) -> Table:
+    """One row per pipeline step: status, rows in/out/rejected, time, peak memory."""
+    from blase.resources import format_size
+
+    table = Table(title="\nsteps", title_justify="left", title_style="bold", box=None)
+    for col, justify in (("step", "left"), ("status", "left"), ("rows in", "right"), ("rows out", "right"),
+                         ("rejected", "right"), ("time", "right"), ("peak RSS", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for e in events:
+        d = e.get("data") or {}
+        kind = e.get("event")
+        if kind == "step_failed":
+            table.add_row(d.get("step", "?"), Text("failed", style="red"), "", "", "", "", "")
+            continue
+        status = Text("reused", style="dim") if kind == "step_reused" else Text("ok", style="green")
+        peak = d.get("peak_rss_bytes")
+        table.add_row(
+            d.get("step", "?"), status,
+            f"{d['rows_in']:,}" if d.get("rows_in") else "",
+            f"{d['rows_out']:,}" if d.get("rows_out") else "",
+            f"{d['rows_rejected']:,}" if d.get("rows_rejected") else "",
+            f"{d['seconds']:.1f}s" if isinstance(d.get("seconds"), (int, float)) else "",
+            format_size(int(peak)) if isinstance(peak, (int, float)) else "",
+        )
+    return table

@@ -128,10 +128,18 @@ def _bytecode_text(code: types.CodeType) -> str:
     return "\0".join(parts)
 
 
+def _module_label(module: types.ModuleType | None, name: str) -> str:
+    """A module's name for hashes; loaders of user files set ``__blase_code_name__`` to a
+    location-free name (``scripts/transforms.py``) so a moved project hashes the same."""
+    label = getattr(module, "__blase_code_name__", None) if module is not None else None
+    return str(label) if label else name
+
+
 def _name(obj: Any) -> str:
     if isinstance(obj, types.ModuleType):
-        return obj.__name__
+        return _module_label(obj, obj.__name__)
     module = getattr(obj, "__module__", None) or "?"
+    module = _module_label(sys.modules.get(module), module)
     qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
     return f"{module}.{qualname}" if qualname else f"{module}.<{type(obj).__qualname__}>"
 

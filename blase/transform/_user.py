@@ -110,7 +110,7 @@ def transform_function(
 # --------------------------------------------------------------------------- references
 
 
-def _load_file(path: Path) -> Any:
+def _load_file(path: Path, code_name: str | None = None) -> Any:
     resolved = path.resolve()
     key = hashlib.sha1(str(resolved).encode(), usedforsecurity=False).hexdigest()[:10]
     mod_name = f"{_USER_MODULE_PREFIX}.{resolved.stem}_{key}"
@@ -132,6 +132,9 @@ def _load_file(path: Path) -> Any:
             hint="fix the error in the file (run `python {path}` to see the traceback)",
         ) from exc
     module.__blase_mtime__ = stamp  # type: ignore[attr-defined]
+    # A location-free name for code hashes: the same script in the project and in a model
+    # package (or a moved project) hashes the same.
+    module.__blase_code_name__ = code_name or resolved.name  # type: ignore[attr-defined]
     module.__blase_path__ = str(resolved)  # type: ignore[attr-defined]
     return module
 
@@ -172,7 +175,7 @@ def load_reference(ref: str, project_root: str | os.PathLike[str] | None = None)
                 f"user transform file {target!r} not found (looked for {path})",
                 hint="paths in blase.yaml are relative to the project folder, e.g. scripts/transforms.py",
             )
-        return _attr(_load_file(path), qualname, target)
+        return _attr(_load_file(path, Path(target).as_posix()), qualname, target)
     try:
         module = importlib.import_module(target)
     except ImportError as exc:

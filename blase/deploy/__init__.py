@@ -1,0 +1,130 @@
+"""Deploy: versioned, self-contained model packages; promotion, rollback and prediction.
+
+``blase deploy RUN`` packages the outputs of a pipeline run as ``models/NAME/vN/``;
+``blase models`` lists them; ``blase rollback NAME`` moves ``current`` back; ``blase predict
+MODEL DATA --out FILE`` scores new raw data under the memory budget.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from blase.deploy._package import DeployError, ModelPackage, build_package, load_package
+from blase.deploy._predict import (
+    PredictResult,
+    check_input_schema,
+    features_matrix,
+    predict,
+    scores_to_columns,
+)
+from blase.deploy._registry import (
+    ModelInfo,
+    current_version,
+    list_models,
+    promote,
+    resolve_model,
+    rollback,
+)
+from blase.project import Project
+from blase.steps import StepResult
+
+__all__ = [
+    "DeployError",
+    "ModelInfo",
+    "ModelPackage",
+    "PredictResult",
+    "build_package",
+    "check_input_schema",
+    "current_version",
+    "deploy_from_steps",
+    "deploy_run",
+    "features_matrix",
+    "list_models",
+    "load_package",
+    "predict",
+    "promote",
+    "resolve_model",
+    "rollback",
+    "scores_to_columns",
+]
+
+
+def deploy_from_steps(
+    project: Project,
+    config: Any,
+    run_id: str,
+    done: dict[str, StepResult],
+    *,
+    name: str | None = None,
+    promote_it: bool | None = None,
+) -> StepResult:
+    """Package the outputs of a run's finished steps (the pipeline's ``deploy`` step)."""
+    from blase.hashing import environment_fingerprint, hash_config
+
+    missing = [s for s in ("extract", "transform", "prepare", "train") if s not in done]
+    if missing:
+        raise DeployError(
+            f"run {run_id} did not finish {', '.join(missing)}; there is no model to deploy",
+            hint="run the pipeline to the train step first: `blase run --to train`",
+        )
+    started = time.perf_counter()
+    name = name or config.deploy.name or project.name
+    label = config.data.label
+    schema = dict(done["extract"].details.get("schema", {}))
+    input_schema = {c: t for c, t in schema.items() if c not in (label, config.data.key)}
+    evaluation = done.get("evaluate")
+    metrics = dict(evaluation.details.get("metrics", {})) if evaluation else {}
+    baseline = dict(evaluation.details.get("baseline", {})) if evaluation else {}
+    hashes = {f"data:{k}": v for k, v in done["extract"].inputs.items()}
+    hashes["config"] = hash_config(config)
+    package = build_package(
+        project,
+        name=name,
+        run_id=run_id,
+        train_dir=Path(done["train"].details["model_dir"]),
+        transform_file=Path(done["transform"].details["state_file"]),
+        manifest_file=Path(done["prepare"].details["shards_dir"]) / "manifest.json",
+        input_schema=input_schema,
+        extract_options=done["extract"].details.get("extract_options", {}),
+        metrics=metrics,
+        baseline=baseline,
+        hashes=hashes,
+        environment=environment_fingerprint(),
+        onnx=config.deploy.onnx,
+    )
+    should_promote = config.deploy.promote if promote_it is None else promote_it
+    previous = current_version(project, name)
+    promoted = False
+    if should_promote or previous is None:
+        promote(project, name, package.version,
+                reason="first version" if previous is None else f"deployed from run {run_id}")
+        promoted = True
+    files = sorted(p.name for p in package.path.iterdir())
+    return StepResult(
+        step="deploy",
+        inputs={"run": run_id},
+        outputs={str(package.path.relative_to(project.root)): json.dumps(files)},
+        seconds=time.perf_counter() - started,
+        details={"model": name, "version": package.version, "path": str(package.path),
+                 "promoted": promoted, "previous": previous, "onnx": package.info.get("onnx")},
+    )
+
+
+def deploy_run(
+    project: Project, run: str, *, name: str | None = None, promote_it: bool = False
+) -> ModelPackage:
+    """``blase deploy RUN``: package a finished (or partly finished) pipeline run."""
+    from blase.config import load_config
+    from blase.pipeline import finished_steps
+    from blase.track import Track
+
+    run_id, done = finished_steps(project, run)
+    config = load_config(project.config_path)
+    with Track(f"deploy-{run_id}", project=project, parent=run_id, kind="deploy",
+               sample_resources=False) as track:
+        result = deploy_from_steps(project, config, run_id, done, name=name, promote_it=promote_it)
+        track.log_event("step", **result.to_json())
+    return load_package(result.details["path"])

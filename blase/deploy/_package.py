@@ -1,0 +1,275 @@
+"""A model package: everything ``blase predict`` needs, in one versioned folder.
+
+``models/NAME/VERSION/`` holds the weights (safetensors), what rebuilds the network
+(``model.json``), an ONNX export checked against torch when onnxruntime is installed, the
+fitted transform (JSON), the raw input schema, the label mapping, metrics, lineage,
+environment, and a model card (``README.md``). Nothing in it is ever unpickled.
+
+A version folder is assembled under a temporary name and renamed into place, so a failed
+deploy leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from blase.errors import BlaseError
+from blase.project import Project
+
+__all__ = ["DeployError", "ModelPackage", "build_package", "load_package"]
+
+logger = logging.getLogger(__name__)
+
+PACKAGE_VERSION = 1
+
+
+class DeployError(BlaseError):
+    """A model cannot be packaged, found, promoted or used for prediction."""
+
+
+@dataclass(frozen=True)
+class ModelPackage:
+    """A deployed model version on disk (see the module docstring for its files)."""
+
+    path: Path
+    name: str
+    version: str
+    info: dict[str, Any]
+
+    @property
+    def input_schema(self) -> dict[str, str]:
+        return dict(self.info["input_schema"])
+
+    @property
+    def label(self) -> str:
+        return self.info["label"]
+
+    @property
+    def task(self) -> str:
+        return self.info["task"]
+
+    @property
+    def classes(self) -> list[Any]:
+        return list(self.info.get("classes", []))
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.info["features"])
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return dict(self.info.get("metrics", {}))
+
+    @property
+    def run_id(self) -> str | None:
+        return self.info.get("lineage", {}).get("run_id")
+
+    @property
+    def has_onnx(self) -> bool:
+        return (self.path / "model.onnx").is_file()
+
+    def load_model(self):  # -> torch.nn.Module
+        from blase.train import load_model
+
+        return load_model(self.path)
+
+    def load_transform(self):  # -> blase.transform.Transform
+        from blase.transform import Transform
+
+        return Transform.load(self.path / "transform.json", project_root=self.path)
+
+
+def _next_version(folder: Path) -> str:
+    numbers = [int(p.name[1:]) for p in folder.glob("v*") if p.is_dir() and p.name[1:].isdigit()]
+    return f"v{max(numbers, default=0) + 1}"
+
+
+def build_package(
+    project: Project,
+    *,
+    name: str,
+    run_id: str,
+    train_dir: Path,
+    transform_file: Path,
+    manifest_file: Path,
+    input_schema: dict[str, str],
+    extract_options: dict[str, Any],
+    metrics: dict[str, Any],
+    baseline: dict[str, Any],
+    hashes: dict[str, str],
+    environment: dict[str, Any],
+    onnx: bool = True,
+) -> ModelPackage:
+    """Write ``models/NAME/vN/`` from the outputs of a pipeline run."""
+    from blase.prepare import read_manifest
+
+    manifest = read_manifest(manifest_file)
+    folder = project.models_dir / name
+    folder.mkdir(parents=True, exist_ok=True)
+    version = _next_version(folder)
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=folder))
+    try:
+        for file in ("model.safetensors", "model.json"):
+            source = train_dir / file
+            if not source.is_file():
+                raise DeployError(
+                    f"run {run_id} has no {file} in {train_dir}",
+                    hint="the train step did not finish; run `blase run --from train` first",
+                )
+            shutil.copyfile(source, staging / file)
+        shutil.copyfile(transform_file, staging / "transform.json")
+        _copy_user_code(project, transform_file, staging)
+        shutil.copyfile(manifest_file, staging / "manifest.json")
+        info: dict[str, Any] = {
+            "package_version": PACKAGE_VERSION,
+            "name": name,
+            "version": version,
+            "created_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+            "task": manifest.task,
+            "label": manifest.label,
+            "classes": manifest.classes,
+            "label_mapping": manifest.label_mapping,
+            "features": manifest.features,
+            "input_schema": input_schema,
+            "extract_options": extract_options,
+            "metrics": metrics,
+            "baseline": baseline,
+            "lineage": {"run_id": run_id, "hashes": hashes, "project": str(project.root)},
+            "environment": environment,
+            "onnx": None,
+        }
+        if onnx:
+            info["onnx"] = _export_onnx(staging, manifest.n_features)
+        (staging / "package.json").write_text(json.dumps(info, indent=2, default=str))
+        (staging / "README.md").write_text(_model_card(info))
+        final = folder / version
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info("packaged %s %s at %s", name, version, final)
+    return ModelPackage(final, name, version, info)
+
+
+def _copy_user_code(project: Project, transform_file: Path, staging: Path) -> None:
+    """Copy the user scripts a transform calls, so the package runs without the project."""
+    state = json.loads(Path(transform_file).read_text())
+    for op in state.get("operations", []):
+        ref = (op.get("params") or {}).get("ref") or op.get("ref")
+        if not isinstance(ref, str) or ":" not in ref:
+            continue
+        rel = ref.rpartition(":")[0]
+        source = project.root / rel
+        if source.is_file():
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+
+
+def _export_onnx(staging: Path, n_features: int) -> dict[str, Any] | None:
+    """Export to ONNX and check it against torch; None when onnx/onnxruntime are missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxruntime") is None:
+        logger.info("onnx/onnxruntime not installed: no ONNX export (pip install 'blase[onnx]')")
+        return None
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from blase.train import load_model
+
+    model = load_model(staging)
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(64, n_features)).astype(np.float32))
+    path = staging / "model.onnx"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model, (x,), str(path), input_names=["features"], output_names=["logits"],
+                dynamic_axes={"features": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False,
+            )
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = session.run(None, {"features": x.numpy()})[0]
+        with torch.inference_mode():
+            want = model(x).numpy()
+        diff = float(np.max(np.abs(got - want)))
+    except Exception as exc:  # an export failure must not block a deploy of the torch model
+        path.unlink(missing_ok=True)
+        logger.warning("ONNX export failed (%s); the package keeps the torch weights only", exc)
+        return {"exported": False, "error": f"{type(exc).__name__}: {exc}"}
+    ok = diff <= 1e-4
+    if not ok:
+        path.unlink(missing_ok=True)
+        logger.warning("ONNX output differs from torch by %.3g; ONNX file dropped", diff)
+    return {"exported": ok, "max_abs_diff": diff, "opset": None}
+
+
+def _model_card(info: dict[str, Any]) -> str:
+    metrics = info.get("metrics", {})
+    baseline = info.get("baseline", {})
+    lines = [
+        f"# {info['name']} {info['version']}",
+        "",
+        f"A {info['task']} model predicting `{info['label']}`, deployed by Blase on {info['created_at']}.",
+        "",
+        "## Use",
+        "",
+        "```bash",
+        f"blase predict {info['name']}@{info['version']} new_data.csv --out predictions.parquet",
+        "```",
+        "",
+        "## Metrics on the test split",
+        "",
+        "| metric | model | baseline |",
+        "| --- | ---: | ---: |",
+    ]
+    for key, value in metrics.items():
+        if isinstance(value, (int, float)):
+            base = baseline.get(key)
+            shown = f"{base:.4g}" if isinstance(base, (int, float)) else ""
+            lines.append(f"| {key} | {value:.4g} | {shown} |")
+    lines += [
+        "",
+        "## Inputs",
+        "",
+        "| column | type |",
+        "| --- | --- |",
+        *[f"| {col} | {dtype} |" for col, dtype in info["input_schema"].items()],
+        "",
+        "## Lineage",
+        "",
+        f"- run: `{info['lineage']['run_id']}` (`blase inspect {info['lineage']['run_id']}`)",
+        *[f"- {k}: `{v}`" for k, v in info["lineage"]["hashes"].items()],
+        "",
+        "## Files",
+        "",
+        "`model.safetensors` (weights), `model.json` (architecture), `transform.json` (fitted "
+        "transform), `manifest.json` (features and label mapping), `package.json` (all of the "
+        "above in one place)" + (", `model.onnx`" if info.get("onnx", {}) and info["onnx"].get("exported") else "") + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def load_package(path: str | os.PathLike[str]) -> ModelPackage:
+    """Read a version folder."""
+    path = Path(path)
+    meta = path / "package.json"
+    if not meta.is_file():
+        raise DeployError(f"{path} is not a model package (no package.json)",
+                          hint="list deployed models with `blase models`")
+    try:
+        info = json.loads(meta.read_text())
+    except json.JSONDecodeError as exc:
+        raise DeployError(f"{meta} is damaged: {exc}", hint="redeploy the run with `blase deploy RUN`") from None
+    return ModelPackage(path, info["name"], info["version"], info)

@@ -1,0 +1,217 @@
+"""``blase predict``: stream new raw data through a package's transform and model.
+
+The data is read in batches under the memory budget, checked against the package's input
+schema (a missing column or a column of another kind is refused before anything is written),
+transformed with the saved, fitted transform, and scored by the torch model (or its ONNX
+export). The output is written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from blase.deploy._package import DeployError, ModelPackage
+from blase.project import Project
+
+__all__ = ["PredictResult", "check_input_schema", "features_matrix", "predict", "scores_to_columns"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PredictResult:
+    model: str
+    version: str
+    rows: int
+    output: str
+    seconds: float = 0.0
+    peak_rss_bytes: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _family(arrow_type: str) -> str:
+    t = arrow_type.lower()
+    if t.startswith(("int", "uint", "float", "double", "decimal", "halffloat")):
+        return "number"
+    if t.startswith("bool"):
+        return "boolean"
+    if t.startswith(("timestamp", "date", "time")):
+        return "datetime"
+    if t.startswith(("string", "large_string", "utf8", "large_utf8", "dictionary")):
+        return "text"
+    if t == "null":
+        return "null"
+    return t
+
+
+def check_input_schema(expected: dict[str, str], schema: Any, *, source: str, label: str | None) -> list[str]:
+    """Refuse data whose columns do not match; return notes (extra columns ignored)."""
+    found = {f.name: str(f.type) for f in schema}
+    missing = [c for c in expected if c not in found]
+    if missing:
+        raise DeployError(
+            f"{source} is missing column(s) {', '.join(map(repr, missing))} that the model needs",
+            hint=f"the model was trained on: {', '.join(expected)}",
+        )
+    wrong = []
+    for col, want in expected.items():
+        got = found[col]
+        fw, fg = _family(want), _family(got)
+        if fg != fw and fg != "null" and not (fw == "number" and fg == "boolean"):
+            wrong.append(f"{col!r} is {got} but the model was trained on {want}")
+    if wrong:
+        raise DeployError(
+            f"{source}: " + "; ".join(wrong),
+            hint="fix the column's values or cast it (e.g. data.dtypes in blase.yaml) and retry",
+        )
+    extra = [c for c in found if c not in expected and c != label]
+    return [f"ignored {len(extra)} column(s) the model does not use: {', '.join(extra)}"] if extra else []
+
+
+def features_matrix(table: Any, features: list[str], *, source: str = "the data") -> np.ndarray:
+    """The float32 feature matrix of a transformed Arrow table, in manifest order."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    missing = [f for f in features if f not in table.column_names]
+    if missing:
+        raise DeployError(
+            f"after the transform, {source} lacks feature(s) {', '.join(missing)}",
+            hint="the data differs from the training data in a way the transform cannot absorb",
+        )
+    columns = []
+    for name in features:
+        col = table[name]
+        nulls = col.null_count
+        if nulls:
+            raise DeployError(
+                f"feature {name!r} has {nulls} missing value(s) in {source} after the transform; "
+                "the model never saw missing values there",
+                hint=f"add an impute op for {name!r} in blase.yaml and retrain, or fill the values",
+            )
+        if pa.types.is_boolean(col.type):
+            col = pc.cast(col, pa.int8())
+        columns.append(col.to_numpy(zero_copy_only=False).astype(np.float32, copy=False))
+    if not columns:
+        return np.zeros((table.num_rows, 0), dtype=np.float32)
+    return np.column_stack(columns).astype(np.float32, copy=False)
+
+
+def scores_to_columns(task: str, scores: np.ndarray, classes: list[Any]) -> dict[str, Any]:
+    """Turn model outputs (logits) into prediction and probability columns."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if task == "regression":
+        return {"prediction": scores.reshape(-1)}
+    if task == "binary":
+        logit = scores.reshape(-1)
+        p1 = 1.0 / (1.0 + np.exp(-logit))
+        codes = (p1 >= 0.5).astype(np.int64)
+        probs = np.column_stack([1.0 - p1, p1])
+    else:
+        z = scores - scores.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        probs = e / e.sum(axis=1, keepdims=True)
+        codes = probs.argmax(axis=1)
+    values = np.asarray(classes, dtype=object)
+    out: dict[str, Any] = {"prediction": values[codes].tolist()}
+    for i, c in enumerate(classes):
+        out[f"prob_{c}"] = probs[:, i]
+    return out
+
+
+def _runner(package: ModelPackage, use_onnx: bool):
+    if use_onnx and package.has_onnx:
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(package.path / "model.onnx"), providers=["CPUExecutionProvider"])
+        return lambda x: session.run(None, {"features": x})[0]
+    import torch
+
+    model = package.load_model()
+    model.eval()
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(x)).numpy()
+
+    return run
+
+
+def predict(
+    project: Project,
+    model: str | ModelPackage,
+    data: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    memory: int | str | None = None,
+    use_onnx: bool = False,
+) -> PredictResult:
+    """Score ``data`` with a deployed model and write ``out`` (``.parquet`` or ``.csv``)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from blase.deploy._registry import resolve_model
+    from blase.extract import Extract
+    from blase.steps import measure_step
+
+    package = model if isinstance(model, ModelPackage) else resolve_model(project, model)
+    out = Path(out)
+    if out.suffix not in (".parquet", ".csv"):
+        raise DeployError(f"--out {out} must end in .parquet or .csv")
+    data_path = Path(data)
+    if not data_path.is_absolute() and not data_path.exists():
+        data_path = project.root / data_path
+    source = str(data)
+    extract = Extract(str(data_path), **_extract_kwargs(package), project=project)
+    notes = check_input_schema(package.input_schema, extract.schema(), source=source, label=package.label)
+    transform = package.load_transform()
+    run = _runner(package, use_onnx)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    writer = None
+    rows = 0
+    try:
+        with measure_step() as meter:
+            for batch in extract.batches(memory=memory):
+                table = pa.Table.from_batches([batch])
+                truth = table[package.label] if package.label in table.column_names else None
+                keep = [c for c in package.input_schema if c in table.column_names]
+                transformed = transform.apply(table.select(keep))
+                X = features_matrix(transformed, package.features, source=source)
+                cols = {"row_id": np.arange(rows, rows + len(X), dtype=np.int64)}
+                if truth is not None:
+                    cols["truth"] = truth
+                cols |= scores_to_columns(package.task, run(X), package.classes)
+                result = pa.table(cols)
+                if writer is None:
+                    writer = (pq.ParquetWriter(tmp, result.schema) if out.suffix == ".parquet"
+                              else pacsv.CSVWriter(tmp, result.schema))
+                writer.write_table(result)
+                rows += len(X)
+            if writer is None:
+                raise DeployError(f"{source} has no rows to predict")
+            writer.close()
+            writer = None
+            os.replace(tmp, out)
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+    warnings = notes + list(getattr(transform, "last_apply_warnings", []) or [])
+    return PredictResult(package.name, package.version, rows, str(out), meter.seconds,
+                         meter.peak_rss_bytes, warnings)
+
+
+def _extract_kwargs(package: ModelPackage) -> dict[str, Any]:
+    """Options of the training extract that also apply to new data (null tokens, delimiter)."""
+    return {}

@@ -1,0 +1,130 @@
+"""The model registry is a folder: ``models/NAME/vN/`` plus ``models/NAME/current``.
+
+``current`` is a one-line text file naming the promoted version (portable, and replaced
+atomically). Every promotion and rollback is appended to ``models/NAME/promotions.jsonl``, so
+``blase rollback`` knows what came before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from blase.deploy._package import DeployError, ModelPackage, load_package
+from blase.project import Project
+
+__all__ = ["ModelInfo", "current_version", "list_models", "promote", "resolve_model", "rollback"]
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    versions: list[str]
+    current: str | None
+    path: Path
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "versions": self.versions, "current": self.current, "path": str(self.path)}
+
+
+def _versions(folder: Path) -> list[str]:
+    found = [p.name for p in folder.glob("v*") if p.is_dir() and p.name[1:].isdigit()]
+    return sorted(found, key=lambda v: int(v[1:]))
+
+
+def current_version(project: Project, name: str) -> str | None:
+    marker = project.models_dir / name / "current"
+    if not marker.is_file():
+        return None
+    return marker.read_text().strip() or None
+
+
+def list_models(project: Project) -> list[ModelInfo]:
+    """Every model of the project with its versions and the current one."""
+    out = []
+    if not project.models_dir.is_dir():
+        return out
+    for folder in sorted(p for p in project.models_dir.iterdir() if p.is_dir()):
+        versions = _versions(folder)
+        if versions:
+            out.append(ModelInfo(folder.name, versions, current_version(project, folder.name), folder))
+    return out
+
+
+def resolve_model(project: Project, ref: str) -> ModelPackage:
+    """``NAME`` (its current version, else its latest), ``NAME@vN``, or a package folder."""
+    as_path = Path(ref)
+    if (as_path / "package.json").is_file():
+        return load_package(as_path)
+    name, _, version = ref.partition("@")
+    folder = project.models_dir / name
+    if not folder.is_dir():
+        known = ", ".join(m.name for m in list_models(project)) or "none yet"
+        raise DeployError(f"no model named {name!r} in {project.models_dir}",
+                          hint=f"deployed models: {known}; deploy one with `blase deploy RUN`")
+    versions = _versions(folder)
+    if not version:
+        version = current_version(project, name) or (versions[-1] if versions else "")
+    if version not in versions:
+        raise DeployError(f"model {name!r} has no version {version!r}",
+                          hint=f"versions: {', '.join(versions) or 'none'}")
+    return load_package(folder / version)
+
+
+def _write_current(folder: Path, version: str) -> None:
+    tmp = folder / f".current.{os.getpid()}.tmp"
+    tmp.write_text(version + "\n")
+    os.replace(tmp, folder / "current")
+
+
+def _log(folder: Path, record: dict[str, Any]) -> None:
+    with open(folder / "promotions.jsonl", "a") as f:
+        f.write(json.dumps({"t": time.time(), **record}) + "\n")
+
+
+def promote(project: Project, name: str, version: str, *, reason: str = "") -> str | None:
+    """Make ``version`` current; returns the version it replaced."""
+    package = resolve_model(project, f"{name}@{version}")
+    folder = project.models_dir / name
+    previous = current_version(project, name)
+    _write_current(folder, package.version)
+    _log(folder, {"action": "promote", "from": previous, "to": package.version, "reason": reason})
+    return previous
+
+
+def rollback(project: Project, name: str, *, to: str | None = None) -> tuple[str | None, str]:
+    """Move ``current`` back: to ``to``, else to the version current before the last promotion.
+
+    Returns ``(from_version, to_version)``.
+    """
+    folder = project.models_dir / name
+    if not folder.is_dir():
+        raise DeployError(f"no model named {name!r}", hint="list models with `blase models`")
+    now = current_version(project, name)
+    if to is None:
+        history = []
+        log = folder / "promotions.jsonl"
+        if log.is_file():
+            for line in log.read_text().splitlines():
+                try:
+                    history.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        # walk back to the promotion that made `now` current and take what it replaced
+        target = None
+        for record in reversed(history):
+            if record.get("to") == now and record.get("action") == "promote":
+                target = record.get("from")
+                break
+        if not target:
+            raise DeployError(f"model {name!r} has no earlier promoted version to roll back to",
+                              hint="name one with --to VERSION")
+        to = target
+    resolve_model(project, f"{name}@{to}")  # must exist
+    _write_current(folder, to)
+    _log(folder, {"action": "rollback", "from": now, "to": to, "reason": "rollback"})
+    return now, to
