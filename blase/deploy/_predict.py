@@ -180,6 +180,7 @@ def predict(
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     writer = None
     rows = 0
+    unseen: dict[str, int] = {}
     try:
         with measure_step() as meter:
             for batch in extract.batches(memory=memory):
@@ -187,6 +188,10 @@ def predict(
                 truth = table[package.label] if package.label in table.column_names else None
                 keep = [c for c in package.input_schema if c in table.column_names]
                 transformed = transform.apply(table.select(keep))
+                report = getattr(transform, "last_apply_report", None)
+                for counts in (report.unseen.values() if report is not None else ()):
+                    for col, n in counts.items():
+                        unseen[col] = unseen.get(col, 0) + int(n)
                 X = features_matrix(transformed, package.features, source=source)
                 cols = {"row_id": np.arange(rows, rows + len(X), dtype=np.int64)}
                 if truth is not None:
@@ -207,7 +212,11 @@ def predict(
         if writer is not None:
             writer.close()
         tmp.unlink(missing_ok=True)
-    warnings = notes + list(getattr(transform, "last_apply_warnings", []) or [])
+    warnings = notes + [
+        f"{n:,} row(s) of column {col!r} had a category never seen in training "
+        "(encoded as the transform's unknown/other value)"
+        for col, n in unseen.items()
+    ]
     return PredictResult(package.name, package.version, rows, str(out), meter.seconds,
                          meter.peak_rss_bytes, warnings)
 
