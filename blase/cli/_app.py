@@ -464,3 +464,7 @@ def predict(
     o.print(f"[green]wrote[/] {result.rows:,} predictions of {result.model} {result.version} to {result.output}")
     for warning in result.warnings:
         o.print(f"[yellow]note:[/] {warning}")
+
+
+# Commands of later subsystems live in their own modules and register on `app` on import.
+from blase.cli import _assistant, _monitor, _repro  # noqa: E402, F401
