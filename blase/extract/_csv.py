@@ -1,0 +1,220 @@
+"""CSV through DuckDB's reader: detect the dialect once, then read every file with it pinned.
+
+DuckDB's sniffer runs on the first file (leniently, so a few ragged lines do not derail it)
+with the null tokens already in place, so a numeric column holding ``NA`` is still numeric.
+The detected delimiter, quoting, header and column types are then passed explicitly to every
+later ``read_csv`` call: all files, and the schema, preview, count and streaming passes,
+agree on one schema, and no pass sniffs again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from blase._duck import sql_quote
+from blase.errors import ExtractError
+from blase.extract._options import CSVOptions
+from blase.extract._sources import ResolvedSource, display_path, first_row
+
+if TYPE_CHECKING:
+    import duckdb
+
+__all__ = ["CSVPlan", "csv_headers", "plan_csv", "read_csv_sql"]
+
+logger = logging.getLogger(__name__)
+
+_DELIMITERS = (",", ";", "\t", "|")
+_NEWLINES = ("\\n", "\\r\\n", "\\r")
+
+
+@dataclass(frozen=True)
+class CSVPlan:
+    """A pinned CSV dialect: ``args`` are ready-made ``read_csv`` arguments (SQL text)."""
+
+    args: dict[str, str]
+    columns: dict[str, str]
+    sniffed: dict[str, str] = field(default_factory=dict)
+
+
+def _sql_list(values: Sequence[str]) -> str:
+    return "[" + ", ".join(sql_quote(v) for v in values) + "]"
+
+
+def _sql_struct(mapping: dict[str, str]) -> str:
+    return "{" + ", ".join(f"{sql_quote(k)}: {sql_quote(v)}" for k, v in mapping.items()) + "}"
+
+
+def _common_args(opts: CSVOptions, source: ResolvedSource) -> dict[str, str]:
+    args = {
+        "header": "true" if opts.header else "false",
+        "nullstr": _sql_list(opts.null_values),
+        "encoding": sql_quote(opts.encoding),
+        "compression": sql_quote(
+            opts.compression if opts.compression != "auto" else (source.compression or "auto")
+        ),
+        "skip": str(opts.skip_rows),
+    }
+    if opts.date_format:
+        args["dateformat"] = sql_quote(opts.date_format)
+    if opts.timestamp_format:
+        args["timestampformat"] = sql_quote(opts.timestamp_format)
+    return args
+
+
+def _sniff(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    opts: CSVOptions,
+    args: dict[str, str],
+    delimiter: str | None,
+) -> tuple:
+    sniff_args = dict(args)
+    if delimiter is not None:
+        sniff_args["delim"] = sql_quote(delimiter)
+    if opts.quote is not None:
+        sniff_args["quote"] = sql_quote(opts.quote)
+    if opts.escape is not None:
+        sniff_args["escape"] = sql_quote(opts.escape)
+    if opts.comment is not None:
+        sniff_args["comment"] = sql_quote(opts.comment)
+    sniff_args["sample_size"] = str(opts.sample_rows)
+    sniff_args["all_varchar"] = "true" if opts.all_varchar else "false"
+    sniff_args["ignore_errors"] = "true"
+    text = ", ".join(f"{k}={v}" for k, v in sniff_args.items())
+    query = (
+        "SELECT Delimiter, Quote, Escape, NewLineDelimiter, Comment, SkipRows, HasHeader, "
+        f"Columns FROM sniff_csv({sql_quote(str(path))}, {text})"
+    )
+    return first_row(con.execute(query))
+
+
+def plan_csv(con: duckdb.DuckDBPyConnection, source: ResolvedSource, opts: CSVOptions) -> CSVPlan:
+    """Detect the dialect and column types of ``source``'s first file and pin them.
+
+    Raises
+    ------
+    ExtractError
+        When the header is one column that holds another delimiter than the one asked for.
+    """
+    import duckdb
+
+    first = source.files[0]
+    shown = display_path(first, source.base_dir)
+    args = _common_args(opts, source)
+    try:
+        row = _sniff(con, first, opts, args, opts.delimiter)
+        columns = [(c["name"], c["type"]) for c in row[7]]
+        if len(columns) == 1 and opts.header:
+            name = columns[0][0]
+            found = [d for d in _DELIMITERS if d in name and d != row[0]]
+            if found and opts.delimiter is not None:
+                raise ExtractError(
+                    f"{shown}: the header reads as one column {name!r} with delimiter "
+                    f"{opts.delimiter!r}, but it holds {found[0]!r}: the file seems to be "
+                    f"delimited by {found[0]!r}",
+                    hint=f"set delimiter to {found[0]!r} (data.delimiter in blase.yaml), or "
+                    "leave it unset to detect it",
+                )
+            if found:
+                # The sniffer gives up on a file with many ragged lines; the header shows the way.
+                best = max(found, key=name.count)
+                logger.info("%s: delimiter not detected, using %r from the header", shown, best)
+                row = _sniff(con, first, opts, args, best)
+                columns = [(c["name"], c["type"]) for c in row[7]]
+    except duckdb.Error as exc:
+        raise ExtractError(
+            f"{shown}: cannot detect how to read this CSV file: {str(exc).splitlines()[0]}",
+            hint="set delimiter, quote, header or encoding explicitly (CSVOptions or data.* "
+            "in blase.yaml)",
+        ) from exc
+    delim, quote, escape, newline, comment, skip, _has_header, _ = row
+    quote = (
+        opts.quote if opts.quote is not None else (quote if quote not in ("", "(empty)") else '"')
+    )
+    if opts.escape is not None:
+        escape = opts.escape
+    elif escape in ("", "(empty)"):
+        escape = quote
+    args |= {
+        "auto_detect": "false",
+        "delim": sql_quote(opts.delimiter if opts.delimiter is not None else delim),
+        "quote": sql_quote(quote),
+        "escape": sql_quote(escape),
+        "skip": str(max(int(skip or 0), opts.skip_rows)),
+    }
+    if newline in _NEWLINES:
+        args["new_line"] = sql_quote(newline)
+    if opts.comment is not None:
+        args["comment"] = sql_quote(opts.comment)
+    elif comment not in (None, "", "(empty)"):
+        args["comment"] = sql_quote(comment)
+    sniffed = dict(columns)
+    return CSVPlan(args=args, columns=dict(sniffed), sniffed=sniffed)
+
+
+def with_dtypes(plan: CSVPlan, dtypes: dict[str, str]) -> CSVPlan:
+    """``plan`` with some column types replaced (names already checked)."""
+    return CSVPlan(args=plan.args, columns=plan.columns | dtypes, sniffed=plan.sniffed)
+
+
+def read_csv_sql(
+    files: Sequence[Path],
+    plan: CSVPlan,
+    *,
+    errors: str = "strict",
+    rejects: tuple[str, str] | None = None,
+) -> str:
+    """A ``read_csv(...)`` call over ``files`` with the pinned dialect.
+
+    ``errors``: ``"strict"`` (the first bad row fails the query), ``"ignore"`` (bad rows are
+    dropped) or ``"store"`` (dropped and recorded in the ``rejects`` = (errors table, scans
+    table) temporary tables).
+    """
+    paths = sql_quote(str(files[0])) if len(files) == 1 else _sql_list([str(f) for f in files])
+    args = dict(plan.args)
+    args["columns"] = _sql_struct(plan.columns)
+    if errors == "ignore":
+        args["ignore_errors"] = "true"
+    elif errors == "store":
+        assert rejects is not None
+        args |= {
+            "store_rejects": "true",
+            "rejects_table": sql_quote(rejects[0]),
+            "rejects_scan": sql_quote(rejects[1]),
+        }
+    text = ", ".join(f"{k}={v}" for k, v in args.items())
+    return f"read_csv({paths}, {text})"
+
+
+def csv_headers(
+    con: duckdb.DuckDBPyConnection, files: Sequence[Path], plan: CSVPlan, header: bool
+) -> list[tuple[Path, list[str]]]:
+    """Each file's column names (its header line, or ``columnN`` names when it has none)."""
+    args = {
+        k: v
+        for k, v in plan.args.items()
+        if k
+        in ("delim", "quote", "escape", "new_line", "skip", "comment", "encoding", "compression")
+    }
+    args |= {
+        "header": "false",
+        "all_varchar": "true",
+        "null_padding": "true",
+        "strict_mode": "false",
+        "auto_detect": "false",
+        "columns": _sql_struct({f"c{i}": "VARCHAR" for i in range(max(len(plan.columns), 1) + 64)}),
+    }
+    text = ", ".join(f"{k}={v}" for k, v in args.items())
+    out = []
+    for path in files:
+        row = first_row(
+            con.execute(f"SELECT * FROM read_csv({sql_quote(str(path))}, {text}) LIMIT 1")
+        )
+        values = [v for v in (row or ()) if v is not None]
+        names = values if header else [f"column{i}" for i in range(len(values))]
+        out.append((path, names))
+    return out

@@ -1,0 +1,715 @@
+"""The Extract step: a source streamed as Arrow record batches under a memory budget."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from blase._duck import connect, sql_ident
+from blase.errors import ExtractError
+from blase.extract._badrows import (
+    RejectTables,
+    first_reject,
+    reject_error,
+    rejected_rows,
+    write_rejects,
+)
+from blase.extract._csv import CSVPlan, csv_headers, plan_csv, read_csv_sql, with_dtypes
+from blase.extract._options import (
+    ArrowOptions,
+    CSVOptions,
+    JSONOptions,
+    ParquetOptions,
+    PostgresOptions,
+    SourceOptions,
+    TableOptions,
+    options_for,
+)
+from blase.extract._readers import file_columns, source_expr, sqlite_count
+from blase.extract._sources import (
+    ResolvedSource,
+    check_same_columns,
+    close_match,
+    display_path,
+    first_row,
+    resolve_source,
+)
+from blase.extract._write import write_parts
+from blase.progress import Bar, progress
+from blase.project import Project
+from blase.resources import format_size, memory_budget
+from blase.steps import StepResult, measure_step
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+    from blase.config import DataConfig
+
+__all__ = ["Extract", "ExtractStats"]
+
+logger = logging.getLogger(__name__)
+
+#: Arrow bytes per record batch: a share of the budget, within these bounds.
+BATCH_BYTES_MIN = 1 << 20
+BATCH_BYTES_MAX = 32 << 20
+#: DuckDB's vector size; batch sizes are multiples of it.
+VECTOR_ROWS = 2048
+
+_OPTIONS_FORMAT: dict[type, str] = {
+    CSVOptions: "csv",
+    ParquetOptions: "parquet",
+    JSONOptions: "json",
+    ArrowOptions: "arrow",
+    PostgresOptions: "postgres",
+}
+_TYPE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]*(\([0-9, ]+\))?(\[\])?$")
+
+
+@dataclass
+class ExtractStats:
+    """Row counts of the last complete pass of :meth:`Extract.batches`.
+
+    ``rows_in == rows_out + rows_rejected`` always holds.
+    """
+
+    rows_in: int = 0
+    rows_out: int = 0
+    rows_rejected: int = 0
+    rejects_path: Path | None = None
+    batch_rows: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def _as_project(project: Project | str | os.PathLike[str] | None) -> Project | None:
+    if project is None or isinstance(project, Project):
+        return project
+    return Project(Path(project).resolve())
+
+
+class Extract:
+    """Read a source as a stream of Arrow record batches, under a memory budget.
+
+    Parameters
+    ----------
+    source:
+        A file (``.csv``, ``.tsv``, ``.csv.gz``, ``.csv.zst``, ``.parquet``, ``.json``,
+        ``.ndjson``/``.jsonl``, ``.arrow``/``.feather``/``.ipc``), a folder of data files, a
+        glob (``data/*.csv``), ``'file.sqlite:table'``, ``'file.duckdb:table'``, or a Postgres
+        connection string (with :class:`PostgresOptions`). Relative paths start at the
+        project folder (or the current folder without a project).
+    options:
+        How to read it (:class:`CSVOptions`, :class:`ParquetOptions`, :class:`JSONOptions`,
+        :class:`ArrowOptions`, :class:`TableOptions`, :class:`PostgresOptions`); defaults
+        follow from the file extension. CSV reads ``""``, ``NA``, ``N/A``, ``null`` and
+        ``NaN`` as null by default (``CSVOptions(null_values=[...])`` changes that).
+    format:
+        Forces a format instead of guessing it from the extension.
+    project:
+        A :class:`~blase.project.Project` or its root folder: relative paths, the DuckDB
+        spill folder and the default rejects file (``outputs/rejects/``) are placed in it.
+
+    Notes
+    -----
+    The constructor only stores its arguments; files are looked at on first use. Every
+    read goes through DuckDB with ``memory_limit`` set from the budget and insertion
+    order preserved, so batches come in file order.
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str],
+        options: SourceOptions | None = None,
+        *,
+        format: str | None = None,
+        project: Project | str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.source = os.fspath(source)
+        self.options = options
+        self.format = format
+        self.project = _as_project(project)
+        self.stats: ExtractStats | None = None
+        self._resolved: ResolvedSource | None = None
+        self._opts: Any = None
+        self._csv_plan: CSVPlan | None = None
+        self._raw_columns: list[str] | None = None
+        self._checked = False
+
+    def __repr__(self) -> str:
+        return f"Extract({self.source!r}, {self.options!r})"
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_config(
+        cls, data: DataConfig, project: Project | str | os.PathLike[str] | None
+    ) -> Extract:
+        """The Extract described by the ``data:`` section of ``blase.yaml``.
+
+        Maps ``source``, ``format``, ``delimiter``, ``null_values``, ``dtypes`` and
+        ``bad_rows``; relative paths start at the project root.
+        """
+        if not data.source:
+            raise ExtractError(
+                "data.source is not set in blase.yaml",
+                hint="set data.source to a file, folder or glob, e.g. data/train.csv",
+            )
+        proj = _as_project(project)
+        fmt = None if data.format == "auto" else data.format
+        if fmt is None:
+            base = proj.root if proj else Path.cwd()
+            root = proj.root if proj else None
+            fmt = resolve_source(data.source, base_dir=base, project_root=root).format
+        options = options_for(fmt, data)
+        return cls(data.source, options, format=fmt, project=proj)
+
+    # ------------------------------------------------------------------ resolution
+
+    @property
+    def _base_dir(self) -> Path:
+        return self.project.root if self.project else Path.cwd()
+
+    def _resolve(self) -> ResolvedSource:
+        if self._resolved is not None:
+            return self._resolved
+        opts = self.options
+        fmt = self.format
+        if opts is not None and fmt is None:
+            fmt = _OPTIONS_FORMAT.get(type(opts))
+            if fmt == "json":
+                fmt = None  # .json or .ndjson decides
+        table = getattr(opts, "table", None)
+        source = resolve_source(
+            self.source,
+            format=fmt,
+            table=table,
+            base_dir=self._base_dir,
+            project_root=self.project.root if self.project else None,
+        )
+        if (
+            source.format in ("json", "ndjson")
+            and opts is not None
+            and not isinstance(opts, JSONOptions)
+        ):
+            raise ExtractError(
+                f"{type(opts).__name__} given for JSON source {self.source!r}",
+                hint="pass JSONOptions",
+            )
+        default: dict[str, type] = {
+            "csv": CSVOptions,
+            "parquet": ParquetOptions,
+            "json": JSONOptions,
+            "ndjson": JSONOptions,
+            "arrow": ArrowOptions,
+            "sqlite": TableOptions,
+            "duckdb": TableOptions,
+            "postgres": PostgresOptions,
+        }
+        wanted = default[source.format]
+        if opts is None:
+            if wanted is PostgresOptions:
+                raise ExtractError(
+                    "a Postgres source needs PostgresOptions(table=...)",
+                    hint="pass PostgresOptions(table='name')",
+                )
+            opts = wanted()
+        elif not isinstance(opts, wanted):
+            raise ExtractError(
+                f"{type(opts).__name__} given for {self.source!r}, which reads as {source.format}",
+                hint=f"pass {wanted.__name__}, or set format to match the options",
+            )
+        self._resolved, self._opts = source, opts
+        return source
+
+    def _policy(self) -> str:
+        self._resolve()
+        return getattr(self._opts, "bad_rows", "error")
+
+    def _connect(self, budget: int) -> duckdb.DuckDBPyConnection:
+        threads = max(2, min(os.cpu_count() or 1, budget // (64 << 20)))
+        tmp = self.project.tmp_dir if self.project else None
+        return connect(budget, tmp_dir=tmp, threads=threads)
+
+    def _prepare(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Pin the CSV dialect, check the files agree and the dtypes name real columns."""
+        source = self._resolve()
+        opts = self._opts
+        if source.format == "csv":
+            if self._csv_plan is None:
+                plan = plan_csv(con, source, opts)
+                self._raw_columns = list(plan.sniffed)
+                self._check_dtypes(con, self._raw_columns)
+                self._csv_plan = with_dtypes(plan, {k: v.upper() for k, v in opts.dtypes.items()})
+            if not self._checked and source.is_many:
+                check_same_columns(
+                    csv_headers(con, source.files, self._csv_plan, opts.header),
+                    source.base_dir,
+                    hint="make the files share one header, or extract them separately",
+                )
+            self._checked = True
+            return
+        if not self._checked:
+            if source.is_many and not getattr(opts, "union_by_name", False):
+                check_same_columns(
+                    file_columns(con, source, opts),
+                    source.base_dir,
+                    hint="make the files share their columns, or extract them separately"
+                    + (
+                        " (or set ParquetOptions(union_by_name=True))"
+                        if source.format == "parquet"
+                        else ""
+                    ),
+                )
+            if opts.dtypes:
+                expr = self._raw_expr(con, ignore_errors=False)
+                self._raw_columns = [
+                    r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {expr}").fetchall()
+                ]
+                self._check_dtypes(con, self._raw_columns)
+            self._checked = True
+
+    def _check_dtypes(self, con: duckdb.DuckDBPyConnection, columns: list[str]) -> None:
+        import duckdb
+
+        shown = self._shown()
+        for name, dtype in self._opts.dtypes.items():
+            if name not in columns:
+                maybe = close_match(name, columns)
+                raise ExtractError(
+                    f"dtypes names column {name!r}, which {shown} does not have{maybe}; its "
+                    f"columns: {', '.join(columns)}",
+                    hint="fix the column name in dtypes (data.dtypes in blase.yaml)",
+                )
+            ok = bool(_TYPE_NAME.match(dtype))
+            if ok:
+                try:
+                    con.execute(f"SELECT CAST(NULL AS {dtype})").fetchall()
+                except duckdb.Error:
+                    ok = False
+            if not ok:
+                raise ExtractError(
+                    f"dtypes gives column {name!r} the unknown type {dtype!r}",
+                    hint="use a DuckDB type: BIGINT, INTEGER, DOUBLE, FLOAT, VARCHAR, BOOLEAN, "
+                    "DATE, TIMESTAMP, DECIMAL(18,3)",
+                )
+
+    def _shown(self) -> str:
+        source = self._resolve()
+        if source.files and not source.is_many:
+            return display_path(source.files[0], source.base_dir)
+        return repr(source.spec)
+
+    def _raw_expr(self, con: duckdb.DuckDBPyConnection, *, ignore_errors: bool) -> str:
+        return source_expr(con, self._resolve(), self._opts, ignore_errors=ignore_errors)
+
+    def _expr(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        *,
+        errors: str = "strict",
+        rejects: RejectTables | None = None,
+    ) -> str:
+        """The FROM-clause expression of the source with dtypes applied."""
+        self._prepare(con)
+        source = self._resolve()
+        if source.format == "csv":
+            assert self._csv_plan is not None
+            tables = (rejects.errors, rejects.scans) if rejects else None
+            return read_csv_sql(source.files, self._csv_plan, errors=errors, rejects=tables)
+        expr = self._raw_expr(con, ignore_errors=errors != "strict")
+        if source.format in ("json", "ndjson") and errors != "strict":
+            # DuckDB turns a JSON line it cannot parse into a row of nulls: drop those.
+            if self._raw_columns is None:
+                described = con.execute(f"DESCRIBE SELECT * FROM {expr}").fetchall()
+                self._raw_columns = [r[0] for r in described]
+            some = " OR ".join(f"{sql_ident(c)} IS NOT NULL" for c in self._raw_columns)
+            expr = f"(SELECT * FROM {expr} WHERE {some})"
+        if not self._opts.dtypes:
+            return expr
+        casts = ", ".join(
+            f"CAST({sql_ident(c)} AS {t}) AS {sql_ident(c)}" for c, t in self._opts.dtypes.items()
+        )
+        return f"(SELECT * REPLACE ({casts}) FROM {expr})"
+
+    def _lenient(self) -> str:
+        return "strict" if self._policy() == "error" else "ignore"
+
+    # ------------------------------------------------------------------ public reads
+
+    def sql_source(self, con: duckdb.DuckDBPyConnection) -> str:
+        """A FROM-clause expression that reads this source on ``con``.
+
+        E.g. ``read_csv('/data/flights.csv', delim=',', ..., columns={...})`` or, with dtype
+        overrides, a parenthesised subquery. Use it as ``f"SELECT ... FROM {expr}"`` on a
+        connection from :func:`blase._duck.connect`. Bad rows are dropped unless the policy
+        is ``error``; nothing is recorded about them here (use :meth:`batches` for counts).
+        Arrow and SQLite sources are registered on ``con`` as a view that can be scanned
+        once (call again for another scan); DuckDB files are attached read-only.
+        """
+        return self._run(con, lambda: self._expr(con, errors=self._lenient()))
+
+    def schema(self) -> pa.Schema:
+        """The Arrow schema of the batches (after dtype overrides)."""
+        con = self._connect(memory_budget("256MB"))
+        try:
+            return self._run(
+                con,
+                lambda: (
+                    con.sql(f"SELECT * FROM {self._expr(con, errors=self._lenient())} LIMIT 0")
+                    .to_arrow_table()
+                    .schema
+                ),
+            )
+        finally:
+            con.close()
+
+    def preview(self, n: int = 10) -> pa.Table:
+        """The first ``n`` rows (bad rows dropped unless the policy is ``error``)."""
+        con = self._connect(memory_budget("512MB"))
+        try:
+            return self._run(
+                con,
+                lambda: con.sql(
+                    f"SELECT * FROM {self._expr(con, errors=self._lenient())} LIMIT {int(n)}"
+                ).to_arrow_table(),
+            )
+        finally:
+            con.close()
+
+    def count(self) -> int:
+        """The number of rows (good rows only when bad rows are skipped or quarantined)."""
+        source = self._resolve()
+        if source.format == "sqlite":
+            return sqlite_count(source)
+        con = self._connect(memory_budget("512MB"))
+        try:
+            row = self._run(
+                con,
+                lambda: first_row(
+                    con.execute(
+                        f"SELECT count(*) FROM {self._expr(con, errors=self._lenient())}{self._parse_all()}"
+                    )
+                ),
+            )
+            return int(row[0])
+        finally:
+            con.close()
+
+    def _parse_all(self) -> str:
+        """A WHERE clause that is always true but makes DuckDB parse every CSV column.
+
+        ``count(*)`` alone reads no column, so a value that does not fit its type (or bytes
+        that are not valid text) would go unnoticed and the count would include bad rows.
+        """
+        return " WHERE hash(COLUMNS(*)) IS NOT NULL" if self._resolve().format == "csv" else ""
+
+    def _run(self, con: duckdb.DuckDBPyConnection, thunk: Any) -> Any:
+        import duckdb
+
+        try:
+            return thunk()
+        except duckdb.Error as exc:
+            raise self._translate(exc) from exc
+
+    def _translate(self, exc: Exception) -> ExtractError:
+        """An :class:`ExtractError` for a DuckDB failure; for CSV, the first bad row's place."""
+        source = self._resolve()
+        if source.format == "csv" and self._csv_plan is not None:
+            found = self._find_first_reject()
+            if found is not None:
+                return found
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return ExtractError(
+            f"cannot read {self._shown()}: {first}",
+            hint="check the file and the reading options (format, dtypes, delimiter)",
+        )
+
+    def _find_first_reject(self) -> ExtractError | None:
+        """Scan again with rejects stored (only after a strict scan failed)."""
+        import duckdb
+
+        source = self._resolve()
+        assert self._csv_plan is not None
+        con = self._connect(memory_budget("1GB"))
+        tables = RejectTables.fresh()
+        try:
+            expr = read_csv_sql(
+                source.files, self._csv_plan, errors="store", rejects=(tables.errors, tables.scans)
+            )
+            first_row(con.execute(f"SELECT count(*) FROM {expr}{self._parse_all()}"))
+            reject = first_reject(con, tables, [str(f) for f in source.files])
+        except duckdb.Error:
+            return None
+        finally:
+            con.close()
+        return reject_error(reject, source.base_dir) if reject else None
+
+    # ------------------------------------------------------------------ streaming
+
+    def _batch_rows(self, con: duckdb.DuckDBPyConnection, budget: int) -> tuple[int, float]:
+        """Rows per batch for ``budget``, from the Arrow width of a sample of rows."""
+        sample = con.sql(
+            f"SELECT * FROM {self._expr(con, errors='ignore')} LIMIT {VECTOR_ROWS}"
+        ).to_arrow_table()
+        width = sample.nbytes / sample.num_rows if sample.num_rows else 64.0
+        width = max(width, 8.0)
+        target = min(BATCH_BYTES_MAX, max(BATCH_BYTES_MIN, budget // 32))
+        rows = int(target // width) // VECTOR_ROWS * VECTOR_ROWS
+        return max(VECTOR_ROWS, min(rows, 512 * VECTOR_ROWS)), width
+
+    def batches(
+        self,
+        memory: int | str | None = None,
+        batch_rows: int | None = None,
+        *,
+        progress: bool = False,
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream the source as Arrow record batches, in file order.
+
+        Parameters
+        ----------
+        memory:
+            The memory budget (``"2GB"``, ``"25%"``, bytes; default half the available
+            memory). DuckDB gets half of it; batches are sized from the rest.
+        batch_rows:
+            Rows per batch; by default derived from the budget and the row width of a
+            sample (a batch holds about 1/32 of the budget, 1-32 MiB).
+        progress:
+            Show a progress bar (bytes read, for files).
+
+        Yields
+        ------
+        pyarrow.RecordBatch
+            Batches with the schema of :meth:`schema`. When the stream ends,
+            :attr:`stats` holds the row counts (``rows_in == rows_out + rows_rejected``).
+
+        Raises
+        ------
+        ExtractError
+            For a bad row under ``bad_rows="error"`` (naming file, line and column), or a
+            source that cannot be read.
+        """
+        budget = memory_budget(memory)
+        source = self._resolve()
+        if not progress:
+            return self._stream(budget, batch_rows, None)
+
+        def with_bar() -> Iterator[pa.RecordBatch]:
+            total = source.total_bytes or None
+            with _progress_bar(f"extract {source.label}", total) as bar:
+                yield from self._stream(budget, batch_rows, bar)
+
+        return with_bar()
+
+    def _stream(
+        self, budget: int, batch_rows: int | None, bar: Bar | None
+    ) -> Iterator[pa.RecordBatch]:
+        import duckdb
+
+        source = self._resolve()
+        policy = self._policy()
+        self.stats = None
+        con = self._connect(budget)
+        tables = RejectTables.fresh() if source.format == "csv" and policy != "error" else None
+        try:
+            rows, width = self._run(con, lambda: self._batch_rows(con, budget))
+            if batch_rows:
+                rows = int(batch_rows)
+            errors = "store" if tables else self._lenient()
+            expr = self._run(con, lambda: self._expr(con, errors=errors, rejects=tables))
+            logger.debug(
+                "extract %s: %d rows per batch (~%s), budget %s",
+                source.label,
+                rows,
+                format_size(rows * width),
+                format_size(budget),
+            )
+            total = source.total_bytes
+            if bar is not None and total:
+                con.execute("SET enable_progress_bar = true").fetchall()
+                con.execute("SET enable_progress_bar_print = false").fetchall()
+            rows_out = 0
+            done = 0.0
+            try:
+                reader = con.sql(f"SELECT * FROM {expr}").to_arrow_reader(rows)
+                for batch in reader:
+                    rows_out += batch.num_rows
+                    if bar is not None and total:
+                        now = max(con.query_progress(), 0.0) / 100.0 * total
+                        if now > done:
+                            bar.advance(now - done)
+                            done = now
+                    elif bar is not None:
+                        bar.advance(batch.num_rows)
+                    yield batch
+                del reader
+            except duckdb.Error as exc:
+                raise self._translate(exc) from exc
+            if bar is not None and total and total > done:
+                bar.advance(total - done)
+            stats = ExtractStats(rows_out=rows_out, batch_rows=rows)
+            if tables is not None:
+                stats.rows_rejected = rejected_rows(con, tables)
+                if stats.rows_rejected or policy == "quarantine":
+                    self._report_rejects(con, tables, stats)
+            elif source.format in ("json", "ndjson") and policy == "skip":
+                stats.rows_rejected = self._json_skipped(rows_out, stats)
+            stats.rows_in = stats.rows_out + stats.rows_rejected
+            self.stats = stats
+        finally:
+            con.close()
+
+    def _rejects_path(self) -> Path:
+        opts = self._opts
+        label = self._resolve().label
+        if getattr(opts, "rejects_path", None):
+            path = Path(opts.rejects_path)
+            return path if path.is_absolute() else self._base_dir / path
+        outputs = self.project.outputs_dir if self.project else Path.cwd() / "outputs"
+        return outputs / "rejects" / f"{label}.csv"
+
+    def _report_rejects(
+        self, con: duckdb.DuckDBPyConnection, tables: RejectTables, stats: ExtractStats
+    ) -> None:
+        source = self._resolve()
+        n = stats.rows_rejected
+        rows = "row" if n == 1 else "rows"
+        if self._policy() == "quarantine":
+            # Written even when empty, so the file always describes the last extract.
+            path = self._rejects_path()
+            write_rejects(con, tables, path, source.base_dir)
+            stats.rejects_path = path
+            if n:
+                shown = display_path(path, self._base_dir)
+                stats.warnings.append(f"{n} bad {rows} quarantined to {shown}")
+        else:
+            first = first_reject(con, tables, [str(f) for f in source.files])
+            where = (
+                f" (first: {reject_error(first, source.base_dir).message.splitlines()[0]})"
+                if first
+                else ""
+            )
+            stats.warnings.append(f"{n} bad {rows} skipped{where}")
+        cast = first_row(
+            con.execute(f"SELECT count(*) FROM {tables.errors} WHERE error_type = 'CAST'")
+        )
+        if cast and cast[0]:
+            stats.warnings.append(
+                f"{cast[0]} values did not fit their column's detected type; if they are valid, "
+                "set dtypes for those columns (e.g. 'VARCHAR' or 'DOUBLE')"
+            )
+        for w in stats.warnings:
+            logger.warning("extract %s: %s", source.label, w)
+
+    def _json_skipped(self, rows_out: int, stats: ExtractStats) -> int:
+        """Rows dropped from newline-delimited JSON: non-blank lines that gave no row."""
+        source = self._resolve()
+        lines = 0
+        for f in source.files:
+            with open(f, "rb") as fh:
+                head = fh.read(64).lstrip()
+                if head.startswith(b"["):
+                    stats.warnings.append(
+                        f"{display_path(f, source.base_dir)} is a JSON array: "
+                        "rows skipped in it are not counted"
+                    )
+                    continue
+                fh.seek(0)
+                lines += sum(1 for line in fh if line.strip())
+        skipped = max(lines - rows_out, 0)
+        if skipped:
+            stats.warnings.append(f"{skipped} bad JSON lines skipped")
+        return skipped
+
+    # ------------------------------------------------------------------ the step
+
+    def to_parquet(
+        self, out_dir: str | os.PathLike[str], memory: int | str | None = None
+    ) -> StepResult:
+        """Extract the whole source into ``out_dir/part-00000.parquet``, ... (zstd).
+
+        The parts are written into a temporary folder next to ``out_dir`` and renamed into
+        place at the end, so ``out_dir`` is never half-written; an existing ``out_dir`` is
+        replaced. Returns the step's :class:`~blase.steps.StepResult` ("extract"): content
+        hashes of the source and the parts, row counts, time, peak memory and warnings.
+        """
+        import pyarrow.parquet as pq
+
+        from blase.hashing import hash_file, hash_files
+
+        out = Path(out_dir)
+        if not out.is_absolute():
+            out = self._base_dir / out
+        budget = memory_budget(memory)
+        source = self._resolve()
+        with (
+            measure_step() as meter,
+            _progress_bar(f"extract {source.label}", source.total_bytes or None) as bar,
+        ):
+            finals = write_parts(self._stream(budget, None, bar), out, empty_schema=self.schema)
+        stats = self.stats or ExtractStats()
+        key = self._input_key()
+        inputs: dict[str, str] = {}
+        warnings = list(stats.warnings)
+        if source.format == "postgres":
+            warnings.append(
+                "Postgres tables are not content-hashed; the step cannot tell if the table changed"
+            )
+        elif source.is_many:
+            inputs[key] = hash_files(source.files)
+        else:
+            inputs[key] = hash_file(source.files[0])
+        out_key = self.project.relative(out) if self.project else str(out)
+        final_schema = pq.read_schema(finals[0])
+        details: dict[str, Any] = {
+            "format": source.format,
+            "source": self.source,
+            "files": len(source.files),
+            "parts": [p.name for p in finals],
+            "batch_rows": stats.batch_rows,
+            "columns": final_schema.names,
+            "schema": {f.name: str(f.type) for f in final_schema},
+            "bad_rows": self._policy(),
+            "rejects_file": (
+                self.project.relative(stats.rejects_path)
+                if self.project
+                else str(stats.rejects_path)
+            )
+            if stats.rejects_path
+            else None,
+        }
+        if self._csv_plan is not None:
+            details["csv"] = dict(self._csv_plan.args)
+        return StepResult(
+            step="extract",
+            inputs=inputs,
+            outputs={out_key: hash_files(finals, root=out)},
+            rows_in=stats.rows_in,
+            rows_out=stats.rows_out,
+            rows_rejected=stats.rows_rejected,
+            seconds=meter.seconds,
+            peak_rss_bytes=meter.peak_rss_bytes,
+            memory_budget_bytes=budget,
+            warnings=warnings,
+            details=details,
+        )
+
+    def _input_key(self) -> str:
+        source = self._resolve()
+        if source.format == "postgres":
+            return f"postgres:{source.table}"
+        if source.is_many:
+            return source.spec
+        key = self.project.relative(source.files[0]) if self.project else str(source.files[0])
+        return f"{key}:{source.table}" if source.table else key
+
+
+def _progress_bar(description: str, total: int | None) -> Any:
+    if total:
+        return progress(description, total=total, unit="B")
+    return progress(description)
