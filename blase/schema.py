@@ -234,7 +234,8 @@ def _source_sql(source: str | os.PathLike[str], con: Any) -> str:
     except ImportError:
         Extract = None
     if Extract is not None and hasattr(Extract, "sql_source"):
-        return Extract(source).sql_source(con)
+        # a profile tolerates malformed rows: it describes the data that can be read
+        return Extract(source).with_bad_rows("skip").sql_source(con)
     text = os.fspath(source)
     p = Path(text)
     if not p.exists() and not any(ch in text for ch in "*?["):

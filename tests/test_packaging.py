@@ -41,6 +41,11 @@ def test_wheel_layout(wheel):
         "blase/datasets/penguins.csv",
     ):
         assert required in names, required
+    # every package of the source tree ships (the package list in pyproject.toml is explicit)
+    for init in (ROOT / "blase").rglob("__init__.py"):
+        rel = init.relative_to(ROOT).as_posix()
+        if "templates/tabular" not in rel:
+            assert rel in names, f"{rel} is missing from the wheel: add it to pyproject packages"
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "blase = blase.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 

@@ -226,6 +226,15 @@ class Extract:
         self._resolved, self._opts = source, opts
         return source
 
+    def with_bad_rows(self, policy: str) -> Extract:
+        """A copy of this extract that handles bad rows with ``policy`` (``skip`` for a
+        profile that describes what can be read); sources without a policy return ``self``."""
+        self._resolve()
+        if getattr(self._opts, "bad_rows", None) in (None, policy):
+            return self
+        options = self._opts.model_copy(update={"bad_rows": policy})
+        return Extract(self.source, options, format=self.format, project=self.project)
+
     def _policy(self) -> str:
         self._resolve()
         return getattr(self._opts, "bad_rows", "error")
