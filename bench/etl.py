@@ -123,7 +123,7 @@ import duckdb
 from blase.schema import suggest_schema
 csv = sys.argv[1]
 t0 = time.perf_counter()
-n = duckdb.sql(f"SELECT count(*) FROM read_csv('{csv}', ignore_errors=true, nullstr='NA')").fetchone()[0]
+n = duckdb.sql(f"SELECT count(*) FROM read_csv('{csv}', ignore_errors=true, nullstr='NA')").fetchall()[0][0]
 scan = time.perf_counter() - t0
 t1 = time.perf_counter()
 report = suggest_schema(csv, label="delayed", memory="1GB")

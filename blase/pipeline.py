@@ -3,8 +3,19 @@
 No DAG: the steps run in that order, each as a plain method that can also be called alone.
 One ``blase run`` is one tracked run (kind ``pipeline``) whose record shows every step: a
 ``step_start`` event, then the step's :class:`~blase.steps.StepResult` (``step`` event) or a
-``step_failed`` event with the error. Step outputs live under ``.blase/work/<run>/<step>/``;
-user-facing outputs (predictions, plots, rejected rows) under ``outputs/``.
+``step_failed`` event with the error. User-facing outputs (predictions, plots, rejected rows)
+go under ``outputs/``.
+
+Steps cache by content (:mod:`blase.cache`): before a step runs, its key is computed from the
+config it reads, the code it runs, the output digest of the steps it reads (the raw files for
+extract) and the environment. A matching, intact entry of the step store
+(``.blase/store/steps/<key>/``) is used instead of running the step; otherwise the step writes
+into a temporary entry that is published under its key when it finishes. Each step records a
+``step_cache`` event (key, components, hit, reasons, output files); each run records its
+resolved ``config`` and a ``code_snapshot`` of its scripts, for ``reproduce`` and ``diff``.
+``deploy`` is a no-op when a model version already packages exactly these step results under
+the same config (and is current when ``deploy.promote`` is set); otherwise, and always with
+``cache=False``, it makes a new version.
 
 ``--resume RUN`` starts a new run linked to ``RUN`` (its parent) that reuses the outputs of the
 steps ``RUN`` finished and continues from the first one it did not. ``--from STEP`` reuses the
@@ -13,7 +24,10 @@ earlier steps of the latest run that finished them.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +38,9 @@ from blase.errors import BlaseError
 from blase.project import Project, find_project
 from blase.steps import StepResult, record_step
 
-__all__ = ["STEPS", "Pipeline", "PipelineError", "PipelineResult", "finished_steps", "latest_with"]
+__all__ = [
+    "STEPS", "Pipeline", "PipelineError", "PipelineResult", "finished_steps", "latest_with", "step_records",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +53,19 @@ class PipelineError(BlaseError):
 
 @dataclass
 class PipelineResult:
+    """What :meth:`Pipeline.run` did.
+
+    ``steps`` holds every step of this run (run or cached); ``cached`` maps cached steps to
+    the run that computed them; ``reasons`` says why each other step ran; ``reused`` lists
+    the steps taken over from a parent run (``--resume`` / ``--from``).
+    """
+
     run_id: str
     status: str
     steps: dict[str, StepResult] = field(default_factory=dict)
     reused: dict[str, str] = field(default_factory=dict)
+    cached: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, list[str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +73,8 @@ class PipelineResult:
             "status": self.status,
             "steps": {k: v.to_json() for k, v in self.steps.items()},
             "reused": self.reused,
+            "cached": self.cached,
+            "reasons": self.reasons,
         }
 
 
@@ -81,6 +108,12 @@ class Pipeline:
         ``["train.epochs=5", ...]`` (as ``blase run --set``) or a nested dict; recorded.
     memory:
         Budget for the data steps (``"2GB"``); default ``memory:`` of ``blase.yaml``.
+    config:
+        A resolved config (a :class:`~blase.config.ProjectConfig` or its dict) to run
+        instead of ``blase.yaml`` (``blase reproduce`` passes a run's recorded config).
+    code_root:
+        Where user scripts are loaded from (default: the project root; ``blase reproduce``
+        points it at a run's code snapshot). Data paths still start at the project root.
     """
 
     def __init__(
@@ -89,18 +122,28 @@ class Pipeline:
         *,
         overrides: list[str] | dict[str, Any] | None = None,
         memory: int | str | None = None,
+        config: Any = None,
+        code_root: str | Path | None = None,
     ) -> None:
         import yaml
 
-        from blase.config import config_from_dict, config_from_text, parse_overrides
+        from blase.config import ProjectConfig, config_from_dict, config_from_text, parse_overrides
 
         self.project = project if isinstance(project, Project) else find_project(project)
-        text = self.project.config_path.read_text(encoding="utf-8")
-        config_from_text(text, file=self.project.config_path.name)  # line-aware errors first
-        raw = yaml.safe_load(text) or {}
         self.overrides = parse_overrides(overrides) if isinstance(overrides, list) else dict(overrides or {})
-        self.config = config_from_dict(_merge(raw, self.overrides), file="blase.yaml with --set")
+        if config is not None:
+            base = config.model_dump(mode="json") if isinstance(config, ProjectConfig) else dict(config)
+            self.config = config_from_dict(_merge(base, self.overrides), file="recorded config")
+        else:
+            text = self.project.config_path.read_text(encoding="utf-8")
+            config_from_text(text, file=self.project.config_path.name)  # line-aware errors first
+            raw = yaml.safe_load(text) or {}
+            self.config = config_from_dict(_merge(raw, self.overrides), file="blase.yaml with --set")
         self.memory = memory if memory is not None else self.config.memory
+        self.code_root = Path(code_root).resolve() if code_root is not None else self.project.root
+        #: Why each step of the last :meth:`run` ran (empty for cached steps).
+        self.reasons: dict[str, list[str]] = {}
+        self._staged: dict[str, Path] = {}
 
     # -- public --------------------------------------------------------------------------
 
@@ -112,18 +155,23 @@ class Pipeline:
         resume: str | None = None,
         name: str | None = None,
         on_step: Callable[[str, str], None] | None = None,
+        cache: bool = True,
+        parent: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> PipelineResult:
         """Run the steps ``from_step`` .. ``to_step`` (default: all) and return the result.
 
-        ``on_step(step, state)`` is called with ``state`` in ``start``, ``done``, ``reused``,
-        ``failed`` (the CLI uses it to print progress).
+        A step whose cache key matches an intact stored result is not run again (``cache``
+        False runs every step, and still stores the results). ``on_step(step, state)`` is
+        called with ``state`` in ``start``, ``done``, ``cached``, ``reused``, ``failed`` (the
+        CLI uses it to print progress); :attr:`reasons` says why each step ran.
         """
         from blase.hashing import environment_fingerprint, environment_hash, hash_config
         from blase.track import Track
 
         first, last = self._bounds(from_step, to_step)
         reuse: dict[str, StepResult] = {}
-        parent = None
+        outputs: dict[str, str] = {}
         if resume is not None:
             parent, reuse = finished_steps(self.project, resume)
             if from_step is None:
@@ -143,26 +191,35 @@ class Pipeline:
                 f"cannot start at {first}: no earlier run finished {', '.join(missing)}",
                 hint="run the whole pipeline once with `blase run`",
             )
+        if needed and parent is not None:
+            outputs = {s: rec.get("output", "") for s, rec in step_records(self.project, parent).items()}
         todo = STEPS[STEPS.index(first) : STEPS.index(last) + 1]
         params = _flatten(self.config.model_dump(mode="json"))
         params["run.steps"] = ",".join(todo)
         if self.overrides:
             params["run.overrides"] = _flatten(self.overrides)
-        tags = {"pipeline": "blase run"}
+        self.reasons = {}
+        store = _store(self.project)
+        store.clean_stale()
         result = None
         with Track(
             name or f"{self.project.name}-pipeline",
             project=self.project,
             params=params,
-            tags=tags,
+            tags={"pipeline": "blase run", **(tags or {})},
             parent=parent,
             kind="pipeline",
             sample_resources=self.config.track.sample_resources,
             sample_interval=self.config.track.sample_interval,
         ) as track:
             result = PipelineResult(track.run_id, "running")
-            track.log_hashes({"config": hash_config(self.config), "environment": environment_hash()})
+            snapshot = self._snapshot(todo)
+            track.log_hashes({"config": hash_config(self.config), "environment": environment_hash(),
+                              "code": hash_config(snapshot)})
             track.log_event("environment", **environment_fingerprint())
+            track.log_event("config", resolved=self.config.model_dump(mode="json"), overrides=self.overrides,
+                            memory=self.memory, code_root=str(self.code_root), cache=cache)
+            track.log_event("code_snapshot", files=snapshot)
             done: dict[str, StepResult] = {}
             for step in needed:
                 done[step] = reuse[step]
@@ -177,24 +234,192 @@ class Pipeline:
                 track.log_event("step_start", step=step)
                 started = time.time()
                 try:
-                    step_result = getattr(self, step)(track=track, done=done)
+                    step_result, hit = self._run_step(step, track, done, outputs, store, cache)
                 except BaseException as exc:
                     track.log_event("step_failed", step=step, error=f"{type(exc).__name__}: {exc}",
                                     seconds=time.time() - started)
                     if on_step:
                         on_step(step, "failed")
                     raise
+                finally:
+                    self._discard_staging(step)
                 record_step(track, step_result)
                 done[step] = step_result
                 result.steps[step] = step_result
+                if hit is not None:
+                    result.cached[step] = hit
+                elif step in self.reasons:
+                    result.reasons[step] = self.reasons[step]
                 if on_step:
-                    on_step(step, "done")
+                    on_step(step, "cached" if hit is not None else "done")
             result.status = "finished"
         return result
+
+    # -- caching --------------------------------------------------------------------------
+
+    def step_key(self, step: str, outputs: dict[str, str] | None = None) -> Any:
+        """The :class:`~blase.cache.StepKey` of ``step`` given the upstream output digests."""
+        from blase.cache import step_key
+
+        return step_key(step, self.config, project_root=self.project.root, code_root=self.code_root,
+                        upstream=outputs or {}, stat_cache=_stat_cache(self.project))
+
+    def _run_step(
+        self, step: str, track: Any, done: dict[str, StepResult], outputs: dict[str, str],
+        store: Any, cache: bool,
+    ) -> tuple[StepResult, str | None]:
+        """Run or fetch one step; returns its result and, for a cache hit, the run that made it."""
+        if step == "deploy":
+            same = self._deployed_already(done) if cache else None
+            if same is not None:
+                return same, same.details["cache"]["from_run"] or ""
+            return self.deploy(track=track, done=done), None
+        from blase.cache import explain
+        from blase.cache._store import rebase_result
+
+        looked = time.perf_counter()
+        key = self.step_key(step, outputs)
+        entry, why = (store.lookup(key.digest) if cache and key.cacheable else (None, None))
+        last = _last_components(self.project)
+        if entry is not None:
+            step_result = self._from_entry(step, entry, track)
+            step_result.details["cache"] = {
+                "key": key.digest, "hit": True, "from_run": entry.run_id, "output": entry.output,
+                "original_seconds": entry.result.seconds,
+            }
+            step_result.seconds = time.perf_counter() - looked
+            reasons: list[str] = []
+            logger.info("%s: cached (made by run %s)", step, entry.run_id)
+        else:
+            if not cache:
+                reasons = ["--no-cache"]
+            elif why:
+                reasons = [why]
+            elif not key.cacheable:
+                reasons = ["its inputs cannot be content-hashed"]
+            else:
+                reasons = explain(last.get(step), key.components) or [
+                    "its cached result is gone (garbage-collected)"]
+            self.reasons[step] = reasons
+            logger.info("%s: running (%s)", step, "; ".join(reasons))
+            if key.cacheable:
+                staging = store.staging(step)
+                self._staged[step] = staging
+                step_result = getattr(self, step)(track=track, done=done)
+                exposed = None
+                if step == "evaluate":
+                    exposed = self.project.outputs_dir / track.run_id
+                    _link_tree(exposed, staging / "out")
+                entry = store.publish(staging, key=key.digest, step=step, components=key.components,
+                                      result=step_result, run_id=track.run_id, out_dir=exposed)
+                self._staged.pop(step, None)
+                if exposed is None:  # this run's result, with paths into the published entry
+                    for old_dir, new_dir in ((staging / "out", entry.out_dir),
+                                             (self.project.relative(staging / "out"), self.project.relative(entry.out_dir))):
+                        step_result = rebase_result(step_result, str(old_dir), str(new_dir))
+                step_result.details["cache"] = {"key": key.digest, "hit": False, "output": entry.output}
+            else:
+                step_result = getattr(self, step)(track=track, done=done)
+        if entry is not None:
+            outputs[step] = entry.output
+        track.log_event(
+            "step_cache", step=step, key=key.digest, hit=entry is not None and not reasons,
+            from_run=entry.run_id if entry is not None else None, reasons=reasons,
+            components=key.components, output=entry.output if entry is not None else None,
+            files=entry.file_hashes() if entry is not None else {},
+        )
+        _remember_components(self.project, step, key.components)
+        return step_result, (entry.run_id or "") if entry is not None and not reasons else None
+
+    def _deployed_already(self, done: dict[str, StepResult]) -> StepResult | None:
+        """The deploy step as a no-op when a version of the model already packages exactly
+        these step results under this config (and is current, when ``deploy.promote`` asks
+        for that); None when a new version is due."""
+        from blase.deploy import current_version, load_package
+        from blase.hashing import hash_config
+
+        keys = {f"step:{s}": r.details["cache"]["key"] for s, r in done.items() if isinstance(r.details.get("cache"), dict)}
+        if not {"step:extract", "step:transform", "step:prepare", "step:train"} <= keys.keys():
+            return None
+        name = self.config.deploy.name or self.project.name
+        folder = self.project.models_dir / name
+        current = current_version(self.project, name)
+        versions = sorted((p for p in folder.glob("v*") if p.name[1:].isdigit()), key=lambda p: -int(p.name[1:])) \
+            if folder.is_dir() else []
+        wanted = {**keys, "config": hash_config(self.config)}
+        for path in versions:
+            try:
+                package = load_package(path)
+            except BlaseError:
+                continue
+            hashes = package.info.get("lineage", {}).get("hashes", {})
+            recorded = {k: v for k, v in hashes.items() if k.startswith("step:") or k == "config"}
+            if recorded != wanted or (self.config.deploy.promote and current != package.version):
+                continue
+            files = sorted(p.name for p in package.path.iterdir())
+            logger.info("deploy: %s %s already packages these results", name, package.version)
+            return StepResult(
+                step="deploy", inputs={"run": package.run_id or ""},
+                outputs={self.project.relative(package.path): json.dumps(files)},
+                details={"model": name, "version": package.version, "path": str(package.path), "promoted": False,
+                         "previous": current, "onnx": package.info.get("onnx"),
+                         "cache": {"hit": True, "from_run": package.run_id}},
+            )
+        return None
+
+    def _from_entry(self, step: str, entry: Any, track: Any) -> StepResult:
+        """A stored result as this run's: evaluate's files appear under ``outputs/<run>``, and
+        the metrics train and evaluate log are logged into this run too."""
+        if step == "evaluate":
+            exposed = self.project.outputs_dir / track.run_id
+            _link_tree(entry.out_dir, exposed)
+            result = _rebased(entry, exposed)
+            details = result.details
+            split = details.get("split", "test")
+            metrics = {f"{split}.{k}": v for k, v in details.get("metrics", {}).items() if _is_number(v)}
+            metrics |= {f"baseline.{k}": v for k, v in details.get("baseline", {}).items() if _is_number(v)}
+            track.log_metrics(metrics)
+            for path in sorted(p for p in exposed.iterdir() if p.is_file()):
+                track.log_artifact(path, name=f"evaluate/{path.name}")
+            return result
+        if step == "train":
+            history = entry.out_dir / "history.json"
+            try:
+                for row in json.loads(history.read_text(encoding="utf-8")):
+                    track.log_metrics({k: v for k, v in row.items() if k not in ("epoch", "best_epoch")
+                                       and _is_number(v)}, step=row.get("epoch"))
+            except (OSError, ValueError, TypeError, AttributeError):
+                logger.debug("no readable history in %s", history)
+        return _rebased(entry, None)
+
+    def _snapshot(self, todo: tuple[str, ...]) -> dict[str, str]:
+        """Store the scripts this run uses (user modules are imported first, so helpers they
+        import from elsewhere in the project are found too)."""
+        from blase.cache._key import user_code
+        from blase.cache._snapshot import snapshot_code
+
+        extra: list[Path] = []
+        for step in ("transform", "train"):
+            if step not in todo:
+                continue
+            try:
+                refs = user_code(step, self.config, self.code_root)
+            except BlaseError:
+                continue  # the step itself reports it, with its own message
+            extra += [self.code_root / ref.rpartition(":")[0] for ref in refs]
+        return snapshot_code(self.project, self.code_root, extra)
+
+    def _discard_staging(self, step: str) -> None:
+        staging = self._staged.pop(step, None)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
 
     # -- the steps (each callable alone with the outputs of the steps before it) ------------
 
     def _work(self, track: Any, step: str) -> Path:
+        staged = self._staged.get(step)
+        if staged is not None:
+            return staged / "out"
         return self.project.state_dir / "work" / track.run_id / step
 
     def extract(self, *, track: Any, done: dict[str, StepResult]) -> StepResult:
@@ -217,7 +442,7 @@ class Pipeline:
 
         data = self.config.data
         exclude = [c for c in (data.label, data.key) if c]
-        transform = from_step_config(self.config.transform, self.project.root, exclude=exclude)
+        transform = from_step_config(self.config.transform, self.code_root, exclude=exclude)
         source = Path(done["extract"].details["data_dir"])
         out = self._work(track, "transform")
         result = transform.run(source, out, memory=self.memory)
@@ -243,7 +468,7 @@ class Pipeline:
     def train(self, *, track: Any, done: dict[str, StepResult]) -> StepResult:
         from blase.train import Train
 
-        trainer = Train(self.config.train, seed=self.config.seed, project_root=self.project.root)
+        trainer = Train(self.config.train, seed=self.config.seed, project_root=self.code_root)
         trainer.set_model(self.config.train.model)
         out = self._work(track, "train")
         result = trainer.fit(Path(done["prepare"].details["shards_dir"]), out, track=track)
@@ -301,7 +526,7 @@ def finished_steps(project: Project, ref: str) -> tuple[str, dict[str, StepResul
     """The steps run ``ref`` finished (its own or reused ones) whose outputs still exist."""
     from blase.track import load_run
 
-    run = load_run(ref, [project.root])
+    run = load_run(ref, [project.root], history=False)
     found: dict[str, StepResult] = {}
     for record in run.event_list:
         name, fields = record.get("event"), record.get("data") or {}
@@ -330,3 +555,80 @@ def latest_with(project: Project, steps: tuple[str, ...]) -> tuple[str | None, d
         if all(s in usable for s in steps):
             return run_id, usable
     return None, {}
+
+
+def step_records(project: Project, ref: str) -> dict[str, dict[str, Any]]:
+    """``{step: step_cache event data}`` of run ``ref``: key, components, output digest and
+    output files of each step it ran or took from the cache."""
+    from blase.track import load_run
+
+    run = load_run(ref, [project.root], history=False)
+    return {
+        (e.get("data") or {}).get("step"): e.get("data") or {}
+        for e in run.event_list
+        if e.get("event") == "step_cache"
+    }
+
+
+# -- small helpers ---------------------------------------------------------------------------
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _store(project: Project) -> Any:
+    from blase.cache import StepStore
+
+    return StepStore(project, _stat_cache(project))
+
+
+def _stat_cache(project: Project) -> Any:
+    from blase.hashing import StatCache
+
+    return StatCache.for_project(project)
+
+
+def _rebased(entry: Any, exposed: Path | None) -> StepResult:
+    from blase.cache._store import rebase_result
+
+    if exposed is None:
+        return StepResult(**entry.result.to_json())  # a copy the run may annotate
+    return rebase_result(entry.result, str(entry.out_dir), str(exposed))
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Hard-link (or copy, across file systems) every file of ``src`` into ``dst``."""
+    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+        target = dst / path.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            target.unlink()
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copy2(path, target)
+
+
+_LAST = "steps-last.json"
+
+
+def _last_components(project: Project) -> dict[str, dict[str, Any]]:
+    try:
+        data = json.loads((project.cache_dir / _LAST).read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _remember_components(project: Project, step: str, components: dict[str, Any]) -> None:
+    """Keep the components of each step's latest key, to explain the next re-run."""
+    from blase.track._layout import write_json_atomic
+
+    data = _last_components(project)
+    data[step] = components
+    try:
+        project.cache_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(project.cache_dir / _LAST, data)
+    except OSError as exc:
+        logger.debug("could not record the step keys: %s", exc)

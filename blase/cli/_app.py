@@ -167,15 +167,23 @@ def inspect(
     run: Annotated[str, typer.Argument(help="Run id, a unique prefix of it, or 'latest'.")],
     project: ProjectOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run object as JSON.")] = False,
+    lineage: Annotated[
+        bool, typer.Option("--lineage", help="Per step: inputs, outputs, code and config hashes.")
+    ] = False,
 ) -> None:
     """Show one run: params, latest metrics, artifacts, events, hashes and resources.
 
-    Example: [bold]blase inspect 3fa9[/]
+    Example: [bold]blase inspect 3fa9[/] or [bold]blase inspect 3fa9 --lineage[/]
     """
     from blase.cli._render import run_panel
     from blase.track import load_run
 
     _use_project(project)
+    if lineage:
+        from blase.cli._repro import show_lineage
+
+        show_lineage(run, as_json=as_json)
+        return
     detail = load_run(run)
     if as_json:
         _print_json(detail.to_json())
@@ -317,10 +325,13 @@ def run(
         list[str] | None, typer.Option("--set", help="Override a config key for this run, e.g. train.epochs=5.")
     ] = None,
     resume: Annotated[str | None, typer.Option("--resume", help="Continue a failed or interrupted run.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step, even those with a cached result.")] = False,
     project: ProjectOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run object as JSON.")] = False,
 ) -> None:
     """Run the pipeline of blase.yaml: extract, transform, prepare, train, evaluate, deploy.
+
+    Steps whose inputs, config, code and environment are unchanged are taken from the cache.
 
     Example: [bold]blase run --set train.epochs=5 --memory 2GB[/]
     """
@@ -335,12 +346,17 @@ def run(
     def on_step(step: str, state: str) -> None:
         if out is None:
             return
-        mark = {"start": "[cyan]>[/]", "done": "[green]ok[/]", "reused": "[dim]reused[/]", "failed": "[red]failed[/]"}[state]
+        mark = {"start": "[cyan]>[/]", "done": "[green]ok[/]", "reused": "[dim]reused[/]", "cached": "[dim]cached[/]",
+                "failed": "[red]failed[/]"}[state]
+        why = pipeline.reasons.get(step) if state == "done" else None
         if state != "start":
-            out.print(f"  {mark} {step}")
+            from rich.markup import escape
+
+            out.print(f"  {mark} {step}" + (f" [dim]({escape('; '.join(why))})[/]" if why else ""))
 
     try:
-        result = pipeline.run(from_step=from_step, to_step=to_step, resume=resume, on_step=on_step)
+        result = pipeline.run(from_step=from_step, to_step=to_step, resume=resume, on_step=on_step,
+                              cache=not no_cache)
     except BaseException:
         from blase.track import list_runs
 

@@ -1,0 +1,27 @@
+"""Step cache: keys that name what a step depends on, and a store of results by key.
+
+A step whose key matches a stored, intact result is not run again. The key covers the
+config sections the step reads, the code it runs (its built-in version, Blase's version and
+the code hash of any user function and the project code it calls), the content of its
+inputs (raw files through the stat cache; earlier steps by their output digest) and the
+key package versions. See :mod:`blase.cache._key` and :mod:`blase.cache._store`.
+"""
+
+from blase.cache._key import STEP_VERSIONS, UPSTREAM, StepKey, explain, step_key
+from blase.cache._snapshot import SnapshotError, materialise, snapshot_code
+from blase.cache._store import CacheError, StepEntry, StepStore, content_hash
+
+__all__ = [
+    "STEP_VERSIONS",
+    "UPSTREAM",
+    "CacheError",
+    "SnapshotError",
+    "StepEntry",
+    "StepKey",
+    "StepStore",
+    "content_hash",
+    "explain",
+    "materialise",
+    "snapshot_code",
+    "step_key",
+]
