@@ -23,6 +23,7 @@ __all__ = [
     "TrackConfig",
     "TrainConfig",
     "TransformStep",
+    "UpdateConfig",
 ]
 
 
@@ -201,8 +202,46 @@ class DeployConfig(_Strict):
 
 
 class MonitorConfig(_Strict):
+    """``monitor:``: when new data counts as drifted, and when to retrain (``blase monitor --act``)."""
+
+    #: The keys ``retrain_when`` understands.
+    TRIGGERS: ClassVar[tuple[str, ...]] = ("drift_share", "metric_drop", "new_rows")
+
     drift_threshold: float = Field(default=0.5, gt=0, le=1, description="share of drifted columns")
-    retrain_when: dict[str, float] = Field(default_factory=dict)
+    retrain_when: dict[str, float] = Field(
+        default_factory=dict,
+        description="retrain when any holds: drift_share >= x, metric_drop >= x (accuracy points, "
+        "or relative RMSE rise), new_rows >= x",
+    )
+    sample_rows: int = Field(default=50_000, ge=100, description="rows scored for prediction drift")
+
+    @field_validator("retrain_when")
+    @classmethod
+    def _known_triggers(cls, value: dict[str, float]) -> dict[str, float]:
+        import difflib
+
+        for key, threshold in value.items():
+            if key not in cls.TRIGGERS:
+                close = difflib.get_close_matches(key, cls.TRIGGERS, n=1)
+                raise ValueError(
+                    f"unknown trigger {key!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+                    + f" (use {', '.join(cls.TRIGGERS)})"
+                )
+            if threshold < 0:
+                raise ValueError(f"retrain_when.{key} must be >= 0, not {threshold}")
+        return value
+
+
+class UpdateConfig(_Strict):
+    """``update:``: how ``blase update`` retrains a deployed model and when it promotes it."""
+
+    mode: Literal["finetune", "retrain"] = "finetune"
+    replay: float = Field(default=0.2, ge=0, lt=1, description="share of old rows in the training mix")
+    epochs: int | None = Field(default=None, ge=1, description="default: train.epochs")
+    margin: float = Field(default=0.01, ge=0, description="win needed on the new holdout "
+                          "(accuracy points; relative RMSE for regression)")
+    tolerance: float = Field(default=0.02, ge=0, description="loss allowed on the original test set")
+    holdout: float = Field(default=0.2, gt=0, lt=1, description="share of new rows held out")
 
 
 class TrackConfig(_Strict):
@@ -235,6 +274,7 @@ class ProjectConfig(_Strict):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    update: UpdateConfig = Field(default_factory=UpdateConfig)
     track: TrackConfig = Field(default_factory=TrackConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
 

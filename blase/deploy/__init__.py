@@ -80,6 +80,8 @@ def deploy_from_steps(
     baseline = dict(evaluation.details.get("baseline", {})) if evaluation else {}
     hashes = {f"data:{k}": v for k, v in done["extract"].inputs.items()}
     hashes["config"] = hash_config(config)
+    # the step-store keys of the run's outputs: `blase trace` and `blase gc` follow them
+    hashes |= {f"step:{s}": r.details["cache"]["key"] for s, r in done.items() if isinstance(r.details.get("cache"), dict)}
     package = build_package(
         project,
         name=name,
@@ -95,6 +97,7 @@ def deploy_from_steps(
         environment=environment_fingerprint(),
         onnx=config.deploy.onnx,
     )
+    _save_reference_profile(package, done, config, label)
     should_promote = config.deploy.promote if promote_it is None else promote_it
     previous = current_version(project, name)
     promoted = False
@@ -111,6 +114,32 @@ def deploy_from_steps(
         details={"model": name, "version": package.version, "path": str(package.path),
                  "promoted": promoted, "previous": previous, "onnx": package.info.get("onnx")},
     )
+
+
+def _save_reference_profile(package: ModelPackage, done: dict[str, StepResult], config: Any,
+                            label: str | None) -> None:
+    """Write ``reference_profile.json`` (what ``blase monitor`` compares new data with).
+
+    A run whose extracted data is gone still deploys (predict works); monitor then asks for
+    a redeploy from a run that has its data.
+    """
+    import logging
+
+    from blase.errors import BlaseError
+    from blase.monitor import PROFILE_FILE, ReferenceProfile
+
+    evaluation = done.get("evaluate")
+    details = evaluation.details if evaluation else {}
+    try:
+        profile = ReferenceProfile.build(
+            done["extract"].details["data_dir"], package.input_schema, label=label, task=package.task,
+            classes=package.classes, predictions=details.get("predictions"), metrics=package.metrics,
+            baseline=details.get("baseline"), memory=config.memory, seed=config.seed,
+        )
+        profile.save(package.path / PROFILE_FILE)
+    except (BlaseError, OSError) as exc:
+        logging.getLogger(__name__).warning("no reference profile saved for %s %s: %s",
+                                            package.name, package.version, exc)
 
 
 def deploy_run(

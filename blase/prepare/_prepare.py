@@ -205,6 +205,10 @@ class Prepare:
     batch_rows:
         Rows per Arrow batch read from DuckDB (default: sized from the memory budget). It
         changes memory use and speed, never the output.
+    classes:
+        Fix the classes, in code order (e.g. a deployed model's), so that data holding only
+        some of them gets the same codes; a label value outside the list is an error.
+        Classification only; give ``task`` with it.
     """
 
     step = "prepare"
@@ -222,6 +226,7 @@ class Prepare:
         *,
         drop_null_label: bool = False,
         batch_rows: int | None = None,
+        classes: list[Any] | None = None,
     ) -> None:
         self.label = label
         self.features = features
@@ -233,6 +238,7 @@ class Prepare:
         self.task = task
         self.drop_null_label = drop_null_label
         self.batch_rows = batch_rows
+        self.classes = classes
 
     @classmethod
     def from_config(cls, config: Any, **overrides: Any) -> Prepare:
@@ -258,7 +264,8 @@ class Prepare:
     def params(self) -> dict[str, Any]:
         """The settings that decide the output (hashed into the step's inputs)."""
         r = _ratios(self.split)
-        return {
+        fixed = {"classes": self.classes} if self.classes is not None else {}
+        return fixed | {
             "label": self.label,
             "features": self.features,
             "key": self.key,
@@ -396,7 +403,9 @@ class Prepare:
             pairs.sort(key=lambda p: p[0])
             classes = [p[0] for p in pairs]
             class_counts = [int(p[1]) for p in pairs]
-            if (
+            if self.classes is not None:
+                classes, class_counts = self._fixed_classes(pairs, where)
+            elif (
                 self.task is None
                 and label_type in _INT_TYPES
                 and len(classes) > MAX_CLASSES_INTEGER
@@ -431,6 +440,19 @@ class Prepare:
             classes,
             class_counts,
         )
+
+    def _fixed_classes(self, pairs: list[Any], where: str) -> tuple[list[Any], list[int]]:
+        """The fixed ``classes`` and the rows of each in the data (0 for an absent class)."""
+        found = {_class_key(value): int(n) for value, n in pairs}
+        known = [_class_key(c) for c in self.classes or []]
+        unknown = sorted(set(found) - set(known))
+        if unknown:
+            raise PrepareError(
+                f"label '{self.label}' has value(s) {', '.join(map(repr, unknown[:5]))} in {where} "
+                f"that are not among the fixed classes {list(self.classes or [])}",
+                hint="a model keeps its classes; drop those rows or retrain from scratch",
+            )
+        return list(self.classes or []), [found.get(k, 0) for k in known]
 
     def _infer_task(self, label_type: str, approx_distinct: int | None) -> str:
         if self.task == "regression":

@@ -1,0 +1,547 @@
+"""``Monitor(model).check(data)``: does new data still fit a deployed model?
+
+One check reads the new data once under the memory budget (see :mod:`blase.monitor._profile`),
+compares every input column, the label (when present) and the model's predictions with the
+package's reference profile (see :mod:`blase.monitor._drift`), computes the metrics on the
+labelled new rows, and recommends retraining with its reasons. Predictions and metrics come
+from a sample of up to ``monitor.sample_rows`` rows (all rows when there are fewer; a random
+sample otherwise). Each check is a Track run of kind ``monitor`` whose parent is the model's
+run, so the checks of a model form a history; its plots and HTML report are artifacts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from blase.monitor._drift import ColumnDrift, column_drift
+from blase.monitor._errors import MonitorError
+from blase.monitor._profile import (
+    NEW_KEY,
+    ColumnProfile,
+    CurrentColumn,
+    ReferenceProfile,
+    grouped_counts,
+    load_profile,
+)
+from blase.project import Project, find_project
+
+__all__ = ["Monitor", "MonitorResult", "primary_metric"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_METRIC_DROP = 0.05
+
+
+def primary_metric(task: str | None) -> tuple[str, bool]:
+    """The metric that decides (``accuracy``, or ``rmse`` for regression) and whether higher is better."""
+    return ("rmse", False) if task == "regression" else ("accuracy", True)
+
+
+@dataclass
+class MonitorResult:
+    """The outcome of one check (``to_json`` is what ``blase monitor --json`` prints)."""
+
+    model: str
+    version: str
+    data: str
+    rows: int
+    columns: list[ColumnDrift]
+    drift_share: float
+    dataset_drift: bool
+    drift_threshold: float
+    label: ColumnDrift | None = None
+    prediction: ColumnDrift | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    reference_metrics: dict[str, Any] = field(default_factory=dict)
+    primary_metric: str = "accuracy"
+    metric_drop: float | None = None
+    sample_rows: int = 0
+    retrain: bool = False
+    reasons: list[str] = field(default_factory=list)
+    triggers: dict[str, float] = field(default_factory=dict)
+    fired: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    run_id: str | None = None
+    plots: list[str] = field(default_factory=list)
+    report: str | None = None
+    seconds: float = 0.0
+    peak_rss_bytes: int | None = None
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        return [c.column for c in self.columns if c.drifted]
+
+    def to_json(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k not in ("columns", "label", "prediction")}
+        out["columns"] = [c.to_json() for c in self.columns]
+        out["drifted_columns"] = self.drifted_columns
+        out["label"] = self.label.to_json() if self.label else None
+        out["prediction"] = self.prediction.to_json() if self.prediction else None
+        return out
+
+
+def _open(data: Any, project: Project, bad_rows: str) -> tuple[Any, Any, str, int | None]:
+    """``(extract or table, arrow schema, shown name, row count if known)``."""
+    import pyarrow as pa
+
+    if isinstance(data, (str, os.PathLike)):
+        from blase.extract import CSVOptions, Extract
+
+        path = Path(data)
+        if not path.is_absolute() and not path.exists():
+            path = project.root / path
+        if not path.exists() and not any(ch in str(data) for ch in "*?[:"):
+            raise MonitorError(f"new data {data} does not exist", hint="give a file, folder or glob of new rows")
+        csv = path.suffix.lower() in (".csv", ".tsv", ".txt") or str(path).endswith((".csv.gz", ".csv.zst"))
+        options = CSVOptions(bad_rows=bad_rows) if csv else None
+        extract = Extract(str(path), options, project=project)
+        return extract, extract.schema(), str(data), None
+    if hasattr(data, "to_arrow") and not isinstance(data, pa.Table):
+        data = data.to_arrow()
+    if not isinstance(data, pa.Table):
+        try:
+            data = pa.Table.from_pandas(data, preserve_index=False)
+        except Exception as exc:
+            raise MonitorError(f"cannot read {type(data).__name__} as new data ({exc})",
+                               hint="pass a path, a pandas DataFrame or a pyarrow Table") from None
+    return data, data.schema, "in-memory table", data.num_rows
+
+
+def _estimate_rows(extract: Any) -> int | None:
+    """A quick row estimate (file sizes over bytes per line, or Parquet metadata)."""
+    import glob
+
+    source = extract.source
+    path = Path(source) if Path(source).is_absolute() else (extract.project.root / source if extract.project
+                                                             else Path(source))
+    files = [Path(f) for f in glob.glob(str(path))] if any(c in source for c in "*?[") else [path]
+    if len(files) == 1 and files[0].is_dir():
+        files = [f for f in files[0].rglob("*") if f.is_file() and not f.name.startswith(".")]
+    files = [f for f in files if f.is_file()]
+    if not files:
+        return None
+    if all(f.suffix == ".parquet" for f in files):
+        import pyarrow.parquet as pq
+
+        return sum(pq.read_metadata(f).num_rows for f in files)
+    if any(f.suffix in (".gz", ".zst") for f in files):
+        return None
+    with open(files[0], "rb") as fh:
+        head = fh.read(1 << 20)
+    lines = head.count(b"\n")
+    if lines < 2:
+        return None
+    per_line = len(head) / lines
+    return int(sum(f.stat().st_size for f in files) / per_line)
+
+
+class Monitor:
+    """Check new data against a deployed model's reference profile.
+
+    Parameters
+    ----------
+    model:
+        ``"NAME"`` (its current version), ``"NAME@vN"``, a package folder or a
+        :class:`~blase.deploy.ModelPackage`.
+    project:
+        The project (default: the one around the current folder).
+    memory:
+        Memory budget of the scan (default ``memory:`` of ``blase.yaml``).
+    config:
+        A :class:`~blase.config.MonitorConfig` (default: ``monitor:`` of ``blase.yaml``).
+    bad_rows:
+        What to do with malformed CSV rows: ``"error"`` (default), ``"skip"``, ``"quarantine"``.
+    plots:
+        Draw the PNG plots (and log them to the run).
+    track:
+        Record the check as a Track run (kind ``monitor``).
+
+    Examples
+    --------
+    >>> result = Monitor("churn").check("data/new.csv")  # doctest: +SKIP
+    >>> result.dataset_drift, result.reasons  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        project: Project | str | os.PathLike[str] | None = None,
+        memory: int | str | None = None,
+        config: Any = None,
+        bad_rows: str = "error",
+        plots: bool = True,
+        track: bool = True,
+    ) -> None:
+        self.model = model
+        self.project = project
+        self.memory = memory
+        self.config = config
+        self.bad_rows = bad_rows
+        self.plots = plots
+        self.track = track
+
+    def _setup(self) -> tuple[Project, Any, Any, ReferenceProfile]:
+        from blase.config._models import MonitorConfig
+        from blase.deploy import ModelPackage, resolve_model
+
+        project = self.project if isinstance(self.project, Project) else find_project(self.project)
+        package = self.model if isinstance(self.model, ModelPackage) else resolve_model(project, str(self.model))
+        config = self.config
+        if config is None:
+            try:
+                config = project.config().monitor
+            except Exception:
+                logger.warning("could not read monitor: from blase.yaml; using the defaults")
+                config = MonitorConfig()
+        profile = load_profile(package.path, model=f"model {package.name} {package.version}")
+        return project, package, config, profile
+
+    def check(self, data: Any, *, report: str | os.PathLike[str] | None = None) -> MonitorResult:
+        """Compare ``data`` (a path, glob, pandas frame or Arrow table) with the reference.
+
+        Parameters
+        ----------
+        data:
+            New raw rows with the model's input columns (the label is optional; with it the
+            metrics are computed too).
+        report:
+            Also write the HTML report (plots embedded) to this file.
+
+        Returns
+        -------
+        MonitorResult
+
+        Raises
+        ------
+        MonitorError
+            No reference profile, a missing column or a column of another type, unreadable data.
+        """
+        project, package, config, profile = self._setup()
+        if not self.track:
+            return self._check(project, package, config, profile, data, report, None)
+        from blase.track import Track
+
+        with Track(f"monitor-{package.name}", project=project, parent=package.run_id, kind="monitor",
+                   params={"model": package.name, "version": package.version,
+                           "data": data if isinstance(data, (str, os.PathLike)) else "in-memory table"},
+                   tags={"model": package.name}, sample_resources=False) as track:
+            return self._check(project, package, config, profile, data, report, track)
+
+    # -- the check ---------------------------------------------------------------------------
+
+    def _check(self, project: Project, package: Any, config: Any, profile: ReferenceProfile, data: Any,
+               report: Any, track: Any) -> MonitorResult:
+        from blase.steps import measure_step
+
+        started = time.perf_counter()
+        with measure_step() as meter:
+            result = self._measure(project, package, config, profile, data)
+        result.seconds = time.perf_counter() - started
+        result.peak_rss_bytes = meter.peak_rss_bytes
+        if track is not None:
+            result.run_id = track.run_id
+            self._log(track, result)
+        if self.plots or report is not None:
+            from blase.monitor._report import write_outputs
+
+            folder = project.outputs_dir / "monitor" / (result.run_id or f"check-{int(time.time())}")
+            write_outputs(result, profile, self._current_counts, project, folder, report=report)
+            if track is not None:
+                for p in result.plots:
+                    track.log_artifact(p, name=f"monitor/{Path(p).name}")
+                if result.report:
+                    track.log_artifact(result.report, name="monitor/report.html")
+        return result
+
+    def _measure(self, project: Project, package: Any, config: Any, profile: ReferenceProfile,
+                 data: Any) -> MonitorResult:
+        import duckdb
+
+        from blase._duck import connect, sql_quote
+        from blase.deploy import DeployError, check_input_schema
+
+        source, schema, shown, known_rows = _open(data, project, self.bad_rows)
+        try:
+            notes = check_input_schema(package.input_schema, schema, source=shown, label=package.label)
+        except DeployError as exc:
+            raise MonitorError(exc.message, hint=exc.hint) from None
+        found = {f.name: str(f.type) for f in schema}
+        has_label = package.label in found and profile.label is not None
+        memory = self.memory if self.memory is not None else _project_memory(project)
+        con = connect(memory, tmp_dir=project.tmp_dir)
+        try:
+            if isinstance(source, (str, os.PathLike)) or hasattr(source, "sql_source"):
+                relation = source.sql_source(con)
+                estimate = known_rows if known_rows is not None else _estimate_rows(source)
+            else:
+                con.register("__blase_new", source)
+                relation, estimate = "__blase_new", source.num_rows
+            if has_label:
+                relation = _label_as_classes(relation, package.label, package.classes, found[package.label])
+            refs: dict[str, ColumnProfile] = {c: p for c, p in profile.columns.items()}
+            if has_label:
+                refs[package.label] = profile.label
+            keys = {}
+            for i, (col, ref) in enumerate(refs.items()):
+                enum = None
+                if ref.kind == "categorical":
+                    enum = f"__blase_enum_{i}"
+                    values = ", ".join(sql_quote(str(v)) for v in [*ref.counts, NEW_KEY])
+                    con.execute(f"CREATE TYPE {enum} AS ENUM ({values})")
+                keys[col] = ref.key_expr(col, enum)
+            limit = int(config.sample_rows)
+            complete = estimate is not None and estimate <= limit
+            fraction = 1.0 if complete else limit / max(estimate or limit * 10, 1)
+            condition = "TRUE" if complete else f"random() < {fraction!r}"
+            sample_cols = [c for c in package.input_schema if c in found]
+            if package.label in found:
+                sample_cols.append(package.label)
+            try:
+                counts = grouped_counts(con, relation, keys, sample=condition, sample_columns=sample_cols)
+            except duckdb.Error as exc:
+                raise MonitorError(
+                    f"cannot read {shown}: {str(exc).splitlines()[0]}",
+                    hint="fix the file, or skip malformed rows with --bad-rows skip",
+                ) from None
+            sample = counts.pop("__sample__", None)
+            if sample is not None and sample.num_rows > 2 * limit:
+                keep = np.random.default_rng(0).choice(sample.num_rows, limit, replace=False)
+                sample = sample.take(np.sort(keep))
+            values = _profiled_values(con, sample, refs) if sample is not None else {}
+        finally:
+            con.close()
+        first = next(iter(counts.values()), {})
+        rows = int(sum(first.values())) if counts else int(known_rows or 0)
+        complete = sample is not None and sample.num_rows == rows
+        self._current_counts: dict[str, CurrentColumn] = {}
+        columns = []
+        for col, ref in refs.items():
+            cur = _current(col, counts.get(col, {}))
+            self._current_counts[col] = cur
+            unseen = _unseen(ref, values.get(col))
+            drift = column_drift(ref, cur, _numeric(values.get(col), ref), current_complete=complete,
+                                 unseen_examples=unseen)
+            if col == package.label:
+                label_drift = drift
+            else:
+                columns.append(drift)
+        result = MonitorResult(
+            model=package.name, version=package.version, data=shown, rows=rows, columns=columns,
+            drift_share=0.0, dataset_drift=False, drift_threshold=float(config.drift_threshold),
+            label=label_drift if has_label else None, notes=list(notes),
+            sample_rows=sample.num_rows if sample is not None else 0,
+        )
+        n = len(columns)
+        result.drift_share = sum(c.drifted for c in columns) / n if n else 0.0
+        result.dataset_drift = n > 0 and result.drift_share >= config.drift_threshold
+        if sample is not None and sample.num_rows:
+            self._score(package, profile, sample, result, complete)
+        self._recommend(result, config)
+        return result
+
+    def _score(self, package: Any, profile: ReferenceProfile, sample: Any, result: MonitorResult,
+               complete: bool) -> None:
+        """Predictions on the sample: prediction drift, and metrics where the label is known."""
+        import pyarrow as pa
+        import torch
+
+        from blase.deploy import DeployError, features_matrix, scores_to_columns
+        from blase.evaluate import EvaluateError, compute_metrics, probabilities
+
+        try:
+            transform = package.load_transform()
+            inputs = [c for c in package.input_schema if c in sample.column_names]
+            X = features_matrix(transform.apply(sample.select(inputs)), package.features, source=result.data)
+            model = package.load_model()
+            model.eval()
+            with torch.inference_mode():
+                scores = model(torch.from_numpy(X)).numpy()
+        except (DeployError, Exception) as exc:
+            result.notes.append(f"predictions skipped: {getattr(exc, 'message', exc)}")
+            return
+        task = package.task
+        preds = scores_to_columns(task, scores, package.classes)["prediction"]
+        ref = profile.prediction
+        if ref is not None:
+            if task == "regression":
+                arr = np.asarray(preds, dtype=np.float64)
+                keys, n = np.unique(ref.key_of(arr), return_counts=True)
+                cur = CurrentColumn("prediction", len(arr), 0, dict(zip(keys.tolist(), n.tolist(), strict=True)))
+                values = arr
+            else:
+                text = _as_text(pa.array(preds))
+                uniq, n = np.unique(np.asarray(text, dtype=object), return_counts=True)
+                cur = CurrentColumn("prediction", len(text), 0, dict(zip(uniq.tolist(), n.tolist(), strict=True)))
+                values = None
+            result.prediction = column_drift(ref, cur, values, current_complete=complete)
+        name, higher = primary_metric(task)
+        result.primary_metric = name
+        result.reference_metrics = {k: v for k, v in (package.metrics or profile.metrics).items()
+                                    if isinstance(v, (int, float))}
+        if package.label not in sample.column_names:
+            return
+        truth = sample[package.label]
+        valid = np.asarray(truth.is_valid())
+        if not valid.any():
+            return
+        try:
+            y = truth.filter(pa.array(valid)).to_numpy(zero_copy_only=False)
+            if task == "regression":
+                metrics = compute_metrics(task, y.astype(np.float64), np.asarray(scores).reshape(-1)[valid])
+            else:
+                metrics = compute_metrics(task, y, probabilities(task, scores)[valid], labels=package.classes)
+        except EvaluateError as exc:
+            result.notes.append(f"metrics skipped: {exc.message}")
+            return
+        result.metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        before, now = result.reference_metrics.get(name), result.metrics.get(name)
+        if isinstance(before, (int, float)) and isinstance(now, (int, float)):
+            result.metric_drop = (before - now) if higher else ((now - before) / before if before else 0.0)
+
+    @staticmethod
+    def _recommend(result: MonitorResult, config: Any) -> None:
+        triggers = dict(config.retrain_when) or {"drift_share": float(config.drift_threshold),
+                                                 "metric_drop": DEFAULT_METRIC_DROP}
+        result.triggers = triggers
+        reasons, fired = [], []
+        drifted = [c for c in result.columns if c.drifted]
+        if "drift_share" in triggers and result.columns and result.drift_share >= triggers["drift_share"]:
+            fired.append("drift_share")
+            names = ", ".join(c.column for c in drifted[:6]) + (", ..." if len(drifted) > 6 else "")
+            reasons.append(f"{len(drifted)} of {len(result.columns)} input columns drifted "
+                           f"({result.drift_share:.0%} >= {triggers['drift_share']:.0%}): {names}")
+        if "metric_drop" in triggers and result.metric_drop is not None and result.metric_drop >= triggers["metric_drop"]:
+            fired.append("metric_drop")
+            name = result.primary_metric
+            what = "points" if name == "accuracy" else "relative"
+            reasons.append(f"{name} went from {result.reference_metrics.get(name):.4g} to "
+                           f"{result.metrics.get(name):.4g} on the labelled new rows (drop {result.metric_drop:.3g} "
+                           f"{what} >= {triggers['metric_drop']:.3g})")
+        if "new_rows" in triggers and result.rows >= triggers["new_rows"]:
+            fired.append("new_rows")
+            reasons.append(f"{result.rows:,} new rows >= {int(triggers['new_rows']):,}")
+        result.fired = fired
+        result.retrain = bool(fired)
+        if not fired:
+            reasons.append("no retrain trigger fired: the model still fits the data")
+        # context that does not trigger by itself
+        if result.prediction is not None and result.prediction.drifted:
+            reasons.append(f"predictions drifted ({result.prediction.reason()})")
+        for c in drifted:
+            reasons.append(f"column {c.column!r}: {c.reason()}")
+        for c in result.columns:
+            if c.unseen_rows and not c.drifted:
+                reasons.append(f"column {c.column!r}: {c.reason()}")
+        result.reasons = reasons
+
+    @staticmethod
+    def _log(track: Any, result: MonitorResult) -> None:
+        metrics: dict[str, float] = {
+            "rows": result.rows,
+            "drift_share": result.drift_share,
+            "drifted_columns": len(result.drifted_columns),
+            "dataset_drift": int(result.dataset_drift),
+            "retrain": int(result.retrain),
+            "seconds": result.seconds,
+        }
+        if result.peak_rss_bytes:
+            metrics["peak_rss_bytes"] = result.peak_rss_bytes
+        if result.prediction is not None:
+            metrics["prediction_drift"] = result.prediction.score
+        for name, value in result.metrics.items():
+            metrics[f"current.{name}"] = value
+        if result.metric_drop is not None:
+            metrics["metric_drop"] = result.metric_drop
+        for c in result.columns:
+            metrics[f"drift.{c.column}"] = c.score
+        track.log_metrics(metrics)
+        track.log_event("monitor", **result.to_json())
+
+
+def _project_memory(project: Project) -> Any:
+    try:
+        return project.config().memory
+    except Exception:
+        return None
+
+
+_SQL_TYPES = {"bool": "BOOLEAN", "int64": "BIGINT", "double": "DOUBLE"}
+
+
+def _label_as_classes(relation: str, label: str, classes: list[Any], found_type: str) -> str:
+    """Read the label as the model's classes are typed (a CSV's ``yes``/``no`` may have been
+    read as booleans at training time, while a frame passed in holds text)."""
+    import pyarrow as pa
+
+    from blase._duck import sql_ident
+
+    try:
+        want = str(pa.array(classes).type) if classes else ""
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return relation
+    sql_type = _SQL_TYPES.get(want)
+    if sql_type is None or want == found_type:
+        return relation
+    ident = sql_ident(label)
+    return f"(SELECT * REPLACE (TRY_CAST({ident} AS {sql_type}) AS {ident}) FROM {relation})"
+
+
+def _current(col: str, counts: dict[Any, int]) -> CurrentColumn:
+    nulls = int(counts.get(None, 0))
+    rows = int(sum(counts.values()))
+    keys = {(int(k) if isinstance(k, (int, np.integer)) else str(k)): int(v) for k, v in counts.items() if k is not None}
+    return CurrentColumn(col, rows, nulls, keys)
+
+
+def _as_text(array: Any) -> list[str | None]:
+    """Values as DuckDB casts them to VARCHAR (how the reference keys categories)."""
+    import duckdb
+    import pyarrow as pa
+
+    table = pa.table({"v": array})
+    con = duckdb.connect()
+    try:
+        con.register("t", table)
+        return [r[0] for r in con.execute("SELECT CAST(v AS VARCHAR) FROM t").fetchall()]
+    finally:
+        con.close()
+
+
+def _profiled_values(con: Any, sample: Any, refs: dict[str, ColumnProfile]) -> dict[str, list[Any]]:
+    """The sample's values as the reference profiles them (doubles, or text)."""
+    from blase._duck import sql_ident
+
+    cols = [c for c in refs if c in sample.column_names]
+    if not cols or sample.num_rows == 0:
+        return {c: [] for c in cols}
+    con.register("__blase_sample", sample)
+    exprs = ", ".join(f"{refs[c].value_expr(c)} AS {sql_ident(c)}" for c in cols)
+    table = con.sql(f"SELECT {exprs} FROM __blase_sample").to_arrow_table()
+    return {c: table[c].drop_null().to_pylist() for c in cols}
+
+
+def _numeric(values: list[Any] | None, ref: ColumnProfile) -> np.ndarray | None:
+    if values is None or ref.kind != "numeric":
+        return None
+    return np.asarray(values, dtype=np.float64)
+
+
+def _unseen(ref: ColumnProfile, values: list[Any] | None) -> list[Any]:
+    if ref.kind != "categorical" or not values:
+        return []
+    known = set(ref.counts)
+    out: list[Any] = []
+    for v in values:
+        if v not in known and v not in out:
+            out.append(v)
+            if len(out) >= 5:
+                break
+    return out
