@@ -1,8 +1,42 @@
 """The Blase assistant: a LangGraph agent that drives :mod:`blase.tools`.
 
-Installed as ``blase.agent``. The graph, the autonomy gate and the LLM providers arrive with
-the assistant issue ([6/7]); this package exists now so the layout and the import path are
-fixed from the start. Nothing in :mod:`blase` imports it.
+Installed as ``blase.agent``. The autonomy gate is code (:func:`decide`): ``manual`` runs read
+tools and turns the rest into recommendations, ``semi`` asks a person before write and
+destructive tools, ``auto`` runs write tools within budgets and still asks before destructive
+ones. Conversations persist per project (``.blase/agent/sessions.sqlite``) and every model
+call, proposal, decision and result is an event of the session's Track run::
+
+    from blase.agent import Session
+    with Session(".", autonomy="semi") as s:
+        turn = s.send("which run has the best accuracy?")
+        if turn.pending:
+            turn = s.decide("approve")
+        print(turn.answer)
+
+Importing this package needs the ``agent`` extra (``pip install 'blase[agent]'``). Nothing in
+:mod:`blase` imports it.
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+from ._errors import AgentError, ProviderError, SessionError
+from ._gate import AUTONOMY, Budgets, decide
+from ._providers import ProviderSpec, make_chat_model, resolve_provider
+from ._session import Approval, Session, TurnResult, move_store_aside, store_path
+
+__all__ = [
+    "AUTONOMY",
+    "AgentError",
+    "Approval",
+    "Budgets",
+    "ProviderError",
+    "ProviderSpec",
+    "Session",
+    "SessionError",
+    "TurnResult",
+    "decide",
+    "make_chat_model",
+    "move_store_aside",
+    "resolve_provider",
+    "store_path",
+]
