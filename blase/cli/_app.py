@@ -188,7 +188,15 @@ def inspect(
     if as_json:
         _print_json(detail.to_json())
         return
-    _out().print(run_panel(detail))
+    out = _out()
+    out.print(run_panel(detail))
+    if detail.kind == "agent-session":
+        from blase.cli._assistant import session_replay_lines
+        from blase.project import find_project
+
+        out.print("\n[bold]conversation[/]")
+        for line in session_replay_lines(find_project().root, detail.id):
+            out.print(line)
 
 
 # -- doctor ---------------------------------------------------------------------------------
@@ -452,6 +460,24 @@ def rollback(
     _use_project(project)
     before, after = do_rollback(find_project(), name, to=to)
     _out().print(f"[green]{name}[/]: current {before or '-'} -> {after}")
+
+
+@app.command()
+def promote(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Argument(help="Version to make current, e.g. v3.")],
+    project: ProjectOpt = None,
+) -> None:
+    """Make a deployed version the current one (undo with blase rollback).
+
+    Example: [bold]blase promote penguins v3[/]
+    """
+    from blase.deploy import promote as do_promote
+    from blase.project import find_project
+
+    _use_project(project)
+    before = do_promote(find_project(), name, version, reason="blase promote")
+    _out().print(f"[green]{name}[/]: current {before or '-'} -> {version}")
 
 
 @app.command()

@@ -221,7 +221,13 @@ def steps_table(events: list[dict[str, Any]]) -> Table:
         if kind == "step_failed":
             table.add_row(d.get("step", "?"), Text("failed", style="red"), "", "", "", "", "")
             continue
-        status = Text("reused", style="dim") if kind == "step_reused" else Text("ok", style="green")
+        cached = (d.get("details") or {}).get("cache", {}).get("hit") if isinstance(d.get("details"), dict) else False
+        if kind == "step_reused":
+            status = Text("reused", style="dim")
+        elif cached:
+            status = Text("cached", style="dim")
+        else:
+            status = Text("ok", style="green")
         peak = d.get("peak_rss_bytes")
         table.add_row(
             d.get("step", "?"), status,
