@@ -156,7 +156,7 @@ def runs(
     if not found:
         out.print("no runs yet: log one with `python scripts/train.py` or the Track API")
         return
-    out.print(runs_table(found, multi_project=bool(project and len(project) > 1)))
+    out.print(runs_table(found, multi_project=bool(project and len(project) > 1), width=out.width))
     for run in found:
         for damage in run.damage:
             out.print(f"[yellow]warning:[/] run {run.id}: {damage}")

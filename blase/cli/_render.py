@@ -58,10 +58,21 @@ def fmt_value(value: Any) -> str:
     return str(value)
 
 
-def runs_table(runs: list[Any], *, multi_project: bool = False, max_metrics: int = 4) -> Table:
-    """A table of run summaries with the most common metrics as columns."""
+def runs_table(
+    runs: list[Any], *, multi_project: bool = False, max_metrics: int = 4, width: int | None = None
+) -> Table:
+    """A table of run summaries with the most telling metrics as columns (as many as fit)."""
+    if width is not None:
+        max_metrics = max(1, min(max_metrics, (width - 66 - (12 if multi_project else 0)) // 15))
     counts = Counter(name for r in runs for name in r.metrics)
-    metric_names = [name for name, _ in counts.most_common(max_metrics)]
+    # the pipeline's bookkeeping (rows, seconds, peak RSS per step) and per-batch series make
+    # poor columns: show the metrics people compare runs by, test metrics first
+    bookkeeping = (".rows_in", ".rows_out", ".rows_rejected", ".seconds", ".peak_rss_bytes")
+    ranked = sorted(
+        (name for name in counts if not name.endswith(bookkeeping) and not name.startswith("batch_")),
+        key=lambda n: (not n.startswith("test."), n.startswith("baseline."), -counts[n], n),
+    )
+    metric_names = ranked[:max_metrics]
     table = Table(header_style="bold", box=None, pad_edge=False)
     table.add_column("id", style="bold", no_wrap=True, min_width=12)
     table.add_column("name", max_width=24, overflow="ellipsis", no_wrap=True)
