@@ -32,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 
 from blase._duck import budget_note, connect, sql_ident, sql_quote
+from blase._fs import replace_dir
 from blase.errors import PrepareError
 from blase.prepare._manifest import MANIFEST_NAME, Manifest, ShardInfo
 from blase.prepare._shards import SplitWriter
@@ -549,7 +550,7 @@ class Prepare:
                 (tmp / MANIFEST_NAME).write_text(
                     json.dumps(manifest.to_json(), indent=2) + "\n", encoding="utf-8"
                 )
-                self._swap(tmp, out)
+                replace_dir(tmp, out)
         except OSError as exc:
             for w in writers.values():
                 w.abort()
@@ -782,13 +783,3 @@ class Prepare:
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
 
-    @staticmethod
-    def _swap(tmp: Path, out: Path) -> None:
-        """Move the finished folder into place, replacing an earlier prepare output."""
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)

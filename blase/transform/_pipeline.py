@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from blase._duck import connect, sql_quote
+from blase._fs import replace_dir
 from blase.errors import TransformError
 from blase.steps import StepResult, measure_step
 from blase.transform._base import (
@@ -491,7 +492,7 @@ class Transform:
                         self._stream(con, relation, k, len(self.operations), tmp, report,
                                      count_unseen=not fit, batch_rows=batch_rows)
                 self.save(tmp / STATE_FILE)
-                _replace_dir(tmp, out_dir)
+                replace_dir(tmp, out_dir)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
@@ -666,15 +667,6 @@ def _cast_present(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return table if target.equals(table.schema) else table.cast(target)
 
 
-def _replace_dir(tmp: Path, out_dir: Path) -> None:
-    """Put the finished ``tmp`` folder in place of ``out_dir`` (old contents removed last)."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _config_digest(t: Transform) -> str:
@@ -699,6 +691,9 @@ def from_step_config(
     exclude: Sequence[str] = (),
 ) -> Transform:
     """Build the :class:`Transform` that ``transform:`` in ``blase.yaml`` describes."""
+    from blase.config import TransformStep
+
+    step_keys = TransformStep._OP_KEYS  # the keys each op reads: one table, the config's
     ops: list[Operation] = []
     for i, step in enumerate(steps):
         extra = dict(step.params or {})
@@ -706,7 +701,7 @@ def from_step_config(
             ops.append(UserFunction(step.call, project_root=project_root, params=extra or None))
             continue
         op = step.op
-        given = {k: getattr(step, k) for k in _STEP_KEYS.get(op, ()) if getattr(step, k) is not None}
+        given = {k: getattr(step, k) for k in step_keys.get(op, ()) if getattr(step, k) is not None}
         try:
             ops.append(OPERATIONS[op](**given, **extra))
         except TypeError as exc:
@@ -715,20 +710,3 @@ def from_step_config(
     return Transform(ops, exclude=exclude, project_root=project_root)
 
 
-#: The TransformStep keys each op reads (others must be unset; TransformStep checks it).
-_STEP_KEYS: dict[str, tuple[str, ...]] = {
-    "select": ("columns",),
-    "drop": ("columns",),
-    "rename": ("mapping",),
-    "cast": ("columns", "dtype"),
-    "filter": ("where",),
-    "impute": ("columns", "strategy", "value"),
-    "scale": ("columns", "method"),
-    "clip": ("columns", "lower", "upper"),
-    "log1p": ("columns",),
-    "onehot": ("columns", "max_categories"),
-    "ordinal": ("columns", "max_categories"),
-    "hash": ("columns", "n_features", "name"),
-    "datetime": ("columns", "parts"),
-    "sql": ("expr", "name"),
-}
