@@ -13,21 +13,29 @@ call, proposal, decision and result is an event of the session's Track run::
             turn = s.decide("approve")
         print(turn.answer)
 
+The pipeline under the assistant (``blase run --autonomy``) is :class:`Autopilot`; ``blase agent
+eval`` (:mod:`agent._eval`) scores a model on a fixed suite of tool-use tasks.
+
 Importing this package needs the ``agent`` extra (``pip install 'blase[agent]'``). Nothing in
 :mod:`blase` imports it.
 """
 
 from __future__ import annotations
 
+from ._autopilot import Autopilot, AutopilotResult
 from ._errors import AgentError, ProviderError, SessionError
 from ._gate import AUTONOMY, Budgets, decide
 from ._providers import ProviderSpec, make_chat_model, resolve_provider
+from ._report import AutopilotReport
 from ._session import Approval, Session, TurnResult, move_store_aside, store_path
 
 __all__ = [
     "AUTONOMY",
     "AgentError",
     "Approval",
+    "Autopilot",
+    "AutopilotReport",
+    "AutopilotResult",
     "Budgets",
     "ProviderError",
     "ProviderSpec",

@@ -222,20 +222,3 @@ def test_gc_dry_run_and_drift_over_the_engine(project, ctx):
             call_tool("trigger_update", {"model": "nope", "data": "data/penguins.csv"}, ctx)
     with pytest.raises(ToolError, match="outside the project"):
         call_tool("check_drift", {"model": "nope", "data": "../x.csv"}, ctx)
-
-
-@pytest.mark.parametrize(
-    ("name", "args", "engine"),
-    [
-        ("check_drift", {"model": "m", "data": "data/penguins.csv"}, "Monitor"),
-        ("trigger_update", {"model": "m", "data": "data/penguins.csv"}, "Update"),
-        ("gc", {"dry_run": True}, "gc"),
-    ],
-)
-def test_tools_waiting_for_engine_modules_say_so(ctx, name, args, engine):
-    from blase.tools._engine import has_engine_attr
-
-    if has_engine_attr(engine):
-        pytest.skip(f"this engine has {engine}; the tool is live")
-    with pytest.raises(ToolError, match="not available in this version"):
-        call_tool(name, args, ctx)

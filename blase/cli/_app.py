@@ -190,6 +190,12 @@ def inspect(
         return
     out = _out()
     out.print(run_panel(detail))
+    if detail.tags.get("agent_session"):
+        from blase.cli._assistant import agent_decision_lines
+        from blase.project import find_project
+
+        for line in agent_decision_lines(find_project().root, detail):
+            out.print(line)
     if detail.kind == "agent-session":
         from blase.cli._assistant import session_replay_lines
         from blase.project import find_project
@@ -336,13 +342,28 @@ def run(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step, even those with a cached result.")] = False,
     project: ProjectOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run object as JSON.")] = False,
+    autonomy: Annotated[
+        str | None,
+        typer.Option("--autonomy", "-a", help="Run under the assistant: manual (recommends), semi (asks), auto (acts within budgets)."),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="With --autonomy: approve every write proposal (destructive ones still ask).")] = False,
+    provider: Annotated[str | None, typer.Option("--provider", help="With --autonomy: openai, ollama or llamacpp.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="With --autonomy: model name (llamacpp: a .gguf path).")] = None,
 ) -> None:
     """Run the pipeline of blase.yaml: extract, transform, prepare, train, evaluate, deploy.
 
     Steps whose inputs, config, code and environment are unchanged are taken from the cache.
+    With --autonomy, the assistant reviews each step's record and proposes what to do next.
 
-    Example: [bold]blase run --set train.epochs=5 --memory 2GB[/]
+    Example: [bold]blase run --set train.epochs=5 --memory 2GB[/] or [bold]blase run --autonomy semi[/]
     """
+    if autonomy is not None or yes or provider is not None or model is not None:
+        from blase.cli._assistant import run_with_assistant
+
+        run_with_assistant(autonomy=autonomy, yes=yes, provider=provider, model=model, from_step=from_step,
+                           to_step=to_step, memory=memory, overrides=overrides, resume=resume,
+                           no_cache=no_cache, project=project, as_json=as_json)
+        return
     from blase.cli._render import run_panel
     from blase.pipeline import Pipeline
     from blase.track import load_run

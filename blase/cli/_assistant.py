@@ -94,7 +94,14 @@ def session_replay_lines(project_root: Path, ref: str) -> list[str]:
                     lines.append(f"        runs started: {', '.join(d['runs'])}")
             elif name == "answer":
                 lines.append(f"[dim]{at}[/] [bold green]assistant:[/] {escape(str(d.get('text')))}")
-            elif name in ("stopped", "autonomy", "error"):
+            elif name == "pipeline_run":
+                cause = d.get("cause") or {}
+                why = f" (re-run after {cause.get('step')}: {cause.get('key')}={cause.get('value')})" if cause else ""
+                lines.append(f"[dim]{at}[/] [bold]pipeline run {d.get('run')}[/] {d.get('status')}{escape(why)}")
+            elif name == "step_review":
+                signals = "; ".join(d.get("signals") or []) or "no signals"
+                lines.append(f"[dim]{at}[/] [cyan]review {d.get('step')}[/] of {d.get('run')}: {escape(signals)}")
+            elif name in ("stopped", "autonomy", "error", "warning"):
                 lines.append(f"[dim]{at}[/] [magenta]{name}[/] {escape(json.dumps(d, default=str))}")
     return lines
 
@@ -305,6 +312,12 @@ def chat(
             small = " — a small embedded model: one tool round per question, answers may be weak" \
                 if sess.spec.small else ""
             out.print(f"[dim]session {sess.session_id} · model {sess.model_label}{small} · autonomy {sess.autonomy}[/]")
+            if sess.autonomy == "auto":
+                from blase.agent._eval import unevaluated_warning
+
+                warning = unevaluated_warning(found, sess.spec)
+                if warning:
+                    out.print(f"[yellow]warning:[/] {warning}")
         if not scripted:
             _interactive(sess, out)
             return
@@ -336,3 +349,211 @@ def chat(
         raise
     finally:
         sess.close(status)
+
+
+# ---------------------------------------------------------------------- blase run --autonomy
+
+
+def agent_decision_lines(project_root: Path, run: Any) -> list[str]:
+    """The assistant's decisions about a pipeline run, step by step (rich markup), for
+    ``blase inspect``: read from the autopilot session named by the run's ``agent_session`` tag."""
+    from rich.markup import escape
+
+    from blase.errors import BlaseError
+    from blase.track import load_run
+
+    sid = (getattr(run, "tags", None) or {}).get("agent_session")
+    if not sid:
+        return []
+    try:
+        session = load_run(sid, [project_root], history=False)
+    except BlaseError:
+        return [f"[yellow]the assistant session {sid} that ran this pipeline is gone[/]"]
+    lines = []
+    for e in session.event_list:
+        d = e.get("data") or {}
+        if e.get("event") == "agent_decision" and d.get("run") == run.id:
+            what = f"{d.get('tool')} {d.get('summary') or ''}".strip()
+            who = f" by {d.get('by')}" if d.get("by") not in (None, "gate", "model") else ""
+            line = f"  after [bold]{d.get('step')}[/]: {escape(what)} → [yellow]{d.get('decision')}[/]{who}"
+            if d.get("result_run"):
+                line += f" → run {d['result_run']}"
+            if d.get("decision") == "recommended" and d.get("command"):
+                line += f"\n      [dim]{escape(str(d['command']))}[/]"
+            if d.get("reason"):
+                line += f"\n      [dim]why: {escape(str(d['reason']))}[/]"
+            lines.append(line)
+        elif e.get("event") == "agent_decision" and d.get("result_run") == run.id:
+            lines.insert(0, f"  this run re-ran from {escape(str((d.get('change') or {}).get('from_step')))} "
+                            f"after {d.get('step')} of run {d.get('run')}: {escape(str(d.get('summary')))}")
+    if lines:
+        lines.insert(0, f"[bold]assistant decisions[/] (session {sid}, `blase session {sid}`)")
+    return lines
+
+
+def _pilot_printer(out: Any) -> Any:
+    from rich.markup import escape
+
+    def on_event(event: str, d: dict[str, Any]) -> None:
+        if event == "pipeline_step" and d.get("state") in ("done", "cached", "failed"):
+            mark = {"done": "[green]ok[/]", "cached": "[dim]cached[/]", "failed": "[red]failed[/]"}[d["state"]]
+            out.print(f"  {mark} {d.get('step')}")
+        elif event == "pipeline_run":
+            out.print(f"[dim]pipeline run {d.get('run')} {d.get('status')} ({d.get('seconds')}s)[/]")
+        elif event == "step_review":
+            signals = "; ".join(d.get("signals") or []) or "no signals"
+            out.print(f"[cyan]review[/] {d.get('step')} of {d.get('run')}: [dim]{escape(signals)}[/]")
+        elif event == "model_call":
+            calls = ", ".join(d.get("tool_calls") or []) or "answers"
+            out.print(f"  [dim]model: {escape(calls)} ({d.get('latency_s')}s)[/]")
+        elif event == "agent_decision" and d.get("decision") not in ("accepted", "undecided"):
+            out.print(f"  [yellow]{d.get('decision')}[/] {d.get('tool')} {escape(str(d.get('summary') or ''))}"
+                      + (f" [dim]({escape(str(d.get('reason')))})[/]" if d.get("reason") else ""))
+        elif event == "warning":
+            out.print(f"[yellow]warning:[/] {escape(str(d.get('text')))}")
+
+    return on_event
+
+
+def run_with_assistant(
+    *,
+    autonomy: str | None,
+    yes: bool,
+    provider: str | None,
+    model: str | None,
+    from_step: str | None,
+    to_step: str | None,
+    memory: str | None,
+    overrides: list[str] | None,
+    resume: str | None,
+    no_cache: bool,
+    project: Path | None,
+    as_json: bool,
+) -> None:
+    """``blase run --autonomy LEVEL``: the pipeline under the assistant, approvals at the prompt."""
+    import importlib.util
+
+    from blase.errors import BlaseError
+    from blase.project import find_project
+
+    _use_project(project)
+    if autonomy is None:
+        raise BlaseError("--yes, --provider and --model go with --autonomy",
+                         hint="add --autonomy manual|semi|auto, or drop them for a plain `blase run`")
+    if importlib.util.find_spec("langgraph") is None:
+        raise BlaseError("the assistant needs the agent extra", hint="pip install 'blase[agent]'")
+    from blase.agent import Autopilot
+
+    out = _out()
+    pilot = Autopilot(find_project(), autonomy=autonomy, provider=provider, model=model, overrides=overrides,
+                      memory=memory, from_step=from_step, to_step=to_step, resume=resume, cache=not no_cache,
+                      approve_writes=yes, on_event=None if as_json else _pilot_printer(out))
+    status = "finished"
+    try:
+        if not as_json:
+            out.print(f"[dim]assistant {pilot.spec.label} · autonomy {pilot.autonomy} · session {pilot.session_id}[/]")
+        result = pilot.start()
+        while result.pending is not None:
+            try:
+                answer = _ask_person(out, result.pending)
+            except (EOFError, typer.Abort):
+                answer = {"action": "reject", "note": "no answer (no terminal to ask)"}
+            result = pilot.decide(**answer)
+        report = result.report
+        assert report is not None
+        if as_json:
+            _print_json({"session": pilot.session_id, "warnings": result.warnings, "report": report.to_json()})
+        else:
+            from rich.markup import escape
+            from rich.panel import Panel
+
+            out.print(Panel(escape(report.text), title="assistant report", border_style="green"))
+            out.print(f"[dim]decisions: blase inspect {report.final_run} · blase session {pilot.session_id}[/]")
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except BaseException:
+        status = "failed"
+        raise
+    finally:
+        pilot.close(status)
+
+
+# ---------------------------------------------------------------------- blase agent eval
+
+agent_app = typer.Typer(name="agent", help="The assistant's own tools: evaluate a model on Blase's tool suite.",
+                        no_args_is_help=True)
+app.add_typer(agent_app)
+
+
+@agent_app.command("eval")
+def agent_eval(
+    provider: Annotated[str | None, typer.Option("--provider", help="openai, ollama or llamacpp (default: as blase chat).")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model name (llamacpp: a .gguf path).")] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server URL, or the Ollama host.")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, help="Repeats of the suite; pass^k counts tasks passed in all of them.")] = 1,
+    category: Annotated[
+        list[str] | None, typer.Option("--category", "-c", help="Only this category (single, irrelevance, multi); repeatable.")
+    ] = None,
+    task: Annotated[list[str] | None, typer.Option("--task", help="Only tasks with this id (or id prefix); repeatable.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="At most N tasks per category.")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per task (model time); slower fails.")] = 180.0,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the scratch project (its path is printed).")] = False,
+    project: ProjectOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Score a model on a fixed suite of Blase tool-use tasks (single calls, irrelevance, multi-step).
+
+    The suite runs on a scratch project it builds itself; the result is recorded as a run of kind
+    agent-eval in this project (or, outside one, in the kept scratch project), which
+    `--autonomy auto` consults.
+
+    Example: [bold]blase agent eval --provider ollama --model qwen2.5:7b -k 3[/]
+    """
+    import importlib.util
+
+    from blase.errors import BlaseError, ProjectError
+    from blase.project import find_project
+
+    _use_project(project)
+    if importlib.util.find_spec("langgraph") is None:
+        raise BlaseError("the assistant needs the agent extra", hint="pip install 'blase[agent]'")
+    from blase.agent._eval import CATEGORIES, run_eval
+
+    for c in category or []:
+        if c not in CATEGORIES:
+            raise BlaseError(f"unknown category {c!r}", hint=f"choose from {', '.join(CATEGORIES)}")
+    try:
+        here = find_project()
+    except ProjectError:
+        here = None
+    out = _out()
+
+    def progress(a: Any) -> None:
+        if not as_json:
+            mark = "[green]pass[/]" if a.passed else "[red]fail[/]"
+            from rich.markup import escape
+
+            out.print(f"  {mark} {a.task} (repeat {a.repeat + 1}, {a.seconds:.1f}s)"
+                      + ("" if a.passed else f" [dim]{escape(a.reason)}[/]"))
+
+    result = run_eval(provider=provider, model=model, base_url=base_url, k=k, categories=category, ids=task,
+                      limit=limit, timeout=timeout, record_in=here, keep=keep or here is None, on_attempt=progress)
+    if as_json:
+        _print_json(result.to_json())
+        return
+    from rich.table import Table
+
+    table = Table(title=f"agent eval · {result.label} · k={k}", title_justify="left", header_style="bold", box=None)
+    for col in ("category", "tasks", "attempts", "pass rate", f"pass^{k}"):
+        table.add_column(col, justify="left" if col == "category" else "right")
+    for cat, row in result.per_category().items():
+        table.add_row(cat, str(row["tasks"]), str(row["attempts"]), f"{row['pass_rate']:.0%}", f"{row['pass_k']:.0%}")
+    out.print(table)
+    lat = result.latency()
+    if lat:
+        out.print(f"latency per model call: mean {lat['mean_s']:.1f}s, median {lat['p50_s']:.1f}s, "
+                  f"max {lat['max_s']:.1f}s over {int(lat['calls'])} calls")
+    if not result.complete:
+        out.print("[yellow]a subset of the suite ran: this eval does not count for --autonomy auto[/]")
+    out.print(f"recorded as run {result.run_id}" + (f" in {here.root}" if here else " in the scratch project"))

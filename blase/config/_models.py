@@ -257,6 +257,10 @@ class AgentConfig(_Strict):
     max_tool_calls: int = Field(default=20, ge=1)
     max_write_actions: int = Field(default=5, ge=0)
     max_seconds: float = Field(default=600, gt=0)
+    eval_threshold: float = Field(
+        default=0.8, ge=0, le=1,
+        description="autonomy auto warns unless `blase agent eval` recorded this pass rate for the model",
+    )
 
 
 class ProjectConfig(_Strict):

@@ -1,0 +1,428 @@
+"""The autopilot's LangGraph graph: pipeline -> next step -> model -> gate -> (ask) -> execute.
+
+- ``pipeline`` runs the deterministic pipeline once (one tracked run).
+- ``next`` takes the next step of the run under review, summarises its record and picks the
+  tools for that moment; with no step left (or a stop) it goes to ``report``.
+- ``model`` asks the model for one decision about the step.
+- ``gate`` validates each proposal (pydantic, and a config change against ProjectConfig) and
+  decides with :func:`~agent._gate.decide`; only the first write or destructive proposal of a
+  step counts (one change at a time).
+- ``ask`` pauses on ``interrupt`` for a person; ``execute`` runs what may run, turns the rest
+  into recommendations, rejections or budget denials, and records an ``agent_decision`` each.
+  An executed config change re-runs the pipeline from the affected step; the review goes on
+  with the new run.
+- ``report`` writes the final report.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from blase.tools import ToolError, get_tool
+from blase.tools._base import Tool
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import interrupt
+
+from ._autopilot import STEP_TOOLS, SYSTEM_PROMPT, AutopilotState, summary_json
+from ._gate import decide
+from ._graph import _read_answer, _result_text, _summary, hash_text
+from ._proposals import (
+    ACCEPT_DOC,
+    CONFIG_CHANGE_DOC,
+    AcceptInput,
+    AcceptOutput,
+    ConfigChangeInput,
+    ConfigChangeOutput,
+    accept_step,
+    current_config,
+    make_tool,
+    plan_change,
+    rerun_command,
+)
+from ._records import step_brief, step_records, test_metrics
+
+__all__ = ["build_pilot_graph", "pilot_tools"]
+
+CHANGE = "propose_config_change"
+ACCEPT = "accept_step"
+
+
+def pilot_tools() -> dict[str, Tool]:
+    """The autopilot's own tools (not in the shared registry)."""
+
+    def no_direct_call(args: ConfigChangeInput, ctx: Any) -> ConfigChangeOutput:
+        raise ToolError("propose_config_change runs only under `blase run --autonomy`",
+                        hint="use run_pipeline with overrides in a chat")
+
+    return {
+        CHANGE: make_tool(CHANGE, no_direct_call, ConfigChangeInput, ConfigChangeOutput, "write", CONFIG_CHANGE_DOC,
+                          lambda a: f"blase run --set {a.key}={a.value}"),
+        ACCEPT: make_tool(ACCEPT, accept_step, AcceptInput, AcceptOutput, "read", ACCEPT_DOC, lambda a: ""),
+    }
+
+
+def _lookup(own: dict[str, Tool], name: str) -> Tool:
+    return own[name] if name in own else get_tool(name)
+
+
+def _queue(pilot: Any, run_id: str, from_step: str | None) -> list[str]:
+    from blase.pipeline import STEPS
+    from blase.track import load_run
+
+    records = step_records(load_run(run_id, [pilot.project.root], history=False))
+    start = STEPS.index(from_step) if from_step in STEPS else 0
+    return [s for s in STEPS[start:] if s in records and records[s]["state"] != "reused"]
+
+
+def build_pilot_graph(pilot: Any, *, checkpointer: Any = None) -> Any:
+    """Compile the autopilot graph for an :class:`~agent._autopilot.Autopilot`."""
+    own = pilot_tools()
+    record = pilot._record
+    budgets = pilot.budgets
+
+    def pipeline_node(state: AutopilotState) -> dict[str, Any]:
+        plan = state["plan"]
+        info = pilot.run_pipeline(list(state.get("overrides", [])), from_step=plan.get("from_step"),
+                                  to_step=plan.get("to_step"), resume=plan.get("resume"),
+                                  cache=plan.get("cache", True), first=True)
+        record("pipeline_run", run=info["run_id"], status=info["status"], cause=None, seconds=info["seconds"])
+        return {"runs": [info], "run_id": info["run_id"], "queue": _queue(pilot, info["run_id"], plan.get("from_step")),
+                "step": None}
+
+    def next_node(state: AutopilotState) -> dict[str, Any]:
+        from blase.track import load_run
+
+        queue = list(state.get("queue", []))
+        if state.get("stop") or not queue:
+            return {"step": None, "queue": []}
+        step = queue.pop(0)
+        run = load_run(state["run_id"], [pilot.project.root], history=False)
+        config = current_config(pilot.project, list(state.get("overrides", [])))
+        new_data = pilot.new_data(config) if step == "deploy" else []
+        brief = step_brief(pilot.project, run, step, config=config,
+                           profile=pilot.profile(config) if step in ("extract", "transform") else None,
+                           new_data=new_data)
+        names = list(STEP_TOOLS.get(step, (CHANGE, ACCEPT)))
+        if brief.state == "failed":
+            names = [CHANGE, ACCEPT, "read_run_log"]
+        if step == "evaluate" and (state.get("plan") or {}).get("to_step") not in (None, "deploy"):
+            names.append("deploy")
+        if new_data:
+            names += ["check_drift", "trigger_update"]
+        names = [n for n in names if n in own or _available(n)]
+        done = [a for a in state.get("actions", []) if a["decision"] not in ("accepted",)]
+        history = "; ".join(f"{a['step']}: {a['tool']} {a.get('summary', '')} -> {a['decision']}"
+                            + (f" by {a['by']} (note: {a['note']})" if a.get("note") else "") for a in done[-4:])
+        text = (f"{brief.text}\n"
+                f"Overrides in effect: {', '.join(state.get('overrides', [])) or 'none'}\n"
+                + (f"Earlier decisions: {history}\n" if history else "")
+                + f"Decide for step {step}: call one of {', '.join(names)}.")
+        record("step_review", run=run.id, step=step, state=brief.state, signals=brief.signals, tools=names,
+               text=text[:3000])
+        return {"queue": queue, "step": step, "messages": [HumanMessage(content=text)], "rounds": 0,
+                "tool_calls": 0, "invalid": 0, "step_done": False, "tool_names": names,
+                "reviews": state.get("reviews", 0) + 1}
+
+    def model_node(state: AutopilotState) -> dict[str, Any]:
+        names = state.get("tool_names") or [ACCEPT]
+        schemas = [_lookup(own, n).schema() for n in names]
+        system = SystemMessage(SYSTEM_PROMPT + f"\n\nAutonomy level now: {state.get('autonomy', 'manual')}.")
+        request = [system, *state.get("messages", [])]
+        started = time.perf_counter()
+        ai = pilot.llm.bind_tools(schemas).invoke(request)
+        latency = time.perf_counter() - started
+        if not isinstance(ai, AIMessage):
+            ai = AIMessage(content=str(getattr(ai, "content", ai)))
+        usage, meta = ai.usage_metadata or {}, ai.response_metadata or {}
+        record("model_call", provider=meta.get("provider", pilot.spec.provider),
+               model=meta.get("model_name", pilot.spec.model), prompt_hash=pilot.prompt_hash,
+               request_hash=hash_text(summary_json([m.content for m in request])),
+               input_tokens=usage.get("input_tokens"), output_tokens=usage.get("output_tokens"),
+               latency_s=round(meta.get("latency_s", latency), 3), tools_bound=True, step=state.get("step"),
+               tool_calls=[c["name"] for c in ai.tool_calls] + [f"(invalid) {c.get('name')}" for c in ai.invalid_tool_calls],
+               text=str(ai.content)[:500])
+        return {"messages": [*state.get("messages", []), ai],
+                "agent_seconds": state.get("agent_seconds", 0.0) + latency}
+
+    def after_model(state: AutopilotState) -> str:
+        ai = state["messages"][-1]
+        if isinstance(ai, AIMessage) and (ai.tool_calls or ai.invalid_tool_calls):
+            return "gate"
+        return "answered"
+
+    def answered_node(state: AutopilotState) -> dict[str, Any]:
+        ai = state["messages"][-1]
+        action = _action(state, {"name": ACCEPT, "args": {"reason": str(ai.content)[:300]}, "risk": "read"},
+                         "accepted", by="model", gate_reason="the model answered without a proposal")
+        return {"actions": [*state.get("actions", []), action], "step_done": True}
+
+    def gate_node(state: AutopilotState) -> dict[str, Any]:
+        ai = state["messages"][-1]
+        autonomy = state.get("autonomy", "manual")
+        calls = [dict(c) for c in ai.tool_calls]
+        for bad in ai.invalid_tool_calls:
+            calls.append({"name": bad.get("name") or "(none)", "args": {}, "id": bad.get("id"),
+                          "invalid": bad.get("error") or "arguments are not valid JSON"})
+        for n, c in enumerate(calls):
+            c["id"] = c.get("id") or f"call_{ai.id or 'x'}_{n}"
+        calls_made, writes = state.get("tool_calls", 0), state.get("write_actions", 0)
+        allowed = set(state.get("tool_names") or [])
+        pending: list[dict[str, Any]] = []
+        acting = False
+        for c in calls:
+            item: dict[str, Any] = {"id": c["id"], "name": c["name"], "args": c.get("args") or {}, "risk": None}
+            record("tool_proposal", call_id=c["id"], tool=c["name"], args=item["args"], step=state.get("step"))
+            try:
+                if c.get("invalid"):
+                    raise ToolError(f"your call to {c['name']} was malformed: {c['invalid']}",
+                                    hint="send the arguments as one JSON object matching the tool's schema")
+                if c["name"] not in allowed:
+                    raise ToolError(f"{c['name']} is not available after this step",
+                                    hint=f"call one of: {', '.join(sorted(allowed))}")
+                tool = _lookup(own, c["name"])
+                args = tool.validate(item["args"])
+                item["args"] = args.model_dump(mode="json", exclude_none=True)
+                risk = tool.risk_for(args)
+                item["risk"] = risk
+                if risk != "read" and acting:
+                    raise ToolError("one change per step: this proposal was not considered",
+                                    hint="propose it again after the re-run, if it is still needed")
+                if c["name"] == CHANGE:
+                    change = plan_change(pilot.project, list(state.get("overrides", [])), args.key, args.value,
+                                         ctx=pilot.ctx)
+                    item["change"] = {"key": change.key, "value": change.value, "before": change.before,
+                                      "pair": change.pair, "from_step": change.from_step,
+                                      "overrides": list(change.overrides)}
+                    item["command"] = change.command
+                else:
+                    item["command"] = tool.recommend(args)
+            except ToolError as exc:
+                item.update(decision="error", message=str(exc))
+                record("gate", call_id=item["id"], tool=item["name"], decision="error", by="gate",
+                       reason=str(exc)[:300])
+                pending.append(item)
+                continue
+            acting = acting or risk != "read"
+            if c["name"] == ACCEPT:
+                decision, reason = "run", "accepting a step needs no approval"
+            else:
+                decision, reason = decide(autonomy, risk, tool_calls=calls_made, write_actions=writes,
+                                          elapsed=state.get("agent_seconds", 0.0), budgets=budgets)
+            item.update(decision=decision, reason=reason)
+            if decision == "run":
+                calls_made += 1
+                writes += risk != "read"
+            elif decision == "ask":
+                item["asked_at"] = time.time()
+            record("gate", call_id=item["id"], tool=item["name"], decision=_word(decision), by="gate", risk=risk,
+                   reason=reason)
+            pending.append(item)
+        fixed = [{"name": c["name"], "args": c.get("args") or {}, "id": c["id"], "type": "tool_call"} for c in calls]
+        messages = [*state["messages"][:-1], AIMessage(content=ai.content, tool_calls=fixed, id=ai.id)]
+        return {"pending": pending, "messages": messages}
+
+    def ask_node(state: AutopilotState) -> dict[str, Any]:
+        pending = [dict(p) for p in state["pending"]]
+        index = next(i for i, p in enumerate(pending) if p["decision"] == "ask")
+        item = pending[index]
+        answer = interrupt({"tool": item["name"], "args": item["args"], "risk": item["risk"],
+                            "reason": item["reason"], "call_id": item["id"], "command": item.get("command"),
+                            "step": state.get("step"), "run": state.get("run_id")})
+        action, args, note, by = _read_answer(answer)
+        item["by"] = by
+        if action == "edit" and args is not None:
+            try:
+                tool = _lookup(own, item["name"])
+                valid = tool.validate(args)
+                item["args"] = valid.model_dump(mode="json", exclude_none=True)
+                if item["name"] == CHANGE:
+                    change = plan_change(pilot.project, list(state.get("overrides", [])), valid.key, valid.value,
+                                         ctx=pilot.ctx)
+                    item["change"] = {"key": change.key, "value": change.value, "before": change.before,
+                                      "pair": change.pair, "from_step": change.from_step,
+                                      "overrides": list(change.overrides)}
+                    item["command"] = change.command
+                else:
+                    item["command"] = tool.recommend(valid)
+                item.update(decision="run", edited=True, approved=True)
+                record("gate", call_id=item["id"], tool=item["name"], decision="approved", by=by, edited=True,
+                       args=item["args"], note=note)
+            except ToolError as exc:
+                item.update(decision="error", message=f"the person's edited arguments are invalid: {exc}")
+                record("gate", call_id=item["id"], tool=item["name"], decision="error", by=by, reason=str(exc)[:300])
+        elif action in ("approve", "edit"):
+            item.update(decision="run", approved=True)
+            record("gate", call_id=item["id"], tool=item["name"], decision="approved", by=by, note=note)
+        else:
+            item.update(decision="rejected", note=note)
+            record("gate", call_id=item["id"], tool=item["name"], decision="rejected", by=by, note=note)
+        pending[index] = item
+        return {"pending": pending}
+
+    def execute_node(state: AutopilotState) -> dict[str, Any]:
+        started = time.perf_counter()
+        pipeline_seconds = 0.0
+        messages = list(state.get("messages", []))
+        actions = list(state.get("actions", []))
+        runs = list(state.get("runs", []))
+        overrides = list(state.get("overrides", []))
+        update: dict[str, Any] = {}
+        calls_made, writes = state.get("tool_calls", 0), state.get("write_actions", 0)
+        invalid = state.get("invalid", 0)
+        step_done = False
+        any_error = False
+        for item in state.get("pending", []):
+            name, decision = item["name"], item["decision"]
+            status, result_run, content = "success", None, ""
+            if decision == "run":
+                calls_made += 1
+                writes += item.get("risk") not in ("read", None)
+                if name == ACCEPT:
+                    content, word = "Accepted; the driver goes on.", "accepted"
+                    step_done = True
+                elif name == CHANGE:
+                    change = item["change"]
+                    info = pilot.run_pipeline(change["overrides"], from_step=change["from_step"],
+                                              cause={"step": state.get("step"), "key": change["key"],
+                                                     "value": change["value"], "from_run": state.get("run_id")})
+                    pipeline_seconds += info["seconds"]
+                    result_run = info["run_id"]
+                    runs.append(info)
+                    overrides = list(change["overrides"])
+                    record("pipeline_run", run=info["run_id"], status=info["status"], cause=info["cause"],
+                           seconds=info["seconds"])
+                    metrics = _metrics(pilot, info["run_id"])
+                    content = summary_json({"run_id": info["run_id"], "status": info["status"],
+                                            "from_step": change["from_step"], "metrics": metrics,
+                                            "error": info["error"]})
+                    record("tool_result", call_id=item["id"], tool=name, status="ok",
+                           summary=f"run {info['run_id']} {info['status']} from {change['from_step']}",
+                           runs=[info["run_id"]], seconds=info["seconds"])
+                    update.update(run_id=info["run_id"], queue=_queue(pilot, info["run_id"], change["from_step"]))
+                    word = "approved" if item.get("approved") else "ran"
+                    step_done = True
+                else:
+                    before = len(pilot.ctx.started_runs)
+                    t0 = time.perf_counter()
+                    try:
+                        output = _lookup(own, name)(item["args"], pilot.ctx)
+                    except ToolError as exc:
+                        content, status, word = f"Tool error: {exc}", "error", "failed"
+                        record("tool_result", call_id=item["id"], tool=name, status="error", error=str(exc)[:500])
+                    else:
+                        content = _result_text(output)
+                        word = "approved" if item.get("approved") else "ran"
+                        new = pilot.ctx.started_runs[before:]
+                        result_run = new[-1] if new else None
+                        record("tool_result", call_id=item["id"], tool=name, status="ok", summary=_summary(output),
+                               runs=new, seconds=round(time.perf_counter() - t0, 3))
+                    if item.get("risk") != "read":
+                        step_done = True
+            elif decision == "recommend":
+                word, step_done = "recommended", True
+                content = f"Not run: {item['reason']}. It is recommended to the person as: {item['command']}"
+            elif decision == "rejected":
+                word, step_done, status = "rejected", True, "error"
+                content = f"The person rejected this call to {name}; it did not run." + (
+                    f" Their note: {item['note']}" if item.get("note") else "")
+            elif decision == "deny":
+                word, step_done, status = "denied", True, "error"
+                content = f"Not run: {item['reason']}."
+            else:
+                word, status, any_error = "error", "error", True
+                content = f"Tool error: {item.get('message', 'invalid call')}"
+            messages.append(ToolMessage(content=content, tool_call_id=item["id"], name=name, status=status))
+            if word != "error" and not (item.get("risk") == "read" and name != ACCEPT):
+                actions.append(_action(state, item, word, by=item.get("by", "gate"), gate_reason=item.get("reason"),
+                                       result_run=result_run, note=item.get("note")))
+        invalid = invalid + 1 if any_error else 0
+        rounds = state.get("rounds", 0) + 1
+        if rounds >= pilot.max_rounds or invalid >= budgets.max_invalid_calls:
+            step_done = True
+        if step_done and not any(a["run"] == state.get("run_id") and a["step"] == state.get("step") for a in actions):
+            actions.append(_action(state, {"name": "(read tools only)", "args": {}}, "undecided", by="model",
+                                   gate_reason="the model read but proposed nothing within its rounds"))
+        agent = state.get("agent_seconds", 0.0) + (time.perf_counter() - started) - pipeline_seconds
+        return {**update, "messages": messages, "actions": actions, "runs": runs, "overrides": overrides,
+                "pending": [], "tool_calls": calls_made, "write_actions": writes, "invalid": invalid,
+                "rounds": rounds, "step_done": step_done, "agent_seconds": agent}
+
+    def _action(state: AutopilotState, item: dict[str, Any], decision: str, *, by: str,
+                gate_reason: str | None = None, result_run: str | None = None, note: str | None = None) -> dict[str, Any]:
+        args = item.get("args") or {}
+        change = item.get("change") or {}
+        summary = f"{change['key']}={_short(change['value'])}" if change else ", ".join(
+            f"{k}={_short(v)}" for k, v in args.items() if k != "reason")
+        command = item.get("command")
+        if decision == "recommended" and change:
+            command = rerun_command(change["overrides"], change["from_step"])
+        action = {"run": state.get("run_id"), "step": state.get("step"), "tool": item["name"], "args": args,
+                  "risk": item.get("risk"), "decision": decision, "by": by, "reason": str(args.get("reason") or "")[:300],
+                  "gate_reason": gate_reason, "command": command, "summary": summary, "result_run": result_run,
+                  "note": note, "change": change or None}
+        record("agent_decision", **action)
+        return action
+
+    def after_next(state: AutopilotState) -> str:
+        return "model" if state.get("step") else "report"
+
+    def after_gate(state: AutopilotState) -> str:
+        return "ask" if any(p["decision"] == "ask" for p in state.get("pending", [])) else "execute"
+
+    def after_execute(state: AutopilotState) -> str:
+        return "next" if state.get("step_done") else "model"
+
+    def report_node(state: AutopilotState) -> dict[str, Any]:
+        from ._report import build_report
+
+        report = build_report(pilot, state)
+        record("report", **report.to_json())
+        record("answer", text=report.text[:4000])
+        return {"report": report.to_json()}
+
+    graph = StateGraph(AutopilotState)
+    graph.add_node("pipeline", pipeline_node)
+    graph.add_node("next", next_node)
+    graph.add_node("model", model_node)
+    graph.add_node("answered", answered_node)
+    graph.add_node("gate", gate_node)
+    graph.add_node("ask", ask_node)
+    graph.add_node("execute", execute_node)
+    graph.add_node("report", report_node)
+    graph.add_edge(START, "pipeline")
+    graph.add_edge("pipeline", "next")
+    graph.add_conditional_edges("next", after_next, ["model", "report"])
+    graph.add_conditional_edges("model", after_model, ["gate", "answered"])
+    graph.add_edge("answered", "next")
+    graph.add_conditional_edges("gate", after_gate, ["ask", "execute"])
+    graph.add_conditional_edges("ask", after_gate, ["ask", "execute"])
+    graph.add_conditional_edges("execute", after_execute, ["model", "next"])
+    graph.add_edge("report", END)
+    return graph.compile(checkpointer=checkpointer)
+
+
+def _available(name: str) -> bool:
+    try:
+        return get_tool(name).available()
+    except ToolError:
+        return False
+
+
+def _metrics(pilot: Any, run_id: str) -> dict[str, Any]:
+    from blase.track import load_run
+
+    try:
+        return {k: round(v, 4) for k, v in test_metrics(load_run(run_id, [pilot.project.root], history=False)).items()}
+    except Exception:
+        return {}
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else summary_json(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _word(decision: str) -> str:
+    return {"run": "ran", "ask": "asked", "recommend": "recommended", "deny": "denied"}.get(decision, decision)
