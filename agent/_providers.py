@@ -485,10 +485,25 @@ def _load_llama(path: str, n_ctx: int) -> Any:
         from llama_cpp import Llama
 
         logger.info("loading %s with llama.cpp (n_ctx=%d)", path, n_ctx)
+        if not _LLAMAS:
+            import atexit
+
+            atexit.register(_close_llamas)
         _LLAMAS[key] = Llama(
             model_path=path, n_ctx=n_ctx, chat_format="chatml-function-calling", verbose=False, seed=0,
         )
     return _LLAMAS[key]
+
+
+def _close_llamas() -> None:
+    """Free the models before interpreter shutdown: llama-cpp-python's own finaliser runs
+    after its C library is unloaded and prints a TypeError traceback otherwise."""
+    while _LLAMAS:
+        _, llama = _LLAMAS.popitem()
+        try:
+            llama.close()
+        except Exception:  # shutting down: nothing useful to do with a failure here
+            pass
 
 
 class LlamaCppChat(_Adapter):

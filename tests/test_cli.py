@@ -113,3 +113,15 @@ def test_help_is_fast(blase_exe):
     assert r.exit_code == 0
     # not a benchmark (see bench/), only a guard against importing torch at startup
     assert time.perf_counter() - start < 5
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_pipeline(blase_exe, tmp_path):
+    """The README's first Quickstart command, end to end."""
+    r = blase_exe("demo", "d", cwd=tmp_path, env={"BLASE_PROGRESS": "0"})
+    assert r.exit_code == 0, r.stderr
+    for step in ("extract", "transform", "prepare", "train", "evaluate", "deploy"):
+        assert f"ok {step}" in r.stdout
+    assert "accuracy" in r.stdout and "baseline" in r.stdout
+    assert (tmp_path / "d" / "models" / "d" / "v1" / "model.safetensors").is_file()
+    assert list((tmp_path / "d" / "outputs").glob("*/confusion_matrix.png"))
