@@ -144,6 +144,7 @@ class Pipeline:
         #: Why each step of the last :meth:`run` ran (empty for cached steps).
         self.reasons: dict[str, list[str]] = {}
         self._staged: dict[str, Path] = {}
+        self._resume_from: str | None = None
 
     # -- public --------------------------------------------------------------------------
 
@@ -199,6 +200,7 @@ class Pipeline:
         if self.overrides:
             params["run.overrides"] = _flatten(self.overrides)
         self.reasons = {}
+        self._resume_from = parent if resume is not None else None
         store = _store(self.project)
         store.clean_stale()
         result = None
@@ -236,6 +238,7 @@ class Pipeline:
                 try:
                     step_result, hit = self._run_step(step, track, done, outputs, store, cache)
                 except BaseException as exc:
+                    self._keep_checkpoint(step, track)
                     track.log_event("step_failed", step=step, error=f"{type(exc).__name__}: {exc}",
                                     seconds=time.time() - started)
                     if on_step:
@@ -409,6 +412,22 @@ class Pipeline:
             extra += [self.code_root / ref.rpartition(":")[0] for ref in refs]
         return snapshot_code(self.project, self.code_root, extra)
 
+    def _checkpoint_dir(self, run_id: str) -> Path:
+        return self.project.state_dir / "checkpoints" / run_id / "train" / "checkpoint"
+
+    def _keep_checkpoint(self, step: str, track: Any) -> None:
+        """A train step that failed or was interrupted keeps its last complete checkpoint, so
+        ``blase run --resume RUN`` continues from that epoch instead of starting over."""
+        if step != "train":
+            return
+        source = self._work(track, "train") / "checkpoint"
+        if source.is_dir():
+            target = self._checkpoint_dir(track.run_id)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(source, target)
+            logger.info("kept the train checkpoint of run %s for --resume", track.run_id)
+
     def _discard_staging(self, step: str) -> None:
         staging = self._staged.pop(step, None)
         if staging is not None:
@@ -471,7 +490,23 @@ class Pipeline:
         trainer = Train(self.config.train, seed=self.config.seed, project_root=self.code_root)
         trainer.set_model(self.config.train.model)
         out = self._work(track, "train")
-        result = trainer.fit(Path(done["prepare"].details["shards_dir"]), out, track=track)
+        shards = Path(done["prepare"].details["shards_dir"])
+        kept = self._checkpoint_dir(self._resume_from) if self._resume_from else None
+        if kept is not None and kept.is_dir():
+            from blase.train import TrainError
+
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(kept, out / "checkpoint", dirs_exist_ok=True)
+            try:
+                result = trainer.fit(shards, out, resume=True, track=track)
+                result.details["resumed_from_run"] = self._resume_from
+                result.details.setdefault("model_dir", str(out))
+                return result
+            except TrainError as exc:  # config, model or data changed since: start over
+                logger.warning("cannot resume training from run %s (%s); training from the start",
+                               self._resume_from, exc.message)
+                shutil.rmtree(out / "checkpoint", ignore_errors=True)
+        result = trainer.fit(shards, out, track=track)
         result.details.setdefault("model_dir", str(out))
         return result
 

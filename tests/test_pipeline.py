@@ -101,3 +101,47 @@ def test_unknown_step_and_bad_override(project):
 
     with pytest.raises(ConfigError, match=r"train\.epochs"):
         Pipeline(project, overrides=["train.epochs=zero"])
+
+
+MODEL_THAT_IS_INTERRUPTED = '''
+from pathlib import Path
+
+import torch
+
+FLAG = Path(__file__).with_name("interrupt.flag")
+
+
+class Net(torch.nn.Module):
+    def __init__(self, n_features, n_outputs):
+        super().__init__()
+        self.lin = torch.nn.Linear(n_features, n_outputs)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls > 12 and FLAG.exists():  # a person presses Ctrl-C in epoch 3 or so
+            FLAG.unlink()
+            raise KeyboardInterrupt
+        return self.lin(x)
+
+
+def build_model(n_features, n_outputs, task):
+    return Net(n_features, n_outputs)
+'''
+
+
+def test_ctrl_c_during_training_resumes_from_the_last_checkpoint(project):
+    (project.scripts_dir / "model.py").write_text(MODEL_THAT_IS_INTERRUPTED)
+    (project.scripts_dir / "interrupt.flag").touch()
+    cfg = project.config_path
+    cfg.write_text(cfg.read_text().replace("model: mlp", "model: scripts/model.py:build_model"))
+    with pytest.raises(KeyboardInterrupt):
+        Pipeline(project, overrides=["train.epochs=6"]).run()
+    stopped = load_run("latest", [project.root])
+    assert stopped.status == "interrupted"
+
+    resumed = Pipeline(project, overrides=["train.epochs=6"]).run(resume=stopped.id)
+    train = resumed.steps["train"].details
+    assert train["resumed_from_run"] == stopped.id
+    assert train["resumed_from_epoch"] >= 1
+    assert resumed.steps["evaluate"].details["metrics"]["accuracy"] > 0

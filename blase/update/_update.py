@@ -415,10 +415,18 @@ class Update:
             return
         gain = (cand - cur) if higher else ((cur - cand) / cur if cur else 0.0)
         unit = "points" if higher else "relative"
-        wins = gain >= cfg.margin
+        needed = cfg.margin
+        n = result.holdout["current"].get("n") or result.holdout["candidate"].get("n")
+        if higher and n and 0 <= cur <= 1 and 0 <= cand <= 1:
+            # A proportion measured on n rows is noisy: on a small holdout a useless candidate
+            # can "win" by chance. Ask for more than the noise (one-sided 95%) as well.
+            noise = 1.645 * ((cur * (1 - cur) + cand * (1 - cand)) / n) ** 0.5
+            needed = max(needed, noise)
+        wins = gain >= needed
+        floor = "" if needed == cfg.margin else f", noise floor {needed:.3g} on {n} rows"
         result.reasons.append(
             f"new holdout {name}: candidate {cand:.4g} vs current {cur:.4g} (gain {gain:+.3g} {unit}; "
-            f"margin {cfg.margin:g}) -> {'wins' if wins else 'does not win'}")
+            f"margin {cfg.margin:g}{floor}) -> {'wins' if wins else 'does not win'}")
         if result.original_test:
             o_cur, o_cand = result.original_test["current"].get(name), result.original_test["candidate"].get(name)
             if o_cur is not None and o_cand is not None:
