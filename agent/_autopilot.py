@@ -35,6 +35,7 @@ from blase.project import Project, find_project
 from ._errors import SessionError
 from ._gate import AUTONOMY, Budgets
 from ._report import AutopilotReport
+from ._session import TrackedScope
 
 __all__ = ["SYSTEM_PROMPT", "Autopilot", "AutopilotResult", "AutopilotState"]
 
@@ -98,7 +99,7 @@ class AutopilotResult:
     warnings: list[str] = field(default_factory=list)
 
 
-class Autopilot:
+class Autopilot(TrackedScope):
     """Run a project's pipeline under the assistant.
 
     Parameters
@@ -213,20 +214,6 @@ class Autopilot:
     def run_id(self) -> str:
         """The driver's own Track run (kind ``agent-session``)."""
         return self.session_id
-
-    def close(self, status: str = "finished") -> None:
-        """End the driver's Track run and close the checkpointer."""
-        if self._track is not None and self._track.active:
-            self._track.end(status)
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def __enter__(self) -> Autopilot:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        self.close("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed" if exc else "finished")
 
     def _record(self, event: str, **fields: Any) -> None:
         if self._track is not None and self._track.active:

@@ -82,6 +82,18 @@ def build_pilot_graph(pilot: Any, *, checkpointer: Any = None) -> Any:
     record = pilot._record
     budgets = pilot.budgets
 
+    def describe(item: dict[str, Any], tool: Tool, args: Any, state: AutopilotState) -> None:
+        """Fill in what a proposal would do: the planned config change, and the command."""
+        if item["name"] == CHANGE:
+            change = plan_change(pilot.project, list(state.get("overrides", [])), args.key, args.value,
+                                 ctx=pilot.ctx)
+            item["change"] = {"key": change.key, "value": change.value, "before": change.before,
+                              "pair": change.pair, "from_step": change.from_step,
+                              "overrides": list(change.overrides)}
+            item["command"] = change.command
+        else:
+            item["command"] = tool.recommend(args)
+
     def pipeline_node(state: AutopilotState) -> dict[str, Any]:
         plan = state["plan"]
         info = pilot.run_pipeline(list(state.get("overrides", [])), from_step=plan.get("from_step"),
@@ -189,15 +201,7 @@ def build_pilot_graph(pilot: Any, *, checkpointer: Any = None) -> Any:
                 if risk != "read" and acting:
                     raise ToolError("one change per step: this proposal was not considered",
                                     hint="propose it again after the re-run, if it is still needed")
-                if c["name"] == CHANGE:
-                    change = plan_change(pilot.project, list(state.get("overrides", [])), args.key, args.value,
-                                         ctx=pilot.ctx)
-                    item["change"] = {"key": change.key, "value": change.value, "before": change.before,
-                                      "pair": change.pair, "from_step": change.from_step,
-                                      "overrides": list(change.overrides)}
-                    item["command"] = change.command
-                else:
-                    item["command"] = tool.recommend(args)
+                describe(item, tool, args, state)
             except ToolError as exc:
                 item.update(decision="error", message=str(exc))
                 record("gate", call_id=item["id"], tool=item["name"], decision="error", by="gate",
@@ -237,15 +241,7 @@ def build_pilot_graph(pilot: Any, *, checkpointer: Any = None) -> Any:
                 tool = _lookup(own, item["name"])
                 valid = tool.validate(args)
                 item["args"] = valid.model_dump(mode="json", exclude_none=True)
-                if item["name"] == CHANGE:
-                    change = plan_change(pilot.project, list(state.get("overrides", [])), valid.key, valid.value,
-                                         ctx=pilot.ctx)
-                    item["change"] = {"key": change.key, "value": change.value, "before": change.before,
-                                      "pair": change.pair, "from_step": change.from_step,
-                                      "overrides": list(change.overrides)}
-                    item["command"] = change.command
-                else:
-                    item["command"] = tool.recommend(valid)
+                describe(item, tool, valid, state)
                 item.update(decision="run", edited=True, approved=True)
                 record("gate", call_id=item["id"], tool=item["name"], decision="approved", by=by, edited=True,
                        args=item["args"], note=note)

@@ -106,7 +106,29 @@ class TurnResult:
         return data
 
 
-class Session:
+class TrackedScope:
+    """A Track run plus a checkpointer connection, closed together; as a context manager the
+    run ends ``interrupted`` on Ctrl-C, ``failed`` on an error, else ``finished``."""
+
+    _track: Any = None
+    _conn: Any = None
+
+    def close(self, status: str = "finished") -> None:
+        """End the Track run and close the store (a conversation stays resumable)."""
+        if self._track is not None and self._track.active:
+            self._track.end(status)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.close("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed" if exc else "finished")
+
+
+class Session(TrackedScope):
     """A conversation with the assistant about one project.
 
     Parameters
@@ -253,25 +275,6 @@ class Session:
             self.session_id = track.run_id
             track.set_tag("session", track.run_id)
         self._track = track
-
-    def close(self, status: str = "finished") -> None:
-        """End the session's Track run and close the store (the conversation stays resumable)."""
-        if self._track is not None and self._track.active:
-            self._track.end(status)
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def __enter__(self) -> Session:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if isinstance(exc, KeyboardInterrupt):
-            self.close("interrupted")
-        elif exc is not None:
-            self.close("failed")
-        else:
-            self.close("finished")
 
     @property
     def run_id(self) -> str:
