@@ -299,7 +299,9 @@ class Update:
         cols = [*package.input_schema, package.label]
         select = ", ".join(sql_ident(c) for c in cols)
         src = f"read_parquet([{', '.join(sql_quote(f) for f in files)}], file_row_number = true, filename = true)"
-        bucket = f"hash(filename, file_row_number, {int(seed)}) % 10000"
+        # the file's name, not its path: the extract lives in a temporary folder, and a split
+        # that depended on where it lies would change from one update to the next
+        bucket = f"hash(parse_filename(filename), file_row_number, {int(seed)}) % 10000"
         cut = round(cfg.holdout * 10000)
         fit_raw, holdout_raw = work / "fit.parquet", work / "holdout.parquet"
         con = connect(memory, tmp_dir=project.tmp_dir)
