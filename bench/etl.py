@@ -52,10 +52,10 @@ tf = Transform([
     Scale(method="standard"),
     OneHot(columns=["carrier", "origin", "dest"], max_categories=50),
 ], exclude=["delayed"])
-r2 = tf.run(work / "extract", work / "transform", memory=memory)
+r2 = tf.run(work / "extract", work / "transform", memory=memory, write_data=False)  # fit: state only
 times["transform"] = time.perf_counter() - t1
 t2 = time.perf_counter()
-r3 = Prepare(label="delayed", seed=0).run(work / "transform", work / "prepare", memory=memory)
+r3 = Prepare(label="delayed", seed=0).run(work / "extract", work / "prepare", memory=memory, transform=tf)
 times["prepare"] = time.perf_counter() - t2
 times["total"] = time.perf_counter() - t0
 print(json.dumps({"times": times, "peak_rss": current_peak_rss(), "rows": r3.rows_out,

@@ -464,13 +464,16 @@ class Pipeline:
         transform = from_step_config(self.config.transform, self.code_root, exclude=exclude)
         source = Path(done["extract"].details["data_dir"])
         out = self._work(track, "transform")
-        result = transform.run(source, out, memory=self.memory)
-        result.details.setdefault("data_dir", str(out))
+        # Fit only: prepare applies the transform while writing shards, so the (often wide)
+        # transformed table is never written and read back. `blase restore --step
+        # transform` writes it when someone wants to see it.
+        result = transform.run(source, out, memory=self.memory, write_data=False)
         result.details.setdefault("state_file", str(out / "transform.json"))
         return result
 
     def prepare(self, *, track: Any, done: dict[str, StepResult]) -> StepResult:
         from blase.prepare import Prepare
+        from blase.transform import Transform
 
         data, prep = self.config.data, self.config.prepare
         if not data.label:
@@ -480,7 +483,9 @@ class Pipeline:
             seed=self.config.seed, stratify=prep.stratify, shard_rows=prep.shard_rows,
         )
         out = self._work(track, "prepare")
-        result = prepare.run(Path(done["transform"].details["data_dir"]), out, memory=self.memory)
+        transform = Transform.load(done["transform"].details["state_file"], project_root=self.code_root)
+        result = prepare.run(Path(done["extract"].details["data_dir"]), out, memory=self.memory,
+                             transform=transform)
         result.details.setdefault("shards_dir", str(out))
         return result
 

@@ -251,6 +251,33 @@ def _copy_out(src: Path, out: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _deliver(project: Project, run: Any, step: str, stored: Path, out: Path) -> None:
+    """Write a stored step output into ``out``. The transform step stores only its fitted
+    state (prepare applies it on the way), so its data is that state applied, here, to the
+    run's extract output (restored the same way: from the store, else recomputed)."""
+    if step != "transform":
+        _copy_out(stored, out)
+        return
+    from blase.transform import Transform
+    from blase.transform._pipeline import STATE_FILE
+
+    token = secrets.token_hex(3)
+    extract = out.with_name(f".{out.name}.extract-{token}")
+    tmp = out.with_name(f".{out.name}.tmp-{token}")
+    try:
+        restore(project, run.id, "extract", extract)
+        with recorded_code(project, run) as (_config, code_root):
+            transform = Transform.load(stored / STATE_FILE, project_root=code_root)
+            transform.write(extract, tmp)
+        shutil.copyfile(stored / STATE_FILE, tmp / STATE_FILE)
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(extract, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _changed_inputs(project: Project, records: dict[str, dict[str, Any]], step: str) -> list[str]:
     from blase.hashing import StatCache, hash_file
 
@@ -298,7 +325,7 @@ def restore(project: Project, ref: str, step: str, out: str | os.PathLike[str]) 
     store = StepStore(project)
     entry, _why = store.lookup(record["key"])
     if entry is not None:
-        _copy_out(entry.out_dir, out_path)
+        _deliver(project, run, step, entry.out_dir, out_path)
         return RestoreResult(run.id, step, out_path, "store", record["key"])
     changed = _changed_inputs(project, records, step)
     if changed:
@@ -316,7 +343,7 @@ def restore(project: Project, ref: str, step: str, out: str | os.PathLike[str]) 
     if entry is None:
         raise RestoreError(f"recomputing {step} of run {run.id} left no stored result",
                            hint="check free disk space under .blase/store and retry")
-    _copy_out(entry.out_dir, out_path)
+    _deliver(project, run, step, entry.out_dir, out_path)
     same = again.get("output") == record.get("output")
     if not same:
         logger.warning("restored %s of %s was recomputed but differs from the recorded output", step, run.id)

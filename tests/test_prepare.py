@@ -476,3 +476,80 @@ def test_tfrecord_frames_decode_to_the_shards(tmp_path, kind):
                     assert rec["label"][0] == "float" and np.float32(rec["label"][1][0]) == y[k]
             seen += len(records)
     assert seen == n
+
+
+# -- a transform applied on the way -----------------------------------------------------------
+
+
+def _raw_for_transform(tmp_path: Path) -> Path:
+    """Two Parquet files with nulls in a number and a category, and a rare category."""
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    for part in range(2):
+        n = 2500
+        city = rng.choice(["oslo", "rome", "lima", "pune", "kyiv"], n, p=[0.4, 0.3, 0.2, 0.07, 0.03])
+        cities = pa.array([None if i % 97 == 0 else c for i, c in enumerate(city)])
+        x = rng.normal(size=n)
+        pq.write_table(pa.table({
+            "x": pa.array([None if i % 41 == 0 else float(v) for i, v in enumerate(x)]),
+            "city": cities,
+            "tier": rng.choice(["a", "b"], n),
+            "y": rng.integers(0, 2, n),
+        }), folder / f"part-{part:05d}.parquet")
+    return folder
+
+
+@pytest.mark.parametrize("final_onehot", [True, False])
+def test_prepare_through_a_transform_gives_the_shards_of_transform_then_prepare(tmp_path, final_onehot):
+    from blase.transform import Impute, OneHot, Scale, Transform
+
+    raw = _raw_for_transform(tmp_path)
+    ops = [Impute(strategy="mean"), Scale(method="standard"),
+           OneHot(columns=["city"], max_categories=3), OneHot(columns=["tier"])]
+    if not final_onehot:
+        ops.append(Scale(columns=["x"], method="minmax"))
+    tf = Transform(ops, exclude=["y"]).fit(raw)
+    tf.run(raw, tmp_path / "transformed", fit=False)
+    prep = Prepare(label="y", seed=1, stratify=True)
+    two_steps = tmp_path / "two"
+    fused = tmp_path / "fused"
+    prep.run(tmp_path / "transformed", two_steps)
+    result = prep.run(raw, fused, transform=tf)
+
+    assert read_manifest(fused).features == read_manifest(two_steps).features
+    assert "city_other" in read_manifest(fused).features  # the rare cities share a column
+    assert _shard_bytes(fused) == _shard_bytes(two_steps)
+    assert "transform" in result.inputs
+    x, _ = _split_rows(fused, "train")
+    city = [j for j, f in enumerate(read_manifest(fused).features) if f.startswith("city_")]
+    ones = x[:, city].sum(axis=1)
+    assert set(np.unique(ones)) == {0.0, 1.0}  # one city per row, none for a null city
+    assert not (tmp_path / "fused" / ".transformed").exists()
+
+
+def test_prepare_through_a_transform_with_a_python_step(tmp_path):
+    from blase.transform import Impute, OneHot, Transform, UserFunction
+
+    raw = _raw_for_transform(tmp_path)
+
+    def double(table: pa.Table) -> pa.Table:
+        import pyarrow.compute as pc
+
+        return table.set_column(table.column_names.index("x"), "x", pc.multiply(table.column("x"), 2.0))
+
+    tf = Transform([Impute(strategy="mean", columns=["x"]), UserFunction(double),
+                    OneHot(columns=["city", "tier"])], exclude=["y"]).fit(raw)
+    tf.write(raw, tmp_path / "transformed")  # nested functions cannot be saved: no state file
+    Prepare(label="y").run(tmp_path / "transformed", tmp_path / "two")
+    Prepare(label="y").run(raw, tmp_path / "fused", transform=tf)
+    assert _shard_bytes(tmp_path / "fused") == _shard_bytes(tmp_path / "two")
+
+
+def test_prepare_refuses_an_unfitted_transform(tmp_path):
+    from blase.transform import NotFittedError, OneHot, Transform
+
+    raw = _raw_for_transform(tmp_path)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        Prepare(label="y").run(raw, tmp_path / "out", transform=Transform([OneHot(columns=["city"])]))
+    assert not (tmp_path / "out").exists()

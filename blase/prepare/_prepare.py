@@ -27,13 +27,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from blase._duck import budget_note, connect, sql_ident, sql_quote
 from blase._fs import replace_dir
 from blase.errors import PrepareError
+from blase.prepare._feed import ROW_ID, Feed, OneHotFill, open_feed
 from blase.prepare._manifest import MANIFEST_NAME, Manifest, ShardInfo
 from blase.prepare._shards import SplitWriter
 from blase.prepare._split import (
@@ -49,6 +50,9 @@ from blase.progress import progress
 from blase.resources import memory_budget
 from blase.steps import StepResult, measure_step
 
+if TYPE_CHECKING:
+    from blase.transform import Transform
+
 __all__ = ["MAX_CLASSES_INTEGER", "Prepare"]
 
 logger = logging.getLogger(__name__)
@@ -61,7 +65,7 @@ _INT_TYPES = {
     "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT",
 }  # fmt: skip
 _FLOAT_TYPES = {"FLOAT", "DOUBLE"}
-_RESERVED = ("file_index", "file_row_number")
+_RESERVED = ("file_index", "file_row_number", "__idx")
 
 TaskName = Literal["classification", "binary", "multiclass", "regression"]
 
@@ -154,6 +158,18 @@ def _ratios(split: Any) -> Ratios:
             hint="e.g. split=(0.8, 0.1, 0.1) or prepare: split: {train: 0.8, val: 0.1, test: 0.1}",
         )
     return Ratios(*values)
+
+
+def _transform_digest(transform: Transform) -> str:
+    """The fitted transform's content hash (its saved JSON; for one that cannot be saved,
+    such as one calling a nested function, its operations' names and states)."""
+    from blase.errors import TransformError
+    from blase.hashing import hash_config
+
+    try:
+        return hash_config(transform.to_json())
+    except TransformError:
+        return hash_config([[op.op_name, repr(op.state())] for op in transform.operations])
 
 
 def _class_key(value: Any) -> str:
@@ -303,14 +319,9 @@ class Prepare:
         hint = f"did you mean '{close[0]}'?" if close else f"columns are: {', '.join(columns)}"
         return PrepareError(f"{role} column '{name}' is not in {where}", hint=hint)
 
-    def _plan(self, con: Any, files: list[Path], relation: str, where: str) -> _Plan:
-        columns = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
-        for name in _RESERVED:
-            if name in columns:
-                raise PrepareError(
-                    f"column '{name}' in {where} clashes with a name prepare needs",
-                    hint="rename it with a `rename` transform (blase.yaml transform:)",
-                )
+    def _plan(self, con: Any, files: list[Path], feed: Feed, where: str) -> _Plan:
+        columns = feed.columns
+        relation = feed.relation
         if self.label not in columns:
             raise self._missing(self.label, "label", columns, where)
         if self.key is not None and self.key not in columns:
@@ -342,9 +353,11 @@ class Prepare:
 
         label_type = columns[self.label]
         aggs = ["count(*)", f"count({sql_ident(self.label)})"]
-        for f in features:
+        # A final one-hot's columns are computed while streaming, never null: not counted.
+        features_in_sql = [f for f in features if f not in feed.expanded]
+        for f in features_in_sql:
             aggs.append(f"count({sql_ident(f)})")
-        float_feats = [f for f in features if columns[f] in _FLOAT_TYPES]
+        float_feats = [f for f in features_in_sql if columns[f] in _FLOAT_TYPES]
         for f in float_feats:
             aggs.append(f"count(*) FILTER (WHERE isnan({sql_ident(f)}))")
         if self.key is not None:
@@ -354,11 +367,12 @@ class Prepare:
             aggs.append(f"approx_count_distinct({sql_ident(self.label)})")
         row = con.execute(f"SELECT {', '.join(aggs)} FROM {relation}").fetchall()[0]
         total, label_count = int(row[0]), int(row[1])
-        counts = row[2 : 2 + len(features)]
-        nans = row[2 + len(features) : 2 + len(features) + len(float_feats)]
+        n_sql = len(features_in_sql)
+        counts = row[2 : 2 + n_sql]
+        nans = row[2 + n_sql : 2 + n_sql + len(float_feats)]
         problems = [
             f"'{f}' has {total - int(c):,} nulls"
-            for f, c in zip(features, counts, strict=False)
+            for f, c in zip(features_in_sql, counts, strict=False)
             if int(c) != total
         ]
         problems += [
@@ -371,7 +385,7 @@ class Prepare:
                 "or a `filter` that drops the rows",
             )
         if self.key is not None:
-            key_count = int(row[2 + len(features) + len(float_feats)])
+            key_count = int(row[2 + n_sql + len(float_feats)])
             if key_count != total:
                 raise PrepareError(
                     f"key column '{self.key}' has {total - key_count:,} null values in {where}",
@@ -484,6 +498,7 @@ class Prepare:
         out_dir: str | os.PathLike[str],
         memory: int | str | None = None,
         tfrecord: bool = False,
+        transform: Transform | None = None,
     ) -> StepResult:
         """Split ``source`` and write shards and ``manifest.json`` into ``out_dir``.
 
@@ -498,6 +513,11 @@ class Prepare:
             Memory budget (``"2GB"``, bytes, ``"auto"``/None).
         tfrecord:
             Also write a ``.tfrecord`` file beside each shard (see :func:`write_tfrecord`).
+        transform:
+            A fitted :class:`~blase.transform.Transform` to apply to ``source`` on the way
+            (the pipeline's path: the transformed table is never written out). The shards
+            are the same as those of ``transform.run`` followed by prepare, except that row
+            ids count rows of ``source``, before any filter.
 
         Returns
         -------
@@ -538,13 +558,19 @@ class Prepare:
                         where,
                         budget_note(budget),
                     )
-                    relation = self._relation(files)
-                    plan = self._plan(con, files, relation, where)
+                    self._check_reserved(con, files, where)
+                    if transform is not None:
+                        transform._check_fitted()
+                    protect = tuple(c for c in (self.label, self.key) if c)
+                    feed = open_feed(con, files, transform, tmp / ".transformed", budget,
+                                     protect=protect)
+                    plan = self._plan(con, files, feed, where)
                     source_hash = hash_file(files[0]) if len(files) == 1 else hash_files(files)
-                    writers = self._stream(con, plan, relation, ratios, tmp, budget)
+                    writers = self._stream(con, plan, feed, ratios, tmp, budget)
                 finally:
                     con.close()
                 shutil.rmtree(tmp / ".duckdb", ignore_errors=True)
+                shutil.rmtree(tmp / ".transformed", ignore_errors=True)
                 tfrecords = self._write_tfrecords(tmp, writers) if tfrecord else {}
                 manifest = self._manifest(plan, ratios, writers, where, source_hash, tfrecords)
                 (tmp / MANIFEST_NAME).write_text(
@@ -576,7 +602,8 @@ class Prepare:
         counts = manifest.counts
         result = StepResult(
             step=self.step,
-            inputs={"data": source_hash, "params": hash_config(self.params())},
+            inputs={"data": source_hash, "params": hash_config(self.params())}
+            | ({"transform": _transform_digest(transform)} if transform is not None else {}),
             outputs={
                 "shards": hash_config(shard_hashes),
                 "manifest": hash_file(out / MANIFEST_NAME),
@@ -606,32 +633,32 @@ class Prepare:
                 )
         return result
 
-    def _relation(self, files: list[Path]) -> str:
+    @staticmethod
+    def _check_reserved(con: Any, files: list[Path], where: str) -> None:
         listed = ", ".join(sql_quote(str(f)) for f in files)
-        return f"read_parquet([{listed}])"
+        rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet([{listed}])").fetchall()
+        for name in (r[0] for r in rows):
+            if name in _RESERVED:
+                raise PrepareError(
+                    f"column '{name}' in {where} clashes with a name prepare needs",
+                    hint="rename it with a `rename` transform (blase.yaml transform:)",
+                )
 
     def _stream(
-        self, con: Any, plan: _Plan, relation: str, ratios: Ratios, root: Path, budget: int
+        self, con: Any, plan: _Plan, feed: Feed, ratios: Ratios, root: Path, budget: int
     ) -> dict[str, SplitWriter]:
         import pyarrow as pa
         import pyarrow.compute as pc
-        import pyarrow.parquet as pq
 
         label = sql_ident(self.label)
-        if len(plan.files) == 1:
-            index = "CAST(file_row_number AS BIGINT)"
-        else:
-            sizes = [pq.read_metadata(f).num_rows for f in plan.files]
-            offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).tolist()
-            index = f"([{', '.join(str(int(o)) for o in offsets)}]::BIGINT[])[CAST(file_index AS BIGINT) + 1] + CAST(file_row_number AS BIGINT)"
-        feats = ", ".join(
-            f"CAST({sql_ident(f)} AS FLOAT) AS {sql_ident('__f' + str(i))}"
-            for i, f in enumerate(plan.features)
-        )
-        base = f"SELECT {feats}, {label} AS __y, {index} AS __idx"
+        dense = [(j, f) for j, f in enumerate(plan.features) if f not in feed.expanded]
+        hot = OneHotFill(feed, plan.features) if feed.onehot is not None else None
+        select = [f"CAST({sql_ident(f)} AS FLOAT) AS __f{j}" for j, f in dense]
+        select += [f"{sql_ident(c)} AS __c{m}" for m, c in enumerate(hot.sources if hot else [])]
+        base = f"SELECT {', '.join(select)}, {label} AS __y, {ROW_ID} AS __idx"
         if self.key is not None:
             base += f", {key_hash_sql(sql_ident(self.key), self.seed)} AS __h"
-        base += f" FROM {relation}"
+        base += f" FROM {feed.relation} AS _feed"
         if plan.rejected:
             base += f" WHERE {label} IS NOT NULL"
         query = f"({base})"
@@ -646,8 +673,8 @@ class Prepare:
             )
         else:
             case = split_case_sql(ratios)
-        cols = ", ".join(f"__f{i}" for i in range(len(plan.features)))
-        final = f"SELECT {cols}, __y, {case} AS __split, __idx FROM {hashed}"
+        cols = [f"__f{j}" for j, _ in dense] + [f"__c{m}" for m in range(len(hot.sources if hot else []))]
+        final = f"SELECT {', '.join(cols)}, __y, {case} AS __split, __idx FROM {hashed}"
 
         d = len(plan.features)
         y_dtype = np.dtype("<f4") if plan.task == "regression" else np.dtype("<i8")
@@ -658,15 +685,22 @@ class Prepare:
         if plan.task != "regression":
             value_set = pa.array(plan.classes)
         reader = _arrow_reader(con.sql(final), batch_rows)
+        nd = len(cols)
+        buffer = np.empty((0, d), dtype=np.float32)
         with progress("prepare", total=plan.rows) as bar:
             for batch in reader:
                 n = batch.num_rows
                 if n == 0:
                     continue
-                x = np.empty((n, d), dtype=np.float32)
-                for j in range(d):
-                    x[:, j] = batch.column(j).to_numpy(zero_copy_only=False)
-                ycol = batch.column(d)
+                if len(buffer) < n:  # one matrix, reused: the writers copy out of it
+                    buffer = np.empty((n, d), dtype=np.float32)
+                x = buffer[:n]
+                if hot is not None:
+                    x.fill(0.0)
+                    hot.fill(x, [batch.column(i) for i in range(len(dense), nd)])
+                for i, (j, _) in enumerate(dense):
+                    x[:, j] = batch.column(i).to_numpy(zero_copy_only=False)
+                ycol = batch.column(nd)  # the label, split and row id follow the features
                 if value_set is not None:
                     if ycol.type != value_set.type:
                         ycol = ycol.cast(value_set.type)
@@ -677,8 +711,8 @@ class Prepare:
                     )
                 else:
                     y = ycol.cast(pa.float32()).to_numpy(zero_copy_only=False)
-                split = batch.column(d + 1).to_numpy(zero_copy_only=False)
-                ids = batch.column(d + 2).to_numpy(zero_copy_only=False).astype(np.int64)
+                split = batch.column(nd + 1).to_numpy(zero_copy_only=False)
+                ids = batch.column(nd + 2).to_numpy(zero_copy_only=False).astype(np.int64)
                 for code, name in enumerate(SPLITS):
                     mask = split == code
                     if mask.all():

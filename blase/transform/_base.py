@@ -49,11 +49,13 @@ class SQLStage:
     #: reuse them without computing them twice.
     inner: tuple[str, ...] = ()
 
-    def over(self, relation: str, alias: str = "_t") -> str:
-        """This stage as a sub-query over ``relation`` (a table name or a parenthesised query)."""
+    def over(self, relation: str, alias: str = "_t", keep: Sequence[str] = ()) -> str:
+        """This stage as a sub-query over ``relation`` (a table name or a parenthesised query);
+        ``keep`` names columns of ``relation`` passed through unchanged (a row id, say)."""
         if self.inner:
             relation = f"(SELECT *, {', '.join(self.inner)} FROM {relation} AS {alias}_i)"
-        sql = f"SELECT {', '.join(self.select)} FROM {relation} AS {alias}"
+        select = [*self.select, *(sql_ident(k) for k in keep)]
+        sql = f"SELECT {', '.join(select)} FROM {relation} AS {alias}"
         if self.where:
             sql += f" WHERE ({self.where})"
         return f"({sql})"

@@ -373,9 +373,12 @@ class Transform:
             k += 1
         return k
 
-    def sql(self, relation: str, upto: int | None = None) -> str:
+    def sql(self, relation: str, upto: int | None = None, keep: Sequence[str] = ()) -> str:
         """The SQL of the first ``upto`` operations (default: all, which must have SQL forms)
-        over ``relation``, e.g. ``"read_parquet('data/*.parquet')"``."""
+        over ``relation``, e.g. ``"read_parquet('data/*.parquet')"``.
+
+        ``keep`` names columns of ``relation`` that pass through every operation unchanged
+        and come last (a row id the operations must not see)."""
         self._check_fitted()
         schema = self.input_schema_
         for k, op in enumerate(self.operations[: len(self.operations) if upto is None else upto]):
@@ -383,7 +386,7 @@ class Transform:
             if stage is None:
                 raise TransformError(f"{self._where(k, op)} has no SQL form",
                                      hint="apply it with Transform.apply or run(engine='arrow')")
-            relation = stage.over(relation, alias=f"_s{k}")
+            relation = stage.over(relation, alias=f"_s{k}", keep=keep)
             schema = op.output_schema(schema)
         return f"SELECT * FROM {relation} AS _out"
 
@@ -440,6 +443,7 @@ class Transform:
         fit: bool = True,
         *,
         engine: str = "auto",
+        write_data: bool = True,
     ) -> StepResult:
         """The ``transform`` step: fit (unless ``fit=False`` and already fitted), then one
         streaming apply pass writing ``out_dir/part-*.parquet`` and ``out_dir/transform.json``.
@@ -447,50 +451,27 @@ class Transform:
         ``engine="auto"`` runs the leading SQL-able operations in DuckDB and the rest on
         Arrow batches; ``"sql"`` is the same but fails if the whole transform is not SQL;
         ``"arrow"`` runs every operation on Arrow batches. All give the same data.
+        ``write_data=False`` fits and writes only ``transform.json``: the pipeline's way,
+        where :class:`~blase.prepare.Prepare` applies the transform while it writes shards,
+        so the wide transformed table never goes to disk.
         ``out_dir`` is replaced as a whole, only once everything is written.
         """
         if engine not in ENGINES:
             raise TransformError(f"engine must be one of {ENGINES}, not {engine!r}")
         out_dir = Path(out_dir)
-        import duckdb
 
         from blase.resources import memory_budget
 
         budget = memory_budget(memory)
+        if not write_data:
+            return self._fit_only(source, out_dir, memory, budget, fit)
         with measure_step() as meter:
             if fit or not self.is_fitted:
                 self.fit(source, memory)
-            report = ApplyReport()
             tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
             try:
-                with self._connection(memory) as con:
-                    src = _open_source(con, source)
-                    files = src.files
-                    report.rows_in = _rows_in_files(files) if files else src.table.num_rows  # type: ignore[union-attr]
-                    k = self._sql_prefix(engine)
-                    if engine == "sql" and k < len(self.operations):
-                        op = self.operations[k]
-                        raise TransformError(f"{self._where(k, op)} has no SQL form; use engine='auto'")
-                    row_bytes = _row_bytes(files) if files else 64.0
-                    batch_rows = int(min(262_144, max(4_096, budget * 0.02 / max(row_bytes, 1.0))))
-                    query = self.sql(src.relation, upto=k)
-                    relation = f"({query})"
-                    if not fit:
-                        self._count_unseen_sql(con, src.relation, k, report)
-                    tmp.mkdir(parents=True)
-                    if k == len(self.operations):
-                        target = sql_quote(str(tmp / "part-00000.parquet"))
-                        try:
-                            con.execute(f"COPY ({query}) TO {target} (FORMAT parquet)")
-                        except duckdb.Error as exc:
-                            raise TransformError(
-                                f"transform apply failed: {str(exc).splitlines()[0]}",
-                                hint="a cast or SQL expression met a value it cannot handle; "
-                                "clean it first or use cast with errors: null",
-                            ) from None
-                    else:
-                        self._stream(con, relation, k, len(self.operations), tmp, report,
-                                     count_unseen=not fit, batch_rows=batch_rows)
+                files, report, k, batch_rows = self._write_parts(
+                    source, tmp, memory, budget, engine=engine, count_unseen=not fit)
                 self.save(tmp / STATE_FILE)
                 replace_dir(tmp, out_dir)
             except BaseException:
@@ -501,6 +482,89 @@ class Transform:
             report.finish(self.operations)
             self.last_apply_report = report
         return self._result(meter, budget, files, out_dir, parts, report, k, batch_rows)
+
+    def write(self, source: Any, folder: str | os.PathLike[str], memory: int | str | None = None) -> list[Path]:
+        """Apply the fitted transform to ``source`` and write ``folder/part-*.parquet`` (a new
+        folder; no state file, no step record). Returns the files written."""
+        from blase.resources import memory_budget
+
+        self._check_fitted()
+        folder = Path(folder)
+        self._write_parts(source, folder, memory, memory_budget(memory))
+        return sorted(folder.glob("part-*.parquet"))
+
+    def _write_parts(self, source: Any, folder: Path, memory: int | str | None, budget: int, *,
+                     engine: str = "auto", count_unseen: bool = False,
+                     ) -> tuple[list[str], ApplyReport, int, int]:
+        """The apply pass into ``folder`` (created): the files read, the report, the number
+        of operations run in SQL and the Arrow batch size."""
+        import duckdb
+
+        report = ApplyReport()
+        with self._connection(memory) as con:
+            src = _open_source(con, source)
+            files = src.files
+            report.rows_in = _rows_in_files(files) if files else src.table.num_rows  # type: ignore[union-attr]
+            k = self._sql_prefix(engine)
+            if engine == "sql" and k < len(self.operations):
+                op = self.operations[k]
+                raise TransformError(f"{self._where(k, op)} has no SQL form; use engine='auto'")
+            row_bytes = _row_bytes(files) if files else 64.0
+            batch_rows = int(min(262_144, max(4_096, budget * 0.02 / max(row_bytes, 1.0))))
+            query = self.sql(src.relation, upto=k)
+            if count_unseen:
+                self._count_unseen_sql(con, src.relation, k, report)
+            folder.mkdir(parents=True)
+            if k == len(self.operations):
+                target = sql_quote(str(folder / "part-00000.parquet"))
+                try:
+                    con.execute(f"COPY ({query}) TO {target} (FORMAT parquet)")
+                except duckdb.Error as exc:
+                    raise TransformError(
+                        f"transform apply failed: {str(exc).splitlines()[0]}",
+                        hint="a cast or SQL expression met a value it cannot handle; "
+                        "clean it first or use cast with errors: null",
+                    ) from None
+            else:
+                self._stream(con, f"({query})", k, len(self.operations), folder, report,
+                             count_unseen=count_unseen, batch_rows=batch_rows)
+        return files, report, k, batch_rows
+
+    def _fit_only(self, source: Any, out_dir: Path, memory: int | str | None, budget: int,
+                  fit: bool) -> StepResult:
+        from blase.hashing import hash_file, hash_files
+
+        with measure_step() as meter:
+            if fit or not self.is_fitted:
+                self.fit(source, memory)
+            tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+            try:
+                self.save(tmp / STATE_FILE)
+                replace_dir(tmp, out_dir)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        files = _parquet_files(source) if isinstance(source, (str, os.PathLike, list, tuple)) else []
+        inputs = {"data": hash_files(files)} if files else {}
+        inputs["config"] = _config_digest(self)
+        rows = _rows_in_files(files) if files else 0
+        return StepResult(
+            step="transform",
+            inputs=inputs,
+            outputs={"state": hash_file(out_dir / STATE_FILE)},
+            rows_in=rows,
+            rows_out=rows,
+            seconds=meter.seconds,
+            peak_rss_bytes=meter.peak_rss_bytes,
+            memory_budget_bytes=budget,
+            warnings=list(self.fit_warnings),
+            details={
+                "state_file": str(out_dir / STATE_FILE),
+                "columns_out": list(self.output_schema_.names),
+                "data": "not written: prepare applies the transform (Transform.run(write_data=True) "
+                "or `blase restore RUN --step transform` writes it)",
+            },
+        )
 
     def _count_unseen_sql(self, con: duckdb.DuckDBPyConnection, relation: str, k: int,
                           report: ApplyReport) -> None:

@@ -1,0 +1,177 @@
+"""What prepare reads: Parquet files, optionally through a fitted transform.
+
+With a :class:`~blase.transform.Transform`, prepare applies it while it writes shards, so
+the transformed table, often wide (one-hot), never goes to disk and back:
+
+* the transform's SQL runs inside prepare's own DuckDB query over the extract output;
+* a final :class:`~blase.transform.OneHot` is not expanded in SQL (a ``CASE`` column per
+  category, all cast and copied one by one into the matrix): its source columns come out
+  as they are and :class:`OneHotFill` writes the ones straight into the float32 matrix,
+  with exactly :meth:`OneHot.apply`'s rules (sorted categories, ``_other`` for infrequent
+  and unseen values when the column has one, all zeros for a null);
+* a transform with an operation that has no SQL form is applied the ordinary way,
+  :meth:`Transform.run`, into a scratch folder that prepare then reads.
+
+Every row carries ``__idx``, its position in the input files (file by file, in sorted
+order): the row id in the shards and, without a key column, what the split hashes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from blase._duck import sql_quote
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from blase.transform import OneHot, Transform
+
+__all__ = ["Feed", "OneHotFill", "open_feed"]
+
+ROW_ID = "__idx"
+
+
+def _parquet_relation(files: list[Path]) -> str:
+    listed = ", ".join(sql_quote(str(f)) for f in files)
+    return f"read_parquet([{listed}])"
+
+
+def _row_index_sql(files: list[Path]) -> str:
+    if len(files) == 1:
+        return "CAST(file_row_number AS BIGINT)"
+    import pyarrow.parquet as pq
+
+    sizes = [pq.read_metadata(f).num_rows for f in files]
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).tolist()
+    listed = ", ".join(str(int(o)) for o in offsets)
+    return f"([{listed}]::BIGINT[])[CAST(file_index AS BIGINT) + 1] + CAST(file_row_number AS BIGINT)"
+
+
+@dataclass
+class Feed:
+    """A relation prepare streams from.
+
+    Attributes
+    ----------
+    relation:
+        A parenthesised query with the columns before any final one-hot, plus ``__idx``.
+    columns:
+        The columns prepare sees, in order, with DuckDB types: the transform's output
+        (one-hot columns included, typed ``UTINYINT``), without ``__idx``.
+    onehot:
+        The final one-hot encoder that :class:`OneHotFill` applies, or None.
+    expanded:
+        Each one-hot output column: (its source column, its code; the code of
+        ``{column}_other`` is the number of categories).
+    """
+
+    relation: str
+    columns: dict[str, str]
+    onehot: OneHot | None = None
+    expanded: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+def _describe(con: Any, relation: str) -> dict[str, str]:
+    return {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
+
+
+def open_feed(con: Any, files: list[Path], transform: Transform | None, scratch: Path,
+              memory: int | str | None, *, protect: tuple[str, ...] = ()) -> Feed:
+    """The :class:`Feed` of ``files`` through ``transform`` (None: the files as they are).
+
+    ``protect`` names columns (label, key) a final one-hot must not consume: if it does, the
+    one-hot runs in SQL like the other operations. ``scratch`` receives the transformed
+    Parquet when the transform has an operation without a SQL form.
+    """
+    from blase.transform import OneHot
+
+    if transform is not None:
+        n = len(transform.operations)
+        if transform._sql_prefix("auto") < n:
+            files = transform.write([str(f) for f in files], scratch, memory=memory)
+            transform = None
+    base = f"(SELECT *, {_row_index_sql(files)} AS {ROW_ID} FROM {_parquet_relation(files)})"
+    if transform is None:
+        columns = _describe(con, base)
+        columns.pop(ROW_ID, None)
+        return Feed(base, columns)
+    last = transform.operations[-1]
+    onehot = last if type(last) is OneHot and not set(last.columns_) & set(protect) else None
+    upto = n - 1 if onehot is not None else n
+    relation = f"({transform.sql(base, upto=upto, keep=[ROW_ID])})"
+    described = _describe(con, relation)
+    described.pop(ROW_ID, None)
+    if onehot is None:
+        return Feed(relation, described)
+    columns: dict[str, str] = {}
+    expanded: dict[str, tuple[str, int]] = {}
+    for name, src, value in onehot._layout(list(described)):
+        if src is None:
+            columns[name] = described[name]
+            continue
+        cats = onehot.categories_[src]
+        code = len(cats) if _is_other(value) else cats.index(value)
+        columns[name] = "UTINYINT"
+        expanded[name] = (src, code)
+    return Feed(relation, columns, onehot, expanded)
+
+
+def _is_other(value: Any) -> bool:
+    from blase.transform._encode import _OTHER
+
+    return value is _OTHER
+
+
+class OneHotFill:
+    """Writes a final one-hot's columns into rows of a zeroed float32 matrix.
+
+    Parameters
+    ----------
+    feed:
+        The feed whose ``onehot`` and ``expanded`` to apply.
+    features:
+        The matrix's columns, in order (one-hot columns not among them are left out).
+    """
+
+    def __init__(self, feed: Feed, features: list[str]) -> None:
+        assert feed.onehot is not None
+        self.onehot = feed.onehot
+        self.sources: list[str] = []
+        self._lookup: list[np.ndarray] = []
+        position = {f: j for j, f in enumerate(features)}
+        for src in self.onehot.columns_:
+            cats = self.onehot.categories_[src]
+            # codes 0..k-1 categories, k other, k+1 null: the feature column each sets, or -1
+            lookup = np.full(len(cats) + 2, -1, dtype=np.int64)
+            for name, (s, code) in feed.expanded.items():
+                if s == src and name in position:
+                    lookup[code] = position[name]
+            if (lookup >= 0).any():
+                self.sources.append(src)
+                self._lookup.append(lookup)
+
+    def fill(self, x: np.ndarray, columns: list[pa.ChunkedArray | pa.Array]) -> None:
+        """Set the ones of each row; ``columns`` are the source columns, in :attr:`sources` order."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        rows = np.arange(len(x))
+        for src, lookup, col in zip(self.sources, self._lookup, columns, strict=True):
+            if isinstance(col, pa.Array):
+                col = pa.chunked_array([col])
+            cats = self.onehot.categories_[src]
+            code = self.onehot._index(col, cats)
+            missing = code < 0
+            if missing.any():
+                code = code.copy()  # Arrow's buffer may be read-only
+                valid = pc.is_valid(col).to_numpy(zero_copy_only=False)
+                code[missing & valid] = len(cats)
+                code[missing & ~valid] = len(cats) + 1
+            target = lookup[code]
+            hit = target >= 0
+            x[rows[hit], target[hit]] = 1.0
