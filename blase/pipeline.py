@@ -277,7 +277,7 @@ class Pipeline:
             if same is not None:
                 return same, same.details["cache"]["from_run"] or ""
             return self.deploy(track=track, done=done), None
-        from blase.cache import explain
+        from blase.cache import StoreWriteError, explain
         from blase.cache._store import rebase_result
 
         looked = time.perf_counter()
@@ -305,24 +305,36 @@ class Pipeline:
                     "its cached result is gone (garbage-collected)"]
             self.reasons[step] = reasons
             logger.info("%s: running (%s)", step, "; ".join(reasons))
+            staging, unstored = None, None
             if key.cacheable:
-                staging = store.staging(step)
+                try:
+                    staging = store.staging(step)
+                except StoreWriteError as exc:  # the store cannot take even a folder: run uncached
+                    unstored = exc.message
+            if staging is not None:
                 self._staged[step] = staging
                 step_result = getattr(self, step)(track=track, done=done)
                 exposed = None
                 if step == "evaluate":
                     exposed = self.project.outputs_dir / track.run_id
                     _link_tree(exposed, staging / "out")
-                entry = store.publish(staging, key=key.digest, step=step, components=key.components,
-                                      result=step_result, run_id=track.run_id, out_dir=exposed)
+                try:
+                    entry = store.publish(staging, key=key.digest, step=step, components=key.components,
+                                          result=step_result, run_id=track.run_id, out_dir=exposed,
+                                          fallback=self.project.state_dir / "work" / track.run_id / step)
+                except StoreWriteError as exc:  # the result is right, only not stored (disk full, read-only)
+                    entry, unstored = exc.entry, exc.message
                 self._staged.pop(step, None)
                 if exposed is None:  # this run's result, with paths into the published entry
                     for old_dir, new_dir in ((staging / "out", entry.out_dir),
                                              (self.project.relative(staging / "out"), self.project.relative(entry.out_dir))):
                         step_result = rebase_result(step_result, str(old_dir), str(new_dir))
-                step_result.details["cache"] = {"key": key.digest, "hit": False, "output": entry.output}
+                step_result.details["cache"] = {"key": key.digest, "hit": False, "output": entry.output,
+                                                "stored": entry.stored}
             else:
                 step_result = getattr(self, step)(track=track, done=done)
+            if unstored is not None:
+                step_result.warnings.append(unstored)  # record_step logs it as a `warning` event
         if entry is not None:
             outputs[step] = entry.output
         track.log_event(

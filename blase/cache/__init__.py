@@ -4,12 +4,14 @@ A step whose key matches a stored, intact result is not run again. The key cover
 config sections the step reads, the code it runs (its built-in version, Blase's version and
 the code hash of any user function and the project code it calls), the content of its
 inputs (raw files through the stat cache; earlier steps by their output digest) and the
-key package versions. See :mod:`blase.cache._key` and :mod:`blase.cache._store`.
+key package versions. A result the store cannot take (a full disk, a read-only folder)
+raises :class:`StoreWriteError`, which carries the intact, unstored result. See
+:mod:`blase.cache._key` and :mod:`blase.cache._store`.
 """
 
 from blase.cache._key import STEP_VERSIONS, UPSTREAM, StepKey, explain, step_key
 from blase.cache._snapshot import SnapshotError, materialise, snapshot_code
-from blase.cache._store import CacheError, StepEntry, StepStore, content_hash
+from blase.cache._store import CacheError, StepEntry, StepStore, StoreWriteError, content_hash
 
 __all__ = [
     "STEP_VERSIONS",
@@ -19,6 +21,7 @@ __all__ = [
     "StepEntry",
     "StepKey",
     "StepStore",
+    "StoreWriteError",
     "content_hash",
     "explain",
     "materialise",

@@ -11,10 +11,17 @@ A lookup verifies the entry before trusting it: every recorded file must exist w
 size and hash. Hashes go through the project's :class:`~blase.hashing.StatCache`, so an
 untouched entry costs one ``stat`` per file; a file whose stat changed is read again, and
 an entry whose bytes no longer match is removed and reported as damaged.
+
+Storing can fail (a full disk, a quota, a read-only folder). Then nothing is left under the
+key: ``entry.json`` is removed, the outputs are moved out of the store (or stay in their
+``.tmp-`` folder), :meth:`StepStore.publish` raises :class:`StoreWriteError`, which carries
+the step's (correct, unstored) result and the warning to show, and a small
+``.unstored-<key>.json`` marker records why, so the next lookup of that key can say so.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -30,7 +37,7 @@ from blase.hashing import StatCache, hash_bytes, hash_config, hash_file
 from blase.project import Project
 from blase.steps import StepResult
 
-__all__ = ["CacheError", "StepEntry", "StepStore", "content_hash"]
+__all__ = ["CacheError", "StepEntry", "StepStore", "StoreWriteError", "content_hash"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +45,8 @@ ENTRY_FORMAT = 1
 ENTRY_JSON = "entry.json"
 OUT = "out"
 USED = "used"
+#: ``.unstored-<key>.json``: why the latest attempt to store ``key`` failed.
+UNSTORED = ".unstored-{key}.json"
 #: Placeholder for the entry's output folder inside a stored StepResult.
 OUT_TOKEN = "{out}"
 #: Keys of JSON outputs that record when or where a step ran, not what it made; they are
@@ -51,6 +60,26 @@ _JSON_CONTENT_LIMIT = 16 << 20
 
 class CacheError(BlaseError):
     """The step store cannot be read or written."""
+
+
+class StoreWriteError(CacheError):
+    """A step's result could not be written into the step store (full disk, read-only folder).
+
+    The result itself is intact: :attr:`entry` describes it (output files, hashes, output
+    digest, ``stored=False``) where its outputs now are, outside the store; None when the
+    store could not even make a folder for the step. The message is the warning to show and
+    record: it names the step, the store folder and the cause.
+    """
+
+    def __init__(self, message: str, *, hint: str, step: str, key: str | None, store: Path, cause: str,
+                 errno: int | None, entry: StepEntry | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.step = step
+        self.key = key
+        self.store = store
+        self.cause = cause
+        self.errno = errno
+        self.entry = entry
 
 
 def _strip(value: Any) -> Any:
@@ -106,6 +135,8 @@ class StepEntry:
     run_id: str | None = None
     created: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: False for the result a failed :meth:`StepStore.publish` carries (not in the store).
+    stored: bool = True
 
     @property
     def out_dir(self) -> Path:
@@ -130,6 +161,35 @@ def _remove_tree(path: Path) -> None:
     except OSError:
         trash = path
     shutil.rmtree(trash, ignore_errors=True)
+
+
+def _write_verified(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` and read it back: a short write, a full disk or a quota
+    raises here (``OSError``), before anything is renamed where a lookup would trust it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)  # raises too where the file system reports errors at close (NFS)
+    if path.read_bytes() != data:
+        raise OSError(errno.EIO, f"{path.name} reads back other bytes than were written")
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _hint(code: int | None, store: str) -> str:
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return f"free disk space (`blase gc --max-size SIZE` trims {store}), or move .blase to a larger disk"
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"make {store} writable by this user"
+    return f"check that {store} is writable and has space"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -164,10 +224,20 @@ class StepStore:
     # -- writing ------------------------------------------------------------------------
 
     def staging(self, step: str) -> Path:
-        """A fresh temporary entry folder; the step writes its outputs into ``<it>/out``."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """A fresh temporary entry folder; the step writes its outputs into ``<it>/out``.
+
+        Raises :class:`StoreWriteError` (``entry`` None) when the store cannot make it.
+        """
         path = self.root / f".tmp-{step}-{os.getpid()}-{secrets.token_hex(4)}"
-        (path / OUT).mkdir(parents=True)
+        try:
+            (path / OUT).mkdir(parents=True)
+        except OSError as exc:
+            store = self.project.relative(self.root)
+            cause = exc.strerror or str(exc)
+            raise StoreWriteError(
+                f"cache: could not make a folder for {step}'s output in {store} ({cause}); "
+                "the step cannot be cached", hint=_hint(exc.errno, store), step=step, key=None,
+                store=self.root, cause=cause, errno=exc.errno) from exc
         return path
 
     def publish(
@@ -180,11 +250,17 @@ class StepStore:
         result: StepResult,
         run_id: str | None,
         out_dir: Path | None = None,
+        fallback: Path | None = None,
     ) -> StepEntry:
         """Hash the files of ``staging/out``, write ``entry.json`` and rename it to ``key``.
 
         ``result``'s paths under ``out_dir`` (default ``staging/out``) are stored relative
         to the entry. An existing entry with the same key is replaced.
+
+        When the store cannot be written, nothing is stored under ``key`` and
+        :class:`StoreWriteError` is raised; its ``entry`` is the unstored result, moved to
+        ``fallback`` (as ``fallback/out``) when given and possible, else left in ``staging``
+        (which the caller removes once the run is done with it).
         """
         out = staging / OUT
         files: dict[str, list[Any]] = {}
@@ -210,28 +286,81 @@ class StepStore:
             "run_id": run_id,
             "created": time.time(),
         }
-        (staging / ENTRY_JSON).write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
         final = self.root / key
         existing = self.read(key)
         if existing is not None and existing.output == output and self.damage(existing) is None:
             # The same bytes are already stored (a --no-cache run or a reproduce): keep them,
             # so the runs that recorded them still find exactly what they recorded.
             shutil.rmtree(staging, ignore_errors=True)
+            _unlink(self.root / UNSTORED.format(key=key))
             return existing
+        try:  # write, verify, then publish (one rename): a failure leaves nothing under the key
+            _write_verified(staging / ENTRY_JSON, json.dumps(record, indent=1, default=str).encode("utf-8"))
+            self._rename(staging, final)
+        except OSError as exc:
+            raise self._unstored(staging, record, exc, fallback) from exc
+        _unlink(self.root / UNSTORED.format(key=key))
+        self._prime(final / OUT, files, stats)
+        logger.debug("stored %s as %s", step, key)
+        return self._entry(final, record)
+
+    def _rename(self, staging: Path, final: Path) -> None:
         for _ in range(3):
             try:
                 os.rename(staging, final)
-                break
+                return
             except OSError:
                 if not final.exists():
                     raise
                 _remove_tree(final)  # same key: replace it with what was just computed
-        else:
-            raise CacheError(f"cannot publish step entry {final}",
-                             hint=f"check that {self.root} is writable; then run the step again")
-        self._prime(final / OUT, files, stats)
-        logger.debug("stored %s as %s", step, key)
-        return self._entry(final, record)
+        raise OSError(errno.EEXIST, f"the existing entry {final.name} could not be replaced")
+
+    def _unstored(self, staging: Path, record: dict[str, Any], exc: OSError, fallback: Path | None) -> StoreWriteError:
+        """Undo a failed publish: no ``entry.json``, the outputs moved out of the store, the
+        cause recorded for the next lookup; the error to raise, with the unstored result."""
+        step, key = record["step"], record["key"]
+        _unlink(staging / ENTRY_JSON)
+        home = staging
+        if fallback is not None:
+            try:
+                fallback.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(staging, fallback)
+                home = fallback
+            except OSError as move:
+                logger.debug("could not move %s to %s (%s); it stays there", staging, fallback, move)
+        cause = exc.strerror or str(exc)
+        self._remember_failure(key, {"step": step, "run_id": record.get("run_id"), "cause": cause,
+                                     "errno": exc.errno, "time": time.time()})
+        store = self.project.relative(self.root)
+        message = f"cache: could not store {step}'s output in {store} ({cause}); the next run will recompute it"
+        logger.warning("%s", message)
+        entry = self._entry(home, record)
+        entry.stored = False
+        return StoreWriteError(message, hint=_hint(exc.errno, store), step=step, key=key, store=self.root,
+                               cause=cause, errno=exc.errno, entry=entry)
+
+    def _remember_failure(self, key: str, why: dict[str, Any]) -> None:
+        """Best effort on a disk that may be full: the cause, else an empty marker, else nothing."""
+        marker = self.root / UNSTORED.format(key=key)
+        try:
+            marker.write_text(json.dumps(why), encoding="utf-8")
+        except OSError:
+            try:
+                marker.touch()
+            except OSError as exc:
+                logger.debug("could not record why %s was not stored: %s", key, exc)
+
+    def _failure(self, key: str) -> str | None:
+        """Why the latest attempt to store ``key`` failed, as a re-run reason; None if none did."""
+        marker = self.root / UNSTORED.format(key=key)
+        if not marker.exists():
+            return None
+        try:
+            why = json.loads(marker.read_text(encoding="utf-8"))
+            run, cause = why.get("run_id"), why["cause"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return "not stored: an earlier run could not write it"
+        return f"not stored: the earlier run{f' {run}' if run else ''} could not write it ({cause})"
 
     def _prime(self, out: Path, files: dict[str, list[Any]], before: dict[str, os.stat_result]) -> None:
         """Tell the stat cache the hashes just computed (a rename keeps size, mtime and inode),
@@ -282,7 +411,8 @@ class StepStore:
         return None
 
     def lookup(self, key: str) -> tuple[StepEntry | None, str | None]:
-        """``(entry, None)`` for an intact entry; ``(None, why)`` when missing or damaged.
+        """``(entry, None)`` for an intact entry; ``(None, why)`` when damaged, or missing
+        because the run that computed it could not store it; ``(None, None)`` when never stored.
 
         A damaged entry is removed, so the step is computed again.
         """
@@ -291,7 +421,7 @@ class StepStore:
             if (self.root / key).exists():
                 _remove_tree(self.root / key)
                 return None, "its cached result was incomplete"
-            return None, None
+            return None, self._failure(key)
         problem = self.damage(entry)
         if problem is not None:
             logger.warning("step store entry %s is damaged (%s); computing it again", key, problem)
@@ -326,6 +456,7 @@ class StepStore:
 
     def remove(self, key: str) -> None:
         _remove_tree(self.root / key)
+        _unlink(self.root / UNSTORED.format(key=key))
 
     def clean_stale(self) -> list[Path]:
         """Remove temporary folders left by runs that died (their process is gone)."""
