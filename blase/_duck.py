@@ -28,8 +28,14 @@ def connect(
     *,
     tmp_dir: str | os.PathLike[str] | None = None,
     threads: int | None = None,
+    nan_safe: bool = True,
 ) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection limited to ``DUCKDB_SHARE`` of ``memory``."""
+    """An in-memory DuckDB connection limited to ``DUCKDB_SHARE`` of ``memory``.
+
+    ``nan_safe`` turns off DuckDB's statistics propagation (see below), which is only wrong
+    for Parquet (whose statistics leave NaN out); a connection that reads no Parquet may
+    keep it (``False``) and run some aggregates about 20 % faster.
+    """
     import duckdb
 
     budget = memory_budget(memory)
@@ -43,6 +49,12 @@ def connect(
         config["temp_directory"] = str(tmp_dir)
     con = duckdb.connect(":memory:", config=config)
     con.execute("SET enable_progress_bar = false")
+    # Parquet's min/max statistics leave NaN out (as the format requires), and DuckDB's
+    # statistics propagation then folds isnan(x) to false for such a column (seen on 2.0.1:
+    # `SELECT isnan(x) FROM read_parquet(...)` gives false on a NaN), so NaN would pass as
+    # a number through impute, scale and prepare's checks. Turned off for that reason.
+    if nan_safe:
+        con.execute("SET disabled_optimizers = 'statistics_propagation'")
     return con
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import struct
 from collections import Counter
 from pathlib import Path
@@ -553,3 +554,58 @@ def test_prepare_refuses_an_unfitted_transform(tmp_path):
     with pytest.raises(NotFittedError, match="not fitted"):
         Prepare(label="y").run(raw, tmp_path / "out", transform=Transform([OneHot(columns=["city"])]))
     assert not (tmp_path / "out").exists()
+
+
+_MEMORY_CHILD = r"""
+import sys
+from pathlib import Path
+from blase.prepare import Prepare
+from blase.steps import current_peak_rss, reset_peak_rss
+from blase.transform import Impute, OneHot, Scale, Transform
+
+def rss():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+raw, small, out, budget = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+ops = lambda: [Impute(strategy="mean"), Scale(method="standard"), OneHot(columns=["cat"], max_categories=60)]
+warm = Transform(ops(), exclude=["y"]).fit(small, memory=budget)  # load every library first
+Prepare(label="y").run(small, out / "warm", memory=budget, transform=warm)
+base = rss()
+if not reset_peak_rss():
+    print("noreset")
+    sys.exit(0)
+tf = Transform(ops(), exclude=["y"]).fit(raw, memory=budget)
+result = Prepare(label="y").run(raw, out / "big", memory=budget, transform=tf)
+print(base, current_peak_rss(), result.rows_out, result.details["n_features"])
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_fit_and_prepare_of_data_far_larger_than_the_budget_stay_near_it(tmp_path):
+    import subprocess
+    import sys
+
+    budget = 128_000_000
+    rng = np.random.default_rng(0)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for part in range(6):  # 6 x 500k rows: 3M x 61 float32 features = 730 MB of shards
+        n = 500_000
+        x = rng.normal(size=(n, 4))
+        x[rng.random(n) < 0.05, 0] = np.nan
+        pq.write_table(pa.table({
+            **{f"x{j}": x[:, j] for j in range(4)},
+            "cat": pa.array(np.char.add("c", rng.integers(0, 80, n).astype(str))),
+            "y": rng.integers(0, 2, n),
+        }), raw / f"part-{part:05d}.parquet")
+    small = tmp_path / "small.parquet"
+    pq.write_table(pq.read_table(raw / "part-00000.parquet").slice(0, 1000), small)
+    done = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(raw), str(small), str(tmp_path), str(budget)],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "BLASE_PROGRESS": "0"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    if done.stdout.strip() == "noreset":
+        pytest.skip("cannot reset the peak-RSS mark here")
+    base, peak, rows, n_features = map(int, done.stdout.split())
+    assert rows == 3_000_000 and n_features == 64
+    assert peak - base < 1.3 * budget, f"peak {peak / 1e6:.0f} MB over a base of {base / 1e6:.0f} MB"

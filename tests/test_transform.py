@@ -107,6 +107,26 @@ def test_impute_matches_sklearn(frame, strategy):
         assert op.statistics_["a"] == np.nanmedian(frame["a"])
 
 
+@pytest.mark.parametrize("strategy", ["mean", "median"])
+def test_nan_counts_as_missing_as_in_sklearn(tmp_path, strategy):
+    """Parquet written from numpy keeps NaN as a value, not a null: impute fills it and the
+    statistics skip it, on the SQL path (files) and the Arrow path (a batch) alike."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(3, 2, 2000)
+    x[rng.random(2000) < 0.1] = np.nan
+    table = pa.table({"x": pa.array(x, from_pandas=False), "label": rng.integers(0, 2, 2000)})
+    assert table.column("x").null_count == 0  # NaN, not null
+    pq.write_table(table, tmp_path / "nan.parquet")
+    tf = Transform([Impute(strategy=strategy), Scale(method="standard")], exclude=["label"])
+    tf.run(tmp_path / "nan.parquet", tmp_path / "out")
+    ref = StandardScaler().fit_transform(SimpleImputer(strategy=strategy).fit_transform(x[:, None]))[:, 0]
+    np.testing.assert_allclose(read_parts(tmp_path / "out")["x"].to_numpy(), ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(tf.apply(table)["x"].to_numpy(), ref, rtol=1e-12, atol=1e-12)
+
+
 def test_impute_most_frequent_strings_and_default_columns(frame):
     table = to_table(frame)
     op = fitted(Impute(strategy="most_frequent"), table)

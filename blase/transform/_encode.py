@@ -184,7 +184,7 @@ class OneHot(_CategoricalEncoder):
             else:
                 hot = index[src] == cats.index(value)
             arrays.append(pa.array(hot.astype(np.uint8), pa.uint8()))
-            fields.append(pa.field(name, pa.uint8(), nullable=False))
+            fields.append(pa.field(name, pa.uint8()))
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
     def sql(self, schema: pa.Schema) -> SQLStage:
@@ -205,7 +205,7 @@ class OneHot(_CategoricalEncoder):
 
     def output_schema(self, schema: pa.Schema) -> pa.Schema:
         return pa.schema([
-            schema.field(name) if src is None else pa.field(name, pa.uint8(), nullable=False)
+            schema.field(name) if src is None else pa.field(name, pa.uint8())
             for name, src, _ in self._layout(schema.names)
         ])
 
@@ -347,7 +347,7 @@ class HashEncode(Operation):
             if name is None:
                 for i, out in enumerate(self._outputs()):
                     arrays.append(pa.array(counts[:, i], pa.int32()))
-                    fields.append(pa.field(out, pa.int32(), nullable=False))
+                    fields.append(pa.field(out, pa.int32()))
             else:
                 arrays.append(table.column(name))
                 fields.append(table.schema.field(name))
@@ -380,7 +380,7 @@ class HashEncode(Operation):
         fields = []
         for name in self._layout(schema.names):
             if name is None:
-                fields += [pa.field(o, pa.int32(), nullable=False) for o in self._outputs()]
+                fields += [pa.field(o, pa.int32()) for o in self._outputs()]
             else:
                 fields.append(schema.field(name))
         return pa.schema(fields)

@@ -336,7 +336,8 @@ def _keep_fields(out: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 class Impute(Operation):
-    """Fill nulls with a statistic learned at fit time (``statistics_``).
+    """Fill nulls, and NaN in float columns, with a statistic learned at fit time
+    (``statistics_``; NaN counts as missing there too, as in scikit-learn's SimpleImputer).
 
     Parameters
     ----------
@@ -450,6 +451,8 @@ class Impute(Operation):
             i = table.schema.get_field_index(c)
             col = table.column(i)
             fill = self.statistics_[c]
+            if pa.types.is_floating(col.type):  # NaN is missing too
+                col = pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
             if self._float_out():
                 new = pc.fill_null(pc.cast(col, F64), pa.scalar(fill, F64))
             else:
@@ -465,10 +468,13 @@ class Impute(Operation):
                 select.append(sql_ident(f.name))
                 continue
             fill = self.statistics_[f.name]
+            value = sql_ident(f.name)
+            if pa.types.is_floating(f.type):  # NaN is missing too
+                value = f"(CASE WHEN isnan({value}) THEN NULL ELSE {value} END)"
             if self._float_out():
-                expr = f"COALESCE({_f64(f.name)}, {sql_literal(float(fill))})"
+                expr = f"COALESCE(CAST({value} AS DOUBLE), {sql_literal(float(fill))})"
             else:
-                expr = f"COALESCE({sql_ident(f.name)}, CAST({sql_literal(fill)} AS {duck_type(f.type)}))"
+                expr = f"COALESCE({value}, CAST({sql_literal(fill)} AS {duck_type(f.type)}))"
             select.append(aliased(expr, f.name))
         return SQLStage(select)
 

@@ -33,7 +33,8 @@ SORT_LIMIT = 2_000_000
 def moments(
     con: duckdb.DuckDBPyConnection, relation: str, columns: Sequence[str], *, std: bool = False
 ) -> dict[str, dict[str, Any]]:
-    """Count, mean, min, max (and with ``std`` the population std) of numeric ``columns``.
+    """Count, mean, min, max (and with ``std`` the population std) of numeric ``columns``,
+    ignoring nulls and NaN (as pandas and scikit-learn do).
 
     One pass for all columns (two with ``std``: the squared deviations from the mean, as
     numpy computes them). Sums use DuckDB's ``fsum`` (compensated summation): unlike
@@ -45,7 +46,8 @@ def moments(
     exprs = []
     for c in columns:
         v = f"CAST({sql_ident(c)} AS DOUBLE)"
-        exprs += [f"count({v})", f"fsum({v})", f"min({v})", f"max({v})"]
+        ok = f"FILTER (WHERE NOT isnan({v}))"
+        exprs += [f"count({v}) {ok}", f"fsum({v}) {ok}", f"min({v}) {ok}", f"max({v}) {ok}"]
     row = con.execute(f"SELECT {', '.join(exprs)} FROM {relation} AS _m").fetchall()[0]
     out: dict[str, dict[str, Any]] = {}
     for i, c in enumerate(columns):
@@ -56,7 +58,8 @@ def moments(
         having = [c for c in columns if out[c]["count"]]
         if having:
             sq = [
-                f"fsum(pow(CAST({sql_ident(c)} AS DOUBLE) - {sql_literal(out[c]['mean'])}, 2))"
+                f"fsum(pow(CAST({sql_ident(c)} AS DOUBLE) - {sql_literal(out[c]['mean'])}, 2)) "
+                f"FILTER (WHERE NOT isnan(CAST({sql_ident(c)} AS DOUBLE)))"
                 for c in having
             ]
             row = con.execute(f"SELECT {', '.join(sq)} FROM {relation} AS _m").fetchall()[0]
