@@ -36,7 +36,7 @@ from blase._fs import replace_dir
 from blase.errors import PrepareError
 from blase.prepare._feed import ROW_ID, Feed, OneHotFill, open_feed
 from blase.prepare._manifest import MANIFEST_NAME, Manifest, ShardInfo
-from blase.prepare._shards import SplitWriter
+from blase.prepare._shards import SplitWriter, WriteBehind
 from blase.prepare._split import (
     SPLITS,
     Ratios,
@@ -647,9 +647,6 @@ class Prepare:
     def _stream(
         self, con: Any, plan: _Plan, feed: Feed, ratios: Ratios, root: Path, budget: int
     ) -> dict[str, SplitWriter]:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         label = sql_ident(self.label)
         dense = [(j, f) for j, f in enumerate(plan.features) if f not in feed.expanded]
         hot = OneHotFill(feed, plan.features) if feed.onehot is not None else None
@@ -678,27 +675,43 @@ class Prepare:
 
         d = len(plan.features)
         y_dtype = np.dtype("<f4") if plan.task == "regression" else np.dtype("<i8")
-        writers = {s: SplitWriter(root, s, d, y_dtype, self.shard_rows) for s in SPLITS}
+        sink = WriteBehind()
+        writers = {s: SplitWriter(root, s, d, y_dtype, self.shard_rows, sink) for s in SPLITS}
+        try:
+            self._fill(con, plan, final, [j for j, _ in dense], hot, writers, budget)
+            for w in writers.values():
+                w.close()
+            sink.drain()
+        finally:
+            sink.close()  # before any abort removes the files it writes
+        return writers
+
+    def _fill(self, con: Any, plan: _Plan, final: str, dense: list[int], hot: OneHotFill | None,
+              writers: dict[str, SplitWriter], budget: int) -> None:
+        """Stream ``final`` (the ``dense`` feature columns, the one-hot sources, label, split,
+        row id) into float32 rows and hand each split's rows to its writer."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        d = len(plan.features)
+        n_dense = len(dense)
+        nd = n_dense + (len(hot.sources) if hot else 0)
         # Arrow batch, the float32 matrix and the per-split copies: about 16 bytes per value.
         batch_rows = self.batch_rows or int(min(1 << 20, max(2048, budget * 0.2 // (16 * (d + 2)))))
         value_set = None
         if plan.task != "regression":
             value_set = pa.array(plan.classes)
         reader = _arrow_reader(con.sql(final), batch_rows)
-        nd = len(cols)
-        buffer = np.empty((0, d), dtype=np.float32)
         with progress("prepare", total=plan.rows) as bar:
             for batch in reader:
                 n = batch.num_rows
                 if n == 0:
                     continue
-                if len(buffer) < n:  # one matrix, reused: the writers copy out of it
-                    buffer = np.empty((n, d), dtype=np.float32)
-                x = buffer[:n]
+                # a new matrix per batch: the writer thread may still be writing the last one
+                x = np.zeros((n, d), dtype=np.float32) if hot else np.empty((n, d), dtype=np.float32)
                 if hot is not None:
-                    x.fill(0.0)
-                    hot.fill(x, [batch.column(i) for i in range(len(dense), nd)])
-                for i, (j, _) in enumerate(dense):
+                    hot.fill(x, [batch.column(i) for i in range(n_dense, nd)])
+                for i, j in enumerate(dense):
                     x[:, j] = batch.column(i).to_numpy(zero_copy_only=False)
                 ycol = batch.column(nd)  # the label, split and row id follow the features
                 if value_set is not None:
@@ -720,9 +733,6 @@ class Prepare:
                     elif mask.any():
                         writers[name].append(x[mask], y[mask], ids[mask])
                 bar.advance(n)
-        for w in writers.values():
-            w.close()
-        return writers
 
     def _stratified_thresholds(
         self, con: Any, plan: _Plan, hashed: str, ratios: Ratios

@@ -10,15 +10,18 @@ rows, so the same rows give the same file whatever the batch sizes were.
 from __future__ import annotations
 
 import os
+import queue
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from blase.hashing import hash_file
 
-__all__ = ["NpyStream", "SplitWriter", "WrittenShard"]
+__all__ = ["NpyStream", "SplitWriter", "WriteBehind", "WrittenShard"]
 
 _MAGIC = b"\x93NUMPY\x01\x00"
 _ALIGN = 64
@@ -41,6 +44,53 @@ def _write_block(f: BinaryIO, data: np.ndarray) -> None:
     f.write(memoryview(np.ascontiguousarray(data)).cast("B"))
 
 
+class WriteBehind:
+    """Runs file writes in submission order on one background thread, so the disk takes
+    one batch while the next is computed (writing to the page cache costs about as much
+    CPU as building the rows). At most ``depth`` writes wait; ``submit`` blocks beyond.
+
+    The first error a write raises is raised again by the next :meth:`submit` or by
+    :meth:`drain`; later writes are skipped. Arrays handed over must not change afterwards.
+    """
+
+    def __init__(self, depth: int = 2) -> None:
+        self._queue: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="blase-shard-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            fn, args = item
+            try:
+                if self._error is None:
+                    fn(*args)
+            except BaseException as exc:  # handed to the submitting thread
+                self._error = exc
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._raise()
+        self._queue.put((fn, args))
+
+    def drain(self) -> None:
+        """Wait until every submitted write is done; raise the first error, if any."""
+        self._queue.join()
+        self._raise()
+
+    def close(self) -> None:
+        """Finish the pending writes (errors dropped: call :meth:`drain` first to see them)."""
+        self._queue.put(None)
+        self._thread.join()
+
+
 class NpyStream:
     """A ``.npy`` file of rows ``[n, *tail]`` written in pieces.
 
@@ -54,10 +104,14 @@ class NpyStream:
         Shape of one row (``(d,)`` for features, ``()`` for labels).
     capacity:
         Most rows the file will hold (sizes the header).
+    sink:
+        Where the appends are written (a :class:`WriteBehind`); None: at once.
     """
 
-    def __init__(self, path: Path, dtype: np.dtype, tail: tuple[int, ...], capacity: int) -> None:
+    def __init__(self, path: Path, dtype: np.dtype, tail: tuple[int, ...], capacity: int,
+                 sink: WriteBehind | None = None) -> None:
         self.path = path
+        self._sink = sink
         self.dtype = np.dtype(dtype)
         self.tail = tail
         self.rows = 0
@@ -69,10 +123,16 @@ class NpyStream:
 
     def append(self, rows: np.ndarray) -> None:
         if len(rows):
-            _write_block(self._f, rows.astype(self.dtype, copy=False))
+            rows = rows.astype(self.dtype, copy=False)
+            if self._sink is not None:
+                self._sink.submit(_write_block, self._f, rows)
+            else:
+                _write_block(self._f, rows)
             self.rows += len(rows)
 
     def close(self) -> None:
+        if self._sink is not None:
+            self._sink.drain()
         self._f.seek(0)
         self._f.write(_header(self.dtype.str, (self.rows, *self.tail), self._header_size))
         self._f.close()
@@ -103,6 +163,7 @@ class SplitWriter:
     n_features: int
     y_dtype: np.dtype
     shard_rows: int
+    sink: WriteBehind | None = None
     shards: list[WrittenShard] = field(default_factory=list)
     _x: NpyStream | None = None
     _y: NpyStream | None = None
@@ -119,10 +180,10 @@ class SplitWriter:
         i = len(self.shards)
         base = self.root / self.split / f"shard-{i:05d}"
         self._x = NpyStream(
-            base.with_suffix(".npy"), np.dtype("<f4"), (self.n_features,), self.shard_rows
+            base.with_suffix(".npy"), np.dtype("<f4"), (self.n_features,), self.shard_rows, self.sink
         )
-        self._y = NpyStream(Path(f"{base}.labels.npy"), self.y_dtype, (), self.shard_rows)
-        self._ids = NpyStream(Path(f"{base}.ids.npy"), np.dtype("<i8"), (), self.shard_rows)
+        self._y = NpyStream(Path(f"{base}.labels.npy"), self.y_dtype, (), self.shard_rows, self.sink)
+        self._ids = NpyStream(Path(f"{base}.ids.npy"), np.dtype("<i8"), (), self.shard_rows, self.sink)
 
     def _finish(self) -> None:
         assert self._x is not None and self._y is not None and self._ids is not None
