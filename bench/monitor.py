@@ -7,14 +7,19 @@ from ``/proc/self/status``), so the sizes do not share a heap. Targets: the chec
 most 3x the ``count(*)`` scan, and its peak RSS stays within the memory budget at every size.
 
     python bench/monitor.py --sizes 1 4 --memory 2GB
+    python bench/monitor.py --sizes 0.2 --repeat 3 --project .bench/monitor-project-123
 
-Prints a table; the data files are cached in ``--data-dir`` (default ``.bench/``).
+Prints a table; the data files are cached in ``--data-dir`` (default ``.bench/``). With
+``--repeat N`` the two measurements alternate N times and the table shows their medians (on
+a shared machine the load changes between runs); ``--project`` reuses a project an earlier
+run trained instead of training a new one.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -82,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory", default="2GB", help="memory budget of the check")
     parser.add_argument("--train-mb", type=float, default=20.0, help="size of the training slice (MB)")
     parser.add_argument("--data-dir", default=str(HERE.parent / ".bench"))
+    parser.add_argument("--repeat", type=int, default=1, help="alternate the two measurements N times (medians)")
+    parser.add_argument("--project", help="reuse this bench project (trained by an earlier run)")
     parser.add_argument("--child", nargs=4, metavar=("KIND", "PROJECT", "DATA", "MEMORY"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -95,13 +102,17 @@ def main(argv: list[str] | None = None) -> int:
 
     data_dir = Path(args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    project_dir = data_dir / f"monitor-project-{int(time.time())}"
-    project = create_project(project_dir, example=False)
-    write_flights_csv(project.root / "data" / "train.csv", int(args.train_mb * 1e6), seed=1)
-    (project.root / "blase.yaml").write_text(CONFIG.format(memory=args.memory))
-    started = time.perf_counter()
-    Pipeline(project).run()
-    print(f"trained and deployed the model on a {args.train_mb:g} MB slice in {time.perf_counter() - started:.1f}s")
+    if args.project:
+        project_root = Path(args.project).resolve()
+    else:
+        project = create_project(data_dir / f"monitor-project-{int(time.time())}", example=False)
+        write_flights_csv(project.root / "data" / "train.csv", int(args.train_mb * 1e6), seed=1)
+        (project.root / "blase.yaml").write_text(CONFIG.format(memory=args.memory))
+        started = time.perf_counter()
+        Pipeline(project).run()
+        project_root = project.root
+        print(f"trained and deployed the model on a {args.train_mb:g} MB slice in "
+              f"{time.perf_counter() - started:.1f}s ({project_root})")
 
     budget = memory_budget(args.memory)
     rows = []
@@ -111,11 +122,16 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             write_flights_csv(path, int(size * 1e9), seed=0)
             print(f"wrote {path} in {time.perf_counter() - t:.0f}s")
-        count = _run_child("count", project.root, path, args.memory)
-        check = _run_child("monitor", project.root, path, args.memory)
-        rows.append((size, check["rows"], count["seconds"], check["seconds"], check["seconds"] / count["seconds"],
-                     count["peak_rss"], check["peak_rss"], check["sample"]))
-    print(f"\nmemory budget {args.memory} ({budget / 1e6:,.0f} MB); 3x target on time, budget on peak RSS")
+        counts, checks = [], []
+        for _ in range(max(1, args.repeat)):
+            counts.append(_run_child("count", project_root, path, args.memory))
+            checks.append(_run_child("monitor", project_root, path, args.memory))
+        c = statistics.median(r["seconds"] for r in counts)
+        m = statistics.median(r["seconds"] for r in checks)
+        rows.append((size, checks[0]["rows"], c, m, m / c, max(r["peak_rss"] for r in counts),
+                     max(r["peak_rss"] for r in checks), checks[0]["sample"]))
+    runs = f"; medians of {args.repeat} alternating runs" if args.repeat > 1 else ""
+    print(f"\nmemory budget {args.memory} ({budget / 1e6:,.0f} MB); 3x target on time, budget on peak RSS{runs}")
     print(f"{'size':>6} {'rows':>12} {'count(*) s':>10} {'monitor s':>10} {'ratio':>6} "
           f"{'count RSS MB':>12} {'monitor RSS MB':>14} {'scored rows':>11} {'ok':>4}")
     for size, n, c, m, ratio, crss, mrss, sample in rows:

@@ -15,6 +15,7 @@ from scipy.spatial import distance
 
 from blase.monitor import (
     PROFILE_FILE,
+    ColumnProfile,
     Monitor,
     MonitorError,
     ReferenceProfile,
@@ -26,6 +27,8 @@ from blase.monitor import (
     wasserstein_norm,
     z_test,
 )
+from blase.monitor._profile import NEW_KEY
+from blase.monitor._scan import grouped_counts
 
 
 def make_rows(n: int, seed: int, *, lo: float = -3.0, hi: float = 3.0) -> pd.DataFrame:
@@ -94,6 +97,58 @@ def test_statistics_equal_scipy():
     assert z == pytest.approx(want_z, abs=1e-6) and p == pytest.approx(2 * stats.norm.sf(abs(want_z)), abs=1e-6)
 
 
+def test_distances_without_scipy_equal_scipy():
+    """Jensen-Shannon and the z-test's p-value are numpy/math (no scipy import on large data)."""
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        a, b = rng.integers(0, 50, 12).astype(float), rng.integers(0, 50, 12).astype(float)
+        a[rng.integers(0, 12, 3)] = 0  # empty bins on either side
+        b[rng.integers(0, 12, 3)] = 0
+        ref, cur = dict(enumerate(a)), dict(enumerate(b))
+        assert jensen_shannon(ref, cur) == pytest.approx(distance.jensenshannon(a, b), abs=1e-12)
+    z, p = z_test({"x": 10, "y": 990}, {"x": 400, "y": 600})
+    assert p == pytest.approx(2 * stats.norm.sf(abs(z)), rel=1e-9, abs=1e-300)
+
+
+def test_one_pass_counts_match_the_reference_and_keep_sample_values_exact():
+    """Keys made after grouping equal the reference's; the sample comes back value for value."""
+    import duckdb
+
+    x = [0.2, 0.3, None, float("nan"), float("inf"), -float("inf"), 1e300, -1e300, 7.74, 0.2]
+    c = ["a", "b", None, "zz", "it's, {x}", "NULL", "a", "b", "a", "zz"]
+    table = pa.table({"x": pa.array(x, pa.float64()), "c": pa.array(c, pa.string()),
+                      "t": pa.array(list(range(10)), pa.timestamp("s"))})
+    num = ColumnProfile("x", "numeric", "double", 10, 1, 9, {}, lo=0.0, width=0.5)
+    cat = ColumnProfile("c", "categorical", "string", 10, 1, 5, {"a": 3, "b": 2})
+    con = duckdb.connect()
+    try:
+        con.register("new", table)
+        con.execute(f"CREATE TYPE known AS ENUM ('a', 'b', '{NEW_KEY}')")
+        keys = {"x": (num.scan_expr("x"), num.key_expr), "c": (cat.scan_expr("c"), lambda v: cat.key_expr(v, "known"))}
+        out = grouped_counts(con, "new", keys, sample="TRUE", sample_columns=["t", "c", "x"])
+    finally:
+        con.close()
+    # round(x / 0.5), clamped to +-1e6; NaN sorts above every number in DuckDB
+    assert out["x"] == {0: 2, 1: 1, None: 1, 1_000_000: 3, -1_000_000: 2, 15: 1}
+    assert out["c"] == {"a": 3, "b": 2, NEW_KEY: 4, None: 1}
+    sample = out["__sample__"]
+    assert sample.schema == table.select(["t", "c", "x"]).schema
+    got = sorted(sample.to_pylist(), key=lambda r: r["t"])
+    want = table.select(["t", "c", "x"]).to_pylist()
+    assert [r["c"] for r in got] == c and [r["t"] for r in got] == [r["t"] for r in want]
+    assert all(a == b or (a != a and b != b) for a, b in zip([r["x"] for r in got], x, strict=True))
+    # the reference is keyed by the same two-step SQL, so the same data gives the same counts
+    profile = ReferenceProfile.build(table, {"x": "double", "c": "string", "t": "timestamp[s]"})
+    con = duckdb.connect()
+    try:
+        con.register("same", table)
+        same = grouped_counts(con, "same", {k: (p.scan_expr(k), p.key_expr) for k, p in profile.columns.items()})
+    finally:
+        con.close()
+    for name, col in profile.columns.items():
+        assert {k: v for k, v in same[name].items() if k is not None} == col.counts
+
+
 @pytest.mark.parametrize("shift", [0.0, 0.3, 1.0])
 def test_binned_wasserstein_is_within_tolerance_of_exact(shift):
     """The large-reference path bins both sides on the reference grid: within 0.01 (normed)."""
@@ -153,12 +208,25 @@ def test_shifted_mean_new_category_and_null_rate_drift(deployed):
     assert any("input columns drifted" in r for r in result.reasons)
 
 
-def test_unlabelled_data_and_csv_path(deployed, tmp_path):
+def test_unlabelled_data_and_csv_path(deployed, tmp_path, monkeypatch):
     project, _ = deployed
     path = tmp_path / "new.csv"
     make_rows(300, 9).drop(columns=["y"]).to_csv(path, index=False)
     result = Monitor("syn@v1", project=project, plots=False).check(path)
     assert result.rows == 300 and result.metrics == {} and result.prediction is not None
+    # a relative path is read from the current folder when the file is there
+    monkeypatch.chdir(tmp_path)
+    assert Monitor("syn@v1", project=project, plots=False, track=False).check("new.csv").rows == 300
+
+
+def test_unseen_categories_are_shown_as_they_are(deployed):
+    """New categories count under one key; the examples keep quotes, commas and braces."""
+    project, _ = deployed
+    df = make_rows(400, 12)
+    df.loc[df.index[:40], "c"] = "it's, {new}"
+    df.loc[df.index[40:50], "c"] = 'say "hi"'
+    by = {c.column: c for c in _check(project, df).columns}
+    assert by["c"].unseen_rows == 50 and set(by["c"].unseen_examples) == {"it's, {new}", 'say "hi"'}
 
 
 def test_bad_input_is_refused(deployed, tmp_path):

@@ -1,16 +1,19 @@
 """``Monitor(model).check(data)``: does new data still fit a deployed model?
 
-One check reads the new data once under the memory budget (see :mod:`blase.monitor._profile`),
+One check reads the new data once under the memory budget (see :mod:`blase.monitor._scan`),
 compares every input column, the label (when present) and the model's predictions with the
 package's reference profile (see :mod:`blase.monitor._drift`), computes the metrics on the
 labelled new rows, and recommends retraining with its reasons. Predictions and metrics come
 from a sample of up to ``monitor.sample_rows`` rows (all rows when there are fewer; a random
-sample otherwise). Each check is a Track run of kind ``monitor`` whose parent is the model's
-run, so the checks of a model form a history; its plots and HTML report are artifacts.
+sample otherwise), taken in the same pass; the model loads while that pass runs (see
+:mod:`blase.monitor._score`). Each check is a Track run of kind ``monitor`` whose parent is
+the model's run, so the checks of a model form a history; its plots and HTML report are
+artifacts.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -27,9 +30,11 @@ from blase.monitor._profile import (
     ColumnProfile,
     CurrentColumn,
     ReferenceProfile,
-    grouped_counts,
     load_profile,
 )
+from blase.monitor._scan import grouped_counts
+from blase.monitor._score import ModelLoader, primary_metric, score_sample
+from blase.monitor._source import estimate_rows, label_as_classes, open_new_data
 from blase.project import Project, find_project
 
 __all__ = ["Monitor", "MonitorResult", "primary_metric"]
@@ -37,11 +42,6 @@ __all__ = ["Monitor", "MonitorResult", "primary_metric"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_METRIC_DROP = 0.05
-
-
-def primary_metric(task: str | None) -> tuple[str, bool]:
-    """The metric that decides (``accuracy``, or ``rmse`` for regression) and whether higher is better."""
-    return ("rmse", False) if task == "regression" else ("accuracy", True)
 
 
 @dataclass
@@ -85,61 +85,6 @@ class MonitorResult:
         out["label"] = self.label.to_json() if self.label else None
         out["prediction"] = self.prediction.to_json() if self.prediction else None
         return out
-
-
-def _open(data: Any, project: Project, bad_rows: str) -> tuple[Any, Any, str, int | None]:
-    """``(extract or table, arrow schema, shown name, row count if known)``."""
-    import pyarrow as pa
-
-    if isinstance(data, (str, os.PathLike)):
-        from blase.extract import CSVOptions, Extract
-
-        path = Path(data)
-        if not path.is_absolute() and not path.exists():
-            path = project.root / path
-        if not path.exists() and not any(ch in str(data) for ch in "*?[:"):
-            raise MonitorError(f"new data {data} does not exist", hint="give a file, folder or glob of new rows")
-        csv = path.suffix.lower() in (".csv", ".tsv", ".txt") or str(path).endswith((".csv.gz", ".csv.zst"))
-        options = CSVOptions(bad_rows=bad_rows) if csv else None
-        extract = Extract(str(path), options, project=project)
-        return extract, extract.schema(), str(data), None
-    if hasattr(data, "to_arrow") and not isinstance(data, pa.Table):
-        data = data.to_arrow()
-    if not isinstance(data, pa.Table):
-        try:
-            data = pa.Table.from_pandas(data, preserve_index=False)
-        except Exception as exc:
-            raise MonitorError(f"cannot read {type(data).__name__} as new data ({exc})",
-                               hint="pass a path, a pandas DataFrame or a pyarrow Table") from None
-    return data, data.schema, "in-memory table", data.num_rows
-
-
-def _estimate_rows(extract: Any) -> int | None:
-    """A quick row estimate (file sizes over bytes per line, or Parquet metadata)."""
-    import glob
-
-    source = extract.source
-    path = Path(source) if Path(source).is_absolute() else (extract.project.root / source if extract.project
-                                                             else Path(source))
-    files = [Path(f) for f in glob.glob(str(path))] if any(c in source for c in "*?[") else [path]
-    if len(files) == 1 and files[0].is_dir():
-        files = [f for f in files[0].rglob("*") if f.is_file() and not f.name.startswith(".")]
-    files = [f for f in files if f.is_file()]
-    if not files:
-        return None
-    if all(f.suffix == ".parquet" for f in files):
-        import pyarrow.parquet as pq
-
-        return sum(pq.read_metadata(f).num_rows for f in files)
-    if any(f.suffix in (".gz", ".zst") for f in files):
-        return None
-    with open(files[0], "rb") as fh:
-        head = fh.read(1 << 20)
-    lines = head.count(b"\n")
-    if lines < 2:
-        return None
-    per_line = len(head) / lines
-    return int(sum(f.stat().st_size for f in files) / per_line)
 
 
 class Monitor:
@@ -263,32 +208,74 @@ class Monitor:
 
     def _measure(self, project: Project, package: Any, config: Any, profile: ReferenceProfile,
                  data: Any) -> MonitorResult:
-        import duckdb
-
-        from blase._duck import connect, sql_quote
         from blase.deploy import DeployError, check_input_schema
 
-        source, schema, shown, known_rows = _open(data, project, self.bad_rows)
+        source, schema, shown, known_rows = open_new_data(data, project, self.bad_rows)
         try:
             notes = check_input_schema(package.input_schema, schema, source=shown, label=package.label)
         except DeployError as exc:
             raise MonitorError(exc.message, hint=exc.hint) from None
         found = {f.name: str(f.type) for f in schema}
+        refs: dict[str, ColumnProfile] = dict(profile.columns)
         has_label = package.label in found and profile.label is not None
+        if has_label:
+            refs[package.label] = profile.label
+        with ModelLoader(package) as loader:
+            counts, sample, values = self._scan(project, package, config, source, refs, found, shown, known_rows,
+                                                loader)
+            rows = int(sum(next(iter(counts.values())).values())) if counts else int(known_rows or 0)
+            complete = sample is not None and sample.num_rows == rows
+            result = MonitorResult(
+                model=package.name, version=package.version, data=shown, rows=rows, columns=[],
+                drift_share=0.0, dataset_drift=False, drift_threshold=float(config.drift_threshold),
+                notes=list(notes), sample_rows=sample.num_rows if sample is not None else 0,
+            )
+            self._compare(result, refs, counts, values, label=package.label, complete=complete)
+            if sample is not None and sample.num_rows:
+                score_sample(package, profile, sample, result, loader, complete=complete)
+        self._recommend(result, config)
+        return result
+
+    def _compare(self, result: MonitorResult, refs: dict[str, ColumnProfile], counts: dict[str, Any],
+                 values: dict[str, list], *, label: str | None, complete: bool) -> None:
+        """Each column's drift (the label's apart) and the share of input columns that drifted."""
+        self._current_counts: dict[str, CurrentColumn] = {}
+        for col, ref in refs.items():
+            cur = _current(col, counts.get(col, {}))
+            self._current_counts[col] = cur
+            drift = column_drift(ref, cur, _numeric(values.get(col), ref), current_complete=complete,
+                                 unseen_examples=_unseen(ref, values.get(col)))
+            if col == label:
+                result.label = drift
+            else:
+                result.columns.append(drift)
+        n = len(result.columns)
+        result.drift_share = sum(c.drifted for c in result.columns) / n if n else 0.0
+        result.dataset_drift = n > 0 and result.drift_share >= result.drift_threshold
+
+    def _scan(self, project: Project, package: Any, config: Any, source: Any, refs: dict[str, ColumnProfile],
+              found: dict[str, str], shown: str, known_rows: int | None,
+              loader: ModelLoader) -> tuple[dict[str, Any], Any, dict[str, list]]:
+        """One pass over the new data: ``(counts per key of each column, sampled rows, their values)``.
+
+        The model loads while DuckDB scans (``loader`` starts just before the scan, once this
+        thread holds no more Python work that would contend for the GIL).
+        """
+        import duckdb
+
+        from blase._duck import connect, sql_quote
+
         memory = self.memory if self.memory is not None else _project_memory(project)
         con = connect(memory, tmp_dir=project.tmp_dir)
         try:
             if isinstance(source, (str, os.PathLike)) or hasattr(source, "sql_source"):
                 relation = source.sql_source(con)
-                estimate = known_rows if known_rows is not None else _estimate_rows(source)
+                estimate = known_rows if known_rows is not None else estimate_rows(source)
             else:
                 con.register("__blase_new", source)
                 relation, estimate = "__blase_new", source.num_rows
-            if has_label:
-                relation = _label_as_classes(relation, package.label, package.classes, found[package.label])
-            refs: dict[str, ColumnProfile] = {c: p for c, p in profile.columns.items()}
-            if has_label:
-                refs[package.label] = profile.label
+            if package.label in refs:
+                relation = label_as_classes(relation, package.label, package.classes, found[package.label])
             keys = {}
             for i, (col, ref) in enumerate(refs.items()):
                 enum = None
@@ -296,7 +283,7 @@ class Monitor:
                     enum = f"__blase_enum_{i}"
                     values = ", ".join(sql_quote(str(v)) for v in [*ref.counts, NEW_KEY])
                     con.execute(f"CREATE TYPE {enum} AS ENUM ({values})")
-                keys[col] = ref.key_expr(col, enum)
+                keys[col] = (ref.scan_expr(col), functools.partial(ref.key_expr, enum=enum))
             limit = int(config.sample_rows)
             complete = estimate is not None and estimate <= limit
             fraction = 1.0 if complete else limit / max(estimate or limit * 10, 1)
@@ -304,6 +291,7 @@ class Monitor:
             sample_cols = [c for c in package.input_schema if c in found]
             if package.label in found:
                 sample_cols.append(package.label)
+            loader.start()
             try:
                 counts = grouped_counts(con, relation, keys, sample=condition, sample_columns=sample_cols)
             except duckdb.Error as exc:
@@ -318,93 +306,7 @@ class Monitor:
             values = _profiled_values(con, sample, refs) if sample is not None else {}
         finally:
             con.close()
-        first = next(iter(counts.values()), {})
-        rows = int(sum(first.values())) if counts else int(known_rows or 0)
-        complete = sample is not None and sample.num_rows == rows
-        self._current_counts: dict[str, CurrentColumn] = {}
-        columns = []
-        for col, ref in refs.items():
-            cur = _current(col, counts.get(col, {}))
-            self._current_counts[col] = cur
-            unseen = _unseen(ref, values.get(col))
-            drift = column_drift(ref, cur, _numeric(values.get(col), ref), current_complete=complete,
-                                 unseen_examples=unseen)
-            if col == package.label:
-                label_drift = drift
-            else:
-                columns.append(drift)
-        result = MonitorResult(
-            model=package.name, version=package.version, data=shown, rows=rows, columns=columns,
-            drift_share=0.0, dataset_drift=False, drift_threshold=float(config.drift_threshold),
-            label=label_drift if has_label else None, notes=list(notes),
-            sample_rows=sample.num_rows if sample is not None else 0,
-        )
-        n = len(columns)
-        result.drift_share = sum(c.drifted for c in columns) / n if n else 0.0
-        result.dataset_drift = n > 0 and result.drift_share >= config.drift_threshold
-        if sample is not None and sample.num_rows:
-            self._score(package, profile, sample, result, complete)
-        self._recommend(result, config)
-        return result
-
-    def _score(self, package: Any, profile: ReferenceProfile, sample: Any, result: MonitorResult,
-               complete: bool) -> None:
-        """Predictions on the sample: prediction drift, and metrics where the label is known."""
-        import pyarrow as pa
-        import torch
-
-        from blase.deploy import DeployError, features_matrix, scores_to_columns
-        from blase.evaluate import EvaluateError, compute_metrics, probabilities
-
-        try:
-            transform = package.load_transform()
-            inputs = [c for c in package.input_schema if c in sample.column_names]
-            X = features_matrix(transform.apply(sample.select(inputs)), package.features, source=result.data)
-            model = package.load_model()
-            model.eval()
-            with torch.inference_mode():
-                scores = model(torch.from_numpy(X)).numpy()
-        except (DeployError, Exception) as exc:
-            result.notes.append(f"predictions skipped: {getattr(exc, 'message', exc)}")
-            return
-        task = package.task
-        preds = scores_to_columns(task, scores, package.classes)["prediction"]
-        ref = profile.prediction
-        if ref is not None:
-            if task == "regression":
-                arr = np.asarray(preds, dtype=np.float64)
-                keys, n = np.unique(ref.key_of(arr), return_counts=True)
-                cur = CurrentColumn("prediction", len(arr), 0, dict(zip(keys.tolist(), n.tolist(), strict=True)))
-                values = arr
-            else:
-                text = _as_text(pa.array(preds))
-                uniq, n = np.unique(np.asarray(text, dtype=object), return_counts=True)
-                cur = CurrentColumn("prediction", len(text), 0, dict(zip(uniq.tolist(), n.tolist(), strict=True)))
-                values = None
-            result.prediction = column_drift(ref, cur, values, current_complete=complete)
-        name, higher = primary_metric(task)
-        result.primary_metric = name
-        result.reference_metrics = {k: v for k, v in (package.metrics or profile.metrics).items()
-                                    if isinstance(v, (int, float))}
-        if package.label not in sample.column_names:
-            return
-        truth = sample[package.label]
-        valid = np.asarray(truth.is_valid())
-        if not valid.any():
-            return
-        try:
-            y = truth.filter(pa.array(valid)).to_numpy(zero_copy_only=False)
-            if task == "regression":
-                metrics = compute_metrics(task, y.astype(np.float64), np.asarray(scores).reshape(-1)[valid])
-            else:
-                metrics = compute_metrics(task, y, probabilities(task, scores)[valid], labels=package.classes)
-        except EvaluateError as exc:
-            result.notes.append(f"metrics skipped: {exc.message}")
-            return
-        result.metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-        before, now = result.reference_metrics.get(name), result.metrics.get(name)
-        if isinstance(before, (int, float)) and isinstance(now, (int, float)):
-            result.metric_drop = (before - now) if higher else ((now - before) / before if before else 0.0)
+        return counts, sample, values
 
     @staticmethod
     def _recommend(result: MonitorResult, config: Any) -> None:
@@ -473,46 +375,11 @@ def _project_memory(project: Project) -> Any:
         return None
 
 
-_SQL_TYPES = {"bool": "BOOLEAN", "int64": "BIGINT", "double": "DOUBLE"}
-
-
-def _label_as_classes(relation: str, label: str, classes: list[Any], found_type: str) -> str:
-    """Read the label as the model's classes are typed (a CSV's ``yes``/``no`` may have been
-    read as booleans at training time, while a frame passed in holds text)."""
-    import pyarrow as pa
-
-    from blase._duck import sql_ident
-
-    try:
-        want = str(pa.array(classes).type) if classes else ""
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return relation
-    sql_type = _SQL_TYPES.get(want)
-    if sql_type is None or want == found_type:
-        return relation
-    ident = sql_ident(label)
-    return f"(SELECT * REPLACE (TRY_CAST({ident} AS {sql_type}) AS {ident}) FROM {relation})"
-
-
 def _current(col: str, counts: dict[Any, int]) -> CurrentColumn:
     nulls = int(counts.get(None, 0))
     rows = int(sum(counts.values()))
     keys = {(int(k) if isinstance(k, (int, np.integer)) else str(k)): int(v) for k, v in counts.items() if k is not None}
     return CurrentColumn(col, rows, nulls, keys)
-
-
-def _as_text(array: Any) -> list[str | None]:
-    """Values as DuckDB casts them to VARCHAR (how the reference keys categories)."""
-    import duckdb
-    import pyarrow as pa
-
-    table = pa.table({"v": array})
-    con = duckdb.connect()
-    try:
-        con.register("t", table)
-        return [r[0] for r in con.execute("SELECT CAST(v AS VARCHAR) FROM t").fetchall()]
-    finally:
-        con.close()
 
 
 def _profiled_values(con: Any, sample: Any, refs: dict[str, ColumnProfile]) -> dict[str, list[Any]]:

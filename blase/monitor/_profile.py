@@ -18,8 +18,8 @@ rows of the extracted data, before the split: train, val and test are random par
 population): column statistics and quantiles, the counts per key, and a reservoir sample of
 up to :data:`SAMPLE_SIZE` rows, which is the whole reference when it is small, so the small-
 reference tests (KS, chi-square, z) run on the exact values. New data takes one pass: all
-columns' counts at once (``GROUP BY GROUPING SETS``, spilled to disk under the memory
-budget), plus a random sample of rows for scoring.
+columns' counts at once, plus a random sample of rows for scoring (see
+:mod:`blase.monitor._scan`).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import numpy as np
 
 from blase._duck import sql_ident, sql_quote
 from blase.monitor._errors import MonitorError
+from blase.monitor._scan import grouped_counts
 
 __all__ = [
     "MAX_CATEGORIES",
@@ -118,20 +119,35 @@ class ColumnProfile:
             return f"CAST({ident} AS DOUBLE)"
         return f"CAST({ident} AS VARCHAR)"
 
-    def key_expr(self, column: str, enum: str | None = None) -> str:
-        """SQL of the column's key (see the module docstring); ``enum`` maps new categories."""
-        value = self.value_expr(column)
+    def scan_expr(self, column: str) -> str:
+        """SQL of what a scan groups the column's rows by: as little work per row as can be.
+
+        The unscaled bin (a rounded double) for numbers, the raw value for categories, the
+        bucket for hashed text. :meth:`key_expr` turns each distinct one into the key.
+        """
         if self.kind == "numeric":
-            scaled = f"round(({value} - {self.lo!r}) / {self.width!r})"
-            # least/greatest skip NULLs, so a null value is kept null explicitly
-            return (f"CASE WHEN {value} IS NULL THEN NULL ELSE "
-                    f"CAST(least(greatest({scaled}, -{_CLAMP}), {_CLAMP}) AS INTEGER) END")
+            return f"round(({self.value_expr(column)} - {self.lo!r}) / {self.width!r})"
         if self.kind == "hashed":
-            return f"CAST(hash({value}) % {HASH_BUCKETS} AS INTEGER)"
+            return f"CAST(hash({self.value_expr(column)}) % {HASH_BUCKETS} AS INTEGER)"
+        return sql_ident(column)
+
+    def key_expr(self, scanned: str, enum: str | None = None) -> str:
+        """SQL of the key (see the module docstring) of ``scanned``, a :meth:`scan_expr` value.
+
+        Runs once per distinct scanned value, after grouping. ``enum`` (a DuckDB ENUM of the
+        reference's categories and :data:`NEW_KEY`) maps categories the reference never had.
+        """
+        if self.kind == "numeric":
+            # least/greatest skip NULLs, so a null value is kept null explicitly
+            return (f"CASE WHEN {scanned} IS NULL THEN NULL ELSE "
+                    f"CAST(least(greatest({scanned}, -{_CLAMP}), {_CLAMP}) AS INTEGER) END")
+        if self.kind == "hashed":
+            return scanned
+        text = f"CAST({scanned} AS VARCHAR)"
         if enum is None:
-            return value
-        return (f"CASE WHEN {value} IS NULL THEN NULL ELSE "
-                f"coalesce(TRY_CAST({value} AS {enum}), {sql_quote(NEW_KEY)}::{enum}) END")
+            return text
+        return (f"CASE WHEN {scanned} IS NULL THEN NULL ELSE "
+                f"coalesce(TRY_CAST({text} AS {enum}), {sql_quote(NEW_KEY)}::{enum}) END")
 
     def key_of(self, values: np.ndarray) -> np.ndarray:
         """Keys of numeric values in numpy (predictions scored in Python)."""
@@ -370,7 +386,7 @@ def profile_columns(
             if p.n_unique > MAX_CATEGORIES:
                 p.kind = "hashed"
     # pass 2: counts per key, every column in one GROUP BY GROUPING SETS
-    counts = grouped_counts(con, relation, {c: p.key_expr(c) for c, p in protos.items()})
+    counts = grouped_counts(con, relation, {c: (p.scan_expr(c), p.key_expr) for c, p in protos.items()})
     for c, p in protos.items():
         found = counts[c]
         found.pop(None, None)
@@ -416,53 +432,3 @@ def _grid(p: ColumnProfile, quantiles: Any) -> None:
         p.lo, p.width = float(lo), 1.0
         return
     p.lo, p.width = float(lo), float(hi - lo) / BINS
-
-
-def grouped_counts(
-    con: Any, relation: str, keys: dict[str, str], *, sample: str | None = None,
-    sample_columns: list[str] | None = None,
-) -> dict[str, Any]:
-    """Rows per key of every column in one scan (``GROUP BY GROUPING SETS``).
-
-    Returns ``{column: {key: rows}}`` (the NULL key counts nulls) and, with ``sample`` (a SQL
-    condition), ``"__sample__"``: the rows meeting it (raw ``sample_columns``) as an Arrow
-    table, repeated as often as they occur.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    names = list(keys)
-    aliases = [f"__k{i}" for i in range(len(names))]
-    select = [f"{expr} AS {a}" for expr, a in zip(keys.values(), aliases, strict=True)]
-    sets = [f"({a})" for a in aliases]
-    group_cols = list(aliases)
-    if sample is not None and sample_columns:
-        packed = ", ".join(f"{sql_ident(c)} := {sql_ident(c)}" for c in sample_columns)
-        select.append(f"CASE WHEN {sample} THEN struct_pack({packed}) END AS __smp")
-        sets.append("(__smp)")
-        group_cols.append("__smp")
-    if not names and len(group_cols) == 0:
-        return {}
-    query = (f"SELECT grouping_id({', '.join(group_cols)}) AS __g, {', '.join(group_cols)}, "
-             f"count(*) AS __n FROM (SELECT {', '.join(select)} FROM {relation}) "
-             f"GROUP BY GROUPING SETS ({', '.join(sets)})")
-    table = con.sql(query).to_arrow_table()
-    width = len(group_cols)
-    full = (1 << width) - 1
-    g = table["__g"].to_numpy()
-    n = table["__n"].to_numpy()
-    out: dict[str, Any] = {}
-    for i, name in enumerate(names):
-        mask = g == full ^ (1 << (width - 1 - i))
-        idx = np.flatnonzero(mask)
-        keys_col = table[aliases[i]].take(pa.array(idx)).to_pylist()
-        out[name] = dict(zip(keys_col, n[idx].tolist(), strict=True))
-    if "__smp" in group_cols:
-        mask = g == full ^ 1
-        picked = table.filter(pa.array(mask))
-        picked = picked.filter(pc.is_valid(picked["__smp"]))
-        struct = picked["__smp"].combine_chunks()
-        repeat = np.repeat(np.arange(len(picked)), picked["__n"].to_numpy())
-        flat = pa.Table.from_arrays(struct.flatten(), names=[f.name for f in struct.type])
-        out["__sample__"] = flat.take(pa.array(repeat))
-    return out

@@ -1,0 +1,163 @@
+"""The model's side of a check: predictions on the sampled new rows, their drift and metrics.
+
+Importing torch and reading the model and its transform take about a second whatever the
+data's size. :class:`ModelLoader` does it in a background thread started before the scan
+of the new data, which DuckDB runs with the GIL released, so the two overlap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from blase.monitor._drift import column_drift
+from blase.monitor._profile import CurrentColumn, ReferenceProfile
+
+__all__ = ["ModelLoader", "primary_metric", "score_sample"]
+
+
+def primary_metric(task: str | None) -> tuple[str, bool]:
+    """The metric that decides (``accuracy``, or ``rmse`` for regression) and whether higher is better."""
+    return ("rmse", False) if task == "regression" else ("accuracy", True)
+
+
+def _load(package: Any) -> tuple[Any, Any]:
+    import torch  # noqa: F401  (most of the wait; load_model would import it anyway)
+
+    with contextlib.suppress(ImportError):
+        # pyarrow imports pandas, when installed, at its first conversion to or from numpy
+        # (0.2 s): here rather than on the main thread once the scan is done
+        import pandas  # noqa: F401
+
+    transform = package.load_transform()
+    model = package.load_model()
+    model.eval()
+    return transform, model
+
+
+class ModelLoader:
+    """Load a package's fitted transform and model in a background thread.
+
+    :meth:`start` it before the work it should overlap; :meth:`result` waits for it. Use it
+    as a context manager: leaving the block waits for the thread, so no import is left
+    running.
+
+    Parameters
+    ----------
+    package:
+        The :class:`~blase.deploy.ModelPackage` to load.
+    """
+
+    def __init__(self, package: Any) -> None:
+        self.package = package
+        self._pool: ThreadPoolExecutor | None = None
+        self._future: Future[tuple[Any, Any]] | None = None
+
+    def start(self) -> None:
+        """Begin loading in the background (once)."""
+        if self._future is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blase-monitor-model")
+            self._future = self._pool.submit(_load, self.package)
+
+    def result(self) -> tuple[Any, Any]:
+        """``(transform, model)``, once loaded; raises what loading raised."""
+        self.start()
+        assert self._future is not None
+        return self._future.result()
+
+    def __enter__(self) -> ModelLoader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+def score_sample(package: Any, profile: ReferenceProfile, sample: Any, result: Any, loader: ModelLoader,
+                 *, complete: bool) -> None:
+    """Predictions on ``sample``: prediction drift, and metrics where the label is known.
+
+    Parameters
+    ----------
+    package, profile:
+        The model package and its reference profile.
+    sample:
+        The sampled new rows (an Arrow table of raw columns).
+    result:
+        The :class:`~blase.monitor.MonitorResult` to fill (``prediction``, ``metrics``,
+        ``reference_metrics``, ``primary_metric``, ``metric_drop``, ``notes``).
+    loader:
+        The package's :class:`ModelLoader`.
+    complete:
+        Whether ``sample`` holds every new row.
+    """
+    import pyarrow as pa
+    import torch
+
+    from blase.deploy import features_matrix, scores_to_columns
+    from blase.evaluate import EvaluateError, compute_metrics, probabilities
+
+    try:
+        transform, model = loader.result()
+        inputs = [c for c in package.input_schema if c in sample.column_names]
+        X = features_matrix(transform.apply(sample.select(inputs)), package.features, source=result.data)
+        with torch.inference_mode():
+            scores = model(torch.from_numpy(X)).numpy()
+    except Exception as exc:
+        result.notes.append(f"predictions skipped: {getattr(exc, 'message', exc)}")
+        return
+    task = package.task
+    preds = scores_to_columns(task, scores, package.classes)["prediction"]
+    ref = profile.prediction
+    if ref is not None:
+        if task == "regression":
+            arr = np.asarray(preds, dtype=np.float64)
+            keys, n = np.unique(ref.key_of(arr), return_counts=True)
+            cur = CurrentColumn("prediction", len(arr), 0, dict(zip(keys.tolist(), n.tolist(), strict=True)))
+            values = arr
+        else:
+            text = _as_text(pa.array(preds))
+            uniq, n = np.unique(np.asarray(text, dtype=object), return_counts=True)
+            cur = CurrentColumn("prediction", len(text), 0, dict(zip(uniq.tolist(), n.tolist(), strict=True)))
+            values = None
+        result.prediction = column_drift(ref, cur, values, current_complete=complete)
+    name, higher = primary_metric(task)
+    result.primary_metric = name
+    result.reference_metrics = {k: v for k, v in (package.metrics or profile.metrics).items()
+                                if isinstance(v, (int, float))}
+    if package.label not in sample.column_names:
+        return
+    truth = sample[package.label]
+    valid = np.asarray(truth.is_valid())
+    if not valid.any():
+        return
+    try:
+        y = truth.filter(pa.array(valid)).to_numpy(zero_copy_only=False)
+        if task == "regression":
+            metrics = compute_metrics(task, y.astype(np.float64), np.asarray(scores).reshape(-1)[valid])
+        else:
+            metrics = compute_metrics(task, y, probabilities(task, scores)[valid], labels=package.classes)
+    except EvaluateError as exc:
+        result.notes.append(f"metrics skipped: {exc.message}")
+        return
+    result.metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    before, now = result.reference_metrics.get(name), result.metrics.get(name)
+    if isinstance(before, (int, float)) and isinstance(now, (int, float)):
+        result.metric_drop = (before - now) if higher else ((now - before) / before if before else 0.0)
+
+
+def _as_text(array: Any) -> list[str | None]:
+    """Values as DuckDB casts them to VARCHAR (how the reference keys categories)."""
+    import duckdb
+    import pyarrow as pa
+
+    table = pa.table({"v": array})
+    con = duckdb.connect()
+    try:
+        con.register("t", table)
+        return [r[0] for r in con.execute("SELECT CAST(v AS VARCHAR) FROM t").fetchall()]
+    finally:
+        con.close()

@@ -1,0 +1,114 @@
+"""The new data of a check: a path, glob, frame or table opened for DuckDB, a quick estimate
+of its rows (to size the sample), and its label read as the model's classes are typed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from blase.monitor._errors import MonitorError
+from blase.project import Project
+
+__all__ = ["estimate_rows", "label_as_classes", "open_new_data"]
+
+
+def open_new_data(data: Any, project: Project, bad_rows: str) -> tuple[Any, Any, str, int | None]:
+    """Open new data for a check.
+
+    Parameters
+    ----------
+    data:
+        A path, folder or glob (relative to the current folder, else to the project), a
+        pandas frame or an Arrow table.
+    project:
+        The project.
+    bad_rows:
+        The policy for malformed CSV rows.
+
+    Returns
+    -------
+    tuple
+        ``(extract or table, Arrow schema, name to show, row count if known)``.
+    """
+    import pyarrow as pa
+
+    if isinstance(data, (str, os.PathLike)):
+        from blase.extract import CSVOptions, Extract
+
+        path = Path(data)
+        if not path.is_absolute():
+            # a relative path names a file from the current folder, else from the project's
+            path = path.resolve() if path.exists() else project.root / path
+        if not path.exists() and not any(ch in str(data) for ch in "*?[:"):
+            raise MonitorError(f"new data {data} does not exist", hint="give a file, folder or glob of new rows")
+        csv = path.suffix.lower() in (".csv", ".tsv", ".txt") or str(path).endswith((".csv.gz", ".csv.zst"))
+        options = CSVOptions(bad_rows=bad_rows) if csv else None
+        extract = Extract(str(path), options, project=project)
+        return extract, extract.schema(), str(data), None
+    if hasattr(data, "to_arrow") and not isinstance(data, pa.Table):
+        data = data.to_arrow()
+    if not isinstance(data, pa.Table):
+        try:
+            data = pa.Table.from_pandas(data, preserve_index=False)
+        except Exception as exc:
+            raise MonitorError(f"cannot read {type(data).__name__} as new data ({exc})",
+                               hint="pass a path, a pandas DataFrame or a pyarrow Table") from None
+    return data, data.schema, "in-memory table", data.num_rows
+
+
+def estimate_rows(extract: Any) -> int | None:
+    """A quick row estimate (file sizes over bytes per line, or Parquet metadata)."""
+    import glob
+
+    source = extract.source
+    path = Path(source) if Path(source).is_absolute() else (extract.project.root / source if extract.project
+                                                             else Path(source))
+    files = [Path(f) for f in glob.glob(str(path))] if any(c in source for c in "*?[") else [path]
+    if len(files) == 1 and files[0].is_dir():
+        files = [f for f in files[0].rglob("*") if f.is_file() and not f.name.startswith(".")]
+    files = [f for f in files if f.is_file()]
+    if not files:
+        return None
+    if all(f.suffix == ".parquet" for f in files):
+        import pyarrow.parquet as pq
+
+        return sum(pq.read_metadata(f).num_rows for f in files)
+    if any(f.suffix in (".gz", ".zst") for f in files):
+        return None
+    with open(files[0], "rb") as fh:
+        head = fh.read(1 << 20)
+    lines = head.count(b"\n")
+    if lines < 2:
+        return None
+    per_line = len(head) / lines
+    return int(sum(f.stat().st_size for f in files) / per_line)
+
+
+def _classes_sql_type(classes: list[Any]) -> str | None:
+    """The SQL type of the model's classes as Arrow infers it from the JSON values (BOOLEAN,
+    BIGINT or DOUBLE), or None (text, or no single type)."""
+    values = [c for c in classes if c is not None]
+    if not values:
+        return None
+    if all(isinstance(c, bool) for c in values):
+        return "BOOLEAN"
+    if any(isinstance(c, bool) or not isinstance(c, (int, float)) for c in values):
+        return None
+    return "BIGINT" if all(isinstance(c, int) for c in values) else "DOUBLE"
+
+
+_ARROW_TYPES = {"BOOLEAN": "bool", "BIGINT": "int64", "DOUBLE": "double"}
+
+
+def label_as_classes(relation: str, label: str, classes: list[Any], found_type: str) -> str:
+    """Read the label as the model's classes are typed (a CSV's ``yes``/``no`` may have been
+    read as booleans at training time, while a frame passed in holds text)."""
+    from blase._duck import sql_ident
+
+    sql_type = _classes_sql_type(classes)
+    if sql_type is None or _ARROW_TYPES[sql_type] == found_type:
+        return relation
+    ident = sql_ident(label)
+    return f"(SELECT * REPLACE (TRY_CAST({ident} AS {sql_type}) AS {ident}) FROM {relation})"
