@@ -184,8 +184,10 @@ class SchemaReport:
     def to_transform_config(self) -> list[dict[str, Any]]:
         """The suggestions as ``transform:`` entries of ``blase.yaml``.
 
-        Order: drop, impute (per strategy), datetime, log1p, scale (per method), onehot,
-        ordinal, hash. The label column is never transformed.
+        Order: drop, impute (per strategy), datetime, log1p, scale (per method), hash,
+        ordinal, onehot. The label column is never transformed. One-hot comes last because
+        prepare stores a final one-hot compactly (a code per row instead of a float per
+        category); the encoders act on different columns, so their order changes nothing else.
         """
         groups: dict[tuple[str, str, str], list[str]] = {}
         extra: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -202,7 +204,7 @@ class SchemaReport:
                 groups.setdefault(key, []).append(col.name)
                 extra[key] = s.params
         steps: list[dict[str, Any]] = []
-        for key in sorted(groups, key=lambda k: (order.get(k[0], 9), k[1], k[2])):
+        for key in sorted(groups, key=lambda k: (order.get(k[0], 9), k[1] == "onehot", k[1], k[2])):
             action, detail, _ = key
             cols = groups[key]
             if action == "drop":

@@ -16,7 +16,7 @@ import pytest
 
 from blase.config import SplitConfig
 from blase.errors import PrepareError
-from blase.prepare import Prepare, ShardDataset, _shards, read_manifest, row_hash
+from blase.prepare import Prepare, ShardDataset, ShardRows, _shards, read_manifest, row_hash
 from blase.prepare._tfrecord import crc32c, masked_crc32c
 
 N = 6000
@@ -44,12 +44,21 @@ def data(tmp_path) -> Path:
 
 def _split_rows(out: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     m = read_manifest(out)
-    xs = [np.load(out / s.file) for s in m.shards[split]]
+    xs = [ShardRows.of(out, m, s)[:] for s in m.shards[split]]
     ys = [np.load(out / s.labels_file) for s in m.shards[split]]
     d = m.n_features
     return (np.concatenate(xs) if xs else np.empty((0, d), np.float32)), (
         np.concatenate(ys) if ys else np.empty(0)
     )
+
+
+def _same_rows(a: Path, b: Path) -> bool:
+    """The float32 rows (expanded from any layout), labels and counts of every split agree."""
+    for split in ("train", "val", "test"):
+        (xa, ya), (xb, yb) = _split_rows(a, split), _split_rows(b, split)
+        if not (np.array_equal(xa, xb) and np.array_equal(ya, yb)):
+            return False
+    return True
 
 
 def _shard_bytes(out: Path) -> dict[str, bytes]:
@@ -518,12 +527,21 @@ def test_prepare_through_a_transform_gives_the_shards_of_transform_then_prepare(
     prep.run(tmp_path / "transformed", two_steps)
     result = prep.run(raw, fused, transform=tf)
 
-    assert read_manifest(fused).features == read_manifest(two_steps).features
-    assert "city_other" in read_manifest(fused).features  # the rare cities share a column
-    assert _shard_bytes(fused) == _shard_bytes(two_steps)
+    m = read_manifest(fused)
+    assert m.features == read_manifest(two_steps).features
+    assert "city_other" in m.features  # the rare cities share a column
+    assert _same_rows(fused, two_steps)
+    labels_and_ids = lambda out: {k: v for k, v in _shard_bytes(out).items() if ".labels." in k or ".ids." in k}  # noqa: E731
+    assert labels_and_ids(fused) == labels_and_ids(two_steps)
+    if final_onehot:  # the final one-hot (tier) is stored compactly: one code per row, not 2 floats
+        assert m.layout is not None and [g.column for g in m.layout.onehot] == ["tier"]
+        assert np.load(fused / m.shards["train"][0].file).shape[1] == len(m.features) - 2
+        assert np.load(fused / m.shards["train"][0].codes_file).dtype == np.int16
+    else:
+        assert m.layout is None and _shard_bytes(fused) == _shard_bytes(two_steps)
     assert "transform" in result.inputs
     x, _ = _split_rows(fused, "train")
-    city = [j for j, f in enumerate(read_manifest(fused).features) if f.startswith("city_")]
+    city = [j for j, f in enumerate(m.features) if f.startswith("city_")]
     ones = x[:, city].sum(axis=1)
     assert set(np.unique(ones)) == {0.0, 1.0}  # one city per row, none for a null city
     assert not (tmp_path / "fused" / ".transformed").exists()
@@ -544,7 +562,7 @@ def test_prepare_through_a_transform_with_a_python_step(tmp_path):
     tf.write(raw, tmp_path / "transformed")  # nested functions cannot be saved: no state file
     Prepare(label="y").run(tmp_path / "transformed", tmp_path / "two")
     Prepare(label="y").run(raw, tmp_path / "fused", transform=tf)
-    assert _shard_bytes(tmp_path / "fused") == _shard_bytes(tmp_path / "two")
+    assert _same_rows(tmp_path / "fused", tmp_path / "two")
 
 
 def test_prepare_refuses_an_unfitted_transform(tmp_path):

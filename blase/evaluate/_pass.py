@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from blase.errors import BlaseError
+from blase.errors import BlaseError, PrepareError
 from blase.evaluate._errors import EvaluateError
 from blase.evaluate._metrics import ClassificationMetrics, RegressionMetrics, probabilities
+from blase.prepare._rows import ShardRows
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -199,13 +200,14 @@ def stream_predictions(
     class_array = pa.array(classes) if task != "regression" else None
     next_id = 0
     for shard in shards:
-        x = np.load(root / shard.file, mmap_mode="r")
+        try:
+            x = ShardRows.of(root, manifest, shard)
+        except PrepareError as exc:
+            raise EvaluateError(exc.message, hint=exc.hint) from None
         y = np.load(root / shard.labels_file, mmap_mode="r")
         ids_file = _ids_path(root, shard)
         ids = np.load(ids_file, mmap_mode="r") if ids_file.is_file() else None
-        if x.ndim != 2 or x.shape[1] != manifest.n_features or len(x) != len(y) or (
-            ids is not None and len(ids) != len(x)
-        ):
+        if len(x) != len(y) or (ids is not None and len(ids) != len(x)):
             raise EvaluateError(
                 f"shard {root / shard.file} has shape {list(x.shape)} with {len(y)} labels"
                 + (f" and {len(ids)} row ids" if ids is not None else "")
@@ -216,7 +218,7 @@ def stream_predictions(
             end = min(start + batch_size, len(x))
             b = end - start
             where = f"{shard.file} rows {start}-{end - 1}"
-            xb = np.array(x[start:end], dtype=np.float32)
+            xb = x[start:end]
             try:
                 raw = score(xb)
             except BlaseError:

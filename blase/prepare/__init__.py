@@ -3,8 +3,11 @@
 :class:`Prepare` turns the transformed data (Parquet; every feature numeric or boolean) into
 ``out_dir/{train,val,test}/shard-NNNNN.npy`` (float32 ``[n, d]``) with
 ``shard-NNNNN.labels.npy`` (int64 class codes, or float32 targets) and a ``manifest.json``
-(:class:`Manifest`). :class:`ShardDataset` reads them back for PyTorch as whole batches from
-memory-mapped shards. :func:`write_tfrecord` writes ``.tfrecord`` files for TensorFlow.
+(:class:`Manifest`). When prepare applies a transform that ends in one-hot, the shards are
+compact: the one-hot columns are stored as one integer code each (``shard-NNNNN.codes.npy``,
+``manifest.layout``) and :class:`ShardRows` expands them to the same float32 rows.
+:class:`ShardDataset` reads them back for PyTorch as whole batches from memory-mapped
+shards. :func:`write_tfrecord` writes ``.tfrecord`` files for TensorFlow.
 
 ``ShardDataset`` imports torch, so it is loaded on first use: ``from blase.prepare import
 Prepare`` stays fast.
@@ -14,8 +17,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from blase.prepare._manifest import Manifest, ShardInfo, read_manifest
+from blase.prepare._manifest import Layout, Manifest, OneHotGroup, ShardInfo, read_manifest
 from blase.prepare._prepare import MAX_CLASSES_INTEGER, Prepare
+from blase.prepare._rows import ShardRows
 from blase.prepare._split import row_hash
 from blase.prepare._tfrecord import write_tfrecord
 
@@ -24,10 +28,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_CLASSES_INTEGER",
+    "Layout",
     "Manifest",
+    "OneHotGroup",
     "Prepare",
     "ShardDataset",
     "ShardInfo",
+    "ShardRows",
     "read_manifest",
     "row_hash",
     "write_tfrecord",

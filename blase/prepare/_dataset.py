@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from blase.errors import PrepareError
 from blase.prepare._manifest import Manifest, read_manifest
+from blase.prepare._rows import ShardRows
 
 __all__ = ["ShardDataset"]
 
@@ -117,7 +118,7 @@ class ShardDataset(IterableDataset):
 
     def _shard_batches(self, i: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         shard = self.shards[i]
-        x = np.load(self.root / shard.file, mmap_mode="r")
+        x = ShardRows.of(self.root, self.manifest, shard)
         y = np.load(self.root / shard.labels_file, mmap_mode="r")
         n = shard.rows
         b = self.batch_size
@@ -126,7 +127,7 @@ class ShardDataset(IterableDataset):
         for start in range(0, stop, b):
             end = min(start + b, n)
             if perm is None:
-                xb, yb = np.array(x[start:end]), np.array(y[start:end])
+                xb, yb = x[start:end], np.array(y[start:end])
             else:
                 idx = np.sort(perm[start:end])
                 xb, yb = x[idx], y[idx]

@@ -6,9 +6,10 @@ the transformed table, often wide (one-hot), never goes to disk and back:
 * the transform's SQL runs inside prepare's own DuckDB query over the extract output;
 * a final :class:`~blase.transform.OneHot` is not expanded in SQL (a ``CASE`` column per
   category, all cast and copied one by one into the matrix): its source columns come out
-  as they are and :class:`OneHotFill` writes the ones straight into the float32 matrix,
-  with exactly :meth:`OneHot.apply`'s rules (sorted categories, ``_other`` for infrequent
-  and unseen values when the column has one, all zeros for a null);
+  as they are and :class:`OneHotCodes` turns each into one integer code per row, with
+  exactly :meth:`OneHot.apply`'s rules (sorted categories, ``_other`` for infrequent and
+  unseen values when the column has one, all zeros for a null). The shards store those
+  codes (the compact layout, see :mod:`blase.prepare._rows`);
 * a transform with an operation that has no SQL form is applied the ordinary way,
   :meth:`Transform.run`, into a scratch folder that prepare then reads.
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
     from blase.transform import OneHot, Transform
 
-__all__ = ["Feed", "OneHotFill", "open_feed"]
+__all__ = ["Feed", "OneHotCodes", "open_feed"]
 
 ROW_ID = "__idx"
 
@@ -127,15 +128,17 @@ def _is_other(value: Any) -> bool:
     return value is _OTHER
 
 
-class OneHotFill:
-    """Writes a final one-hot's columns into rows of a zeroed float32 matrix.
+class OneHotCodes:
+    """A final one-hot's columns as codes: per row and source column, the position (in
+    ``features``) of the one feature that is 1, or -1 (a null, or an unseen value without
+    an ``_other`` column, or a one-hot column left out of ``features``).
 
     Parameters
     ----------
     feed:
         The feed whose ``onehot`` and ``expanded`` to apply.
     features:
-        The matrix's columns, in order (one-hot columns not among them are left out).
+        The matrix's columns, in order.
     """
 
     def __init__(self, feed: Feed, features: list[str]) -> None:
@@ -144,10 +147,11 @@ class OneHotFill:
         self.sources: list[str] = []
         self._lookup: list[np.ndarray] = []
         position = {f: j for j, f in enumerate(features)}
+        self.dtype = np.dtype("<i2") if len(features) < (1 << 15) else np.dtype("<i4")
         for src in self.onehot.columns_:
             cats = self.onehot.categories_[src]
             # codes 0..k-1 categories, k other, k+1 null: the feature column each sets, or -1
-            lookup = np.full(len(cats) + 2, -1, dtype=np.int64)
+            lookup = np.full(len(cats) + 2, -1, dtype=self.dtype)
             for name, (s, code) in feed.expanded.items():
                 if s == src and name in position:
                     lookup[code] = position[name]
@@ -155,13 +159,19 @@ class OneHotFill:
                 self.sources.append(src)
                 self._lookup.append(lookup)
 
-    def fill(self, x: np.ndarray, columns: list[pa.ChunkedArray | pa.Array]) -> None:
-        """Set the ones of each row; ``columns`` are the source columns, in :attr:`sources` order."""
+    def groups(self) -> list[tuple[str, list[int]]]:
+        """``(source column, positions of the features it sets)`` per code column."""
+        return [(src, sorted(int(p) for p in lookup if p >= 0))
+                for src, lookup in zip(self.sources, self._lookup, strict=True)]
+
+    def codes(self, columns: list[pa.ChunkedArray | pa.Array]) -> np.ndarray:
+        """``[n, len(sources)]`` codes of the source ``columns`` (in :attr:`sources` order)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        rows = np.arange(len(x))
-        for src, lookup, col in zip(self.sources, self._lookup, columns, strict=True):
+        n = len(columns[0]) if columns else 0
+        out = np.empty((n, len(self.sources)), dtype=self.dtype)
+        for g, (src, lookup, col) in enumerate(zip(self.sources, self._lookup, columns, strict=True)):
             if isinstance(col, pa.Array):
                 col = pa.chunked_array([col])
             cats = self.onehot.categories_[src]
@@ -172,6 +182,5 @@ class OneHotFill:
                 valid = pc.is_valid(col).to_numpy(zero_copy_only=False)
                 code[missing & valid] = len(cats)
                 code[missing & ~valid] = len(cats) + 1
-            target = lookup[code]
-            hit = target >= 0
-            x[rows[hit], target[hit]] = 1.0
+            out[:, g] = lookup[code]
+        return out

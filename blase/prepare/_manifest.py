@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from blase.errors import PrepareError
 
-__all__ = ["MANIFEST_NAME", "MANIFEST_VERSION", "Manifest", "ShardInfo", "read_manifest"]
+__all__ = ["MANIFEST_NAME", "MANIFEST_VERSION", "Layout", "Manifest", "OneHotGroup", "ShardInfo",
+           "read_manifest"]
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
@@ -34,6 +35,32 @@ class ShardInfo(BaseModel):
     )
     tfrecord: str | None = None
     tfrecord_hash: str | None = None
+    codes_file: str | None = Field(
+        default=None, description="one-hot codes [rows, groups] (compact layout only)"
+    )
+    codes_hash: str | None = None
+
+
+class OneHotGroup(BaseModel):
+    """One one-hot encoded column stored as codes: ``features`` are the positions (in the
+    manifest's ``features``) its categories set."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    column: str
+    features: list[int]
+
+
+class Layout(BaseModel):
+    """How a compact shard stores its rows: the features at positions ``dense`` as float32
+    columns of the ``.npy`` file, and each one-hot group as one integer column of the
+    ``.codes.npy`` file holding the position of the feature that is 1 in that row (-1:
+    none). :class:`~blase.prepare.ShardRows` expands them to the float32 rows."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    dense: list[int]
+    onehot: list[OneHotGroup]
 
 
 class Manifest(BaseModel):
@@ -62,6 +89,9 @@ class Manifest(BaseModel):
         default_factory=dict, description="per split, class code (as text) -> rows"
     )
     shards: dict[str, list[ShardInfo]]
+    layout: Layout | None = Field(
+        default=None, description="compact storage of one-hot features; None: plain [n, d] float32"
+    )
     seed: int
     split: dict[str, float]
     stratify: bool

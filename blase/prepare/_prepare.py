@@ -34,9 +34,9 @@ import numpy as np
 from blase._duck import budget_note, connect, sql_ident, sql_quote
 from blase._fs import replace_dir
 from blase.errors import PrepareError
-from blase.prepare._feed import ROW_ID, Feed, OneHotFill, open_feed
-from blase.prepare._manifest import MANIFEST_NAME, Manifest, ShardInfo
-from blase.prepare._shards import SplitWriter, WriteBehind
+from blase.prepare._feed import ROW_ID, Feed, OneHotCodes, open_feed
+from blase.prepare._manifest import MANIFEST_NAME, Layout, Manifest, OneHotGroup, ShardInfo
+from blase.prepare._shards import SplitWriter, WriteBehind, WrittenShard
 from blase.prepare._split import (
     SPLITS,
     Ratios,
@@ -161,6 +161,12 @@ def _ratios(split: Any) -> Ratios:
             hint="e.g. split=(0.8, 0.1, 0.1) or prepare: split: {train: 0.8, val: 0.1, test: 0.1}",
         )
     return Ratios(*values)
+
+
+def _shard_info(shard: WrittenShard, **extra: Any) -> ShardInfo:
+    return ShardInfo(file=shard.file, labels_file=shard.labels_file, rows=shard.rows, hash=shard.hash,
+                     labels_hash=shard.labels_hash, ids_file=shard.ids_file,
+                     codes_file=shard.codes_file, codes_hash=shard.codes_hash, **extra)
 
 
 def _transform_digest(transform: Transform) -> str:
@@ -569,13 +575,14 @@ class Prepare:
                                      protect=protect)
                     plan = self._plan(con, files, feed, where)
                     source_hash = hash_file(files[0]) if len(files) == 1 else hash_files(files)
-                    writers = self._stream(con, plan, feed, ratios, tmp, budget)
+                    writers, layout = self._stream(con, plan, feed, ratios, tmp, budget)
                 finally:
                     con.close()
                 shutil.rmtree(tmp / ".duckdb", ignore_errors=True)
                 shutil.rmtree(tmp / ".transformed", ignore_errors=True)
-                tfrecords = self._write_tfrecords(tmp, writers) if tfrecord else {}
-                manifest = self._manifest(plan, ratios, writers, where, source_hash, tfrecords)
+                tfrecords = (self._write_tfrecords(tmp, writers, len(plan.features), layout)
+                             if tfrecord else {})
+                manifest = self._manifest(plan, ratios, writers, where, source_hash, tfrecords, layout)
                 (tmp / MANIFEST_NAME).write_text(
                     json.dumps(manifest.to_json(), indent=2) + "\n", encoding="utf-8"
                 )
@@ -601,7 +608,7 @@ class Prepare:
 
         shard_hashes = {s.file: s.hash for w in writers.values() for s in w.shards} | {
             s.labels_file: s.labels_hash for w in writers.values() for s in w.shards
-        }
+        } | {s.codes_file: s.codes_hash for w in writers.values() for s in w.shards if s.codes_file}
         counts = manifest.counts
         result = StepResult(
             step=self.step,
@@ -649,10 +656,15 @@ class Prepare:
 
     def _stream(
         self, con: Any, plan: _Plan, feed: Feed, ratios: Ratios, root: Path, budget: int
-    ) -> dict[str, SplitWriter]:
+    ) -> tuple[dict[str, SplitWriter], Layout | None]:
         label = sql_ident(self.label)
         dense = [(j, f) for j, f in enumerate(plan.features) if f not in feed.expanded]
-        hot = OneHotFill(feed, plan.features) if feed.onehot is not None else None
+        hot = OneHotCodes(feed, plan.features) if feed.onehot is not None else None
+        hot = hot if hot is not None and hot.sources else None
+        layout = None if hot is None else Layout(
+            dense=[j for j, _ in dense],
+            onehot=[OneHotGroup(column=src, features=pos) for src, pos in hot.groups()],
+        )
         select = [f"CAST({sql_ident(f)} AS FLOAT) AS __f{j}" for j, f in dense]
         select += [f"{sql_ident(c)} AS __c{m}" for m, c in enumerate(hot.sources if hot else [])]
         base = f"SELECT {', '.join(select)}, {label} AS __y, {ROW_ID} AS __idx"
@@ -679,7 +691,13 @@ class Prepare:
         d = len(plan.features)
         y_dtype = np.dtype("<f4") if plan.task == "regression" else np.dtype("<i8")
         sink = WriteBehind()
-        writers = {s: SplitWriter(root, s, d, y_dtype, self.shard_rows, sink) for s in SPLITS}
+        width = len(dense) if hot else d
+        writers = {
+            s: SplitWriter(root, s, width, y_dtype, self.shard_rows, sink,
+                           n_codes=len(hot.sources) if hot else 0,
+                           codes_dtype=hot.dtype if hot else np.dtype("<i2"))
+            for s in SPLITS
+        }
         try:
             self._fill(con, plan, final, [j for j, _ in dense], hot, writers, budget)
             for w in writers.values():
@@ -687,12 +705,13 @@ class Prepare:
             sink.drain()
         finally:
             sink.close()  # before any abort removes the files it writes
-        return writers
+        return writers, layout
 
-    def _fill(self, con: Any, plan: _Plan, final: str, dense: list[int], hot: OneHotFill | None,
+    def _fill(self, con: Any, plan: _Plan, final: str, dense: list[int], hot: OneHotCodes | None,
               writers: dict[str, SplitWriter], budget: int) -> None:
         """Stream ``final`` (the ``dense`` feature columns, the one-hot sources, label, split,
-        row id) into float32 rows and hand each split's rows to its writer."""
+        row id) into float32 rows (the dense features) and one-hot codes, and hand each
+        split's rows to its writer."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -716,11 +735,10 @@ class Prepare:
                 if n == 0:
                     continue
                 # a new matrix per batch: the writer thread may still be writing the last one
-                x = np.zeros((n, d), dtype=np.float32) if hot else np.empty((n, d), dtype=np.float32)
-                if hot is not None:
-                    hot.fill(x, [batch.column(i) for i in range(n_dense, nd)])
-                for i, j in enumerate(dense):
-                    x[:, j] = batch.column(i).to_numpy(zero_copy_only=False)
+                x = np.empty((n, n_dense), dtype=np.float32)
+                for i in range(n_dense):
+                    x[:, i] = batch.column(i).to_numpy(zero_copy_only=False)
+                codes = hot.codes([batch.column(i) for i in range(n_dense, nd)]) if hot else None
                 ycol = batch.column(nd)  # the label, split and row id follow the features
                 if value_set is not None:
                     if ycol.type != value_set.type:
@@ -737,9 +755,10 @@ class Prepare:
                 for code, name in enumerate(SPLITS):
                     mask = split == code
                     if mask.all():
-                        writers[name].append(x, y, ids)
+                        writers[name].append(x, y, ids, codes)
                     elif mask.any():
-                        writers[name].append(x[mask], y[mask], ids[mask])
+                        writers[name].append(x[mask], y[mask], ids[mask],
+                                             codes[mask] if codes is not None else None)
                 bar.advance(n)
 
     def _stratified_thresholds(
@@ -764,14 +783,16 @@ class Prepare:
         }
 
     @staticmethod
-    def _write_tfrecords(root: Path, writers: dict[str, SplitWriter]) -> dict[str, tuple[str, str]]:
+    def _write_tfrecords(root: Path, writers: dict[str, SplitWriter], n_features: int,
+                         layout: Layout | None) -> dict[str, tuple[str, str]]:
         from blase.hashing import hash_file
+        from blase.prepare._rows import ShardRows
         from blase.prepare._tfrecord import write_tfrecord_shard
 
         written: dict[str, tuple[str, str]] = {}
         for w in writers.values():
             for s in w.shards:
-                x = np.load(root / s.file, mmap_mode="r")
+                x = ShardRows(root, _shard_info(s), n_features=n_features, layout=layout)
                 y = np.load(root / s.labels_file, mmap_mode="r")
                 target = write_tfrecord_shard(x, y, (root / s.file).with_suffix(".tfrecord"))
                 written[s.file] = (target.relative_to(root).as_posix(), hash_file(target))
@@ -785,19 +806,12 @@ class Prepare:
         where: str,
         source_hash: str,
         tf: dict[str, tuple[str, str]],
+        layout: Layout | None,
     ) -> Manifest:
         shards = {
             name: [
-                ShardInfo(
-                    file=s.file,
-                    labels_file=s.labels_file,
-                    rows=s.rows,
-                    hash=s.hash,
-                    labels_hash=s.labels_hash,
-                    ids_file=s.ids_file,
-                    tfrecord=tf[s.file][0] if s.file in tf else None,
-                    tfrecord_hash=tf[s.file][1] if s.file in tf else None,
-                )
+                _shard_info(s, tfrecord=tf[s.file][0] if s.file in tf else None,
+                            tfrecord_hash=tf[s.file][1] if s.file in tf else None)
                 for s in w.shards
             ]
             for name, w in writers.items()
@@ -824,6 +838,7 @@ class Prepare:
             counts={name: w.rows for name, w in writers.items()},
             class_counts=class_counts,
             shards=shards,
+            layout=layout,
             seed=self.seed,
             split=ratios.as_dict(),
             stratify=self.stratify,

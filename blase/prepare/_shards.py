@@ -152,6 +152,8 @@ class WrittenShard:
     hash: str
     labels_hash: str
     ids_file: str | None = None
+    codes_file: str | None = None
+    codes_hash: str | None = None
 
 
 @dataclass
@@ -164,10 +166,14 @@ class SplitWriter:
     y_dtype: np.dtype
     shard_rows: int
     sink: WriteBehind | None = None
+    #: One-hot groups stored as integer codes beside the float32 columns (0: none).
+    n_codes: int = 0
+    codes_dtype: np.dtype = field(default_factory=lambda: np.dtype("<i2"))
     shards: list[WrittenShard] = field(default_factory=list)
     _x: NpyStream | None = None
     _y: NpyStream | None = None
     _ids: NpyStream | None = None
+    _codes: NpyStream | None = None
 
     def __post_init__(self) -> None:
         (self.root / self.split).mkdir(parents=True, exist_ok=True)
@@ -184,13 +190,17 @@ class SplitWriter:
         )
         self._y = NpyStream(Path(f"{base}.labels.npy"), self.y_dtype, (), self.shard_rows, self.sink)
         self._ids = NpyStream(Path(f"{base}.ids.npy"), np.dtype("<i8"), (), self.shard_rows, self.sink)
+        if self.n_codes:
+            self._codes = NpyStream(Path(f"{base}.codes.npy"), self.codes_dtype, (self.n_codes,),
+                                    self.shard_rows, self.sink)
 
     def _finish(self) -> None:
         assert self._x is not None and self._y is not None and self._ids is not None
-        self._x.close()
-        self._y.close()
-        self._ids.close()
+        for stream in (self._x, self._y, self._ids, self._codes):
+            if stream is not None:
+                stream.close()
         rel = lambda p: p.relative_to(self.root).as_posix()  # noqa: E731
+        codes = self._codes
         self.shards.append(
             WrittenShard(
                 file=rel(self._x.path),
@@ -199,12 +209,16 @@ class SplitWriter:
                 hash=hash_file(self._x.path),
                 labels_hash=hash_file(self._y.path),
                 ids_file=rel(self._ids.path),
+                codes_file=rel(codes.path) if codes else None,
+                codes_hash=hash_file(codes.path) if codes else None,
             )
         )
-        self._x = self._y = self._ids = None
+        self._x = self._y = self._ids = self._codes = None
 
-    def append(self, x: np.ndarray, y: np.ndarray, ids: np.ndarray | None = None) -> None:
-        """Append rows; ``ids`` are their global row indices (source order), kept per shard."""
+    def append(self, x: np.ndarray, y: np.ndarray, ids: np.ndarray | None = None,
+               codes: np.ndarray | None = None) -> None:
+        """Append rows; ``ids`` are their global row indices (source order), kept per shard;
+        ``codes`` their one-hot codes (``[n, n_codes]``) when the split has any."""
         if ids is None:
             ids = np.arange(self.rows, self.rows + len(x), dtype=np.int64)
         start = 0
@@ -217,6 +231,8 @@ class SplitWriter:
             self._x.append(x[start : start + take])
             self._y.append(y[start : start + take])
             self._ids.append(ids[start : start + take])
+            if self._codes is not None and codes is not None:
+                self._codes.append(codes[start : start + take])
             start += take
             if self._x.rows == self.shard_rows:
                 self._finish()
@@ -228,11 +244,11 @@ class SplitWriter:
             self.abort()
 
     def abort(self) -> None:
-        for stream in (self._x, self._y, self._ids):
+        for stream in (self._x, self._y, self._ids, self._codes):
             if stream is not None:
                 stream.abort()
                 try:
                     os.unlink(stream.path)
                 except OSError:
                     pass
-        self._x = self._y = None
+        self._x = self._y = self._ids = self._codes = None

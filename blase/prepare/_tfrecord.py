@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -192,8 +193,9 @@ def _frame_chunk(x: np.ndarray, y: np.ndarray) -> bytes:
     return out.tobytes()
 
 
-def write_tfrecord_shard(x: np.ndarray, y: np.ndarray, path: str | os.PathLike[str]) -> Path:
-    """Write rows ``x`` ``[n, d]`` and labels ``y`` ``[n]`` to one ``.tfrecord`` file."""
+def write_tfrecord_shard(x: Any, y: np.ndarray, path: str | os.PathLike[str]) -> Path:
+    """Write rows ``x`` ``[n, d]`` (an array, or :class:`~blase.prepare.ShardRows`) and
+    labels ``y`` ``[n]`` to one ``.tfrecord`` file."""
     path = Path(path)
     with open(path, "wb") as f:
         for start in range(0, len(x), _CHUNK_ROWS):
@@ -223,6 +225,7 @@ def write_tfrecord(
         The files written.
     """
     from blase.prepare._manifest import read_manifest
+    from blase.prepare._rows import ShardRows
 
     root = Path(out_dir)
     manifest = read_manifest(root)
@@ -231,7 +234,7 @@ def write_tfrecord(
         if splits is not None and split not in splits:
             continue
         for shard in shards:
-            x = np.load(root / shard.file, mmap_mode="r")
+            x = ShardRows.of(root, manifest, shard)
             y = np.load(root / shard.labels_file, mmap_mode="r")
             target = (root / shard.file).with_suffix(".tfrecord")
             written.append(write_tfrecord_shard(x, y, target))
