@@ -364,19 +364,23 @@ def _scan(
     import pyarrow as pa
 
     aggs = ["count(*) AS __rows"]
+    derived = []  # computed once per row in the inner query
     for i, (name, t) in enumerate(dtypes.items()):
         c = sql_ident(name)
         aggs += [f"count({c}) AS n{i}", f"approx_count_distinct({c}) AS d{i}"]
-        if t in _FLOAT:
-            aggs += [f"count(*) FILTER (WHERE isnan({c})) AS nan{i}"]
         if _is_num(t):
-            # NaN is missing: keep it out of the moments (DuckDB orders NaN above every number)
-            f = f" FILTER (WHERE NOT isnan({c}))" if t in _FLOAT else ""
+            v = c
+            if t in _FLOAT:
+                # NaN is missing: keep it out of the moments (DuckDB orders NaN above every
+                # number) by making it NULL once, not with a FILTER on each aggregate (2.5x)
+                v = f"__blase_v{i}"
+                derived.append(f"CASE WHEN isnan({c}) THEN NULL ELSE {c} END AS {v}")
+                aggs += [f"count({c}) - count({v}) AS nan{i}"]
             aggs += [
-                f"min({c}){f} AS lo{i}",
-                f"max({c}){f} AS hi{i}",
-                f"avg({c}::DOUBLE){f} AS mu{i}",
-                f"stddev_samp({c}::DOUBLE){f} AS sd{i}",
+                f"min({v}) AS lo{i}",
+                f"max({v}) AS hi{i}",
+                f"avg({v}::DOUBLE) AS mu{i}",
+                f"stddev_samp({v}::DOUBLE) AS sd{i}",
             ]
         elif t == "BOOLEAN":
             aggs += [f"avg({c}::INTEGER) AS mu{i}"]
@@ -388,13 +392,13 @@ def _scan(
     fields = ", ".join(f"{sql_ident(n)} := {sql_ident(n)}" for n in dtypes)
     inline = estimate is not None
     rel = fresh()
-    scanned = rel
+    scanned = f"(SELECT *, {', '.join(derived)} FROM {rel})" if derived else rel
     if inline:
         # oversample a little (the estimate may be low), then trim by hash to sample_rows
         share = min(1.0, 1.25 * sample_rows / max(1, estimate))
         cut = min((1 << 64) - 1, int(share * (1 << 64)))
         hash_expr = f"hash({', '.join(sql_ident(n) for n in dtypes)})"
-        scanned = f"(SELECT *, {hash_expr} AS __blase_h FROM {rel})"
+        scanned = f"(SELECT *, {', '.join([*derived, f'{hash_expr} AS __blase_h'])} FROM {rel})"
         aggs.append(
             f"list(struct_pack({fields}, __h := __blase_h)) FILTER "
             f"(WHERE __blase_h < CAST({cut} AS UBIGINT)) AS __sample"

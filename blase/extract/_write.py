@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from blase._writeback import WriteBehind
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -37,21 +39,27 @@ def write_parts(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     parts: list[Path] = []
+    # Parquet encoding runs on a writer thread while DuckDB parses the next batch.
+    sink = WriteBehind()
     try:
         tmp.mkdir()
         writer = None
         written = 0
-        for batch in batches:
-            if writer is None or written >= part_bytes:
-                if writer is not None:
-                    writer.close()
-                parts.append(tmp / f"part-{len(parts):05d}.parquet")
-                writer = pq.ParquetWriter(parts[-1], batch.schema, compression="zstd")
-                written = 0
-            writer.write_batch(batch)
-            written += batch.nbytes
-        if writer is not None:
-            writer.close()
+        try:
+            for batch in batches:
+                if writer is None or written >= part_bytes:
+                    if writer is not None:
+                        sink.submit(writer.close)
+                    parts.append(tmp / f"part-{len(parts):05d}.parquet")
+                    writer = pq.ParquetWriter(parts[-1], batch.schema, compression="zstd")
+                    written = 0
+                sink.submit(writer.write_batch, batch)
+                written += batch.nbytes
+            if writer is not None:
+                sink.submit(writer.close)
+            sink.drain()
+        finally:
+            sink.close()
         if not parts:
             parts.append(tmp / "part-00000.parquet")
             pq.ParquetWriter(parts[-1], empty_schema(), compression="zstd").close()
