@@ -13,9 +13,10 @@ model version already packages those results). It also times what the cache adds
 run: computing the keys (the raw file hashed once through the stat cache), hashing and
 publishing the outputs, and looking entries up.
 
-The store needs about ``STORE_PER_CSV`` times the CSV's size (prepare's float32 shards are
-most of it: ~35 GB for a 4 GB CSV); a size the disk has no room for is skipped with a message,
-as is a size whose re-run recomputed a step (the message gives the reasons the run gave).
+The store needs about ``STORE_PER_CSV`` times the CSV's size (extract's Parquet and prepare's
+compact shards, about 5 GB for a 4 GB CSV); a size the disk has no room for is skipped with a
+message, as is a size whose re-run recomputed a step (the message gives the reasons the run
+gave).
 
 Prints one table; the targets of issue [4/7] are a re-run under 5% of the first run, and a
 small hashing overhead.
@@ -33,9 +34,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-#: Store bytes per CSV byte: 8.6 measured to prepare on a 50 MB flights CSV (prepare's
-#: float32 shards 8.1, extract 0.3, transform 0.2), plus a margin for train, evaluate and logs.
-STORE_PER_CSV = 9.5
+#: Store bytes per CSV byte: about 1.1 through prepare (extract's Parquet 0.3, prepare's
+#: compact shards 0.76: one-hot columns stored as codes), plus a margin for evaluate's
+#: predictions, train and logs.
+STORE_PER_CSV = 2.0
 CACHED = ("extract", "transform", "prepare", "train", "evaluate")
 
 CONFIG = """project: cachebench
