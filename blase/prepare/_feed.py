@@ -65,7 +65,7 @@ class Feed:
         The columns prepare sees, in order, with DuckDB types: the transform's output
         (one-hot columns included, typed ``UTINYINT``), without ``__idx``.
     onehot:
-        The final one-hot encoder that :class:`OneHotFill` applies, or None.
+        The final one-hot encoder whose codes :class:`OneHotCodes` computes, or None.
     expanded:
         Each one-hot output column: (its source column, its code; the code of
         ``{column}_other`` is the number of categories).

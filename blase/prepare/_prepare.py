@@ -1,4 +1,5 @@
-"""The prepare step: transformed Parquet in, split ``.npy`` shards and a manifest out.
+"""The prepare step: Parquet in (transformed, or raw plus a fitted transform that prepare
+applies on the way, see :mod:`blase.prepare._feed`), split ``.npy`` shards and a manifest out.
 
 Passes over the data, all through DuckDB under the step's memory budget:
 
@@ -7,8 +8,10 @@ Passes over the data, all through DuckDB under the step's memory budget:
 2. classification only: the label's classes and their counts (``GROUP BY``);
 3. stratified only: a window query over ``(label, hash, row index)`` that finds, per class,
    the last row of the train and val parts (see :mod:`blase.prepare._split`);
-4. the stream: features cast to ``FLOAT``, the label, and the split of each row, fetched in
-   Arrow record batches in file order and appended to per-split shard writers.
+4. the stream: features cast to ``FLOAT`` (a final one-hot's source columns as they are,
+   turned into codes in numpy), the label, and the split of each row, fetched in Arrow
+   record batches in file order and appended to per-split shard writers, whose bytes a
+   writer thread puts on disk while the next batch is built.
 
 Everything is written into a temporary sibling folder that is renamed into place at the
 end, so a crash or a full disk never leaves a manifest that lists a half-written shard.
