@@ -219,6 +219,45 @@ def test_unlabelled_data_and_csv_path(deployed, tmp_path, monkeypatch):
     assert Monitor("syn@v1", project=project, plots=False, track=False).check("new.csv").rows == 300
 
 
+def test_a_big_csv_is_sampled_by_byte_ranges_with_the_same_verdicts(deployed, tmp_path, monkeypatch):
+    """Above blase._sample.MIN_BYTES (lowered here) the sample comes from byte ranges of the
+    file instead of the scan; counts, drift verdicts and metrics stay those of the scan path."""
+    import blase._sample as sampling
+
+    project, _ = deployed
+    df = make_rows(30_000, 11)
+    df["x1"] = df["x1"] + 1.0
+    path = tmp_path / "big.csv"
+    df.to_csv(path, index=False)
+    (project.root / "blase.yaml").write_text(
+        (project.root / "blase.yaml").read_text().replace("monitor: {", "monitor: {sample_rows: 3000, ")
+    )
+    taken = []
+    real = sampling.byte_range_sample
+
+    def spy(*args, **kwargs):
+        taken.append(real(*args, **kwargs))
+        return taken[-1]
+
+    monkeypatch.setattr(sampling, "byte_range_sample", spy)
+    try:
+        results = {}
+        for name, floor in (("scan", 1 << 60), ("bytes", 0)):
+            monkeypatch.setattr(sampling, "MIN_BYTES", floor)
+            results[name] = Monitor("syn@v1", project=project, plots=False, track=False).check(path)
+    finally:
+        (project.root / "blase.yaml").write_text(
+            (project.root / "blase.yaml").read_text().replace("monitor: {sample_rows: 3000, ", "monitor: {")
+        )
+    scan, by_bytes = results["scan"], results["bytes"]
+    assert taken[0] is None and taken[1] is not None  # each path ran where it should
+    assert by_bytes.rows == scan.rows == 30_000
+    assert 2_900 <= by_bytes.sample_rows <= 3_000
+    assert [c.column for c in by_bytes.columns if c.drifted] == [c.column for c in scan.columns if c.drifted]
+    assert "x1" in [c.column for c in by_bytes.columns if c.drifted]
+    assert by_bytes.metrics["accuracy"] == pytest.approx(scan.metrics["accuracy"], abs=0.05)
+
+
 def test_unseen_categories_are_shown_as_they_are(deployed):
     """New categories count under one key; the examples keep quotes, commas and braces."""
     project, _ = deployed

@@ -264,6 +264,7 @@ class Monitor:
         import duckdb
 
         from blase._duck import connect, sql_quote
+        from blase._sample import byte_range_sample
 
         memory = self.memory if self.memory is not None else _project_memory(project)
         con = connect(memory, tmp_dir=project.tmp_dir)
@@ -291,9 +292,17 @@ class Monitor:
             sample_cols = [c for c in package.input_schema if c in found]
             if package.label in found:
                 sample_cols.append(package.label)
+            # A big plain CSV is sampled from byte ranges (~1 % of it) rather than in the scan
+            path = getattr(source, "source", None) if not complete else None
+            by_position = (byte_range_sample(con, path, relation, limit, tmp_dir=project.tmp_dir)
+                           if isinstance(path, str) else None)
             loader.start()
             try:
-                counts = grouped_counts(con, relation, keys, sample=condition, sample_columns=sample_cols)
+                if by_position is not None:
+                    counts = grouped_counts(con, relation, keys)
+                    counts["__sample__"] = by_position.select(sample_cols)
+                else:
+                    counts = grouped_counts(con, relation, keys, sample=condition, sample_columns=sample_cols)
             except duckdb.Error as exc:
                 raise MonitorError(
                     f"cannot read {shown}: {str(exc).splitlines()[0]}",

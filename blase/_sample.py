@@ -1,0 +1,71 @@
+"""A deterministic row sample of a large plain CSV file that reads about 1 % of it.
+
+Monitor used to collect its sample inside its one full scan (a random pick of rows, packed
+and grouped); on the flights benchmark that alone cost 0.7x a ``count(*)`` scan of the
+file. A plain CSV can be sampled far cheaper by position: :data:`BLOCKS` evenly spaced byte
+ranges, each read from its first full line for as many lines as the sample needs. The
+result is a systematic cluster sample (runs of neighbouring rows from the whole length of
+the file), the same on every call. Quoted fields that span lines can make a block start
+mid-record; such lines fail to parse and are dropped, as bad rows are.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from blase._duck import sql_quote
+
+__all__ = ["BLOCKS", "MIN_BYTES", "byte_range_sample"]
+
+#: Byte ranges read.
+BLOCKS = 64
+#: Files smaller than this are sampled inside the full scan (cheap at that size).
+MIN_BYTES = 64 << 20
+
+
+def byte_range_sample(con: Any, path: str | os.PathLike[str], relation: str, rows: int,
+                      *, tmp_dir: str | os.PathLike[str] | None = None) -> Any | None:
+    """About ``rows`` rows (at most that many) of the CSV file ``path``, read as
+    ``relation`` (a DuckDB ``read_csv(...)`` of that file, possibly wrapped in a query) reads
+    it, from :data:`BLOCKS` byte ranges, as an Arrow table.
+
+    Returns None when this cannot sample the file (not a plain ``.csv``/``.tsv``/``.txt``
+    file, smaller than :data:`MIN_BYTES`, or a relation that does not read it once with a
+    header): then sample it in the full scan.
+    """
+    p = Path(path).resolve()
+    if not p.is_file() or p.suffix.lower() not in (".csv", ".tsv", ".txt") or p.stat().st_size < MIN_BYTES:
+        return None
+    literal = sql_quote(str(p))
+    if relation.count(literal) != 1 or "header=true" not in relation:
+        return None
+    match = re.search(r"\bskip=(\d+)", relation)
+    preamble_lines = (int(match.group(1)) if match else 0) + 1  # skipped lines, then the header
+    size = p.stat().st_size
+    per_block = max(1, rows // BLOCKS)  # so no block is cut off: the end of the file counts too
+    lines: list[bytes] = []
+    with open(p, "rb") as f:
+        preamble = b"".join(f.readline() for _ in range(preamble_lines))
+        body = f.tell()
+        probe = f.read(1 << 20)
+        line_bytes = len(probe) / max(probe.count(b"\n"), 1)
+        stride = (size - body) / BLOCKS
+        want = min(int(per_block * line_bytes * 1.5) + 4096, int(stride) + 4096)
+        for i in range(BLOCKS):
+            f.seek(body + int(i * stride))
+            pieces = f.read(want).split(b"\n")
+            pieces = pieces[1:-1] if i else pieces[:-1]  # a cut first line (after block 0), a cut last
+            lines += pieces[:per_block]
+    fd, name = tempfile.mkstemp(suffix=p.suffix, prefix="blase-sample-", dir=tmp_dir)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(preamble)
+            out.write(b"\n".join(lines) + b"\n")
+        table = con.sql(f"SELECT * FROM {relation.replace(literal, sql_quote(name))}").to_arrow_table()
+    finally:
+        os.unlink(name)
+    return table.slice(0, rows) if table.num_rows > rows else table

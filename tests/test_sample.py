@@ -1,0 +1,57 @@
+"""The byte-range sample of a big CSV: real rows, typed as the full read types them, spread
+over the whole file, the same every time; None where it cannot sample."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+import blase._sample as sampling
+from blase._duck import connect
+from blase.extract import CSVOptions, Extract
+
+
+@pytest.fixture
+def csv(tmp_path):
+    path = tmp_path / "rows.csv"
+    with open(path, "w") as f:
+        f.write("# exported 2026-11-28\nid,when,group,value\n")
+        for i in range(200_000):
+            f.write(f"{i},2024-01-01 00:00:{i % 60:02d},{'g' + str(i % 7)},{i / 3:.4f}\n")
+    return path
+
+
+def _relation(con, path):
+    return Extract(str(path), CSVOptions(skip_rows=1, bad_rows="skip")).sql_source(con)
+
+
+def test_sample_is_real_typed_rows_from_the_whole_file(csv, monkeypatch):
+    monkeypatch.setattr(sampling, "MIN_BYTES", 0)
+    con = connect("256MB")
+    relation = _relation(con, csv)
+    full_types = con.sql(f"SELECT * FROM {relation} LIMIT 0").to_arrow_table().schema
+    sample = sampling.byte_range_sample(con, csv, relation, 6_400, tmp_dir=csv.parent)
+    again = sampling.byte_range_sample(con, csv, relation, 6_400, tmp_dir=csv.parent)
+    assert sample.schema == full_types
+    assert 6_000 <= sample.num_rows <= 6_400 and sample.equals(again)
+    ids = sample.column("id").to_pylist()
+    assert len(set(ids)) == len(ids)
+    assert min(ids) < 1_000 and max(ids) > 195_000  # blocks from the start to the end
+    for row in sample.slice(0, 50).to_pylist() + sample.slice(sample.num_rows - 50).to_pylist():
+        i = row["id"]  # every value is the one written on that line
+        assert row["group"] == f"g{i % 7}" and row["value"] == pytest.approx(i / 3, abs=1e-4)
+    assert not list(csv.parent.glob("blase-sample-*"))
+
+
+def test_no_sample_where_it_cannot_read_by_position(csv, tmp_path, monkeypatch):
+    con = connect("256MB")
+    relation = _relation(con, csv)
+    assert sampling.byte_range_sample(con, csv, relation, 1000) is None  # small: sample in the scan
+    monkeypatch.setattr(sampling, "MIN_BYTES", 0)
+    packed = tmp_path / "rows.csv.gz"
+    packed.write_bytes(gzip.compress(csv.read_bytes()))
+    assert sampling.byte_range_sample(con, packed, _relation(con, packed), 1000) is None
+    other = tmp_path / "other.csv"
+    other.write_text("a\n1\n")
+    assert sampling.byte_range_sample(con, other, relation, 1000) is None  # relation reads another file
