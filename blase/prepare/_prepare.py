@@ -1,7 +1,8 @@
 """The prepare step: Parquet in (transformed, or raw plus a fitted transform that prepare
 applies on the way, see :mod:`blase.prepare._feed`), split ``.npy`` shards and a manifest out.
 
-Passes over the data, all through DuckDB under the step's memory budget:
+Passes over the data, all through DuckDB under the step's memory budget (1 and 2 are the
+checks of :mod:`blase.prepare._plan`):
 
 1. one aggregate query: row count, nulls (and NaNs) per feature and in the label, the
    label's approximate distinct count;
@@ -19,7 +20,6 @@ end, so a crash or a full disk never leaves a manifest that lists a half-written
 
 from __future__ import annotations
 
-import difflib
 import errno
 import glob
 import json
@@ -27,10 +27,9 @@ import logging
 import os
 import shutil
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,6 +38,7 @@ from blase._fs import replace_dir
 from blase.errors import PrepareError
 from blase.prepare._feed import ROW_ID, Feed, OneHotCodes, open_feed
 from blase.prepare._manifest import MANIFEST_NAME, Layout, Manifest, OneHotGroup, ShardInfo
+from blase.prepare._plan import MAX_CLASSES_INTEGER, Plan, TaskName, class_key, make_plan
 from blase.prepare._shards import SplitWriter, WriteBehind, WrittenShard
 from blase.prepare._split import (
     SPLITS,
@@ -63,38 +63,7 @@ logger = logging.getLogger(__name__)
 #: Largest float32 matrix prepare builds per batch (see ``_fill``).
 MATRIX_BYTES = 16 << 20
 
-#: An integer label with at most this many distinct values is taken as classification.
-MAX_CLASSES_INTEGER = 20
-
-_INT_TYPES = {
-    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
-    "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT",
-}  # fmt: skip
-_FLOAT_TYPES = {"FLOAT", "DOUBLE"}
 _RESERVED = ("file_index", "file_row_number", "__idx")
-
-TaskName = Literal["classification", "binary", "multiclass", "regression"]
-
-
-def _is_numeric(dtype: str) -> bool:
-    return dtype in _INT_TYPES or dtype in _FLOAT_TYPES or dtype.startswith("DECIMAL")
-
-
-def _kind_hint(column: str, dtype: str) -> str:
-    if dtype in ("VARCHAR", "ENUM") or dtype.startswith("ENUM"):
-        return (
-            f"feature '{column}' is text; add an `onehot` or `ordinal` transform for it "
-            "(blase.yaml transform:)"
-        )
-    if dtype.startswith(("DATE", "TIMESTAMP", "TIME")):
-        return (
-            f"feature '{column}' is a {dtype}; add a `datetime` transform that turns it into "
-            "numbers (blase.yaml transform:)"
-        )
-    return (
-        f"feature '{column}' has type {dtype}, which is not a number; cast it or drop it "
-        "(blase.yaml transform: `cast` or `drop`)"
-    )
 
 
 def _source_files(source: str | os.PathLike[str]) -> list[Path]:
@@ -182,24 +151,6 @@ def _transform_digest(transform: Transform) -> str:
         return hash_config(transform.to_json())
     except TransformError:
         return hash_config([[op.op_name, repr(op.state())] for op in transform.operations])
-
-
-def _class_key(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-@dataclass
-class _Plan:
-    files: list[Path]
-    columns: dict[str, str]
-    features: list[str]
-    rows: int
-    rejected: int
-    task: str
-    classes: list[Any]
-    class_counts: list[int]
 
 
 class Prepare:
@@ -326,182 +277,6 @@ class Prepare:
             )
         return _ratios(self.split)
 
-    def _missing(self, name: str, role: str, columns: dict[str, str], where: str) -> PrepareError:
-        close = difflib.get_close_matches(name, list(columns), n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"columns are: {', '.join(columns)}"
-        return PrepareError(f"{role} column '{name}' is not in {where}", hint=hint)
-
-    def _plan(self, con: Any, files: list[Path], feed: Feed, where: str) -> _Plan:
-        columns = feed.columns
-        relation = feed.relation
-        if self.label not in columns:
-            raise self._missing(self.label, "label", columns, where)
-        if self.key is not None and self.key not in columns:
-            raise self._missing(self.key, "key", columns, where)
-        if self.features is None:
-            features = [c for c in columns if c not in (self.label, self.key)]
-        else:
-            features = list(self.features)
-            for f in features:
-                if f not in columns:
-                    raise self._missing(f, "feature", columns, where)
-            if self.label in features:
-                raise PrepareError(
-                    f"the label '{self.label}' is also listed as a feature",
-                    hint="remove it from prepare.features",
-                )
-        if not features:
-            raise PrepareError(
-                f"{where} has no feature columns besides the label '{self.label}'",
-                hint="check the transform step's output",
-            )
-        for f in features:
-            dtype = columns[f]
-            if not (_is_numeric(dtype) or dtype == "BOOLEAN"):
-                raise PrepareError(
-                    _kind_hint(f, dtype).split("; ")[0] + f" in {where}",
-                    hint=_kind_hint(f, dtype).split("; ", 1)[-1],
-                )
-
-        label_type = columns[self.label]
-        aggs = ["count(*)", f"count({sql_ident(self.label)})"]
-        # A final one-hot's columns are computed while streaming, never null: not counted.
-        features_in_sql = [f for f in features if f not in feed.expanded]
-        for f in features_in_sql:
-            aggs.append(f"count({sql_ident(f)})")
-        float_feats = [f for f in features_in_sql if columns[f] in _FLOAT_TYPES]
-        for f in float_feats:
-            aggs.append(f"count(*) FILTER (WHERE isnan({sql_ident(f)}))")
-        if self.key is not None:
-            aggs.append(f"count({sql_ident(self.key)})")
-        want_distinct = label_type in _INT_TYPES and self.task is None
-        if want_distinct:
-            aggs.append(f"approx_count_distinct({sql_ident(self.label)})")
-        row = con.execute(f"SELECT {', '.join(aggs)} FROM {relation}").fetchall()[0]
-        total, label_count = int(row[0]), int(row[1])
-        n_sql = len(features_in_sql)
-        counts = row[2 : 2 + n_sql]
-        nans = row[2 + n_sql : 2 + n_sql + len(float_feats)]
-        problems = [
-            f"'{f}' has {total - int(c):,} nulls"
-            for f, c in zip(features_in_sql, counts, strict=False)
-            if int(c) != total
-        ]
-        problems += [
-            f"'{f}' has {int(n):,} NaNs" for f, n in zip(float_feats, nans, strict=False) if int(n)
-        ]
-        if problems:
-            raise PrepareError(
-                f"features with missing values in {where} ({total:,} rows): " + "; ".join(problems),
-                hint="add an `impute` transform for these columns (blase.yaml transform:), "
-                "or a `filter` that drops the rows",
-            )
-        if self.key is not None:
-            key_count = int(row[2 + n_sql + len(float_feats)])
-            if key_count != total:
-                raise PrepareError(
-                    f"key column '{self.key}' has {total - key_count:,} null values in {where}",
-                    hint="every row needs a key to be split by it: fill the key, filter those rows, "
-                    "or split by row position (no key)",
-                )
-        null_labels = total - label_count
-        if null_labels and not self.drop_null_label:
-            raise PrepareError(
-                f"label column '{self.label}' has {null_labels:,} null values in {where} "
-                f"({total:,} rows)",
-                hint='add a `filter` transform (where: "'
-                + self.label
-                + ' IS NOT NULL"), impute the '
-                "label, or use drop_null_label=True to drop those rows",
-            )
-        if label_count == 0:
-            raise PrepareError(
-                f"{where} has no rows with a label", hint="check the extract and transform steps"
-            )
-
-        task = self._infer_task(label_type, int(row[-1]) if want_distinct else None)
-        classes: list[Any] = []
-        class_counts: list[int] = []
-        if task != "regression":
-            lab = sql_ident(self.label)
-            pairs = con.execute(
-                f"SELECT {lab}, count(*) FROM {relation} WHERE {lab} IS NOT NULL GROUP BY {lab}"
-            ).fetchall()
-            pairs.sort(key=lambda p: p[0])
-            classes = [p[0] for p in pairs]
-            class_counts = [int(p[1]) for p in pairs]
-            if self.classes is not None:
-                classes, class_counts = self._fixed_classes(pairs, where)
-            elif (
-                self.task is None
-                and label_type in _INT_TYPES
-                and len(classes) > MAX_CLASSES_INTEGER
-            ):
-                task = "regression"  # approx_count_distinct undercounted; exact count decides
-                classes, class_counts = [], []
-            elif len(classes) < 2:
-                raise PrepareError(
-                    f"label '{self.label}' has a single class ({classes[0]!r}) in {where}",
-                    hint="a classifier needs at least two classes; check the label column and filters",
-                )
-            elif task == "binary" and len(classes) != 2:
-                raise PrepareError(
-                    f"task='binary' but label '{self.label}' has {len(classes)} classes",
-                    hint="use task='multiclass' or None",
-                )
-            elif task in ("classification", "multiclass"):
-                task = "binary" if len(classes) == 2 and task == "classification" else "multiclass"
-        if self.stratify and task == "regression":
-            raise PrepareError(
-                f"stratify=True needs a classification label, but '{self.label}' ({label_type}) is "
-                "taken as a regression target",
-                hint="turn stratify off, or pass task='classification'",
-            )
-        return _Plan(
-            files,
-            columns,
-            features,
-            total - (null_labels if self.drop_null_label else 0),
-            null_labels if self.drop_null_label else 0,
-            task,
-            classes,
-            class_counts,
-        )
-
-    def _fixed_classes(self, pairs: list[Any], where: str) -> tuple[list[Any], list[int]]:
-        """The fixed ``classes`` and the rows of each in the data (0 for an absent class)."""
-        found = {_class_key(value): int(n) for value, n in pairs}
-        known = [_class_key(c) for c in self.classes or []]
-        unknown = sorted(set(found) - set(known))
-        if unknown:
-            raise PrepareError(
-                f"label '{self.label}' has value(s) {', '.join(map(repr, unknown[:5]))} in {where} "
-                f"that are not among the fixed classes {list(self.classes or [])}",
-                hint="a model keeps its classes; drop those rows or retrain from scratch",
-            )
-        return list(self.classes or []), [found.get(k, 0) for k in known]
-
-    def _infer_task(self, label_type: str, approx_distinct: int | None) -> str:
-        if self.task == "regression":
-            if not (_is_numeric(label_type) or label_type == "BOOLEAN"):
-                raise PrepareError(
-                    f"task='regression' needs a numeric label, but '{self.label}' is {label_type}",
-                    hint="use task='classification', or cast the label",
-                )
-            return "regression"
-        if self.task is not None:
-            return self.task
-        if label_type in _FLOAT_TYPES or label_type.startswith("DECIMAL"):
-            return "regression"
-        if label_type in _INT_TYPES:
-            # approx_count_distinct can be a little off: let the exact GROUP BY decide near the edge
-            return (
-                "classification"
-                if (approx_distinct or 0) <= MAX_CLASSES_INTEGER * 2
-                else "regression"
-            )
-        return "classification"
-
     # -- run ------------------------------------------------------------------------------
 
     def run(
@@ -576,7 +351,7 @@ class Prepare:
                     protect = tuple(c for c in (self.label, self.key) if c)
                     feed = open_feed(con, files, transform, tmp / ".transformed", budget,
                                      protect=protect)
-                    plan = self._plan(con, files, feed, where)
+                    plan = make_plan(self, con, files, feed, where)
                     source_hash = hash_file(files[0]) if len(files) == 1 else hash_files(files)
                     writers, layout = self._stream(con, plan, feed, ratios, tmp, budget)
                 finally:
@@ -658,7 +433,7 @@ class Prepare:
                 )
 
     def _stream(
-        self, con: Any, plan: _Plan, feed: Feed, ratios: Ratios, root: Path, budget: int
+        self, con: Any, plan: Plan, feed: Feed, ratios: Ratios, root: Path, budget: int
     ) -> tuple[dict[str, SplitWriter], Layout | None]:
         label = sql_ident(self.label)
         dense = [(j, f) for j, f in enumerate(plan.features) if f not in feed.expanded]
@@ -710,7 +485,7 @@ class Prepare:
             sink.close()  # before any abort removes the files it writes
         return writers, layout
 
-    def _fill(self, con: Any, plan: _Plan, final: str, dense: list[int], hot: OneHotCodes | None,
+    def _fill(self, con: Any, plan: Plan, final: str, dense: list[int], hot: OneHotCodes | None,
               writers: dict[str, SplitWriter], budget: int) -> None:
         """Stream ``final`` (the ``dense`` feature columns, the one-hot sources, label, split,
         row id) into float32 rows (the dense features) and one-hot codes, and hand each
@@ -765,7 +540,7 @@ class Prepare:
                 bar.advance(n)
 
     def _stratified_thresholds(
-        self, con: Any, plan: _Plan, hashed: str, ratios: Ratios
+        self, con: Any, plan: Plan, hashed: str, ratios: Ratios
     ) -> dict[Any, tuple[tuple[int, int] | None, tuple[int, int] | None]]:
         wanted: dict[Any, tuple[int, int]] = {
             value: stratified_cuts(n, ratios)
@@ -803,7 +578,7 @@ class Prepare:
 
     def _manifest(
         self,
-        plan: _Plan,
+        plan: Plan,
         ratios: Ratios,
         writers: dict[str, SplitWriter],
         where: str,
@@ -832,7 +607,7 @@ class Prepare:
             task=plan.task,  # type: ignore[arg-type]
             label=self.label,
             label_dtype=plan.columns[self.label],
-            label_mapping={_class_key(c): i for i, c in enumerate(classes)},
+            label_mapping={class_key(c): i for i, c in enumerate(classes)},
             classes=classes,
             features=plan.features,
             dtypes={f: plan.columns[f] for f in plan.features},
