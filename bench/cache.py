@@ -107,17 +107,6 @@ class Unmeasured(Exception):
     """A size this bench cannot measure here; the message says why."""
 
 
-def _tree_bytes(path: Path) -> int:
-    total = 0
-    for dirpath, _dirs, names in os.walk(path):
-        for name in names:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return total
-
-
 def check_space(size_gb: int) -> None:
     """Refuse a size before writing anything when the disk cannot hold its CSV and store."""
     bench_dir = ROOT / ".bench"
@@ -127,7 +116,9 @@ def check_space(size_gb: int) -> None:
     missing_csv = 0 if csv.exists() and csv.stat().st_size >= csv_bytes else csv_bytes
     store = STORE_PER_CSV * csv_bytes
     # the project of an earlier bench of this size is removed first: its space counts as free
-    free = shutil.disk_usage(bench_dir).free + _tree_bytes(bench_dir / f"cache_{size_gb}gb")
+    from blase._fs import tree_bytes
+
+    free = shutil.disk_usage(bench_dir).free + tree_bytes(bench_dir / f"cache_{size_gb}gb")
     need = store + missing_csv
     if free < need:
         raise Unmeasured(

@@ -7,7 +7,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-__all__ = ["replace_dir"]
+__all__ = ["replace_dir", "tree_bytes"]
 
 
 def replace_dir(tmp: Path, out: Path) -> None:
@@ -20,6 +20,24 @@ def replace_dir(tmp: Path, out: Path) -> None:
     if out.exists():
         old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
         os.replace(out, old)
-    os.replace(tmp, out)
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        if old is not None:  # put the old one back: never leave no `out` at all
+            os.replace(old, out)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def tree_bytes(path: str | os.PathLike[str]) -> int:
+    """Bytes of the files under ``path`` (links not followed; files that vanish meanwhile
+    count 0)."""
+    total = 0
+    for folder, _dirs, names in os.walk(path):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                pass
+    return total

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from blase._fs import tree_bytes
 from blase.errors import BlaseError
 from blase.project import Project
 
@@ -94,17 +94,6 @@ class GCReport:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _size(path: Any) -> int:
-    total = 0
-    for folder, _dirs, names in os.walk(path):
-        for name in names:
-            try:
-                total += os.lstat(os.path.join(folder, name)).st_size
-            except OSError:
-                pass
-    return total
 
 
 def _deployed_runs(project: Project) -> dict[str, tuple[str, set[str]]]:
@@ -196,7 +185,7 @@ def collect(
     remaining = [e for e in entries if e.key in need_keys]
     objects = ContentStore(project.store_dir)
     free_objects = sorted(h for h in dropped_objects - need_objects if objects.has(h))
-    store_bytes = _size(project.store_dir)
+    store_bytes = tree_bytes(project.store_dir)
     if limit is not None:
         left = store_bytes - sum(e.size for e in free) - sum(objects.path_for(h).stat().st_size for h in free_objects)
         for entry in sorted(remaining, key=steps.last_used):
@@ -223,7 +212,7 @@ def collect(
                 logger.warning("could not remove %s: %s", path, exc)
     for path in _temporary(project, steps, kept):
         report.temporary.append(str(path))
-        report.freed_bytes += _size(path)
+        report.freed_bytes += tree_bytes(path)
         if not dry_run:
             shutil.rmtree(path, ignore_errors=True)
     report.freed_bytes += sum(e["bytes"] for e in report.entries) + sum(o["bytes"] for o in report.objects)
