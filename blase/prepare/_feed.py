@@ -150,7 +150,7 @@ class OneHotCodes:
         self.dtype = np.dtype("<i2") if len(features) < (1 << 15) else np.dtype("<i4")
         for src in self.onehot.columns_:
             cats = self.onehot.categories_[src]
-            # codes 0..k-1 categories, k other, k+1 null: the feature column each sets, or -1
+            # by OneHot.codes (0..k-1 categories, k other, k+1 null): the feature each sets, or -1
             lookup = np.full(len(cats) + 2, -1, dtype=self.dtype)
             for name, (s, code) in feed.expanded.items():
                 if s == src and name in position:
@@ -166,21 +166,8 @@ class OneHotCodes:
 
     def codes(self, columns: list[pa.ChunkedArray | pa.Array]) -> np.ndarray:
         """``[n, len(sources)]`` codes of the source ``columns`` (in :attr:`sources` order)."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         n = len(columns[0]) if columns else 0
         out = np.empty((n, len(self.sources)), dtype=self.dtype)
         for g, (src, lookup, col) in enumerate(zip(self.sources, self._lookup, columns, strict=True)):
-            if isinstance(col, pa.Array):
-                col = pa.chunked_array([col])
-            cats = self.onehot.categories_[src]
-            code = self.onehot._index(col, cats)
-            missing = code < 0
-            if missing.any():
-                code = code.copy()  # Arrow's buffer may be read-only
-                valid = pc.is_valid(col).to_numpy(zero_copy_only=False)
-                code[missing & valid] = len(cats)
-                code[missing & ~valid] = len(cats) + 1
-            out[:, g] = lookup[code]
+            out[:, g] = lookup[self.onehot.codes(src, col)]
         return out

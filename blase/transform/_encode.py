@@ -164,10 +164,26 @@ class OneHot(_CategoricalEncoder):
                 out.append((f"{n}_other", n, _OTHER))
         return out
 
+    def codes(self, column: str, values: pa.ChunkedArray | pa.Array) -> np.ndarray:
+        """Each value's code for ``column``: ``i`` for the i-th kept category, ``k`` (the number
+        of categories) for any other value, ``k + 1`` for null. Column ``{column}_{cat i}`` is
+        1 where the code is ``i``; ``{column}_other``, when there is one, where it is ``k``."""
+        self.check_fitted()
+        if isinstance(values, pa.Array):
+            values = pa.chunked_array([values])
+        cats = self.categories_[column]
+        code = self._index(values, cats)
+        missing = code < 0
+        if missing.any():
+            code = code.copy()  # Arrow's buffer may be read-only
+            valid = pc.is_valid(values).to_numpy(zero_copy_only=False)
+            code[missing & valid] = len(cats)
+            code[missing & ~valid] = len(cats) + 1
+        return code
+
     def apply(self, table: pa.Table) -> pa.Table:
         self.check_fitted()
-        index: dict[str, np.ndarray] = {}
-        valid: dict[str, np.ndarray] = {}
+        codes: dict[str, np.ndarray] = {}
         arrays, fields = [], []
         for name, src, value in self._layout(table.column_names):
             if src is None:
@@ -175,14 +191,9 @@ class OneHot(_CategoricalEncoder):
                 fields.append(table.schema.field(name))
                 continue
             cats = self.categories_[src]
-            if src not in index:
-                index[src] = self._index(table.column(src), cats)
-            if value is _OTHER:
-                if src not in valid:
-                    valid[src] = pc.is_valid(table.column(src)).to_numpy(zero_copy_only=False)
-                hot = (index[src] == -1) & valid[src]
-            else:
-                hot = index[src] == cats.index(value)
+            if src not in codes:
+                codes[src] = self.codes(src, table.column(src))
+            hot = codes[src] == (len(cats) if value is _OTHER else cats.index(value))
             arrays.append(pa.array(hot.astype(np.uint8), pa.uint8()))
             fields.append(pa.field(name, pa.uint8()))
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
