@@ -463,25 +463,30 @@ class Transform:
         from blase.resources import memory_budget
 
         budget = memory_budget(memory)
-        if not write_data:
-            return self._fit_only(source, out_dir, memory, budget, fit)
         with measure_step() as meter:
             if fit or not self.is_fitted:
                 self.fit(source, memory)
             tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+            applied: tuple[int, int] | None = None  # (operations run in SQL, Arrow batch rows)
             try:
-                files, report, k, batch_rows = self._write_parts(
-                    source, tmp, memory, budget, engine=engine, count_unseen=not fit)
+                if write_data:
+                    files, report, k, batch_rows = self._write_parts(
+                        source, tmp, memory, budget, engine=engine, count_unseen=not fit)
+                    applied = (k, batch_rows)
+                else:
+                    files = _parquet_files(source) if isinstance(source, (str, os.PathLike, list, tuple)) else []
+                    report = ApplyReport(rows_in=_rows_in_files(files) if files else 0)
                 self.save(tmp / STATE_FILE)
                 replace_dir(tmp, out_dir)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             parts = sorted(out_dir.glob("part-*.parquet"))
-            report.rows_out = _rows_in_files([str(p) for p in parts])
-            report.finish(self.operations)
-            self.last_apply_report = report
-        return self._result(meter, budget, files, out_dir, parts, report, k, batch_rows)
+            report.rows_out = _rows_in_files([str(p) for p in parts]) if write_data else report.rows_in
+            if write_data:
+                report.finish(self.operations)
+                self.last_apply_report = report
+        return self._result(meter, budget, files, out_dir, parts, report, applied)
 
     def write(self, source: Any, folder: str | os.PathLike[str], memory: int | str | None = None) -> list[Path]:
         """Apply the fitted transform to ``source`` and write ``folder/part-*.parquet`` (a new
@@ -530,42 +535,6 @@ class Transform:
                              count_unseen=count_unseen, batch_rows=batch_rows)
         return files, report, k, batch_rows
 
-    def _fit_only(self, source: Any, out_dir: Path, memory: int | str | None, budget: int,
-                  fit: bool) -> StepResult:
-        from blase.hashing import hash_file, hash_files
-
-        with measure_step() as meter:
-            if fit or not self.is_fitted:
-                self.fit(source, memory)
-            tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-            try:
-                self.save(tmp / STATE_FILE)
-                replace_dir(tmp, out_dir)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-        files = _parquet_files(source) if isinstance(source, (str, os.PathLike, list, tuple)) else []
-        inputs = {"data": hash_files(files)} if files else {}
-        inputs["config"] = _config_digest(self)
-        rows = _rows_in_files(files) if files else 0
-        return StepResult(
-            step="transform",
-            inputs=inputs,
-            outputs={"state": hash_file(out_dir / STATE_FILE)},
-            rows_in=rows,
-            rows_out=rows,
-            seconds=meter.seconds,
-            peak_rss_bytes=meter.peak_rss_bytes,
-            memory_budget_bytes=budget,
-            warnings=list(self.fit_warnings),
-            details={
-                "state_file": str(out_dir / STATE_FILE),
-                "columns_out": list(self.output_schema_.names),
-                "data": "not written: prepare applies the transform (Transform.run(write_data=True) "
-                "or `blase restore RUN --step transform` writes it)",
-            },
-        )
-
     def _count_unseen_sql(self, con: duckdb.DuckDBPyConnection, relation: str, k: int,
                           report: ApplyReport) -> None:
         """Unseen categories of the encoders on the SQL path (one aggregate query each)."""
@@ -581,15 +550,31 @@ class Transform:
             schema = op.output_schema(schema)
 
     def _result(self, meter: Any, budget: int, files: list[str], out_dir: Path, parts: list[Path],
-                report: ApplyReport, k: int, batch_rows: int) -> StepResult:
+                report: ApplyReport, applied: tuple[int, int] | None) -> StepResult:
+        """The step's record; ``applied`` is None when only the state was written."""
         from blase.hashing import hash_file, hash_files
 
         inputs = {"data": hash_files(files)} if files else {}
         inputs["config"] = _config_digest(self)
-        outputs = {"data": hash_files([str(p) for p in parts], root=out_dir),
-                   "state": hash_file(out_dir / STATE_FILE)}
-        n = len(self.operations)
-        engine = "sql" if k == n else ("arrow" if k == 0 else "sql+arrow")
+        outputs = {"state": hash_file(out_dir / STATE_FILE)}
+        details: dict[str, Any] = {
+            "state_file": str(out_dir / STATE_FILE),
+            "columns_out": list(self.output_schema_.names),
+        }
+        if applied is None:
+            details["data"] = ("not written: prepare applies the transform (Transform.run(write_data=True) "
+                               "or `blase restore RUN --step transform` writes it)")
+        else:
+            k, batch_rows = applied
+            n = len(self.operations)
+            outputs = {"data": hash_files([str(p) for p in parts], root=out_dir), **outputs}
+            details |= {
+                "engine": "sql" if k == n else ("arrow" if k == 0 else "sql+arrow"),
+                "sql_operations": k,
+                "rows_filtered": report.rows_in - report.rows_out,
+                "batch_rows": batch_rows,
+                "unseen": report.unseen,
+            }
         return StepResult(
             step="transform",
             inputs=inputs,
@@ -600,15 +585,7 @@ class Transform:
             peak_rss_bytes=meter.peak_rss_bytes,
             memory_budget_bytes=budget,
             warnings=[*self.fit_warnings, *report.warnings],
-            details={
-                "state_file": str(out_dir / STATE_FILE),
-                "columns_out": list(self.output_schema_.names),
-                "engine": engine,
-                "sql_operations": k,
-                "rows_filtered": report.rows_in - report.rows_out,
-                "batch_rows": batch_rows,
-                "unseen": report.unseen,
-            },
+            details=details,
         )
 
     # ------------------------------------------------------------- save / load
