@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -147,6 +148,9 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=ROOT / ".bench")
     parser.add_argument("--skip-pandas", action="store_true")
     parser.add_argument("--skip-schema", action="store_true")
+    parser.add_argument("--schema-only", action="store_true", help="time schema suggestion only")
+    parser.add_argument("--schema-repeat", type=int, default=3,
+                        help="fresh processes timing count(*) then schema suggestion; the median ratio counts")
     args = parser.parse_args()
 
     from etl_data import write_flights_csv
@@ -159,23 +163,36 @@ def main() -> None:
             print(f"writing {csv} ...", file=sys.stderr)
             write_flights_csv(csv, int(size * 1e9), seed=0)
         mb = csv.stat().st_size / 1e6
-        with tempfile.TemporaryDirectory(dir=args.dir) as work:
-            blase = _child(_BLASE_CHILD, str(csv), work, args.memory)
-        row = {"size_gb": size, "mb": mb, "blase": blase}
-        if not args.skip_pandas:
+        row = {"size_gb": size, "mb": mb}
+        if not args.schema_only:
+            with tempfile.TemporaryDirectory(dir=args.dir) as work:
+                row["blase"] = _child(_BLASE_CHILD, str(csv), work, args.memory)
+        if not (args.skip_pandas or args.schema_only):
             with tempfile.TemporaryDirectory(dir=args.dir) as work:
                 row["pandas"] = _child(_PANDAS_CHILD, str(csv), work)
         if not args.skip_schema:
-            row["schema"] = _child(_SCHEMA_CHILD, str(csv))
+            row["schema"] = [_child(_SCHEMA_CHILD, str(csv)) for _ in range(args.schema_repeat)]
         rows_out.append(row)
         _print_row(row, args.memory)
     _print_summary(rows_out, args.memory)
 
 
 def _print_row(row: dict, memory: str) -> None:
+    print(f"\n## {row['size_gb']:g} GB CSV ({row['mb']:.0f} MB), --memory {memory}\n")
+    if "blase" in row:
+        _print_pipelines(row)
+    if "schema" in row:
+        runs = row["schema"]
+        ratios = sorted(s["schema"] / s["count_scan"] for s in runs)
+        each = ", ".join(f"{s['schema']:.1f} s vs {s['count_scan']:.1f} s" for s in runs)
+        print(f"schema suggestion vs DuckDB count(*), {len(runs)} fresh processes ({each}): "
+              f"median {statistics.median(ratios):.2f}x (best {ratios[0]:.2f}x, worst {ratios[-1]:.2f}x)")
+
+
+def _print_pipelines(row: dict) -> None:
     b = row["blase"]
     t = b["times"]
-    print(f"\n## {row['size_gb']:g} GB CSV ({row['mb']:.0f} MB, {b['rows']:,} rows kept, {b['rejected']} rejected), --memory {memory}\n")
+    print(f"{b['rows']:,} rows kept, {b['rejected']} rejected\n")
     print("| pipeline | extract s | transform s | prepare s | total s | MB/s | peak RSS GB |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     print(f"| Blase | {t['extract']:.1f} | {t['transform']:.1f} | {t['prepare']:.1f} | {t['total']:.1f} | "
@@ -185,14 +202,10 @@ def _print_row(row: dict, memory: str) -> None:
         print(f"| pandas read_csv(chunksize), 2 passes | | | | {p['times']['total']:.1f} | "
               f"{row['mb'] / p['times']['total']:.0f} | {p['peak_rss'] / 1e9:.2f} |")
         print(f"\nBlase speed-up over pandas: {p['times']['total'] / t['total']:.2f}x")
-    if "schema" in row:
-        s = row["schema"]
-        print(f"schema suggestion {s['schema']:.1f} s vs DuckDB count(*) {s['count_scan']:.1f} s: "
-              f"{s['schema'] / s['count_scan']:.2f}x")
 
 
 def _print_summary(rows: list[dict], memory: str) -> None:
-    if len(rows) < 2:
+    if len(rows) < 2 or "blase" not in rows[0]:
         return
     first, last = rows[0]["blase"]["peak_rss"], rows[-1]["blase"]["peak_rss"]
     print(f"\npeak RSS growth {rows[0]['size_gb']:g} GB -> {rows[-1]['size_gb']:g} GB: "

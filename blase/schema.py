@@ -9,12 +9,15 @@ class imbalance). :meth:`SchemaReport.to_transform_config` turns the suggestions
 
 Cost: exactly one full pass over the data. It is one DuckDB aggregate query that computes,
 for every column at once, the row count, non-null count, approximate distinct count, min,
-max, mean and standard deviation (a ``SUMMARIZE``-style scan), and in the same scan keeps a
-Bernoulli sample of about ``sample_rows`` rows (rows whose hash falls under a threshold set
-from the row count, which Parquet metadata gives exactly and a CSV's size estimates). The
-expensive parts (quantiles, skew, outliers, top values, leakage, date parsing of text) run on
-that sample only. A source whose size cannot be estimated beforehand (e.g. a database table)
-gets a second, sampling pass (``USING SAMPLE reservoir``).
+max, mean and standard deviation (a ``SUMMARIZE``-style scan; mean and standard deviation
+from shifted sums, see :func:`_scan`). The expensive parts (quantiles, skew, outliers, top
+values, mean text length, leakage, date parsing of text) run on a sample of about
+``sample_rows`` rows: a big plain CSV is sampled by position before the pass (64 evenly
+spaced byte ranges, ~1 % of the file, :mod:`blase._sample`); other sources keep a Bernoulli
+sample in the same pass (rows whose hash falls under a threshold set from the row count,
+which Parquet metadata gives exactly and a CSV's size estimates). A source whose size cannot
+be estimated beforehand (e.g. a database table) gets a second, sampling pass (``USING SAMPLE
+reservoir``).
 """
 
 from __future__ import annotations
@@ -229,27 +232,32 @@ class SchemaReport:
 # -- reading --------------------------------------------------------------------------------
 
 
-def _source_sql(source: str | os.PathLike[str], con: Any) -> str:
-    """A DuckDB table expression for ``source`` (through Extract when it is available)."""
+def _source_reader(source: str | os.PathLike[str], con: Any) -> Any:
+    """A function returning a DuckDB table expression for ``source`` (through Extract when it
+    is available), fresh on each call: some sources (Arrow, SQLite) can be scanned once per
+    expression. The source is resolved and sniffed once."""
     try:
         from blase.extract import Extract  # written alongside; optional here
     except ImportError:
         Extract = None
     if Extract is not None and hasattr(Extract, "sql_source"):
         # a profile tolerates malformed rows: it describes the data that can be read
-        return Extract(source).with_bad_rows("skip").sql_source(con)
+        reader = Extract(source).with_bad_rows("skip")
+        return lambda: reader.sql_source(con)
     text = os.fspath(source)
     p = Path(text)
     if not p.exists() and not any(ch in text for ch in "*?["):
         raise DataError(f"source {text} does not exist", hint="check data.source in blase.yaml")
     lower = text.lower()
     if p.is_dir():
-        return f"read_parquet({sql_quote(str(p / '**' / '*.parquet'))})"
-    if lower.endswith(".parquet"):
-        return f"read_parquet({sql_quote(text)})"
-    if lower.endswith((".json", ".ndjson", ".jsonl", ".json.gz", ".ndjson.gz", ".jsonl.gz")):
-        return f"read_json_auto({sql_quote(text)})"
-    return f"read_csv_auto({sql_quote(text)})"
+        expr = f"read_parquet({sql_quote(str(p / '**' / '*.parquet'))})"
+    elif lower.endswith(".parquet"):
+        expr = f"read_parquet({sql_quote(text)})"
+    elif lower.endswith((".json", ".ndjson", ".jsonl", ".json.gz", ".ndjson.gz", ".jsonl.gz")):
+        expr = f"read_json_auto({sql_quote(text)})"
+    else:
+        expr = f"read_csv_auto({sql_quote(text)})"
+    return lambda: expr
 
 
 def _estimate_rows(source: str | os.PathLike[str]) -> int | None:
@@ -314,7 +322,8 @@ def suggest_schema(
     con = connect(memory, tmp_dir=Path(tempfile.gettempdir()) / "blase-schema", nan_safe=parquet)
     try:
         try:
-            described = con.execute(f"DESCRIBE SELECT * FROM {_source_sql(source, con)}").fetchall()
+            fresh = _source_reader(source, con)
+            described = con.execute(f"DESCRIBE SELECT * FROM {fresh()}").fetchall()
         except duckdb.Error as exc:
             raise DataError(
                 f"cannot read {source}: {exc}".splitlines()[0],
@@ -331,9 +340,8 @@ def suggest_schema(
                 if close
                 else f"columns are: {', '.join(dtypes)}",
             )
-        # some sources (Arrow, SQLite) can be scanned once per expression: ask for a fresh one
         try:
-            full, sample = _scan(con, lambda: _source_sql(source, con), dtypes, source, sample_rows)
+            full, sample = _scan(con, fresh, dtypes, source, sample_rows)
         except duckdb.Error as exc:
             raise DataError(
                 f"cannot scan {source}: {str(exc).splitlines()[0]}",
@@ -360,9 +368,23 @@ def suggest_schema(
 def _scan(
     con: Any, fresh: Any, dtypes: dict[str, str], source: Any, sample_rows: int
 ) -> tuple[dict, Any]:
-    """The one full pass: per-column aggregates plus a Bernoulli sample."""
+    """The one full pass (per-column aggregates) and the sample.
+
+    A big plain CSV is sampled by position first (:func:`blase._sample.byte_range_sample`,
+    ~1 % of the file); any other source keeps a hash-picked sample inside the pass, which
+    on the flights CSV cost 0.7x a ``count(*)`` scan (hashing every column of every row and
+    packing the picked ones)."""
     import pyarrow as pa
 
+    from blase._sample import byte_range_sample
+
+    sample = None
+    if isinstance(source, (str, os.PathLike)):
+        sample = byte_range_sample(con, source, fresh(), sample_rows)
+    # mean and std come from sums of (x - c) and (x - c)^2 (3x cheaper than avg + stddev_samp),
+    # c a centre taken from rows read before the pass, so the sums do not cancel
+    ahead = sample if sample is not None else _arrow(con.sql(f"SELECT * FROM {fresh()} LIMIT 2048"))
+    centres = _centres(con, ahead, dtypes)
     aggs = ["count(*) AS __rows"]
     derived = []  # computed once per row in the inner query
     for i, (name, t) in enumerate(dtypes.items()):
@@ -376,39 +398,44 @@ def _scan(
                 v = f"__blase_v{i}"
                 derived.append(f"CASE WHEN isnan({c}) THEN NULL ELSE {c} END AS {v}")
                 aggs += [f"count({c}) - count({v}) AS nan{i}"]
+            derived.append(f"{v}::DOUBLE - {centres[name]!r} AS __blase_d{i}")
             aggs += [
                 f"min({v}) AS lo{i}",
                 f"max({v}) AS hi{i}",
-                f"avg({v}::DOUBLE) AS mu{i}",
-                f"stddev_samp({v}::DOUBLE) AS sd{i}",
+                f"sum(__blase_d{i}) AS s1_{i}",
+                f"sum(__blase_d{i} * __blase_d{i}) AS s2_{i}",
             ]
         elif t == "BOOLEAN":
             aggs += [f"avg({c}::INTEGER) AS mu{i}"]
         elif _is_time(t):
             aggs += [f"min({c}) AS lo{i}", f"max({c}) AS hi{i}"]
-        elif _is_text(t):
-            aggs += [f"avg(length({c}::VARCHAR)) AS len{i}"]
-    estimate = _estimate_rows(source)
-    fields = ", ".join(f"{sql_ident(n)} := {sql_ident(n)}" for n in dtypes)
+    estimate = None if sample is not None else _estimate_rows(source)
     inline = estimate is not None
-    rel = fresh()
-    scanned = f"(SELECT *, {', '.join(derived)} FROM {rel})" if derived else rel
     if inline:
         # oversample a little (the estimate may be low), then trim by hash to sample_rows
         share = min(1.0, 1.25 * sample_rows / max(1, estimate))
         cut = min((1 << 64) - 1, int(share * (1 << 64)))
-        hash_expr = f"hash({', '.join(sql_ident(n) for n in dtypes)})"
-        scanned = f"(SELECT *, {', '.join([*derived, f'{hash_expr} AS __blase_h'])} FROM {rel})"
+        derived.append(f"hash({', '.join(sql_ident(n) for n in dtypes)}) AS __blase_h")
+        fields = ", ".join(f"{sql_ident(n)} := {sql_ident(n)}" for n in dtypes)
         aggs.append(
             f"list(struct_pack({fields}, __h := __blase_h)) FILTER "
             f"(WHERE __blase_h < CAST({cut} AS UBIGINT)) AS __sample"
         )
-    result = con.sql(f"SELECT {', '.join(aggs)} FROM {scanned}")
-    table = _arrow(result)
+    rel = fresh()
+    scanned = f"(SELECT *, {', '.join(derived)} FROM {rel})" if derived else rel
+    table = _arrow(con.sql(f"SELECT {', '.join(aggs)} FROM {scanned}"))
     full = {
         name: table.column(name)[0].as_py() for name in table.column_names if name != "__sample"
     }
     full["__names"] = list(dtypes)
+    for i, name in enumerate(dtypes):
+        if f"s1_{i}" in full:
+            full[f"mu{i}"], full[f"sd{i}"] = _moments(
+                centres[name],
+                full.pop(f"s1_{i}"),
+                full.pop(f"s2_{i}"),
+                full[f"n{i}"] - (full.get(f"nan{i}") or 0),
+            )
     if inline:
         cell = table.column("__sample")[0]
         structs = cell.values if cell.is_valid else None
@@ -427,7 +454,7 @@ def _scan(
             sample = sample.take(np.sort(keep.to_numpy()))  # the lowest hashes, in row order
         if "__h" in sample.column_names:
             sample = sample.drop(["__h"])
-    else:
+    elif sample is None:
         logger.info("schema: size of %s unknown beforehand; sampling in a second pass", source)
         sample = _arrow(
             con.sql(
@@ -435,6 +462,41 @@ def _scan(
             )
         )
     return full, sample
+
+
+def _centres(con: Any, rows: Any, dtypes: dict[str, str]) -> dict[str, float]:
+    """The mean of each numeric column over ``rows`` (0.0 where it has no number)."""
+    numeric = [n for n, t in dtypes.items() if _is_num(t)]
+    if not numeric or rows.num_rows == 0:
+        return dict.fromkeys(numeric, 0.0)
+    con.register("__blase_ahead", rows)
+    try:
+        means = con.execute(
+            "SELECT "
+            + ", ".join(
+                f"avg(CASE WHEN isnan({sql_ident(n)}::DOUBLE) THEN NULL ELSE {sql_ident(n)}::DOUBLE END)"
+                for n in numeric
+            )
+            + " FROM __blase_ahead"
+        ).fetchall()[0]
+    finally:
+        con.unregister("__blase_ahead")
+    return {
+        n: float(m) if m is not None and math.isfinite(m) else 0.0
+        for n, m in zip(numeric, means, strict=True)
+    }
+
+
+def _moments(
+    centre: float, s1: float | None, s2: float | None, n: int
+) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation from the sums of (x - centre) and (x - centre)^2."""
+    if not n or s1 is None:
+        return None, None
+    mean = centre + s1 / n
+    if n < 2:
+        return mean, None
+    return mean, math.sqrt(max(0.0, (s2 - s1 * s1 / n) / (n - 1)))
 
 
 def _arrow(rel: Any) -> Any:
@@ -497,13 +559,16 @@ def _sample_stats(con: Any, dtypes: dict[str, str]) -> dict[str, dict[str, Any]]
             out[n].setdefault("top", [])
         text = [n for n in other if _is_text(dtypes[n])]
         if text:
+            # mean length from the sample too: length() counts characters, 0.1x count(*) a column
             parts = [
-                f"count({sql_ident(n)}), count(try_cast({sql_ident(n)} AS TIMESTAMP))" for n in text
+                f"count({c}), count(try_cast({c} AS TIMESTAMP)), avg(length({c}::VARCHAR))"
+                for c in map(sql_ident, text)
             ]
             row = con.execute(f"SELECT {', '.join(parts)} FROM __sample").fetchall()[0]
             for k, n in enumerate(text):
-                seen, parsed = row[2 * k], row[2 * k + 1]
+                seen, parsed, length = row[3 * k : 3 * k + 3]
                 out[n]["__parses_as_time"] = bool(seen) and parsed >= 0.95 * seen
+                out[n]["__mean_length"] = _plain(length)
     return out
 
 
@@ -530,7 +595,7 @@ def _column(name: str, dtype: str, full: dict[str, Any], sampled: dict[str, Any]
     elif _is_time(dtype):
         stats.update({"min": _plain(full.get(f"lo{idx}")), "max": _plain(full.get(f"hi{idx}"))})
     if _is_text(dtype):
-        stats["mean_length"] = _plain(full.get(f"len{idx}"))
+        stats["mean_length"] = sampled.pop("__mean_length", None)
     parses_as_time = sampled.pop("__parses_as_time", False)
     stats.update(sampled)
     col = ColumnReport(name, dtype, "continuous", null_share, distinct, stats)

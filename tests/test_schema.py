@@ -229,3 +229,36 @@ def test_regression_label_leak_by_correlation(tmp_path):
     r = suggest_schema(tmp_path / "r.parquet", label="price")
     assert any("leak" in w for w in r.column("x").warnings)
     assert not r.column("noise").warnings
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_full_pass_statistics_equal_numpy(tmp_path, fmt, monkeypatch):
+    """Counts, min, max, mean and std are computed over every row (not the sample) and match
+    numpy, also where the first rows say little about the rest (a trend far from zero) and a
+    plain CSV is sampled by position before the pass."""
+    import blase._sample as sampling
+
+    monkeypatch.setattr(sampling, "MIN_BYTES", 0)  # the byte-range sample path for the CSV
+    rng = np.random.default_rng(7)
+    n = 30_000
+    trend = 1e9 + np.arange(n) * 0.01 + rng.normal(0, 1, n)  # mean 1e7 std: sums would cancel
+    gaps = rng.normal(5, 2, n)
+    gaps[rng.random(n) < 0.1] = np.nan
+    counts = rng.integers(-50, 5_000, n)
+    t = pa.table({"trend": trend, "gaps": gaps, "counts": counts, "label": rng.integers(0, 2, n)})
+    path = tmp_path / f"d.{fmt}"
+    if fmt == "csv":
+        pacsv.write_csv(t, path)
+        t = pacsv.read_csv(path)  # the values as written in text
+    else:
+        pq.write_table(t, path)
+    r = suggest_schema(path, sample_rows=2000)
+    assert r.rows == n and r.sample_rows <= 2000
+    for name in ("trend", "gaps", "counts"):
+        x = t.column(name).to_numpy(zero_copy_only=False).astype(float)
+        ok = x[~np.isnan(x)]
+        s = r.column(name).stats
+        assert s["count"] == len(ok) and s["min"] == ok.min() and s["max"] == ok.max()
+        assert s["mean"] == pytest.approx(ok.mean(), rel=1e-12)
+        assert s["std"] == pytest.approx(ok.std(ddof=1), rel=1e-9)
+    assert r.column("gaps").null_share == pytest.approx(np.isnan(gaps).mean(), abs=1e-6)
