@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from blase.deploy._package import DeployError, ModelPackage
+from blase.deploy._runner import model_runner
 from blase.project import Project
 
 __all__ = ["PredictResult", "check_input_schema", "features_matrix", "predict", "scores_to_columns"]
@@ -128,24 +129,6 @@ def scores_to_columns(task: str, scores: np.ndarray, classes: list[Any]) -> dict
     return out
 
 
-def _runner(package: ModelPackage, use_onnx: bool):
-    if use_onnx and package.has_onnx:
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(package.path / "model.onnx"), providers=["CPUExecutionProvider"])
-        return lambda x: session.run(None, {"features": x})[0]
-    import torch
-
-    model = package.load_model()
-    model.eval()
-
-    def run(x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return model(torch.from_numpy(x)).numpy()
-
-    return run
-
-
 def predict(
     project: Project,
     model: str | ModelPackage,
@@ -175,7 +158,7 @@ def predict(
     extract = Extract(str(data_path), **_extract_kwargs(package), project=project)
     notes = check_input_schema(package.input_schema, extract.schema(), source=source, label=package.label)
     transform = package.load_transform()
-    run = _runner(package, use_onnx)
+    run = model_runner(package, use_onnx=use_onnx)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     writer = None

@@ -1,8 +1,9 @@
 """The model's side of a check: predictions on the sampled new rows, their drift and metrics.
 
-Importing torch and reading the model and its transform take about a second whatever the
-data's size. :class:`ModelLoader` does it in a background thread started before the scan
-of the new data, which DuckDB runs with the GIL released, so the two overlap.
+Reading the model and its transform takes a few tenths of a second whatever the data's size
+(and a second more of CPU where the model needs torch: a built-in model runs in numpy, see
+:mod:`blase.deploy._runner`). :class:`ModelLoader` does it in a background thread started
+before the scan of the new data, which DuckDB runs with the GIL released, so the two overlap.
 """
 
 from __future__ import annotations
@@ -25,17 +26,14 @@ def primary_metric(task: str | None) -> tuple[str, bool]:
 
 
 def _load(package: Any) -> tuple[Any, Any]:
-    import torch  # noqa: F401  (most of the wait; load_model would import it anyway)
+    from blase.deploy._runner import model_runner
 
     with contextlib.suppress(ImportError):
         # pyarrow imports pandas, when installed, at its first conversion to or from numpy
         # (0.2 s): here rather than on the main thread once the scan is done
         import pandas  # noqa: F401
 
-    transform = package.load_transform()
-    model = package.load_model()
-    model.eval()
-    return transform, model
+    return package.load_transform(), model_runner(package)
 
 
 class ModelLoader:
@@ -63,7 +61,7 @@ class ModelLoader:
             self._future = self._pool.submit(_load, self.package)
 
     def result(self) -> tuple[Any, Any]:
-        """``(transform, model)``, once loaded; raises what loading raised."""
+        """``(transform, run)``, once loaded (``scores = run(X)``); raises what loading raised."""
         self.start()
         assert self._future is not None
         return self._future.result()
@@ -95,17 +93,15 @@ def score_sample(package: Any, profile: ReferenceProfile, sample: Any, result: A
         Whether ``sample`` holds every new row.
     """
     import pyarrow as pa
-    import torch
 
     from blase.deploy import features_matrix, scores_to_columns
     from blase.evaluate import EvaluateError, compute_metrics, probabilities
 
     try:
-        transform, model = loader.result()
+        transform, run = loader.result()
         inputs = [c for c in package.input_schema if c in sample.column_names]
         X = features_matrix(transform.apply(sample.select(inputs)), package.features, source=result.data)
-        with torch.inference_mode():
-            scores = model(torch.from_numpy(X)).numpy()
+        scores = run(X)
     except Exception as exc:
         result.notes.append(f"predictions skipped: {getattr(exc, 'message', exc)}")
         return
