@@ -302,3 +302,19 @@ def test_history_plots_report_and_cli(deployed, tmp_path, cli):
     assert runs and all(run.parent == result.run_id for run in runs)
     r = cli("monitor", "nope", "x.csv", "--project", str(project.root))
     assert r.exit_code != 0 and "no model named 'nope'" in (r.stdout + r.stderr)
+
+
+@pytest.mark.parametrize(
+    "values", [[0, 1, 1, None], [True, False, None], ["yes", "no", None], [10**12, -3], [1.5, 2.0, None]]
+)
+def test_prediction_text_is_spelt_as_duckdb_spells_it(values):
+    """Predicted classes are keyed as the reference keyed them (DuckDB's VARCHAR cast),
+    also where the common types are spelt without DuckDB."""
+    import duckdb
+    import pyarrow as pa
+
+    from blase.monitor._score import _as_text
+
+    con = duckdb.connect()
+    con.register("t", pa.table({"v": pa.array(values)}))
+    assert _as_text(values) == [r[0] for r in con.execute("SELECT CAST(v AS VARCHAR) FROM t").fetchall()]
