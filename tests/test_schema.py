@@ -262,3 +262,6 @@ def test_full_pass_statistics_equal_numpy(tmp_path, fmt, monkeypatch):
         assert s["mean"] == pytest.approx(ok.mean(), rel=1e-12)
         assert s["std"] == pytest.approx(ok.std(ddof=1), rel=1e-9)
     assert r.column("gaps").null_share == pytest.approx(np.isnan(gaps).mean(), abs=1e-6)
+    # NaN (written as 'nan' in the CSV) is missing too, and counted apart from nulls
+    assert r.column("gaps").stats["nans"] == np.isnan(gaps).sum()
+    assert r.column("trend").stats["nans"] == 0
