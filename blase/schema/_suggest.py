@@ -51,39 +51,33 @@ def kind_of(col: ColumnReport, parses_as_time: bool) -> str:
     return "categorical_high" if card > LOW_CARDINALITY else "categorical_low"
 
 
+#: Kinds whose columns are dropped: ``{kind: (warning, reason)}``.
+_DROPPED = {
+    "identifier": (
+        "identifier: (almost) unique per row, no use as a feature",
+        "an identifier carries no signal that generalises; use it as data.key for splitting instead",
+    ),
+    "constant": (
+        "constant: a single value in every row",
+        "a constant column carries no information",
+    ),
+    "text": (
+        "free text: too many distinct long values to encode as categories",
+        "free text needs a text model; drop it or derive features with a user transform",
+    ),
+}
+
+
 def suggest(report: SchemaReport) -> None:
     for col in report.columns:
         s = col.stats
         if col.name == report.label:
             continue
         kind = col.kind
-        if kind == "identifier":
-            col.warnings.append("identifier: (almost) unique per row, no use as a feature")
-            col.suggestions.append(
-                Suggestion(
-                    "drop",
-                    "drop",
-                    "an identifier carries no signal that generalises; "
-                    "use it as data.key for splitting instead",
-                )
-            )
-            continue
-        if kind == "constant":
-            col.warnings.append("constant: a single value in every row")
-            col.suggestions.append(
-                Suggestion("drop", "drop", "a constant column carries no information")
-            )
-            continue
-        if kind == "text":
-            col.warnings.append("free text: too many distinct long values to encode as categories")
-            col.suggestions.append(
-                Suggestion(
-                    "drop",
-                    "drop",
-                    "free text needs a text model; drop it or "
-                    "derive features with a user transform",
-                )
-            )
+        if kind in _DROPPED:
+            warning, reason = _DROPPED[kind]
+            col.warnings.append(warning)
+            col.suggestions.append(Suggestion("drop", "drop", reason))
             continue
         skew = float(s.get("skew") or 0.0)
         if col.null_share > 0:
