@@ -14,16 +14,13 @@ from __future__ import annotations
 
 from blase.transform._base import NotFittedError, Operation, SQLStage
 from blase.transform._encode import HashEncode, OneHot, Ordinal
+from blase.transform._numeric import Clip, Impute, Log1p, Scale
 from blase.transform._ops import (
     Cast,
-    Clip,
     DatetimeParts,
     Drop,
     Filter,
-    Impute,
-    Log1p,
     Rename,
-    Scale,
     Select,
     SQLExpr,
 )

@@ -48,16 +48,13 @@ from blase.transform._base import (
     unknown_columns_error,
 )
 from blase.transform._encode import HashEncode, OneHot, Ordinal, _CategoricalEncoder
+from blase.transform._numeric import Clip, Impute, Log1p, Scale
 from blase.transform._ops import (
     Cast,
-    Clip,
     DatetimeParts,
     Drop,
     Filter,
-    Impute,
-    Log1p,
     Rename,
-    Scale,
     Select,
     SQLExpr,
 )
