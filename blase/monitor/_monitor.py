@@ -5,7 +5,8 @@ compares every input column, the label (when present) and the model's prediction
 package's reference profile (see :mod:`blase.monitor._drift`), computes the metrics on the
 labelled new rows, and recommends retraining with its reasons. Predictions and metrics come
 from a sample of up to ``monitor.sample_rows`` rows (all rows when there are fewer; a random
-sample otherwise), taken in the same pass; the model loads while that pass runs (see
+sample otherwise: read from byte ranges of a big plain CSV before the pass, else taken in
+the pass); the model loads, and scores a sample read beforehand, while that pass runs (see
 :mod:`blase.monitor._score`). Each check is a Track run of kind ``monitor`` whose parent is
 the model's run, so the checks of a model form a history; its plots and HTML report are
 artifacts.
@@ -296,11 +297,12 @@ class Monitor:
             path = getattr(source, "source", None) if not complete else None
             by_position = (byte_range_sample(con, path, relation, limit, tmp_dir=project.tmp_dir)
                            if isinstance(path, str) else None)
-            loader.start()
+            scored = by_position.select(sample_cols) if by_position is not None else None
+            loader.start(scored, source=shown)  # loads the model and scores that sample meanwhile
             try:
-                if by_position is not None:
+                if scored is not None:
                     counts = grouped_counts(con, relation, keys)
-                    counts["__sample__"] = by_position.select(sample_cols)
+                    counts["__sample__"] = scored
                 else:
                     counts = grouped_counts(con, relation, keys, sample=condition, sample_columns=sample_cols)
             except duckdb.Error as exc:

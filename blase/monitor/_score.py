@@ -25,7 +25,7 @@ def primary_metric(task: str | None) -> tuple[str, bool]:
     return ("rmse", False) if task == "regression" else ("accuracy", True)
 
 
-def _load(package: Any) -> tuple[Any, Any]:
+def _load(package: Any, sample: Any = None, source: str = "") -> tuple[Any, Any, Any]:
     from blase.deploy._runner import model_runner
 
     with contextlib.suppress(ImportError):
@@ -33,13 +33,24 @@ def _load(package: Any) -> tuple[Any, Any]:
         # (0.2 s): here rather than on the main thread once the scan is done
         import pandas  # noqa: F401
 
-    return package.load_transform(), model_runner(package)
+    transform, run = package.load_transform(), model_runner(package)
+    scores = _score(package, transform, run, sample, source) if sample is not None else None
+    return transform, run, scores
+
+
+def _score(package: Any, transform: Any, run: Any, sample: Any, source: str) -> np.ndarray:
+    """The model's raw scores on the raw rows ``sample``."""
+    from blase.deploy import features_matrix
+
+    inputs = [c for c in package.input_schema if c in sample.column_names]
+    return run(features_matrix(transform.apply(sample.select(inputs)), package.features, source=source))
 
 
 class ModelLoader:
-    """Load a package's fitted transform and model in a background thread.
+    """Load a package's fitted transform and model in a background thread, and score a
+    sample known beforehand there too.
 
-    :meth:`start` it before the work it should overlap; :meth:`result` waits for it. Use it
+    :meth:`start` it before the work it should overlap; :meth:`scores` waits for it. Use it
     as a context manager: leaving the block waits for the thread, so no import is left
     running.
 
@@ -52,19 +63,26 @@ class ModelLoader:
     def __init__(self, package: Any) -> None:
         self.package = package
         self._pool: ThreadPoolExecutor | None = None
-        self._future: Future[tuple[Any, Any]] | None = None
+        self._future: Future[tuple[Any, Any, Any]] | None = None
+        self._sample: Any = None
 
-    def start(self) -> None:
-        """Begin loading in the background (once)."""
+    def start(self, sample: Any = None, *, source: str = "") -> None:
+        """Begin loading in the background (once); with ``sample`` (raw rows), score it there
+        as well (``source`` names the data in error messages)."""
         if self._future is None:
+            self._sample = sample
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blase-monitor-model")
-            self._future = self._pool.submit(_load, self.package)
+            self._future = self._pool.submit(_load, self.package, sample, source)
 
-    def result(self) -> tuple[Any, Any]:
-        """``(transform, run)``, once loaded (``scores = run(X)``); raises what loading raised."""
+    def scores(self, sample: Any, *, source: str = "") -> np.ndarray:
+        """The model's raw scores on ``sample`` (already computed when it is the sample given
+        to :meth:`start`); raises what loading or scoring raised."""
         self.start()
         assert self._future is not None
-        return self._future.result()
+        transform, run, scores = self._future.result()
+        if scores is not None and sample is self._sample:
+            return scores
+        return _score(self.package, transform, run, sample, source)
 
     def __enter__(self) -> ModelLoader:
         return self
@@ -94,14 +112,11 @@ def score_sample(package: Any, profile: ReferenceProfile, sample: Any, result: A
     """
     import pyarrow as pa
 
-    from blase.deploy import features_matrix, scores_to_columns
+    from blase.deploy import scores_to_columns
     from blase.evaluate import EvaluateError, compute_metrics, probabilities
 
     try:
-        transform, run = loader.result()
-        inputs = [c for c in package.input_schema if c in sample.column_names]
-        X = features_matrix(transform.apply(sample.select(inputs)), package.features, source=result.data)
-        scores = run(X)
+        scores = loader.scores(sample, source=result.data)
     except Exception as exc:
         result.notes.append(f"predictions skipped: {getattr(exc, 'message', exc)}")
         return
