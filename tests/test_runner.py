@@ -61,6 +61,11 @@ def test_other_models_are_left_to_torch(tmp_path):
           n_outputs=1, hidden=[2])
     assert numpy_runner(tmp_path / "odd") is None
     assert numpy_runner(tmp_path / "missing") is None
+    # weights in a dtype numpy lacks
+    half = build_builtin_model("mlp", 3, 1, hidden=[2]).to(torch.bfloat16)
+    _save(tmp_path / "bf16", half, kind="builtin", name="mlp", task="binary", n_features=3,
+          n_outputs=1, hidden=[2])
+    assert numpy_runner(tmp_path / "bf16") is None
 
 
 def test_numpy_runner_does_not_import_torch(tmp_path):
