@@ -208,6 +208,25 @@ def test_shifted_mean_new_category_and_null_rate_drift(deployed):
     assert any("input columns drifted" in r for r in result.reasons)
 
 
+def test_ignored_columns_are_left_out_of_drift(deployed):
+    """monitor.ignore: a column that moves by design (here x1, shifted) is not compared and
+    does not count in the drift share; predictions still use it; a wrong name is refused."""
+    from blase.config import MonitorConfig
+
+    project, _ = deployed
+    df = make_rows(600, 7)  # a fresh sample (no drift: see above), then x1 moved
+    df["x1"] = df["x1"] + 2.0
+    kept = Monitor("syn@v1", project=project, plots=False, config=MonitorConfig(ignore=["x1"]))
+    result = kept.check(pa.Table.from_pandas(df))
+    assert [c.column for c in result.columns] == ["x2", "c"]
+    assert result.drifted_columns == [] and result.drift_share == 0.0
+    assert result.prediction is not None and result.metrics["accuracy"] < 0.8  # x1 still scored
+    wrong = Monitor("syn@v1", project=project, plots=False, config=MonitorConfig(ignore=["x_1"]))
+    with pytest.raises(MonitorError, match=r"monitor\.ignore names 'x_1'") as info:
+        wrong.check(pa.Table.from_pandas(df))
+    assert "did you mean 'x1'" in info.value.hint
+
+
 def test_unlabelled_data_and_csv_path(deployed, tmp_path, monkeypatch):
     project, _ = deployed
     path = tmp_path / "new.csv"

@@ -214,6 +214,11 @@ class MonitorConfig(_Strict):
         "or relative RMSE rise), new_rows >= x",
     )
     sample_rows: int = Field(default=50_000, ge=100, description="rows scored for prediction drift")
+    ignore: list[str] = Field(
+        default_factory=list,
+        description="input columns left out of drift (ids, timestamps that always move forward); "
+        "new data must still have them",
+    )
 
     @field_validator("retrain_when")
     @classmethod

@@ -217,7 +217,7 @@ class Monitor:
         except DeployError as exc:
             raise MonitorError(exc.message, hint=exc.hint) from None
         found = {f.name: str(f.type) for f in schema}
-        refs: dict[str, ColumnProfile] = dict(profile.columns)
+        refs = _monitored(profile, list(getattr(config, "ignore", None) or []))
         has_label = package.label in found and profile.label is not None
         if has_label:
             refs[package.label] = profile.label
@@ -377,6 +377,21 @@ class Monitor:
             metrics[f"drift.{c.column}"] = c.score
         track.log_metrics(metrics)
         track.log_event("monitor", **result.to_json())
+
+
+def _monitored(profile: ReferenceProfile, ignore: list[str]) -> dict[str, ColumnProfile]:
+    """The reference's input columns less ``monitor.ignore`` (each must be one of them)."""
+    import difflib
+
+    for name in ignore:
+        if name not in profile.columns:
+            close = difflib.get_close_matches(name, list(profile.columns), n=1)
+            raise MonitorError(
+                f"monitor.ignore names {name!r}, which is not an input column of the model",
+                hint=f"did you mean {close[0]!r}?" if close
+                else f"the model's input columns are: {', '.join(profile.columns)}",
+            )
+    return {c: p for c, p in profile.columns.items() if c not in ignore}
 
 
 def _project_memory(project: Project) -> Any:
