@@ -61,11 +61,17 @@ def test_other_models_are_left_to_torch(tmp_path):
           n_outputs=1, hidden=[2])
     assert numpy_runner(tmp_path / "odd") is None
     assert numpy_runner(tmp_path / "missing") is None
-    # weights in a dtype numpy lacks
+    # bfloat16 weights: numpy holds them only with ml_dtypes installed; then they run in
+    # float32, else torch runs the model (no error either way)
     half = build_builtin_model("mlp", 3, 1, hidden=[2]).to(torch.bfloat16)
     _save(tmp_path / "bf16", half, kind="builtin", name="mlp", task="binary", n_features=3,
           n_outputs=1, hidden=[2])
-    assert numpy_runner(tmp_path / "bf16") is None
+    run = numpy_runner(tmp_path / "bf16")
+    if run is not None:
+        x = np.linspace(-2, 2, 12, dtype=np.float32).reshape(4, 3)
+        with torch.inference_mode():
+            expected = half.float()(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(run(x), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_numpy_runner_does_not_import_torch(tmp_path):
