@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from blase._duck import connect, sql_ident, sql_quote
+from blase._duck import connect, sql_ident
 from blase.errors import DataError
 from blase.schema._report import (
     FLOAT_TYPES,
@@ -29,31 +29,14 @@ logger = logging.getLogger(__name__)
 
 
 def _source_reader(source: str | os.PathLike[str], con: Any) -> Any:
-    """A function returning a DuckDB table expression for ``source`` (through Extract when it
-    is available), fresh on each call: some sources (Arrow, SQLite) can be scanned once per
-    expression. The source is resolved and sniffed once."""
-    try:
-        from blase.extract import Extract  # written alongside; optional here
-    except ImportError:
-        Extract = None
-    if Extract is not None and hasattr(Extract, "sql_source"):
-        # a profile tolerates malformed rows: it describes the data that can be read
-        reader = Extract(source).with_bad_rows("skip")
-        return lambda: reader.sql_source(con)
-    text = os.fspath(source)
-    p = Path(text)
-    if not p.exists() and not any(ch in text for ch in "*?["):
-        raise DataError(f"source {text} does not exist", hint="check data.source in blase.yaml")
-    lower = text.lower()
-    if p.is_dir():
-        expr = f"read_parquet({sql_quote(str(p / '**' / '*.parquet'))})"
-    elif lower.endswith(".parquet"):
-        expr = f"read_parquet({sql_quote(text)})"
-    elif lower.endswith((".json", ".ndjson", ".jsonl", ".json.gz", ".ndjson.gz", ".jsonl.gz")):
-        expr = f"read_json_auto({sql_quote(text)})"
-    else:
-        expr = f"read_csv_auto({sql_quote(text)})"
-    return lambda: expr
+    """A function returning a DuckDB table expression for ``source`` read through
+    :class:`blase.extract.Extract`, fresh on each call: some sources (Arrow, SQLite) can be
+    scanned once per expression. The source is resolved and sniffed once."""
+    from blase.extract import Extract
+
+    # a profile tolerates malformed rows: it describes the data that can be read
+    reader = Extract(source).with_bad_rows("skip")
+    return lambda: reader.sql_source(con)
 
 
 def _estimate_rows(source: str | os.PathLike[str]) -> int | None:
@@ -93,7 +76,7 @@ def suggest_schema(
     ----------
     source:
         A file (CSV, Parquet, JSON/NDJSON, ...) or folder of Parquet files; read through
-        :class:`blase.extract.Extract` when available, else with DuckDB's readers.
+        :class:`blase.extract.Extract` (malformed rows skipped).
     label:
         The label column, when known: enables leakage checks and the class-imbalance warning,
         and keeps the label out of the suggested transform.
