@@ -217,7 +217,7 @@ class Monitor:
         except DeployError as exc:
             raise MonitorError(exc.message, hint=exc.hint) from None
         found = {f.name: str(f.type) for f in schema}
-        refs = _monitored(profile, list(getattr(config, "ignore", None) or []))
+        refs = _monitored(profile, list(config.ignore))
         has_label = package.label in found and profile.label is not None
         if has_label:
             refs[package.label] = profile.label
