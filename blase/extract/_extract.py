@@ -362,9 +362,14 @@ class Extract:
         """
         return self._run(con, lambda: self._expr(con, errors=self._lenient()))
 
-    def schema(self) -> pa.Schema:
-        """The Arrow schema of the batches (after dtype overrides)."""
-        con = self._connect(memory_budget("256MB"))
+    def schema(self, con: duckdb.DuckDBPyConnection | None = None) -> pa.Schema:
+        """The Arrow schema of the batches (after dtype overrides).
+
+        ``con`` (a connection from :func:`blase._duck.connect`) is used when given, e.g. by
+        a caller that scans the source next on it; else one is opened and closed here.
+        """
+        own = con is None
+        con = self._connect(memory_budget("256MB")) if con is None else con
         try:
             return self._run(
                 con,
@@ -375,7 +380,8 @@ class Extract:
                 ),
             )
         finally:
-            con.close()
+            if own:
+                con.close()
 
     def preview(self, n: int = 10) -> pa.Table:
         """The first ``n`` rows (bad rows dropped unless the policy is ``error``)."""

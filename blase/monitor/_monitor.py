@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from blase.monitor._drift import ColumnDrift, column_drift
+from blase.monitor._drift import SMALL_REFERENCE, ColumnDrift, column_drift
 from blase.monitor._errors import MonitorError
 from blase.monitor._profile import (
     NEW_KEY,
@@ -209,31 +209,37 @@ class Monitor:
 
     def _measure(self, project: Project, package: Any, config: Any, profile: ReferenceProfile,
                  data: Any) -> MonitorResult:
+        from blase._duck import connect
         from blase.deploy import DeployError, check_input_schema
 
-        source, schema, shown, known_rows = open_new_data(data, project, self.bad_rows)
+        memory = self.memory if self.memory is not None else _project_memory(project)
+        con = connect(memory, tmp_dir=project.tmp_dir)  # one connection reads the schema and scans
         try:
-            notes = check_input_schema(package.input_schema, schema, source=shown, label=package.label)
-        except DeployError as exc:
-            raise MonitorError(exc.message, hint=exc.hint) from None
-        found = {f.name: str(f.type) for f in schema}
-        refs = _monitored(profile, list(config.ignore))
-        has_label = package.label in found and profile.label is not None
-        if has_label:
-            refs[package.label] = profile.label
-        with ModelLoader(package) as loader:
-            counts, sample, values = self._scan(project, package, config, source, refs, found, shown, known_rows,
-                                                loader)
-            rows = int(sum(next(iter(counts.values())).values())) if counts else int(known_rows or 0)
-            complete = sample is not None and sample.num_rows == rows
-            result = MonitorResult(
-                model=package.name, version=package.version, data=shown, rows=rows, columns=[],
-                drift_share=0.0, dataset_drift=False, drift_threshold=float(config.drift_threshold),
-                notes=list(notes), sample_rows=sample.num_rows if sample is not None else 0,
-            )
-            self._compare(result, refs, counts, values, label=package.label, complete=complete)
-            if sample is not None and sample.num_rows:
-                score_sample(package, profile, sample, result, loader, complete=complete)
+            source, schema, shown, known_rows = open_new_data(data, project, self.bad_rows, con)
+            try:
+                notes = check_input_schema(package.input_schema, schema, source=shown, label=package.label)
+            except DeployError as exc:
+                raise MonitorError(exc.message, hint=exc.hint) from None
+            found = {f.name: str(f.type) for f in schema}
+            refs = _monitored(profile, list(config.ignore))
+            has_label = package.label in found and profile.label is not None
+            if has_label:
+                refs[package.label] = profile.label
+            with ModelLoader(package) as loader:
+                counts, sample, values = self._scan(con, project, package, config, source, refs, found, shown,
+                                                    known_rows, loader)
+                rows = int(sum(next(iter(counts.values())).values())) if counts else int(known_rows or 0)
+                complete = sample is not None and sample.num_rows == rows
+                result = MonitorResult(
+                    model=package.name, version=package.version, data=shown, rows=rows, columns=[],
+                    drift_share=0.0, dataset_drift=False, drift_threshold=float(config.drift_threshold),
+                    notes=list(notes), sample_rows=sample.num_rows if sample is not None else 0,
+                )
+                self._compare(result, refs, counts, values, label=package.label, complete=complete)
+                if sample is not None and sample.num_rows:
+                    score_sample(package, profile, sample, result, loader, complete=complete)
+        finally:
+            con.close()
         self._recommend(result, config)
         return result
 
@@ -254,8 +260,8 @@ class Monitor:
         result.drift_share = sum(c.drifted for c in result.columns) / n if n else 0.0
         result.dataset_drift = n > 0 and result.drift_share >= result.drift_threshold
 
-    def _scan(self, project: Project, package: Any, config: Any, source: Any, refs: dict[str, ColumnProfile],
-              found: dict[str, str], shown: str, known_rows: int | None,
+    def _scan(self, con: Any, project: Project, package: Any, config: Any, source: Any,
+              refs: dict[str, ColumnProfile], found: dict[str, str], shown: str, known_rows: int | None,
               loader: ModelLoader) -> tuple[dict[str, Any], Any, dict[str, list]]:
         """One pass over the new data: ``(counts per key of each column, sampled rows, their values)``.
 
@@ -264,59 +270,55 @@ class Monitor:
         """
         import duckdb
 
-        from blase._duck import connect, sql_quote
+        from blase._duck import sql_quote
         from blase._sample import byte_range_sample
 
-        memory = self.memory if self.memory is not None else _project_memory(project)
-        con = connect(memory, tmp_dir=project.tmp_dir)
+        if isinstance(source, (str, os.PathLike)) or hasattr(source, "sql_source"):
+            relation = source.sql_source(con)
+            estimate = known_rows if known_rows is not None else estimate_rows(source)
+        else:
+            con.register("__blase_new", source)
+            relation, estimate = "__blase_new", source.num_rows
+        if package.label in refs:
+            relation = label_as_classes(relation, package.label, package.classes, found[package.label])
+        keys = {}
+        for i, (col, ref) in enumerate(refs.items()):
+            enum = None
+            if ref.kind == "categorical":
+                enum = f"__blase_enum_{i}"
+                values = ", ".join(sql_quote(str(v)) for v in [*ref.counts, NEW_KEY])
+                con.execute(f"CREATE TYPE {enum} AS ENUM ({values})")
+            keys[col] = (ref.scan_expr(col), functools.partial(ref.key_expr, enum=enum))
+        limit = int(config.sample_rows)
+        complete = estimate is not None and estimate <= limit
+        fraction = 1.0 if complete else limit / max(estimate or limit * 10, 1)
+        condition = "TRUE" if complete else f"random() < {fraction!r}"
+        sample_cols = [c for c in package.input_schema if c in found]
+        if package.label in found:
+            sample_cols.append(package.label)
+        # A big plain CSV is sampled from byte ranges (~1 % of it) rather than in the scan
+        path = getattr(source, "source", None) if not complete else None
+        by_position = (byte_range_sample(con, path, relation, limit, tmp_dir=project.tmp_dir)
+                       if isinstance(path, str) else None)
+        scored = by_position.select(sample_cols) if by_position is not None else None
+        loader.start(scored, source=shown)  # loads the model and scores that sample meanwhile
         try:
-            if isinstance(source, (str, os.PathLike)) or hasattr(source, "sql_source"):
-                relation = source.sql_source(con)
-                estimate = known_rows if known_rows is not None else estimate_rows(source)
+            if scored is not None:
+                counts = grouped_counts(con, relation, keys)
+                counts["__sample__"] = scored
             else:
-                con.register("__blase_new", source)
-                relation, estimate = "__blase_new", source.num_rows
-            if package.label in refs:
-                relation = label_as_classes(relation, package.label, package.classes, found[package.label])
-            keys = {}
-            for i, (col, ref) in enumerate(refs.items()):
-                enum = None
-                if ref.kind == "categorical":
-                    enum = f"__blase_enum_{i}"
-                    values = ", ".join(sql_quote(str(v)) for v in [*ref.counts, NEW_KEY])
-                    con.execute(f"CREATE TYPE {enum} AS ENUM ({values})")
-                keys[col] = (ref.scan_expr(col), functools.partial(ref.key_expr, enum=enum))
-            limit = int(config.sample_rows)
-            complete = estimate is not None and estimate <= limit
-            fraction = 1.0 if complete else limit / max(estimate or limit * 10, 1)
-            condition = "TRUE" if complete else f"random() < {fraction!r}"
-            sample_cols = [c for c in package.input_schema if c in found]
-            if package.label in found:
-                sample_cols.append(package.label)
-            # A big plain CSV is sampled from byte ranges (~1 % of it) rather than in the scan
-            path = getattr(source, "source", None) if not complete else None
-            by_position = (byte_range_sample(con, path, relation, limit, tmp_dir=project.tmp_dir)
-                           if isinstance(path, str) else None)
-            scored = by_position.select(sample_cols) if by_position is not None else None
-            loader.start(scored, source=shown)  # loads the model and scores that sample meanwhile
-            try:
-                if scored is not None:
-                    counts = grouped_counts(con, relation, keys)
-                    counts["__sample__"] = scored
-                else:
-                    counts = grouped_counts(con, relation, keys, sample=condition, sample_columns=sample_cols)
-            except duckdb.Error as exc:
-                raise MonitorError(
-                    f"cannot read {shown}: {str(exc).splitlines()[0]}",
-                    hint="fix the file, or skip malformed rows with --bad-rows skip",
-                ) from None
-            sample = counts.pop("__sample__", None)
-            if sample is not None and sample.num_rows > 2 * limit:
-                keep = np.random.default_rng(0).choice(sample.num_rows, limit, replace=False)
-                sample = sample.take(np.sort(keep))
-            values = _profiled_values(con, sample, refs) if sample is not None else {}
-        finally:
-            con.close()
+                counts = grouped_counts(con, relation, keys, sample=condition, sample_columns=sample_cols)
+        except duckdb.Error as exc:
+            raise MonitorError(
+                f"cannot read {shown}: {str(exc).splitlines()[0]}",
+                hint="fix the file, or skip malformed rows with --bad-rows skip",
+            ) from None
+        sample = counts.pop("__sample__", None)
+        if sample is not None and sample.num_rows > 2 * limit:
+            keep = np.random.default_rng(0).choice(sample.num_rows, limit, replace=False)
+            sample = sample.take(np.sort(keep))
+        needed = {c: r for c, r in refs.items() if _needs_values(r, counts.get(c, {}))}
+        values = _profiled_values(con, sample, needed) if sample is not None else {}
         return counts, sample, values
 
     @staticmethod
@@ -406,6 +408,14 @@ def _current(col: str, counts: dict[Any, int]) -> CurrentColumn:
     rows = int(sum(counts.values()))
     keys = {(int(k) if isinstance(k, (int, np.integer)) else str(k)): int(v) for k, v in counts.items() if k is not None}
     return CurrentColumn(col, rows, nulls, keys)
+
+
+def _needs_values(ref: ColumnProfile, counts: dict[Any, int]) -> bool:
+    """Whether a column's drift reads the sampled values: the exact KS test of a number
+    against a small reference, and the examples of categories the reference never had."""
+    if ref.kind == "numeric":
+        return ref.non_null <= SMALL_REFERENCE and ref.sample_complete
+    return ref.kind == "categorical" and counts.get(NEW_KEY, 0) > 0
 
 
 def _profiled_values(con: Any, sample: Any, refs: dict[str, ColumnProfile]) -> dict[str, list[Any]]:

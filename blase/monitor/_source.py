@@ -14,7 +14,7 @@ from blase.project import Project
 __all__ = ["estimate_rows", "label_as_classes", "open_new_data"]
 
 
-def open_new_data(data: Any, project: Project, bad_rows: str) -> tuple[Any, Any, str, int | None]:
+def open_new_data(data: Any, project: Project, bad_rows: str, con: Any = None) -> tuple[Any, Any, str, int | None]:
     """Open new data for a check.
 
     Parameters
@@ -26,6 +26,8 @@ def open_new_data(data: Any, project: Project, bad_rows: str) -> tuple[Any, Any,
         The project.
     bad_rows:
         The policy for malformed CSV rows.
+    con:
+        The DuckDB connection the check scans on (its schema is read there too).
 
     Returns
     -------
@@ -46,7 +48,7 @@ def open_new_data(data: Any, project: Project, bad_rows: str) -> tuple[Any, Any,
         csv = path.suffix.lower() in (".csv", ".tsv", ".txt") or str(path).endswith((".csv.gz", ".csv.zst"))
         options = CSVOptions(bad_rows=bad_rows) if csv else None
         extract = Extract(str(path), options, project=project)
-        return extract, extract.schema(), str(data), None
+        return extract, extract.schema(con), str(data), None
     if hasattr(data, "to_arrow") and not isinstance(data, pa.Table):
         data = data.to_arrow()
     if not isinstance(data, pa.Table):

@@ -49,7 +49,11 @@ def ks_test(reference: Any, current: Any) -> tuple[float, float]:
 
 
 def _aligned(reference: Mapping[Any, float], current: Mapping[Any, float]) -> tuple[list[Any], np.ndarray, np.ndarray]:
-    keys = sorted(set(reference) | set(current), key=lambda k: (str(type(k)), k))
+    union = set(reference) | set(current)
+    try:
+        keys = sorted(union)  # one kind of key (bins, or text): a plain sort
+    except TypeError:
+        keys = sorted(union, key=lambda k: (str(type(k)), k))
     ref = np.array([float(reference.get(k, 0.0)) for k in keys])
     cur = np.array([float(current.get(k, 0.0)) for k in keys])
     return keys, ref, cur
