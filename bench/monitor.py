@@ -6,8 +6,14 @@ measurement runs in its own child process, which reports its wall time and peak 
 from ``/proc/self/status``), so the sizes do not share a heap. Targets: the check takes at
 most 3x the ``count(*)`` scan, and its peak RSS stays within the memory budget at every size.
 
+With ``--profile`` a third measurement gives context: a plain one-pass DuckDB profile of
+every column (``count``, ``approx_count_distinct``, ``min`` and ``max`` of each, one query).
+``count(*)`` parses no column; such a profile, like the monitor, parses all of them, so it
+shows how much of the 3x the parse alone takes.
+
     python bench/monitor.py --sizes 1 4 --memory 2GB
     python bench/monitor.py --sizes 0.2 --repeat 3 --project .bench/monitor-project-123
+    python bench/monitor.py --sizes 1 4 --repeat 5 --profile
 
 Prints a table; the data files are cached in ``--data-dir`` (default ``.bench/``). With
 ``--repeat N`` the two measurements alternate N times and the table shows their medians (on
@@ -64,6 +70,17 @@ def child(kind: str, project: str, data: str, memory: str) -> None:
         extract = Extract(data, CSVOptions(bad_rows="skip"), project=proj)
         con = connect(memory, tmp_dir=proj.tmp_dir)
         extra["rows"] = con.execute(f"SELECT count(*) FROM {extract.sql_source(con)}").fetchone()[0]
+    elif kind == "profile":
+        from blase._duck import connect, sql_ident
+        from blase.extract import CSVOptions, Extract
+
+        extract = Extract(data, CSVOptions(bad_rows="skip"), project=proj)
+        con = connect(memory, tmp_dir=proj.tmp_dir)
+        relation = extract.sql_source(con)
+        cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+        aggs = ", ".join(f"{f}({sql_ident(c)})" for c in cols
+                         for f in ("count", "approx_count_distinct", "min", "max"))
+        con.execute(f"SELECT count(*), {aggs} FROM {relation}").fetchall()
     else:
         from blase.monitor import Monitor
 
@@ -89,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=str(HERE.parent / ".bench"))
     parser.add_argument("--repeat", type=int, default=1, help="alternate the two measurements N times (medians)")
     parser.add_argument("--project", help="reuse this bench project (trained by an earlier run)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also time a one-pass DuckDB profile of every column (context, not a target)")
     parser.add_argument("--child", nargs=4, metavar=("KIND", "PROJECT", "DATA", "MEMORY"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -122,22 +141,29 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             write_flights_csv(path, int(size * 1e9), seed=0)
             print(f"wrote {path} in {time.perf_counter() - t:.0f}s")
-        counts, checks = [], []
+        counts, profiles, checks = [], [], []
         for _ in range(max(1, args.repeat)):
             counts.append(_run_child("count", project_root, path, args.memory))
+            if args.profile:
+                profiles.append(_run_child("profile", project_root, path, args.memory))
             checks.append(_run_child("monitor", project_root, path, args.memory))
         c = statistics.median(r["seconds"] for r in counts)
         m = statistics.median(r["seconds"] for r in checks)
-        rows.append((size, checks[0]["rows"], c, m, m / c, max(r["peak_rss"] for r in counts),
+        p = statistics.median(r["seconds"] for r in profiles) if profiles else float("nan")
+        ratios = sorted(b["seconds"] / a["seconds"] for a, b in zip(counts, checks, strict=True))
+        rows.append((size, checks[0]["rows"], c, p, m, m / c, ratios, max(r["peak_rss"] for r in counts),
                      max(r["peak_rss"] for r in checks), checks[0]["sample"]))
     runs = f"; medians of {args.repeat} alternating runs" if args.repeat > 1 else ""
     print(f"\nmemory budget {args.memory} ({budget / 1e6:,.0f} MB); 3x target on time, budget on peak RSS{runs}")
-    print(f"{'size':>6} {'rows':>12} {'count(*) s':>10} {'monitor s':>10} {'ratio':>6} "
-          f"{'count RSS MB':>12} {'monitor RSS MB':>14} {'scored rows':>11} {'ok':>4}")
-    for size, n, c, m, ratio, crss, mrss, sample in rows:
+    print(f"{'size':>6} {'rows':>12} {'count(*) s':>10} {'profile s':>13} {'monitor s':>10} {'ratio':>6} "
+          f"{'pairs (min-max)':>15} {'count RSS MB':>12} {'monitor RSS MB':>14} {'scored rows':>11} {'ok':>4}")
+    for size, n, c, p, m, ratio, ratios, crss, mrss, sample in rows:
         ok = ratio <= 3.0 and mrss <= budget
-        print(f"{size:>5g}G {n:>12,} {c:>10.1f} {m:>10.1f} {ratio:>6.2f} {crss / 1e6:>12,.0f} "
+        prof = f"{p:>5.1f} ({p / c:.2f}x)" if p == p else f"{'-':>13}"
+        print(f"{size:>5g}G {n:>12,} {c:>10.1f} {prof:>13} {m:>10.1f} {ratio:>6.2f} "
+              f"{f'{ratios[0]:.2f}-{ratios[-1]:.2f}':>15} {crss / 1e6:>12,.0f} "
               f"{mrss / 1e6:>14,.0f} {sample:>11,} {'yes' if ok else 'NO':>4}")
+    print("ratio: median monitor / median count(*); pairs: monitor / count(*) of each alternating pair")
     return 0
 
 
