@@ -164,6 +164,34 @@ def test_binned_wasserstein_is_within_tolerance_of_exact(shift):
     assert binned / col.std == pytest.approx(exact, abs=0.01)
 
 
+def test_large_integers_keep_a_key_per_value():
+    """Integers spanning few values are keyed from their minimum, so values above the +-1e6
+    key clamp (ids, codes) still get a key each, and a shift of half their range drifts."""
+    import duckdb
+
+    from blase.monitor._drift import column_drift
+    from blase.monitor._profile import CurrentColumn
+
+    rng = np.random.default_rng(0)
+    ref = pa.table({"code": pa.array(5_000_000 + rng.integers(0, 100, 5000), pa.int64())})
+    col = ReferenceProfile.build(ref, {"code": "int64"}).columns["code"]
+    assert (col.lo, col.width, len(col.counts)) == (5_000_000.0, 1.0, 100)
+
+    def check(offset):
+        new = pa.table({"code": pa.array(offset + rng.integers(0, 100, 5000), pa.int64())})
+        con = duckdb.connect()
+        try:
+            con.register("new", new)
+            counts = grouped_counts(con, "new", {"code": (col.scan_expr("code"), col.key_expr)})["code"]
+        finally:
+            con.close()
+        return column_drift(col, CurrentColumn("code", 5000, 0, counts))
+
+    assert not check(5_000_000).drifted
+    shifted = check(5_000_050)
+    assert shifted.drifted and shifted.test == "wasserstein" and shifted.statistic > 1.0
+
+
 # -- checks against a deployed model ---------------------------------------------------------
 
 

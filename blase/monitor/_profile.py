@@ -5,8 +5,9 @@ new data, and a column's distribution is the count of rows per key:
 
 ``numeric`` (numbers; dates and times as epoch seconds)
     the index of a fixed-width bin, ``round((x - lo) / width)``. Integers spanning at most
-    4,000 values get width 1 (a key per value, exact); other columns 1,000 bins between the
-    reference's 0.1% and 99.9% quantiles, and bins beyond them as far as the data goes.
+    4,000 values get width 1 from their minimum (a key per value, exact); other columns
+    1,000 bins between the reference's 0.1% and 99.9% quantiles, and bins beyond them as far
+    as the data goes (up to a million bins either side; farther values share the edge bin).
 ``categorical`` (text, booleans; at most :data:`MAX_CATEGORIES` values in the reference)
     the value itself; on new data, a value the reference never had counts under
     :data:`NEW_KEY`.
@@ -423,7 +424,9 @@ def _grid(p: ColumnProfile, quantiles: Any) -> None:
         return
     integer = p.dtype.lower().startswith(("int", "uint")) and not p.datetime
     if integer and p.max - p.min <= INTEGER_SPAN:
-        p.lo, p.width = 0.0, 1.0
+        # a key per value, counted from the smallest: keys stay small (clamped at +-1e6)
+        # however large the values are (ids, codes)
+        p.lo, p.width = float(p.min), 1.0
         return
     lo, hi = (float(quantiles[0]), float(quantiles[1])) if quantiles else (p.min, p.max)
     if not hi > lo:
