@@ -8,12 +8,16 @@ most 3x the ``count(*)`` scan, and its peak RSS stays within the memory budget a
 
 With ``--profile`` a third measurement gives context: a plain one-pass DuckDB profile of
 every column (``count``, ``approx_count_distinct``, ``min`` and ``max`` of each, one query).
-``count(*)`` parses no column; such a profile, like the monitor, parses all of them, so it
-shows how much of the 3x the parse alone takes.
+``count(*)`` parses no column; such a profile parses all of them (a check parses each column
+it compares), so it shows how much of the 3x the parse alone takes. The flights data has one
+datetime column (``flight_date``), which a check does not compare unless ``monitor.include``
+names it (``--compare-datetimes``): by default the monitor does not parse it, while the
+profile parses every column.
 
     python bench/monitor.py --sizes 1 4 --memory 2GB
     python bench/monitor.py --sizes 0.2 --repeat 3 --project .bench/monitor-project-123
     python bench/monitor.py --sizes 1 4 --repeat 5 --profile
+    python bench/monitor.py --sizes 1 4 --repeat 5 --compare-datetimes
 
 Prints a table; the data files are cached in ``--data-dir`` (default ``.bench/``). With
 ``--repeat N`` the two measurements alternate N times and the table shows their medians (on
@@ -84,7 +88,16 @@ def child(kind: str, project: str, data: str, memory: str) -> None:
     else:
         from blase.monitor import Monitor
 
-        result = Monitor("flights", project=proj, memory=memory, bad_rows="skip", plots=False).check(data)
+        config = None
+        if kind == "monitor-datetimes":  # datetime columns compared too (monitor.include)
+            from blase.deploy import resolve_model
+            from blase.monitor import load_profile
+
+            profile = load_profile(resolve_model(proj, "flights").path)
+            dated = [c for c, p in profile.columns.items() if p.datetime]
+            config = proj.config().monitor.model_copy(update={"include": dated})
+        result = Monitor("flights", project=proj, memory=memory, bad_rows="skip", plots=False,
+                         config=config).check(data)
         extra = {"rows": result.rows, "drift_share": result.drift_share, "sample": result.sample_rows,
                  "prediction_test": result.prediction.test if result.prediction else None}
     print(json.dumps({"seconds": time.perf_counter() - started, "peak_rss": _peak_rss(), **extra}))
@@ -106,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=str(HERE.parent / ".bench"))
     parser.add_argument("--repeat", type=int, default=1, help="alternate the two measurements N times (medians)")
     parser.add_argument("--project", help="reuse this bench project (trained by an earlier run)")
+    parser.add_argument("--compare-datetimes", action="store_true",
+                        help="compare datetime columns too (monitor.include; by default they are not)")
     parser.add_argument("--profile", action="store_true",
                         help="also time a one-pass DuckDB profile of every column (context, not a target)")
     parser.add_argument("--child", nargs=4, metavar=("KIND", "PROJECT", "DATA", "MEMORY"), help=argparse.SUPPRESS)
@@ -146,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             counts.append(_run_child("count", project_root, path, args.memory))
             if args.profile:
                 profiles.append(_run_child("profile", project_root, path, args.memory))
-            checks.append(_run_child("monitor", project_root, path, args.memory))
+            checks.append(_run_child("monitor-datetimes" if args.compare_datetimes else "monitor",
+                                     project_root, path, args.memory))
         c = statistics.median(r["seconds"] for r in counts)
         m = statistics.median(r["seconds"] for r in checks)
         p = statistics.median(r["seconds"] for r in profiles) if profiles else float("nan")
@@ -154,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((size, checks[0]["rows"], c, p, m, m / c, ratios, max(r["peak_rss"] for r in counts),
                      max(r["peak_rss"] for r in checks), checks[0]["sample"]))
     runs = f"; medians of {args.repeat} alternating runs" if args.repeat > 1 else ""
+    if args.compare_datetimes:
+        runs += "; datetime columns compared (monitor.include)"
     print(f"\nmemory budget {args.memory} ({budget / 1e6:,.0f} MB); 3x target on time, budget on peak RSS{runs}")
     print(f"{'size':>6} {'rows':>12} {'count(*) s':>10} {'profile s':>13} {'monitor s':>10} {'ratio':>6} "
           f"{'pairs (min-max)':>15} {'count RSS MB':>12} {'monitor RSS MB':>14} {'scored rows':>11} {'ok':>4}")

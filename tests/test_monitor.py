@@ -255,6 +255,49 @@ def test_ignored_columns_are_left_out_of_drift(deployed):
     assert "did you mean 'x1'" in info.value.hint
 
 
+def test_datetime_columns_are_compared_only_when_included(tmp_path):
+    """A datetime input column of later data always lies beyond the training dates, so by
+    default (as in Evidently's drift table) it is not compared, and the check says so;
+    monitor.include compares it (and it drifts). The new data must still have it."""
+    import pydantic
+
+    from blase.config import MonitorConfig
+    from blase.pipeline import Pipeline
+    from blase.scaffold import create_project
+
+    project = create_project(tmp_path / "dated", example=False)
+    old = make_rows(600, 0)
+    old.insert(0, "when", pd.date_range("2024-01-01", periods=600, freq="h"))
+    old.to_csv(project.root / "data" / "old.csv", index=False)
+    (project.root / "blase.yaml").write_text(
+        "project: dated\nseed: 1\ndata: {source: data/old.csv, label: y}\n"
+        "transform:\n  - {op: drop, columns: [when]}\n  - {op: scale, method: standard}\n  - {op: onehot}\n"
+        "train: {model: mlp, hidden: [16], epochs: 5, lr: 0.01, batch_size: 64}\ndeploy: {onnx: false}\n"
+    )
+    Pipeline(project).run()
+    later = make_rows(600, 7)
+    later.insert(0, "when", pd.date_range("2025-06-01", periods=600, freq="h"))
+    new = pa.Table.from_pandas(later)
+
+    default = Monitor("dated", project=project, plots=False).check(new)
+    assert [c.column for c in default.columns] == ["x1", "x2", "c"]
+    assert not default.dataset_drift and default.drift_share == 0.0
+    assert any(n.startswith("not compared: when (datetime") for n in default.notes)
+
+    included = Monitor("dated", project=project, plots=False, config=MonitorConfig(include=["when"])).check(new)
+    by = {c.column: c for c in included.columns}
+    assert set(by) == {"when", "x1", "x2", "c"} and by["when"].drifted
+    assert not any(n.startswith("not compared") for n in included.notes)
+
+    with pytest.raises(MonitorError, match=r"monitor\.include names 'wen'") as info:
+        Monitor("dated", project=project, plots=False, config=MonitorConfig(include=["wen"])).check(new)
+    assert "did you mean 'when'" in info.value.hint
+    with pytest.raises(pydantic.ValidationError, match="both name when"):
+        MonitorConfig(ignore=["when"], include=["when"])
+    with pytest.raises(MonitorError, match="when"):
+        Monitor("dated", project=project, plots=False).check(new.drop_columns(["when"]))
+
+
 def test_unlabelled_data_and_csv_path(deployed, tmp_path, monkeypatch):
     project, _ = deployed
     path = tmp_path / "new.csv"

@@ -216,9 +216,21 @@ class MonitorConfig(_Strict):
     sample_rows: int = Field(default=50_000, ge=100, description="rows scored for prediction drift")
     ignore: list[str] = Field(
         default_factory=list,
-        description="input columns left out of drift (ids, timestamps that always move forward); "
+        description="input columns left out of drift (ids, or anything that moves by design); "
         "new data must still have them",
     )
+    include: list[str] = Field(
+        default_factory=list,
+        description="datetime input columns compared all the same (by default they are not, as in "
+        "Evidently: later data always lies beyond the training dates)",
+    )
+
+    @model_validator(mode="after")
+    def _not_both(self) -> MonitorConfig:
+        both = sorted(set(self.ignore) & set(self.include))
+        if both:
+            raise ValueError(f"monitor.ignore and monitor.include both name {', '.join(both)}; keep one")
+        return self
 
     @field_validator("retrain_when")
     @classmethod

@@ -221,7 +221,10 @@ class Monitor:
             except DeployError as exc:
                 raise MonitorError(exc.message, hint=exc.hint) from None
             found = {f.name: str(f.type) for f in schema}
-            refs = _monitored(profile, list(config.ignore))
+            refs, skipped = _monitored(profile, config)
+            if skipped:
+                notes = [*notes, f"not compared: {', '.join(skipped)} (datetime: later data always lies "
+                                 "beyond the training dates; monitor.include compares them)"]
             has_label = package.label in found and profile.label is not None
             if has_label:
                 refs[package.label] = profile.label
@@ -381,19 +384,29 @@ class Monitor:
         track.log_event("monitor", **result.to_json())
 
 
-def _monitored(profile: ReferenceProfile, ignore: list[str]) -> dict[str, ColumnProfile]:
-    """The reference's input columns less ``monitor.ignore`` (each must be one of them)."""
+def _monitored(profile: ReferenceProfile, config: Any) -> tuple[dict[str, ColumnProfile], list[str]]:
+    """The input columns a check compares, and the datetime ones it leaves out.
+
+    Every input column but datetime ones (later data always lies beyond the training dates,
+    so such a column drifts on every check; Evidently's drift table leaves them out too),
+    less ``monitor.ignore``, plus the datetime columns ``monitor.include`` names. Each name
+    in either list must be an input column.
+    """
     import difflib
 
-    for name in ignore:
-        if name not in profile.columns:
-            close = difflib.get_close_matches(name, list(profile.columns), n=1)
-            raise MonitorError(
-                f"monitor.ignore names {name!r}, which is not an input column of the model",
-                hint=f"did you mean {close[0]!r}?" if close
-                else f"the model's input columns are: {', '.join(profile.columns)}",
-            )
-    return {c: p for c, p in profile.columns.items() if c not in ignore}
+    ignore, include = list(config.ignore), list(config.include)
+    for key, names in (("ignore", ignore), ("include", include)):
+        for name in names:
+            if name not in profile.columns:
+                close = difflib.get_close_matches(name, list(profile.columns), n=1)
+                raise MonitorError(
+                    f"monitor.{key} names {name!r}, which is not an input column of the model",
+                    hint=f"did you mean {close[0]!r}?" if close
+                    else f"the model's input columns are: {', '.join(profile.columns)}",
+                )
+    kept = {c: p for c, p in profile.columns.items() if c not in ignore and (not p.datetime or c in include)}
+    skipped = [c for c, p in profile.columns.items() if p.datetime and c not in ignore and c not in include]
+    return kept, skipped
 
 
 def _project_memory(project: Project) -> Any:
