@@ -1,7 +1,8 @@
 """``Monitor(model).check(data)``: does new data still fit a deployed model?
 
 One check reads the new data once under the memory budget (see :mod:`blase.monitor._scan`),
-compares every input column, the label (when present) and the model's predictions with the
+compares the input columns (datetime ones only when ``monitor.include`` names them, see
+:func:`_monitored`), the label (when present) and the model's predictions with the
 package's reference profile (see :mod:`blase.monitor._drift`), computes the metrics on the
 labelled new rows, and recommends retraining with its reasons. Predictions and metrics come
 from a sample of up to ``monitor.sample_rows`` rows (all rows when there are fewer; a random
