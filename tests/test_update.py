@@ -56,19 +56,22 @@ def test_useless_data_is_not_promoted_via_monitor_act(deployed, cli):
     assert any("forgets too much" in reason or "does not win" in reason for reason in update["reasons"])
 
 
-def test_failed_training_keeps_the_current_model(deployed, monkeypatch):
+def test_failed_training_keeps_the_current_model(deployed):
+    """A learning rate of 1e30 makes the fine-tuning loss non-finite in its first epoch: a
+    real training failure, which leaves the current model current and is recorded."""
     from blase.track import list_runs, load_run
-    from blase.train import Train, TrainError
 
     project, _ = deployed
     before = current_version(project, "syn")
-
-    def broken(self, *args, **kwargs):
-        raise TrainError("the loss became nan at epoch 1")
-
-    monkeypatch.setattr(Train, "fit", broken)
-    with pytest.raises(UpdateError, match=f"syn {before} stays current"):
-        Update("syn", project=project).run("data/new.csv", promote_if_better=True)
+    config = project.config_path.read_text()
+    assert "lr: 0.01," in config
+    project.config_path.write_text(config.replace("lr: 0.01,", "lr: 1.0e+30,"))
+    try:
+        with pytest.raises(UpdateError, match=rf"TrainError: the loss became nan .*; syn {before} stays current") as info:
+            Update("syn", project=project).run("data/new.csv", promote_if_better=True)
+    finally:
+        project.config_path.write_text(config)
+    assert "lower train.lr" in info.value.hint
     assert current_version(project, "syn") == before
     failed = list_runs([project.root], where="kind = 'update'", status="failed")
     assert failed
