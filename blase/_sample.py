@@ -19,12 +19,54 @@ from typing import Any
 
 from blase._duck import sql_quote
 
-__all__ = ["BLOCKS", "MIN_BYTES", "byte_range_sample"]
+__all__ = ["BLOCKS", "MIN_BYTES", "byte_range_sample", "data_files", "estimate_rows"]
 
 #: Byte ranges read.
 BLOCKS = 64
 #: Files smaller than this are sampled inside the full scan (cheap at that size).
 MIN_BYTES = 64 << 20
+#: Text files whose rows are lines, for :func:`estimate_rows`.
+LINE_SUFFIXES = (".csv", ".tsv", ".txt", ".ndjson", ".jsonl")
+
+
+def data_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The files of a file, folder or glob, in order; in a folder, names starting with ``.``
+    or ``_`` (hidden files, ``_SUCCESS`` markers) are skipped, as the readers skip them."""
+    import glob
+
+    text = os.fspath(path)
+    if any(ch in text for ch in "*?["):
+        return sorted(Path(f) for f in glob.glob(text, recursive=True) if Path(f).is_file())
+    p = Path(text)
+    if p.is_dir():
+        return sorted(f for f in p.rglob("*") if f.is_file()
+                      and not any(part.startswith((".", "_")) for part in f.relative_to(p).parts))
+    return [p] if p.is_file() else []
+
+
+def estimate_rows(files: list[Path]) -> int | None:
+    """A quick row count of data files, or None when it cannot tell cheaply.
+
+    Exact for Parquet (from the footers); for plain text files whose rows are lines, their
+    total size over the mean line length of the first MB of the first file; None for
+    anything else (compressed files, JSON arrays, other formats, no files, or a first MB
+    with fewer than two lines).
+    """
+    if not files:
+        return None
+    suffixes = {f.suffix.lower() for f in files}
+    if suffixes == {".parquet"}:
+        import pyarrow.parquet as pq
+
+        return sum(pq.read_metadata(f).num_rows for f in files)
+    if not suffixes <= set(LINE_SUFFIXES):
+        return None
+    with open(files[0], "rb") as fh:
+        head = fh.read(1 << 20)
+    lines = head.count(b"\n")
+    if lines < 2:
+        return None
+    return int(sum(f.stat().st_size for f in files) / (len(head) / lines)) + 1
 
 
 def byte_range_sample(con: Any, path: str | os.PathLike[str], relation: str, rows: int,

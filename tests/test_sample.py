@@ -55,3 +55,34 @@ def test_no_sample_where_it_cannot_read_by_position(csv, tmp_path, monkeypatch):
     other = tmp_path / "other.csv"
     other.write_text("a\n1\n")
     assert sampling.byte_range_sample(con, other, relation, 1000) is None  # relation reads another file
+
+
+def test_row_estimates(csv, tmp_path):
+    """Exact for Parquet (marker and hidden files skipped), within a few % for lines of text,
+    and None where a cheap estimate would be a guess."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for k in range(3):
+        pq.write_table(pa.table({"x": list(range(1000 * (k + 1)))}), folder / f"part-{k}.parquet")
+    (folder / "_SUCCESS").write_text("")
+    (folder / ".part-0.parquet.crc").write_bytes(b"\0")
+    assert [f.name for f in sampling.data_files(folder)] == ["part-0.parquet", "part-1.parquet", "part-2.parquet"]
+    assert sampling.estimate_rows(sampling.data_files(folder)) == 6000
+
+    assert sampling.estimate_rows(sampling.data_files(csv)) == pytest.approx(200_002, rel=0.05)
+    copy = tmp_path / "more.csv"
+    copy.write_bytes(csv.read_bytes())
+    both = sampling.data_files(str(tmp_path / "*.csv"))
+    assert [f.name for f in both] == ["more.csv", "rows.csv"]
+    assert sampling.estimate_rows(both) == pytest.approx(400_004, rel=0.05)
+
+    packed = tmp_path / "rows.csv.gz"
+    packed.write_bytes(gzip.compress(csv.read_bytes()[:100_000]))
+    one_line = tmp_path / "one.csv"
+    one_line.write_text("a,b\n")
+    assert sampling.estimate_rows(sampling.data_files(packed)) is None
+    assert sampling.estimate_rows(sampling.data_files(one_line)) is None
+    assert sampling.estimate_rows(sampling.data_files(tmp_path / "missing.csv")) is None

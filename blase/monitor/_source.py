@@ -61,31 +61,14 @@ def open_new_data(data: Any, project: Project, bad_rows: str, con: Any = None) -
 
 
 def estimate_rows(extract: Any) -> int | None:
-    """A quick row estimate (file sizes over bytes per line, or Parquet metadata)."""
-    import glob
+    """A quick row estimate of an extract's files (see :func:`blase._sample.estimate_rows`)."""
+    from blase._sample import data_files
+    from blase._sample import estimate_rows as estimate
 
     source = extract.source
     path = Path(source) if Path(source).is_absolute() else (extract.project.root / source if extract.project
                                                              else Path(source))
-    files = [Path(f) for f in glob.glob(str(path))] if any(c in source for c in "*?[") else [path]
-    if len(files) == 1 and files[0].is_dir():
-        files = [f for f in files[0].rglob("*") if f.is_file() and not f.name.startswith(".")]
-    files = [f for f in files if f.is_file()]
-    if not files:
-        return None
-    if all(f.suffix == ".parquet" for f in files):
-        import pyarrow.parquet as pq
-
-        return sum(pq.read_metadata(f).num_rows for f in files)
-    if any(f.suffix in (".gz", ".zst") for f in files):
-        return None
-    with open(files[0], "rb") as fh:
-        head = fh.read(1 << 20)
-    lines = head.count(b"\n")
-    if lines < 2:
-        return None
-    per_line = len(head) / lines
-    return int(sum(f.stat().st_size for f in files) / per_line)
+    return estimate(data_files(path))
 
 
 def _classes_sql_type(classes: list[Any]) -> str | None:

@@ -40,21 +40,11 @@ def _source_reader(source: str | os.PathLike[str], con: Any) -> Any:
 
 
 def _estimate_rows(source: str | os.PathLike[str]) -> int | None:
-    """Rows of a Parquet source (exact, from metadata) or a CSV file (from its size)."""
-    p = Path(os.fspath(source))
-    try:
-        if p.is_dir() or p.suffix.lower() == ".parquet":
-            import pyarrow.parquet as pq
+    """Rows of a Parquet source (exact, from metadata) or a text file (from its size)."""
+    from blase._sample import data_files, estimate_rows
 
-            files = sorted(p.rglob("*.parquet")) if p.is_dir() else [p]
-            return sum(pq.read_metadata(f).num_rows for f in files) if files else None
-        if p.is_file() and p.suffix.lower() in (".csv", ".tsv", ".txt"):
-            with open(p, "rb") as f:
-                head = f.read(1 << 20)
-            lines = head.count(b"\n")
-            if lines < 2:
-                return max(1, lines)
-            return int(p.stat().st_size / (len(head) / lines)) + 1
+    try:
+        return estimate_rows(data_files(source))
     except Exception:  # an estimate only; the sampling pass below is the fallback
         logger.debug("cannot estimate rows of %s", source, exc_info=True)
     return None
