@@ -289,6 +289,9 @@ def test_datetime_columns_are_compared_only_when_included(tmp_path):
     assert set(by) == {"when", "x1", "x2", "c"} and by["when"].drifted
     assert not any(n.startswith("not compared") for n in included.notes)
 
+    needless = Monitor("dated", project=project, plots=False, config=MonitorConfig(include=["x1"])).check(new)
+    assert [c.column for c in needless.columns] == ["x1", "x2", "c"]
+    assert any(n.startswith("monitor.include names x1, compared anyway") for n in needless.notes)
     with pytest.raises(MonitorError, match=r"monitor\.include names 'wen'") as info:
         Monitor("dated", project=project, plots=False, config=MonitorConfig(include=["wen"])).check(new)
     assert "did you mean 'when'" in info.value.hint

@@ -222,10 +222,8 @@ class Monitor:
             except DeployError as exc:
                 raise MonitorError(exc.message, hint=exc.hint) from None
             found = {f.name: str(f.type) for f in schema}
-            refs, skipped = _monitored(profile, config)
-            if skipped:
-                notes = [*notes, f"not compared: {', '.join(skipped)} (datetime: later data always lies "
-                                 "beyond the training dates; monitor.include compares them)"]
+            refs, chosen = _monitored(profile, config)
+            notes = [*notes, *chosen]
             has_label = package.label in found and profile.label is not None
             if has_label:
                 refs[package.label] = profile.label
@@ -386,7 +384,8 @@ class Monitor:
 
 
 def _monitored(profile: ReferenceProfile, config: Any) -> tuple[dict[str, ColumnProfile], list[str]]:
-    """The input columns a check compares, and the datetime ones it leaves out.
+    """The input columns a check compares, and notes on the choice (the datetime columns it
+    leaves out; ``monitor.include`` names that are not datetime columns).
 
     Every input column but datetime ones (later data always lies beyond the training dates,
     so such a column drifts on every check; Evidently's drift table leaves them out too),
@@ -407,7 +406,15 @@ def _monitored(profile: ReferenceProfile, config: Any) -> tuple[dict[str, Column
                 )
     kept = {c: p for c, p in profile.columns.items() if c not in ignore and (not p.datetime or c in include)}
     skipped = [c for c, p in profile.columns.items() if p.datetime and c not in ignore and c not in include]
-    return kept, skipped
+    notes = []
+    if skipped:
+        notes.append(f"not compared: {', '.join(skipped)} (datetime: later data always lies beyond the "
+                     "training dates; monitor.include compares them)")
+    needless = [c for c in include if not profile.columns[c].datetime]
+    if needless:
+        notes.append(f"monitor.include names {', '.join(needless)}, compared anyway: it is for datetime "
+                     "columns, which are not compared by default")
+    return kept, notes
 
 
 def _project_memory(project: Project) -> Any:
