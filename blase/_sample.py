@@ -7,6 +7,9 @@ ranges, each read from its first full line for as many lines as the sample needs
 result is a systematic cluster sample (runs of neighbouring rows from the whole length of
 the file), the same on every call. Quoted fields that span lines can make a block start
 mid-record; such lines fail to parse and are dropped, as bad rows are.
+
+:func:`estimate_rows` (over :func:`data_files`) is the quick row count that schema
+suggestion and monitor use to decide how much to sample before they read anything.
 """
 
 from __future__ import annotations
