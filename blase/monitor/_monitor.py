@@ -135,21 +135,28 @@ class Monitor:
         self.plots = plots
         self.track = track
 
-    def _setup(self) -> tuple[Project, Any, Any, ReferenceProfile]:
+    def _setup(self) -> tuple[Project, Any, Any, ReferenceProfile, Any]:
+        """``(project, package, monitor config, reference profile, memory budget)``; blase.yaml
+        is read once, and only for what was not given."""
         from blase.config._models import MonitorConfig
         from blase.deploy import ModelPackage, resolve_model
 
         project = self.project if isinstance(self.project, Project) else find_project(self.project)
         package = self.model if isinstance(self.model, ModelPackage) else resolve_model(project, str(self.model))
-        config = self.config
-        if config is None:
+        config, memory = self.config, self.memory
+        if config is None or memory is None:
             try:
-                config = project.config().monitor
+                project_config = project.config()
             except Exception:
-                logger.warning("could not read monitor: from blase.yaml; using the defaults")
-                config = MonitorConfig()
+                project_config = None
+                if config is None:
+                    logger.warning("could not read monitor: from blase.yaml; using the defaults")
+            if config is None:
+                config = project_config.monitor if project_config is not None else MonitorConfig()
+            if memory is None and project_config is not None:
+                memory = project_config.memory
         profile = load_profile(package.path, model=f"model {package.name} {package.version}")
-        return project, package, config, profile
+        return project, package, config, profile, memory
 
     def check(self, data: Any, *, report: str | os.PathLike[str] | None = None) -> MonitorResult:
         """Compare ``data`` (a path, glob, pandas frame or Arrow table) with the reference.
@@ -171,26 +178,26 @@ class Monitor:
         MonitorError
             No reference profile, a missing column or a column of another type, unreadable data.
         """
-        project, package, config, profile = self._setup()
+        project, package, config, profile, memory = self._setup()
         if not self.track:
-            return self._check(project, package, config, profile, data, report, None)
+            return self._check(project, package, config, profile, memory, data, report, None)
         from blase.track import Track
 
         with Track(f"monitor-{package.name}", project=project, parent=package.run_id, kind="monitor",
                    params={"model": package.name, "version": package.version,
                            "data": data if isinstance(data, (str, os.PathLike)) else "in-memory table"},
                    tags={"model": package.name}, sample_resources=False) as track:
-            return self._check(project, package, config, profile, data, report, track)
+            return self._check(project, package, config, profile, memory, data, report, track)
 
     # -- the check ---------------------------------------------------------------------------
 
-    def _check(self, project: Project, package: Any, config: Any, profile: ReferenceProfile, data: Any,
+    def _check(self, project: Project, package: Any, config: Any, profile: ReferenceProfile, memory: Any, data: Any,
                report: Any, track: Any) -> MonitorResult:
         from blase.steps import measure_step
 
         started = time.perf_counter()
         with measure_step() as meter:
-            result = self._measure(project, package, config, profile, data)
+            result = self._measure(project, package, config, profile, memory, data)
         result.seconds = time.perf_counter() - started
         result.peak_rss_bytes = meter.peak_rss_bytes
         if track is not None:
@@ -208,12 +215,11 @@ class Monitor:
                     track.log_artifact(result.report, name="monitor/report.html")
         return result
 
-    def _measure(self, project: Project, package: Any, config: Any, profile: ReferenceProfile,
+    def _measure(self, project: Project, package: Any, config: Any, profile: ReferenceProfile, memory: Any,
                  data: Any) -> MonitorResult:
         from blase._duck import connect
         from blase.deploy import DeployError, check_input_schema
 
-        memory = self.memory if self.memory is not None else _project_memory(project)
         con = connect(memory, tmp_dir=project.tmp_dir)  # one connection reads the schema and scans
         try:
             source, schema, shown, known_rows = open_new_data(data, project, self.bad_rows, con)
@@ -415,13 +421,6 @@ def _monitored(profile: ReferenceProfile, config: Any) -> tuple[dict[str, Column
         notes.append(f"monitor.include names {', '.join(needless)}, compared anyway: it is for datetime "
                      "columns, which are not compared by default")
     return kept, notes
-
-
-def _project_memory(project: Project) -> Any:
-    try:
-        return project.config().memory
-    except Exception:
-        return None
 
 
 def _current(col: str, counts: dict[Any, int]) -> CurrentColumn:
