@@ -143,6 +143,8 @@ class Pipeline:
         self.code_root = Path(code_root).resolve() if code_root is not None else self.project.root
         #: Why each step of the last :meth:`run` ran (empty for cached steps).
         self.reasons: dict[str, list[str]] = {}
+        #: The id of the last :meth:`run`'s record (None until it is opened).
+        self.run_id: str | None = None
         self._staged: dict[str, Path] = {}
         self._resume_from: str | None = None
 
@@ -164,8 +166,9 @@ class Pipeline:
 
         A step whose cache key matches an intact stored result is not run again (``cache``
         False runs every step, and still stores the results). ``on_step(step, state)`` is
-        called with ``state`` in ``start``, ``done``, ``cached``, ``reused``, ``failed`` (the
-        CLI uses it to print progress); :attr:`reasons` says why each step ran.
+        called with ``state`` in ``start``, ``done``, ``cached``, ``reused``, ``failed``,
+        ``interrupted`` (Ctrl-C; the CLI uses it to print progress); :attr:`reasons` says why
+        each step ran, and :attr:`run_id` is this run's id as soon as its record exists.
         """
         from blase.hashing import environment_fingerprint, environment_hash, hash_config
         from blase.track import Track
@@ -200,6 +203,7 @@ class Pipeline:
         if self.overrides:
             params["run.overrides"] = _flatten(self.overrides)
         self.reasons = {}
+        self.run_id = None
         self._resume_from = parent if resume is not None else None
         store = _store(self.project)
         store.clean_stale()
@@ -215,6 +219,7 @@ class Pipeline:
             sample_interval=self.config.track.sample_interval,
         ) as track:
             result = PipelineResult(track.run_id, "running")
+            self.run_id = track.run_id
             snapshot = self._snapshot(todo)
             track.log_hashes({"config": hash_config(self.config), "environment": environment_hash(),
                               "code": hash_config(snapshot)})
@@ -242,7 +247,7 @@ class Pipeline:
                     track.log_event("step_failed", step=step, error=f"{type(exc).__name__}: {exc}",
                                     seconds=time.time() - started)
                     if on_step:
-                        on_step(step, "failed")
+                        on_step(step, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
                     raise
                 finally:
                     self._discard_staging(step)

@@ -95,6 +95,12 @@ def test_debug_shows_the_traceback(blase_exe, tmp_path):
     assert r.exit_code != 0 and "Traceback" in r.stderr and "ProjectError" in r.stderr
 
 
+def test_debug_after_the_command_works_like_before_it(blase_exe, tmp_path):
+    r = blase_exe("runs", "--debug", cwd=tmp_path)
+    assert "No such option" not in r.stderr
+    assert r.exit_code != 0 and "Traceback" in r.stderr and "ProjectError" in r.stderr
+
+
 def test_doctor_reports_the_machine(cli, project):
     r = cli("doctor", "--json", cwd=project.root)
     assert r.exit_code == 0, r.stderr
@@ -125,3 +131,69 @@ def test_demo_runs_the_whole_pipeline(blase_exe, tmp_path):
     assert "accuracy" in r.stdout and "baseline" in r.stdout
     assert (tmp_path / "d" / "models" / "d" / "v1" / "model.safetensors").is_file()
     assert list((tmp_path / "d" / "outputs").glob("*/confusion_matrix.png"))
+
+
+INTERRUPTED_MODEL = """
+import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self, n_features, n_outputs):
+        super().__init__()
+        self.lin = torch.nn.Linear(n_features, n_outputs)
+
+    def forward(self, x):
+        raise KeyboardInterrupt  # a person presses Ctrl-C during training
+
+
+def build_model(n_features, n_outputs, task):
+    return Net(n_features, n_outputs)
+"""
+
+# While this run trains, another one is recorded in the project (a second terminal), then it fails.
+FAILING_MODEL_WITH_A_NEIGHBOUR = """
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build_model(n_features, n_outputs, task):
+    code = "from blase.track import Track\\nwith Track('neighbour', project=%r): pass" % str(ROOT)
+    subprocess.run([sys.executable, "-c", code], check=True)
+    raise ValueError("this model cannot be built")
+"""
+
+
+def test_ctrl_c_during_a_run_says_interrupted_not_failed(cli, project):
+    (project.scripts_dir / "model.py").write_text(INTERRUPTED_MODEL)
+    cfg = project.config_path
+    cfg.write_text(cfg.read_text().replace("model: mlp", "model: scripts/model.py:build_model"))
+    r = cli("run", cwd=project.root)
+    assert r.exit_code == 130
+    from blase.track import load_run
+
+    run = load_run("latest", [project.root])
+    assert run.status == "interrupted"
+    assert "failed" not in r.stdout
+    assert f"run {run.id} interrupted" in r.stdout
+    assert "interrupted train" in r.stdout
+
+
+def test_the_resume_hint_names_the_run_that_failed_not_the_latest(cli, project):
+    (project.scripts_dir / "model.py").write_text(FAILING_MODEL_WITH_A_NEIGHBOUR)
+    cfg = project.config_path
+    cfg.write_text(cfg.read_text().replace("model: mlp", "model: scripts/model.py:build_model"))
+    r = cli("run", cwd=project.root)
+    assert r.exit_code != 0
+    from blase.track import list_runs
+
+    runs = list_runs([project.root])
+    failed = [x for x in runs if x.status == "failed"]
+    neighbour = [x for x in runs if x.name == "neighbour"]
+    assert len(failed) == 1 and len(neighbour) == 1
+    assert runs[0].id == neighbour[0].id  # the latest run is the other one
+    assert f"run {failed[0].id} failed" in r.stdout
+    assert f"blase run --resume {failed[0].id}" in r.stdout
+    assert neighbour[0].id not in r.stdout

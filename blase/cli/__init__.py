@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     from blase.cli._app import app
     from blase.errors import BlaseError
 
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = _debug_first(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in args or os.environ.get("BLASE_DEBUG", "") not in ("", "0")
     try:
         app(args=args, prog_name="blase")
@@ -42,6 +42,19 @@ def main(argv: list[str] | None = None) -> None:
             "  hint: this is a bug in Blase; rerun with --debug for the traceback and report it"
         )
         sys.exit(2)
+
+
+def _debug_first(args: list[str]) -> list[str]:
+    """Move ``--debug`` to the front, so ``blase runs --debug`` works like ``blase --debug runs``.
+
+    ``--debug`` is an option of the root command; Click rejects it after a subcommand. Arguments
+    after ``--`` are left alone.
+    """
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" not in args[:end]:
+        return args
+    rest = [a for a in args[:end] if a != "--debug"] + args[end:]
+    return ["--debug", *rest]
 
 
 def _print_error(message: str) -> None:

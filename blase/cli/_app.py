@@ -376,7 +376,7 @@ def run(
         if out is None:
             return
         mark = {"start": "[cyan]>[/]", "done": "[green]ok[/]", "reused": "[dim]reused[/]", "cached": "[dim]cached[/]",
-                "failed": "[red]failed[/]"}[state]
+                "failed": "[red]failed[/]", "interrupted": "[yellow]interrupted[/]"}.get(state, state)
         why = pipeline.reasons.get(step) if state == "done" else None
         if state != "start":
             from rich.markup import escape
@@ -386,12 +386,14 @@ def run(
     try:
         result = pipeline.run(from_step=from_step, to_step=to_step, resume=resume, on_step=on_step,
                               cache=not no_cache)
-    except BaseException:
-        from blase.track import list_runs
-
-        latest = list_runs([pipeline.project.root], limit=1)
-        if latest and out is not None:
-            out.print(f"[red]run {latest[0].id} failed[/]: resume it with `blase run --resume {latest[0].id}`")
+    except BaseException as exc:
+        # Name THIS run (another `blase run` may have started since), and say what happened to it.
+        if pipeline.run_id is not None and out is not None:
+            rid = pipeline.run_id
+            if isinstance(exc, KeyboardInterrupt):
+                out.print(f"[yellow]run {rid} interrupted[/]: resume it with `blase run --resume {rid}`")
+            else:
+                out.print(f"[red]run {rid} failed[/]: resume it with `blase run --resume {rid}`")
         raise
     detail = load_run(result.run_id, [pipeline.project.root])
     if as_json:
