@@ -77,6 +77,21 @@ def test_predict_refuses_a_missing_column(trained, blase_exe):
     assert not out.exists()
 
 
+def test_predict_refuses_to_overwrite_an_existing_out_without_force(trained, cli):
+    project, _ = trained
+    out = project.root / "outputs" / "kept.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("my earlier predictions\n")
+    r = cli("predict", "proj", "data/penguins.csv", "--out", str(out), cwd=project.root)
+    assert r.exit_code == 1
+    assert "already exists" in r.stderr and "--force" in r.stderr
+    assert out.read_text() == "my earlier predictions\n"
+
+    r = cli("predict", "proj", "data/penguins.csv", "--out", str(out), "--force", cwd=project.root)
+    assert r.exit_code == 0, r.stderr
+    assert len(pacsv.read_csv(out)) == 344
+
+
 def test_a_failed_step_can_be_resumed(project):
     cfg = project.config_path
     original = cfg.read_text()

@@ -510,17 +510,26 @@ def predict(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file, .parquet or .csv.")],
     memory: Annotated[str | None, typer.Option("--memory", "-m", help="Memory budget, e.g. 2GB.")] = None,
     onnx: Annotated[bool, typer.Option("--onnx", help="Score with the ONNX export instead of torch.")] = False,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite --out if it already exists.")] = False,
     project: ProjectOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Score new data with a deployed model, streaming under the memory budget.
 
+    An existing --out file is not overwritten unless --force is given.
+
     Example: [bold]blase predict penguins data/new.csv --out outputs/new.parquet[/]
     """
+    from blase.deploy import DeployError
     from blase.deploy import predict as do_predict
     from blase.project import find_project
 
     _use_project(project)
+    if out.exists() and not force:
+        raise DeployError(
+            f"--out {out} already exists; blase predict does not overwrite it",
+            hint=f"choose another --out, or overwrite it with `blase predict {model} DATA --out {out} --force`",
+        )
     result = do_predict(find_project(), model, data, out, memory=memory, use_onnx=onnx)
     if as_json:
         _print_json(result.to_json())
