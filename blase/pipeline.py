@@ -498,6 +498,7 @@ class Pipeline:
         prepare = Prepare(
             label=data.label, features=prep.features, key=data.key, split=prep.split,
             seed=self.config.seed, stratify=prep.stratify, shard_rows=prep.shard_rows,
+            drop_null_label=prep.drop_null_label,
         )
         out = self._work(track, "prepare")
         transform = Transform.load(done["transform"].details["state_file"], project_root=self.code_root)

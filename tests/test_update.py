@@ -4,6 +4,7 @@ promoted; a failed update leaves the current model current and is recorded in Tr
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -54,6 +55,18 @@ def test_useless_data_is_not_promoted_via_monitor_act(deployed, cli):
     assert update is not None and not update["promoted"] and update["candidate_version"] not in (None, before)
     assert current_version(project, "syn") == before
     assert any("forgets too much" in reason or "does not win" in reason for reason in update["reasons"])
+
+
+def test_an_update_that_promotes_nothing_does_not_offer_to_undo_a_promotion(deployed, cli):
+    project, _ = deployed
+    before = current_version(project, "syn")
+    r = cli("update", "syn", "data/junk.csv", "--epochs", "2", "--project", str(project.root))
+    assert r.exit_code == 0, r.stderr
+    assert current_version(project, "syn") == before
+    assert "kept as a candidate" in r.stdout
+    assert "rollback" not in r.stdout
+    candidate = re.search(r"candidate (v\d+)", r.stdout).group(1)
+    assert f"`blase promote syn {candidate}`" in r.stdout
 
 
 def test_failed_training_keeps_the_current_model(deployed):

@@ -24,8 +24,14 @@ def _print_update(out, result) -> None:
         out.print(f"  - {reason}")
     for note in result.notes:
         out.print(f"  [dim]note: {note}[/]")
-    out.print(f"  run {result.run_id} (blase inspect {result.run_id}); undo a promotion with "
-              f"`blase rollback {result.model}`")
+    if result.promoted:
+        out.print(f"  run {result.run_id} (`blase inspect {result.run_id}`); undo the promotion with "
+                  f"`blase rollback {result.model}`")
+    elif result.candidate_version:
+        out.print(f"  run {result.run_id} (`blase inspect {result.run_id}`); promote the candidate with "
+                  f"`blase promote {result.model} {result.candidate_version}`")
+    else:
+        out.print(f"  run {result.run_id} (`blase inspect {result.run_id}`)")
 
 
 @app.command()

@@ -170,6 +170,7 @@ class PrepareConfig(_Strict):
     stratify: bool = False
     shard_rows: int = Field(default=262_144, ge=1)
     features: list[str] | None = Field(default=None, description="default: every column but the label")
+    drop_null_label: bool = Field(default=False, description="drop rows whose label is null instead of failing")
 
 
 class TrainConfig(_Strict):

@@ -58,7 +58,7 @@ def _load_manifest(root: Path) -> Manifest:
         where = root if root.is_dir() else f"{root} (which does not exist)"
         raise EvaluateError(
             f"no manifest.json in {where}: it is not a folder of prepared shards",
-            hint="run prepare first (`blase run prepare` or Prepare(...).run(source, out_dir)) "
+            hint="run prepare first (`blase run --to prepare`, or Prepare(...).run(source, out_dir) in Python) "
             "and pass its output folder",
         )
     try:

@@ -126,7 +126,7 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
     except FileNotFoundError:
         raise PrepareError(
             f"no {MANIFEST_NAME} at {p}",
-            hint="run the prepare step first (`blase run prepare` or Prepare(...).run(...))",
+            hint="run the prepare step first (`blase run --to prepare`, or Prepare(...).run(...) in Python)",
         ) from None
     except (OSError, ValueError) as exc:
         raise PrepareError(

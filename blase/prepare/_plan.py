@@ -161,8 +161,9 @@ def make_plan(prep: Prepare, con: Any, files: list[Path], feed: Feed, where: str
             f"({total:,} rows)",
             hint='add a `filter` transform (where: "'
             + prep.label
-            + ' IS NOT NULL"), impute the '
-            "label, or use drop_null_label=True to drop those rows",
+            + ' IS NOT NULL") to blase.yaml, impute the label, or drop those rows with '
+            "`prepare: {drop_null_label: true}` in blase.yaml "
+            "(once: `blase run --set prepare.drop_null_label=true`)",
         )
     if label_count == 0:
         raise PrepareError(

@@ -232,6 +232,7 @@ class Prepare:
             "seed": config.seed,
             "stratify": config.prepare.stratify,
             "shard_rows": config.prepare.shard_rows,
+            "drop_null_label": config.prepare.drop_null_label,
         }
         kwargs.update(overrides)
         if not kwargs["label"]:
