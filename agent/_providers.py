@@ -526,7 +526,7 @@ class LlamaCppChat(_Adapter):
     ) -> ChatResult:
         llama = _load_llama(self.model, self.n_ctx)
         request: dict[str, Any] = {
-            "messages": _chatml_messages(messages),
+            "messages": _template_safe(_chatml_messages(messages)),
             "temperature": kwargs.get("temperature", 0.0),
             "max_tokens": kwargs.get("max_tokens", self.max_tokens),
             "repeat_penalty": kwargs.get("repeat_penalty", self.repeat_penalty),
@@ -558,7 +558,7 @@ class LlamaCppChat(_Adapter):
             for k, v in (again.get("usage") or {}).items():
                 usage[k] = usage.get(k, 0) + v
         meta = {**self._meta(started), "model_name": Path(self.model).name, "finish_reason": choice.get("finish_reason")}
-        ai = ai_from_openai(message, usage=usage, meta=meta)
+        ai = ai_from_openai(_unescaped(message), usage=usage, meta=meta)
         return ChatResult(generations=[ChatGeneration(message=ai)])
 
 
@@ -567,6 +567,60 @@ def _empty_answer(content: Any) -> bool:
 
     text = str(content or "").strip()
     return not text or re.fullmatch(r"functions\.\w+:?", text) is not None
+
+
+# What markupsafe writes for the characters it escapes (``&#34;`` for a double quote).
+_ENTITIES = {"&#34;": '"', "&#39;": "'", "&quot;": '"', "&lt;": "<", "&gt;": ">", "&amp;": "&"}
+
+
+def _template_safe(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mark every text as safe for llama-cpp-python's chatml-function-calling template.
+
+    That template is rendered with HTML autoescape on, so without this the model reads every
+    quote of the system prompt, the user's words and the tool results as ``&#34;``, and
+    copies it into its answers (which the terminal then shows).
+    """
+    try:
+        from markupsafe import Markup
+    except ImportError:  # pragma: no cover - jinja2 (a llama-cpp-python dependency) ships it
+        return messages
+    out = []
+    for m in messages:
+        m = dict(m)
+        if isinstance(m.get("content"), str):
+            m["content"] = Markup(m["content"])
+        if m.get("tool_calls"):
+            calls = []
+            for call in m["tool_calls"]:
+                fn = dict(call.get("function") or {})
+                if isinstance(fn.get("arguments"), str):
+                    fn["arguments"] = Markup(fn["arguments"])
+                calls.append({**call, "function": fn})
+            m["tool_calls"] = calls
+        out.append(m)
+    return out
+
+
+def _unescape(text: str) -> str:
+    import re
+
+    return re.sub("|".join(map(re.escape, _ENTITIES)), lambda x: _ENTITIES[x.group(0)], text)
+
+
+def _unescaped(message: dict[str, Any]) -> dict[str, Any]:
+    """The model's message with HTML entities it picked up from an escaped prompt decoded."""
+    message = dict(message)
+    if isinstance(message.get("content"), str):
+        message["content"] = _unescape(message["content"])
+    if message.get("tool_calls"):
+        calls = []
+        for call in message["tool_calls"]:
+            fn = dict(call.get("function") or {})
+            if isinstance(fn.get("arguments"), str):
+                fn["arguments"] = _unescape(fn["arguments"])
+            calls.append({**call, "function": fn})
+        message["tool_calls"] = calls
+    return message
 
 
 def _chatml_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:

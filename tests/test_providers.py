@@ -470,3 +470,37 @@ def test_make_chat_model_kinds(tmp_path):
     with pytest.raises(ProviderError):
         make_chat_model(ProviderSpec("nope", "m"))
 
+
+
+class _EchoLlama:
+    """Stands in for llama_cpp.Llama (the third-party model object) and repeats the last user
+    message of the prompt that llama-cpp-python's own chatml-function-calling handler renders:
+    what it answers is exactly what the model would have read."""
+
+    def create_chat_completion(self, **request):
+        from llama_cpp.llama_chat_format import chatml_function_calling
+
+        return chatml_function_calling(llama=self, **request)
+
+    def create_completion(self, prompt, **kwargs):
+        self.prompt = prompt
+        said = prompt.rsplit("<|im_start|>user\n", 1)[1].split("<|im_end|>", 1)[0]
+        return {"id": "cmpl-echo", "object": "text_completion", "created": 0, "model": "echo",
+                "choices": [{"text": said, "index": 0, "logprobs": None, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+
+def test_the_embedded_model_reads_and_answers_plain_quotes_not_html_entities(monkeypatch, tmp_path):
+    """llama-cpp-python renders chatml-function-calling with HTML autoescape: the model read
+    every `"` as `&#34;` and copied it into answers that the terminal printed."""
+    pytest.importorskip("llama_cpp")
+    from blase.agent import _providers
+
+    gguf = str(tmp_path / "echo.gguf")
+    echo = _EchoLlama()
+    monkeypatch.setitem(_providers._LLAMAS, (gguf, LlamaCppChat.model_fields["n_ctx"].default), echo)
+    said = 'compare runs "a1" & "b2" where metrics.acc > 0.9 and name = \'x\' <ok>'
+    answer = LlamaCppChat(model=gguf, timeout=5, max_retries=0).invoke(
+        [SystemMessage(content='You are "Blase".'), HumanMessage(content=said)])
+    assert "&#34;" not in echo.prompt and 'You are "Blase".' in echo.prompt
+    assert answer.content == said
