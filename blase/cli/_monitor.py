@@ -70,14 +70,18 @@ def monitor(
         _print_json({**result.to_json(), "update": update.to_json() if update else None})
         return
     out = _out()
-    verdict = "[red]retrain recommended[/]" if result.retrain else "[green]the model still fits[/]"
+    colour = "red" if result.retrain else "yellow" if result.verdict.startswith("drift") else "green"
+    verdict = f"[{colour}]{result.verdict}[/]"
     out.print(f"{result.model} {result.version} on {result.rows:,} new rows: {verdict} "
               f"({len(result.drifted_columns)} of {len(result.columns)} columns drifted)")
     table = Table(header_style="bold", box=None)
-    for col in ("column", "test", "score", "p-value", "PSI", "nulls ref/new", "drift"):
+    # the test's own statistic (KS D, chi-square, normalised Wasserstein, Jensen-Shannon) and,
+    # for the tests that have one, its p-value: never a mix of 1-p and distances in one column
+    for col in ("column", "test", "statistic", "p-value", "PSI", "nulls ref/new", "drift"):
         table.add_column(col)
     for c in result.columns:
-        table.add_row(c.column, c.test, f"{c.score:.3g}", "" if c.p_value is None else f"{c.p_value:.3g}",
+        table.add_row(c.column, c.test, "" if c.statistic is None else f"{c.statistic:.3g}",
+                      "" if c.p_value is None else f"{c.p_value:.3g}",
                       "" if c.psi is None else f"{c.psi:.3g}",
                       f"{c.reference_null_rate:.1%}/{c.current_null_rate:.1%}",
                       "[red]yes[/]" if c.drifted else "no")

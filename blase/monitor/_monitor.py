@@ -80,8 +80,19 @@ class MonitorResult:
     def drifted_columns(self) -> list[str]:
         return [c.column for c in self.columns if c.drifted]
 
+    @property
+    def verdict(self) -> str:
+        """One line: ``retrain recommended``, ``drift found, no retrain trigger fired``
+        (columns or predictions drifted below the triggers), or ``the model still fits``."""
+        if self.retrain:
+            return "retrain recommended"
+        if self.drifted_columns or (self.prediction is not None and self.prediction.drifted):
+            return "drift found, no retrain trigger fired"
+        return "the model still fits"
+
     def to_json(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k not in ("columns", "label", "prediction")}
+        out["verdict"] = self.verdict
         out["columns"] = [c.to_json() for c in self.columns]
         out["drifted_columns"] = self.drifted_columns
         out["label"] = self.label.to_json() if self.label else None
@@ -353,7 +364,16 @@ class Monitor:
             reasons.append(f"{result.rows:,} new rows >= {int(triggers['new_rows']):,}")
         result.fired = fired
         result.retrain = bool(fired)
-        if not fired:
+        pred_drift = result.prediction is not None and result.prediction.drifted
+        if not fired and (drifted or pred_drift):
+            what = [f"{len(drifted)} of {len(result.columns)} input columns"] if drifted else []
+            what += ["the predictions"] if pred_drift else []
+            below = (f" (drift share {result.drift_share:.0%} < {triggers['drift_share']:.0%})"
+                     if "drift_share" in triggers and drifted else "")
+            check = ("the labelled rows show no metric drop" if result.metrics
+                     else "without labels the accuracy on this data is unknown: check it on labelled rows")
+            reasons.append(f"no retrain trigger fired{below}, but {' and '.join(what)} drifted; {check}")
+        elif not fired:
             reasons.append("no retrain trigger fired: the model still fits the data")
         # context that does not trigger by itself
         if result.prediction is not None and result.prediction.drifted:

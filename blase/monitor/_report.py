@@ -180,10 +180,16 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
+def _no_metrics(result: Any) -> str:
+    """Why the report has no metrics: predictions or metrics were skipped, or no labels."""
+    skipped = [n for n in result.notes if n.startswith(("predictions skipped", "metrics skipped"))]
+    return "; ".join(skipped) if skipped else "the new data has no labels"
+
+
 def render_html(result: Any, plots: list[Path]) -> str:
     """One self-contained page: summary, recommendation, per-column table, plots."""
     e = html.escape
-    verdict = "retrain recommended" if result.retrain else "the model still fits"
+    verdict = result.verdict
     rows = []
     for c in sorted(result.columns, key=lambda c: (not c.drifted, c.column)):
         rows.append(
@@ -212,7 +218,7 @@ Prediction drift: {e(pred.reason() or 'no') if pred else 'not measured'}. Run {e
 <h2>Columns</h2><table><tr><th>column</th><th>kind</th><th>test</th><th>statistic</th><th>p-value</th>
 <th>PSI</th><th>nulls ref / new</th><th>unseen rows</th><th>drift</th><th>why</th></tr>{''.join(rows)}</table>
 <h2>Metrics</h2>{'<table><tr><th>metric</th><th>reference</th><th>new</th></tr>' + metrics + '</table>'
-                 if metrics else '<p>the new data has no labels</p>'}
+                 if metrics else f'<p>{e(_no_metrics(result))}</p>'}
 <h2>Plots</h2>{images}
 <p>{''.join(f'<br>{e(n)}' for n in result.notes)}</p></body></html>
 """

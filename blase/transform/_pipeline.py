@@ -306,23 +306,38 @@ class Transform:
     # ------------------------------------------------------------- apply (one batch)
 
     def _conform(self, table: pa.Table) -> pa.Table:
-        """Give known input columns their fit-time types, so inference matches training."""
-        fields = []
-        for f in table.schema:
-            if f.name in self.input_schema_.names:
-                fields.append(self.input_schema_.field(f.name))
-            else:
-                fields.append(f)
-        target = pa.schema(fields)
-        if target.equals(table.schema):
+        """Give known input columns their fit-time types, so inference matches training.
+
+        A column fitted as integers that now holds fractions (``8.5``) is read as float64
+        rather than truncated: every numeric operation works on it, and its values are kept.
+        A value that cannot take the fitted type is an error naming the column.
+        """
+        import pyarrow.compute as pc
+
+        known = self.input_schema_.names
+        if all(f.name not in known or f.type == self.input_schema_.field(f.name).type for f in table.schema):
             return table
-        try:
-            return table.cast(target)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-            raise TransformError(
-                f"the input's column types do not match the data the transform was fitted on: {exc}",
-                hint=f"expected {', '.join(f'{f.name}: {f.type}' for f in self.input_schema_)}",
-            ) from None
+        columns, fields = [], []
+        for f, column in zip(table.schema, table.columns, strict=True):
+            if f.name not in known or f.type == self.input_schema_.field(f.name).type:
+                columns.append(column)
+                fields.append(f)
+                continue
+            want = self.input_schema_.field(f.name)
+            try:
+                columns.append(column.cast(want.type))
+                fields.append(want)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+                if pa.types.is_integer(want.type) and pa.types.is_floating(f.type):
+                    columns.append(pc.cast(column, pa.float64()))
+                    fields.append(pa.field(f.name, pa.float64(), nullable=want.nullable))
+                    continue
+                raise TransformError(
+                    f"column {f.name!r} is {f.type} here but the transform was fitted on {want.type}: "
+                    f"{str(exc).splitlines()[0]}",
+                    hint=f"fix or cast the values of {f.name!r} to {want.type} (the type of the training data)",
+                ) from None
+        return pa.Table.from_arrays(columns, schema=pa.schema(fields))
 
     def _apply_ops(self, table: pa.Table, start: int, stop: int, report: ApplyReport, *,
                    count_unseen: bool) -> pa.Table:
