@@ -92,6 +92,51 @@ def _sniff(
     return first_row(con.execute(query))
 
 
+# Files up to this size are read whole to tell "empty" and "header only" apart from data.
+_SMALL_FILE = 1 << 20
+_COMPRESSED = (".gz", ".gzip", ".zst", ".zstd", ".bz2", ".xz")
+
+
+def _refuse_empty(source: ResolvedSource, opts: CSVOptions) -> None:
+    """An empty file, or one with a header and no rows, is an error that says so (DuckDB's
+    sniffer says "Sniffer detected value different than the user input", or reads every
+    column as text)."""
+    header_only: list[str] = []
+    has_rows = False
+    for path in source.files:
+        shown = display_path(path, source.base_dir)
+        try:
+            size = path.stat().st_size
+        except OSError:
+            continue  # the reader reports a missing or unreadable file itself
+        if size == 0:
+            raise ExtractError(
+                f"{shown} is empty (0 bytes): no header and no rows",
+                hint="write the data into it, or point data.source at the file that holds it",
+            )
+        if has_rows:
+            continue  # only the sizes of the other files matter now
+        if size > _SMALL_FILE or path.name.lower().endswith(_COMPRESSED):
+            has_rows = True  # a file with data, or one not opened here: read as usual
+            continue
+        lines = [ln for ln in path.read_bytes().splitlines() if ln.strip()][opts.skip_rows:]
+        if not lines:
+            raise ExtractError(
+                f"{shown} holds only blank lines: no header and no rows",
+                hint="write the data into it, or point data.source at the file that holds it",
+            )
+        if len(lines) > (1 if opts.header else 0):
+            has_rows = True
+            continue
+        header_only.append(shown)
+    if header_only and not has_rows:
+        which = header_only[0] if len(header_only) == 1 else f"every file ({', '.join(header_only[:3])}, ...)"
+        raise ExtractError(
+            f"{which} has a header but no rows",
+            hint="add rows below the header, or point data.source at the file that holds the data",
+        )
+
+
 def plan_csv(con: duckdb.DuckDBPyConnection, source: ResolvedSource, opts: CSVOptions) -> CSVPlan:
     """Detect the dialect and column types of ``source``'s first file and pin them.
 
@@ -102,6 +147,7 @@ def plan_csv(con: duckdb.DuckDBPyConnection, source: ResolvedSource, opts: CSVOp
     """
     import duckdb
 
+    _refuse_empty(source, opts)
     first = source.files[0]
     shown = display_path(first, source.base_dir)
     args = _common_args(opts, source)

@@ -263,6 +263,12 @@ class Extract:
             self._checked = True
             return
         if not self._checked:
+            for path in source.files:
+                if path.is_file() and path.stat().st_size == 0:
+                    raise ExtractError(
+                        f"{display_path(path, source.base_dir)} is empty (0 bytes): it holds no data",
+                        hint="write the data into it, or point data.source at the file that holds it",
+                    )
             if source.is_many and not getattr(opts, "union_by_name", False):
                 check_same_columns(
                     file_columns(con, source, opts),
@@ -576,6 +582,11 @@ class Extract:
                 stats.rows_rejected = self._json_skipped(rows_out, stats)
             stats.rows_in = stats.rows_out + stats.rows_rejected
             self.stats = stats
+            if stats.rows_in == 0 and source.files:
+                raise ExtractError(
+                    f"{self._shown()} has no rows",
+                    hint="add rows to it, or use the file that holds the data (data.source in blase.yaml)",
+                )
         finally:
             con.close()
 

@@ -116,6 +116,12 @@ def suggest_schema(
                 f"cannot scan {source}: {str(exc).splitlines()[0]}",
                 hint="check that the file is complete and in the format its name says",
             ) from exc
+        if not full["__rows"]:
+            # a column of no values is not "constant", and no kind can be told from it
+            raise DataError(
+                f"{source} has no rows: nothing to profile",
+                hint="profile a file that holds data (add rows, or point at another file)",
+            )
         con.register("__sample", sample)
         sampled = _sample_stats(con, dtypes) if sample.num_rows else {n: {} for n in dtypes}
         columns = [_column(name, dtype, full, sampled[name]) for name, dtype in dtypes.items()]
