@@ -1,0 +1,64 @@
+"""Wrong results and crashes found on data Blase did not write (issue [1/7] part 3).
+
+Each test builds a real project with `blase create`, writes a small CSV, and drives the real CLI.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+from blase.scaffold import create_project
+
+
+def _config(label: str, transform: str, *, source: str = "data/d.csv", epochs: int = 30,
+            extra: str = "") -> str:
+    return (
+        "project: p\nseed: 42\n"
+        f"data:\n  source: {source}\n  label: {label}\n"
+        f"transform:\n{transform}"
+        "prepare:\n  split: {train: 0.7, val: 0.15, test: 0.15}\n"
+        f"train:\n  model: mlp\n  hidden: [8]\n  epochs: {epochs}\n  lr: 0.05\n"
+        f"{extra}"
+    )
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def _project(tmp_path: Path, config: str) -> Path:
+    root = create_project(tmp_path / "p").root
+    (root / "blase.yaml").write_text(config)
+    return root
+
+
+def _categorical_rows(n: int = 240) -> list[list[object]]:
+    rng = random.Random(0)
+    rows = []
+    for _ in range(n):
+        color = rng.choice(["red", "green", "blue"])
+        rows.append([color, rng.choice(["square", "circle"]), "hit" if color == "red" else "miss"])
+    return rows
+
+
+def test_every_feature_categorical_prepares_trains_and_predicts(tmp_path, cli):
+    """One-hot only (no dense column left): prepare used to crash in memoryview.cast."""
+    root = _project(tmp_path, _config("outcome", "  - op: onehot\n", epochs=60))
+    _write_csv(root / "data" / "d.csv", ["color", "shape", "outcome"], _categorical_rows())
+    r = cli("run", cwd=root)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+
+    new = _write_csv(tmp_path / "new.csv", ["color", "shape"], [["red", "circle"], ["blue", "square"]])
+    out = tmp_path / "pred.csv"
+    r = cli("predict", "p", str(new), "--out", str(out), cwd=root)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    with out.open() as f:
+        preds = [row["prediction"] for row in csv.DictReader(f)]
+    assert preds == ["hit", "miss"]  # the one-hot codes reach the model
