@@ -78,16 +78,6 @@ class PipelineResult:
         }
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(data, dict):
         out: dict[str, Any] = {}
@@ -127,18 +117,24 @@ class Pipeline:
     ) -> None:
         import yaml
 
-        from blase.config import ProjectConfig, config_from_dict, config_from_text, parse_overrides
+        from blase.config import (
+            ProjectConfig,
+            apply_overrides,
+            config_from_dict,
+            config_from_text,
+            parse_overrides,
+        )
 
         self.project = project if isinstance(project, Project) else find_project(project)
         self.overrides = parse_overrides(overrides) if isinstance(overrides, list) else dict(overrides or {})
         if config is not None:
             base = config.model_dump(mode="json") if isinstance(config, ProjectConfig) else dict(config)
-            self.config = config_from_dict(_merge(base, self.overrides), file="recorded config")
+            self.config = config_from_dict(apply_overrides(base, self.overrides), file="recorded config")
         else:
             text = self.project.config_path.read_text(encoding="utf-8")
             config_from_text(text, file=self.project.config_path.name)  # line-aware errors first
             raw = yaml.safe_load(text) or {}
-            self.config = config_from_dict(_merge(raw, self.overrides), file="blase.yaml with --set")
+            self.config = config_from_dict(apply_overrides(raw, self.overrides), file="blase.yaml with --set")
         self.memory = memory if memory is not None else self.config.memory
         self.code_root = Path(code_root).resolve() if code_root is not None else self.project.root
         #: Why each step of the last :meth:`run` ran (empty for cached steps).
