@@ -87,6 +87,10 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: data}
 
 
+#: The step that reads each section a ``--set`` can change, for sections read before train.
+_OVERRIDE_STEP: dict[str, str] = {"data": "extract", "transform": "transform", "prepare": "prepare"}
+
+
 class Pipeline:
     """Run a project's steps, all of them or a slice, as one tracked run.
 
@@ -182,6 +186,7 @@ class Pipeline:
         elif STEPS.index(first) > 0:
             parent, reuse = latest_with(self.project, STEPS[: STEPS.index(first)])
         needed = STEPS[: STEPS.index(first)]
+        self._refuse_unused_overrides(needed, first, resume)
         missing = [s for s in needed if s not in reuse]
         if missing:
             raise PipelineError(
@@ -253,6 +258,21 @@ class Pipeline:
                     on_step(step, "cached" if hit is not None else "done")
             result.status = "finished"
         return result
+
+    def _refuse_unused_overrides(self, reused: tuple[str, ...] | list[str], first: str,
+                                 resume: str | None) -> None:
+        """A ``--set`` of a section only a reused step reads would be recorded but never used."""
+        flat = _flatten(self.overrides)
+        unused = [key for key in flat if _OVERRIDE_STEP.get(key.split(".", 1)[0]) in reused]
+        if not unused:
+            return
+        pairs = " ".join(f"--set {key}={flat[key]}" for key in unused)
+        start = f"--resume {resume}" if resume is not None else f"--from {first}"
+        raise PipelineError(
+            f"{pairs} changes what {_OVERRIDE_STEP[unused[0].split('.', 1)[0]]} reads, but {start} "
+            f"reuses that step's output from an earlier run: the run would record a config it did not use",
+            hint=f"run the steps that read it again: `blase run {pairs}` (without {start.split()[0]})",
+        )
 
     # -- caching --------------------------------------------------------------------------
 

@@ -62,3 +62,21 @@ def test_every_feature_categorical_prepares_trains_and_predicts(tmp_path, cli):
     with out.open() as f:
         preds = [row["prediction"] for row in csv.DictReader(f)]
     assert preds == ["hit", "miss"]  # the one-hot codes reach the model
+
+
+def test_from_train_refuses_a_data_override_it_would_not_use(project, cli):
+    """`--from train --set data.source=X` reused the old extract yet recorded X as the source."""
+    r = cli("run", "--set", "train.epochs=2", cwd=project.root)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    runs_before = sorted(p.name for p in (project.root / "runs").iterdir())
+    other = project.root / "data" / "other.csv"
+    other.write_text((project.root / "data" / "penguins.csv").read_text())
+
+    r = cli("run", "--from", "train", "--set", "data.source=data/other.csv", cwd=project.root)
+    assert r.exit_code == 1
+    assert "--set data.source=data/other.csv changes what extract reads" in r.stderr
+    assert "`blase run --set data.source=data/other.csv` (without --from)" in r.stderr
+    assert sorted(p.name for p in (project.root / "runs").iterdir()) == runs_before  # nothing recorded
+
+    r = cli("run", "--from", "train", "--set", "train.epochs=1", cwd=project.root)  # train keys are fine
+    assert r.exit_code == 0, r.stdout + r.stderr
