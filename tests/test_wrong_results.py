@@ -80,3 +80,29 @@ def test_from_train_refuses_a_data_override_it_would_not_use(project, cli):
 
     r = cli("run", "--from", "train", "--set", "train.epochs=1", cwd=project.root)  # train keys are fine
     assert r.exit_code == 0, r.stdout + r.stderr
+
+
+def test_a_filter_on_the_label_is_training_only(project, cli):
+    """The null-label hint suggests `filter: label IS NOT NULL`; predict data has no label."""
+    cfg = project.config_path
+    cfg.write_text(cfg.read_text().replace(
+        "transform:             # applied in order, fitted on the data\n",
+        "transform:             # applied in order, fitted on the data\n"
+        "  - op: filter\n    where: species IS NOT NULL\n"
+        "  - op: filter\n    where: island <> 'Biscoe'\n"))
+    r = cli("run", "--set", "train.epochs=3", "--json", cwd=project.root)
+    assert r.exit_code == 0, r.stdout + r.stderr
+
+    rows = list(csv.DictReader((project.root / "data" / "penguins.csv").open()))[::10]
+    new = project.root / "data" / "new.csv"
+    with new.open("w", newline="") as f:
+        w = csv.DictWriter(f, [c for c in rows[0] if c != "species"], extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    out = project.root / "outputs" / "new.csv"
+    r = cli("predict", "proj", str(new), "--out", str(out), cwd=project.root)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    with out.open() as f:
+        got = list(csv.DictReader(f))
+    # the label filter is skipped (no label here); the filter on a feature still applies
+    assert len(got) == sum(row["island"] != "Biscoe" for row in rows) > 0
