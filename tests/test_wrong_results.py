@@ -9,6 +9,8 @@ import csv
 import random
 from pathlib import Path
 
+import pytest
+
 from blase.scaffold import create_project
 
 
@@ -106,3 +108,32 @@ def test_a_filter_on_the_label_is_training_only(project, cli):
         got = list(csv.DictReader(f))
     # the label filter is skipped (no label here); the filter on a feature still applies
     assert len(got) == sum(row["island"] != "Biscoe" for row in rows) > 0
+
+
+def test_predict_fills_a_missing_value_where_training_had_none(tmp_path, cli):
+    """`schema --write` imputes only the columns with nulls; new data can miss any of them."""
+    transform = ("  - op: impute\n    strategy: mean\n    columns: [a]\n"
+                 "  - op: scale\n    method: standard\n    columns: [a, b]\n")
+    root = _project(tmp_path, _config("y", transform, epochs=5))
+    rng = random.Random(1)
+    rows = []
+    for i in range(300):
+        a, b = rng.random(), rng.random()
+        rows.append(["" if i % 17 == 0 else round(a, 3), round(b, 3), round(a + 2 * b, 3)])
+    _write_csv(root / "data" / "d.csv", ["a", "b", "y"], rows)
+    r = cli("run", cwd=root)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    mean_b = sum(row[1] for row in rows) / len(rows)
+
+    new = _write_csv(tmp_path / "new.csv", ["a", "b"], [[0.5, ""], ["", 0.2], [0.1, 0.3]])
+    same = _write_csv(tmp_path / "same.csv", ["a", "b"], [[0.5, mean_b], ["", 0.2], [0.1, 0.3]])
+    outs = []
+    for data in (new, same):
+        out = tmp_path / f"{data.stem}.pred.csv"
+        r = cli("predict", "p", str(data), "--out", str(out), cwd=root)
+        assert r.exit_code == 0, r.stdout + r.stderr
+        with out.open() as f:
+            outs.append([float(row["prediction"]) for row in csv.DictReader(f)])
+        if data is new:
+            assert "1 missing value(s) of column 'b' filled with its training mean" in " ".join(r.stdout.split())
+    assert outs[0] == pytest.approx(outs[1], abs=1e-4)  # the fill is the training mean of b
