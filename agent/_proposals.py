@@ -77,22 +77,12 @@ def inline_yaml(value: Any) -> str:
     return text.removesuffix("...").strip()
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def current_config(project: Project, overrides: list[str]) -> dict[str, Any]:
     """``blase.yaml`` with ``overrides`` (``--set`` pairs) applied, as plain data."""
-    from blase.config import parse_overrides
+    from blase.config import apply_overrides, parse_overrides
 
     raw = yaml.safe_load(project.config_path.read_text(encoding="utf-8")) or {}
-    return _merge(raw, parse_overrides(list(overrides)))
+    return apply_overrides(raw, parse_overrides(list(overrides)))
 
 
 def affected_step(key: str) -> str | None:

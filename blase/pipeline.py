@@ -78,16 +78,6 @@ class PipelineResult:
         }
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(data, dict):
         out: dict[str, Any] = {}
@@ -95,6 +85,10 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
             out |= _flatten(value, f"{prefix}{key}.")
         return out
     return {prefix[:-1]: data}
+
+
+#: The step that reads each section a ``--set`` can change, for sections read before train.
+_OVERRIDE_STEP: dict[str, str] = {"data": "extract", "transform": "transform", "prepare": "prepare"}
 
 
 class Pipeline:
@@ -127,18 +121,24 @@ class Pipeline:
     ) -> None:
         import yaml
 
-        from blase.config import ProjectConfig, config_from_dict, config_from_text, parse_overrides
+        from blase.config import (
+            ProjectConfig,
+            apply_overrides,
+            config_from_dict,
+            config_from_text,
+            parse_overrides,
+        )
 
         self.project = project if isinstance(project, Project) else find_project(project)
         self.overrides = parse_overrides(overrides) if isinstance(overrides, list) else dict(overrides or {})
         if config is not None:
             base = config.model_dump(mode="json") if isinstance(config, ProjectConfig) else dict(config)
-            self.config = config_from_dict(_merge(base, self.overrides), file="recorded config")
+            self.config = config_from_dict(apply_overrides(base, self.overrides), file="recorded config")
         else:
             text = self.project.config_path.read_text(encoding="utf-8")
             config_from_text(text, file=self.project.config_path.name)  # line-aware errors first
             raw = yaml.safe_load(text) or {}
-            self.config = config_from_dict(_merge(raw, self.overrides), file="blase.yaml with --set")
+            self.config = config_from_dict(apply_overrides(raw, self.overrides), file="blase.yaml with --set")
         self.memory = memory if memory is not None else self.config.memory
         self.code_root = Path(code_root).resolve() if code_root is not None else self.project.root
         #: Why each step of the last :meth:`run` ran (empty for cached steps).
@@ -189,6 +189,7 @@ class Pipeline:
         elif STEPS.index(first) > 0:
             parent, reuse = latest_with(self.project, STEPS[: STEPS.index(first)])
         needed = STEPS[: STEPS.index(first)]
+        self._refuse_unused_overrides(needed, first, resume)
         missing = [s for s in needed if s not in reuse]
         if missing:
             raise PipelineError(
@@ -262,6 +263,21 @@ class Pipeline:
                     on_step(step, "cached" if hit is not None else "done")
             result.status = "finished"
         return result
+
+    def _refuse_unused_overrides(self, reused: tuple[str, ...] | list[str], first: str,
+                                 resume: str | None) -> None:
+        """A ``--set`` of a section only a reused step reads would be recorded but never used."""
+        flat = _flatten(self.overrides)
+        unused = [key for key in flat if _OVERRIDE_STEP.get(key.split(".", 1)[0]) in reused]
+        if not unused:
+            return
+        pairs = " ".join(f"--set {key}={flat[key]}" for key in unused)
+        start = f"--resume {resume}" if resume is not None else f"--from {first}"
+        raise PipelineError(
+            f"{pairs} changes what {_OVERRIDE_STEP[unused[0].split('.', 1)[0]]} reads, but {start} "
+            f"reuses that step's output from an earlier run: the run would record a config it did not use",
+            hint=f"run the steps that read it again: `blase run {pairs}` (without {start.split()[0]})",
+        )
 
     # -- caching --------------------------------------------------------------------------
 

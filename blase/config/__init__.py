@@ -1,6 +1,12 @@
 """Configuration: pydantic models of ``blase.yaml`` and a loader whose errors name line and key."""
 
-from blase.config._load import config_from_dict, config_from_text, load_config, parse_overrides
+from blase.config._load import (
+    apply_overrides,
+    config_from_dict,
+    config_from_text,
+    load_config,
+    parse_overrides,
+)
 from blase.config._models import (
     AgentConfig,
     DataConfig,
@@ -27,6 +33,7 @@ __all__ = [
     "TrackConfig",
     "TrainConfig",
     "TransformStep",
+    "apply_overrides",
     "config_from_dict",
     "config_from_text",
     "load_config",

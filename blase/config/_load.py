@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from blase.config._models import ProjectConfig
 from blase.errors import ConfigError, ConfigProblem
 
-__all__ = ["config_from_dict", "load_config", "parse_overrides"]
+__all__ = ["apply_overrides", "config_from_dict", "load_config", "parse_overrides"]
 
 _Path = tuple[str | int, ...]
 
@@ -86,22 +86,79 @@ def config_from_dict(
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """Turn ``["train.epochs=5", "seed=1"]`` into a nested dict; values are parsed as YAML."""
-    out: dict[str, Any] = {}
+    """Turn ``["train.epochs=5", "transform.1.strategy=mean"]`` into a nested dict.
+
+    Values are parsed as YAML. A part made of digits is a list index (an ``int`` key), which
+    :func:`apply_overrides` uses to reach one item of a list such as ``transform``.
+    """
+    out: dict[Any, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
+        parts = key.strip().split(".")
+        if not sep or not key.strip() or not all(p.strip() for p in parts):
             raise ConfigError(
                 [ConfigProblem("--set", None, pair, f"override {pair!r} is not KEY=VALUE")],
-                hint="write it like --set train.epochs=5",
+                hint="write it like --set train.epochs=5 or --set transform.1.strategy=mean",
             )
         value = yaml.safe_load(raw) if raw.strip() else ""
         cursor = out
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            cursor = cursor.setdefault(part, {})
-        cursor[parts[-1]] = value
+        keys: list[str | int] = [int(p) if p.strip().isdigit() else p.strip() for p in parts]
+        for part in keys[:-1]:
+            nxt = cursor.setdefault(part, {})
+            if not isinstance(nxt, dict):  # an earlier pair set a whole value here: replace it
+                nxt = cursor[part] = {}
+            cursor = nxt
+        cursor[keys[-1]] = value
     return out
+
+
+def apply_overrides(base: dict[str, Any], overrides: dict[Any, Any], *, _at: str = "") -> dict[str, Any]:
+    """``base`` (plain config data) with nested ``overrides`` merged in; ``base`` is not changed.
+
+    A mapping of integer keys (or digit strings, as JSON records them) over a list sets items of
+    that list: ``{"transform": {1: {"strategy": "mean"}}}`` changes the second operation only.
+    """
+    out = dict(base)
+    for key, value in overrides.items():
+        _set(out, key, value, _at)
+    return out
+
+
+def _set(container: dict[Any, Any] | list[Any], key: Any, value: Any, at: str) -> None:
+    path = f"{at}.{key}" if at else str(key)
+    if isinstance(container, list):
+        index = _index(container, key, path)
+        current = container[index]
+    else:
+        if key not in container and str(key) in container:
+            key = str(key)
+        elif isinstance(key, str) and key.isdigit() and key not in container and int(key) in container:
+            key = int(key)
+        index = key
+        current = container.get(key)
+    if isinstance(value, dict) and isinstance(current, dict):
+        container[index] = apply_overrides(current, value, _at=path)
+    elif isinstance(value, dict) and isinstance(current, list) and value and all(_is_index(k) for k in value):
+        items = list(current)
+        for k, v in value.items():
+            _set(items, k, v, path)
+        container[index] = items
+    else:
+        container[index] = value
+
+
+def _is_index(key: Any) -> bool:
+    return isinstance(key, int) or (isinstance(key, str) and key.isdigit())
+
+
+def _index(items: list[Any], key: Any, path: str) -> int:
+    if not _is_index(key) or not 0 <= int(key) < len(items):
+        raise ConfigError(
+            [ConfigProblem("--set", None, path,
+                           f"{path}: no item {key} in a list of {len(items)} (items are numbered from 0)")],
+            hint="count that list's items in blase.yaml from 0, then `blase run --set KEY.N.FIELD=VALUE`",
+        )
+    return int(key)
 
 
 # -- line numbers -------------------------------------------------------------------------

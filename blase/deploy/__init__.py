@@ -17,8 +17,10 @@ from blase.deploy._predict import (
     PredictResult,
     check_input_schema,
     features_matrix,
+    fill_unimputed,
     predict,
     scores_to_columns,
+    training_means,
 )
 from blase.deploy._registry import (
     ModelInfo,
@@ -42,6 +44,7 @@ __all__ = [
     "deploy_from_steps",
     "deploy_run",
     "features_matrix",
+    "fill_unimputed",
     "list_models",
     "load_package",
     "predict",
@@ -49,6 +52,7 @@ __all__ = [
     "resolve_model",
     "rollback",
     "scores_to_columns",
+    "training_means",
 ]
 
 

@@ -8,6 +8,7 @@ export). The output is written under a temporary name and renamed when complete.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -20,7 +21,10 @@ from blase.deploy._package import DeployError, ModelPackage
 from blase.deploy._runner import model_runner
 from blase.project import Project
 
-__all__ = ["PredictResult", "check_input_schema", "features_matrix", "predict", "scores_to_columns"]
+__all__ = [
+    "PredictResult", "check_input_schema", "features_matrix", "fill_unimputed", "predict", "scores_to_columns",
+    "training_means",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +80,47 @@ def check_input_schema(expected: dict[str, str], schema: Any, *, source: str, la
         )
     extra = [c for c in found if c not in expected and c != label]
     return [f"ignored {len(extra)} column(s) the model does not use: {', '.join(extra)}"] if extra else []
+
+
+def training_means(package: Any, transform: Any) -> dict[str, float]:
+    """Training means of the numeric raw columns no impute op of the package's transform fills.
+
+    They come from the package's reference profile (the training data, profiled at deploy);
+    empty for a package without one.
+    """
+    path = Path(package.path) / "reference_profile.json"
+    try:
+        columns = json.loads(path.read_text(encoding="utf-8")).get("columns", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    covered = {c for op in transform.operations if op.op_name == "impute"
+               for c in (getattr(op, "columns_", None) or [])}
+    return {name: float(col["mean"]) for name, col in columns.items()
+            if isinstance(col, dict) and col.get("kind") == "numeric" and not col.get("datetime")
+            and col.get("mean") is not None and name not in covered}
+
+
+def fill_unimputed(table: Any, means: dict[str, float]) -> tuple[Any, dict[str, int]]:
+    """Fill nulls of numeric columns no impute op covers with their training mean.
+
+    Training saw no missing value there (or it would have needed an impute op), so the model
+    cannot take one; the mean is what ``impute: mean`` would have learned. Returns the table and
+    the count filled per column.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    filled: dict[str, int] = {}
+    for name, mean in means.items():
+        if name not in table.column_names or not table[name].null_count:
+            continue
+        col = table[name]
+        if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
+            continue
+        value = pa.scalar(round(mean) if pa.types.is_integer(col.type) else mean).cast(col.type)
+        filled[name] = col.null_count
+        table = table.set_column(table.column_names.index(name), name, pc.fill_null(col, value))
+    return table, filled
 
 
 def features_matrix(table: Any, features: list[str], *, source: str = "the data") -> np.ndarray:
@@ -158,19 +203,24 @@ def predict(
     extract = Extract(str(data_path), **_extract_kwargs(package), project=project)
     notes = check_input_schema(package.input_schema, extract.schema(), source=source, label=package.label)
     transform = package.load_transform()
+    means = training_means(package, transform)
     run = model_runner(package, use_onnx=use_onnx)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     writer = None
     rows = 0
     unseen: dict[str, int] = {}
+    filled: dict[str, int] = {}
     try:
         with measure_step() as meter:
             for batch in extract.batches(memory=memory):
                 table = pa.Table.from_batches([batch])
                 truth = table[package.label] if package.label in table.column_names else None
                 keep = [c for c in package.input_schema if c in table.column_names]
-                transformed = transform.apply(table.select(keep))
+                inputs, fills = fill_unimputed(table.select(keep), means)
+                for col, n in fills.items():
+                    filled[col] = filled.get(col, 0) + n
+                transformed = transform.apply(inputs)
                 report = getattr(transform, "last_apply_report", None)
                 for counts in (report.unseen.values() if report is not None else ()):
                     for col, n in counts.items():
@@ -199,6 +249,11 @@ def predict(
         f"{n:,} row(s) of column {col!r} had a category never seen in training "
         "(encoded as the transform's unknown/other value)"
         for col, n in unseen.items()
+    ] + [
+        f"{n:,} missing value(s) of column {col!r} filled with its training mean {means[col]:.6g}: "
+        "training had none there, so no impute op covers it (add `op: impute` for it in blase.yaml "
+        "and retrain to choose the fill)"
+        for col, n in filled.items()
     ]
     return PredictResult(package.name, package.version, rows, str(out), meter.seconds,
                          meter.peak_rss_bytes, warnings)

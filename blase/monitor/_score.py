@@ -40,10 +40,11 @@ def _load(package: Any, sample: Any = None, source: str = "") -> tuple[Any, Any,
 
 def _score(package: Any, transform: Any, run: Any, sample: Any, source: str) -> np.ndarray:
     """The model's raw scores on the raw rows ``sample``."""
-    from blase.deploy import features_matrix
+    from blase.deploy import features_matrix, fill_unimputed, training_means
 
     inputs = [c for c in package.input_schema if c in sample.column_names]
-    return run(features_matrix(transform.apply(sample.select(inputs)), package.features, source=source))
+    table, _ = fill_unimputed(sample.select(inputs), training_means(package, transform))
+    return run(features_matrix(transform.apply(table), package.features, source=source))
 
 
 class ModelLoader:

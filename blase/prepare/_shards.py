@@ -39,6 +39,8 @@ def _header(descr: str, shape: tuple[int, ...], total: int | None = None) -> byt
 
 def _write_block(f: BinaryIO, data: np.ndarray) -> None:
     """Append an array's bytes to an open shard file (the one place bytes hit the disk)."""
+    if data.size == 0:  # rows of zero width (every feature one-hot): no bytes, and cast() refuses them
+        return
     f.write(memoryview(np.ascontiguousarray(data)).cast("B"))
 
 

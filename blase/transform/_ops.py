@@ -236,6 +236,16 @@ def _check_sql(con: duckdb.DuckDBPyConnection, query: str, what: str) -> pa.Sche
         ) from None
 
 
+def _binds_without(con: duckdb.DuckDBPyConnection, relation: str, column: str, where: str) -> bool:
+    """Whether ``where`` still binds once ``column`` is gone (DuckDB's binder decides)."""
+    try:
+        con.execute(f"SELECT * FROM (SELECT * EXCLUDE ({sql_ident(column)}) FROM {relation}) AS _w "
+                    f"WHERE ({where}) LIMIT 0")
+    except Exception:  # duckdb.BinderException: the predicate reads the column
+        return False
+    return True
+
+
 class Filter(Operation):
     """Keep the rows where the SQL predicate ``where`` is true (DuckDB SQL)."""
 
@@ -250,6 +260,10 @@ class Filter(Operation):
         _check_sql(con, f"SELECT * FROM {relation} AS _w WHERE ({self.where}) LIMIT 0",
                    f"filter {self.where!r}")
         self.columns_: list[str] = []
+        #: Excluded columns (the label) the predicate reads: new data has none, so the filter
+        #: is training-only and inference skips it (a label filter would drop every row).
+        self.training_only_: list[str] = [c for c in exclude if c in schema.names
+                                          and not _binds_without(con, relation, c, self.where)]
         return self
 
     def sql(self, schema: pa.Schema) -> SQLStage:

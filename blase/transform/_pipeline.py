@@ -343,6 +343,8 @@ class Transform:
                    count_unseen: bool) -> pa.Table:
         for k in range(start, stop):
             op = self.operations[k]
+            if any(c not in table.column_names for c in getattr(op, "training_only_", ())):
+                continue  # a filter on the label: training rows only, new data has no label
             missing = [c for c in op.required_columns()
                        if c not in table.column_names and c not in self.exclude]
             if missing:

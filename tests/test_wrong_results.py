@@ -1,0 +1,139 @@
+"""Wrong results and crashes found on data Blase did not write (issue [1/7] part 3).
+
+Each test builds a real project with `blase create`, writes a small CSV, and drives the real CLI.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+import pytest
+
+from blase.scaffold import create_project
+
+
+def _config(label: str, transform: str, *, source: str = "data/d.csv", epochs: int = 30,
+            extra: str = "") -> str:
+    return (
+        "project: p\nseed: 42\n"
+        f"data:\n  source: {source}\n  label: {label}\n"
+        f"transform:\n{transform}"
+        "prepare:\n  split: {train: 0.7, val: 0.15, test: 0.15}\n"
+        f"train:\n  model: mlp\n  hidden: [8]\n  epochs: {epochs}\n  lr: 0.05\n"
+        f"{extra}"
+    )
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def _project(tmp_path: Path, config: str) -> Path:
+    root = create_project(tmp_path / "p").root
+    (root / "blase.yaml").write_text(config)
+    return root
+
+
+def _categorical_rows(n: int = 240) -> list[list[object]]:
+    rng = random.Random(0)
+    rows = []
+    for _ in range(n):
+        color = rng.choice(["red", "green", "blue"])
+        rows.append([color, rng.choice(["square", "circle"]), "hit" if color == "red" else "miss"])
+    return rows
+
+
+def test_every_feature_categorical_prepares_trains_and_predicts(tmp_path, cli):
+    """One-hot only (no dense column left): prepare used to crash in memoryview.cast."""
+    root = _project(tmp_path, _config("outcome", "  - op: onehot\n", epochs=60))
+    _write_csv(root / "data" / "d.csv", ["color", "shape", "outcome"], _categorical_rows())
+    r = cli("run", cwd=root)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+
+    new = _write_csv(tmp_path / "new.csv", ["color", "shape"], [["red", "circle"], ["blue", "square"]])
+    out = tmp_path / "pred.csv"
+    r = cli("predict", "p", str(new), "--out", str(out), cwd=root)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    with out.open() as f:
+        preds = [row["prediction"] for row in csv.DictReader(f)]
+    assert preds == ["hit", "miss"]  # the one-hot codes reach the model
+
+
+def test_from_train_refuses_a_data_override_it_would_not_use(project, cli):
+    """`--from train --set data.source=X` reused the old extract yet recorded X as the source."""
+    r = cli("run", "--set", "train.epochs=2", cwd=project.root)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    runs_before = sorted(p.name for p in (project.root / "runs").iterdir())
+    other = project.root / "data" / "other.csv"
+    other.write_text((project.root / "data" / "penguins.csv").read_text())
+
+    r = cli("run", "--from", "train", "--set", "data.source=data/other.csv", cwd=project.root)
+    assert r.exit_code == 1
+    assert "--set data.source=data/other.csv changes what extract reads" in r.stderr
+    assert "`blase run --set data.source=data/other.csv` (without --from)" in r.stderr
+    assert sorted(p.name for p in (project.root / "runs").iterdir()) == runs_before  # nothing recorded
+
+    r = cli("run", "--from", "train", "--set", "train.epochs=1", cwd=project.root)  # train keys are fine
+    assert r.exit_code == 0, r.stdout + r.stderr
+
+
+def test_a_filter_on_the_label_is_training_only(project, cli):
+    """The null-label hint suggests `filter: label IS NOT NULL`; predict data has no label."""
+    cfg = project.config_path
+    cfg.write_text(cfg.read_text().replace(
+        "transform:             # applied in order, fitted on the data\n",
+        "transform:             # applied in order, fitted on the data\n"
+        "  - op: filter\n    where: species IS NOT NULL\n"
+        "  - op: filter\n    where: island <> 'Biscoe'\n"))
+    r = cli("run", "--set", "train.epochs=3", "--json", cwd=project.root)
+    assert r.exit_code == 0, r.stdout + r.stderr
+
+    rows = list(csv.DictReader((project.root / "data" / "penguins.csv").open()))[::10]
+    new = project.root / "data" / "new.csv"
+    with new.open("w", newline="") as f:
+        w = csv.DictWriter(f, [c for c in rows[0] if c != "species"], extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    out = project.root / "outputs" / "new.csv"
+    r = cli("predict", "proj", str(new), "--out", str(out), cwd=project.root)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    with out.open() as f:
+        got = list(csv.DictReader(f))
+    # the label filter is skipped (no label here); the filter on a feature still applies
+    assert len(got) == sum(row["island"] != "Biscoe" for row in rows) > 0
+
+
+def test_predict_fills_a_missing_value_where_training_had_none(tmp_path, cli):
+    """`schema --write` imputes only the columns with nulls; new data can miss any of them."""
+    transform = ("  - op: impute\n    strategy: mean\n    columns: [a]\n"
+                 "  - op: scale\n    method: standard\n    columns: [a, b]\n")
+    root = _project(tmp_path, _config("y", transform, epochs=5))
+    rng = random.Random(1)
+    rows = []
+    for i in range(300):
+        a, b = rng.random(), rng.random()
+        rows.append(["" if i % 17 == 0 else round(a, 3), round(b, 3), round(a + 2 * b, 3)])
+    _write_csv(root / "data" / "d.csv", ["a", "b", "y"], rows)
+    r = cli("run", cwd=root)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    mean_b = sum(row[1] for row in rows) / len(rows)
+
+    new = _write_csv(tmp_path / "new.csv", ["a", "b"], [[0.5, ""], ["", 0.2], [0.1, 0.3]])
+    same = _write_csv(tmp_path / "same.csv", ["a", "b"], [[0.5, mean_b], ["", 0.2], [0.1, 0.3]])
+    outs = []
+    for data in (new, same):
+        out = tmp_path / f"{data.stem}.pred.csv"
+        r = cli("predict", "p", str(data), "--out", str(out), cwd=root)
+        assert r.exit_code == 0, r.stdout + r.stderr
+        with out.open() as f:
+            outs.append([float(row["prediction"]) for row in csv.DictReader(f)])
+        if data is new:
+            assert "1 missing value(s) of column 'b' filled with its training mean" in " ".join(r.stdout.split())
+    assert outs[0] == pytest.approx(outs[1], abs=1e-4)  # the fill is the training mean of b
