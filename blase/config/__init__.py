@@ -2,6 +2,7 @@
 
 from blase.config._load import config_from_dict, config_from_text, load_config, parse_overrides
 from blase.config._models import (
+    MODEL_NAME_PATTERN,
     AgentConfig,
     DataConfig,
     DeployConfig,
@@ -13,9 +14,12 @@ from blase.config._models import (
     TrackConfig,
     TrainConfig,
     TransformStep,
+    check_model_name,
+    check_model_ref,
 )
 
 __all__ = [
+    "MODEL_NAME_PATTERN",
     "AgentConfig",
     "DataConfig",
     "DeployConfig",
@@ -27,6 +31,8 @@ __all__ = [
     "TrackConfig",
     "TrainConfig",
     "TransformStep",
+    "check_model_name",
+    "check_model_ref",
     "config_from_dict",
     "config_from_text",
     "load_config",

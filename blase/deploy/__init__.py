@@ -24,6 +24,7 @@ from blase.deploy._registry import (
     ModelInfo,
     current_version,
     list_models,
+    model_folder,
     promote,
     resolve_model,
     rollback,
@@ -150,6 +151,8 @@ def deploy_run(
     from blase.pipeline import finished_steps
     from blase.track import Track
 
+    if name is not None:
+        model_folder(project, name)  # a name, never a path: refused before any run is recorded
     run_id, done = finished_steps(project, run)
     config = load_config(project.config_path)
     with Track(f"deploy-{run_id}", project=project, parent=run_id, kind="deploy",

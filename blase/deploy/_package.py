@@ -110,8 +110,14 @@ def build_package(
     onnx: bool = True,
 ) -> ModelPackage:
     """Write ``models/NAME/vN/`` from the outputs of a pipeline run."""
+    from blase.config import check_model_name
     from blase.prepare import read_manifest
 
+    try:
+        check_model_name(name)
+    except ValueError as exc:
+        raise DeployError(str(exc), hint="pass --name NAME to `blase deploy`, or set deploy.name "
+                          "in blase.yaml") from None
     manifest = read_manifest(manifest_file)
     folder = project.models_dir / name
     folder.mkdir(parents=True, exist_ok=True)
