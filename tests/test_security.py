@@ -170,3 +170,164 @@ def test_check_drift_tool_never_takes_a_package_folder(deployed, tmp_path):
     with pytest.raises(ToolError, match="not a name"):
         call_tool("check_drift", {"model": str(outside), "data": "data/penguins.csv"},
                   ToolContext.for_project(deployed))
+
+
+# ---------------------------------------------------------------------- package integrity
+
+
+def _copy_package(project, name: str):
+    """A copy of the deployed package as ``models/NAME/v1`` (inside the project: no trust needed)."""
+    target = project.models_dir / name / "v1"
+    if target.parent.exists():
+        shutil.rmtree(target.parent)
+    shutil.copytree(resolve_model(project, "peng").path, target)
+    return target
+
+
+def _predict(cli, project, model, out):
+    return cli("predict", model, "data/penguins.csv", "--out", str(out), "--project", str(project.root))
+
+
+def test_deploy_records_a_hash_of_every_package_file(deployed):
+    package = resolve_model(deployed, "peng")
+    files = package.info["integrity"]["files"]
+    assert {"model.safetensors", "model.json", "transform.json", "manifest.json",
+            "reference_profile.json", "README.md", "scripts/transforms.py"} <= set(files)
+    assert all(len(d) == 64 for d in files.values())
+
+
+def test_a_flipped_weight_byte_is_refused_naming_the_file(deployed, cli, tmp_path):
+    folder = _copy_package(deployed, "flipped")
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0x01
+    weights.write_bytes(bytes(data))
+    r = _predict(cli, deployed, "flipped", tmp_path / "p.csv")
+    assert r.exit_code != 0
+    assert "model.safetensors was changed after deploy" in r.stderr and "blase deploy RUN" in r.stderr
+    assert not (tmp_path / "p.csv").exists()
+    r = cli("monitor", "flipped", "data/penguins.csv", "--project", str(deployed.root))
+    assert r.exit_code != 0 and "model.safetensors was changed" in r.stderr
+
+
+def test_a_reordered_class_list_is_refused(deployed, cli, tmp_path):
+    folder = _copy_package(deployed, "relabelled")
+    meta = folder / "package.json"
+    info = json.loads(meta.read_text())
+    info["classes"] = list(reversed(info["classes"]))
+    meta.write_text(json.dumps(info, indent=2))
+    r = _predict(cli, deployed, "relabelled", tmp_path / "p.csv")
+    assert r.exit_code != 0 and "package.json was changed after deploy" in r.stderr
+    manifest_pkg = _copy_package(deployed, "relabelled2")
+    manifest = manifest_pkg / "manifest.json"
+    m = json.loads(manifest.read_text())
+    m["classes"] = list(reversed(m["classes"]))
+    manifest.write_text(json.dumps(m))
+    r = _predict(cli, deployed, "relabelled2", tmp_path / "p.csv")
+    assert r.exit_code != 0 and "manifest.json was changed after deploy" in r.stderr
+
+
+def test_an_added_file_and_a_missing_file_are_refused(deployed):
+    folder = _copy_package(deployed, "extra")
+    (folder / "scripts" / "sneaky.py").write_text("print('hi')\n")
+    with pytest.raises(DeployError, match=r"sneaky\.py was added"):
+        resolve_model(deployed, "extra")
+    (folder / "scripts" / "sneaky.py").unlink()
+    (folder / "model.onnx").unlink(missing_ok=True)
+    (folder / "README.md").unlink()
+    with pytest.raises(DeployError, match=r"README\.md is missing"):
+        resolve_model(deployed, "extra")
+
+
+def test_a_package_without_hashes_still_loads_with_a_warning(deployed, tmp_path, caplog):
+    folder = _copy_package(deployed, "older")
+    meta = folder / "package.json"
+    info = json.loads(meta.read_text())
+    del info["integrity"]
+    meta.write_text(json.dumps(info, indent=2))
+    with caplog.at_level("WARNING"):
+        package = resolve_model(deployed, "older")
+    assert "records no file hashes" in caplog.text
+    from blase.deploy import predict
+
+    assert predict(deployed, package, deployed.root / "data" / "penguins.csv", tmp_path / "p.csv").rows == 344
+
+
+# ---------------------------------------------------------------------- a package names no code
+
+
+def _crafted(project, name: str, edit) -> None:
+    """A package someone edited and re-sealed (hashes prove integrity, not good intent)."""
+    from blase.deploy import seal_package
+
+    folder = _copy_package(project, name)
+    edit(folder)
+    seal_package(folder)
+
+
+def test_a_module_model_naming_popen_is_never_imported(deployed, cli, tmp_path):
+    marker = tmp_path / "popen-ran"
+
+    def edit(folder):
+        spec = json.loads((folder / "model.json").read_text())
+        spec.update(kind="module", class_path="subprocess:Popen",
+                    init_kwargs={"args": ["touch", str(marker)]})
+        (folder / "model.json").write_text(json.dumps(spec))
+        (folder / "model.onnx").unlink(missing_ok=True)
+
+    _crafted(deployed, "popen", edit)
+    r = _predict(cli, deployed, "popen", tmp_path / "p.csv")
+    assert r.exit_code != 0
+    assert "names a Python class to import ('subprocess:Popen')" in r.stderr
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("ref", ["{evil}:f", "pyarrow.csv:write_csv", "../outside.py:f"])
+def test_a_transform_calling_code_outside_the_package_is_refused(deployed, cli, tmp_path, ref):
+    marker = tmp_path / "evil-ran"
+    evil = tmp_path / "evil.py"
+    evil.write_text(f"open({str(marker)!r}, 'w').write('x')\ndef f(t):\n    return t\n")
+    ref = ref.format(evil=evil)
+
+    def edit(folder):
+        if ref.startswith("../"):
+            shutil.copyfile(evil, folder.parent / "outside.py")
+        state = json.loads((folder / "transform.json").read_text())
+        call = next(op for op in state["operations"] if op["op"] == "call")
+        call["ref"] = call["params"]["func"] = ref
+        (folder / "transform.json").write_text(json.dumps(state))
+
+    _crafted(deployed, "evilcall", edit)
+    r = _predict(cli, deployed, "evilcall", tmp_path / "p.csv")
+    assert r.exit_code != 0
+    assert "is outside" in r.stderr
+    assert not marker.exists() and not (tmp_path / "p.csv").exists()
+
+
+def test_a_script_model_is_rebuilt_from_the_package_copy(tmp_path, cli):
+    from blase.deploy import predict
+    from blase.scaffold import create_project
+
+    project = create_project(tmp_path / "scripted")
+    (project.root / "scripts" / "model.py").write_text(
+        "import torch.nn as nn\n\n"
+        "def build_model(n_features, n_outputs, task):\n"
+        "    return nn.Sequential(nn.Linear(n_features, 8), nn.ReLU(), nn.Linear(8, n_outputs))\n")
+    Pipeline(project, overrides=["train.epochs=2", "train.model=scripts/model.py:build_model"]).run()
+    package = resolve_model(project, "scripted")
+    assert (package.path / "scripts" / "model.py").is_file()
+    assert "scripts/model.py" in package.info["integrity"]["files"]
+    before = predict(project, "scripted", project.root / "data" / "penguins.csv", tmp_path / "a.csv")
+    # the project's script changes (or goes) after deploy: the package keeps its own copy
+    marker = tmp_path / "evil-ran"
+    (project.root / "scripts" / "model.py").write_text(f"open({str(marker)!r}, 'w')\n")
+    after = predict(project, "scripted", project.root / "data" / "penguins.csv", tmp_path / "b.csv")
+    assert before.rows == after.rows == 344
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+    assert not marker.exists()
+    # an edited copy is refused by its hash, before it is imported
+    (package.path / "scripts" / "model.py").write_text(f"open({str(marker)!r}, 'w')\n")
+    r = cli("predict", "scripted", "data/penguins.csv", "--out", str(tmp_path / "c.csv"),
+            "--project", str(project.root))
+    assert r.exit_code != 0 and "scripts/model.py was changed after deploy" in r.stderr
+    assert not marker.exists()

@@ -12,7 +12,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from blase.deploy._package import DeployError, ModelPackage, build_package, load_package
+from blase.deploy._package import (
+    DeployError,
+    ModelPackage,
+    build_package,
+    load_package,
+    seal_package,
+)
 from blase.deploy._predict import (
     PredictResult,
     check_input_schema,
@@ -50,6 +56,7 @@ __all__ = [
     "resolve_model",
     "rollback",
     "scores_to_columns",
+    "seal_package",
 ]
 
 
@@ -99,6 +106,7 @@ def deploy_from_steps(
         onnx=config.deploy.onnx,
     )
     _save_reference_profile(package, done, config, label)
+    seal_package(package.path)  # the profile is a package file too: record its hash
     should_promote = config.deploy.promote if promote_it is None else promote_it
     previous = current_version(project, name)
     promoted = False

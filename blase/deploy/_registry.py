@@ -7,6 +7,7 @@ atomically). Every promotion and rollback is appended to ``models/NAME/promotion
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -99,7 +100,8 @@ def resolve_model(project: Project, ref: str, *, trust_package: bool = False) ->
                 hint="name a deployed model (see `blase models`), or pass --trust-package "
                 "if you trust where this package came from",
             )
-        return load_package(as_path)
+        package = load_package(as_path)
+        return dataclasses.replace(package, trusted=True) if trust_package else package
     name, _, version = ref.partition("@")
     folder = model_folder(project, name)
     if not folder.is_dir():
