@@ -331,3 +331,84 @@ def test_a_script_model_is_rebuilt_from_the_package_copy(tmp_path, cli):
             "--project", str(project.root))
     assert r.exit_code != 0 and "scripts/model.py was changed after deploy" in r.stderr
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------------- whole-section overrides
+
+
+@pytest.fixture
+def evil(tmp_path):
+    """A script outside the project that leaves a marker when imported."""
+    marker = tmp_path / "evil-ran"
+    path = tmp_path / "evil.py"
+    path.write_text(f"open({str(marker)!r}, 'w').write('x')\n"
+                    "def f(t):\n    return t\n"
+                    "def build(n_features, n_outputs, task):\n    raise SystemExit\n")
+    return path, marker
+
+
+def _outside_csv(project, tmp_path):
+    outside = tmp_path / "outside.csv"
+    shutil.copyfile(project.root / "data" / "penguins.csv", outside)
+    return outside
+
+
+@pytest.mark.parametrize("shape", ["transform_call", "data_section", "train_model", "symlinked_source",
+                                   "glob_source", "module_call"])
+def test_tool_overrides_are_checked_on_the_resulting_config(project, tmp_path, evil, shape):
+    path, marker = evil
+    outside = _outside_csv(project, tmp_path)
+    link = project.root / "data" / "elsewhere"
+    link.symlink_to(tmp_path, target_is_directory=True)
+    override = {
+        "transform_call": f"transform=[{{call: {path}:f}}]",
+        "data_section": f"data={{source: {outside}, label: species}}",
+        "train_model": f"train={{model: '{path}:build', epochs: 1}}",
+        "symlinked_source": "data={source: data/elsewhere/outside.csv, label: species}",
+        "glob_source": "data={source: 'data/elsewhere/*.csv', label: species}",
+        "module_call": "transform=[{call: 'pyarrow.csv:write_csv'}]",
+    }[shape]
+    ctx = ToolContext.for_project(project)
+    for tool, args in (("run_pipeline", {"overrides": [override]}),
+                       ("run_step", {"step": "extract", "overrides": [override]})):
+        with pytest.raises(ToolError, match=r"outside the project|not a file of the project"):
+            call_tool(tool, args, ctx)
+    assert not marker.exists()
+    assert not list(project.runs_dir.glob("*"))  # refused before any run started
+
+
+def test_cli_set_of_a_whole_section_is_checked(project, cli, tmp_path, evil):
+    path, marker = evil
+    r = cli("run", "--to", "transform", "--set", f"transform=[{{call: {path}:f}}]",
+            "--project", str(project.root))
+    assert r.exit_code != 0
+    assert "transform[0].call" in r.stderr and "outside the project" in r.stderr
+    assert not marker.exists()
+    # what blase.yaml itself says stays the person's choice; an inside override is fine
+    r = cli("run", "--to", "extract", "--set", "data={source: data/penguins.csv, label: species}",
+            "--project", str(project.root))
+    assert r.exit_code == 0, r.stderr
+
+
+def test_autopilot_config_change_to_outside_code_is_refused(project, evil):
+    pytest.importorskip("langgraph")
+    from blase.agent import Autopilot
+    from blase.agent._fake import ScriptedChatModel, call
+    from langchain_core.messages import HumanMessage
+
+    path, marker = evil
+    bad = [call("propose_config_change", {"key": "train.model", "value": f"{path}:build", "reason": "x"}),
+           call("propose_config_change", {"key": "transform", "value": f"[{{call: '{path}:f'}}]", "reason": "x"})]
+
+    def respond(messages):
+        human = next(m for m in reversed(messages) if isinstance(m, HumanMessage))
+        if "Decide for step train" in human.content and bad:
+            return bad.pop(0)
+        return call("accept_step", {"reason": "fine"})
+
+    llm = ScriptedChatModel(repeat=respond)
+    with Autopilot(project, autonomy="auto", llm=llm, overrides=["train.epochs=1"]) as pilot:
+        pilot.start()
+    errors = [m.content for request in llm.seen for m in request if getattr(m, "type", "") == "tool"]
+    assert len({e for e in errors if "outside the project" in e}) == 2, errors
+    assert not marker.exists()

@@ -1,5 +1,6 @@
 """Configuration: pydantic models of ``blase.yaml`` and a loader whose errors name line and key."""
 
+from blase.config._confine import check_confined, config_places
 from blase.config._load import config_from_dict, config_from_text, load_config, parse_overrides
 from blase.config._models import (
     MODEL_NAME_PATTERN,
@@ -31,10 +32,12 @@ __all__ = [
     "TrackConfig",
     "TrainConfig",
     "TransformStep",
+    "check_confined",
     "check_model_name",
     "check_model_ref",
     "config_from_dict",
     "config_from_text",
+    "config_places",
     "load_config",
     "parse_overrides",
 ]
