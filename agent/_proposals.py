@@ -174,7 +174,7 @@ def plan_change(
         For a forbidden or unknown key, an index out of range, a path outside the project, a
         value the config rejects, or no change at all; the message says what to send instead.
     """
-    from blase.config import config_from_dict
+    from blase.config import check_confined, config_from_dict
     from blase.errors import ConfigError
 
     key = key.strip()
@@ -205,10 +205,15 @@ def plan_change(
             raise ToolError(f"{key} cannot be changed here: it would change {'.'.join(guarded)}",
                             hint="promoting is the destructive `promote` tool; agent settings belong to the person")
     try:
-        config_from_dict(proposed, file="the proposed change")
+        resulting = config_from_dict(proposed, file="the proposed change")
     except ConfigError as exc:
         raise ToolError(f"{key}={inline_yaml(value)} is not a valid setting: {exc.message}",
                         hint="send a value blase.yaml accepts (see the config shown above)") from None
+    try:  # the whole resulting config, whatever the shape of the change
+        check_confined(resulting, project.root, base=project.config(), file="the proposed change")
+    except ConfigError as exc:
+        raise ToolError(f"{key}={inline_yaml(value)} is not allowed: {exc.message}",
+                        hint="name only files and code inside the project") from None
     if ctx is not None:
         if key in _PATH_KEYS and isinstance(value, str):
             confine_path(ctx, value, what=key)

@@ -17,7 +17,7 @@ from blase.resources import format_size, memory_budget
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["DUCKDB_SHARE", "budget_note", "connect", "sql_ident", "sql_quote"]
+__all__ = ["DUCKDB_SHARE", "budget_note", "check_sql_expression", "connect", "sql_ident", "sql_quote"]
 
 #: Share of a step's memory budget given to DuckDB's buffer manager.
 DUCKDB_SHARE = 0.5
@@ -72,3 +72,52 @@ def sql_quote(value: str) -> str:
 def sql_ident(name: str) -> str:
     """A quoted SQL identifier (any column name, including spaces and quotes)."""
     return '"' + str(name).replace('"', '""') + '"'
+
+
+def check_sql_expression(expr: str) -> str:
+    """``expr`` if it parses as exactly one DuckDB SQL expression with no subquery, else
+    ``ValueError`` saying why.
+
+    A ``filter.where`` or ``sql.expr`` is spliced into a statement, so a string such as
+    ``1=1); COPY (...) TO '/f.csv'; SELECT 1 WHERE (1=1`` would otherwise run a second
+    statement. DuckDB's own expression parser rejects anything that is not one expression;
+    its serialised parse tree shows a subquery (which could read any file, e.g.
+    ``(SELECT ... FROM read_csv('/etc/passwd'))``), which a row expression never needs.
+    """
+    import json
+
+    import duckdb
+
+    if not isinstance(expr, str) or not expr.strip():
+        raise ValueError("an SQL expression must be a non-empty string")
+    try:
+        duckdb.SQLExpression(expr)
+    except Exception as exc:
+        raise ValueError(
+            f"{expr!r} is not one SQL expression ({str(exc).splitlines()[0]}); write a single "
+            "DuckDB expression over the columns, with no ';' and no unbalanced parentheses"
+        ) from None
+    con = duckdb.connect()
+    try:
+        tree = con.execute("SELECT json_serialize_sql(?)", ["SELECT " + expr]).fetchone()
+    finally:
+        con.close()
+    parsed = json.loads(tree[0]) if tree else {}
+    if parsed.get("error") or len(parsed.get("statements", [])) != 1:
+        raise ValueError(f"{expr!r} is not one SQL expression; write a single DuckDB expression")
+    if _has_subquery(parsed["statements"]):
+        raise ValueError(
+            f"{expr!r} holds a subquery (SELECT ...); a row expression may only use the row's "
+            "columns, literals and functions"
+        )
+    return expr
+
+
+def _has_subquery(node: object) -> bool:
+    if isinstance(node, dict):
+        if node.get("class") == "SUBQUERY":
+            return True
+        return any(_has_subquery(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_subquery(v) for v in node)
+    return False

@@ -7,7 +7,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-__all__ = ["replace_dir", "tree_bytes"]
+__all__ = ["replace_dir", "tree_bytes", "write_file"]
 
 
 def replace_dir(tmp: Path, out: Path) -> None:
@@ -41,3 +41,17 @@ def tree_bytes(path: str | os.PathLike[str]) -> int:
             except OSError:
                 pass
     return total
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary sibling, fsync, then ``os.replace``."""
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

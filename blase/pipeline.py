@@ -124,6 +124,7 @@ class Pipeline:
         from blase.config import (
             ProjectConfig,
             apply_overrides,
+            check_confined,
             config_from_dict,
             config_from_text,
             parse_overrides,
@@ -134,11 +135,14 @@ class Pipeline:
         if config is not None:
             base = config.model_dump(mode="json") if isinstance(config, ProjectConfig) else dict(config)
             self.config = config_from_dict(apply_overrides(base, self.overrides), file="recorded config")
+            own = config_from_dict(base, file="recorded config") if self.overrides else None
         else:
             text = self.project.config_path.read_text(encoding="utf-8")
-            config_from_text(text, file=self.project.config_path.name)  # line-aware errors first
+            own = config_from_text(text, file=self.project.config_path.name)  # line-aware errors first
             raw = yaml.safe_load(text) or {}
             self.config = config_from_dict(apply_overrides(raw, self.overrides), file="blase.yaml with --set")
+        if self.overrides:  # whatever their shape, what they bring in stays inside the project
+            check_confined(self.config, self.project.root, base=own)
         self.memory = memory if memory is not None else self.config.memory
         self.code_root = Path(code_root).resolve() if code_root is not None else self.project.root
         #: Why each step of the last :meth:`run` ran (empty for cached steps).

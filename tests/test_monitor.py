@@ -369,9 +369,12 @@ def test_bad_input_is_refused(deployed, tmp_path):
     typed["x1"] = "high"
     with pytest.raises(MonitorError, match=r"'x1' is (large_)?string but the model was trained on double"):
         _check(project, typed)
-    copy = tmp_path / "v-old"
+    copy = project.root / "models" / "syn-old" / "v1"  # a package of an older Blase: no profile, no hashes
     shutil.copytree(project.root / "models" / "syn" / "v1", copy)
     (copy / PROFILE_FILE).unlink()
+    info = json.loads((copy / "package.json").read_text())
+    info.pop("integrity", None)
+    (copy / "package.json").write_text(json.dumps(info))
     with pytest.raises(MonitorError, match="redeploy it with this version of Blase"):
         Monitor(str(copy), project=project).check(pa.Table.from_pandas(make_rows(50, 1)))
 

@@ -15,10 +15,11 @@ import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from blase.config import check_model_name, check_model_ref
 from blase.errors import BlaseError
 from blase.project import Project, find_project
 
@@ -26,6 +27,8 @@ __all__ = [
     "RISKS",
     "TOOLS",
     "Clipped",
+    "ModelName",
+    "ModelRef",
     "Risk",
     "Tool",
     "ToolContext",
@@ -45,6 +48,11 @@ logger = logging.getLogger(__name__)
 
 Risk = Literal["read", "write", "destructive"]
 RISKS: tuple[str, ...] = ("read", "write", "destructive")
+
+#: A model name argument: an identifier, never a path (it becomes ``models/NAME``).
+ModelName = Annotated[str, AfterValidator(check_model_name)]
+#: ``NAME`` or ``NAME@vN``: a tool never takes a package folder (those need a person's trust).
+ModelRef = Annotated[str, AfterValidator(check_model_ref)]
 
 
 class ToolError(BlaseError):

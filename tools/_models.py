@@ -6,7 +6,18 @@ from typing import Any
 
 from pydantic import Field
 
-from ._base import ToolContext, ToolError, ToolInput, ToolOutput, ToolRow, confine_path, quote, tool
+from ._base import (
+    ModelName,
+    ModelRef,
+    ToolContext,
+    ToolError,
+    ToolInput,
+    ToolOutput,
+    ToolRow,
+    confine_path,
+    quote,
+    tool,
+)
 from ._pipeline import tracked_runs
 
 __all__ = ["deploy", "list_models", "predict", "promote", "rollback"]
@@ -44,7 +55,7 @@ def list_models(args: ListModelsInput, ctx: ToolContext) -> ListModelsOutput:
 
 class DeployInput(ToolInput):
     run: str = Field(description="A pipeline run id, prefix or 'latest' whose model to package.")
-    name: str | None = Field(None, description="Model name (default: deploy.name or the project name).")
+    name: ModelName | None = Field(None, description="Model name (default: deploy.name or the project name).")
 
 
 class DeployOutput(ToolOutput):
@@ -76,7 +87,7 @@ def deploy(args: DeployInput, ctx: ToolContext) -> DeployOutput:
 
 
 class PredictInput(ToolInput):
-    model: str = Field(description="NAME (its current version) or NAME@vN.")
+    model: ModelRef = Field(description="NAME (its current version) or NAME@vN.")
     data: str = Field(description="New raw data inside the project, e.g. data/new.csv.")
     out: str = Field(description="Output file inside the project, .parquet or .csv, e.g. outputs/pred.parquet.")
 
@@ -115,7 +126,7 @@ def predict(args: PredictInput, ctx: ToolContext) -> PredictOutput:
 
 
 class PromoteInput(ToolInput):
-    name: str = Field(description="Model name.")
+    name: ModelName = Field(description="Model name.")
     version: str = Field(description="Version to make current, e.g. v3.")
 
 
@@ -144,7 +155,7 @@ def promote(args: PromoteInput, ctx: ToolContext) -> SwitchOutput:
 
 
 class RollbackInput(ToolInput):
-    name: str = Field(description="Model name.")
+    name: ModelName = Field(description="Model name.")
     to: str | None = Field(None, description="Version to make current (default: the one before the last promotion).")
 
 

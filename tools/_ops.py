@@ -10,7 +10,16 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ._base import ToolContext, ToolInput, ToolOutput, clip_value, confine_path, quote, tool
+from ._base import (
+    ModelRef,
+    ToolContext,
+    ToolInput,
+    ToolOutput,
+    clip_value,
+    confine_path,
+    quote,
+    tool,
+)
 from ._engine import call_with_supported, engine_attr, has_engine_attr
 from ._pipeline import tracked_runs
 
@@ -45,7 +54,7 @@ def _model(ctx: ToolContext, ref: str) -> Any:
 
 
 class CheckDriftInput(ToolInput):
-    model: str = Field(description="Deployed model NAME or NAME@vN whose training data is the reference.")
+    model: ModelRef = Field(description="Deployed model NAME or NAME@vN whose training data is the reference.")
     data: str = Field(description="New data inside the project, e.g. data/new.csv.")
 
 
@@ -87,7 +96,7 @@ def check_drift(args: CheckDriftInput, ctx: ToolContext) -> CheckDriftOutput:
 
 
 class TriggerUpdateInput(ToolInput):
-    model: str = Field(description="Deployed model NAME or NAME@vN to update.")
+    model: ModelRef = Field(description="Deployed model NAME or NAME@vN to update.")
     data: str = Field(description="New labelled data inside the project, e.g. data/new.csv.")
     mode: Literal["finetune", "retrain"] | None = Field(
         None, description="finetune: continue from the deployed weights; retrain: from scratch. Default: update.mode."

@@ -503,14 +503,20 @@ def promote(
     _out().print(f"[green]{name}[/]: current {before or '-'} -> {version}")
 
 
+#: ``--trust-package`` of predict and monitor: a package folder from elsewhere may run code.
+TRUST_HELP = ("Accept a package folder outside this project's models/ (its script model is "
+              "imported): only for packages you trust.")
+
+
 @app.command()
 def predict(
-    model: Annotated[str, typer.Argument(help="NAME (current version), NAME@vN, or a package folder.")],
+    model: Annotated[str, typer.Argument(help="NAME (current version), NAME@vN, or a package folder under models/.")],
     data: Annotated[str, typer.Argument(help="New raw data (same columns as the training data).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file, .parquet or .csv.")],
     memory: Annotated[str | None, typer.Option("--memory", "-m", help="Memory budget, e.g. 2GB.")] = None,
     onnx: Annotated[bool, typer.Option("--onnx", help="Score with the ONNX export instead of torch.")] = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite --out if it already exists.")] = False,
+    trust_package: Annotated[bool, typer.Option("--trust-package", help=TRUST_HELP)] = False,
     project: ProjectOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -520,7 +526,7 @@ def predict(
 
     Example: [bold]blase predict penguins data/new.csv --out outputs/new.parquet[/]
     """
-    from blase.deploy import DeployError
+    from blase.deploy import DeployError, resolve_model
     from blase.deploy import predict as do_predict
     from blase.project import find_project
 
@@ -530,7 +536,9 @@ def predict(
             f"--out {out} already exists; blase predict does not overwrite it",
             hint=f"choose another --out, or overwrite it with `blase predict {model} DATA --out {out} --force`",
         )
-    result = do_predict(find_project(), model, data, out, memory=memory, use_onnx=onnx)
+    found = find_project()
+    package = resolve_model(found, model, trust_package=trust_package)
+    result = do_predict(found, package, data, out, memory=memory, use_onnx=onnx)
     if as_json:
         _print_json(result.to_json())
         return

@@ -10,9 +10,9 @@ from typing import Annotated
 
 import typer
 
-from blase.cli._app import ProjectOpt, _out, _print_json, _use_project, app
+from blase.cli._app import TRUST_HELP, ProjectOpt, _out, _print_json, _use_project, app
 
-_MODEL_HELP = "NAME (current version), NAME@vN, or a package folder."
+_MODEL_HELP = "NAME (current version), NAME@vN, or a package folder under models/."
 _BAD_ROWS_HELP = "Malformed CSV rows: error, skip or quarantine."
 
 
@@ -45,6 +45,7 @@ def monitor(
     ] = False,
     memory: Annotated[str | None, typer.Option("--memory", "-m", help="Memory budget, e.g. 2GB.")] = None,
     bad_rows: Annotated[str, typer.Option("--bad-rows", help=_BAD_ROWS_HELP)] = "error",
+    trust_package: Annotated[bool, typer.Option("--trust-package", help=TRUST_HELP)] = False,
     project: ProjectOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -54,17 +55,19 @@ def monitor(
     """
     from rich.table import Table
 
+    from blase.deploy import resolve_model
     from blase.monitor import Monitor
     from blase.project import find_project
 
     _use_project(project)
     found = find_project()
-    result = Monitor(model, project=found, memory=memory, bad_rows=bad_rows).check(data, report=report)
+    package = resolve_model(found, model, trust_package=trust_package)
+    result = Monitor(package, project=found, memory=memory, bad_rows=bad_rows).check(data, report=report)
     update = None
     if act and result.retrain:
         from blase.update import Update
 
-        update = Update(model, project=found, memory=memory, bad_rows=bad_rows).run(
+        update = Update(package, project=found, memory=memory, bad_rows=bad_rows).run(
             data, promote_if_better=promote_if_better)
     if as_json:
         _print_json({**result.to_json(), "update": update.to_json() if update else None})

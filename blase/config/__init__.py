@@ -1,5 +1,6 @@
 """Configuration: pydantic models of ``blase.yaml`` and a loader whose errors name line and key."""
 
+from blase.config._confine import check_confined, config_places
 from blase.config._load import (
     apply_overrides,
     config_from_dict,
@@ -8,6 +9,7 @@ from blase.config._load import (
     parse_overrides,
 )
 from blase.config._models import (
+    MODEL_NAME_PATTERN,
     AgentConfig,
     DataConfig,
     DeployConfig,
@@ -19,9 +21,12 @@ from blase.config._models import (
     TrackConfig,
     TrainConfig,
     TransformStep,
+    check_model_name,
+    check_model_ref,
 )
 
 __all__ = [
+    "MODEL_NAME_PATTERN",
     "AgentConfig",
     "DataConfig",
     "DeployConfig",
@@ -34,8 +39,12 @@ __all__ = [
     "TrainConfig",
     "TransformStep",
     "apply_overrides",
+    "check_confined",
+    "check_model_name",
+    "check_model_ref",
     "config_from_dict",
     "config_from_text",
+    "config_places",
     "load_config",
     "parse_overrides",
 ]

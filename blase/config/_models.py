@@ -7,11 +7,13 @@ only ``project`` and ``data.source`` are needed to run a pipeline.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "MODEL_NAME_PATTERN",
     "AgentConfig",
     "DataConfig",
     "DeployConfig",
@@ -24,6 +26,8 @@ __all__ = [
     "TrainConfig",
     "TransformStep",
     "UpdateConfig",
+    "check_model_name",
+    "check_model_ref",
 ]
 
 
@@ -126,6 +130,16 @@ class TransformStep(_Strict):
         "sql": ("expr", "name"),
     }
 
+    @field_validator("where", "expr")
+    @classmethod
+    def _one_sql_expression(cls, value: str | None) -> str | None:
+        # spliced into a DuckDB statement: one expression, never a second statement
+        if value is None:
+            return None
+        from blase._duck import check_sql_expression
+
+        return check_sql_expression(value)
+
     @model_validator(mode="after")
     def _one_of_op_or_call(self) -> TransformStep:
         if (self.op is None) == (self.call is None):
@@ -196,10 +210,38 @@ class EvaluateConfig(_Strict):
     plots: bool = True
 
 
+#: What a model name may be: it becomes a folder under ``models/``, so no separators or ``..``.
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+def check_model_name(name: str) -> str:
+    """``name`` if it is a model name (an identifier), else ``ValueError`` saying why."""
+    if not isinstance(name, str) or not re.match(MODEL_NAME_PATTERN, name) or ".." in name:
+        raise ValueError(
+            f"model name {name!r} is not a name: use letters, digits, '.', '_' and '-' "
+            "(at most 64, starting with a letter or digit, no '..', no '/')"
+        )
+    return name
+
+
+def check_model_ref(ref: str) -> str:
+    """``ref`` if it is ``NAME`` or ``NAME@vN``, else ``ValueError`` saying why."""
+    name, at, version = str(ref).partition("@")
+    check_model_name(name)
+    if at and not re.match(r"^v[0-9]{1,9}$", version):
+        raise ValueError(f"model version {version!r} in {ref!r} is not a version like v3")
+    return ref
+
+
 class DeployConfig(_Strict):
     name: str | None = Field(default=None, description="model name; default: the project name")
     promote: bool = False
     onnx: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_identifier(cls, value: str | None) -> str | None:
+        return None if value is None else check_model_name(value)
 
 
 class MonitorConfig(_Strict):

@@ -12,7 +12,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from blase.deploy._package import DeployError, ModelPackage, build_package, load_package
+from blase.deploy._package import (
+    DeployError,
+    ModelPackage,
+    build_package,
+    load_package,
+    seal_package,
+)
 from blase.deploy._predict import (
     PredictResult,
     check_input_schema,
@@ -26,6 +32,7 @@ from blase.deploy._registry import (
     ModelInfo,
     current_version,
     list_models,
+    model_folder,
     promote,
     resolve_model,
     rollback,
@@ -52,6 +59,7 @@ __all__ = [
     "resolve_model",
     "rollback",
     "scores_to_columns",
+    "seal_package",
     "training_means",
 ]
 
@@ -102,6 +110,7 @@ def deploy_from_steps(
         onnx=config.deploy.onnx,
     )
     _save_reference_profile(package, done, config, label)
+    seal_package(package.path)  # the profile is a package file too: record its hash
     should_promote = config.deploy.promote if promote_it is None else promote_it
     previous = current_version(project, name)
     promoted = False
@@ -154,6 +163,8 @@ def deploy_run(
     from blase.pipeline import finished_steps
     from blase.track import Track
 
+    if name is not None:
+        model_folder(project, name)  # a name, never a path: refused before any run is recorded
     run_id, done = finished_steps(project, run)
     config = load_config(project.config_path)
     with Track(f"deploy-{run_id}", project=project, parent=run_id, kind="deploy",

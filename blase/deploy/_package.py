@@ -11,6 +11,7 @@ deploy leaves nothing half-written.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ from typing import Any
 from blase.errors import BlaseError
 from blase.project import Project
 
-__all__ = ["DeployError", "ModelPackage", "build_package", "load_package"]
+__all__ = ["DeployError", "ModelPackage", "build_package", "load_package", "seal_package", "verify_package"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ class ModelPackage:
     name: str
     version: str
     info: dict[str, Any]
+    #: Resolved with ``--trust-package``: a ``module`` model may import its class.
+    trusted: bool = False
 
     @property
     def input_schema(self) -> dict[str, str]:
@@ -78,14 +81,63 @@ class ModelPackage:
         return (self.path / "model.onnx").is_file()
 
     def load_model(self):  # -> torch.nn.Module
+        """The torch model, rebuilt only from the package's own files.
+
+        A built-in model needs no code; a script model imports the copy of its script that
+        the package holds (covered by the recorded hashes); a ``module`` model would import
+        whatever class ``model.json`` names, so only a trusted package may be one.
+        """
         from blase.train import load_model
 
-        return load_model(self.path)
+        spec = _model_spec(self.path)
+        kind = spec.get("kind")
+        if kind == "script":
+            _package_file(self.path, str(spec.get("ref") or "").rpartition(":")[0], "model script")
+        elif kind == "module" and not self.trusted:
+            raise DeployError(
+                f"{self.path / 'model.json'} names a Python class to import "
+                f"({spec.get('class_path')!r}); a package only rebuilds built-in and script models",
+                hint="train with a factory script (train.model: scripts/model.py:build_model) and "
+                "`blase deploy RUN` again, or pass --trust-package if you trust this package",
+            )
+        elif kind not in ("builtin", "module"):
+            raise DeployError(f"{self.path / 'model.json'}: unknown model kind {kind!r}",
+                              hint="redeploy the run with `blase deploy RUN`")
+        return load_model(self.path, project_root=self.path)
 
     def load_transform(self):  # -> blase.transform.Transform
         from blase.transform import Transform
 
         return Transform.load(self.path / "transform.json", project_root=self.path)
+
+
+def _model_spec(folder: Path) -> dict[str, Any]:
+    try:
+        spec = json.loads((folder / "model.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise DeployError(f"{folder / 'model.json'} cannot be read: {exc}",
+                          hint="redeploy the run with `blase deploy RUN`") from None
+    return spec if isinstance(spec, dict) else {}
+
+
+def _package_file(folder: Path, rel: str, what: str) -> Path:
+    """``folder/rel`` when ``rel`` is a relative path that stays inside ``folder``."""
+    path = folder / rel
+    if not rel or Path(rel).is_absolute() or not _is_inside(path, folder):
+        raise DeployError(f"{folder}: the {what} {rel!r} is not a file inside the package",
+                          hint="redeploy the run with `blase deploy RUN`")
+    if not path.is_file():
+        raise DeployError(f"{folder} has no copy of its {what} {rel}",
+                          hint="the package predates script copies; redeploy the run with `blase deploy RUN`")
+    return path
+
+
+def _is_inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
 
 
 def _next_version(folder: Path) -> str:
@@ -110,8 +162,14 @@ def build_package(
     onnx: bool = True,
 ) -> ModelPackage:
     """Write ``models/NAME/vN/`` from the outputs of a pipeline run."""
+    from blase.config import check_model_name
     from blase.prepare import read_manifest
 
+    try:
+        check_model_name(name)
+    except ValueError as exc:
+        raise DeployError(str(exc), hint="pass --name NAME to `blase deploy`, or set deploy.name "
+                          "in blase.yaml") from None
     manifest = read_manifest(manifest_file)
     folder = project.models_dir / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -128,6 +186,7 @@ def build_package(
             shutil.copyfile(source, staging / file)
         shutil.copyfile(transform_file, staging / "transform.json")
         _copy_user_code(project, transform_file, staging)
+        _copy_model_script(project, staging)
         shutil.copyfile(manifest_file, staging / "manifest.json")
         info: dict[str, Any] = {
             "package_version": PACKAGE_VERSION,
@@ -149,8 +208,9 @@ def build_package(
         }
         if onnx:
             info["onnx"] = _export_onnx(staging, manifest.n_features)
-        (staging / "package.json").write_text(json.dumps(info, indent=2, default=str))
         (staging / "README.md").write_text(_model_card(info))
+        info = _sealed(staging, info)
+        (staging / "package.json").write_text(json.dumps(info, indent=2, default=str))
         final = folder / version
         os.replace(staging, final)
     except BaseException:
@@ -169,10 +229,33 @@ def _copy_user_code(project: Project, transform_file: Path, staging: Path) -> No
             continue
         rel = ref.rpartition(":")[0]
         source = project.root / rel
-        if source.is_file():
+        if not Path(rel).is_absolute() and _is_inside(source, project.root) and source.is_file():
             target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
+
+
+def _copy_model_script(project: Project, staging: Path) -> None:
+    """Copy a script model's factory file into the package: the package rebuilds the
+    network from its own copy, never from a path recorded at training time."""
+    spec = _model_spec(staging)
+    if spec.get("kind") == "module":
+        logger.warning("the model is a Python class (%s): the package needs --trust-package to "
+                       "load; a factory script (train.model: scripts/model.py:fn) avoids that",
+                       spec.get("class_path"))
+    if spec.get("kind") != "script":
+        return
+    rel = str(spec.get("ref") or "").rpartition(":")[0]
+    source = project.root / rel
+    if not rel or Path(rel).is_absolute() or not _is_inside(source, project.root) or not source.is_file():
+        raise DeployError(
+            f"the model script {rel!r} is not a file inside the project {project.root}",
+            hint="keep train.model inside the project (e.g. scripts/model.py:build_model) and "
+            "`blase run` again",
+        )
+    target = staging / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
 
 
 def _export_onnx(staging: Path, n_features: int) -> dict[str, Any] | None:
@@ -261,8 +344,82 @@ def _model_card(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def load_package(path: str | os.PathLike[str]) -> ModelPackage:
-    """Read a version folder."""
+# -- integrity ---------------------------------------------------------------------------
+
+#: Files a package folder may hold beyond the recorded ones (Python's bytecode cache of the
+#: package's own scripts, temporary names of an atomic write).
+_UNRECORDED = ("__pycache__",)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _info_digest(info: dict[str, Any]) -> str:
+    body = {k: v for k, v in info.items() if k != "integrity"}
+    text = json.dumps(json.loads(json.dumps(body, default=str)), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _package_files(folder: Path) -> list[Path]:
+    out = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part in _UNRECORDED or part.startswith(".") for part in rel.parts):
+            continue
+        if path.is_file() and rel.as_posix() != "package.json":
+            out.append(path)
+    return out
+
+
+def _sealed(folder: Path, info: dict[str, Any]) -> dict[str, Any]:
+    files = {p.relative_to(folder).as_posix(): _sha256(p) for p in _package_files(folder)}
+    sealed = {k: v for k, v in info.items() if k != "integrity"}
+    sealed["integrity"] = {"algorithm": "sha256", "files": files, "package_json": _info_digest(sealed)}
+    return sealed
+
+
+def seal_package(path: str | os.PathLike[str]) -> None:
+    """Record the sha256 of every file of the package (and of package.json's own content)
+    in package.json; call it again after adding a file to a package."""
+    from blase._fs import write_file
+
+    folder = Path(path)
+    info = json.loads((folder / "package.json").read_text())
+    write_file(folder / "package.json", json.dumps(_sealed(folder, info), indent=2, default=str).encode())
+
+
+def verify_package(path: Path, info: dict[str, Any]) -> None:
+    """Check the files against the hashes recorded at deploy; a :class:`DeployError` names
+    the first one that changed, went missing, or was added."""
+    integrity = info.get("integrity")
+    fix = "redeploy the run with `blase deploy RUN` (or restore the package from a backup)"
+    if not isinstance(integrity, dict):
+        logger.warning("%s records no file hashes (deployed by an older Blase): its files are not "
+                       "verified; `blase deploy RUN` again to add them", path)
+        return
+    if integrity.get("package_json") != _info_digest(info):
+        raise DeployError(f"{path / 'package.json'} was changed after deploy (its content no longer "
+                          "matches the hash recorded in it)", hint=fix)
+    recorded = dict(integrity.get("files") or {})
+    present = {p.relative_to(path).as_posix(): p for p in _package_files(path)}
+    for rel, digest in recorded.items():
+        if rel not in present:
+            raise DeployError(f"{path / rel} is missing from the package", hint=fix)
+        if _sha256(present[rel]) != digest:
+            raise DeployError(f"{path / rel} was changed after deploy (its sha256 differs from the "
+                              "one recorded in package.json)", hint=fix)
+    extra = sorted(set(present) - set(recorded))
+    if extra:
+        raise DeployError(f"{path / extra[0]} was added to the package after deploy", hint=fix)
+
+
+def load_package(path: str | os.PathLike[str], *, verify: bool = True) -> ModelPackage:
+    """Read a version folder; ``verify`` checks every file against the recorded hashes."""
     path = Path(path)
     meta = path / "package.json"
     if not meta.is_file():
@@ -272,4 +429,6 @@ def load_package(path: str | os.PathLike[str]) -> ModelPackage:
         info = json.loads(meta.read_text())
     except json.JSONDecodeError as exc:
         raise DeployError(f"{meta} is damaged: {exc}", hint="redeploy the run with `blase deploy RUN`") from None
+    if verify:
+        verify_package(path, info)
     return ModelPackage(path, info["name"], info["version"], info)

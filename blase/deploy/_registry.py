@@ -7,6 +7,7 @@ atomically). Every promotion and rollback is appended to ``models/NAME/promotion
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -14,10 +15,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from blase.config import check_model_name
 from blase.deploy._package import DeployError, ModelPackage, load_package
 from blase.project import Project
 
-__all__ = ["ModelInfo", "current_version", "list_models", "promote", "resolve_model", "rollback"]
+__all__ = [
+    "ModelInfo",
+    "current_version",
+    "list_models",
+    "model_folder",
+    "promote",
+    "resolve_model",
+    "rollback",
+]
+
+
+def model_folder(project: Project, name: str) -> Path:
+    """``models/NAME``, after checking that ``name`` is a model name (never a path)."""
+    try:
+        check_model_name(name)
+    except ValueError as exc:
+        raise DeployError(str(exc), hint="list models with `blase models`") from None
+    return project.models_dir / name
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass
@@ -37,7 +64,11 @@ def _versions(folder: Path) -> list[str]:
 
 
 def current_version(project: Project, name: str) -> str | None:
-    marker = project.models_dir / name / "current"
+    return _current(model_folder(project, name))
+
+
+def _current(folder: Path) -> str | None:
+    marker = folder / "current"
     if not marker.is_file():
         return None
     return marker.read_text().strip() or None
@@ -51,17 +82,28 @@ def list_models(project: Project) -> list[ModelInfo]:
     for folder in sorted(p for p in project.models_dir.iterdir() if p.is_dir()):
         versions = _versions(folder)
         if versions:
-            out.append(ModelInfo(folder.name, versions, current_version(project, folder.name), folder))
+            out.append(ModelInfo(folder.name, versions, _current(folder), folder))
     return out
 
 
-def resolve_model(project: Project, ref: str) -> ModelPackage:
-    """``NAME`` (its current version, else its latest), ``NAME@vN``, or a package folder."""
+def resolve_model(project: Project, ref: str, *, trust_package: bool = False) -> ModelPackage:
+    """``NAME`` (its current version, else its latest), ``NAME@vN``, or a package folder.
+
+    A package folder must lie inside the project's ``models/`` (symlinks resolved) unless
+    ``trust_package`` is set: a package from elsewhere is someone else's data.
+    """
     as_path = Path(ref)
     if (as_path / "package.json").is_file():
-        return load_package(as_path)
+        if not trust_package and not _inside(as_path, project.models_dir):
+            raise DeployError(
+                f"model package {ref} is outside this project's {project.models_dir}",
+                hint="name a deployed model (see `blase models`), or pass --trust-package "
+                "if you trust where this package came from",
+            )
+        package = load_package(as_path)
+        return dataclasses.replace(package, trusted=True) if trust_package else package
     name, _, version = ref.partition("@")
-    folder = project.models_dir / name
+    folder = model_folder(project, name)
     if not folder.is_dir():
         known = ", ".join(m.name for m in list_models(project)) or "none yet"
         raise DeployError(f"no model named {name!r} in {project.models_dir}",
@@ -88,8 +130,8 @@ def _log(folder: Path, record: dict[str, Any]) -> None:
 
 def promote(project: Project, name: str, version: str, *, reason: str = "") -> str | None:
     """Make ``version`` current; returns the version it replaced."""
+    folder = model_folder(project, name)
     package = resolve_model(project, f"{name}@{version}")
-    folder = project.models_dir / name
     previous = current_version(project, name)
     _write_current(folder, package.version)
     _log(folder, {"action": "promote", "from": previous, "to": package.version, "reason": reason})
@@ -101,7 +143,7 @@ def rollback(project: Project, name: str, *, to: str | None = None) -> tuple[str
 
     Returns ``(from_version, to_version)``.
     """
-    folder = project.models_dir / name
+    folder = model_folder(project, name)
     if not folder.is_dir():
         raise DeployError(f"no model named {name!r}", hint="list models with `blase models`")
     now = current_version(project, name)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from blase._duck import sql_ident
+from blase._duck import check_sql_expression, sql_ident
 from blase.errors import TransformError
 from blase.transform._base import (
     Operation,
@@ -226,6 +226,15 @@ class Cast(StatelessOperation):
         return pa.schema([f.with_type(arrow) if f.name in cols else f for f in schema])
 
 
+def _one_expression(expr: str, what: str) -> str:
+    """``expr`` if it is a single SQL expression (never a second statement spliced in)."""
+    try:
+        return check_sql_expression(expr)
+    except ValueError as exc:
+        raise TransformError(f"{what}: {exc}",
+                             hint="fix the expression in blase.yaml, then `blase run` again") from None
+
+
 def _check_sql(con: duckdb.DuckDBPyConnection, query: str, what: str) -> pa.Schema:
     try:
         return arrow_table(con, query).schema
@@ -254,7 +263,7 @@ class Filter(Operation):
     needs_data: ClassVar[bool] = False
 
     def __init__(self, where: str) -> None:
-        self.where = where
+        self.where = _one_expression(where, "filter where")
 
     def fit_sql(self, con, relation, schema, *, exclude=()):  # type: ignore[no-untyped-def]
         _check_sql(con, f"SELECT * FROM {relation} AS _w WHERE ({self.where}) LIMIT 0",
@@ -287,7 +296,7 @@ class SQLExpr(Operation):
     needs_data: ClassVar[bool] = False
 
     def __init__(self, expr: str, name: str) -> None:
-        self.expr = expr
+        self.expr = _one_expression(expr, f"sql {name!r} expr")
         self.name = name
 
     def fit_sql(self, con, relation, schema, *, exclude=()):  # type: ignore[no-untyped-def]

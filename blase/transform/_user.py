@@ -156,7 +156,13 @@ def _attr(module: Any, qualname: str, where: str) -> Any:
 def load_reference(ref: str, project_root: str | os.PathLike[str] | None = None) -> Any:
     """The object a reference names: ``"scripts/t.py:func"`` (a file, relative to
     ``project_root`` or the current folder), ``"package.module:func"``, or a name
-    registered with :func:`transform_function`."""
+    registered with :func:`transform_function`.
+
+    With a ``project_root`` (a project, or a model package) the code must lie inside it: a
+    file reference is relative and stays inside once symlinks are resolved, and a module
+    reference names a module whose file is inside (or a registered function), so a saved
+    transform can never name ``/elsewhere/evil.py:f`` or ``pyarrow.csv:write_csv``.
+    """
     if ref in _REGISTRY:
         return _REGISTRY[ref]
     if ":" not in ref:
@@ -170,17 +176,49 @@ def load_reference(ref: str, project_root: str | os.PathLike[str] | None = None)
         path = Path(target)
         if not path.is_absolute():
             path = Path(project_root or ".") / path
+        if project_root is not None:
+            _check_inside(path, Path(project_root), ref)
         if not path.is_file():
             raise TransformError(
                 f"user transform file {target!r} not found (looked for {path})",
                 hint="paths in blase.yaml are relative to the project folder, e.g. scripts/transforms.py",
             )
         return _attr(_load_file(path, Path(target).as_posix()), qualname, target)
+    if project_root is not None:
+        _check_module_inside(target, Path(project_root), ref)
     try:
         module = importlib.import_module(target)
     except ImportError as exc:
         raise TransformError(f"cannot import module {target!r} for {ref!r}: {exc}") from None
     return _attr(module, qualname, target)
+
+
+def _outside(ref: str, root: Path) -> TransformError:
+    return TransformError(
+        f"user code {ref!r} is outside {root}: a transform only calls code of its own project "
+        "(or model package)",
+        hint="put the function in the project, e.g. scripts/transforms.py, and name it "
+        "'scripts/transforms.py:function' in blase.yaml",
+    )
+
+
+def _check_inside(path: Path, root: Path, ref: str) -> None:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        raise _outside(ref, root) from None
+
+
+def _check_module_inside(target: str, root: Path, ref: str) -> None:
+    """A module reference is allowed when the module's file lies inside ``root``."""
+    try:
+        spec = importlib.util.find_spec(target)
+    except (ImportError, ValueError):
+        spec = None
+    origin = getattr(spec, "origin", None)
+    if not origin or not os.path.isabs(origin):
+        raise _outside(ref, root)
+    _check_inside(Path(origin), root, ref)
 
 
 def reference_of(obj: Any, project_root: str | os.PathLike[str] | None = None) -> str:

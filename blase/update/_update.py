@@ -443,7 +443,7 @@ class Update:
     @staticmethod
     def _package(project: Project, pconfig: Any, package: Any, cfg: Any, train_dir: Path, fit_t: Path,
                  shards: Path, fit_raw: Path, result: UpdateResult, track: Any, evaluation: Path) -> str:
-        from blase.deploy import build_package
+        from blase.deploy import build_package, seal_package
         from blase.hashing import environment_fingerprint, hash_config, hash_file
         from blase.monitor import PROFILE_FILE, ReferenceProfile
 
@@ -468,4 +468,5 @@ class Update:
             predictions=predictions if predictions.is_file() else None, metrics=result.holdout["candidate"],
             memory=pconfig.memory, tmp_dir=project.tmp_dir, seed=pconfig.seed)
         profile.save(candidate.path / PROFILE_FILE)
+        seal_package(candidate.path)  # record the hashes of the rewritten package.json and the profile
         return candidate.version

@@ -1,0 +1,94 @@
+"""Every file and every piece of code a config names stays inside the project.
+
+``--set``, the tools' ``run_pipeline``/``run_step`` overrides and the assistant's config
+changes can replace a whole section (``transform=[{call: /abs/evil.py:f}]``,
+``data={source: /outside.csv}``), so checking override keys one by one is not enough: the
+*resulting* config is checked, whatever shape the change had. What ``blase.yaml`` itself says
+is the person's choice and stays allowed; every value an override brings in must name a file
+inside the project root (after ``..`` and symlinks).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+from blase.config._models import ProjectConfig
+from blase.errors import ConfigError, ConfigProblem
+
+__all__ = ["check_confined", "config_places"]
+
+_TABLE_FILES = (".sqlite", ".sqlite3", ".db", ".duckdb")
+
+
+def config_places(config: ProjectConfig) -> list[tuple[str, str, str]]:
+    """``(kind, key path, value)`` for every value of ``config`` that names a file or code:
+    ``data.source``, each ``transform[i].call`` and a script ``train.model``."""
+    places: list[tuple[str, str, str]] = []
+    if config.data.source:
+        places.append(("data", "data.source", config.data.source))
+    for i, step in enumerate(config.transform):
+        if step.call:
+            places.append(("code", f"transform[{i}].call", step.call))
+    if ":" in config.train.model:
+        places.append(("code", "train.model", config.train.model))
+    return places
+
+
+def _local_path(kind: str, value: str) -> str | None:
+    """The file or folder part of a place's value; None when it is not a local file."""
+    value = value.strip()
+    if kind == "code":
+        script = value.rpartition(":")[0]
+        return script if script.endswith(".py") else None  # a module:function is not project code
+    if "://" in value or value.startswith(("postgres", "host=")):
+        return None
+    head, sep, _table = value.rpartition(":")
+    if sep and head.lower().endswith(_TABLE_FILES):
+        value = head
+    if glob.has_magic(value):  # the folder the pattern starts from
+        fixed = []
+        for part in Path(value).parts:
+            if glob.has_magic(part):
+                break
+            fixed.append(part)
+        value = str(Path(*fixed)) if fixed else "."
+    return value
+
+
+def _outside(path: str, root: Path) -> bool:
+    raw = Path(os.path.expanduser(path))
+    full = (raw if raw.is_absolute() else root / raw).resolve()
+    return full != root and root not in full.parents
+
+
+def check_confined(
+    config: ProjectConfig, root: str | os.PathLike[str], *, base: ProjectConfig | None = None,
+    file: str = "--set",
+) -> None:
+    """Raise :class:`~blase.errors.ConfigError` when ``config`` names a file or code outside
+    ``root``; values that ``base`` (the project's own ``blase.yaml``) already names are allowed.
+
+    Model names (``deploy.name``) are checked by the config model itself.
+    """
+    root = Path(root).resolve()
+    trusted: set[tuple[str, str]] = set()
+    if base is not None:
+        trusted = {(kind, value) for kind, _key, value in config_places(base)}
+    problems = []
+    for kind, key, value in config_places(config):
+        if (kind, value) in trusted:
+            continue
+        path = _local_path(kind, value)
+        if path is None:
+            problems.append(ConfigProblem(file, None, key, f"{key}: {value!r} is not a file of the project"))
+        elif not path or _outside(path, root):
+            problems.append(ConfigProblem(file, None, key, f"{key}: {value!r} is outside the project {root}"))
+    if problems:
+        raise ConfigError(
+            problems,
+            hint="an override may only name files and code inside the project (e.g. data/x.csv, "
+            "scripts/transforms.py:fn); put anything else in blase.yaml yourself",
+        )
+
