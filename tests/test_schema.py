@@ -265,3 +265,43 @@ def test_full_pass_statistics_equal_numpy(tmp_path, fmt, monkeypatch):
     # NaN (written as 'nan' in the CSV) is missing too, and counted apart from nulls
     assert r.column("gaps").stats["nans"] == np.isnan(gaps).sum()
     assert r.column("trend").stats["nans"] == 0
+
+
+def _cars_like(n: int = 400, seed: int = 3) -> pa.Table:
+    """A regression shaped like vega's cars: a year-only date, a nearly unique model name, and
+    a label with nulls."""
+    import datetime as dt
+
+    rng = np.random.default_rng(seed)
+    year = rng.integers(1970, 1983, n)
+    weight = rng.normal(3000, 800, n)
+    mpg = 60 - weight / 100 + (year - 1970) * 0.8 + rng.normal(0, 2, n)
+    mpg_nulls = rng.random(n) < 0.03
+    return pa.table({
+        "Name": [f"make{i % 9} model {i}" if i % 5 else f"make{i % 9} classic" for i in range(n)],
+        "Weight": weight,
+        "Year": [dt.date(int(y), 1, 1) for y in year],
+        "mpg": pa.array(mpg, mask=mpg_nulls),
+    })
+
+
+def test_suggested_transform_scales_date_parts_and_drops_constant_ones(tmp_path):
+    pacsv.write_csv(_cars_like(), tmp_path / "cars.csv")
+    report = suggest_schema(tmp_path / "cars.csv", label="mpg")
+    steps = config_from_dict({"project": "p", "data": {"label": "mpg"},
+                              "transform": report.to_transform_config()}).transform
+    dates = next(s for s in steps if s.op == "datetime")
+    # month, day, hour and the weekday of 1 January never vary: only the year is a feature
+    assert dates.columns == ["Year"] and dates.parts == ["year"]
+    scaled = [c for s in steps if s.op == "scale" for c in s.columns]
+    assert "Year_year" in scaled and "Weight" in scaled
+    assert [s.op for s in steps].index("datetime") < [s.op for s in steps].index("scale")
+    # rows without a label are filtered out first, so `blase run` can prepare them
+    assert steps[0].op == "filter" and steps[0].where == '"mpg" IS NOT NULL'
+
+
+def test_nearly_unique_text_is_an_identifier_not_a_one_hot(tmp_path):
+    pacsv.write_csv(_cars_like(), tmp_path / "cars.csv")
+    name = suggest_schema(tmp_path / "cars.csv", label="mpg").column("Name")
+    assert name.kind == "identifier"  # 80 % distinct: the 20 commonest would cover a sliver
+    assert _actions(name) == [("drop", "drop")]

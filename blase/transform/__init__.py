@@ -23,6 +23,7 @@ from blase.transform._ops import (
     Rename,
     Select,
     SQLExpr,
+    varying_parts,
 )
 from blase.transform._pipeline import OPERATIONS, ApplyReport, Transform, from_step_config
 from blase.transform._user import UserFunction, transform_function
@@ -51,4 +52,5 @@ __all__ = [
     "UserFunction",
     "from_step_config",
     "transform_function",
+    "varying_parts",
 ]
