@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -191,7 +192,9 @@ def test_write_suggestions_keeps_the_rest_of_the_file(report, tmp_path):
     assert "# my project" in text and "# the name" in text and "# raw data" in text
     assert "# training settings" in text and "old step" not in text
     config = load_config(path)
-    assert config.data.label == "species" and config.data.source == "data/penguins.csv"
+    # data.source names the file profiled (outside this folder: an absolute path)
+    assert config.data.label == "species" and config.data.source == str(Path(report.source).resolve())
+    assert "# raw data" in text
     assert config.train.epochs == 3
     assert [s.model_dump(exclude_defaults=True) for s in config.transform] == [
         config_from_dict({"project": "p", "transform": report.to_transform_config()})

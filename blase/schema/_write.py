@@ -15,12 +15,13 @@ logger = logging.getLogger(__name__)
 
 
 def write_suggestions(config_path: str | os.PathLike[str], report: SchemaReport) -> Path:
-    """Put the suggested ``transform:`` (and ``data.label``, when the report has one) into
+    """Put the suggested ``transform:``, ``data.source`` (the file profiled: relative to the
+    project when it lies inside it) and ``data.label`` (when the report has one) into
     ``blase.yaml``, keeping the rest of the file as it is.
 
     The top-level ``transform:`` block is replaced textually (or appended when there is none),
     so comments and layout elsewhere survive; comments inside the old ``transform:`` block are
-    lost. ``data.label`` is set in place in a block-style ``data:`` mapping. When the file
+    lost. ``data.source`` and ``data.label`` are set in place in a block-style ``data:`` mapping. When the file
     uses a layout this cannot edit safely (e.g. a flow-style ``data: {...}``), the file is
     loaded and dumped again instead, which drops its comments. The result is validated before
     it replaces the file, and the write is atomic.
@@ -38,16 +39,18 @@ def write_suggestions(config_path: str | os.PathLike[str], report: SchemaReport)
     text = path.read_text(encoding="utf-8")
     steps = report.to_transform_config()
     block = yaml.safe_dump({"transform": steps}, sort_keys=False, default_flow_style=False)
+    keys = {"source": _project_relative(report.source, path.parent)}
+    if report.label is not None:
+        keys["label"] = report.label
     try:
         new = _replace_top_block(text, "transform", block)
-        if report.label is not None:
-            new = _set_data_label(new, report.label)
+        for key, value in keys.items():
+            new = _set_data_key(new, key, value)
         config_from_text(new, file=path.name)
     except (ValueError, yaml.YAMLError):
         data = yaml.safe_load(text) or {}
         data["transform"] = steps
-        if report.label is not None:
-            data.setdefault("data", {})["label"] = report.label
+        data.setdefault("data", {}).update(keys)
         new = yaml.safe_dump(data, sort_keys=False)
         logger.warning("rewrote %s as a whole (comments were not kept)", path)
     config_from_text(new, file=path.name)
@@ -84,10 +87,27 @@ def _replace_top_block(text: str, key: str, block: str) -> str:
     return text + sep + block
 
 
-def _set_data_label(text: str, label: str) -> str:
+def _project_relative(source: str, root: Path) -> str:
+    """``source`` as blase.yaml should name it: relative to the project ``root`` (POSIX
+    separators) when it lies inside it, else absolute. A glob or ``file.sqlite:table`` keeps
+    its tail."""
+    import glob
+
+    if glob.has_magic(source) or not Path(source).exists():
+        return source
+    full = Path(source).resolve()
+    try:
+        return full.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(full)
+
+
+def _set_data_key(text: str, key: str, val: str) -> str:
+    """Set ``data.<key>`` to ``val`` in a block-style ``data:`` mapping, keeping a comment on
+    its line; raise ValueError when ``data:`` is not a block mapping."""
     import yaml
 
-    value = yaml.safe_dump(label, default_style=None).splitlines()[0]
+    value = yaml.safe_dump(val, default_style=None).splitlines()[0]
     if value.endswith("..."):
         value = value[:-3].strip()
     lines = text.splitlines(keepends=True)
@@ -104,11 +124,13 @@ def _set_data_label(text: str, label: str) -> str:
                 continue
             cur = len(line) - len(line.lstrip(" "))
             indent = cur if indent is None else indent
-            if cur == indent and re.match(r"label\s*:", line.strip()):
-                lines[i] = " " * cur + f"label: {value}\n"
+            if cur == indent and re.match(rf"{re.escape(key)}\s*:", line.strip()):
+                m = re.search(r"\s+#.*$", line.rstrip("\n"))  # a comment on the line stays
+                comment = m.group(0) if m else ""
+                lines[i] = " " * cur + f"{key}: {value}{comment}\n"
                 return "".join(lines)
         pad = " " * (indent or 2)
-        lines.insert(start + 1, f"{pad}label: {value}\n")
+        lines.insert(start + 1, f"{pad}{key}: {value}\n")
         return "".join(lines)
     sep = "" if not text or text.endswith("\n") else "\n"
-    return text + sep + f"data:\n  label: {value}\n"
+    return text + sep + f"data:\n  {key}: {value}\n"
