@@ -308,3 +308,22 @@ def test_nearly_unique_text_is_an_identifier_not_a_one_hot(tmp_path):
     name = suggest_schema(tmp_path / "cars.csv", label="mpg").column("Name")
     assert name.kind == "identifier"  # 80 % distinct: the 20 commonest would cover a sliver
     assert _actions(name) == [("drop", "drop")]
+
+
+def test_imbalanced_label_writes_stratify_and_label_variants_are_warned(tmp_path):
+    rng = np.random.default_rng(5)
+    n = 600
+    kind = rng.choice(["sun", "rain", "snow"], n, p=[0.6, 0.37, 0.03]).astype(object)
+    kind[:12] = [" Rain", "rain ", "Sun", "sun"] * 3  # one class written several ways
+    pacsv.write_csv(pa.table({"t": rng.normal(10, 5, n), "kind": kind.tolist()}), tmp_path / "w.csv")
+    report = suggest_schema(tmp_path / "w.csv", label="kind")
+    assert report.settings == {"prepare.stratify": True}
+    assert any("class imbalance" in w for w in report.warnings)
+    variants = next(w for w in report.warnings if "whitespace or case" in w)
+    assert "' Rain' / 'rain' / 'rain '" in variants and "'Sun' / 'sun'" in variants
+    config = tmp_path / "blase.yaml"
+    config.write_text("project: p\nprepare:\n  split: {train: 0.8, val: 0.1, test: 0.1}  # mine\n")
+    write_suggestions(config, report)
+    loaded = load_config(config)
+    assert loaded.prepare.stratify is True and loaded.prepare.split.train == 0.8
+    assert "# mine" in config.read_text()

@@ -129,6 +129,9 @@ class SchemaReport:
     columns: list[ColumnReport]
     label_candidates: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Other ``blase.yaml`` keys the data calls for, by dotted key (``prepare.stratify``);
+    #: :func:`blase.schema.write_suggestions` writes them.
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def column(self, name: str) -> ColumnReport:
         for c in self.columns:

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from blase._duck import sql_ident
+from blase._labels import label_variants, variants_message
 from blase.schema._report import (
     ID_NAMES,
     IMBALANCE_SHARE,
@@ -190,11 +191,20 @@ def label_checks(con: Any, report: SchemaReport) -> None:
             if minority < IMBALANCE_SHARE:
                 report.warnings.append(
                     f"class imbalance: the rarest class of '{label.name}' is {minority:.1%} of rows; "
-                    "consider stratify: true and class_weights: balanced"
+                    "`--write` sets prepare.stratify: true (every split gets its share of each "
+                    "class); train.class_weights: balanced would raise the rare classes' recall "
+                    "at some cost in accuracy"
                 )
+                report.settings["prepare.stratify"] = True
             base = counts[-1][0] / total
         else:
             base = 1.0
+        if is_text(label.dtype):
+            values = [r[0] for r in con.execute(
+                f"SELECT DISTINCT {y} FROM __sample WHERE {y} IS NOT NULL LIMIT 10000").fetchall()]
+            variants = label_variants(values)
+            if variants:
+                report.warnings.append(variants_message(label.name, variants, report.source))
     for col in report.columns:
         if col.name == label.name or col.suggestion("drop") is not None:
             continue

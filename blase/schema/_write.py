@@ -6,6 +6,7 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from blase.schema._report import SchemaReport
 
@@ -16,8 +17,9 @@ logger = logging.getLogger(__name__)
 
 def write_suggestions(config_path: str | os.PathLike[str], report: SchemaReport) -> Path:
     """Put the suggested ``transform:``, ``data.source`` (the file profiled: relative to the
-    project when it lies inside it) and ``data.label`` (when the report has one) into
-    ``blase.yaml``, keeping the rest of the file as it is.
+    project when it lies inside it), ``data.label`` (when the report has one) and the
+    report's other :attr:`~SchemaReport.settings` (``prepare.stratify`` for an imbalanced
+    label) into ``blase.yaml``, keeping the rest of the file as it is.
 
     The top-level ``transform:`` block is replaced textually (or appended when there is none),
     so comments and layout elsewhere survive; comments inside the old ``transform:`` block are
@@ -39,18 +41,21 @@ def write_suggestions(config_path: str | os.PathLike[str], report: SchemaReport)
     text = path.read_text(encoding="utf-8")
     steps = report.to_transform_config()
     block = yaml.safe_dump({"transform": steps}, sort_keys=False, default_flow_style=False)
-    keys = {"source": _project_relative(report.source, path.parent)}
+    keys: dict[str, Any] = {"data.source": _project_relative(report.source, path.parent)}
     if report.label is not None:
-        keys["label"] = report.label
+        keys["data.label"] = report.label
+    keys.update(report.settings)
     try:
         new = _replace_top_block(text, "transform", block)
         for key, value in keys.items():
-            new = _set_data_key(new, key, value)
+            new = _set_key(new, *key.split(".", 1), value)
         config_from_text(new, file=path.name)
     except (ValueError, yaml.YAMLError):
         data = yaml.safe_load(text) or {}
         data["transform"] = steps
-        data.setdefault("data", {}).update(keys)
+        for key, value in keys.items():
+            top, sub = key.split(".", 1)
+            data.setdefault(top, {})[sub] = value
         new = yaml.safe_dump(data, sort_keys=False)
         logger.warning("rewrote %s as a whole (comments were not kept)", path)
     config_from_text(new, file=path.name)
@@ -102,9 +107,9 @@ def _project_relative(source: str, root: Path) -> str:
         return str(full)
 
 
-def _set_data_key(text: str, key: str, val: str) -> str:
-    """Set ``data.<key>`` to ``val`` in a block-style ``data:`` mapping, keeping a comment on
-    its line; raise ValueError when ``data:`` is not a block mapping."""
+def _set_key(text: str, top: str, key: str, val: Any) -> str:
+    """Set ``<top>.<key>`` to ``val`` in a block-style ``top:`` mapping (added when missing),
+    keeping a comment on its line; raise ValueError when ``top:`` is not a block mapping."""
     import yaml
 
     value = yaml.safe_dump(val, default_style=None).splitlines()[0]
@@ -112,11 +117,11 @@ def _set_data_key(text: str, key: str, val: str) -> str:
         value = value[:-3].strip()
     lines = text.splitlines(keepends=True)
     for k, start, end in _top_blocks(lines):
-        if k != "data":
+        if k != top:
             continue
         head = lines[start].split(":", 1)[1].split("#", 1)[0].strip()
         if head:  # flow style or a scalar: not editable line by line
-            raise ValueError("data: is not a block mapping")
+            raise ValueError(f"{top}: is not a block mapping")
         indent = None
         for i in range(start + 1, end):
             line = lines[i]
@@ -133,4 +138,4 @@ def _set_data_key(text: str, key: str, val: str) -> str:
         lines.insert(start + 1, f"{pad}{key}: {value}\n")
         return "".join(lines)
     sep = "" if not text or text.endswith("\n") else "\n"
-    return text + sep + f"data:\n  {key}: {value}\n"
+    return text + sep + f"{top}:\n  {key}: {value}\n"
