@@ -3,7 +3,9 @@
 Beyond the schema of ``blase.yaml`` (see :mod:`blase.config`), it checks that the files the
 configuration names exist: user functions (``call:``, ``train.model``) are errors when their
 file or function is missing; a missing ``data.source`` is a warning, since data often arrives
-after the project is made.
+after the project is made. When the source exists, its header (a schema read, no scan) is
+compared with the column names the configuration uses: ``data.label``, ``data.key``, the
+transform's ``columns`` (followed through the steps) and ``prepare.features``.
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ __all__ = ["CheckResult", "check_project"]
 class CheckResult:
     config: ProjectConfig
     warnings: list[str] = field(default_factory=list)
+    #: The source whose header the configuration's column names were checked against.
+    header_of: str | None = None
 
     def to_json(self) -> dict:
-        return {"valid": True, "warnings": self.warnings, "config": self.config.model_dump(mode="json")}
+        return {"valid": True, "warnings": self.warnings, "header_of": self.header_of,
+                "config": self.config.model_dump(mode="json")}
 
 
 def check_project(project: Project) -> CheckResult:
@@ -39,6 +44,7 @@ def check_project(project: Project) -> CheckResult:
     file = project.config_path.name
     problems: list[ConfigProblem] = []
     warnings: list[str] = []
+    header_of = None
 
     def line(*path: str | int) -> str:
         n = lines.get(tuple(path))
@@ -70,7 +76,109 @@ def check_project(project: Project) -> CheckResult:
         full = project.root / path
         if not glob.glob(str(full)) and not full.exists():
             warnings.append(f"data.source{line('data', 'source')}: {source} does not exist yet")
-    return CheckResult(config, warnings)
+        else:
+            header, problem = _header(project, config)
+            if header is None:
+                warnings.append(f"data.source{line('data', 'source')}: cannot read {source}: {problem}")
+            else:
+                header_of = source
+                found, unsure = _column_problems(config, header, source)
+                problems += [ConfigProblem(file, lines.get(k), ".".join(map(str, k)),
+                                           f"{_key(k)}{line(*k)}: {m}") for k, m in found]
+                warnings += [f"{_key(k)}{line(*k)}: {m}" for k, m in unsure]
+    if problems:
+        raise ConfigError(problems, hint="fix the names above in blase.yaml (`blase schema "
+                          "DATA` lists the data's columns), then run `blase check` again")
+    return CheckResult(config, warnings, header_of)
+
+
+def _key(path: tuple[str | int, ...]) -> str:
+    """``('transform', 2, 'columns')`` -> ``transform[2].columns``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _header(project: Project, config: ProjectConfig) -> tuple[list[str] | None, str]:
+    """The source's column names (a schema read: the CSV sniffer or Parquet metadata, no
+    scan), or ``(None, why)`` when it cannot be read."""
+    from blase.errors import BlaseError
+    from blase.extract import Extract
+
+    try:
+        return Extract.from_config(config.data, project).schema().names, ""
+    except BlaseError as exc:
+        return None, exc.message.splitlines()[0]
+    except Exception as exc:  # a reader's own error: the check reports it, run will too
+        return None, str(exc).splitlines()[0]
+
+
+_Found = list[tuple[tuple[str | int, ...], str]]
+
+
+def _column_problems(config: ProjectConfig, header: list[str], source: str) -> tuple[_Found, _Found]:
+    """Names in ``data.label``, ``data.key``, ``prepare.features`` and the transform's
+    ``columns`` that are not columns where they are used: ``(problems, warnings)``.
+
+    The transform is followed step by step (drop, select, rename, datetime, sql and the
+    encoders change the columns); after a step that may add columns that cannot be named
+    without running it (a user function, an encoder, a datetime step that learns its parts),
+    a missing name is a warning rather than a problem.
+    """
+    import difflib
+
+    def missing(name: str, names: list[str], where: str) -> str:
+        close = difflib.get_close_matches(name, names, n=1)
+        return f"{name!r} is not a column {where}" + (f"; did you mean {close[0]!r}?" if close else "")
+
+    problems: _Found = []
+    unsure: _Found = []
+    of_source = f"of {source}"
+    for key in ("label", "key"):
+        name = getattr(config.data, key)
+        made = any(s.name == name or name in (s.mapping or {}).values() for s in config.transform)
+        if name is not None and name not in header and not made:
+            problems.append((("data", key), missing(name, header, of_source)))
+    from blase.transform import DEFAULT_PARTS
+
+    cols = list(header)
+    certain = True  # False once a step may have added columns we cannot name
+
+    def absent(key: tuple[str | int, ...], message: str) -> None:
+        if certain:
+            problems.append((key, message))
+        else:
+            unsure.append((key, message + " (unless an earlier user function or encoder adds it)"))
+
+    for i, step in enumerate(config.transform):
+        if step.columns is not None:
+            where = of_source if i == 0 else f"after transform[{i - 1}]"
+            for name in step.columns:
+                if name not in cols:
+                    absent(("transform", i, "columns"), missing(name, cols, where))
+        named = [c for c in (step.columns or []) if c in cols]
+        if step.call:
+            certain = False  # a function may add columns (or drop them: run says so)
+        elif step.op in ("onehot", "hash", "ordinal", "drop"):
+            cols = [c for c in cols if c not in named]
+            certain = certain and step.op == "drop"
+        elif step.op == "select":
+            cols = named
+        elif step.op == "rename":
+            cols = [(step.mapping or {}).get(c, c) for c in cols]
+        elif step.op == "sql" and step.name and step.name not in cols:
+            cols.append(step.name)
+        elif step.op == "datetime":
+            dates = named if step.columns is not None else []
+            cols = [c for c in cols if c not in dates]
+            cols += [f"{c}_{p}" for c in dates for p in (step.parts or DEFAULT_PARTS)]
+            # with no parts, only the parts that vary are made; with no columns, every date
+            certain = certain and step.parts is not None and step.columns is not None
+    for name in config.prepare.features or []:
+        if name not in cols:
+            absent(("prepare", "features"), missing(name, cols, "after the transform"))
+    return problems, unsure
 
 
 def _check_callable(project: Project, ref: str) -> str | None:

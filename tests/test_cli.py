@@ -197,3 +197,20 @@ def test_the_resume_hint_names_the_run_that_failed_not_the_latest(cli, project):
     assert f"run {failed[0].id} failed" in r.stdout
     assert f"blase run --resume {failed[0].id}" in r.stdout
     assert neighbour[0].id not in r.stdout
+
+
+def test_check_compares_the_config_with_the_data_header(cli, project):
+    r = cli("check", cwd=project.root)
+    assert r.exit_code == 0, r.stderr
+    assert "match data/penguins.csv" in r.stdout
+    cfg = project.config_path
+    text = cfg.read_text().replace("label: species", "label: specie")
+    text = text.replace("  - call: scripts/transforms.py:bill_ratio   # your own function over a batch\n",
+                        "  - op: drop\n    columns: [isle]\n")
+    cfg.write_text(text)
+    r = cli("check", cwd=project.root)
+    assert r.exit_code == 1
+    assert "data.label (line 9): 'specie' is not a column of data/penguins.csv" in r.stderr
+    assert "did you mean 'species'?" in r.stderr
+    assert "transform[0].columns" in r.stderr and "did you mean 'island'?" in r.stderr
+    assert "is valid" not in r.stdout and "Traceback" not in r.stderr

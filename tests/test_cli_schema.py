@@ -36,3 +36,15 @@ def test_schema_of_a_missing_file(cli, project):
     r = cli("schema", "data/nope.csv", cwd=project.root)
     assert r.exit_code == 1
     assert "nope.csv" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_schema_write_points_data_source_at_the_profiled_file(cli, project):
+    # the template names the bundled penguins; profiling another file must switch to it
+    (project.root / "data" / "birds.csv").write_text(
+        "wing,beak,kind\n" + "".join(f"{i % 7},{i % 5}.5,{'ab'[i % 2]}\n" for i in range(60))
+    )
+    r = cli("schema", "data/birds.csv", "--label", "kind", "--write", cwd=project.root / "scripts")
+    assert r.exit_code == 0, r.stderr
+    config = load_config(project.config_path)
+    assert config.data.source == "data/birds.csv" and config.data.label == "kind"
+    assert "# CSV, Parquet" in project.config_path.read_text()  # the line's comment is kept

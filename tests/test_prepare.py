@@ -627,3 +627,15 @@ def test_fit_and_prepare_of_data_far_larger_than_the_budget_stay_near_it(tmp_pat
     base, peak, rows, n_features = map(int, done.stdout.split())
     assert rows == 3_000_000 and n_features == 64
     assert peak - base < 1.3 * budget, f"peak {peak / 1e6:.0f} MB over a base of {base / 1e6:.0f} MB"
+
+
+def test_label_values_differing_only_by_whitespace_or_case_are_warned_about(tmp_path):
+    labels = ["yes", " yes", "no", "No"] * 30
+    pq.write_table(pa.table({"x": [float(i) for i in range(120)], "ans": labels}), tmp_path / "d.parquet")
+    r = Prepare(label="ans").run(tmp_path / "d.parquet", tmp_path / "o")
+    warning = next(w for w in r.warnings if "whitespace or case" in w)
+    assert "' yes' / 'yes'" in warning and "'No' / 'no'" in warning and "lower(trim(ans))" in warning
+    # clean labels get no such warning
+    pq.write_table(pa.table({"x": [1.0, 2.0] * 20, "ans": ["yes", "no"] * 20}), tmp_path / "c.parquet")
+    assert not [w for w in Prepare(label="ans").run(tmp_path / "c.parquet", tmp_path / "o2").warnings
+                if "whitespace" in w]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -191,7 +192,9 @@ def test_write_suggestions_keeps_the_rest_of_the_file(report, tmp_path):
     assert "# my project" in text and "# the name" in text and "# raw data" in text
     assert "# training settings" in text and "old step" not in text
     config = load_config(path)
-    assert config.data.label == "species" and config.data.source == "data/penguins.csv"
+    # data.source names the file profiled (outside this folder: an absolute path)
+    assert config.data.label == "species" and config.data.source == str(Path(report.source).resolve())
+    assert "# raw data" in text
     assert config.train.epochs == 3
     assert [s.model_dump(exclude_defaults=True) for s in config.transform] == [
         config_from_dict({"project": "p", "transform": report.to_transform_config()})
@@ -265,3 +268,62 @@ def test_full_pass_statistics_equal_numpy(tmp_path, fmt, monkeypatch):
     # NaN (written as 'nan' in the CSV) is missing too, and counted apart from nulls
     assert r.column("gaps").stats["nans"] == np.isnan(gaps).sum()
     assert r.column("trend").stats["nans"] == 0
+
+
+def _cars_like(n: int = 400, seed: int = 3) -> pa.Table:
+    """A regression shaped like vega's cars: a year-only date, a nearly unique model name, and
+    a label with nulls."""
+    import datetime as dt
+
+    rng = np.random.default_rng(seed)
+    year = rng.integers(1970, 1983, n)
+    weight = rng.normal(3000, 800, n)
+    mpg = 60 - weight / 100 + (year - 1970) * 0.8 + rng.normal(0, 2, n)
+    mpg_nulls = rng.random(n) < 0.03
+    return pa.table({
+        "Name": [f"make{i % 9} model {i}" if i % 5 else f"make{i % 9} classic" for i in range(n)],
+        "Weight": weight,
+        "Year": [dt.date(int(y), 1, 1) for y in year],
+        "mpg": pa.array(mpg, mask=mpg_nulls),
+    })
+
+
+def test_suggested_transform_scales_date_parts_and_drops_constant_ones(tmp_path):
+    pacsv.write_csv(_cars_like(), tmp_path / "cars.csv")
+    report = suggest_schema(tmp_path / "cars.csv", label="mpg")
+    steps = config_from_dict({"project": "p", "data": {"label": "mpg"},
+                              "transform": report.to_transform_config()}).transform
+    dates = next(s for s in steps if s.op == "datetime")
+    # month, day, hour and the weekday of 1 January never vary: only the year is a feature
+    assert dates.columns == ["Year"] and dates.parts == ["year"]
+    scaled = [c for s in steps if s.op == "scale" for c in s.columns]
+    assert "Year_year" in scaled and "Weight" in scaled
+    assert [s.op for s in steps].index("datetime") < [s.op for s in steps].index("scale")
+    # rows without a label are filtered out first, so `blase run` can prepare them
+    assert steps[0].op == "filter" and steps[0].where == '"mpg" IS NOT NULL'
+
+
+def test_nearly_unique_text_is_an_identifier_not_a_one_hot(tmp_path):
+    pacsv.write_csv(_cars_like(), tmp_path / "cars.csv")
+    name = suggest_schema(tmp_path / "cars.csv", label="mpg").column("Name")
+    assert name.kind == "identifier"  # 80 % distinct: the 20 commonest would cover a sliver
+    assert _actions(name) == [("drop", "drop")]
+
+
+def test_imbalanced_label_writes_stratify_and_label_variants_are_warned(tmp_path):
+    rng = np.random.default_rng(5)
+    n = 600
+    kind = rng.choice(["sun", "rain", "snow"], n, p=[0.6, 0.37, 0.03]).astype(object)
+    kind[:12] = [" Rain", "rain ", "Sun", "sun"] * 3  # one class written several ways
+    pacsv.write_csv(pa.table({"t": rng.normal(10, 5, n), "kind": kind.tolist()}), tmp_path / "w.csv")
+    report = suggest_schema(tmp_path / "w.csv", label="kind")
+    assert report.settings == {"prepare.stratify": True}
+    assert any("class imbalance" in w for w in report.warnings)
+    variants = next(w for w in report.warnings if "whitespace or case" in w)
+    assert "' Rain' / 'rain' / 'rain '" in variants and "'Sun' / 'sun'" in variants
+    config = tmp_path / "blase.yaml"
+    config.write_text("project: p\nprepare:\n  split: {train: 0.8, val: 0.1, test: 0.1}  # mine\n")
+    write_suggestions(config, report)
+    loaded = load_config(config)
+    assert loaded.prepare.stratify is True and loaded.prepare.split.train == 0.8
+    assert "# mine" in config.read_text()

@@ -580,3 +580,19 @@ def test_no_pickle_in_the_train_package():
     src = Path(__file__).resolve().parents[1] / "blase" / "train"
     text = "\n".join(p.read_text() for p in src.glob("*.py"))
     assert not re.search(r"torch\.(save|load)\(|import pickle|pickle\.|cloudpickle", text)
+
+
+def test_an_input_on_a_far_larger_scale_than_the_others_is_warned_about(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(0, 1, (300, 4))
+    y = X[:, 0] + X[:, 1]
+
+    def splits(X):  # as is: _split standardises
+        return {"train": (X[:200], y[:200]), "val": (X[200:250], y[200:250]), "test": (X[250:], y[250:])}
+
+    r = Train(_cfg(epochs=1)).fit(write_shards(tmp_path / "ok", splits(X), "regression"), tmp_path / "o1")
+    assert not [w for w in r.warnings if "scale" in w]
+    X[:, 2] = rng.integers(1970, 1983, 300)  # an unscaled year among standardised columns
+    r = Train(_cfg(epochs=1)).fit(write_shards(tmp_path / "year", splits(X), "regression"), tmp_path / "o2")
+    warning = next(w for w in r.warnings if "scale far from" in w)
+    assert "'f2' (~1.98e+03)" in warning and "'f0'" not in warning and "op: scale" in warning

@@ -3,6 +3,7 @@ saved state, user code, and the errors a user sees."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import textwrap
@@ -265,6 +266,25 @@ def test_datetime_parts_match_pandas(frame):
                       ("minute", frame.ts.dt.minute)]:
         assert out[f"ts_{part}"].to_pylist() == ref.tolist(), part
         assert out.schema.field(f"ts_{part}").type == pa.int32()
+
+
+def test_datetime_parts_leave_out_the_parts_that_never_vary(tmp_path):
+    # a year-only date (1 January of each year): month and day are constant, hour too, and the
+    # weekday is a function of the year; none of them is a feature
+    years = pa.table({"y": [dt.date(1970 + i % 12, 1, 1) for i in range(60)], "x": list(range(60))})
+    op = fitted(DatetimeParts(), years)
+    assert op.apply(years).column_names == ["y_year", "x"]
+    assert op.sql(years.schema).select[0].endswith('AS "y_year"')
+    # the learned parts are saved and come back with the fitted transform
+    t = Transform([DatetimeParts()]).fit(years)
+    t.save(tmp_path / "t.json")
+    assert Transform.load(tmp_path / "t.json").apply(years).column_names == ["y_year", "x"]
+    # daily dates keep the weekday; explicit parts are kept as asked, constant or not
+    days = pa.table({"d": [dt.date(2013, 1, 1) + dt.timedelta(days=i) for i in range(800)]})
+    assert fitted(DatetimeParts(), days).apply(days).column_names == ["d_year", "d_month", "d_day",
+                                                                      "d_dayofweek"]
+    asked = fitted(DatetimeParts(parts=["year", "hour"]), years).apply(years)
+    assert asked.column_names == ["y_year", "y_hour", "x"]
 
 
 # --------------------------------------------------------------------------- column ops

@@ -114,7 +114,8 @@ def check(
         _print_json(result.to_json())
     else:
         out = _out()
-        out.print(f"[green]ok[/] {found.config_path} is valid")
+        against = f"; its column names match {result.header_of}" if result.header_of else ""
+        out.print(f"[green]ok[/] {found.config_path} is valid{against}")
         for warning in result.warnings:
             out.print(f"[yellow]warning:[/] {warning}")
 

@@ -9,11 +9,12 @@ names the column and the fix, before a byte of output exists.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from blase._duck import sql_ident
+from blase._labels import label_variants, variants_message
 from blase.errors import PrepareError
 
 if TYPE_CHECKING:
@@ -74,6 +75,8 @@ class Plan:
     task: str
     classes: list[Any]
     class_counts: list[int]
+    #: Warnings for the step's record (label values that differ only by whitespace or case).
+    warnings: list[str] = field(default_factory=list)
 
 
 def _missing(name: str, role: str, columns: dict[str, str], where: str) -> PrepareError:
@@ -202,6 +205,10 @@ def make_plan(prep: Prepare, con: Any, files: list[Path], feed: Feed, where: str
             )
         elif task in ("classification", "multiclass"):
             task = "binary" if len(classes) == 2 and task == "classification" else "multiclass"
+    warnings = []
+    variants = label_variants(classes)
+    if variants:
+        warnings.append(variants_message(prep.label, variants, where))
     if prep.stratify and task == "regression":
         raise PrepareError(
             f"stratify=True needs a classification label, but '{prep.label}' ({label_type}) is "
@@ -217,6 +224,7 @@ def make_plan(prep: Prepare, con: Any, files: list[Path], feed: Feed, where: str
         task,
         classes,
         class_counts,
+        warnings,
     )
 
 def fixed_classes(prep: Prepare, pairs: list[Any], where: str) -> tuple[list[Any], list[int]]:

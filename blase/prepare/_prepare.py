@@ -411,6 +411,7 @@ class Prepare:
                 "out_dir": str(out),
             },
         )
+        result.warnings += plan.warnings
         if plan.rejected:
             result.warnings.append(
                 f"dropped {plan.rejected:,} rows with a null label '{self.label}'"

@@ -380,6 +380,13 @@ def _sample_stats(con: Any, dtypes: dict[str, str]) -> dict[str, dict[str, Any]]
                 seen, parsed, length = row[3 * k : 3 * k + 3]
                 out[n]["__parses_as_time"] = bool(seen) and parsed >= 0.95 * seen
                 out[n]["__mean_length"] = plain(length)
+        dates = [n for n in other if is_time(dtypes[n])]
+        if dates:
+            from blase.transform import varying_parts
+
+            # the parts a datetime transform would emit that vary (the others are no feature)
+            for n, parts in varying_parts(con, "__sample", dates).items():
+                out[n]["varying_parts"] = parts
     return out
 
 

@@ -15,6 +15,8 @@ from typing import Any
 LOW_CARDINALITY = 20
 #: A text column whose mean length is above this is free text, not a category.
 TEXT_MEAN_LENGTH = 30
+#: A text column with at least this many distinct values per non-null row is an identifier.
+TEXT_ID_SHARE = 0.7
 #: Minority class share under which the label counts as imbalanced.
 IMBALANCE_SHARE = 0.10
 #: Share of sampled values beyond 1.5 IQR of the quartiles above which a column has outliers.
@@ -127,6 +129,9 @@ class SchemaReport:
     columns: list[ColumnReport]
     label_candidates: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Other ``blase.yaml`` keys the data calls for, by dotted key (``prepare.stratify``);
+    #: :func:`blase.schema.write_suggestions` writes them.
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def column(self, name: str) -> ColumnReport:
         for c in self.columns:
@@ -150,14 +155,19 @@ class SchemaReport:
     def to_transform_config(self) -> list[dict[str, Any]]:
         """The suggestions as ``transform:`` entries of ``blase.yaml``.
 
-        Order: drop, impute (per strategy), datetime, log1p, scale (per method), hash,
-        ordinal, onehot. The label column is never transformed. One-hot comes last because
-        prepare stores a final one-hot compactly (a code per row instead of a float per
-        category); the encoders act on different columns, so their order changes nothing else.
+        Order: a filter of the rows without a label (when the label has nulls), drop, impute
+        (per strategy), datetime, log1p, scale (per method), hash, ordinal, onehot. The label
+        column is never transformed. Every numeric feature that reaches the model is scaled,
+        the date parts included (named ``{column}_{part}``, the parts the datetime step emits),
+        since an unscaled year (~2000) next to standardised columns stalls an MLP. One-hot
+        comes last because prepare stores a final one-hot compactly (a code per row instead of
+        a float per category); the encoders act on different columns, so their order changes
+        nothing else.
         """
         groups: dict[tuple[str, str, str], list[str]] = {}
         extra: dict[tuple[str, str, str], dict[str, Any]] = {}
         order = {"drop": 0, "impute": 1, "datetime": 2, "log1p": 3, "scale": 4, "encode": 5}
+        standard = ("scale", "standard", "{}")
         for col in self.columns:
             if col.name == self.label:
                 continue
@@ -169,7 +179,18 @@ class SchemaReport:
                 key = (s.action, s.detail, params)
                 groups.setdefault(key, []).append(col.name)
                 extra[key] = s.params
+                if s.action == "datetime" and "parts" in s.params:
+                    parts = s.params["parts"]
+                    groups.setdefault(standard, []).extend(f"{col.name}_{p}" for p in parts)
+                    extra[standard] = {}
         steps: list[dict[str, Any]] = []
+        if self.label is not None and any(
+            c.name == self.label and c.null_share > 0 for c in self.columns
+        ):
+            from blase._duck import sql_ident
+
+            # rows without a label cannot be learned from (prepare refuses them)
+            steps.append({"op": "filter", "where": f"{sql_ident(self.label)} IS NOT NULL"})
         for key in sorted(groups, key=lambda k: (order.get(k[0], 9), k[1] == "onehot", k[1], k[2])):
             action, detail, _ = key
             cols = groups[key]

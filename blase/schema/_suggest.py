@@ -6,12 +6,14 @@ import math
 from typing import Any
 
 from blase._duck import sql_ident
+from blase._labels import label_variants, variants_message
 from blase.schema._report import (
     ID_NAMES,
     IMBALANCE_SHARE,
     LABEL_NAMES,
     LOW_CARDINALITY,
     OUTLIER_SHARE,
+    TEXT_ID_SHARE,
     TEXT_MEAN_LENGTH,
     ColumnReport,
     SchemaReport,
@@ -35,9 +37,14 @@ def kind_of(col: ColumnReport, parses_as_time: bool) -> str:
     if long_text and card > LOW_CARDINALITY:
         return "text"  # before identifiers: free text is unique per row too
     unique = nonnull > 50 and card >= 0.95 * nonnull
+    # a text column that is nearly unique per row (car models, ticket numbers) names rows: its
+    # 20 most frequent values, one-hot, would cover a sliver of them
+    nearly_unique = (
+        is_text(t) and nonnull > 50 and card > LOW_CARDINALITY and card >= TEXT_ID_SHARE * nonnull
+    )
     id_name = bool(ID_NAMES.search(col.name))
     if (is_int(t) or is_text(t)) and (
-        unique or (id_name and nonnull > 0 and card >= 0.5 * nonnull)
+        unique or nearly_unique or (id_name and nonnull > 0 and card >= 0.5 * nonnull)
     ):
         return "identifier"
     if is_num(t):
@@ -148,13 +155,18 @@ def suggest(report: SchemaReport) -> None:
                     )
                 )
         elif kind == "datetime":
-            col.suggestions.append(
-                Suggestion(
-                    "datetime",
-                    "datetime",
-                    "dates become numeric parts (year, month, day, day of week)",
-                )
-            )
+            parts = s.get("varying_parts")
+            if parts is None:
+                why = "dates become numeric parts (year, month, day, day of week)"
+                params: dict[str, Any] = {}
+            else:
+                why = (f"dates become the parts that vary ({', '.join(parts) or 'none'}), "
+                       "scaled with the numeric columns")
+                params = {"parts": list(parts)}
+            if parts == []:
+                col.suggestions.append(Suggestion("drop", "drop", "no date part varies in the data"))
+                continue
+            col.suggestions.append(Suggestion("datetime", "datetime", why, params))
 
 
 def label_checks(con: Any, report: SchemaReport) -> None:
@@ -179,11 +191,20 @@ def label_checks(con: Any, report: SchemaReport) -> None:
             if minority < IMBALANCE_SHARE:
                 report.warnings.append(
                     f"class imbalance: the rarest class of '{label.name}' is {minority:.1%} of rows; "
-                    "consider stratify: true and class_weights: balanced"
+                    "`--write` sets prepare.stratify: true (every split gets its share of each "
+                    "class); train.class_weights: balanced would raise the rare classes' recall "
+                    "at some cost in accuracy"
                 )
+                report.settings["prepare.stratify"] = True
             base = counts[-1][0] / total
         else:
             base = 1.0
+        if is_text(label.dtype):
+            values = [r[0] for r in con.execute(
+                f"SELECT DISTINCT {y} FROM __sample WHERE {y} IS NOT NULL LIMIT 10000").fetchall()]
+            variants = label_variants(values)
+            if variants:
+                report.warnings.append(variants_message(label.name, variants, report.source))
     for col in report.columns:
         if col.name == label.name or col.suggestion("drop") is not None:
             continue

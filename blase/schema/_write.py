@@ -6,6 +6,7 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from blase.schema._report import SchemaReport
 
@@ -15,12 +16,14 @@ logger = logging.getLogger(__name__)
 
 
 def write_suggestions(config_path: str | os.PathLike[str], report: SchemaReport) -> Path:
-    """Put the suggested ``transform:`` (and ``data.label``, when the report has one) into
-    ``blase.yaml``, keeping the rest of the file as it is.
+    """Put the suggested ``transform:``, ``data.source`` (the file profiled: relative to the
+    project when it lies inside it), ``data.label`` (when the report has one) and the
+    report's other :attr:`~SchemaReport.settings` (``prepare.stratify`` for an imbalanced
+    label) into ``blase.yaml``, keeping the rest of the file as it is.
 
     The top-level ``transform:`` block is replaced textually (or appended when there is none),
     so comments and layout elsewhere survive; comments inside the old ``transform:`` block are
-    lost. ``data.label`` is set in place in a block-style ``data:`` mapping. When the file
+    lost. ``data.source`` and ``data.label`` are set in place in a block-style ``data:`` mapping. When the file
     uses a layout this cannot edit safely (e.g. a flow-style ``data: {...}``), the file is
     loaded and dumped again instead, which drops its comments. The result is validated before
     it replaces the file, and the write is atomic.
@@ -38,16 +41,21 @@ def write_suggestions(config_path: str | os.PathLike[str], report: SchemaReport)
     text = path.read_text(encoding="utf-8")
     steps = report.to_transform_config()
     block = yaml.safe_dump({"transform": steps}, sort_keys=False, default_flow_style=False)
+    keys: dict[str, Any] = {"data.source": _project_relative(report.source, path.parent)}
+    if report.label is not None:
+        keys["data.label"] = report.label
+    keys.update(report.settings)
     try:
         new = _replace_top_block(text, "transform", block)
-        if report.label is not None:
-            new = _set_data_label(new, report.label)
+        for key, value in keys.items():
+            new = _set_key(new, *key.split(".", 1), value)
         config_from_text(new, file=path.name)
     except (ValueError, yaml.YAMLError):
         data = yaml.safe_load(text) or {}
         data["transform"] = steps
-        if report.label is not None:
-            data.setdefault("data", {})["label"] = report.label
+        for key, value in keys.items():
+            top, sub = key.split(".", 1)
+            data.setdefault(top, {})[sub] = value
         new = yaml.safe_dump(data, sort_keys=False)
         logger.warning("rewrote %s as a whole (comments were not kept)", path)
     config_from_text(new, file=path.name)
@@ -84,19 +92,36 @@ def _replace_top_block(text: str, key: str, block: str) -> str:
     return text + sep + block
 
 
-def _set_data_label(text: str, label: str) -> str:
+def _project_relative(source: str, root: Path) -> str:
+    """``source`` as blase.yaml should name it: relative to the project ``root`` (POSIX
+    separators) when it lies inside it, else absolute. A glob or ``file.sqlite:table`` keeps
+    its tail."""
+    import glob
+
+    if glob.has_magic(source) or not Path(source).exists():
+        return source
+    full = Path(source).resolve()
+    try:
+        return full.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(full)
+
+
+def _set_key(text: str, top: str, key: str, val: Any) -> str:
+    """Set ``<top>.<key>`` to ``val`` in a block-style ``top:`` mapping (added when missing),
+    keeping a comment on its line; raise ValueError when ``top:`` is not a block mapping."""
     import yaml
 
-    value = yaml.safe_dump(label, default_style=None).splitlines()[0]
+    value = yaml.safe_dump(val, default_style=None).splitlines()[0]
     if value.endswith("..."):
         value = value[:-3].strip()
     lines = text.splitlines(keepends=True)
     for k, start, end in _top_blocks(lines):
-        if k != "data":
+        if k != top:
             continue
         head = lines[start].split(":", 1)[1].split("#", 1)[0].strip()
         if head:  # flow style or a scalar: not editable line by line
-            raise ValueError("data: is not a block mapping")
+            raise ValueError(f"{top}: is not a block mapping")
         indent = None
         for i in range(start + 1, end):
             line = lines[i]
@@ -104,11 +129,13 @@ def _set_data_label(text: str, label: str) -> str:
                 continue
             cur = len(line) - len(line.lstrip(" "))
             indent = cur if indent is None else indent
-            if cur == indent and re.match(r"label\s*:", line.strip()):
-                lines[i] = " " * cur + f"label: {value}\n"
+            if cur == indent and re.match(rf"{re.escape(key)}\s*:", line.strip()):
+                m = re.search(r"\s+#.*$", line.rstrip("\n"))  # a comment on the line stays
+                comment = m.group(0) if m else ""
+                lines[i] = " " * cur + f"{key}: {value}{comment}\n"
                 return "".join(lines)
         pad = " " * (indent or 2)
-        lines.insert(start + 1, f"{pad}label: {value}\n")
+        lines.insert(start + 1, f"{pad}{key}: {value}\n")
         return "".join(lines)
     sep = "" if not text or text.endswith("\n") else "\n"
-    return text + sep + f"data:\n  label: {value}\n"
+    return text + sep + f"{top}:\n  {key}: {value}\n"

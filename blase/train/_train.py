@@ -38,6 +38,7 @@ from blase.train._models import (
     load_script_factory,
     n_outputs_for,
 )
+from blase.train._scale import feature_scale_warning
 
 __all__ = ["Train"]
 
@@ -400,6 +401,9 @@ class Train:
             logger.warning("track %r is not active; metrics are not logged", run)
             run = None
 
+        scale_warning = feature_scale_warning(manifest, shards)
+        if scale_warning:
+            logger.warning("train: %s", scale_warning)
         with measure_step() as meter, deterministic_mode(cfg.deterministic, device):
             seed_everything(self.seed)
             model, spec, script = self._build(manifest, n_outputs)
@@ -482,6 +486,8 @@ class Train:
             peak_rss_bytes=meter.peak_rss_bytes,
             details=details,
         )
+        if scale_warning:
+            result.warnings.append(scale_warning)
         if val_rows == 0:
             result.warnings.append("no val split: model.safetensors holds the last epoch's weights")
             if cfg.early_stopping:

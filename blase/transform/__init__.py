@@ -16,6 +16,7 @@ from blase.transform._base import NotFittedError, Operation, SQLStage
 from blase.transform._encode import HashEncode, OneHot, Ordinal
 from blase.transform._numeric import Clip, Impute, Log1p, Scale
 from blase.transform._ops import (
+    DEFAULT_PARTS,
     Cast,
     DatetimeParts,
     Drop,
@@ -23,11 +24,13 @@ from blase.transform._ops import (
     Rename,
     Select,
     SQLExpr,
+    varying_parts,
 )
 from blase.transform._pipeline import OPERATIONS, ApplyReport, Transform, from_step_config
 from blase.transform._user import UserFunction, transform_function
 
 __all__ = [
+    "DEFAULT_PARTS",
     "OPERATIONS",
     "ApplyReport",
     "Cast",
@@ -51,4 +54,5 @@ __all__ = [
     "UserFunction",
     "from_step_config",
     "transform_function",
+    "varying_parts",
 ]

@@ -39,6 +39,7 @@ __all__ = [
     "SQLExpr",
     "Select",
     "StatelessOperation",
+    "varying_parts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -347,16 +348,52 @@ _PARTS: dict[str, tuple[Any, str]] = {
 DEFAULT_PARTS = ("year", "month", "day", "dayofweek", "hour")
 
 
+def varying_parts(
+    con: duckdb.DuckDBPyConnection,
+    relation: str,
+    columns: Sequence[str],
+    parts: Sequence[str] = DEFAULT_PARTS,
+) -> dict[str, list[str]]:
+    """The ``parts`` of each date/timestamp (or date-like text) column of ``relation`` that
+    are not constant there, in the order of ``parts``.
+
+    A part with a single value carries nothing (the month and day of a year-only date, the
+    hour of a date), and neither does the day of week of a date whose day of month is
+    constant (1 January of each year: the weekday is a function of the year), so they are
+    left out. One aggregate query over ``relation``.
+    """
+    parts = list(parts)
+    if not columns:
+        return {}
+    exprs = [
+        f"count(DISTINCT {_PARTS[p][1].format(v=f'TRY_CAST({sql_ident(c)} AS TIMESTAMP)')})"
+        for c in columns
+        for p in parts
+    ]
+    row = con.execute(f"SELECT {', '.join(exprs)} FROM {relation} AS _p").fetchall()[0]
+    out: dict[str, list[str]] = {}
+    for i, c in enumerate(columns):
+        distinct = dict(zip(parts, row[i * len(parts) : (i + 1) * len(parts)], strict=True))
+        keep = [p for p in parts if (distinct[p] or 0) > 1]
+        if "dayofweek" in keep and (distinct.get("day") or 0) <= 1:
+            keep.remove("dayofweek")
+        out[c] = keep
+    return out
+
+
 class DatetimeParts(StatelessOperation):
     """Split date and timestamp columns into int32 parts named ``{column}_{part}``.
 
     ``parts`` from year, month, day, dayofweek (Monday=0, as pandas), hour, minute; the
     parts take the place of the column, which is dropped unless ``drop=False``. ``None``
-    columns: every date and timestamp column except the excluded ones.
+    columns: every date and timestamp column except the excluded ones. ``None`` parts: the
+    default parts (year, month, day, dayofweek, hour) that vary in the fitted data, per
+    column (``parts_``; see :func:`varying_parts`): a constant part is no feature.
     """
 
     op_name: ClassVar[str] = "datetime"
     default_kind: ClassVar[str | None] = "temporal"
+    needs_data: ClassVar[bool] = True  # which parts vary is learned from the data
 
     def __init__(self, columns: Sequence[str] | None = None, parts: Sequence[str] | None = None,
                  drop: bool = True) -> None:
@@ -364,7 +401,10 @@ class DatetimeParts(StatelessOperation):
         self.parts = parts
         self.drop = drop
 
-    def _parts(self) -> list[str]:
+    def _parts(self, column: str | None = None) -> list[str]:
+        learned = getattr(self, "parts_", None)
+        if column is not None and learned is not None and column in learned:
+            return list(learned[column])
         parts = list(self.parts) if self.parts is not None else list(DEFAULT_PARTS)
         bad = [p for p in parts if p not in _PARTS]
         if bad:
@@ -372,9 +412,13 @@ class DatetimeParts(StatelessOperation):
         return parts
 
     def fit_sql(self, con, relation, schema, *, exclude=()):  # type: ignore[no-untyped-def]
-        self._parts()
+        parts = self._parts()
         super().fit_sql(con, relation, schema, exclude=exclude)
-        new = [f"{c}_{p}" for c in self.columns_ for p in self._parts()]
+        if self.parts is None:
+            self.parts_ = varying_parts(con, relation, self.columns_, parts)
+        else:
+            self.parts_ = {c: parts for c in self.columns_}
+        new = [f"{c}_{p}" for c in self.columns_ for p in self._parts(c)]
         clash = sorted(set(new) & (set(schema.names) - (set(self.columns_) if self.drop else set())))
         if clash:
             raise TransformError(f"datetime: output columns {clash} already exist",
@@ -391,7 +435,7 @@ class DatetimeParts(StatelessOperation):
                 continue
             if not self.drop:
                 out.append((n, n, None))
-            out.extend((f"{n}_{p}", n, p) for p in self._parts())
+            out.extend((f"{n}_{p}", n, p) for p in self._parts(n))
         return out
 
     def apply(self, table: pa.Table) -> pa.Table:
