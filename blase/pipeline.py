@@ -276,11 +276,12 @@ class Pipeline:
         if not unused:
             return
         pairs = " ".join(f"--set {key}={flat[key]}" for key in unused)
+        rerun = "blase run --set " + " --set ".join(f"{key}={flat[key]}" for key in unused)
         start = f"--resume {resume}" if resume is not None else f"--from {first}"
         raise PipelineError(
             f"{pairs} changes what {_OVERRIDE_STEP[unused[0].split('.', 1)[0]]} reads, but {start} "
             f"reuses that step's output from an earlier run: the run would record a config it did not use",
-            hint=f"run the steps that read it again: `blase run {pairs}` (without {start.split()[0]})",
+            hint=f"run the steps that read it again: `{rerun}` (without {start.split()[0]})",
         )
 
     # -- caching --------------------------------------------------------------------------

@@ -53,20 +53,31 @@ def hint_commands() -> list[tuple[str, str]]:
 
 
 def _check_set_key(key: str) -> None:
-    """A --set key must name a field of blase.yaml's model (list indices and dict keys pass)."""
+    """A --set key must name a field of blase.yaml's model: list items by index, dict keys
+    as the user's; a key an f-string fills in (PLACEHOLDER) is not known here."""
     from pydantic import BaseModel
 
     from blase.config import ProjectConfig
 
+    if PLACEHOLDER in key:
+        return
     model: typing.Any = ProjectConfig
-    for part in key.split("."):
+    parts = key.split(".")
+    while parts:
+        part = parts.pop(0)
+        if typing.get_origin(model) is list or model is list:
+            if not part.isdigit():
+                raise click.UsageError(f"--set {key}: {part!r} is not a list index (0, 1, ...)")
+            model = (typing.get_args(model) or (typing.Any,))[0]
+            continue
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return  # inside a list or a mapping: indices and user keys
+            return  # inside a mapping or a plain value: the user's keys
         if part not in model.model_fields:
             raise click.UsageError(f"--set {key}: {part!r} is not a key of {model.__name__}")
         model = model.model_fields[part].annotation
-        for arg in (typing.get_args(model) or (model,)):
-            if isinstance(arg, type) and issubclass(arg, BaseModel):
+        options = (model,) if typing.get_origin(model) is list else (typing.get_args(model) or (model,))
+        for arg in options:  # X | None: the model or list in it
+            if typing.get_origin(arg) is list or (isinstance(arg, type) and issubclass(arg, BaseModel)):
                 model = arg
                 break
 
@@ -114,6 +125,8 @@ def test_every_hinted_command_parses(where, command):
     "blase runs --nope",
     "blase run --set prepare.drop_null_labels=true",
     "blase rollbak m",
+    "blase run --set transform.first.strategy=mean",
+    "blase run --set transform.0.strategee=mean",
 ])
 def test_the_parser_check_catches_a_wrong_command(bad):
     with pytest.raises(click.UsageError):
