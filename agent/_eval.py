@@ -451,7 +451,7 @@ def run_eval(
                     before = snapshot(project)
                     budgets = Budgets(max_tool_calls=8, max_write_actions=4, max_seconds=timeout)
                     with Session(project, autonomy="auto", llm=llm, provider=spec.provider, model=spec.model,
-                                 auto_approve=True, budgets=budgets) as sess:
+                                 auto_approve="all", budgets=budgets) as sess:
                         turn = sess.send(fill(task.prompt, task_facts))
                     seconds = time.perf_counter() - started
                     latency = [float(e.get("latency_s") or 0.0) for e in turn.events if e["event"] == "model_call"]

@@ -146,7 +146,10 @@ class Session(TrackedScope):
     on_event:
         ``on_event(event, fields)`` for every recorded event, as it happens (the chat UI).
     auto_approve:
-        Approve every call that asks (``--yes``); the decision is recorded as by ``--yes``.
+        ``True`` (``--yes``): approve the *write* calls that ask; a destructive call (promote,
+        rollback, gc, ...) still waits for a person, as ``blase run --autonomy --yes`` does.
+        ``"all"`` approves destructive calls too (the eval harness, which works on a copy).
+        Each decision is recorded as by ``--yes``.
     """
 
     def __init__(
@@ -160,7 +163,7 @@ class Session(TrackedScope):
         base_url: str | None = None,
         llm: Any = None,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
-        auto_approve: bool = False,
+        auto_approve: bool | str = False,
         budgets: Budgets | None = None,
     ) -> None:
         self.project = project if isinstance(project, Project) else find_project(project)
@@ -357,7 +360,8 @@ class Session(TrackedScope):
             events += self._turn_events
             self._turn_events = []
             pending = self.pending
-            if pending is not None and self.auto_approve:
+            if pending is not None and self.auto_approve and (
+                    self.auto_approve == "all" or pending.risk != "destructive"):
                 from langgraph.types import Command
 
                 value = Command(resume={"action": "approve", "by": "--yes"})

@@ -412,3 +412,26 @@ def test_autopilot_config_change_to_outside_code_is_refused(project, evil):
     errors = [m.content for request in llm.seen for m in request if getattr(m, "type", "") == "tool"]
     assert len({e for e in errors if "outside the project" in e}) == 2, errors
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------------- chat --yes
+
+
+def test_chat_yes_approves_writes_but_a_destructive_call_still_waits(project, cli):
+    """`blase chat --yes` is a blanket approval of write calls only, as `blase run --autonomy --yes`."""
+    pytest.importorskip("langgraph")
+    from blase.agent import Session
+    from blase.agent._fake import ScriptedChatModel, call
+
+    r = cli("run", "--set", "train.epochs=1", "--project", str(project.root))
+    assert r.exit_code == 0, r.stderr
+    llm = ScriptedChatModel(responses=[
+        call("run_step", {"step": "evaluate"}), "evaluated.",
+        call("gc", {"dry_run": False}), "cleaned.",
+    ])
+    with Session(project, autonomy="semi", llm=llm, auto_approve=True) as s:
+        turn = s.send("evaluate again")
+        assert turn.pending is None and turn.answer == "evaluated."  # the write call ran unasked
+        turn = s.send("free disk space")
+        assert turn.pending is not None and turn.pending.tool == "gc" and turn.pending.risk == "destructive"
+        assert turn.answer is None  # nothing was deleted: the person decides

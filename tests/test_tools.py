@@ -150,6 +150,19 @@ def test_symlink_out_of_the_project_is_refused(project, ctx, tmp_path):
         call_tool("preview_data", {"path": "data/link.csv"}, ctx)
 
 
+@pytest.mark.parametrize("tool", ["preview_data", "suggest_schema"])
+@pytest.mark.parametrize("path", ["data/*.csv", "data", "data/**/*.csv"])
+def test_a_glob_or_folder_that_reaches_outside_through_a_symlink_is_refused(project, ctx, tmp_path, tool, path):
+    """The pattern lies inside the project; a file it expands to does not."""
+    secret = tmp_path / "secret.csv"
+    secret.write_text("bill_length_mm,species\n1,x\n")
+    (project.root / "data" / "zz-link.csv").symlink_to(secret)
+    with pytest.raises(ToolError, match=r"zz-link\.csv.*outside the project"):
+        call_tool(tool, {"path": path}, ctx)
+    (project.root / "data" / "zz-link.csv").unlink()
+    assert call_tool(tool, {"path": path}, ctx).source == path  # without the link it reads
+
+
 def test_predict_refuses_paths_outside_and_overwrites(project, ctx):
     with pytest.raises(ToolError, match="outside the project"):
         call_tool("predict", {"model": "m", "data": "data/penguins.csv", "out": "/tmp/out.csv"}, ctx)

@@ -42,7 +42,11 @@ def _source(ctx: ToolContext, path: str, table: str | None) -> str:
             f"{path!r} is not a file in the project; the assistant reads only project files",
             hint="preview a database table by exporting it into data/ first",
         )
+    from blase._sample import data_files
+
     full = confine_path(ctx, path)
+    for file in data_files(full):  # a glob or folder may reach outside through a symlink
+        confine_path(ctx, file, what=f"{path!r} expands to")
     return f"{full}:{table}" if table else str(full)
 
 

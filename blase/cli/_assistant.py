@@ -262,7 +262,7 @@ def chat(
     autonomy: Annotated[
         str | None, typer.Option("--autonomy", "-a", help="manual, semi or auto (default: agent.autonomy).")
     ] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve every call that asks (a person's blanket approval).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve the write calls that ask; destructive ones (promote, rollback, gc) still ask.")] = False,
     resume: Annotated[str | None, typer.Option("--resume", help="Continue a session (its id, or 'latest').")] = None,
     approve: Annotated[bool, typer.Option("--approve", help="With --resume: approve the call waiting for approval.")] = False,
     reject: Annotated[bool, typer.Option("--reject", help="With --resume: reject the call waiting for approval.")] = False,
