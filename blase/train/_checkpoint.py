@@ -39,6 +39,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from blase._fs import write_file
 from blase.train._errors import TrainError
 
 __all__ = [
@@ -63,24 +64,6 @@ WEIGHTS = "weights.safetensors"
 OPTIMIZER = "optimizer.safetensors"
 STATE = "state.json"
 _OPT_PREFIX = "optimizer."
-
-
-def write_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary sibling, fsync, then ``os.replace``.
-
-    Every file the train step writes goes through here, so a full disk or a crash leaves
-    either the old file or the new one, never half of one.
-    """
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: Path, obj: Any) -> None:
