@@ -414,3 +414,30 @@ def test_prediction_text_is_spelt_as_duckdb_spells_it(values):
     con = duckdb.connect()
     con.register("t", pa.table({"v": pa.array(values)}))
     assert _as_text(values) == [r[0] for r in con.execute("SELECT CAST(v AS VARCHAR) FROM t").fetchall()]
+
+
+def test_a_model_on_more_than_64_columns_deploys_and_monitors(tmp_path):
+    """DuckDB's grouping_id takes at most 64 columns: a 70-feature table (like sklearn's
+    8x8 digits) used to fail deploy with an internal 'GROUPING statement cannot have more than
+    64 groups'; the reference and the monitor scan now cover every column."""
+    from blase.monitor import Monitor
+    from blase.pipeline import Pipeline
+    from blase.scaffold import create_project
+
+    project = create_project(tmp_path / "wide", example=False)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(300, 70)), columns=[f"f{i}" for i in range(70)])
+    frame["y"] = np.where(frame["f0"] + frame["f69"] > 0, "yes", "no")
+    frame.to_csv(project.root / "data" / "wide.csv", index=False)
+    (project.root / "blase.yaml").write_text(
+        "project: wide\ndata: {source: data/wide.csv, label: y}\n"
+        "train: {model: linear, epochs: 2}\ndeploy: {onnx: false}\n"
+    )
+    result = Pipeline(project).run()
+    assert result.status == "finished", result
+    shifted = frame.copy()
+    shifted["f69"] += 3.0
+    shifted.to_csv(project.root / "data" / "new.csv", index=False)
+    report = Monitor("wide@v1", project=project, plots=False).check(str(project.root / "data" / "new.csv"))
+    drifted = set(report.drifted_columns)
+    assert "f69" in drifted and "f0" not in drifted

@@ -27,6 +27,9 @@ __all__ = ["ColumnKeys", "grouped_counts"]
 #: ``{column: (per-row SQL, SQL of the key from its alias)}`` (see :func:`grouped_counts`).
 ColumnKeys = dict[str, tuple[str, Callable[[str], str]]]
 
+#: DuckDB's ``grouping_id`` takes fewer than 64 columns: wider data is scanned in chunks.
+MAX_GROUPING_SETS = 63
+
 
 def grouped_counts(
     con: Any, relation: str, keys: ColumnKeys, *, sample: str | None = None,
@@ -54,7 +57,28 @@ def grouped_counts(
         ``{column: {key: rows}}`` (the NULL key counts nulls) and, with ``sample``,
         ``"__sample__"``: the rows meeting it (``sample_columns``, their types kept) as an
         Arrow table, each repeated as often as it occurs.
+
+        More than :data:`MAX_GROUPING_SETS` columns (64 pixels of an image, wide sensor
+        data) take one scan per chunk of 62 columns; the sample rides in the first.
     """
+    names = list(keys)
+    if len(names) + (sample is not None) <= MAX_GROUPING_SETS:
+        return _grouped_counts_once(con, relation, keys, sample=sample, sample_columns=sample_columns)
+    out: dict[str, Any] = {}
+    width = MAX_GROUPING_SETS - 1
+    for start in range(0, len(names), width):
+        chunk = {name: keys[name] for name in names[start : start + width]}
+        out.update(_grouped_counts_once(
+            con, relation, chunk, sample=sample if start == 0 else None,
+            sample_columns=sample_columns if start == 0 else None,
+        ))
+    return out
+
+
+def _grouped_counts_once(
+    con: Any, relation: str, keys: ColumnKeys, *, sample: str | None = None,
+    sample_columns: list[str] | None = None,
+) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.compute as pc
 

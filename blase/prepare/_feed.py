@@ -101,7 +101,7 @@ def open_feed(con: Any, files: list[Path], transform: Transform | None, scratch:
         columns = _describe(con, base)
         columns.pop(ROW_ID, None)
         return Feed(base, columns)
-    last = transform.operations[-1]
+    last = transform.operations[-1] if transform.operations else None
     onehot = last if type(last) is OneHot and not set(last.columns_) & set(protect) else None
     upto = n - 1 if onehot is not None else n
     relation = f"({transform.sql(base, upto=upto, keep=[ROW_ID])})"
