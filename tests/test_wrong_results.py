@@ -6,7 +6,12 @@ Each test builds a real project with `blase create`, writes a small CSV, and dri
 from __future__ import annotations
 
 import csv
+import json
 import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -137,3 +142,58 @@ def test_predict_fills_a_missing_value_where_training_had_none(tmp_path, cli):
         if data is new:
             assert "1 missing value(s) of column 'b' filled with its training mean" in " ".join(r.stdout.split())
     assert outs[0] == pytest.approx(outs[1], abs=1e-4)  # the fill is the training mean of b
+
+
+def _blase_cmd() -> list[str]:
+    exe = Path(sys.executable).with_name("blase")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "blase"]
+
+
+def _last_run(root: Path) -> str:
+    from blase.track import list_runs
+
+    return list_runs([root])[0].id
+
+
+def test_deploys_at_once_get_their_own_versions_and_gc_clears_a_killed_one(project, cli):
+    """Two deploys used to pick the same vN: `Errno 39 Directory not empty .vN.tmp -> vN`."""
+    from blase.deploy import load_package
+
+    r = cli("run", "--set", "train.epochs=2", cwd=project.root)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    run_id = _last_run(project.root)
+    procs = [subprocess.Popen([*_blase_cmd(), "deploy", run_id], cwd=project.root, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(3)]
+    outs = [p.communicate(timeout=180)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    folder = project.root / "models" / "proj"
+    assert sorted(p.name for p in folder.glob("v*")) == ["v1", "v2", "v3", "v4"]
+    assert sorted(load_package(folder / v).version for v in ("v2", "v3", "v4")) == ["v2", "v3", "v4"]
+
+    # a deploy killed while it writes leaves its staging folder; gc removes it, and only it
+    killed = subprocess.Popen([*_blase_cmd(), "deploy", run_id], cwd=project.root,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list(folder.glob(".v*.tmp-*")) and time.time() < deadline and killed.poll() is None:
+        time.sleep(0.005)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    left = list(folder.glob(".v5.tmp-*"))
+    assert left, "the deploy finished before it could be killed"
+    sleeper = subprocess.Popen(["sleep", "60"])  # a deploy still running keeps its folder
+    try:
+        busy = folder / f".v6.tmp-{sleeper.pid}-0a1b2c3d"
+        busy.mkdir()
+        r = cli("deploy", run_id, cwd=project.root)  # the next version skips the busy one
+        assert r.exit_code == 0, r.stdout + r.stderr
+        assert "deployed proj v7" in r.stdout
+        r = cli("gc", "--json", cwd=project.root)
+        assert r.exit_code == 0, r.stdout + r.stderr
+        assert not any(p.exists() for p in left) and busy.is_dir()
+        assert str(left[0]) in json.loads(r.stdout)["temporary"]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    r = cli("gc", cwd=project.root)
+    assert not busy.exists()
+    assert sorted(p.name for p in folder.glob("v*"))[-1] == "v7"

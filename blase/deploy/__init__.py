@@ -37,6 +37,7 @@ from blase.deploy._registry import (
     resolve_model,
     rollback,
 )
+from blase.deploy._versions import reserve_version, stale_staging
 from blase.project import Project
 from blase.steps import StepResult
 
@@ -56,10 +57,12 @@ __all__ = [
     "load_package",
     "predict",
     "promote",
+    "reserve_version",
     "resolve_model",
     "rollback",
     "scores_to_columns",
     "seal_package",
+    "stale_staging",
     "training_means",
 ]
 
