@@ -15,7 +15,9 @@ into a temporary entry that is published under its key when it finishes. Each st
 resolved ``config`` and a ``code_snapshot`` of its scripts, for ``reproduce`` and ``diff``.
 ``deploy`` is a no-op when a model version already packages exactly these step results under
 the same config (and is current when ``deploy.promote`` is set); otherwise, and always with
-``cache=False``, it makes a new version.
+``cache=False``, it makes a new version when :func:`blase.deploy.decide_deploy` says so (the
+first version, ``deploy.promote``, ``deploy.always``, or a test metric that beats the current
+version's) and records why it did or did not.
 
 ``--resume RUN`` starts a new run linked to ``RUN`` (its parent) that reuses the outputs of the
 steps ``RUN`` finished and continues from the first one it did not. ``--from STEP`` reuses the
@@ -401,7 +403,9 @@ class Pipeline:
             return StepResult(
                 step="deploy", inputs={"run": package.run_id or ""},
                 outputs={self.project.relative(package.path): json.dumps(files)},
-                details={"model": name, "version": package.version, "path": str(package.path), "promoted": False,
+                details={"model": name, "deployed": True,
+                         "reason": "it already packages these results",
+                         "version": package.version, "path": str(package.path), "promoted": False,
                          "previous": current, "onnx": package.info.get("onnx"),
                          "cache": {"hit": True, "from_run": package.run_id}},
             )

@@ -197,3 +197,39 @@ def test_deploys_at_once_get_their_own_versions_and_gc_clears_a_killed_one(proje
     r = cli("gc", cwd=project.root)
     assert not busy.exists()
     assert sorted(p.name for p in folder.glob("v*"))[-1] == "v7"
+
+
+def test_a_run_deploys_only_when_first_asked_or_better(project, cli):
+    """Every `blase run` used to add a model version, so gc could free nothing."""
+    folder = project.root / "models" / "proj"
+
+    def versions() -> list[str]:
+        return sorted((p.name for p in folder.glob("v*")), key=lambda v: int(v[1:]))
+
+    r = cli("run", "--set", "train.epochs=2", cwd=project.root)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    out = " ".join(r.stdout.split())
+    assert "deployed proj v1" in out and "(current): first version of proj" in out
+
+    r = cli("run", "--no-cache", "--set", "train.epochs=2", cwd=project.root)  # the same model again
+    assert r.exit_code == 0, r.stdout + r.stderr
+    same_run = _last_run(project.root)
+    out = " ".join(r.stdout.split())
+    assert "not deployed: test accuracy" in out and "does not beat" in out and "of proj v1 (current)" in out
+    assert f"`blase deploy {same_run}`" in out and versions() == ["v1"]
+
+    r = cli("run", "--no-cache", "--set", "train.epochs=2", "--set", "deploy.always=true", cwd=project.root)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "deployed proj v2" in r.stdout and "deploy.always is set" in r.stdout
+    r = cli("deploy", same_run, cwd=project.root)  # asked for: always deploys
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert versions() == ["v1", "v2", "v3"]
+
+    r = cli("run", "--set", "train.epochs=40", cwd=project.root)  # a better model
+    assert r.exit_code == 0, r.stdout + r.stderr
+    out = " ".join(r.stdout.split())
+    assert "deployed proj v4" in out and "beats" in out and "`blase promote proj v4`" in out
+    assert (folder / "current").read_text().strip() == "v1" and versions()[-1] == "v4"
+
+    r = cli("inspect", same_run, "--json", cwd=project.root)  # the reason is in the run's record
+    assert "does not beat" in r.stdout

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from blase.deploy._decide import DeployDecision, decide_deploy
 from blase.deploy._package import (
     DeployError,
     ModelPackage,
@@ -38,10 +39,12 @@ from blase.deploy._registry import (
     rollback,
 )
 from blase.deploy._versions import reserve_version, stale_staging
+from blase.errors import BlaseError
 from blase.project import Project
 from blase.steps import StepResult
 
 __all__ = [
+    "DeployDecision",
     "DeployError",
     "ModelInfo",
     "ModelPackage",
@@ -49,6 +52,7 @@ __all__ = [
     "build_package",
     "check_input_schema",
     "current_version",
+    "decide_deploy",
     "deploy_from_steps",
     "deploy_run",
     "features_matrix",
@@ -75,8 +79,13 @@ def deploy_from_steps(
     *,
     name: str | None = None,
     promote_it: bool | None = None,
+    asked: bool = False,
 ) -> StepResult:
-    """Package the outputs of a run's finished steps (the pipeline's ``deploy`` step)."""
+    """Package the outputs of a run's finished steps (the pipeline's ``deploy`` step).
+
+    The pipeline's deploy (``asked`` false) makes a new version only when :func:`decide_deploy`
+    says so; the step's details say why (``deployed``, ``reason``) either way.
+    """
     from blase.hashing import environment_fingerprint, hash_config
 
     missing = [s for s in ("extract", "transform", "prepare", "train") if s not in done]
@@ -97,6 +106,14 @@ def deploy_from_steps(
     hashes["config"] = hash_config(config)
     # the step-store keys of the run's outputs: `blase trace` and `blase gc` follow them
     hashes |= {f"step:{s}": r.details["cache"]["key"] for s, r in done.items() if isinstance(r.details.get("cache"), dict)}
+    previous = current_version(project, name)
+    decision = _decide(project, config, done, name, metrics, previous, promote_it=promote_it, asked=asked)
+    if not decision.deploy:
+        return StepResult(
+            step="deploy", inputs={"run": run_id}, outputs={}, seconds=time.perf_counter() - started,
+            details={"model": name, "deployed": False, "reason": decision.reason, "version": None,
+                     "path": None, "promoted": False, "previous": previous},
+        )
     package = build_package(
         project,
         name=name,
@@ -114,21 +131,36 @@ def deploy_from_steps(
     )
     _save_reference_profile(package, done, config, label)
     seal_package(package.path)  # the profile is a package file too: record its hash
-    should_promote = config.deploy.promote if promote_it is None else promote_it
-    previous = current_version(project, name)
-    promoted = False
-    if should_promote or previous is None:
+    if decision.promote:
         promote(project, name, package.version,
                 reason="first version" if previous is None else f"deployed from run {run_id}")
-        promoted = True
     files = sorted(p.name for p in package.path.iterdir())
     return StepResult(
         step="deploy",
         inputs={"run": run_id},
         outputs={str(package.path.relative_to(project.root)): json.dumps(files)},
         seconds=time.perf_counter() - started,
-        details={"model": name, "version": package.version, "path": str(package.path),
-                 "promoted": promoted, "previous": previous, "onnx": package.info.get("onnx")},
+        details={"model": name, "deployed": True, "reason": decision.reason, "version": package.version,
+                 "path": str(package.path), "promoted": decision.promote, "previous": previous,
+                 "onnx": package.info.get("onnx")},
+    )
+
+
+def _decide(project: Project, config: Any, done: dict[str, StepResult], name: str, metrics: dict[str, Any],
+            current: str | None, *, promote_it: bool | None, asked: bool) -> DeployDecision:
+    """:func:`decide_deploy` for this run against the model's current version."""
+    from blase.prepare import read_manifest
+
+    current_metrics = None
+    if current is not None:
+        try:
+            current_metrics = load_package(model_folder(project, name) / current, verify=False).metrics
+        except BlaseError:  # an unreadable current version has nothing to compare with
+            current_metrics = None
+    task = read_manifest(Path(done["prepare"].details["shards_dir"]) / "manifest.json").task
+    return decide_deploy(
+        name=name, task=task, metrics=metrics, current=current, current_metrics=current_metrics, asked=asked,
+        promote=config.deploy.promote if promote_it is None else promote_it, always=config.deploy.always,
     )
 
 
@@ -141,7 +173,6 @@ def _save_reference_profile(package: ModelPackage, done: dict[str, StepResult], 
     """
     import logging
 
-    from blase.errors import BlaseError
     from blase.monitor import PROFILE_FILE, ReferenceProfile
 
     evaluation = done.get("evaluate")
@@ -172,6 +203,6 @@ def deploy_run(
     config = load_config(project.config_path)
     with Track(f"deploy-{run_id}", project=project, parent=run_id, kind="deploy",
                sample_resources=False) as track:
-        result = deploy_from_steps(project, config, run_id, done, name=name, promote_it=promote_it)
+        result = deploy_from_steps(project, config, run_id, done, name=name, promote_it=promote_it, asked=True)
         track.log_event("step", **result.to_json())
     return load_package(result.details["path"])
