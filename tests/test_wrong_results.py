@@ -233,3 +233,35 @@ def test_a_run_deploys_only_when_first_asked_or_better(project, cli):
 
     r = cli("inspect", same_run, "--json", cwd=project.root)  # the reason is in the run's record
     assert "does not beat" in r.stdout
+
+
+def test_resume_after_sigkill_uses_the_runs_config_and_its_checkpoint(project, cli):
+    """`--resume` dropped the run's --set overrides, and after SIGKILL restarted from epoch 0."""
+    from blase.track import load_run
+
+    root = project.root
+    cmd = [*_blase_cmd(), "run", "--set", "train.epochs=300", "--set", "train.lr=0.002", "--set",
+           "train.batch_size=16"]
+    killed = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    try:
+        while time.time() < deadline and killed.poll() is None:
+            if any(p.stat().st_size for p in (root / ".blase").glob("**/checkpoint/state.json")):
+                time.sleep(1.0)  # a few epochs more
+                break
+            time.sleep(0.05)
+        assert killed.poll() is None, "training finished before it could be killed"
+    finally:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+    run_id = _last_run(root)
+
+    r = cli("run", "--resume", run_id, "--to", "train", "--json", cwd=root)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    resumed = load_run(_last_run(root), [root])
+    assert resumed.parent == run_id and resumed.status == "finished"
+    assert resumed.params["train.epochs"] == 300 and resumed.params["train.lr"] == 0.002
+    train = next(e["data"] for e in resumed.event_list if e.get("event") == "step" and e["data"]["step"] == "train")
+    assert train["details"]["resumed_from_epoch"] > 0 and train["details"]["epochs_run"] == 300
+    # the interrupted run's checkpoint stays until the run it belongs to is resumed to the end
+    assert list((root / ".blase").glob(f"checkpoints/{run_id}/train/checkpoint/state.json"))
