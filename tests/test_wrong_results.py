@@ -265,3 +265,39 @@ def test_resume_after_sigkill_uses_the_runs_config_and_its_checkpoint(project, c
     assert train["details"]["resumed_from_epoch"] > 0 and train["details"]["epochs_run"] == 300
     # the interrupted run's checkpoint stays until the run it belongs to is resumed to the end
     assert list((root / ".blase").glob(f"checkpoints/{run_id}/train/checkpoint/state.json"))
+
+
+def test_a_stray_string_in_a_numeric_column_goes_through_bad_rows(tmp_path, cli):
+    """One "12a" in 500 rows turned the column into hundreds of junk one-hot features."""
+    config = _config("y", "  - op: scale\n    method: standard\n  - op: onehot\n", epochs=3)
+    root = _project(tmp_path, config)
+    rng = random.Random(0)
+    rows = []
+    for i in range(500):
+        a, c = rng.random(), rng.random()
+        rows.append(["12a" if i == 137 else round(100 * a, 2), "n/a " if i == 300 else rng.randint(0, 9),
+                     "x" if i % 7 == 0 else rng.randint(1, 3), "yes" if a + c > 1 else "no"])
+    _write_csv(root / "data" / "d.csv", ["a", "c", "k", "y"], rows)
+
+    r = cli("run", cwd=root)  # bad_rows: error (the default) names the row, column and value
+    assert r.exit_code == 1
+    err = " ".join(r.stderr.split())
+    assert "bad row at data/d.csv, line 139, column 'a'" in err and '"12a"' in err, r.stderr
+    assert "data.null_values" in err and "internal error" not in err
+
+    r = cli("schema", "data/d.csv", "--json", cwd=root)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    columns = {c["name"]: c for c in json.loads(r.stdout)["columns"]}
+    assert columns["a"]["dtype"] == "DOUBLE" and columns["c"]["dtype"] == "BIGINT"
+    assert columns["k"]["dtype"] == "VARCHAR"  # one value in 7 is text: a category column
+    assert "1 of 500 sampled values is not a number ('12a')" in " ".join(columns["a"]["warnings"])
+
+    r = cli("run", "--set", "data.bad_rows=quarantine", cwd=root)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    with (root / "outputs" / "rejects" / "d.csv").open() as f:
+        rejected = list(csv.DictReader(f))
+    assert [(x["line"], x["column"], x["raw"]) for x in rejected] == [
+        ("139", "a", ",".join(map(str, rows[137]))), ("302", "c", ",".join(map(str, rows[300])))]
+    features = json.loads((root / "models" / "p" / "v1" / "package.json").read_text())["features"]
+    assert "a" in features and "c" in features and "k_x" in features
+    assert not [f for f in features if f.startswith(("a_", "c_"))]

@@ -235,6 +235,12 @@ class Extract:
         options = self._opts.model_copy(update={"bad_rows": policy})
         return Extract(self.source, options, format=self.format, project=self.project)
 
+    def type_notes(self) -> dict[str, str]:
+        """``{column: note}`` for the text columns of a CSV source read as numbers though a
+        few sampled values are not numbers (those rows go through ``bad_rows``); known once
+        the source has been read (schema, preview, batches)."""
+        return dict(self._csv_plan.strays) if self._csv_plan is not None else {}
+
     def _policy(self) -> str:
         self._resolve()
         return getattr(self._opts, "bad_rows", "error")
