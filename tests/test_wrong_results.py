@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 import signal
 import subprocess
@@ -301,3 +302,48 @@ def test_a_stray_string_in_a_numeric_column_goes_through_bad_rows(tmp_path, cli)
     features = json.loads((root / "models" / "p" / "v1" / "package.json").read_text())["features"]
     assert "a" in features and "c" in features and "k_x" in features
     assert not [f for f in features if f.startswith(("a_", "c_"))]
+
+
+def _blase_limited(root: Path, limit: int, *args: str) -> subprocess.CompletedProcess:
+    """The real CLI in a process whose files may not grow past ``limit`` bytes (RLIMIT_FSIZE)."""
+    import resource
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    env = {**os.environ, "COLUMNS": "300", "BLASE_PROGRESS": "0"}
+    return subprocess.run([*_blase_cmd(), *args], cwd=root, preexec_fn=cap, env=env, text=True,
+                          capture_output=True, timeout=300)
+
+
+def test_file_size_limit_during_extract_prepare_and_deploy_names_the_file(tmp_path, cli):
+    """EFBIG (and ENOSPC) used to be 'internal error ... this is a bug in Blase'."""
+    root = _project(tmp_path, _config("y", "", epochs=1).replace("transform:\n", "transform: []\n"))
+    rng = random.Random(0)
+    rows = []
+    for _ in range(20000):
+        xs = [rng.randint(0, 9) for _ in range(20)]
+        rows.append([*xs, "yes" if sum(xs) > 90 else "no"])
+    _write_csv(root / "data" / "d.csv", [f"x{i}" for i in range(20)] + ["y"], rows)
+    steps = root / ".blase" / "store" / "steps"
+
+    # the extracted Parquet is ~180 KB, the train shard ~1.1 MB, the reference profile ~60 KB
+    for limit, step, what in ((100_000, "extract", "cannot write the extracted data into .blase/store/steps/"),
+                              (600_000, "prepare", "cannot write shards into /")):
+        p = _blase_limited(root, limit, "run")
+        err = " ".join(p.stderr.split())
+        assert p.returncode == 1, p.stdout + p.stderr
+        assert f"failed {step}" in p.stdout + p.stderr and what in err, p.stdout + p.stderr
+        assert "file too large" in err and "ulimit -f" in err and "internal error" not in err
+        assert not list(steps.glob(".tmp-*"))  # nothing half-written left behind
+
+    r = cli("run", "--to", "evaluate", cwd=root)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    run_id = _last_run(root)
+    p = _blase_limited(root, 20_000, "deploy", run_id)
+    err = " ".join(p.stderr.split())
+    assert p.returncode == 1 and "cannot write the model package into" in err and "file too large" in err, err
+    folder = root / "models" / "p"
+    assert not [x.name for x in folder.iterdir() if x.name.startswith(("v", ".v"))]  # no version, no staging
+    r = cli("deploy", run_id, cwd=root)  # with room, the same deploy works
+    assert r.exit_code == 0 and "deployed p v1" in r.stdout, r.stdout + r.stderr

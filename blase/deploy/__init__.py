@@ -8,10 +8,12 @@ MODEL DATA --out FILE`` scores new raw data under the memory budget.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+from blase._fs import disk_cause, disk_guard
 from blase.deploy._decide import DeployDecision, decide_deploy
 from blase.deploy._package import (
     DeployError,
@@ -86,7 +88,7 @@ def deploy_from_steps(
     The pipeline's deploy (``asked`` false) makes a new version only when :func:`decide_deploy`
     says so; the step's details say why (``deployed``, ``reason``) either way.
     """
-    from blase.hashing import environment_fingerprint, hash_config
+    from blase.hashing import hash_config
 
     missing = [s for s in ("extract", "transform", "prepare", "train") if s not in done]
     if missing:
@@ -114,6 +116,29 @@ def deploy_from_steps(
             details={"model": name, "deployed": False, "reason": decision.reason, "version": None,
                      "path": None, "promoted": False, "previous": previous},
         )
+    with disk_guard("the model package into", model_folder(project, name), DeployError):
+        package = _package_run(project, config, run_id, done, name, input_schema, metrics, baseline, hashes)
+    if decision.promote:
+        promote(project, name, package.version,
+                reason="first version" if previous is None else f"deployed from run {run_id}")
+    files = sorted(p.name for p in package.path.iterdir())
+    return StepResult(
+        step="deploy",
+        inputs={"run": run_id},
+        outputs={str(package.path.relative_to(project.root)): json.dumps(files)},
+        seconds=time.perf_counter() - started,
+        details={"model": name, "deployed": True, "reason": decision.reason, "version": package.version,
+                 "path": str(package.path), "promoted": decision.promote, "previous": previous,
+                 "onnx": package.info.get("onnx")},
+    )
+
+
+def _package_run(project: Project, config: Any, run_id: str, done: dict[str, StepResult], name: str,
+                 input_schema: dict[str, str], metrics: dict[str, Any], baseline: dict[str, Any],
+                 hashes: dict[str, str]) -> ModelPackage:
+    """Write ``models/NAME/vN/`` with its reference profile, sealed: whole or absent."""
+    from blase.hashing import environment_fingerprint
+
     package = build_package(
         project,
         name=name,
@@ -129,21 +154,13 @@ def deploy_from_steps(
         environment=environment_fingerprint(),
         onnx=config.deploy.onnx,
     )
-    _save_reference_profile(package, done, config, label)
-    seal_package(package.path)  # the profile is a package file too: record its hash
-    if decision.promote:
-        promote(project, name, package.version,
-                reason="first version" if previous is None else f"deployed from run {run_id}")
-    files = sorted(p.name for p in package.path.iterdir())
-    return StepResult(
-        step="deploy",
-        inputs={"run": run_id},
-        outputs={str(package.path.relative_to(project.root)): json.dumps(files)},
-        seconds=time.perf_counter() - started,
-        details={"model": name, "deployed": True, "reason": decision.reason, "version": package.version,
-                 "path": str(package.path), "promoted": decision.promote, "previous": previous,
-                 "onnx": package.info.get("onnx")},
-    )
+    try:
+        _save_reference_profile(package, done, config, config.data.label)
+        seal_package(package.path)  # the profile is a package file too: record its hash
+    except BaseException:  # a version is whole or absent
+        shutil.rmtree(package.path, ignore_errors=True)
+        raise
+    return package
 
 
 def _decide(project: Project, config: Any, done: dict[str, StepResult], name: str, metrics: dict[str, Any],
@@ -185,6 +202,8 @@ def _save_reference_profile(package: ModelPackage, done: dict[str, StepResult], 
         )
         profile.save(package.path / PROFILE_FILE)
     except (BlaseError, OSError) as exc:
+        if disk_cause(exc) is not None:  # the disk is full: the deploy fails whole, not without a profile
+            raise
         logging.getLogger(__name__).warning("no reference profile saved for %s %s: %s",
                                             package.name, package.version, exc)
 

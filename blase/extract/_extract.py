@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from blase._duck import connect, sql_ident
+from blase._fs import disk_guard
 from blase.errors import ExtractError
 from blase.extract._badrows import (
     RejectTables,
@@ -683,7 +684,9 @@ class Extract:
             measure_step() as meter,
             _progress_bar(f"extract {source.label}", source.total_bytes or None) as bar,
         ):
-            finals = write_parts(self._stream(budget, None, bar), out, empty_schema=self.schema)
+            shown = self.project.relative(out) if self.project else str(out)
+            with disk_guard("the extracted data into", shown, ExtractError):
+                finals = write_parts(self._stream(budget, None, bar), out, empty_schema=self.schema)
         stats = self.stats or ExtractStats()
         key = self._input_key()
         inputs: dict[str, str] = {}
