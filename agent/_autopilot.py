@@ -13,7 +13,8 @@ happens to every proposal:
   ``agent.max_seconds``, tool calls per step); destructive ones still wait for a person.
 
 An approved config change re-runs the pipeline from the step it affects (a new pipeline run,
-``deploy.promote=false``), and the review continues on the new run from that step. The end is
+``deploy.promote=false``, ``deploy.always=true``), and the review continues on the new run from
+that step. The end is
 a :class:`AutopilotReport`: what was done, what was only recommended, what was rejected, and
 why. The driver's record is an ``agent-session`` run (tag ``autopilot``); the pipeline runs
 carry the tag ``agent_session`` and every decision is an ``agent_decision`` event naming its
@@ -305,14 +306,15 @@ class Autopilot(TrackedScope):
                      cause: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run (a slice of) the pipeline as one tracked run; a failed step is part of the result.
 
-        Re-runs the assistant starts never promote (``deploy.promote=false``); the first,
-        deterministic run is exactly what ``blase run`` would do.
+        Re-runs the assistant starts never promote (``deploy.promote=false``) but always deploy
+        (``deploy.always=true``), so the review of their deploy step has a version to judge; the
+        first, deterministic run is exactly what ``blase run`` would do.
         """
         from blase.errors import BlaseError
         from blase.pipeline import Pipeline
         from blase.track import active_run
 
-        extra = [] if first else ["deploy.promote=false"]
+        extra = [] if first else ["deploy.promote=false", "deploy.always=true"]
         seen: dict[str, Any] = {"run": None}
         started = time.perf_counter()
 

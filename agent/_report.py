@@ -62,7 +62,7 @@ def build_report(pilot: Any, state: dict[str, Any]) -> AutopilotReport:
             detail = load_run(info["run_id"], [root], history=False)
             row["metrics"] = {k: round(v, 4) for k, v in test_metrics(detail).items()}
             dep = step_records(detail).get("deploy")
-            if dep and dep.get("state") in ("ran", "cached"):
+            if dep and dep.get("state") in ("ran", "cached") and (dep.get("details") or {}).get("deployed", True):
                 d = dep.get("details") or {}
                 deployed = {"model": d.get("model"), "version": d.get("version"), "promoted": d.get("promoted")}
         except Exception:  # a damaged run still gets its line

@@ -5,8 +5,9 @@
 (all runs when it is not given), pinned runs (:func:`pin`), running runs, and the runs
 behind every deployed model version. With ``max_size`` it then evicts the least recently
 used step entries of unprotected runs until the store fits. Objects no run refers to are
-left alone (other parts of Blase may own them), and ``models/`` is never touched: packages
-are self-contained, so ``blase predict`` keeps working whatever is collected.
+left alone (other parts of Blase may own them), and no model version is ever touched: packages
+are self-contained, so ``blase predict`` keeps working whatever is collected. Only the staging
+folders of deploys whose process died (``models/NAME/.vN.tmp-*``) are removed from ``models/``.
 """
 
 from __future__ import annotations
@@ -212,9 +213,14 @@ def collect(
                 logger.warning("could not remove %s: %s", path, exc)
     for path in _temporary(project, steps, kept):
         report.temporary.append(str(path))
-        report.freed_bytes += tree_bytes(path)
-        if not dry_run:
-            shutil.rmtree(path, ignore_errors=True)
+        if path.is_dir():
+            report.freed_bytes += tree_bytes(path)
+            if not dry_run:
+                shutil.rmtree(path, ignore_errors=True)
+        else:  # a `current` marker a killed promotion left
+            report.freed_bytes += path.stat().st_size
+            if not dry_run:
+                path.unlink(missing_ok=True)
     report.freed_bytes += sum(e["bytes"] for e in report.entries) + sum(o["bytes"] for o in report.objects)
     report.store_bytes = store_bytes - (0 if dry_run else report.freed_bytes)
     logger.info("gc: %d step entries, %d objects, %d bytes%s", len(report.entries), len(report.objects),
@@ -225,6 +231,7 @@ def collect(
 def _temporary(project: Project, steps: Any, kept: set[str]) -> list[Any]:
     """Leftovers of stopped runs, and step folders of the old layout of collected runs."""
     from blase.cache._store import _pid_alive
+    from blase.deploy import stale_staging
 
     found = []
     if steps.root.is_dir():
@@ -238,4 +245,4 @@ def _temporary(project: Project, steps: Any, kept: set[str]) -> list[Any]:
     work = project.state_dir / "work"
     if work.is_dir():
         found += [p for p in work.iterdir() if p.is_dir() and p.name not in kept]
-    return found
+    return found + stale_staging(project.models_dir)

@@ -108,7 +108,8 @@ def run_lineage(project: Project, ref: str) -> RunLineage:
             hint="lineage is recorded by pipeline runs: `blase run`; list them with `blase runs`",
         )
     snapshot = next((d.get("files") or {} for d in _events(run, "code_snapshot")), {})
-    deployed = next((d.get("details") for d in _events(run, "step") if d.get("step") == "deploy"), None)
+    deployed = next((d.get("details") for d in _events(run, "step") if d.get("step") == "deploy"
+                     and (d.get("details") or {}).get("deployed", True)), None)  # not: no version made
     return RunLineage(run.id, steps, dict(snapshot), deployed, run.parent, dict(run.tags))
 
 

@@ -15,7 +15,9 @@ into a temporary entry that is published under its key when it finishes. Each st
 resolved ``config`` and a ``code_snapshot`` of its scripts, for ``reproduce`` and ``diff``.
 ``deploy`` is a no-op when a model version already packages exactly these step results under
 the same config (and is current when ``deploy.promote`` is set); otherwise, and always with
-``cache=False``, it makes a new version.
+``cache=False``, it makes a new version when :func:`blase.deploy.decide_deploy` says so (the
+first version, ``deploy.promote``, ``deploy.always``, or a test metric that beats the current
+version's) and records why it did or did not.
 
 ``--resume RUN`` starts a new run linked to ``RUN`` (its parent) that reuses the outputs of the
 steps ``RUN`` finished and continues from the first one it did not. ``--from STEP`` reuses the
@@ -29,6 +31,7 @@ import logging
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +146,7 @@ class Pipeline:
             self.config = config_from_dict(apply_overrides(raw, self.overrides), file="blase.yaml with --set")
         if self.overrides:  # whatever their shape, what they bring in stays inside the project
             check_confined(self.config, self.project.root, base=own)
+        self._memory_arg = memory
         self.memory = memory if memory is not None else self.config.memory
         self.code_root = Path(code_root).resolve() if code_root is not None else self.project.root
         #: Why each step of the last :meth:`run` ran (empty for cached steps).
@@ -194,6 +198,8 @@ class Pipeline:
             parent, reuse = latest_with(self.project, STEPS[: STEPS.index(first)])
         needed = STEPS[: STEPS.index(first)]
         self._refuse_unused_overrides(needed, first, resume)
+        if resume is not None and parent is not None:
+            self._adopt_recorded_config(parent)
         missing = [s for s in needed if s not in reuse]
         if missing:
             raise PipelineError(
@@ -283,6 +289,36 @@ class Pipeline:
             f"reuses that step's output from an earlier run: the run would record a config it did not use",
             hint=f"run the steps that read it again: `{rerun}` (without {start.split()[0]})",
         )
+
+    def _adopt_recorded_config(self, run_id: str) -> None:
+        """``--resume``: continue with the config run ``run_id`` recorded (its ``--set``
+        overrides and memory budget included), this call's overrides on top; not blase.yaml,
+        which may have changed since."""
+        from blase.config import apply_overrides, check_confined, config_from_dict
+        from blase.track import load_run
+
+        run = load_run(run_id, [self.project.root], history=False)
+        recorded = next((e.get("data") or {} for e in run.event_list if e.get("event") == "config"), {})
+        if "resolved" not in recorded:
+            logger.warning("run %s recorded no config; resuming it with blase.yaml", run_id)
+            return
+        where = f"the config recorded by run {run_id}"
+        own = config_from_dict(recorded["resolved"], file=where)
+        from_yaml = _flatten(self.config.model_dump(mode="json"))
+        if self.overrides:
+            self.config = config_from_dict(apply_overrides(recorded["resolved"], self.overrides),
+                                           file=f"{where} with --set")
+            check_confined(self.config, self.project.root, base=own)
+        else:
+            self.config = own
+        changed = [k for k, v in _flatten(self.config.model_dump(mode="json")).items() if from_yaml.get(k, v) != v]
+        if changed:
+            logger.warning("--resume %s continues with the config that run recorded (its --set overrides "
+                           "included), not blase.yaml, which differs in %s; to run blase.yaml as it is "
+                           "now, use `blase run --from STEP`", run_id, ", ".join(changed[:5]))
+        self.overrides = apply_overrides(recorded.get("overrides") or {}, self.overrides)
+        if self._memory_arg is None:
+            self.memory = recorded.get("memory", self.config.memory)
 
     # -- caching --------------------------------------------------------------------------
 
@@ -402,7 +438,9 @@ class Pipeline:
             return StepResult(
                 step="deploy", inputs={"run": package.run_id or ""},
                 outputs={self.project.relative(package.path): json.dumps(files)},
-                details={"model": name, "version": package.version, "path": str(package.path), "promoted": False,
+                details={"model": name, "deployed": True,
+                         "reason": "it already packages these results",
+                         "version": package.version, "path": str(package.path), "promoted": False,
                          "previous": current, "onnx": package.info.get("onnx"),
                          "cache": {"hit": True, "from_run": package.run_id}},
             )
@@ -460,11 +498,17 @@ class Pipeline:
             return
         source = self._work(track, "train") / "checkpoint"
         if source.is_dir():
-            target = self._checkpoint_dir(track.run_id)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(source, target)
+            _mirror(source, self._checkpoint_dir(track.run_id))
             logger.info("kept the train checkpoint of run %s for --resume", track.run_id)
+
+    def _kept_checkpoint(self, run_id: str) -> Path | None:
+        """The checkpoint run ``run_id`` left for ``--resume``: the mirrored folder, or the
+        previous one when the run died between the two renames of a mirror."""
+        folder = self._checkpoint_dir(run_id)
+        if folder.is_dir():
+            return folder
+        old = sorted(folder.parent.glob(f".{folder.name}.old-*"), key=lambda p: p.stat().st_mtime)
+        return old[-1] if old else None
 
     def _discard_staging(self, step: str) -> None:
         staging = self._staged.pop(step, None)
@@ -535,22 +579,30 @@ class Pipeline:
         trainer.set_model(self.config.train.model)
         out = self._work(track, "train")
         shards = Path(done["prepare"].details["shards_dir"])
-        kept = self._checkpoint_dir(self._resume_from) if self._resume_from else None
-        if kept is not None and kept.is_dir():
+        kept = self._kept_checkpoint(self._resume_from) if self._resume_from else None
+        # each epoch's checkpoint is mirrored (hard links) outside the step's staging folder,
+        # which the next run removes when this process dies: so a SIGKILL keeps it too
+        mirror = self._checkpoint_dir(track.run_id)
+
+        def keep_epoch(**_: Any) -> None:
+            _mirror(out / "checkpoint", mirror)
+
+        result = None
+        if kept is not None:
             from blase.train import TrainError
 
             out.mkdir(parents=True, exist_ok=True)
             shutil.copytree(kept, out / "checkpoint", dirs_exist_ok=True)
             try:
-                result = trainer.fit(shards, out, resume=True, track=track)
+                result = trainer.fit(shards, out, resume=True, track=track, on_epoch_end=keep_epoch)
                 result.details["resumed_from_run"] = self._resume_from
-                result.details.setdefault("model_dir", str(out))
-                return result
             except TrainError as exc:  # config, model or data changed since: start over
                 logger.warning("cannot resume training from run %s (%s); training from the start",
                                self._resume_from, exc.message)
                 shutil.rmtree(out / "checkpoint", ignore_errors=True)
-        result = trainer.fit(shards, out, track=track)
+        if result is None:
+            result = trainer.fit(shards, out, track=track, on_epoch_end=keep_epoch)
+        shutil.rmtree(mirror.parent.parent, ignore_errors=True)  # trained to the end: not needed
         result.details.setdefault("model_dir", str(out))
         return result
 
@@ -587,6 +639,27 @@ class Pipeline:
         if STEPS.index(first) > STEPS.index(last):
             raise PipelineError(f"--from {first} comes after --to {last}", hint=f"order: {' -> '.join(STEPS)}")
         return first, last
+
+def _mirror(source: Path, target: Path) -> None:
+    """Put a copy of the folder ``source`` at ``target``, whole (hard links where the
+    filesystem allows: checkpoint files are written new each epoch, never changed in place)."""
+    from blase._fs import replace_dir
+
+    def link_or_copy(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        shutil.copytree(source, tmp, copy_function=link_or_copy)
+        replace_dir(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
 
 def _step_from_event(fields: dict[str, Any]) -> StepResult:
     known = StepResult.__dataclass_fields__

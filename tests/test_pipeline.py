@@ -102,11 +102,13 @@ def test_a_failed_step_can_be_resumed(project):
     assert failed.status == "failed"
     assert any(e.get("event") == "step_failed" and e["data"]["step"] == "train" for e in failed.event_list)
 
-    cfg.write_text(original)
-    resumed = Pipeline(project, overrides=["train.epochs=2"]).run(resume=failed.id)
+    cfg.write_text(original)  # resume keeps the run's recorded config: a --set on top fixes it
+    resumed = Pipeline(project, overrides=["train.model=mlp"]).run(resume=failed.id)
     assert resumed.reused == {s: failed.id for s in ("extract", "transform", "prepare")}
     assert list(resumed.steps) == ["train", "evaluate", "deploy"]
-    assert load_run(resumed.run_id, [project.root]).parent == failed.id
+    record = load_run(resumed.run_id, [project.root])
+    assert record.parent == failed.id
+    assert record.params["train.model"] == "mlp" and record.params["train.epochs"] == 2  # the run's --set
 
 
 def test_unknown_step_and_bad_override(project):

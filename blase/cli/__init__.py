@@ -8,7 +8,9 @@ exits 1; ``--debug`` (or ``BLASE_DEBUG=1``) shows the traceback instead.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 
 __all__ = ["main"]
 
@@ -19,6 +21,10 @@ def main(argv: list[str] | None = None) -> None:
     from blase.errors import BlaseError
 
     args = _debug_first(list(sys.argv[1:] if argv is None else argv))
+    if hasattr(signal, "SIGXFSZ") and threading.current_thread() is threading.main_thread():
+        # over the file size limit a write raises EFBIG (a message naming the file) instead of
+        # the signal killing the process; CPython does this too, an embedding host may not
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     debug = "--debug" in args or os.environ.get("BLASE_DEBUG", "") not in ("", "0")
     try:
         app(args=args, prog_name="blase")

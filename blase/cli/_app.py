@@ -256,7 +256,7 @@ def demo(
 
     Example: [bold]blase demo[/] (then [bold]cd blase-demo && blase runs[/])
     """
-    from blase.cli._render import metrics_vs_baseline, steps_table
+    from blase.cli._render import deploy_line, metrics_vs_baseline, steps_table
     from blase.pipeline import Pipeline
     from blase.scaffold import create_project
     from blase.track import load_run
@@ -278,7 +278,7 @@ def demo(
     deployed = result.steps["deploy"].details
     plots = ", ".join(Path(p).name for p in evaluation.get("plots", []))
     out.print(f"\nrun        {result.run_id}  (blase inspect {result.run_id})")
-    out.print(f"model      {deployed['model']} {deployed['version']} at {deployed['path']}")
+    out.print(f"model      {deploy_line(deployed, result.run_id)}")
     out.print(f"plots      {plots} in {Path(evaluation['predictions']).parent}")
     out.print(f"\nnext: cd {folder} && blase runs && blase predict {deployed['model']} data/penguins.csv "
               "--out outputs/predictions.parquet")
@@ -407,9 +407,9 @@ def run(
 
         out.print(metrics_vs_baseline(result.steps["evaluate"].details))
     if "deploy" in result.steps:
-        d = result.steps["deploy"].details
-        out.print(f"deployed [bold]{d['model']} {d['version']}[/] at {d['path']}"
-                  + (" (current)" if d.get("promoted") else ""))
+        from blase.cli._render import deploy_line
+
+        out.print(deploy_line(result.steps["deploy"].details, result.run_id))
 
 
 # -- deploy / models / rollback / predict ---------------------------------------------------

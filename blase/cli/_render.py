@@ -249,3 +249,17 @@ def steps_table(events: list[dict[str, Any]]) -> Table:
             format_size(int(peak)) if isinstance(peak, (int, float)) else "",
         )
     return table
+
+
+def deploy_line(details: dict[str, Any], run_id: str) -> str:
+    """What the pipeline's deploy step did, and why (see :mod:`blase.deploy._decide`)."""
+    reason = details.get("reason")
+    if details.get("deployed", True):
+        line = f"deployed [bold]{details['model']} {details['version']}[/] at {details['path']}"
+        line += " (current)" if details.get("promoted") else ""
+        line += f": {reason}" if reason else ""
+        if details.get("previous") and not details.get("promoted") and details.get("version") != details["previous"]:
+            line += f"; make it current with `blase promote {details['model']} {details['version']}`"
+        return line
+    return (f"not deployed: {reason}; package it anyway with `blase deploy {run_id}` "
+            "(or set deploy.always: true)")

@@ -236,6 +236,8 @@ def check_model_ref(ref: str) -> str:
 class DeployConfig(_Strict):
     name: str | None = Field(default=None, description="model name; default: the project name")
     promote: bool = False
+    always: bool = Field(default=False, description="deploy every run; by default a run deploys a new version "
+                         "only when it is the first, is promoted, or beats the current one's test metric")
     onnx: bool = True
 
     @field_validator("name")

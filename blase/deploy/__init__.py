@@ -8,10 +8,13 @@ MODEL DATA --out FILE`` scores new raw data under the memory budget.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+from blase._fs import disk_cause, disk_guard
+from blase.deploy._decide import DeployDecision, decide_deploy
 from blase.deploy._package import (
     DeployError,
     ModelPackage,
@@ -37,10 +40,13 @@ from blase.deploy._registry import (
     resolve_model,
     rollback,
 )
+from blase.deploy._versions import reserve_version, stale_staging
+from blase.errors import BlaseError
 from blase.project import Project
 from blase.steps import StepResult
 
 __all__ = [
+    "DeployDecision",
     "DeployError",
     "ModelInfo",
     "ModelPackage",
@@ -48,6 +54,7 @@ __all__ = [
     "build_package",
     "check_input_schema",
     "current_version",
+    "decide_deploy",
     "deploy_from_steps",
     "deploy_run",
     "features_matrix",
@@ -56,10 +63,12 @@ __all__ = [
     "load_package",
     "predict",
     "promote",
+    "reserve_version",
     "resolve_model",
     "rollback",
     "scores_to_columns",
     "seal_package",
+    "stale_staging",
     "training_means",
 ]
 
@@ -72,9 +81,14 @@ def deploy_from_steps(
     *,
     name: str | None = None,
     promote_it: bool | None = None,
+    asked: bool = False,
 ) -> StepResult:
-    """Package the outputs of a run's finished steps (the pipeline's ``deploy`` step)."""
-    from blase.hashing import environment_fingerprint, hash_config
+    """Package the outputs of a run's finished steps (the pipeline's ``deploy`` step).
+
+    The pipeline's deploy (``asked`` false) makes a new version only when :func:`decide_deploy`
+    says so; the step's details say why (``deployed``, ``reason``) either way.
+    """
+    from blase.hashing import hash_config
 
     missing = [s for s in ("extract", "transform", "prepare", "train") if s not in done]
     if missing:
@@ -94,6 +108,37 @@ def deploy_from_steps(
     hashes["config"] = hash_config(config)
     # the step-store keys of the run's outputs: `blase trace` and `blase gc` follow them
     hashes |= {f"step:{s}": r.details["cache"]["key"] for s, r in done.items() if isinstance(r.details.get("cache"), dict)}
+    previous = current_version(project, name)
+    decision = _decide(project, config, done, name, metrics, previous, promote_it=promote_it, asked=asked)
+    if not decision.deploy:
+        return StepResult(
+            step="deploy", inputs={"run": run_id}, outputs={}, seconds=time.perf_counter() - started,
+            details={"model": name, "deployed": False, "reason": decision.reason, "version": None,
+                     "path": None, "promoted": False, "previous": previous},
+        )
+    with disk_guard("the model package into", model_folder(project, name), DeployError):
+        package = _package_run(project, config, run_id, done, name, input_schema, metrics, baseline, hashes)
+    if decision.promote:
+        promote(project, name, package.version,
+                reason="first version" if previous is None else f"deployed from run {run_id}")
+    files = sorted(p.name for p in package.path.iterdir())
+    return StepResult(
+        step="deploy",
+        inputs={"run": run_id},
+        outputs={str(package.path.relative_to(project.root)): json.dumps(files)},
+        seconds=time.perf_counter() - started,
+        details={"model": name, "deployed": True, "reason": decision.reason, "version": package.version,
+                 "path": str(package.path), "promoted": decision.promote, "previous": previous,
+                 "onnx": package.info.get("onnx")},
+    )
+
+
+def _package_run(project: Project, config: Any, run_id: str, done: dict[str, StepResult], name: str,
+                 input_schema: dict[str, str], metrics: dict[str, Any], baseline: dict[str, Any],
+                 hashes: dict[str, str]) -> ModelPackage:
+    """Write ``models/NAME/vN/`` with its reference profile, sealed: whole or absent."""
+    from blase.hashing import environment_fingerprint
+
     package = build_package(
         project,
         name=name,
@@ -109,23 +154,30 @@ def deploy_from_steps(
         environment=environment_fingerprint(),
         onnx=config.deploy.onnx,
     )
-    _save_reference_profile(package, done, config, label)
-    seal_package(package.path)  # the profile is a package file too: record its hash
-    should_promote = config.deploy.promote if promote_it is None else promote_it
-    previous = current_version(project, name)
-    promoted = False
-    if should_promote or previous is None:
-        promote(project, name, package.version,
-                reason="first version" if previous is None else f"deployed from run {run_id}")
-        promoted = True
-    files = sorted(p.name for p in package.path.iterdir())
-    return StepResult(
-        step="deploy",
-        inputs={"run": run_id},
-        outputs={str(package.path.relative_to(project.root)): json.dumps(files)},
-        seconds=time.perf_counter() - started,
-        details={"model": name, "version": package.version, "path": str(package.path),
-                 "promoted": promoted, "previous": previous, "onnx": package.info.get("onnx")},
+    try:
+        _save_reference_profile(package, done, config, config.data.label)
+        seal_package(package.path)  # the profile is a package file too: record its hash
+    except BaseException:  # a version is whole or absent
+        shutil.rmtree(package.path, ignore_errors=True)
+        raise
+    return package
+
+
+def _decide(project: Project, config: Any, done: dict[str, StepResult], name: str, metrics: dict[str, Any],
+            current: str | None, *, promote_it: bool | None, asked: bool) -> DeployDecision:
+    """:func:`decide_deploy` for this run against the model's current version."""
+    from blase.prepare import read_manifest
+
+    current_metrics = None
+    if current is not None:
+        try:
+            current_metrics = load_package(model_folder(project, name) / current, verify=False).metrics
+        except BlaseError:  # an unreadable current version has nothing to compare with
+            current_metrics = None
+    task = read_manifest(Path(done["prepare"].details["shards_dir"]) / "manifest.json").task
+    return decide_deploy(
+        name=name, task=task, metrics=metrics, current=current, current_metrics=current_metrics, asked=asked,
+        promote=config.deploy.promote if promote_it is None else promote_it, always=config.deploy.always,
     )
 
 
@@ -138,7 +190,6 @@ def _save_reference_profile(package: ModelPackage, done: dict[str, StepResult], 
     """
     import logging
 
-    from blase.errors import BlaseError
     from blase.monitor import PROFILE_FILE, ReferenceProfile
 
     evaluation = done.get("evaluate")
@@ -151,6 +202,8 @@ def _save_reference_profile(package: ModelPackage, done: dict[str, StepResult], 
         )
         profile.save(package.path / PROFILE_FILE)
     except (BlaseError, OSError) as exc:
+        if disk_cause(exc) is not None:  # the disk is full: the deploy fails whole, not without a profile
+            raise
         logging.getLogger(__name__).warning("no reference profile saved for %s %s: %s",
                                             package.name, package.version, exc)
 
@@ -169,6 +222,6 @@ def deploy_run(
     config = load_config(project.config_path)
     with Track(f"deploy-{run_id}", project=project, parent=run_id, kind="deploy",
                sample_resources=False) as track:
-        result = deploy_from_steps(project, config, run_id, done, name=name, promote_it=promote_it)
+        result = deploy_from_steps(project, config, run_id, done, name=name, promote_it=promote_it, asked=True)
         track.log_event("step", **result.to_json())
     return load_package(result.details["path"])

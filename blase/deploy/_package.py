@@ -5,8 +5,9 @@
 fitted transform (JSON), the raw input schema, the label mapping, metrics, lineage,
 environment, and a model card (``README.md``). Nothing in it is ever unpickled.
 
-A version folder is assembled under a temporary name and renamed into place, so a failed
-deploy leaves nothing half-written.
+A version folder is assembled under a temporary name that reserves its version number (see
+``_versions``: two deploys at once get two versions) and renamed into place, so a failed deploy
+leaves nothing half-written.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from blase.deploy._versions import reserve_version
 from blase.errors import BlaseError
 from blase.project import Project
 
@@ -140,11 +141,6 @@ def _is_inside(path: Path, folder: Path) -> bool:
     return True
 
 
-def _next_version(folder: Path) -> str:
-    numbers = [int(p.name[1:]) for p in folder.glob("v*") if p.is_dir() and p.name[1:].isdigit()]
-    return f"v{max(numbers, default=0) + 1}"
-
-
 def build_package(
     project: Project,
     *,
@@ -171,10 +167,8 @@ def build_package(
         raise DeployError(str(exc), hint="pass --name NAME to `blase deploy`, or set deploy.name "
                           "in blase.yaml") from None
     manifest = read_manifest(manifest_file)
-    folder = project.models_dir / name
-    folder.mkdir(parents=True, exist_ok=True)
-    version = _next_version(folder)
-    staging = Path(tempfile.mkdtemp(prefix=f".{version}.tmp-", dir=folder))
+    version, staging = reserve_version(project.models_dir / name)
+    folder = staging.parent
     try:
         for file in ("model.safetensors", "model.json"):
             source = train_dir / file

@@ -22,6 +22,7 @@ from blase.evaluate._metrics import (
     binary_roc_auc,
     compute_metrics,
     ovr_roc_auc,
+    primary_metric,
     probabilities,
 )
 
@@ -33,5 +34,6 @@ __all__ = [
     "compute_metrics",
     "evaluate_live",
     "ovr_roc_auc",
+    "primary_metric",
     "probabilities",
 ]

@@ -42,6 +42,7 @@ __all__ = [
     "classification_baseline",
     "compute_metrics",
     "ovr_roc_auc",
+    "primary_metric",
     "probabilities",
 ]
 
@@ -478,3 +479,8 @@ def compute_metrics(
 
 def _all_probabilities(a: np.ndarray) -> bool:
     return a.dtype.kind == "f" and bool(np.all(np.isfinite(a))) and bool(np.all((a >= 0) & (a <= 1)))
+
+
+def primary_metric(task: str | None) -> tuple[str, bool]:
+    """The metric that decides (``accuracy``, or ``rmse`` for regression) and whether higher is better."""
+    return ("rmse", False) if task == "regression" else ("accuracy", True)

@@ -132,7 +132,7 @@ def write_rejects(
         else "file"
     )
     con.execute(
-        f'COPY (SELECT {file_expr} AS file, line, "column", error, raw '
+        f'COPY (SELECT {file_expr} AS file, line, "column", error, trim(raw, chr(13) || chr(10)) AS raw '
         f"FROM ({_rejects_query(tables)}) ORDER BY file, line) "
         f"TO {sql_quote(str(tmp))} (FORMAT csv, HEADER true)"
     ).fetchall()
@@ -145,12 +145,13 @@ def reject_error(reject: Reject, base_dir: Path | None) -> ExtractError:
     where = f"{shown}, line {reject.line}"
     if reject.column:
         where += f", column {reject.column!r}"
-    raw = reject.raw if reject.raw is None or len(reject.raw) <= 200 else reject.raw[:200] + "..."
+    raw = reject.raw.strip("\r\n") if reject.raw is not None else None  # CRLF files: DuckDB keeps a "\n"
+    raw = raw if raw is None or len(raw) <= 200 else raw[:200] + "..."
     kind = reject.error_type
     if kind == "CAST":
         hint = (
-            f"fix the value, or read the column with another type (dtypes: "
-            f"{{{reject.column!r}: 'VARCHAR'}}), {_POLICY_HINT}"
+            f"fix the value, add it to data.null_values if it stands for a missing value, or "
+            f"read the column as text (data.dtypes: {{{reject.column!r}: 'VARCHAR'}}), {_POLICY_HINT}"
         )
     elif kind in ("MISSING COLUMNS", "TOO MANY COLUMNS"):
         hint = f"the line is ragged: check the delimiter and quoting of that line, {_POLICY_HINT}"

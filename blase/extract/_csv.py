@@ -38,6 +38,8 @@ class CSVPlan:
     args: dict[str, str]
     columns: dict[str, str]
     sniffed: dict[str, str] = field(default_factory=dict)
+    #: Text columns read as numbers though a few sampled values are not: what was found.
+    strays: dict[str, str] = field(default_factory=dict)
 
 
 def _sql_list(values: Sequence[str]) -> str:
@@ -199,12 +201,66 @@ def plan_csv(con: duckdb.DuckDBPyConnection, source: ResolvedSource, opts: CSVOp
     elif comment not in (None, "", "(empty)"):
         args["comment"] = sql_quote(comment)
     sniffed = dict(columns)
-    return CSVPlan(args=args, columns=dict(sniffed), sniffed=sniffed)
+    plan = CSVPlan(args=args, columns=dict(sniffed), sniffed=sniffed)
+    if opts.all_varchar:
+        return plan
+    strays = _mostly_numeric(con, first, plan, opts.sample_rows, shown)
+    if not strays:
+        return plan
+    numeric = {c: t for c, (t, _) in strays.items()}
+    return CSVPlan(args=args, columns=plan.columns | numeric, sniffed=sniffed | numeric,
+                   strays={c: note for c, (_, note) in strays.items()})
+
+
+#: A text column is read as a number when at most this share of its sampled values (and at
+#: least one) are not numbers: a stray "n/a " or "12a" must not turn it into one-hot junk.
+MAX_STRAY_SHARE = 0.02
+_MIN_NUMBERS = 20
+_INTEGER = r"^\s*[+-]?[0-9]+\s*$"
+
+
+def _mostly_numeric(
+    con: duckdb.DuckDBPyConnection, path: Path, plan: CSVPlan, sample_rows: int, shown: str
+) -> dict[str, tuple[str, str]]:
+    """``{column: ("BIGINT" | "DOUBLE", what was found)}`` for the text columns that are
+    numbers in all but a few sampled rows. The strict scan then fails on those rows as CAST
+    errors, which go through ``bad_rows`` (error: a message naming file, line, column, value)."""
+    text = [c for c, t in plan.columns.items() if t.upper() == "VARCHAR"]
+    if not text:
+        return {}
+    as_text = with_dtypes(plan, {c: "VARCHAR" for c in plan.columns})
+    parts = []
+    for i, c in enumerate(text):
+        q = '"' + c.replace('"', '""') + '"'
+        parts.append(
+            f"count({q}) AS n{i}, count(TRY_CAST({q} AS DOUBLE)) AS num{i}, "
+            f"count(*) FILTER (WHERE regexp_matches({q}, {sql_quote(_INTEGER)})) AS int{i}, "
+            f"list(DISTINCT {q}) FILTER (WHERE {q} IS NOT NULL AND TRY_CAST({q} AS DOUBLE) IS NULL)[:3] AS bad{i}"
+        )
+    source = f"(SELECT * FROM {read_csv_sql([path], as_text, errors='ignore')} LIMIT {int(sample_rows)})"
+    row = first_row(con.execute(f"SELECT {', '.join(parts)} FROM {source}"))
+    if row is None:
+        return {}
+    out: dict[str, tuple[str, str]] = {}
+    for i, c in enumerate(text):
+        n, num, ints, bad = row[4 * i : 4 * i + 4]
+        stray = n - num
+        if num < _MIN_NUMBERS or stray < 1 or stray > max(1, int(MAX_STRAY_SHARE * n)):
+            continue
+        dtype = "BIGINT" if ints == num else "DOUBLE"
+        note = (
+            f"read as {dtype}: {stray} of {n} sampled values {'is' if stray == 1 else 'are'} not a "
+            f"number ({', '.join(repr(v) for v in bad)}); their rows go through data.bad_rows"
+        )
+        out[c] = (dtype, note)
+        logger.warning("%s: column %r is %s", shown, c, note)
+    return out
 
 
 def with_dtypes(plan: CSVPlan, dtypes: dict[str, str]) -> CSVPlan:
     """``plan`` with some column types replaced (names already checked)."""
-    return CSVPlan(args=plan.args, columns=plan.columns | dtypes, sniffed=plan.sniffed)
+    strays = {c: note for c, note in plan.strays.items() if c not in dtypes}
+    return CSVPlan(args=plan.args, columns=plan.columns | dtypes, sniffed=plan.sniffed, strays=strays)
 
 
 def read_csv_sql(

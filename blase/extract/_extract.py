@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from blase._duck import connect, sql_ident
+from blase._fs import disk_guard
 from blase.errors import ExtractError
 from blase.extract._badrows import (
     RejectTables,
@@ -234,6 +235,12 @@ class Extract:
             return self
         options = self._opts.model_copy(update={"bad_rows": policy})
         return Extract(self.source, options, format=self.format, project=self.project)
+
+    def type_notes(self) -> dict[str, str]:
+        """``{column: note}`` for the text columns of a CSV source read as numbers though a
+        few sampled values are not numbers (those rows go through ``bad_rows``); known once
+        the source has been read (schema, preview, batches)."""
+        return dict(self._csv_plan.strays) if self._csv_plan is not None else {}
 
     def _policy(self) -> str:
         self._resolve()
@@ -677,7 +684,9 @@ class Extract:
             measure_step() as meter,
             _progress_bar(f"extract {source.label}", source.total_bytes or None) as bar,
         ):
-            finals = write_parts(self._stream(budget, None, bar), out, empty_schema=self.schema)
+            shown = self.project.relative(out) if self.project else str(out)
+            with disk_guard("the extracted data into", shown, ExtractError):
+                finals = write_parts(self._stream(budget, None, bar), out, empty_schema=self.schema)
         stats = self.stats or ExtractStats()
         key = self._input_key()
         inputs: dict[str, str] = {}

@@ -14,15 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from blase.evaluate import primary_metric
 from blase.monitor._drift import column_drift
 from blase.monitor._profile import CurrentColumn, ReferenceProfile
 
 __all__ = ["ModelLoader", "primary_metric", "score_sample"]
-
-
-def primary_metric(task: str | None) -> tuple[str, bool]:
-    """The metric that decides (``accuracy``, or ``rmse`` for regression) and whether higher is better."""
-    return ("rmse", False) if task == "regression" else ("accuracy", True)
 
 
 def _load(package: Any, sample: Any = None, source: str = "") -> tuple[Any, Any, Any]:

@@ -91,6 +91,8 @@ def open_feed(con: Any, files: list[Path], transform: Transform | None, scratch:
     """
     from blase.transform import OneHot
 
+    if transform is not None and not transform.operations:
+        transform = None  # `transform: []`: the extracted columns as they are
     if transform is not None:
         n = len(transform.operations)
         if transform._sql_prefix("auto") < n:

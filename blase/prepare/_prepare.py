@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from blase._duck import budget_note, connect, sql_ident, sql_quote
-from blase._fs import replace_dir
+from blase._fs import disk_cause, replace_dir
 from blase.errors import PrepareError
 from blase.prepare._feed import ROW_ID, Feed, OneHotCodes, open_feed
 from blase.prepare._manifest import MANIFEST_NAME, Layout, Manifest, OneHotGroup, ShardInfo
@@ -370,10 +370,13 @@ class Prepare:
             for w in writers.values():
                 w.abort()
             shutil.rmtree(tmp, ignore_errors=True)
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            cause = disk_cause(exc)
+            if cause is not None:
+                what = "the disk filled up while writing" if exc.errno != errno.EFBIG else "cannot write"
                 raise PrepareError(
-                    f"the disk filled up while writing shards into {out} ({exc.strerror})",
-                    hint="free disk space or write the shards to another disk; nothing was kept",
+                    f"{what} shards into {out} ({cause}); nothing was kept",
+                    hint="raise the file size limit (ulimit -f)" if exc.errno == errno.EFBIG
+                    else "free disk space or write the shards to another disk",
                 ) from exc
             raise PrepareError(
                 f"cannot write shards into {out}: {exc}",

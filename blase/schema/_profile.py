@@ -28,15 +28,15 @@ logger = logging.getLogger(__name__)
 # -- reading --------------------------------------------------------------------------------
 
 
-def _source_reader(source: str | os.PathLike[str], con: Any) -> Any:
-    """A function returning a DuckDB table expression for ``source`` read through
-    :class:`blase.extract.Extract`, fresh on each call: some sources (Arrow, SQLite) can be
-    scanned once per expression. The source is resolved and sniffed once."""
+def _source_reader(source: str | os.PathLike[str], con: Any) -> tuple[Any, Any]:
+    """The :class:`blase.extract.Extract` of ``source``, and a function returning a DuckDB
+    table expression for it, fresh on each call: some sources (Arrow, SQLite) can be scanned
+    once per expression. The source is resolved and sniffed once."""
     from blase.extract import Extract
 
     # a profile tolerates malformed rows: it describes the data that can be read
     reader = Extract(source).with_bad_rows("skip")
-    return lambda: reader.sql_source(con)
+    return reader, lambda: reader.sql_source(con)
 
 
 def _estimate_rows(source: str | os.PathLike[str]) -> int | None:
@@ -91,7 +91,7 @@ def suggest_schema(
     con = connect(memory, tmp_dir=Path(tempfile.gettempdir()) / "blase-schema", nan_safe=parquet)
     try:
         try:
-            fresh = _source_reader(source, con)
+            reader, fresh = _source_reader(source, con)
             described = con.execute(f"DESCRIBE SELECT * FROM {fresh()}").fetchall()
         except duckdb.Error as exc:
             raise DataError(
@@ -133,6 +133,10 @@ def suggest_schema(
             columns=columns,
         )
         suggest(report)
+        notes = reader.type_notes()
+        for col in report.columns:
+            if col.name in notes:  # a stray string in a numeric column: say what extract does
+                col.warnings.append(notes[col.name])
         label_checks(con, report)
         label_candidates(report)
         return report
