@@ -202,6 +202,11 @@ class TrainConfig(_Strict):
     grad_clip: float | None = Field(default=None, gt=0)
     class_weights: Literal["none", "balanced"] = "none"
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="torch CPU threads; default: chosen from the cores free when training starts",
+    )
     mixed_precision: bool = False
     deterministic: bool = True
 
