@@ -88,3 +88,28 @@ def test_missing_values_without_an_impute_still_ask_for_one(cli, project):
     assert r.exit_code == 1, r.stdout
     assert "'a' has 1 nulls" in r.stderr and "add an `impute` transform" in r.stderr
     assert "data/d.parquet (after the transform)" in r.stderr
+
+
+@pytest.mark.parametrize("before", [1_000, 25_000])  # inside and after the sniffer's sample
+def test_a_line_too_long_is_reported_at_its_line(cli, project, before):
+    rows = "".join(f"{i},x{i},{i % 2}\n" for i in range(before))
+    big = "1," + "z" * 3_000_000 + ",1\n"  # DuckDB's limit is 2,000,000 bytes a line
+    (project.root / "data" / "big.csv").write_text("a,b,y\n" + rows + big + "2,x,0\n3,y,1\n")
+    args = ["run", "--to", "extract", "--set", "data.source=data/big.csv", "--set", "data.label=y"]
+    r = cli(*args, cwd=project.root)
+    assert r.exit_code == 1, r.stdout
+    line = before + 2
+    assert f"data/big.csv, line {line}: the line is 3,000,004 bytes long" in r.stderr
+    assert "Line: 1" not in r.stderr
+    assert "blase run --set data.max_line_size=4194304" in r.stderr
+    r = cli(*args, "--set", "data.max_line_size=4194304", cwd=project.root)
+    assert r.exit_code == 0, r.stderr  # the hint's fix reads the file
+
+
+def test_a_bad_value_after_the_sniffers_sample_names_its_line(cli, project):
+    rows = "".join(f"{i},x{i},{i % 2}\n" for i in range(25_000))
+    (project.root / "data" / "late.csv").write_text("a,b,y\n" + rows + "abc,x,1\n2,x,0\n")
+    r = cli("run", "--to", "extract", "--set", "data.source=data/late.csv", "--set", "data.label=y",
+            cwd=project.root)
+    assert r.exit_code == 1, r.stderr  # was 2: pyarrow's OSError read as a bug in Blase
+    assert "line 25002: abc,x,1" in r.stderr and "bug in Blase" not in r.stderr
