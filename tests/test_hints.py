@@ -59,25 +59,48 @@ def _check_set_key(key: str) -> None:
     from blase.config import ProjectConfig
 
     model: typing.Any = ProjectConfig
+    index_next = False
     for part in key.split("."):
+        if index_next:  # a list of models: an item number, then the item's keys
+            if not part.isdigit():
+                raise click.UsageError(f"--set {key}: {part!r} is not an item number (0, 1, ...)")
+            index_next = False
+            continue
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return  # inside a list or a mapping: indices and user keys
+            return  # inside a list or a mapping of plain values: indices and user keys
         if part not in model.model_fields:
             raise click.UsageError(f"--set {key}: {part!r} is not a key of {model.__name__}")
-        model = model.model_fields[part].annotation
-        for arg in (typing.get_args(model) or (model,)):
+        annotation = model.model_fields[part].annotation
+        model = annotation
+        for arg in (typing.get_args(annotation) or (annotation,)):
             if isinstance(arg, type) and issubclass(arg, BaseModel):
                 model = arg
+                index_next = typing.get_origin(annotation) is list
                 break
 
 
 def parse(command: str) -> None:
-    """Parse ``blase ...`` with the real app, down to the subcommand; raise click's error."""
+    """Parse ``blase ...`` with the real app, down to the subcommand; raise click's error.
+
+    An f-string value that stands alone as a word may be several options (``blase run
+    {pairs}``): when the command does not parse with it as one extra argument, it is parsed
+    again without it.
+    """
+    words = shlex.split(command)[1:]
+    try:
+        _parse(words)
+    except click.UsageError as exc:
+        if PLACEHOLDER not in words or "unexpected extra argument" not in str(exc):
+            raise
+        _parse([w for w in words if w != PLACEHOLDER])
+
+
+def _parse(words: list[str]) -> None:
     from blase.cli import _debug_first
     from blase.cli._app import app
 
     cmd = typer.main.get_command(app)
-    ctx = cmd.make_context("blase", _debug_first(shlex.split(command)[1:]))
+    ctx = cmd.make_context("blase", _debug_first(words))
     while hasattr(cmd, "resolve_command"):  # a group: find the subcommand and parse its part
         rest = [*getattr(ctx, "_protected_args", getattr(ctx, "protected_args", [])), *ctx.args]
         if not rest:
