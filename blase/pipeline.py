@@ -567,8 +567,9 @@ class Pipeline:
         )
         out = self._work(track, "prepare")
         transform = Transform.load(done["transform"].details["state_file"], project_root=self.code_root)
+        name = f"{data.source} (after the transform)" if self.config.transform else str(data.source)
         result = prepare.run(Path(done["extract"].details["data_dir"]), out, memory=self.memory,
-                             transform=transform)
+                             transform=transform, source_name=name)
         result.details.setdefault("shards_dir", str(out))
         return result
 

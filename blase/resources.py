@@ -13,6 +13,7 @@ the one-letter forms ``k``/``m``/``g``/``t`` are binary too (``1.5g`` is 1.5 GiB
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import sys
@@ -27,6 +28,9 @@ from blase.errors import ResourceError
 __all__ = [
     "ResourceSample",
     "ResourceSampler",
+    "ThreadChoice",
+    "choose_threads",
+    "cores_in_use_by_others",
     "format_size",
     "memory_budget",
     "parse_size",
@@ -166,6 +170,109 @@ def memory_budget(spec: str | int | None = None) -> int:
             f"memory budget {spec!r} is zero", hint='give a positive size such as "2GB" or "auto"'
         )
     return budget
+
+
+#: Multiply-adds in one batch's forward pass that make a second torch thread worth its cost;
+#: below it, splitting the work costs more in synchronisation than it saves.
+WORK_PER_THREAD = 1 << 20
+
+
+def _usable_cpus() -> list[int]:
+    """The CPU ids this process may run on (its affinity), at most ``os.cpu_count()``."""
+    total = os.cpu_count() or 1
+    try:
+        ids = sorted(os.sched_getaffinity(0))  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        ids = list(range(total))
+    return [i for i in ids if i < total] or list(range(total))
+
+
+def cores_in_use_by_others(interval: float = 0.2) -> float | None:
+    """How many of this process's usable cores other processes keep busy, measured now.
+
+    Samples the usable CPUs' busy share and this process's own CPU time over ``interval``
+    seconds (psutil) and returns the difference in cores (``1.0``: one core's worth). Falls
+    back to the 1-minute load average when psutil cannot read the CPUs; ``None`` when
+    neither is available.
+    """
+    cpus = _usable_cpus()
+    try:
+        import psutil
+
+        me = psutil.Process()
+        psutil.cpu_percent(interval=None, percpu=True)
+        own_before = me.cpu_times()
+        started = time.perf_counter()
+        time.sleep(interval)
+        per_cpu = psutil.cpu_percent(interval=None, percpu=True)
+        own_after = me.cpu_times()
+        elapsed = max(time.perf_counter() - started, 1e-6)
+        busy = sum(per_cpu[i] for i in cpus if i < len(per_cpu)) / 100.0
+        own = (own_after.user + own_after.system - own_before.user - own_before.system) / elapsed
+        return max(0.0, busy - own)
+    except Exception:  # no /proc, a sandbox: fall back to the load average
+        try:
+            return max(0.0, float(os.getloadavg()[0]) - 1.0)  # the load counts this process
+        except (AttributeError, OSError):
+            return None
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """How many torch threads a training run uses, and why (recorded with the run)."""
+
+    threads: int
+    source: str  # "config" (train.threads) or "auto"
+    cpus: int
+    busy_elsewhere: float | None
+    reason: str
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def choose_threads(
+    batch_size: int,
+    work_per_row: int = 0,
+    *,
+    requested: int | None = None,
+    busy_elsewhere: float | str | None = "measure",
+) -> ThreadChoice:
+    """The number of torch intra-op threads for training, from the cores free right now.
+
+    torch starts one thread per core whatever else runs; on a shared machine those threads
+    wait on each other (one busy neighbour on 2 cores made a small MLP ten times slower). So:
+    the usable cores minus what other processes keep busy (rounded, at least 1), and no more
+    than the batch's work pays for (one thread per :data:`WORK_PER_THREAD` multiply-adds of a
+    batch's forward pass; ``work_per_row`` is about the model's parameter count).
+
+    Parameters
+    ----------
+    batch_size:
+        Rows per optimizer step.
+    work_per_row:
+        Multiply-adds per row (``0``: unknown, no cap from the work).
+    requested:
+        ``train.threads`` from the config: used as given (the user knows their machine).
+    busy_elsewhere:
+        Cores other processes use; ``"measure"`` (default) reads them now
+        (:func:`cores_in_use_by_others`).
+    """
+    cpus = len(_usable_cpus())
+    if requested is not None:
+        return ThreadChoice(int(requested), "config", cpus, None, f"train.threads is {requested}")
+    busy = cores_in_use_by_others() if busy_elsewhere == "measure" else busy_elsewhere
+    free = cpus if busy is None else cpus - float(busy)  # type: ignore[arg-type]
+    by_load = max(1, min(cpus, math.floor(free + 0.5)))
+    threads, why = by_load, (
+        f"{free:.1f} of {cpus} core(s) free" if busy is not None else f"{cpus} core(s), load unknown"
+    )
+    if work_per_row > 0:
+        by_work = max(1, (int(batch_size) * int(work_per_row)) // WORK_PER_THREAD)
+        if by_work < threads:
+            threads = by_work
+            why += f"; a batch of {batch_size} rows is too little work for more threads"
+    return ThreadChoice(threads, "auto", cpus, None if busy is None else round(float(busy), 2), why)
 
 
 def peak_rss() -> int:

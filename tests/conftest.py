@@ -77,3 +77,24 @@ def blase_exe():
         return Result(p.returncode, p.stdout, p.stderr)
 
     return run
+
+
+def check_golden(path: Path, text: str, what: str) -> None:
+    """Compare ``text`` with the golden file ``path``; ``BLASE_UPDATE_GOLDEN=1`` rewrites it.
+
+    A missing golden file fails (it is never written on the fly, which would make the test
+    pass whatever the code does).
+    """
+    regenerate = f"regenerate it with BLASE_UPDATE_GOLDEN=1 pytest {_test_file()} and commit it"
+    if os.environ.get("BLASE_UPDATE_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return
+    if not path.exists():
+        pytest.fail(f"golden file {path} is missing: {regenerate}", pytrace=False)
+    assert text == path.read_text(), f"{what} changed: if intended, {regenerate}"
+
+
+def _test_file() -> str:
+    current = os.environ.get("PYTEST_CURRENT_TEST", "tests")
+    return current.split("::", 1)[0]

@@ -119,3 +119,35 @@ def test_cli_models_and_run_json(deployed, cli):
         assert key in run
     assert run["status"] == "finished"
     assert run["metrics"]["test.accuracy"] > run["metrics"]["baseline.accuracy"]
+
+
+def test_predict_fractions_in_an_integer_column_through_a_transform_function(deployed, tmp_path):
+    # flipper_length_mm was int64 in training; the template's bill_ratio function passes it on
+    project, _ = deployed
+    raw = _raw(project).head(20)
+    raw["flipper_length_mm"] = raw["flipper_length_mm"].astype("float64")
+    raw.loc[1, "flipper_length_mm"] = 186.5
+    path = tmp_path / "frac.csv"
+    raw.to_csv(path, index=False, na_rep="NA")
+    result = predict(project, "peng", path, tmp_path / "frac.parquet")
+    assert result.rows == 20
+    assert pq.read_table(tmp_path / "frac.parquet").num_rows == 20
+
+
+def test_a_function_that_returns_another_type_names_the_column(tmp_path):
+    import pyarrow as pa
+
+    from blase.errors import TransformError
+    from blase.transform import Transform, UserFunction
+
+    (tmp_path / "fn.py").write_text(
+        "import pyarrow as pa\n"
+        "def tag(batch):\n"
+        "    if max(batch['n'].to_pylist()) > 100:\n"
+        "        return batch.set_column(0, 'n', pa.array(['big'] * batch.num_rows))\n"
+        "    return batch\n"
+    )
+    t = Transform([UserFunction("fn.py:tag", project_root=tmp_path)], project_root=tmp_path)
+    t.fit(pa.table({"n": pa.array([1, 2, 3], pa.int64()), "y": [0, 1, 0]}))
+    with pytest.raises(TransformError, match="returned column 'n' as string, but at fit time it was int64"):
+        t.apply(pa.table({"n": pa.array([1, 2000], pa.int64()), "y": [0, 1]}))

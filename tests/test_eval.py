@@ -190,19 +190,26 @@ def test_state_scorer_versions_current_and_files(project):
     assert score_state(rows, project, before, FACTS).passed
 
 
-def test_state_scorer_best_deployed(project, monkeypatch):
-    import blase.deploy as deploy
+def test_state_scorer_best_deployed(project):
+    """Real runs, real packages: the scorer reads the run id each deployed version records."""
+    from blase.deploy import deploy_run
+    from blase.pipeline import Pipeline
+    from blase.track import load_run
 
-    good = _run(project, params={}, metrics={"test.accuracy": 0.95})
-    bad = _run(project, params={}, metrics={"test.accuracy": 0.80})
-    _versions(project, "proj", ["v1"], "v1")
+    accuracy = {}
+    for overrides in (["train.epochs=1", "train.lr=0.00001"], ["train.epochs=20", "train.lr=0.01"]):
+        run_id = Pipeline(project, overrides=overrides).run(to_step="evaluate").run_id
+        accuracy[run_id] = load_run(run_id, [project.root]).metrics["test.accuracy"]
+    worse, better = sorted(accuracy, key=accuracy.get)
+    assert accuracy[worse] < accuracy[better]
     task = EvalTask("t", "multi", "", checks=(StateCheck("best_deployed", {"model": "{model}", "metric": "test.accuracy"}),))
     before = snapshot(project)
-    _versions(project, "proj", ["v1", "v2"], "v1")
-    packaged = {"run": bad}
-    monkeypatch.setattr(deploy, "resolve_model", lambda project, ref: type("P", (), {"run_id": packaged["run"]})())
-    assert "not a run with the best" in score_state(task, project, before, FACTS).reason
-    packaged["run"] = good
+    assert score_state(task, project, before, FACTS).reason == "model proj has no versions"
+    deploy_run(project, worse)
+    reason = score_state(task, project, before, FACTS).reason
+    assert reason == (f"proj v1 packages run {worse}, not a run with the best test.accuracy "
+                      f"{accuracy[better]:.4g}")
+    deploy_run(project, better)
     assert score_state(task, project, before, FACTS).passed
 
 

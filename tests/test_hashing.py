@@ -347,8 +347,22 @@ def test_hash_folder_include(tmp_path: Path) -> None:
 
 def test_hash_folder_follows_symlinks_once(tmp_path: Path) -> None:
     make_tree(tmp_path / "d", TREE)
+    plain = hash_folder(tmp_path / "d")
+    # a link back up the tree: the real folders are hashed once, the loop adds nothing
     (tmp_path / "d" / "sub" / "loop").symlink_to(tmp_path / "d", target_is_directory=True)
-    hash_folder(tmp_path / "d")  # terminates
+    assert hash_folder(tmp_path / "d") == plain
+    # a link to a folder elsewhere is followed: its files count as if they were copied there
+    make_tree(tmp_path / "elsewhere", {"e.csv": b"z\n3\n"})
+    (tmp_path / "d" / "ext").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    make_tree(tmp_path / "copy", {**TREE, "ext/e.csv": b"z\n3\n"})
+    linked = hash_folder(tmp_path / "d")
+    assert linked != plain
+    assert linked == hash_folder(tmp_path / "copy")
+    # and a file link counts as its target's content
+    (tmp_path / "d" / "ext").unlink()
+    (tmp_path / "d" / "f.csv").symlink_to(tmp_path / "elsewhere" / "e.csv")
+    make_tree(tmp_path / "copy2", {**TREE, "f.csv": b"z\n3\n"})
+    assert hash_folder(tmp_path / "d") == hash_folder(tmp_path / "copy2")
 
 
 def test_hash_files_order_duplicates_and_root(tmp_path: Path) -> None:

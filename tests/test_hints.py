@@ -83,12 +83,27 @@ def _check_set_key(key: str) -> None:
 
 
 def parse(command: str) -> None:
-    """Parse ``blase ...`` with the real app, down to the subcommand; raise click's error."""
+    """Parse ``blase ...`` with the real app, down to the subcommand; raise click's error.
+
+    An f-string value that stands alone as a word may be several options (``blase run
+    {pairs}``): when the command does not parse with it as one extra argument, it is parsed
+    again without it.
+    """
+    words = shlex.split(command)[1:]
+    try:
+        _parse(words)
+    except click.UsageError as exc:
+        if PLACEHOLDER not in words or "unexpected extra argument" not in str(exc):
+            raise
+        _parse([w for w in words if w != PLACEHOLDER])
+
+
+def _parse(words: list[str]) -> None:
     from blase.cli import _debug_first
     from blase.cli._app import app
 
     cmd = typer.main.get_command(app)
-    ctx = cmd.make_context("blase", _debug_first(shlex.split(command)[1:]))
+    ctx = cmd.make_context("blase", _debug_first(words))
     while hasattr(cmd, "resolve_command"):  # a group: find the subcommand and parse its part
         rest = [*getattr(ctx, "_protected_args", getattr(ctx, "protected_args", [])), *ctx.args]
         if not rest:

@@ -242,7 +242,8 @@ def _vcr():
 def _require(name: str) -> Path:
     path = CASSETTES / name
     if not path.exists():
-        pytest.skip(f"cassette {name} not recorded yet: run python tests/cassettes/record.py")
+        pytest.fail(f"cassette {path} is missing: record it with python tests/cassettes/record.py "
+                    "(see this file's docstring) and commit it", pytrace=False)
     return path
 
 

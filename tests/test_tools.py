@@ -7,13 +7,13 @@ after an intended schema change with ``BLASE_UPDATE_GOLDEN=1 pytest tests/test_t
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from blase.tools import RISKS, TOOLS, ToolContext, ToolError, call_tool, get_tool, tool_schemas
 
 from blase.track import Track
+from tests.conftest import check_golden
 
 GOLDEN = Path(__file__).parent / "golden" / "tool_schemas.json"
 
@@ -61,10 +61,22 @@ def test_registry_has_every_capability_with_a_risk_class():
 def test_schemas_match_the_golden_file():
     schemas = tool_schemas()
     text = json.dumps(schemas, indent=2, sort_keys=True) + "\n"
-    if os.environ.get("BLASE_UPDATE_GOLDEN") or not GOLDEN.exists():
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(text)
-    assert text == GOLDEN.read_text(), "tool schemas changed: rerun with BLASE_UPDATE_GOLDEN=1 if intended"
+    check_golden(GOLDEN, text, "the tool schemas")
+
+
+def test_a_missing_or_stale_golden_file_fails_and_says_how_to_regenerate(tmp_path, monkeypatch):
+    monkeypatch.delenv("BLASE_UPDATE_GOLDEN", raising=False)
+    golden = tmp_path / "g.json"
+    with pytest.raises(pytest.fail.Exception, match="is missing: regenerate it with BLASE_UPDATE_GOLDEN=1 pytest"):
+        check_golden(golden, "{}\n", "the schemas")
+    assert not golden.exists()  # never written on the fly
+    golden.write_text("{}\n")
+    check_golden(golden, "{}\n", "the schemas")
+    with pytest.raises(AssertionError, match="the schemas changed: if intended, regenerate it"):
+        check_golden(golden, "[]\n", "the schemas")
+    monkeypatch.setenv("BLASE_UPDATE_GOLDEN", "1")
+    check_golden(golden, "[]\n", "the schemas")
+    assert golden.read_text() == "[]\n"
 
 
 def test_schemas_are_flat_openai_function_specs():

@@ -82,7 +82,8 @@ def config_sections(step: str, config: Any) -> dict[str, Any]:
     if step == "prepare":
         return {"prepare": config.prepare.model_dump(mode="json"), "seed": config.seed, "data": label_key}
     if step == "train":
-        return {"train": config.train.model_dump(mode="json"), "seed": config.seed}
+        # The thread count changes the speed, not the weights (see blase.train's fit).
+        return {"train": config.train.model_dump(mode="json", exclude={"threads"}), "seed": config.seed}
     if step == "evaluate":
         return {"evaluate": config.evaluate.model_dump(mode="json")}
     raise ValueError(f"step {step!r} has no cache key")

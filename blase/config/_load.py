@@ -156,7 +156,8 @@ def _index(items: list[Any], key: Any, path: str) -> int:
         raise ConfigError(
             [ConfigProblem("--set", None, path,
                            f"{path}: no item {key} in a list of {len(items)} (items are numbered from 0)")],
-            hint="count that list's items in blase.yaml from 0, e.g. `blase run --set transform.0.strategy=mean` for the first transform step",
+            hint="count that list's items in blase.yaml from 0: the first transform operation's "
+            "strategy is `blase run --set transform.0.strategy=mean`",
         )
     return int(key)
 

@@ -60,6 +60,9 @@ class DataConfig(_Strict):
     null_values: list[str] | None = None
     dtypes: dict[str, str] = Field(default_factory=dict)
     bad_rows: Literal["error", "skip", "quarantine"] = "error"
+    max_line_size: int | None = Field(
+        default=None, ge=1, description="CSV: the longest line in bytes (default 2,000,000)"
+    )
 
 
 class TransformStep(_Strict):
@@ -202,6 +205,11 @@ class TrainConfig(_Strict):
     grad_clip: float | None = Field(default=None, gt=0)
     class_weights: Literal["none", "balanced"] = "none"
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="torch CPU threads; default: chosen from the cores free when training starts",
+    )
     mixed_precision: bool = False
     deterministic: bool = True
 

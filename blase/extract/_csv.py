@@ -10,6 +10,7 @@ agree on one schema, and no pass sniffs again.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from blase.extract._sources import ResolvedSource, display_path, first_row
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["CSVPlan", "csv_headers", "plan_csv", "read_csv_sql"]
+__all__ = ["CSVPlan", "csv_headers", "long_line_error", "plan_csv", "read_csv_sql"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ def _common_args(opts: CSVOptions, source: ResolvedSource) -> dict[str, str]:
         ),
         "skip": str(opts.skip_rows),
     }
+    if opts.max_line_size is not None:
+        args["max_line_size"] = str(opts.max_line_size)
     if opts.date_format:
         args["dateformat"] = sql_quote(opts.date_format)
     if opts.timestamp_format:
@@ -139,6 +142,54 @@ def _refuse_empty(source: ResolvedSource, opts: CSVOptions) -> None:
         )
 
 
+_LINE_LIMIT = re.compile(r"Maximum line size of (\d+) bytes exceeded")
+_CHUNK = 8 << 20
+
+
+def _first_long_line(path: Path, limit: int) -> tuple[int, int] | None:
+    """``(line number, bytes)`` of the first line of ``path`` longer than ``limit`` bytes."""
+    line, length = 1, 0
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            start = 0
+            while (end := chunk.find(b"\n", start)) != -1:
+                length += end - start
+                if length > limit:
+                    return line, length
+                line, length, start = line + 1, 0, end + 1
+            length += len(chunk) - start
+    return (line, length) if length > limit else None
+
+
+def long_line_error(exc: Exception, source: ResolvedSource) -> ExtractError | None:
+    """For DuckDB's "Maximum line size exceeded" (which names line 1 of its buffer, not of
+    the file), an error naming the file and line that is too long; else ``None``."""
+    found = _LINE_LIMIT.search(str(exc))
+    if found is None:
+        return None
+    limit = int(found.group(1))
+    for path in source.files:
+        if path.name.lower().endswith(_COMPRESSED):
+            continue  # the line number would need a decompressing scan; DuckDB's text stands
+        try:
+            hit = _first_long_line(path, limit)
+        except OSError:
+            continue
+        if hit is not None:
+            line, size = hit
+            shown = display_path(path, source.base_dir)
+            need = 1 << max(size, 1).bit_length()
+            return ExtractError(
+                f"{shown}, line {line}: the line is {size:,} bytes long, more than the "
+                f"{limit:,} bytes a CSV line may take (a very long field, or a quote that is "
+                "never closed)",
+                hint=f"if line {line} is right, raise the limit: `data: {{max_line_size: {need}}}` "
+                f"in blase.yaml (once: `blase run --set data.max_line_size={need}`); else fix "
+                "that line",
+            )
+    return None
+
+
 def plan_csv(con: duckdb.DuckDBPyConnection, source: ResolvedSource, opts: CSVOptions) -> CSVPlan:
     """Detect the dialect and column types of ``source``'s first file and pin them.
 
@@ -174,6 +225,9 @@ def plan_csv(con: duckdb.DuckDBPyConnection, source: ResolvedSource, opts: CSVOp
                 row = _sniff(con, first, opts, args, best)
                 columns = [(c["name"], c["type"]) for c in row[7]]
     except duckdb.Error as exc:
+        long_line = long_line_error(exc, source)
+        if long_line is not None:
+            raise long_line from exc
         raise ExtractError(
             f"{shown}: cannot detect how to read this CSV file: {str(exc).splitlines()[0]}",
             hint="set delimiter, quote, header or encoding explicitly (CSVOptions or data.* "

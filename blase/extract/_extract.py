@@ -20,7 +20,14 @@ from blase.extract._badrows import (
     rejected_rows,
     write_rejects,
 )
-from blase.extract._csv import CSVPlan, csv_headers, plan_csv, read_csv_sql, with_dtypes
+from blase.extract._csv import (
+    CSVPlan,
+    csv_headers,
+    long_line_error,
+    plan_csv,
+    read_csv_sql,
+    with_dtypes,
+)
 from blase.extract._options import (
     ArrowOptions,
     CSVOptions,
@@ -152,8 +159,8 @@ class Extract:
     ) -> Extract:
         """The Extract described by the ``data:`` section of ``blase.yaml``.
 
-        Maps ``source``, ``format``, ``delimiter``, ``null_values``, ``dtypes`` and
-        ``bad_rows``; relative paths start at the project root.
+        Maps ``source``, ``format``, ``delimiter``, ``null_values``, ``dtypes``,
+        ``bad_rows`` and ``max_line_size``; relative paths start at the project root.
         """
         if not data.source:
             raise ExtractError(
@@ -447,6 +454,10 @@ class Extract:
     def _translate(self, exc: Exception) -> ExtractError:
         """An :class:`ExtractError` for a DuckDB failure; for CSV, the first bad row's place."""
         source = self._resolve()
+        if source.format == "csv":
+            long_line = long_line_error(exc, source)
+            if long_line is not None:
+                return long_line
         if source.format == "csv" and self._csv_plan is not None:
             found = self._find_first_reject()
             if found is not None:
@@ -577,6 +588,11 @@ class Extract:
                     yield batch
                 del reader
             except duckdb.Error as exc:
+                raise self._translate(exc) from exc
+            except OSError as exc:
+                if exc.errno is not None:
+                    raise
+                # pyarrow's reader hands DuckDB's read errors on as a bare OSError
                 raise self._translate(exc) from exc
             if bar is not None and total and total > done:
                 bar.advance(total - done)

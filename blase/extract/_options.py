@@ -75,6 +75,9 @@ class CSVOptions(_Options):
         default=None, description="strptime format of TIMESTAMP columns"
     )
     sample_rows: int = Field(default=20_480, ge=1, description="rows sniffed to detect types")
+    max_line_size: int | None = Field(
+        default=None, ge=1, description="the longest line in bytes (default DuckDB's 2,000,000)"
+    )
     all_varchar: bool = Field(default=False, description="read every column as text")
     bad_rows: BadRows = "error"
     rejects_path: str | None = Field(
@@ -139,8 +142,10 @@ def options_for(fmt: str, data: DataConfig) -> SourceOptions:
             kwargs["delimiter"] = data.delimiter
         if data.null_values is not None:
             kwargs["null_values"] = list(data.null_values)
+        if data.max_line_size is not None:
+            kwargs["max_line_size"] = data.max_line_size
         return CSVOptions(**kwargs)
-    for key in ("delimiter", "null_values"):
+    for key in ("delimiter", "null_values", "max_line_size"):
         if getattr(data, key) is not None:
             logger.warning("data.%s applies to CSV sources only; ignored for %s", key, fmt)
     if fmt in ("json", "ndjson"):

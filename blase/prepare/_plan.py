@@ -84,7 +84,9 @@ def _missing(name: str, role: str, columns: dict[str, str], where: str) -> Prepa
     hint = f"did you mean '{close[0]}'?" if close else f"columns are: {', '.join(columns)}"
     return PrepareError(f"{role} column '{name}' is not in {where}", hint=hint)
 
-def make_plan(prep: Prepare, con: Any, files: list[Path], feed: Feed, where: str) -> Plan:
+def make_plan(prep: Prepare, con: Any, files: list[Path], feed: Feed, where: str, *,
+              imputed: frozenset[str] = frozenset()) -> Plan:
+    """The checked plan of a prepare run; ``imputed``: the columns an impute op fills."""
     columns = feed.columns
     relation = feed.relation
     if prep.label not in columns:
@@ -125,6 +127,8 @@ def make_plan(prep: Prepare, con: Any, files: list[Path], feed: Feed, where: str
     float_feats = [f for f in features_in_sql if columns[f] in _FLOAT_TYPES]
     for f in float_feats:
         aggs.append(f"count(*) FILTER (WHERE isnan({sql_ident(f)}))")
+    for f in float_feats:
+        aggs.append(f"count(*) FILTER (WHERE isinf({sql_ident(f)}))")
     if prep.key is not None:
         aggs.append(f"count({sql_ident(prep.key)})")
     want_distinct = label_type in _INT_TYPES and prep.task is None
@@ -134,23 +138,41 @@ def make_plan(prep: Prepare, con: Any, files: list[Path], feed: Feed, where: str
     total, label_count = int(row[0]), int(row[1])
     n_sql = len(features_in_sql)
     counts = row[2 : 2 + n_sql]
-    nans = row[2 + n_sql : 2 + n_sql + len(float_feats)]
-    problems = [
-        f"'{f}' has {total - int(c):,} nulls"
-        for f, c in zip(features_in_sql, counts, strict=False)
-        if int(c) != total
-    ]
-    problems += [
-        f"'{f}' has {int(n):,} NaNs" for f, n in zip(float_feats, nans, strict=False) if int(n)
-    ]
+    n_float = len(float_feats)
+    nans = row[2 + n_sql : 2 + n_sql + n_float]
+    infs = row[2 + n_sql + n_float : 2 + n_sql + 2 * n_float]
+    infinite = {f: int(n) for f, n in zip(float_feats, infs, strict=True) if int(n)}
+    if infinite:
+        listed = "; ".join(f"'{f}' has {n:,} infinite value(s)" for f, n in infinite.items())
+        first = next(iter(infinite))
+        raise PrepareError(
+            f"features with infinite values in {where} ({total:,} rows): {listed} (from 'inf' "
+            "in the data, a number too large for a DOUBLE such as 1e400, or a transform such "
+            "as log1p of -1)",
+            hint=f"drop those rows with `- op: filter` and `where: \"isinf({first}) IS NOT TRUE\"` in "
+            "blase.yaml's transform:, or `- op: clip` the column; impute fills only nulls and NaN",
+        )
+    missing = {f: total - int(c) for f, c in zip(features_in_sql, counts, strict=False) if int(c) != total}
+    nan_counts = {f: int(n) for f, n in zip(float_feats, nans, strict=False) if int(n)}
+    problems = [f"'{f}' has {n:,} nulls" for f, n in missing.items()]
+    problems += [f"'{f}' has {n:,} NaNs" for f, n in nan_counts.items()]
     if problems:
+        covered = sorted((set(missing) | set(nan_counts)) & imputed)
+        if covered:
+            hint = (
+                f"an impute covers {', '.join(repr(c) for c in covered)}, so a later transform "
+                "operation made these values (e.g. log1p below -1, a sql expression, a cast "
+                "with errors: null): fix that operation, or move the impute after it"
+            )
+        else:
+            hint = ("add an `impute` transform for these columns (blase.yaml transform:), "
+                    "or a `filter` that drops the rows")
         raise PrepareError(
             f"features with missing values in {where} ({total:,} rows): " + "; ".join(problems),
-            hint="add an `impute` transform for these columns (blase.yaml transform:), "
-            "or a `filter` that drops the rows",
+            hint=hint,
         )
     if prep.key is not None:
-        key_count = int(row[2 + n_sql + len(float_feats)])
+        key_count = int(row[2 + n_sql + 2 * n_float])
         if key_count != total:
             raise PrepareError(
                 f"key column '{prep.key}' has {total - key_count:,} null values in {where}",

@@ -66,6 +66,13 @@ MATRIX_BYTES = 16 << 20
 _RESERVED = ("file_index", "file_row_number", "__idx")
 
 
+def _imputed(transform: Transform | None) -> frozenset[str]:
+    """The columns an ``impute`` operation of ``transform`` fills."""
+    ops = transform.operations if transform is not None else []
+    return frozenset(c for op in ops if getattr(op, "op_name", None) == "impute"
+                     for c in getattr(op, "columns_", ()) or ())
+
+
 def _source_files(source: str | os.PathLike[str]) -> list[Path]:
     """The Parquet files of a source: a file, a folder (recursively) or a glob."""
     text = os.fspath(source)
@@ -287,6 +294,8 @@ class Prepare:
         memory: int | str | None = None,
         tfrecord: bool = False,
         transform: Transform | None = None,
+        *,
+        source_name: str | None = None,
     ) -> StepResult:
         """Split ``source`` and write shards and ``manifest.json`` into ``out_dir``.
 
@@ -306,6 +315,9 @@ class Prepare:
             (the pipeline's path: the transformed table is never written out). The shards
             are the same as those of ``transform.run`` followed by prepare, except that row
             ids count rows of ``source``, before any filter.
+        source_name:
+            How errors name the data (default: ``source``): the pipeline passes the user's
+            ``data.source``, not the step cache's copy of it.
 
         Returns
         -------
@@ -330,7 +342,7 @@ class Prepare:
                 hint="prepare replaces only its own earlier output; choose an empty or new folder",
             )
         files = _source_files(source)
-        where = str(source)
+        where = source_name or str(source)
         budget = memory_budget(memory)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -352,7 +364,7 @@ class Prepare:
                     protect = tuple(c for c in (self.label, self.key) if c)
                     feed = open_feed(con, files, transform, tmp / ".transformed", budget,
                                      protect=protect)
-                    plan = make_plan(self, con, files, feed, where)
+                    plan = make_plan(self, con, files, feed, where, imputed=_imputed(transform))
                     source_hash = hash_file(files[0]) if len(files) == 1 else hash_files(files)
                     writers, layout = self._stream(con, plan, feed, ratios, tmp, budget)
                 finally:
@@ -361,7 +373,8 @@ class Prepare:
                 shutil.rmtree(tmp / ".transformed", ignore_errors=True)
                 tfrecords = (self._write_tfrecords(tmp, writers, len(plan.features), layout)
                              if tfrecord else {})
-                manifest = self._manifest(plan, ratios, writers, where, source_hash, tfrecords, layout)
+                manifest = self._manifest(plan, ratios, writers, str(source), source_hash, tfrecords,
+                                          layout)
                 (tmp / MANIFEST_NAME).write_text(
                     json.dumps(manifest.to_json(), indent=2) + "\n", encoding="utf-8"
                 )

@@ -14,7 +14,14 @@ import torch
 
 from blase.train._errors import TrainError
 
-__all__ = ["deterministic_mode", "resolve_device", "rng_state", "seed_everything", "set_rng_state"]
+__all__ = [
+    "deterministic_mode",
+    "resolve_device",
+    "rng_state",
+    "seed_everything",
+    "set_rng_state",
+    "torch_threads",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +59,19 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda", "mps"):
         raise TrainError(f"unknown device {name!r}", hint="use auto, cpu, cuda or mps")
     return torch.device(name)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads, then restore the previous count."""
+    before = torch.get_num_threads()
+    if n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def seed_everything(seed: int) -> None:

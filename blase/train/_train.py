@@ -20,9 +20,10 @@ from torch import nn
 
 from blase.config import TrainConfig
 from blase.errors import ConfigError, ConfigProblem
+from blase.resources import choose_threads
 from blase.steps import StepResult, measure_step
 from blase.train._checkpoint import CHECKPOINT_DIR, load_checkpoint, remove_stale, write_json
-from blase.train._device import deterministic_mode, resolve_device, seed_everything
+from blase.train._device import deterministic_mode, resolve_device, seed_everything, torch_threads
 from blase.train._errors import TrainError
 from blase.train._loop import HISTORY_JSON, MONITORS, EpochHook, EpochLoop, TaskLoss, disk_guard
 from blase.train._models import (
@@ -286,7 +287,7 @@ class Train:
     def _fingerprint(self, manifest_hash: str) -> dict[str, Any]:
         cfg = self.config.model_dump(mode="json")
         # Neither changes the math of a resumed epoch; "epochs" only matters to a schedule.
-        for key in ("device", "mixed_precision"):
+        for key in ("device", "mixed_precision", "threads"):
             cfg.pop(key, None)
         if cfg.get("schedule") == "none":
             cfg.pop("epochs", None)
@@ -335,8 +336,9 @@ class Train:
         Returns
         -------
         StepResult
-            Step ``"train"``; ``details`` holds the task, device, epochs run, best epoch and
-            metric, whether early stopping fired, the last epoch's metrics and the outputs.
+            Step ``"train"``; ``details`` holds the task, device, torch threads (``threads``
+            and ``threads_reason``), epochs run, best epoch and metric, whether early
+            stopping fired, the last epoch's metrics and the outputs.
 
         Raises
         ------
@@ -410,6 +412,12 @@ class Train:
             if task == "regression" and isinstance(model, TabularMLP):
                 _init_regression_bias(model, manifest, shards)
             model.to(device)
+            threads = choose_threads(
+                cfg.batch_size,
+                _work_per_row(model) if spec.kind == "builtin" else 0,
+                requested=cfg.threads,
+            )
+            logger.info("train: %d torch thread(s) (%s)", threads.threads, threads.reason)
             check_model_fits(
                 model,
                 n_features=manifest.n_features,
@@ -453,8 +461,11 @@ class Train:
                     config=cfg.model_dump(mode="json"),
                     model=spec.to_json(),
                     resumed_from_epoch=loop.epoch or None,
+                    threads=threads.to_json(),
                 )
-            loop.run(val_rows, on_epoch_end)
+                run.log_metrics({"train.threads": threads.threads})
+            with torch_threads(threads.threads):
+                loop.run(val_rows, on_epoch_end)
 
         weights_path = out / MODEL_WEIGHTS
         inputs = {"shards": manifest_hash, "config": hash_config(fingerprint)}
@@ -465,6 +476,8 @@ class Train:
             "task": task,
             "device": str(device),
             "mixed_precision": amp,
+            "threads": threads.threads,
+            "threads_reason": f"{threads.source}: {threads.reason}",
             "epochs_run": loop.epoch,
             "best_epoch": loop.best_epoch,
             "best_metric": loop.best,
@@ -505,6 +518,11 @@ class Train:
         return result
 
     train = fit
+
+
+def _work_per_row(model: nn.Module) -> int:
+    """Multiply-adds per row of a built-in model's forward pass (about its weight count)."""
+    return int(sum(p.numel() for p in model.parameters()))
 
 
 def _grad_scaler() -> Any:

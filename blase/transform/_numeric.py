@@ -7,6 +7,7 @@ scale and clip learn their statistics out of core (see ``_stats``).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -225,6 +226,26 @@ class _Affine(Operation):
         return pa.schema([f.with_type(F64) if f.name in cols else f for f in schema])
 
 
+def _refuse_infinite(con: Any, relation: str, column: str, op: str, *stats: Any) -> None:
+    """A ``TransformError`` naming ``column`` when an infinite value made a fitted statistic
+    infinite or NaN (every row of the column would come out as -inf, inf or NaN)."""
+    if all(v is None or math.isfinite(float(v)) for v in stats):
+        return
+    v = f"CAST({sql_ident(column)} AS DOUBLE)"
+    pos, neg = con.execute(
+        f"SELECT count(*) FILTER (WHERE {v} = 'inf'::DOUBLE), "
+        f"count(*) FILTER (WHERE {v} = '-inf'::DOUBLE) FROM {relation} AS _i"
+    ).fetchall()[0]
+    found = [f"{n:,} x {sign}inf" for n, sign in ((int(pos), ""), (int(neg), "-")) if n]
+    raise TransformError(
+        f"{op}: column {column!r} holds infinite values ({', '.join(found) or 'inf'}: 'inf' in "
+        f"the data, or a number too large for a DOUBLE such as 1e400), so its fitted statistics "
+        "are not finite and every value would come out as inf or NaN",
+        hint=f"drop those rows first with `- op: filter` and `where: \"isinf({column}) IS NOT TRUE\"`, "
+        f"or `- op: clip` the column; impute fills only nulls and NaN",
+    )
+
+
 class Scale(_Affine):
     """Scale numeric columns: ``(x - center_) / scale_``, result ``float64``.
 
@@ -260,6 +281,7 @@ class Scale(_Affine):
             for c, (q1, q2, q3) in exact_quantiles_many(con, relation, cols, [0.25, 0.5, 0.75]).items():
                 center[c], spread[c] = q2, None if q1 is None else q3 - q1  # type: ignore[operator]
         for c in cols:
+            _refuse_infinite(con, relation, c, "scale", center[c], spread[c])
             if center[c] is None:
                 self._note(f"scale: column {c!r} has only nulls; it stays null")
                 center[c] = 0.0

@@ -392,14 +392,30 @@ class UserFunction(Operation):
         learned = schema_from_json(self.output_schema_)
         if out.schema.equals(learned):
             return out
-        fields = [learned.field(n) if n in learned.names else out.schema.field(n) for n in out.column_names]
-        try:
-            return out.cast(pa.schema(fields))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-            raise TransformError(
-                f"{self.label} returned columns of other types than at fit time ({exc})",
-                hint="return the same types for every batch (cast explicitly, mind all-null columns)",
-            ) from None
+        columns, fields = [], []
+        for f, column in zip(out.schema, out.columns, strict=True):
+            want = learned.field(f.name) if f.name in learned.names else f
+            if f.type == want.type:
+                columns.append(column)
+                fields.append(f if f.name not in learned.names else want)
+                continue
+            try:
+                columns.append(column.cast(want.type))
+                fields.append(want)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+                if pa.types.is_integer(want.type) and pa.types.is_floating(f.type):
+                    # fractions in a column fitted as integers (the input's, passed through):
+                    # kept as float64, as Transform reads such an input column
+                    columns.append(column.cast(pa.float64()))
+                    fields.append(pa.field(f.name, pa.float64(), nullable=want.nullable))
+                    continue
+                raise TransformError(
+                    f"{self.label} returned column {f.name!r} as {f.type}, but at fit time it was "
+                    f"{want.type}: {str(exc).splitlines()[0]}",
+                    hint=f"return {f.name!r} as {want.type} for every batch (cast it explicitly in "
+                    "the function, mind all-null batches), or fix that column in the data",
+                ) from None
+        return pa.Table.from_arrays(columns, schema=pa.schema(fields))
 
     def output_schema(self, schema: pa.Schema) -> pa.Schema:
         self.check_fitted()
