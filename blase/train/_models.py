@@ -85,6 +85,10 @@ class ModelSpec(BaseModel):
     label_mapping: dict[str, int] = Field(default_factory=dict)
     classes: list[Any] = Field(default_factory=list)
     features: list[str] = Field(default_factory=list)
+    target_mean: float = Field(
+        default=0.0, description="regression: the built-in model predicts target_mean + target_std * z"
+    )
+    target_std: float = 1.0
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -94,6 +98,12 @@ class TabularMLP(nn.Module):
     """Linear layers with ReLU (and optional batch norm and dropout), then a linear head.
 
     With no hidden layers it is a linear model (logistic/softmax/linear regression).
+
+    For regression, ``target_mean`` and ``target_std`` (the training labels' mean and standard
+    deviation) map the head's output to the label's units, so the network learns a standardised
+    target: a label in the hundreds (a price, a count) trains as fast as one near zero, and the
+    saved model still predicts in the label's units. They are plain numbers, rebuilt from
+    ``model.json``, not weights.
     """
 
     def __init__(
@@ -103,10 +113,15 @@ class TabularMLP(nn.Module):
         hidden: list[int] | tuple[int, ...] = (),
         dropout: float = 0.0,
         batch_norm: bool = False,
+        *,
+        target_mean: float = 0.0,
+        target_std: float = 1.0,
     ) -> None:
         super().__init__()
         self.n_features = n_features
         self.n_outputs = n_outputs
+        self.target_mean = float(target_mean)
+        self.target_std = float(target_std)
         layers: list[nn.Module] = []
         width = n_features
         for h in hidden:
@@ -121,7 +136,10 @@ class TabularMLP(nn.Module):
         self.head = nn.Linear(width, n_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
+        out = self.head(self.body(x))
+        if self.target_std != 1.0 or self.target_mean != 0.0:
+            out = out * self.target_std + self.target_mean
+        return out
 
 
 def n_outputs_for(task: str, n_classes: int) -> int:
@@ -137,19 +155,25 @@ def build_builtin_model(
     hidden: list[int] | tuple[int, ...] = (64, 32),
     dropout: float = 0.0,
     batch_norm: bool = False,
+    target_mean: float = 0.0,
+    target_std: float = 1.0,
 ) -> nn.Module:
     """Build ``"linear"`` or ``"mlp"`` for ``n_features`` inputs and ``n_outputs`` outputs.
+
+    ``target_mean``/``target_std`` put a regression's output in the label's units (see
+    :class:`TabularMLP`).
 
     Raises
     ------
     TrainError
         For an unknown name.
     """
+    target = {"target_mean": target_mean, "target_std": target_std}
     if name == "linear":
-        return TabularMLP(n_features, n_outputs)
+        return TabularMLP(n_features, n_outputs, **target)
     if name == "mlp":
         return TabularMLP(
-            n_features, n_outputs, list(hidden), dropout=dropout, batch_norm=batch_norm
+            n_features, n_outputs, list(hidden), dropout=dropout, batch_norm=batch_norm, **target
         )
     close = difflib.get_close_matches(name, BUILTIN_MODELS, n=1)
     maybe = f" (did you mean '{close[0]}'?)" if close else ""
@@ -373,6 +397,8 @@ def rebuild(
             hidden=spec.hidden,
             dropout=spec.dropout,
             batch_norm=spec.batch_norm,
+            target_mean=spec.target_mean,
+            target_std=spec.target_std,
         )
     if spec.kind == "script":
         assert spec.ref is not None

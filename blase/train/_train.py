@@ -8,6 +8,7 @@ resuming, then hands the epochs to :class:`~blase.train._loop.EpochLoop`.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 from pathlib import Path
@@ -31,7 +32,6 @@ from blase.train._models import (
     MODEL_JSON,
     MODEL_WEIGHTS,
     ModelSpec,
-    TabularMLP,
     build_builtin_model,
     call_factory,
     check_model_fits,
@@ -175,7 +175,9 @@ class Train:
             return {"kind": "module", "class_path": class_path_of(src)}
         return {"kind": "script" if ":" in src else "builtin", "name": src}
 
-    def _build(self, manifest: Any, n_outputs: int) -> tuple[nn.Module, ModelSpec, Path | None]:
+    def _build(
+        self, manifest: Any, n_outputs: int, shards: Path
+    ) -> tuple[nn.Module, ModelSpec, Path | None]:
         cfg = self.config
         common: dict[str, Any] = {
             "task": manifest.task,
@@ -215,6 +217,7 @@ class Train:
                 **common,
             )
             return model, spec, path
+        target = _target_scale(manifest, shards) if manifest.task == "regression" else (0.0, 1.0)
         model = build_builtin_model(
             src,
             manifest.n_features,
@@ -222,6 +225,8 @@ class Train:
             hidden=cfg.hidden,
             dropout=cfg.dropout,
             batch_norm=cfg.batch_norm,
+            target_mean=target[0],
+            target_std=target[1],
         )
         hidden = list(cfg.hidden) if src == "mlp" else []
         spec = ModelSpec(
@@ -230,6 +235,8 @@ class Train:
             hidden=hidden,
             dropout=cfg.dropout if src == "mlp" else 0.0,
             batch_norm=cfg.batch_norm if src == "mlp" else False,
+            target_mean=target[0],
+            target_std=target[1],
             **common,
         )
         return model, spec, None
@@ -408,9 +415,7 @@ class Train:
             logger.warning("train: %s", scale_warning)
         with measure_step() as meter, deterministic_mode(cfg.deterministic, device):
             seed_everything(self.seed)
-            model, spec, script = self._build(manifest, n_outputs)
-            if task == "regression" and isinstance(model, TabularMLP):
-                _init_regression_bias(model, manifest, shards)
+            model, spec, script = self._build(manifest, n_outputs, shards)
             model.to(device)
             threads = choose_threads(
                 cfg.batch_size,
@@ -533,16 +538,20 @@ def _grad_scaler() -> Any:
     return torch.cuda.amp.GradScaler()  # pragma: no cover - torch < 2.3
 
 
-def _init_regression_bias(model: TabularMLP, manifest: Any, shards: Path) -> None:
-    """Start the output at the train targets' mean, so unscaled targets train from a sane place."""
-    total, n = 0.0, 0
+def _target_scale(manifest: Any, shards: Path) -> tuple[float, float]:
+    """The train split's label mean and standard deviation (1 for a constant label), read a
+    shard at a time: a built-in regression model learns the standardised label."""
+    total, total_sq, n = 0.0, 0.0, 0
     for shard in manifest.shards.get("train", []):
-        y = np.load(shards / shard.labels_file, mmap_mode="r")
-        total += float(np.sum(y, dtype=np.float64))
+        y = np.asarray(np.load(shards / shard.labels_file, mmap_mode="r"), dtype=np.float64)
+        total += float(y.sum())
+        total_sq += float(np.square(y).sum())
         n += len(y)
-    if n:
-        with torch.no_grad():
-            model.head.bias.fill_(total / n)
+    if not n:
+        return 0.0, 1.0
+    mean = total / n
+    std = math.sqrt(max(total_sq / n - mean * mean, 0.0))
+    return mean, (std if std > 1e-12 and math.isfinite(std) else 1.0)
 
 
 def _clear_outputs(out: Path) -> None:
