@@ -100,10 +100,11 @@ def _predictions(project: Project, run: Any) -> Path | None:
     from blase.cache import StepStore
 
     for data in _events(run, "step"):
-        if data.get("step") == "evaluate":
-            path = (data.get("details") or {}).get("predictions")
-            if path and Path(path).is_file():
-                return Path(path)
+        output = data.get("output") or {}
+        if data.get("step") == "evaluate" and output.get("predictions"):
+            path = Path(output.get("dir") or ".") / output["predictions"]
+            if path.is_file():
+                return path
     record = _step_records(run).get("evaluate")
     if record:
         entry = StepStore(project).read(record.get("key", ""))

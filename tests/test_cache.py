@@ -19,7 +19,7 @@ import pytest
 from blase.cache import StepStore, StoreWriteError
 from blase.hashing import hash_file
 from blase.pipeline import Pipeline, step_records
-from blase.steps import StepResult
+from blase.steps import FittedTransform, StepResult
 from blase.track import ContentStore, load_run
 
 TRANSFORMS = '''
@@ -113,7 +113,7 @@ def test_a_corrupted_store_entry_is_detected_and_recomputed(proj):
     assert second.reasons["extract"][0].startswith("cached result damaged: part-00000.parquet")
     assert part.read_bytes() == good  # recomputed and stored again, intact
     assert store.lookup(key)[0] is not None
-    assert pq.read_table(second.steps["extract"].details["data_dir"]).num_rows == 344
+    assert pq.read_table(second.steps["extract"].output.data_dir).num_rows == 344
 
 
 def test_a_half_written_entry_is_never_trusted_and_is_cleaned(proj):
@@ -190,7 +190,7 @@ def staged(store: StepStore, step: str = "transform") -> tuple[Path, StepResult]
     (staging / "out" / "part-00000.parquet").write_bytes(os.urandom(3000))
     (staging / "out" / "state.json").write_text('{"mean": 1.5}')
     out = staging / "out"
-    result = StepResult(step=step, rows_out=7, details={"data_dir": str(out), "state_file": str(out / "state.json")})
+    result = StepResult(step=step, rows_out=7, output=FittedTransform(root=out, state="state.json"))
     return staging, result
 
 
@@ -215,7 +215,7 @@ def test_a_store_write_failure_keeps_the_result_stores_nothing_and_says_why(proj
     entry = error.entry
     assert entry is not None and not entry.stored and entry.path == fallback
     assert (fallback / "out" / "part-00000.parquet").read_bytes() == data
-    assert entry.result.details["data_dir"] == str(fallback / "out")
+    assert entry.result.output.state_file == fallback / "out" / "state.json"  # the output moved with its files
     assert set(entry.files) == {"part-00000.parquet", "state.json"} and entry.output
     # nothing half-written under the key, nothing left in the store but the marker
     assert not staging.exists() and not (fallback / "entry.json").exists()
@@ -292,7 +292,7 @@ def test_a_run_whose_store_is_full_finishes_and_the_next_run_says_why_it_recompu
     assert first.status == "finished"
     assert first.steps["prepare"].rows_out == 344  # prepare used the unstored transform
     assert first.steps["transform"].details["cache"]["stored"] is False
-    state = Path(first.steps["transform"].details["state_file"])
+    state = first.steps["transform"].output.state_file
     assert state.is_file() and state.is_relative_to(proj.state_dir / "work" / first.run_id)  # kept with the run
     warning = "cache: could not store transform's output in .blase/store/steps (File too large)"
     assert any(w.startswith(warning) for w in first.steps["transform"].warnings)

@@ -48,7 +48,7 @@ def test_full_pipeline_beats_the_baseline_and_records_every_step(trained):
 
 def test_predict_on_raw_test_rows_matches_evaluate(trained, blase_exe):
     project, result = trained
-    predictions = pq.read_table(result.steps["evaluate"].details["predictions"]).to_pandas()
+    predictions = pq.read_table(result.steps["evaluate"].output.predictions_file).to_pandas()
     raw = pacsv.read_csv(project.root / "data" / "penguins.csv").to_pandas()
     test_rows = raw.iloc[predictions["row_id"].to_numpy()]
     new_data = project.root / "data" / "new.csv"

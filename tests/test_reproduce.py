@@ -55,7 +55,7 @@ def test_trace_walks_from_the_model_to_raw_data_and_code(deployed):
     assert [s.step for s in found.chain] == ["train", "prepare", "transform", "extract"]
     assert found.raw["data/penguins.csv"]["now"] == "unchanged"
     assert "scripts/transforms.py" in found.code
-    predictions = first.steps["evaluate"].details["predictions"]
+    predictions = str(first.steps["evaluate"].output.predictions_file)
     by_file = trace(project, predictions)
     assert by_file.step == "evaluate"  # made by the first run, and bit for bit by its reproduction
     assert [s.step for s in by_file.chain] == ["evaluate", "train", "prepare", "transform", "extract"]

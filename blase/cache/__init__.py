@@ -9,13 +9,12 @@ raises :class:`StoreWriteError`, which carries the intact, unstored result. See
 :mod:`blase.cache._key` and :mod:`blase.cache._store`.
 """
 
-from blase.cache._key import STEP_VERSIONS, UPSTREAM, StepKey, explain, step_key
+from blase.cache._key import UNCACHEABLE, StepKey, explain, flatten_components, step_key
 from blase.cache._snapshot import SnapshotError, materialise, snapshot_code
 from blase.cache._store import CacheError, StepEntry, StepStore, StoreWriteError, content_hash
 
 __all__ = [
-    "STEP_VERSIONS",
-    "UPSTREAM",
+    "UNCACHEABLE",
     "CacheError",
     "SnapshotError",
     "StepEntry",
@@ -24,6 +23,7 @@ __all__ = [
     "StoreWriteError",
     "content_hash",
     "explain",
+    "flatten_components",
     "materialise",
     "snapshot_code",
     "step_key",

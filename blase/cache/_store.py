@@ -41,14 +41,13 @@ __all__ = ["CacheError", "StepEntry", "StepStore", "StoreWriteError", "content_h
 
 logger = logging.getLogger(__name__)
 
-ENTRY_FORMAT = 1
+#: 2: results hold typed outputs relative to the entry (1 held rewritten absolute paths).
+ENTRY_FORMAT = 2
 ENTRY_JSON = "entry.json"
 OUT = "out"
 USED = "used"
 #: ``.unstored-<key>.json``: why the latest attempt to store ``key`` failed.
 UNSTORED = ".unstored-{key}.json"
-#: Placeholder for the entry's output folder inside a stored StepResult.
-OUT_TOKEN = "{out}"
 #: Keys of JSON outputs that record when or where a step ran, not what it made; they are
 #: left out of the *content* hash that chains steps and that ``reproduce --verify`` compares.
 VOLATILE_KEYS = frozenset({
@@ -101,24 +100,6 @@ def content_hash(path: Path, raw: str) -> str:
         return "j" + hash_config(_strip(json.loads(path.read_text(encoding="utf-8"))))[1:]
     except (OSError, ValueError, BlaseError):
         return raw
-
-
-def _swap(value: Any, old: str, new: str) -> Any:
-    if isinstance(value, str):
-        return value.replace(old, new) if old in value else value
-    if isinstance(value, dict):
-        return {_swap(k, old, new): _swap(v, old, new) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_swap(v, old, new) for v in value]
-    return value
-
-
-def rebase_result(result: StepResult, old: str, new: str) -> StepResult:
-    """A copy of ``result`` with every path under ``old`` moved under ``new``."""
-    data = result.to_json()
-    for name in ("inputs", "outputs", "details", "warnings"):
-        data[name] = _swap(data[name], old, new)
-    return StepResult(**data)
 
 
 @dataclass
@@ -249,13 +230,13 @@ class StepStore:
         components: dict[str, Any],
         result: StepResult,
         run_id: str | None,
-        out_dir: Path | None = None,
         fallback: Path | None = None,
     ) -> StepEntry:
         """Hash the files of ``staging/out``, write ``entry.json`` and rename it to ``key``.
 
-        ``result``'s paths under ``out_dir`` (default ``staging/out``) are stored relative
-        to the entry. An existing entry with the same key is replaced.
+        ``result`` is stored as it is, without where its output folder lies (its typed
+        output names files relative to that folder); an existing entry with the same key is
+        replaced.
 
         When the store cannot be written, nothing is stored under ``key`` and
         :class:`StoreWriteError` is raised; its ``entry`` is the unstored result, moved to
@@ -271,16 +252,12 @@ class StepStore:
             raw = hash_file(path)
             files[rel] = [stats[rel].st_size, raw, content_hash(path, raw)]
         output = hash_config({rel: f[2] for rel, f in files.items()})
-        source = str(out_dir or out)
-        stored = rebase_result(result, source, OUT_TOKEN)
-        relative = self.project.relative(source)
-        stored = rebase_result(stored, relative, OUT_TOKEN)
         record = {
             "format": ENTRY_FORMAT,
             "key": key,
             "step": step,
             "components": components,
-            "result": stored.to_json(),
+            "result": result.to_json(with_root=False),
             "files": files,
             "output": output,
             "run_id": run_id,
@@ -379,7 +356,7 @@ class StepStore:
     # -- reading ------------------------------------------------------------------------
 
     def _entry(self, path: Path, record: dict[str, Any]) -> StepEntry:
-        result = rebase_result(StepResult(**record["result"]), OUT_TOKEN, str(path / OUT))
+        result = StepResult.from_json(record["result"], root=path / OUT)
         return StepEntry(
             key=record["key"], step=record["step"], path=path, components=record.get("components", {}),
             result=result, files=record.get("files", {}), output=record.get("output", ""),
@@ -394,7 +371,7 @@ class StepStore:
             if record.get("format") != ENTRY_FORMAT or record.get("key") != key:
                 return None
             return self._entry(path, record)
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, BlaseError):  # BlaseError: an unknown output type
             return None
 
     def damage(self, entry: StepEntry) -> str | None:

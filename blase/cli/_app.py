@@ -273,13 +273,13 @@ def demo(
     result = Pipeline(project).run(on_step=on_step)
     run = load_run(result.run_id, [project.root])
     out.print(steps_table([e for e in run.event_list if e.get("event") == "step"]))
-    evaluation = result.steps["evaluate"].details
-    out.print(metrics_vs_baseline(evaluation))
+    evaluation = result.steps["evaluate"]
+    out.print(metrics_vs_baseline(evaluation.details))
     deployed = result.steps["deploy"].details
-    plots = ", ".join(Path(p).name for p in evaluation.get("plots", []))
+    plots = ", ".join(p.name for p in evaluation.output.plot_files)
     out.print(f"\nrun        {result.run_id}  (blase inspect {result.run_id})")
     out.print(f"model      {deploy_line(deployed, result.run_id)}")
-    out.print(f"plots      {plots} in {Path(evaluation['predictions']).parent}")
+    out.print(f"plots      {plots} in {project.relative(evaluation.output.root)}")
     out.print(f"\nnext: cd {folder} && blase runs && blase predict {deployed['model']} data/penguins.csv "
               "--out outputs/predictions.parquet")
 

@@ -26,6 +26,7 @@ from blase.extract._options import (
     SourceOptions,
     TableOptions,
 )
+from blase.extract._sources import resolve_source
 
 __all__ = [
     "DEFAULT_NULL_VALUES",
@@ -38,4 +39,5 @@ __all__ = [
     "PostgresOptions",
     "SourceOptions",
     "TableOptions",
+    "resolve_source",
 ]

@@ -21,9 +21,16 @@ state, all safetensors and JSON: no pickle is ever written or read).
 This package imports torch; import it where it is used.
 """
 
+from blase.train._device import resolve_device
 from blase.train._errors import TrainError
 from blase.train._loop import EpochHook
-from blase.train._models import ModelSpec, TabularMLP, build_builtin_model, load_model
+from blase.train._models import (
+    ModelSpec,
+    TabularMLP,
+    build_builtin_model,
+    load_model,
+    load_script_factory,
+)
 from blase.train._train import Train
 
 __all__ = [
@@ -34,4 +41,6 @@ __all__ = [
     "TrainError",
     "build_builtin_model",
     "load_model",
+    "load_script_factory",
+    "resolve_device",
 ]

@@ -26,12 +26,19 @@ from blase.transform._ops import (
     SQLExpr,
     varying_parts,
 )
-from blase.transform._pipeline import OPERATIONS, ApplyReport, Transform, from_step_config
-from blase.transform._user import UserFunction, transform_function
+from blase.transform._pipeline import (
+    OPERATIONS,
+    STATE_FILE,
+    ApplyReport,
+    Transform,
+    from_step_config,
+)
+from blase.transform._user import UserFunction, load_reference, transform_function
 
 __all__ = [
     "DEFAULT_PARTS",
     "OPERATIONS",
+    "STATE_FILE",
     "ApplyReport",
     "Cast",
     "Clip",
@@ -53,6 +60,7 @@ __all__ = [
     "Transform",
     "UserFunction",
     "from_step_config",
+    "load_reference",
     "transform_function",
     "varying_parts",
 ]

@@ -380,7 +380,7 @@ class Update:
     @staticmethod
     def _finished(project: Project, package: Any) -> dict[str, Any]:
         from blase.deploy import resolve_model
-        from blase.pipeline import finished_steps
+        from blase.steps import finished_steps
 
         # an updated version has no pipeline run of its own: follow its lineage to the root
         for _ in range(100):
@@ -400,13 +400,17 @@ class Update:
         return {}
 
     def _original_extract(self, project: Project, package: Any) -> Path | None:
+        from blase.steps import Extracted
+
         step = self._finished(project, package).get("extract")
-        path = Path(step.details["data_dir"]) if step and step.details.get("data_dir") else None
+        path = step.output.data_dir if step and isinstance(step.output, Extracted) else None
         return path if path is not None and path.is_dir() else None
 
     def _original_shards(self, project: Project, package: Any) -> Path | None:
+        from blase.steps import Shards
+
         step = self._finished(project, package).get("prepare")
-        path = Path(step.details["shards_dir"]) if step and step.details.get("shards_dir") else None
+        path = step.output.shards_dir if step and isinstance(step.output, Shards) else None
         return path if path is not None and (path / "manifest.json").is_file() else None
 
     @staticmethod

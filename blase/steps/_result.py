@@ -1,10 +1,11 @@
 """What every pipeline step reports, and how it lands in Track.
 
-Extract, Transform and Prepare each return a :class:`StepResult`: input and output content
-hashes, row counts (in, out, rejected; ``rows_in == rows_out + rows_rejected`` for steps that
-only drop rows), time and peak memory. :func:`record_step` writes it into a run, so every
-step of every run can be queried later; the runner ([3/7]) and the step cache ([4/7]) build
-on the same record.
+Every step returns a :class:`StepResult`: input and output content hashes, row counts (in,
+out, rejected; ``rows_in == rows_out + rows_rejected`` for steps that only drop rows), time,
+peak memory, free-form ``details`` for people to read, and, when the step ran inside a
+pipeline, its typed :attr:`StepResult.output` (a :class:`~blase.steps.StepOutput`), which is
+what the steps after it read. :func:`record_step` writes it into a run, so every step of
+every run can be queried later.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
+
+from blase.steps._outputs import StepOutput
 
 __all__ = ["StepMeter", "StepResult", "current_peak_rss", "measure_step", "record_step", "reset_peak_rss"]
 
@@ -36,9 +40,28 @@ class StepResult:
     memory_budget_bytes: int | None = None
     warnings: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    #: What the steps after this one read (None for a step run on its own, outside a pipeline).
+    output: StepOutput | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_json(self, *, with_root: bool = True) -> dict[str, Any]:
+        """The record as JSON; ``with_root`` False leaves out where the output folder is
+        (the step store records results that way: an entry does not know where it lies)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "output"}
+        data = {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
+                for k, v in data.items()}
+        data["output"] = self.output.to_json(with_root=with_root) if self.output is not None else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], *, root: str | Path | None = None) -> StepResult:
+        """A record read back (a run's ``step`` event, a store entry). ``root`` is the output
+        folder when the record does not say (store entries); unknown fields are ignored."""
+        known = {f.name for f in fields(cls)} - {"output"}
+        result = cls(**{k: v for k, v in data.items() if k in known})
+        out = data.get("output")
+        if isinstance(out, dict):
+            result.output = StepOutput.from_json(out, root=root)
+        return result
 
 
 def reset_peak_rss() -> bool:

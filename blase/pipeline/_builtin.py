@@ -1,0 +1,407 @@
+"""The six built-in steps, written against the same :class:`~blase.steps.Step` contract a
+plugin's steps use, and registered the same way (:mod:`blase.pipeline._registry`).
+
+Each adapter is thin: it reads its config section and the typed outputs it needs, calls the
+step's Python API (:class:`~blase.extract.Extract`, :class:`~blase.transform.Transform`,
+:class:`~blase.prepare.Prepare`, :class:`~blase.train.Train`, :func:`~blase.evaluate.evaluate_live`,
+:func:`~blase.deploy.deploy_outputs`) and returns its result with a typed output naming the
+files relative to ``out_dir``. The step packages are imported inside ``run`` because some of
+them cost time (torch), and ``blase run`` of a cached pipeline should not pay for them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from blase.errors import BlaseError
+from blase.steps import (
+    Evaluation,
+    Extracted,
+    FittedTransform,
+    Package,
+    Shards,
+    Step,
+    StepContext,
+    StepOutput,
+    StepResult,
+    TrainedModel,
+)
+
+__all__ = ["BUILTIN", "DeployStep", "EvaluateStep", "ExtractStep", "PrepareStep", "TrainStep", "TransformStep"]
+
+logger = logging.getLogger(__name__)
+
+
+class StepConfigError(BlaseError):
+    """blase.yaml lacks what a step needs (no data source, no label)."""
+
+
+def _label_key(config: Any) -> dict[str, Any]:
+    return {"label": config.data.label, "key": config.data.key}
+
+
+def _without(details: dict[str, Any], *names: str) -> dict[str, Any]:
+    """``details`` less the entries that held this run's absolute paths (the typed output
+    names those files relative to the step's folder)."""
+    return {k: v for k, v in details.items() if k not in names}
+
+
+class ExtractStep(Step):
+    """Read the raw data (CSV, Parquet, JSON, a folder, a glob, Postgres) into Parquet."""
+
+    name = "extract"
+    output_type = Extracted
+
+    def config_sections(self, config: Any) -> Mapping[str, Any]:
+        data = config.data.model_dump(mode="json")
+        return {"data": {k: v for k, v in data.items() if k not in ("label", "key")}}
+
+    def cache_inputs(self, ctx: StepContext) -> Mapping[str, Any]:
+        """The content hash of every raw file (Postgres tables cannot be hashed)."""
+        from blase.cache import UNCACHEABLE
+        from blase.extract import resolve_source
+        from blase.hashing import StatCache, hash_file
+
+        data, root = ctx.config.data, ctx.project.root
+        fmt = None if data.format == "auto" else data.format
+        source = resolve_source(data.source, format=fmt, base_dir=root, project_root=root)
+        if source.format == "postgres" or not source.files:
+            return {f"data.{data.source}": UNCACHEABLE}
+        cache = ctx.stat_cache or StatCache.for_project(ctx.project)
+        out: dict[str, Any] = {}
+        for path in source.files:
+            try:
+                rel = Path(path).resolve().relative_to(root.resolve()).as_posix()
+            except ValueError:
+                rel = str(path)
+            out[f"data.{rel}"] = hash_file(path, cache=cache)
+        return out
+
+    def run(self, inputs: Mapping[str, StepOutput], out_dir: Path, ctx: StepContext) -> StepResult:
+        from blase.extract import Extract
+
+        if not ctx.config.data.source:
+            raise StepConfigError("data.source is not set in blase.yaml",
+                                  hint="add data: {source: data/FILE.csv, label: COLUMN}")
+        extract = Extract.from_config(ctx.config.data, ctx.project)
+        result = extract.to_parquet(out_dir, memory=ctx.memory)
+        options = extract.options.model_dump(mode="json") if hasattr(extract.options, "model_dump") else {}
+        schema = result.details.get("schema") or {f.name: str(f.type) for f in extract.schema()}
+        digest = next(iter(result.outputs.values()), "")
+        result.outputs = {"data": digest}
+        result.output = Extracted(root=out_dir, schema=dict(schema), options=options, sources=dict(result.inputs))
+        return result
+
+
+class TransformStep(Step):
+    """Fit the transform on the extracted data and save its state (prepare applies it)."""
+
+    name = "transform"
+    needs = ("extract",)
+    output_type = FittedTransform
+    version = 2
+
+    def config_sections(self, config: Any) -> Mapping[str, Any]:
+        steps = [s.model_dump(mode="json", exclude_none=True) for s in config.transform]
+        return {"transform": steps, "data": _label_key(config)}
+
+    def code(self, ctx: StepContext) -> Mapping[str, Any]:
+        from blase.transform import load_reference
+
+        return {item.call: load_reference(item.call, ctx.code_root) for item in ctx.config.transform if item.call}
+
+    def run(self, inputs: Mapping[str, StepOutput], out_dir: Path, ctx: StepContext) -> StepResult:
+        from blase.transform import STATE_FILE, from_step_config
+
+        data = ctx.config.data
+        exclude = [c for c in (data.label, data.key) if c]
+        transform = from_step_config(ctx.config.transform, ctx.code_root, exclude=exclude)
+        extracted = _need(inputs, "extract", Extracted)
+        # Fit only: prepare applies the transform while writing shards, so the (often wide)
+        # transformed table is never written and read back. `blase restore --step
+        # transform` writes it when someone wants to see it.
+        result = transform.run(extracted.data_dir, out_dir, memory=ctx.memory, write_data=False)
+        result.details = _without(result.details, "state_file")
+        result.output = FittedTransform(root=out_dir, state=STATE_FILE)
+        return result
+
+
+class PrepareStep(Step):
+    """Split deterministically and write float32 shards with a manifest."""
+
+    name = "prepare"
+    needs = ("extract", "transform")
+    output_type = Shards
+    version = 2
+
+    def config_sections(self, config: Any) -> Mapping[str, Any]:
+        return {"prepare": config.prepare.model_dump(mode="json"), "seed": config.seed, "data": _label_key(config)}
+
+    def run(self, inputs: Mapping[str, StepOutput], out_dir: Path, ctx: StepContext) -> StepResult:
+        from blase.prepare import Prepare
+        from blase.transform import Transform
+
+        config = ctx.config
+        data, prep = config.data, config.prepare
+        if not data.label:
+            raise StepConfigError("data.label is not set in blase.yaml", hint="name the column to predict")
+        prepare = Prepare(
+            label=data.label, features=prep.features, key=data.key, split=prep.split,
+            seed=config.seed, stratify=prep.stratify, shard_rows=prep.shard_rows,
+            drop_null_label=prep.drop_null_label,
+        )
+        fitted = _need(inputs, "transform", FittedTransform)
+        transform = Transform.load(fitted.state_file, project_root=ctx.code_root)
+        name = f"{data.source} (after the transform)" if config.transform else str(data.source)
+        result = prepare.run(_need(inputs, "extract", Extracted).data_dir, out_dir, memory=ctx.memory,
+                             transform=transform, source_name=name)
+        result.output = Shards(root=out_dir, task=str(result.details.get("task", "")))
+        result.details = _without(result.details, "manifest", "out_dir")
+        return result
+
+
+class TrainStep(Step):
+    """Fit the model on the train split (early stopping on val), checkpointing every epoch.
+
+    A run that dies keeps its last complete checkpoint outside the step's folder (mirrored
+    each epoch, so a SIGKILL keeps it too); ``blase run --resume RUN`` continues from it.
+    """
+
+    name = "train"
+    needs = ("prepare",)
+    output_type = TrainedModel
+
+    def config_sections(self, config: Any) -> Mapping[str, Any]:
+        # The thread count changes the speed, not the weights (see blase.train's fit).
+        return {"train": config.train.model_dump(mode="json", exclude={"threads"}), "seed": config.seed}
+
+    def code(self, ctx: StepContext) -> Mapping[str, Any]:
+        model = ctx.config.train.model
+        if ":" not in model:
+            return {}
+        from blase.train import load_script_factory
+
+        func, _ = load_script_factory(model, ctx.code_root)
+        module = sys.modules.get(getattr(func, "__module__", ""))
+        if module is not None:  # a location-free name, so a moved copy hashes the same
+            module.__blase_code_name__ = model.rpartition(":")[0]  # type: ignore[attr-defined]
+        return {model: func}
+
+    def cache_inputs(self, ctx: StepContext) -> Mapping[str, Any]:
+        return {"env.device": training_device(ctx.config)}
+
+    def run(self, inputs: Mapping[str, StepOutput], out_dir: Path, ctx: StepContext) -> StepResult:
+        from blase.train import Train, TrainError
+
+        trainer = Train(ctx.config.train, seed=ctx.config.seed, project_root=ctx.code_root)
+        trainer.set_model(ctx.config.train.model)
+        shards = _need(inputs, "prepare", Shards).shards_dir
+        kept = kept_checkpoint(ctx.project, ctx.resume_from) if ctx.resume_from else None
+        mirror = checkpoint_dir(ctx.project, ctx.run_id)
+
+        def keep_epoch(**_: Any) -> None:
+            _mirror(out_dir / "checkpoint", mirror)
+
+        result = None
+        if kept is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(kept, out_dir / "checkpoint", dirs_exist_ok=True)
+            try:
+                result = trainer.fit(shards, out_dir, resume=True, track=ctx.track, on_epoch_end=keep_epoch)
+                result.details["resumed_from_run"] = ctx.resume_from
+            except TrainError as exc:  # config, model or data changed since: start over
+                logger.warning("cannot resume training from run %s (%s); training from the start",
+                               ctx.resume_from, exc.message)
+                shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
+        if result is None:
+            result = trainer.fit(shards, out_dir, track=ctx.track, on_epoch_end=keep_epoch)
+        shutil.rmtree(mirror.parent.parent, ignore_errors=True)  # trained to the end: not needed
+        result.details = _without(result.details, "out_dir", "model")
+        kind = _model_kind(out_dir)
+        result.output = TrainedModel(root=out_dir, kind=kind)
+        return result
+
+    def replay(self, result: StepResult, ctx: StepContext) -> None:
+        """The epochs' metrics, from ``history.json``, into this run."""
+        if result.output is None or ctx.track is None:
+            return
+        history = result.output.root / "history.json"
+        try:
+            for row in json.loads(history.read_text(encoding="utf-8")):
+                ctx.track.log_metrics({k: v for k, v in row.items() if k not in ("epoch", "best_epoch")
+                                       and _is_number(v)}, step=row.get("epoch"))
+        except (OSError, ValueError, TypeError, AttributeError):
+            logger.debug("no readable history in %s", history)
+
+    def on_failure(self, out_dir: Path, ctx: StepContext) -> None:
+        """Keep the last complete checkpoint, so ``--resume`` continues from that epoch."""
+        source = out_dir / "checkpoint"
+        if source.is_dir():
+            _mirror(source, checkpoint_dir(ctx.project, ctx.run_id))
+            logger.info("kept the train checkpoint of run %s for --resume", ctx.run_id)
+
+
+class EvaluateStep(Step):
+    """Score the test split: metrics, a baseline, predictions and plots (also under
+    ``outputs/<run>/``)."""
+
+    name = "evaluate"
+    needs = ("train", "prepare")
+    output_type = Evaluation
+    public = True
+
+    def config_sections(self, config: Any) -> Mapping[str, Any]:
+        return {"evaluate": config.evaluate.model_dump(mode="json")}
+
+    def cache_inputs(self, ctx: StepContext) -> Mapping[str, Any]:
+        return {"env.device": training_device(ctx.config)}
+
+    def run(self, inputs: Mapping[str, StepOutput], out_dir: Path, ctx: StepContext) -> StepResult:
+        from blase.evaluate import evaluate_live
+        from blase.train import load_model
+
+        model = load_model(_need(inputs, "train", TrainedModel).model_dir)
+        result = evaluate_live(model, _need(inputs, "prepare", Shards).shards_dir, out_dir,
+                               plots=ctx.config.evaluate.plots, track=ctx.track, memory=ctx.memory)
+        details = result.details
+        result.output = Evaluation(
+            root=out_dir, split=str(details.get("split", "test")), metrics=dict(details.get("metrics", {})),
+            baseline=dict(details.get("baseline", {})),
+            predictions=Path(details["predictions"]).name if details.get("predictions") else "",
+            plots=[Path(p).name for p in details.get("plots", [])],
+            metrics_json=Path(details.get("metrics_file") or "metrics.json").name,
+        )
+        result.details = _without(details, "predictions", "plots", "metrics_file")
+        return result
+
+    def replay(self, result: StepResult, ctx: StepContext) -> None:
+        """The metrics and the files, as evaluating would have logged them."""
+        output = result.output
+        if not isinstance(output, Evaluation) or ctx.track is None:
+            return
+        metrics = {f"{output.split}.{k}": v for k, v in output.metrics.items() if _is_number(v)}
+        metrics |= {f"baseline.{k}": v for k, v in output.baseline.items() if _is_number(v)}
+        ctx.track.log_metrics(metrics)
+        for path in sorted(p for p in output.root.iterdir() if p.is_file()):
+            ctx.track.log_artifact(path, name=f"evaluate/{path.name}")
+
+
+class DeployStep(Step):
+    """Package the model as a new version when it is the first, promoted, asked for
+    (``deploy.always``) or better than the current one; never cached (a version is a
+    folder under ``models/``), but a no-op when a version already packages these results."""
+
+    name = "deploy"
+    needs = ("extract", "transform", "prepare", "train", "evaluate")
+    output_type = Package
+    cacheable = False
+
+    def run(self, inputs: Mapping[str, StepOutput], out_dir: Path, ctx: StepContext) -> StepResult:
+        from blase.deploy import deploy_outputs
+
+        return deploy_outputs(ctx.project, ctx.config, ctx.run_id, inputs, keys=ctx.keys)
+
+    def reuse(self, inputs: Mapping[str, StepOutput], ctx: StepContext) -> StepResult | None:
+        from blase.deploy import deployed_already
+
+        return deployed_already(ctx.project, ctx.config, ctx.keys)
+
+
+#: The built-in pipeline, in order.
+BUILTIN: tuple[type[Step], ...] = (ExtractStep, TransformStep, PrepareStep, TrainStep, EvaluateStep, DeployStep)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _need(inputs: Mapping[str, StepOutput], name: str, kind: type[StepOutput]) -> Any:
+    """``inputs[name]``, checked to be a ``kind`` (a clear error, not an AttributeError later)."""
+    value = inputs.get(name)
+    if not isinstance(value, kind):
+        got = type(value).__name__ if value is not None else "nothing"
+        raise StepConfigError(f"the step needs {name}'s {kind.__name__} output but got {got}",
+                              hint="run the whole pipeline once with `blase run`")
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _model_kind(folder: Path) -> str:
+    try:
+        return str(json.loads((folder / "model.json").read_text(encoding="utf-8")).get("kind", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
+def training_device(config: Any) -> str:
+    """The device training runs on (results differ between CPU and each GPU model).
+
+    Without a GPU in sight (no ``nvidia-smi`` device, not a Mac) ``auto`` means the CPU,
+    which spares a cached run the import of torch.
+    """
+    import platform
+
+    from blase.hashing import environment_fingerprint
+
+    want = config.train.device
+    if want == "cpu":
+        return "cpu"
+    if want == "auto" and "torch" not in sys.modules and platform.system() != "Darwin":
+        gpu = environment_fingerprint().get("gpu") or {}
+        if not gpu.get("devices"):
+            return "cpu"
+    from blase.train import resolve_device
+
+    device = resolve_device(config.train.device)
+    if device.type == "cuda":
+        import torch
+
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return device.type
+
+
+def checkpoint_dir(project: Any, run_id: str) -> Path:
+    """Where run ``run_id`` keeps its train checkpoint for ``--resume``."""
+    return project.state_dir / "checkpoints" / run_id / "train" / "checkpoint"
+
+
+def kept_checkpoint(project: Any, run_id: str) -> Path | None:
+    """The checkpoint run ``run_id`` left for ``--resume``: the mirrored folder, or the
+    previous one when the run died between the two renames of a mirror."""
+    folder = checkpoint_dir(project, run_id)
+    if folder.is_dir():
+        return folder
+    old = sorted(folder.parent.glob(f".{folder.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    return old[-1] if old else None
+
+
+def _mirror(source: Path, target: Path) -> None:
+    """Put a copy of the folder ``source`` at ``target``, whole (hard links where the
+    filesystem allows: checkpoint files are written new each epoch, never changed in place)."""
+    import os
+
+    from blase._fs import replace_dir
+
+    def link_or_copy(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        shutil.copytree(source, tmp, copy_function=link_or_copy)
+        replace_dir(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

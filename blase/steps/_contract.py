@@ -1,0 +1,135 @@
+"""The step contract: what every pipeline step is, built-in or a plugin's.
+
+A step is a small object with class attributes that say what it is and three methods that do
+the work::
+
+    class Report(Step):
+        name = "report"
+        needs = ("evaluate",)          # outputs it reads, by the name of the step that made them
+        after = "evaluate"             # where a plugin step goes in the pipeline
+        output_type = ReportOutput     # a StepOutput dataclass
+
+        def config_sections(self, config):      # what of blase.yaml its cache key covers
+            return {"report": ...}
+
+        def run(self, inputs, out_dir, ctx):    # write into out_dir, return a StepResult
+            metrics = inputs["evaluate"].metrics
+            ...
+            return StepResult(step=self.name, output=ReportOutput(file="report.html"))
+
+The runner (:class:`blase.pipeline.Pipeline`) wires steps by name: it passes each step the
+typed outputs of the steps in :attr:`Step.needs`, computes the cache key from
+:meth:`Step.config_sections`, :meth:`Step.code` and :meth:`Step.cache_inputs` plus the output
+digests of those inputs, and gives the step a fresh ``out_dir`` inside the step store. A step
+never reads another step's ``details``; those are for people.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from blase.steps._outputs import StepOutput
+from blase.steps._result import StepResult
+
+if TYPE_CHECKING:
+    from blase.project import Project
+
+__all__ = ["Step", "StepContext"]
+
+
+@dataclass
+class StepContext:
+    """What a running step may know about the run around it."""
+
+    project: Project
+    #: The resolved :class:`~blase.config.ProjectConfig` of this run.
+    config: Any
+    #: Where user scripts are loaded from (the project root, or a run's code snapshot).
+    code_root: Path
+    #: The memory budget of the data steps (``"2GB"``, bytes, or None for the default).
+    memory: int | str | None = None
+    #: The run's :class:`~blase.track.Track` (None while a cache key is computed).
+    track: Any = None
+    #: The run this one resumes (``--resume``), if any.
+    resume_from: str | None = None
+    #: ``{step: cache key}`` of the steps done so far in this run (run, cached or reused).
+    keys: dict[str, str] = field(default_factory=dict)
+    #: Digests of raw files, remembered by stat (see :class:`blase.hashing.StatCache`).
+    stat_cache: Any = None
+
+    @property
+    def run_id(self) -> str:
+        return self.track.run_id if self.track is not None else ""
+
+
+class Step(ABC):
+    """One pipeline step. Subclasses set the class attributes and implement :meth:`run`.
+
+    Class attributes
+    ----------------
+    name:
+        The step's name: in ``blase run --from NAME``, in records and in cache reasons.
+    needs:
+        The steps whose outputs :meth:`run` reads (``inputs[name]``).
+    output_type:
+        The :class:`~blase.steps.StepOutput` subclass :meth:`run` returns in its result.
+    after:
+        For a plugin step: the step it follows (the built-in steps ignore it).
+    version:
+        Bump when the step's behaviour changes in a way its config does not show: it is part
+        of the cache key.
+    cacheable:
+        False for a step whose result must not come from the step store (deploy): the runner
+        asks :meth:`reuse` instead.
+    public:
+        True when the step's files should also appear under ``outputs/<run>/`` (evaluate).
+    """
+
+    name: ClassVar[str]
+    needs: ClassVar[tuple[str, ...]] = ()
+    output_type: ClassVar[type[StepOutput]] = StepOutput
+    after: ClassVar[str | None] = None
+    version: ClassVar[int] = 1
+    cacheable: ClassVar[bool] = True
+    public: ClassVar[bool] = False
+
+    # -- what the cache key covers ------------------------------------------------------------
+
+    def config_sections(self, config: Any) -> Mapping[str, Any]:
+        """The parts of the project config this step reads (JSON values): a change in any of
+        them runs it again. Default: nothing."""
+        return {}
+
+    def code(self, ctx: StepContext) -> Mapping[str, Callable[..., Any] | object]:
+        """``{"scripts/x.py:func": object}``: the user code this step calls, hashed into its key
+        and snapshotted with the run."""
+        return {}
+
+    def cache_inputs(self, ctx: StepContext) -> Mapping[str, Any]:
+        """Further named key components (``"data.<file>": digest``, ``"env.device": ...``).
+        A value of :data:`blase.cache.UNCACHEABLE` makes the step run every time."""
+        return {}
+
+    # -- the work ----------------------------------------------------------------------------
+
+    @abstractmethod
+    def run(self, inputs: Mapping[str, StepOutput], out_dir: Path, ctx: StepContext) -> StepResult:
+        """Do the step: read ``inputs``, write files only into ``out_dir``, and return a
+        :class:`StepResult` whose ``output`` (an :attr:`output_type`) names them relative to
+        ``out_dir``."""
+
+    def replay(self, result: StepResult, ctx: StepContext) -> None:  # noqa: B027 (an optional hook)
+        """Log into this run what running would have logged (metrics), for a result taken
+        from the step store. Default: nothing."""
+
+    def reuse(self, inputs: Mapping[str, StepOutput], ctx: StepContext) -> StepResult | None:
+        """For a step that is not :attr:`cacheable`: a result that stands for running it, or
+        None to run it."""
+        return None
+
+    def on_failure(self, out_dir: Path, ctx: StepContext) -> None:  # noqa: B027 (an optional hook)
+        """Called when :meth:`run` raised (or was interrupted): keep what a resume needs."""
