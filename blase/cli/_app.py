@@ -550,4 +550,4 @@ def predict(
 
 
 # Commands of later subsystems live in their own modules and register on `app` on import.
-from blase.cli import _assistant, _monitor, _repro  # noqa: E402, F401
+from blase.cli import _assistant, _monitor, _plugins, _repro  # noqa: E402, F401

@@ -19,6 +19,7 @@ __all__ = [
     "DeployConfig",
     "EvaluateConfig",
     "MonitorConfig",
+    "PluginEntry",
     "PrepareConfig",
     "ProjectConfig",
     "SplitConfig",
@@ -333,6 +334,23 @@ class AgentConfig(_Strict):
     )
 
 
+class PluginEntry(_Strict):
+    """One item of ``plugins:``: an installed plugin by ``name``, or a project file by
+    ``path`` (``scripts/my_plugin.py``), with the ``options`` its config model validates."""
+
+    name: str | None = None
+    path: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> PluginEntry:
+        if (self.name is None) == (self.path is None):
+            raise ValueError("give a plugin either `name` (installed) or `path` (a .py file of the project)")
+        if self.path is not None and not self.path.endswith(".py"):
+            raise ValueError(f"plugin path {self.path!r} is not a .py file")
+        return self
+
+
 class ProjectConfig(_Strict):
     """The whole of ``blase.yaml``."""
 
@@ -351,6 +369,18 @@ class ProjectConfig(_Strict):
     update: UpdateConfig = Field(default_factory=UpdateConfig)
     track: TrackConfig = Field(default_factory=TrackConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
+    plugins: list[PluginEntry] = Field(
+        default_factory=list,
+        description="plugins this project uses: installed ones by name, its own as scripts/x.py files",
+    )
+
+    @field_validator("plugins", mode="before")
+    @classmethod
+    def _plugin_shorthand(cls, value: Any) -> Any:
+        """``- xgboost`` and ``- scripts/my_plugin.py`` are short for ``{name: ...}`` / ``{path: ...}``."""
+        if isinstance(value, list):
+            return [({"path": v} if v.endswith(".py") else {"name": v}) if isinstance(v, str) else v for v in value]
+        return value
 
     @field_validator("memory")
     @classmethod

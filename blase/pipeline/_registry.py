@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 from blase.errors import BlaseError
 from blase.steps import BUILTIN_STEPS, Step
 
-__all__ = ["StepRegistry", "StepRegistryError", "default_registry"]
+__all__ = ["StepRegistry", "StepRegistryError", "default_registry", "project_registry"]
 
 
 class StepRegistryError(BlaseError):
@@ -27,9 +28,11 @@ class StepRegistry:
     def __init__(self) -> None:
         self._steps: dict[str, type[Step]] = {}
         self._origin: dict[str, str] = {}
+        self._options: dict[str, Any] = {}
 
-    def register(self, step: type[Step], *, origin: str) -> None:
-        """Add ``step`` (a :class:`~blase.steps.Step` subclass) from ``origin``."""
+    def register(self, step: type[Step], *, origin: str, options: dict[str, Any] | None = None) -> None:
+        """Add ``step`` (a :class:`~blase.steps.Step` subclass) from ``origin``, with the
+        ``options`` blase.yaml gives it (validated by its ``config_model``)."""
         if not (isinstance(step, type) and issubclass(step, Step)):
             raise StepRegistryError(f"{origin}: {step!r} is not a blase.steps.Step subclass",
                                     hint="subclass blase.steps.Step and set name, needs and output_type")
@@ -53,6 +56,7 @@ class StepRegistry:
             if unknown:
                 raise StepRegistryError(f"step {name!r} of {origin} needs {', '.join(unknown)}, not a step",
                                         hint=f"steps: {', '.join(self._steps)}")
+        self._options[name] = _validated(step, origin, options or {})
         self._steps[name] = step
         self._origin[name] = origin
 
@@ -73,7 +77,7 @@ class StepRegistry:
     def get(self, name: str) -> Step:
         """A fresh instance of step ``name``."""
         try:
-            return self._steps[name]()
+            return self._steps[name](self._options[name])
         except KeyError:
             raise self.unknown(name) from None
 
@@ -94,6 +98,24 @@ class StepRegistry:
         return iter(self.order())
 
 
+def _validated(step: type[Step], origin: str, options: dict[str, Any]) -> Any:
+    from pydantic import ValidationError
+
+    model = step.config_model
+    if model is None:
+        if options:
+            raise StepRegistryError(f"step {step.name!r} of {origin} takes no options, but blase.yaml gives "
+                                    f"{', '.join(sorted(options))}", hint="remove its `options:` in blase.yaml")
+        return None
+    try:
+        return model.model_validate(options)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(options)'}: {e['msg']}" for e in exc.errors())
+        fields = ", ".join(model.model_fields)
+        raise StepRegistryError(f"plugins: options of step {step.name!r} ({origin}) are not valid: {problems}",
+                                hint=f"its options: {fields or 'none'}") from None
+
+
 def default_registry() -> StepRegistry:
     """The built-in steps, registered as a plugin's are."""
     from blase.pipeline._builtin import BUILTIN
@@ -103,3 +125,31 @@ def default_registry() -> StepRegistry:
         registry.register(step, origin="blase")
     assert registry.order() == BUILTIN_STEPS
     return registry
+
+
+def project_registry(root: Any, entries: list[Any]) -> tuple[StepRegistry, list[tuple[str, Any]]]:
+    """The built-in steps plus the step plugins ``blase.yaml`` lists under ``plugins:``, and
+    the hooks plugins it lists (``[(name, Hooks instance)]``)."""
+    from blase.plugins import Hooks, PluginError, plugin_set
+
+    registry = default_registry()
+    if not entries:
+        return registry, []
+    plugins = plugin_set(root, entries)
+    for plugin in plugins.active("step"):
+        step = plugin.load()
+        if not (isinstance(step, type) and issubclass(step, Step)):
+            raise PluginError(f"{plugin.label}: {plugin.target} is not a blase.steps.Step subclass",
+                              hint="a step plugin's target is a class that subclasses blase.steps.Step")
+        if step.name != plugin.name:
+            raise PluginError(f"{plugin.label}: its step class is named {step.name!r}",
+                              hint=f"set `name = {plugin.name!r}` on {step.__name__} (or rename the plugin)")
+        registry.register(step, origin=f"plugin {plugin.name} ({plugin.origin})", options=plugins.options.get(plugin.name))
+    hooks: list[tuple[str, Any]] = []
+    for plugin in plugins.active("hooks"):
+        cls = plugin.load()
+        if not (isinstance(cls, type) and issubclass(cls, Hooks)):
+            raise PluginError(f"{plugin.label}: {plugin.target} is not a blase.plugins.Hooks subclass",
+                              hint="a hooks plugin's target subclasses blase.plugins.Hooks")
+        hooks.append((plugin.name, cls()))
+    return registry, hooks

@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from blase.errors import BlaseError
-from blase.pipeline._registry import StepRegistry, default_registry
+from blase.pipeline._registry import StepRegistry, project_registry
+from blase.plugins import HookRunner
 from blase.project import Project, find_project
 from blase.steps import (
     BUILTIN_STEPS,
@@ -167,7 +168,11 @@ class Pipeline:
         self.reasons: dict[str, list[str]] = {}
         #: The id of the last :meth:`run`'s record (None until it is opened).
         self.run_id: str | None = None
-        self.registry = registry if registry is not None else default_registry()
+        hooks: list[tuple[str, Any]] = []
+        if registry is None:
+            registry, hooks = project_registry(self.project.root, self.config.plugins)
+        self.registry = registry
+        self.hooks = HookRunner(hooks)
         self._from_step: str | None = None
         self._first = self.registry.order()[0]
 
@@ -232,9 +237,19 @@ class Pipeline:
                                 details=reuse[step].details, output=_output_json(reuse[step]))
                 if on_step:
                     on_step(step, "reused")
-            for step in todo:
-                self._run_one(step, ctx, done, outputs, store, cache, result, on_step)
-            result.status = "finished"
+            status = "failed"
+            try:
+                for step in todo:
+                    self._run_one(step, ctx, done, outputs, store, cache, result, on_step)
+                status = result.status = "finished"
+            except KeyboardInterrupt:
+                status = "interrupted"
+                raise
+            finally:
+                if self.hooks:
+                    self.hooks.call("on_run_end", run_id=track.run_id, status=status)
+                    for plugin, message in self.hooks.failures:
+                        track.log_event("warning", step=None, plugin=plugin, message=message)
         return result
 
     def _reusable(self, order: tuple[str, ...], first: str, last: str, resume: str | None,
@@ -295,14 +310,19 @@ class Pipeline:
         if on_step:
             on_step(step, "start")
         track.log_event("step_start", step=step)
+        if self.hooks:
+            self.hooks.call("on_step_start", step=step, run_id=track.run_id)
         started = time.time()
         try:
             step_result, hit = self._run_step(self.registry.get(step), ctx, done, outputs, store, cache)
         except BaseException as exc:
+            state = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             track.log_event("step_failed", step=step, error=f"{type(exc).__name__}: {exc}",
                             seconds=time.time() - started)
+            if self.hooks:
+                self.hooks.call("on_step_end", step=step, run_id=track.run_id, state=state, result=None)
             if on_step:
-                on_step(step, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
+                on_step(step, state)
             raise
         record_step(track, step_result)
         done[step] = step_result
@@ -311,8 +331,11 @@ class Pipeline:
             result.cached[step] = hit
         elif step in self.reasons:
             result.reasons[step] = self.reasons[step]
+        state = "cached" if hit is not None else "done"
+        if self.hooks:
+            self.hooks.call("on_step_end", step=step, run_id=track.run_id, state=state, result=step_result.to_json())
         if on_step:
-            on_step(step, "cached" if hit is not None else "done")
+            on_step(step, state)
 
     def _refuse_unused_overrides(self, reused: tuple[str, ...] | list[str], first: str,
                                  resume: str | None) -> None:
@@ -398,8 +421,8 @@ class Pipeline:
             step.on_failure(out_dir, ctx)
             if origin == "blase" or isinstance(exc, (BlaseError, KeyboardInterrupt, SystemExit)):
                 raise
-            raise PipelineError(f"step {step.name} of plugin {origin} failed: {type(exc).__name__}: {exc}",
-                                hint=f"fix the plugin {origin}, or remove it from blase.yaml's plugins") from exc
+            raise PipelineError(f"step {step.name} of {origin} failed: {type(exc).__name__}: {exc}",
+                                hint=f"fix the {origin}, or remove it from blase.yaml's plugins") from exc
         if not isinstance(result, StepResult) or not isinstance(result.output, step.output_type):
             got = type(getattr(result, "output", result)).__name__
             raise PipelineError(

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pydantic import BaseModel
+
 from blase.steps._outputs import StepOutput
 from blase.steps._result import StepResult
 
@@ -87,6 +89,10 @@ class Step(ABC):
         asks :meth:`reuse` instead.
     public:
         True when the step's files should also appear under ``outputs/<run>/`` (evaluate).
+    config_model:
+        For a plugin step: the pydantic model of its ``options`` in ``blase.yaml``
+        (``plugins: [{name: report, options: {...}}]``); the validated options are
+        :attr:`options` on the instance, and part of its cache key.
     """
 
     name: ClassVar[str]
@@ -96,13 +102,17 @@ class Step(ABC):
     version: ClassVar[int] = 1
     cacheable: ClassVar[bool] = True
     public: ClassVar[bool] = False
+    config_model: ClassVar[type[BaseModel] | None] = None
+
+    def __init__(self, options: BaseModel | None = None) -> None:
+        self.options = options
 
     # -- what the cache key covers ------------------------------------------------------------
 
     def config_sections(self, config: Any) -> Mapping[str, Any]:
         """The parts of the project config this step reads (JSON values): a change in any of
-        them runs it again. Default: nothing."""
-        return {}
+        them runs it again. Default: the step's own :attr:`options`."""
+        return {"options": self.options.model_dump(mode="json")} if self.options is not None else {}
 
     def code(self, ctx: StepContext) -> Mapping[str, Callable[..., Any] | object]:
         """``{"scripts/x.py:func": object}``: the user code this step calls, hashed into its key

@@ -54,7 +54,7 @@ class StepOutput:
         super().__init_subclass__(**kwargs)
         name = cls.__dict__.get("type_name", cls.__name__)
         taken = _TYPES.get(name)
-        if taken is not None and f"{taken.__module__}.{taken.__qualname__}" != f"{cls.__module__}.{cls.__qualname__}":
+        if taken is not None and _where(taken) != _where(cls):
             raise StepOutputError(
                 f"step output type {name!r} of {cls.__module__} is already defined by {taken.__module__}",
                 hint="give the output class another name (or set its type_name)",
@@ -96,6 +96,15 @@ class StepOutput:
         except TypeError as exc:
             raise StepOutputError(f"the recorded {name} output does not fit its class: {exc}",
                                   hint="run the step again") from exc
+
+
+def _where(cls: type) -> tuple[str, str]:
+    """A class's defining file (or module) and name: the same file loaded twice, under two
+    module names, defines the same class."""
+    import sys
+
+    module = sys.modules.get(cls.__module__)
+    return (str(getattr(module, "__file__", None) or cls.__module__), cls.__qualname__)
 
 
 def output_type(name: str) -> type[StepOutput] | None:

@@ -1,0 +1,146 @@
+"""What a plugin says about itself, before any of its code is imported.
+
+A plugin is a :class:`Plugin` object in a light module: a name, a kind, a version, a
+description, optionally a JSON schema of its options, and ``target``, the
+``"module:attribute"`` of its implementation. Listing plugins (``blase plugins``) imports the
+light modules only; the implementation, and the heavy libraries it imports, load when a
+project's ``blase.yaml`` uses the plugin (:meth:`Plugin.load`).
+
+An installed package publishes its plugins through the ``blase.plugins`` entry-point group::
+
+    [project.entry-points."blase.plugins"]
+    report = "blase_report:plugin"          # a Plugin, or a list of Plugins
+
+A project lists its own under ``plugins:`` in ``blase.yaml`` (``scripts/my_plugin.py``, a file
+that defines ``plugin = Plugin(...)`` or ``plugins = [...]``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from blase.errors import BlaseError
+
+__all__ = ["KINDS", "Kind", "Plugin", "PluginError"]
+
+Kind = Literal["source", "operation", "model", "drift_test", "step", "hooks"]
+#: The kinds of plugin, and what each one adds:
+#: ``source`` an Extract reader (``data.format: NAME``), ``operation`` a Transform operation
+#: (``op: NAME``), ``model`` a trainer (``train.model: NAME``), ``drift_test`` a Monitor test
+#: (``monitor.tests: [NAME]``), ``step`` a whole pipeline step (listed under ``plugins:``),
+#: ``hooks`` observers of steps and runs.
+KINDS: tuple[str, ...] = get_args(Kind)
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class PluginError(BlaseError):
+    """A plugin cannot be found, loaded or used; the message names the plugin and where it
+    came from."""
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """A plugin's manifest.
+
+    Parameters
+    ----------
+    name:
+        What ``blase.yaml`` calls it (lower case, digits, ``_``): ``train.model: xgboost``.
+    kind:
+        One of :data:`KINDS`.
+    target:
+        ``"package.module:Attribute"``: the implementation, imported only when used. For a
+        project plugin file it may name an attribute of the file itself (``":MyStep"``).
+    version:
+        The plugin's version (recorded with every run that uses it).
+    description:
+        One line for ``blase plugins``.
+    config_schema:
+        The JSON schema of the plugin's options, when known without importing it.
+    requires:
+        Import names of the libraries it needs (``["xgboost"]``): ``blase plugins`` reports the
+        missing ones without importing anything.
+    extra:
+        The pip extra that installs them (``"xgboost"`` for ``pip install 'blase[xgboost]'``).
+    """
+
+    name: str
+    kind: Kind
+    target: str
+    version: str = "0"
+    description: str = ""
+    config_schema: dict[str, Any] | None = None
+    requires: tuple[str, ...] = ()
+    extra: str | None = None
+    #: Where it came from (``"package blase-report 1.2 (entry point report)"``, a file path);
+    #: set by discovery.
+    origin: str = field(default="", compare=False)
+    #: The module a project file was loaded as (a project plugin's ``":Attr"`` target).
+    module: Any = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        where = f" ({self.origin})" if self.origin else ""
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise PluginError(f"plugin name {self.name!r}{where} is not a name",
+                              hint="use lower-case letters, digits and '_', starting with a letter")
+        if self.kind not in KINDS:
+            raise PluginError(f"plugin {self.name!r}{where} has kind {self.kind!r}",
+                              hint=f"kinds: {', '.join(KINDS)}")
+        if not isinstance(self.target, str) or ":" not in self.target:
+            raise PluginError(f"plugin {self.name!r}{where} has target {self.target!r}",
+                              hint="set target='package.module:Attribute'")
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} plugin {self.name!r}" + (f" ({self.origin})" if self.origin else "")
+
+    def missing(self) -> list[str]:
+        """The libraries in :attr:`requires` that are not installed (found without importing them)."""
+        import importlib.util
+
+        out = []
+        for name in self.requires:
+            try:
+                found = importlib.util.find_spec(name) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                out.append(name)
+        return out
+
+    def load(self) -> Any:
+        """Import and return the implementation (a class, usually).
+
+        Raises
+        ------
+        PluginError
+            When a library it needs is missing (naming the extra that installs it) or the
+            target cannot be imported; the message names the plugin and its origin.
+        """
+        missing = self.missing()
+        if missing:
+            fix = f"pip install 'blase[{self.extra}]'" if self.extra else f"pip install {' '.join(missing)}"
+            raise PluginError(f"{self.label} needs {', '.join(missing)}, which is not installed",
+                              hint=f"install it: {fix}")
+        module_name, _, attr = self.target.partition(":")
+        try:
+            module = self.module if not module_name else importlib.import_module(module_name)
+            obj: Any = module
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except ImportError as exc:
+            raise PluginError(f"{self.label} cannot be imported: {exc}",
+                              hint=f"check that {module_name} is installed and imports") from exc
+        except AttributeError:
+            raise PluginError(f"{self.label}: {self.target!r} does not exist",
+                              hint="fix the plugin's target (module:Attribute)") from None
+        return obj
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "version": self.version, "description": self.description,
+                "target": self.target, "origin": self.origin, "requires": list(self.requires),
+                "missing": self.missing(), "extra": self.extra, "config_schema": self.config_schema}
