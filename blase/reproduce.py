@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blase._fs import replace_dir
 from blase.errors import BlaseError
 from blase.project import Project
 
@@ -244,9 +245,7 @@ def _copy_out(src: Path, out: Path) -> None:
     tmp = out.with_name(f".{out.name}.tmp-{secrets.token_hex(3)}")
     try:
         shutil.copytree(src, tmp)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
+        replace_dir(tmp, out)  # `out` is absent or an empty folder (_check_out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -270,9 +269,7 @@ def _deliver(project: Project, run: Any, step: str, stored: Path, out: Path) -> 
             transform = Transform.load(stored / STATE_FILE, project_root=code_root)
             transform.write(extract, tmp)
         shutil.copyfile(stored / STATE_FILE, tmp / STATE_FILE)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
+        replace_dir(tmp, out)
     finally:
         shutil.rmtree(extract, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from blase._duck import sql_ident, sql_quote
+from blase._fs import write_json_atomic
 from blase.monitor._errors import MonitorError
 from blase.monitor._scan import grouped_counts
 
@@ -231,9 +232,7 @@ class ReferenceProfile:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the profile as JSON (to a temporary name, then renamed)."""
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_json(), default=_json_default) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_json_atomic(path, self.to_json(), indent=None, default=_json_default)
         return path
 
     # -- building ---------------------------------------------------------------------------

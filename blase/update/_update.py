@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blase._fs import write_json_atomic
 from blase.errors import BlaseError
 from blase.project import Project, find_project
 
@@ -459,9 +460,7 @@ class Update:
         info["lineage"] = {**info["lineage"], "parent_version": package.version, "parent_run_id": package.run_id,
                            "update_run_id": track.run_id, "mode": cfg.mode, "replay": cfg.replay}
         meta = candidate.path / "package.json"
-        tmp = meta.with_name(".package.json.tmp")
-        tmp.write_text(json.dumps(info, indent=2, default=str))
-        os.replace(tmp, meta)
+        write_json_atomic(meta, info, default=str, newline=False)
         predictions = evaluation / "predictions-train.parquet"
         profile = ReferenceProfile.build(
             fit_raw, package.input_schema, label=package.label, task=package.task, classes=package.classes,
