@@ -112,7 +112,7 @@ def recorded_code(project: Project, run: Any) -> Iterator[tuple[dict[str, Any], 
     The project itself when its scripts still match the snapshot, else a temporary copy
     materialised from the content store (removed afterwards).
     """
-    from blase.cache._snapshot import materialise, read_snapshot_file, same_as_project
+    from blase.cache import materialise, read_snapshot_file, same_as_project
 
     config = _event(run, "config")
     snapshot = _event(run, "code_snapshot")
@@ -257,8 +257,7 @@ def _deliver(project: Project, run: Any, step: str, stored: Path, out: Path) -> 
     if step != "transform":
         _copy_out(stored, out)
         return
-    from blase.transform import Transform
-    from blase.transform._pipeline import STATE_FILE
+    from blase.transform import STATE_FILE, Transform
 
     token = secrets.token_hex(3)
     extract = out.with_name(f".{out.name}.extract-{token}")

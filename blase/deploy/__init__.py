@@ -40,6 +40,7 @@ from blase.deploy._registry import (
     resolve_model,
     rollback,
 )
+from blase.deploy._runner import model_runner
 from blase.deploy._versions import reserve_version, stale_staging
 from blase.errors import BlaseError
 from blase.project import Project
@@ -61,6 +62,7 @@ __all__ = [
     "fill_unimputed",
     "list_models",
     "load_package",
+    "model_runner",
     "predict",
     "promote",
     "reserve_version",
@@ -190,7 +192,7 @@ def _save_reference_profile(package: ModelPackage, done: dict[str, StepResult], 
     """
     import logging
 
-    from blase.monitor import PROFILE_FILE, ReferenceProfile
+    from blase.profile import PROFILE_FILE, ReferenceProfile
 
     evaluation = done.get("evaluate")
     details = evaluation.details if evaluation else {}

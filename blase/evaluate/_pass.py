@@ -21,7 +21,7 @@ from blase._fs import AtomicTarget
 from blase.errors import BlaseError, PrepareError
 from blase.evaluate._errors import EvaluateError
 from blase.evaluate._metrics import ClassificationMetrics, RegressionMetrics, probabilities
-from blase.prepare._rows import ShardRows
+from blase.prepare import ShardRows
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from blase._fs import atomic_path
-from blase.monitor._profile import NEW_KEY, ColumnProfile, CurrentColumn
+from blase.profile import NEW_KEY, ColumnProfile, CurrentColumn
 
 __all__ = ["monitor_history", "write_outputs"]
 

@@ -12,8 +12,8 @@ learned state is JSON. Check your own operations with :func:`blase.testing.check
 
 from __future__ import annotations
 
-from blase.transform._base import NotFittedError, Operation, SQLStage
-from blase.transform._encode import HashEncode, OneHot, Ordinal
+from blase.transform._base import NotFittedError, Operation, SQLStage, query_batch
+from blase.transform._encode import HashEncode, OneHot, Ordinal, is_other
 from blase.transform._numeric import Clip, Impute, Log1p, Scale
 from blase.transform._ops import (
     DEFAULT_PARTS,
@@ -26,12 +26,19 @@ from blase.transform._ops import (
     SQLExpr,
     varying_parts,
 )
-from blase.transform._pipeline import OPERATIONS, ApplyReport, Transform, from_step_config
+from blase.transform._pipeline import (
+    OPERATIONS,
+    STATE_FILE,
+    ApplyReport,
+    Transform,
+    from_step_config,
+)
 from blase.transform._user import UserFunction, transform_function
 
 __all__ = [
     "DEFAULT_PARTS",
     "OPERATIONS",
+    "STATE_FILE",
     "ApplyReport",
     "Cast",
     "Clip",
@@ -53,6 +60,8 @@ __all__ = [
     "Transform",
     "UserFunction",
     "from_step_config",
+    "is_other",
+    "query_batch",
     "transform_function",
     "varying_parts",
 ]

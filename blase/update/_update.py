@@ -154,7 +154,7 @@ class Update:
             New data without the label, or a candidate whose training failed (the current
             model stays current; the failure is in the update's Track run).
         """
-        from blase.config._models import UpdateConfig
+        from blase.config import UpdateConfig
         from blase.deploy import resolve_model
         from blase.track import Track
 
@@ -446,7 +446,7 @@ class Update:
                  shards: Path, fit_raw: Path, result: UpdateResult, track: Any, evaluation: Path) -> str:
         from blase.deploy import build_package, seal_package
         from blase.hashing import environment_fingerprint, hash_config, hash_file
-        from blase.monitor import PROFILE_FILE, ReferenceProfile
+        from blase.profile import PROFILE_FILE, ReferenceProfile
 
         hashes = {"data:new": hash_file(fit_raw), "config": hash_config(cfg.model_dump())}
         candidate = build_package(

@@ -20,7 +20,7 @@ population): column statistics and quantiles, the counts per key, and a reservoi
 up to :data:`SAMPLE_SIZE` rows, which is the whole reference when it is small, so the small-
 reference tests (KS, chi-square, z) run on the exact values. New data takes one pass: all
 columns' counts at once, plus a random sample of rows for scoring (see
-:mod:`blase.monitor._scan`).
+:mod:`blase.profile._scan`).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ import numpy as np
 
 from blase._duck import sql_ident, sql_quote
 from blase._fs import write_json_atomic
-from blase.monitor._errors import MonitorError
-from blase.monitor._scan import grouped_counts
+from blase.errors import MonitorError
+from blase.profile._scan import grouped_counts
 
 __all__ = [
     "MAX_CATEGORIES",
