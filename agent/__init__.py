@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from ._autopilot import Autopilot, AutopilotResult
 from ._errors import AgentError, ProviderError, SessionError
+from ._eval import CATEGORIES as EVAL_CATEGORIES
+from ._eval import run_eval, unevaluated_warning
 from ._gate import AUTONOMY, Budgets, decide
 from ._providers import ProviderSpec, make_chat_model, resolve_provider
 from ._report import AutopilotReport
@@ -31,6 +33,7 @@ from ._session import Approval, Session, TurnResult, move_store_aside, store_pat
 
 __all__ = [
     "AUTONOMY",
+    "EVAL_CATEGORIES",
     "AgentError",
     "Approval",
     "Autopilot",
@@ -46,5 +49,7 @@ __all__ = [
     "make_chat_model",
     "move_store_aside",
     "resolve_provider",
+    "run_eval",
     "store_path",
+    "unevaluated_warning",
 ]

@@ -19,15 +19,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from blase.tools import ToolError, get_tool
-from blase.tools._base import Tool
+from blase.tools import Tool, ToolError, get_tool
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
-from ._autopilot import STEP_TOOLS, SYSTEM_PROMPT, AutopilotState, summary_json
 from ._gate import decide
 from ._graph import _read_answer, _result_text, _summary, hash_text
+from ._pilot_state import STEP_TOOLS, SYSTEM_PROMPT, AutopilotState, summary_json
 from ._proposals import (
     ACCEPT_DOC,
     CONFIG_CHANGE_DOC,

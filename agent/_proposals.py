@@ -25,8 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from blase.tools import ToolContext, ToolError, ToolInput, ToolOutput
-from blase.tools._base import Tool, confine_path
+from blase.tools import Tool, ToolContext, ToolError, ToolInput, ToolOutput, confine_path
 from pydantic import Field, field_validator
 
 from blase.project import Project

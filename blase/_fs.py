@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from blase.errors import BlaseError
 
-__all__ = ["disk_cause", "disk_guard", "replace_dir", "tree_bytes", "write_file"]
+__all__ = [
+    "AtomicTarget",
+    "atomic_path",
+    "disk_cause",
+    "disk_guard",
+    "replace_dir",
+    "tree_bytes",
+    "write_bytes_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
+]
 
 #: What a write that failed for want of room says, by errno. EFBIG is RLIMIT_FSIZE (``ulimit
 #: -f``): Python ignores SIGXFSZ, so the write raises instead of killing the process.
@@ -86,15 +98,88 @@ def tree_bytes(path: str | os.PathLike[str]) -> int:
     return total
 
 
-def write_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary sibling, fsync, then ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+def _temp_sibling(path: Path) -> Path:
+    """A fresh hidden name next to ``path`` (same folder, so the rename is atomic): unique per
+    call, so concurrent writers of one file never share a temporary."""
+    return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:12]}")
+
+
+class AtomicTarget:
+    """A temporary sibling of ``path`` for a writer that outlives one block (a Parquet
+    writer fed batch by batch): write to :attr:`tmp`, then :meth:`commit` (fsync, rename onto
+    ``path``) or :meth:`discard` (remove the temporary; ``path`` stays as it was)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.path = Path(path)
+        self.tmp = _temp_sibling(self.path)
+        self.fsync = fsync
+
+    def commit(self) -> None:
+        """Rename the finished temporary onto ``path``; a temporary never written is a no-op."""
+        if not os.path.lexists(self.tmp):
+            return
+        try:
+            if self.fsync:
+                _fsync_file(self.tmp)
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        _remove(self.tmp)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator[Path]:
+    """Yield a temporary path next to ``path`` for a writer that wants a file name (pyarrow,
+    numpy, DuckDB's ``COPY``, matplotlib); when the block ends without an error the file is
+    fsynced and renamed onto ``path``, and on any error the temporary is removed and ``path``
+    is left as it was. A block that writes nothing leaves ``path`` untouched."""
+    target = AtomicTarget(path, fsync=fsync)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        yield target.tmp
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        target.discard()
         raise
+    target.commit()
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary sibling, fsync, then ``os.replace``.
+    Readers see the old file or the new one, never a part; on error the old file stays."""
+    with atomic_path(path, fsync=False) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> None:
+    """:func:`write_bytes_atomic` for text."""
+    write_bytes_atomic(path, text.encode(encoding))
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2,
+                      sort_keys: bool = False, default: Callable[[Any], Any] | None = None,
+                      newline: bool = True) -> None:
+    """:func:`write_bytes_atomic` of ``obj`` as JSON (UTF-8, a final newline unless told)."""
+    text = json.dumps(obj, indent=indent, sort_keys=sort_keys, default=default)
+    write_text_atomic(path, text + "\n" if newline else text)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)  # read-only: works on a file already made read-only
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from blase.config import ProjectConfig, load_config
-from blase.config._load import _key_lines
+from blase.config import ProjectConfig, key_lines, load_config
 from blase.errors import ConfigError, ConfigProblem
 from blase.project import Project
 
@@ -40,7 +39,7 @@ def check_project(project: Project) -> CheckResult:
     """Validate ``project``; raise :class:`ConfigError` listing every problem found."""
     config = load_config(project.config_path)
     text = project.config_path.read_text(encoding="utf-8")
-    lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
+    lines = key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
     file = project.config_path.name
     problems: list[ConfigProblem] = []
     warnings: list[str] = []

@@ -61,7 +61,7 @@ def _changed(a: dict[str, Any], b: dict[str, Any]) -> dict[str, list[Any]]:
 
 
 def _text(project: Project, digest: str | None, rel: str, run_id: str) -> list[str] | None:
-    from blase.cache._snapshot import read_snapshot_file
+    from blase.cache import read_snapshot_file
 
     if digest is None:
         return []

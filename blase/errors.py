@@ -14,6 +14,7 @@ __all__ = [
     "DataError",
     "ExtractError",
     "HashError",
+    "MonitorError",
     "PrepareError",
     "ProjectError",
     "ResourceError",
@@ -107,3 +108,8 @@ class TransformError(DataError):
 
 class PrepareError(DataError):
     """Shards cannot be made: label with nulls, non-numeric features, a full disk."""
+
+
+class MonitorError(BlaseError):
+    """New data cannot be checked against a model: no reference profile, missing or retyped
+    columns, unreadable data."""

@@ -19,9 +19,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from blase._fs import tree_bytes
+from blase._fs import tree_bytes, write_json_atomic
 from blase.errors import BlaseError
 from blase.project import Project
+from blase.resources import pid_alive
 
 __all__ = ["GCReport", "collect", "pin", "pinned", "unpin"]
 
@@ -47,10 +48,8 @@ def pinned(project: Project) -> dict[str, dict[str, Any]]:
 
 
 def _write_pins(project: Project, pins: dict[str, Any]) -> None:
-    from blase.track._layout import write_json_atomic
-
     project.state_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(project.state_dir / PINS, pins)
+    write_json_atomic(project.state_dir / PINS, pins, indent=1, default=str)
 
 
 def pin(project: Project, ref: str) -> str:
@@ -230,7 +229,6 @@ def collect(
 
 def _temporary(project: Project, steps: Any, kept: set[str]) -> list[Any]:
     """Leftovers of stopped runs, and step folders of the old layout of collected runs."""
-    from blase.cache._store import _pid_alive
     from blase.deploy import stale_staging
 
     found = []
@@ -240,7 +238,7 @@ def _temporary(project: Project, steps: Any, kept: set[str]) -> list[Any]:
                 found.append(path)
             elif path.name.startswith(".tmp-"):
                 parts = path.name.split("-")
-                if not (len(parts) > 3 and parts[2].isdigit() and _pid_alive(int(parts[2]))):
+                if not (len(parts) > 3 and parts[2].isdigit() and pid_alive(int(parts[2]))):
                     found.append(path)
     work = project.state_dir / "work"
     if work.is_dir():

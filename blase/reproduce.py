@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blase._fs import replace_dir
 from blase.errors import BlaseError
 from blase.project import Project
 
@@ -111,7 +112,7 @@ def recorded_code(project: Project, run: Any) -> Iterator[tuple[dict[str, Any], 
     The project itself when its scripts still match the snapshot, else a temporary copy
     materialised from the content store (removed afterwards).
     """
-    from blase.cache._snapshot import materialise, read_snapshot_file, same_as_project
+    from blase.cache import materialise, read_snapshot_file, same_as_project
 
     config = _event(run, "config")
     snapshot = _event(run, "code_snapshot")
@@ -244,9 +245,7 @@ def _copy_out(src: Path, out: Path) -> None:
     tmp = out.with_name(f".{out.name}.tmp-{secrets.token_hex(3)}")
     try:
         shutil.copytree(src, tmp)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
+        replace_dir(tmp, out)  # `out` is absent or an empty folder (_check_out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -258,8 +257,7 @@ def _deliver(project: Project, run: Any, step: str, stored: Path, out: Path) -> 
     if step != "transform":
         _copy_out(stored, out)
         return
-    from blase.transform import Transform
-    from blase.transform._pipeline import STATE_FILE
+    from blase.transform import STATE_FILE, Transform
 
     token = secrets.token_hex(3)
     extract = out.with_name(f".{out.name}.extract-{token}")
@@ -270,9 +268,7 @@ def _deliver(project: Project, run: Any, step: str, stored: Path, out: Path) -> 
             transform = Transform.load(stored / STATE_FILE, project_root=code_root)
             transform.write(extract, tmp)
         shutil.copyfile(stored / STATE_FILE, tmp / STATE_FILE)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
+        replace_dir(tmp, out)
     finally:
         shutil.rmtree(extract, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)

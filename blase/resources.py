@@ -35,6 +35,7 @@ __all__ = [
     "memory_budget",
     "parse_size",
     "peak_rss",
+    "pid_alive",
 ]
 
 logger = logging.getLogger(__name__)
@@ -424,3 +425,22 @@ class ResourceSampler:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (this process counts): the owner check of the
+    staging folders that deploy and ``blase gc`` clean up after a process that died."""
+    if pid == os.getpid():
+        return True
+    try:
+        import psutil
+
+        return psutil.pid_exists(pid)
+    except ImportError:  # pragma: no cover - psutil is a dependency
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            return True
+        return True

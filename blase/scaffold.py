@@ -14,6 +14,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+from blase._fs import replace_dir
 from blase.errors import ProjectError
 from blase.project import CONFIG_NAME, Project
 
@@ -82,9 +83,7 @@ def create_project(
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.creating-", dir=target.parent))
     try:
         _fill(staging, name=name, template=template, example=example)
-        if target.exists():
-            target.rmdir()  # empty, checked above
-        os.replace(staging, target)
+        replace_dir(staging, target)  # `target` is absent or empty, checked above
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

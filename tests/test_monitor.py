@@ -27,8 +27,7 @@ from blase.monitor import (
     wasserstein_norm,
     z_test,
 )
-from blase.monitor._profile import NEW_KEY
-from blase.monitor._scan import grouped_counts
+from blase.profile import NEW_KEY, grouped_counts
 
 
 def make_rows(n: int, seed: int, *, lo: float = -3.0, hi: float = 3.0) -> pd.DataFrame:
@@ -170,7 +169,7 @@ def test_large_integers_keep_a_key_per_value():
     import duckdb
 
     from blase.monitor._drift import column_drift
-    from blase.monitor._profile import CurrentColumn
+    from blase.profile import CurrentColumn
 
     rng = np.random.default_rng(0)
     ref = pa.table({"code": pa.array(5_000_000 + rng.integers(0, 100, 5000), pa.int64())})

@@ -508,7 +508,7 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(
     cfg = _cfg(epochs=3, dropout=0.1)
     Train(cfg).fit(binary_shards, tmp_path / "full")
     out = tmp_path / "o"
-    real = _checkpoint.write_file
+    real = _checkpoint.write_bytes_atomic
     before: dict[str, bytes] = {}
 
     def failing(path: Path, data: bytes) -> None:
@@ -519,7 +519,7 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(
                 raise OSError(errno.ENOSPC, "No space left on device")
         real(path, data)
 
-    monkeypatch.setattr(_checkpoint, "write_file", failing)
+    monkeypatch.setattr(_checkpoint, "write_bytes_atomic", failing)
     with pytest.raises(
         TrainError, match=r"disk filled up while writing the checkpoint of epoch 2"
     ) as err:
@@ -528,7 +528,7 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(
     assert json.loads((out / "checkpoint" / "state.json").read_text())["epoch"] == 1
     assert (out / "checkpoint" / "weights.safetensors").read_bytes() == before["last"]
     assert not list(out.glob(".*tmp*"))
-    monkeypatch.setattr(_checkpoint, "write_file", real)
+    monkeypatch.setattr(_checkpoint, "write_bytes_atomic", real)
     Train(cfg).fit(binary_shards, out, resume=True)
     assert _bytes(out) == _bytes(tmp_path / "full")
 

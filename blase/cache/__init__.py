@@ -10,7 +10,13 @@ raises :class:`StoreWriteError`, which carries the intact, unstored result. See
 """
 
 from blase.cache._key import UNCACHEABLE, StepKey, explain, flatten_components, step_key
-from blase.cache._snapshot import SnapshotError, materialise, snapshot_code
+from blase.cache._snapshot import (
+    SnapshotError,
+    materialise,
+    read_snapshot_file,
+    same_as_project,
+    snapshot_code,
+)
 from blase.cache._store import CacheError, StepEntry, StepStore, StoreWriteError, content_hash
 
 __all__ = [
@@ -25,6 +31,8 @@ __all__ = [
     "explain",
     "flatten_components",
     "materialise",
+    "read_snapshot_file",
+    "same_as_project",
     "snapshot_code",
     "step_key",
 ]

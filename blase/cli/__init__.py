@@ -18,6 +18,7 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``blase`` console script."""
     from blase.cli._app import app
+    from blase.cli._common import print_error as _print_error
     from blase.errors import BlaseError
 
     args = _debug_first(list(sys.argv[1:] if argv is None else argv))
@@ -61,14 +62,3 @@ def _debug_first(args: list[str]) -> list[str]:
         return args
     rest = [a for a in args[:end] if a != "--debug"] + args[end:]
     return ["--debug", *rest]
-
-
-def _print_error(message: str) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-
-    first, _, rest = message.partition("\n")
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
-    console.print(f"[bold red]error:[/] {escape(first)}")
-    if rest:
-        console.print(escape(rest))

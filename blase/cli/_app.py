@@ -2,75 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from blase._version import __version__
-
-app = typer.Typer(
-    name="blase",
-    help="Local-first machine-learning pipelines: tracked, content-hashed, memory-safe.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-
-def _version_callback(value: bool) -> None:
-    if value:
-        typer.echo(f"blase {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    project: Annotated[
-        Path | None,
-        typer.Option("--project", "-p", help="Project folder (default: walk up from the current folder)."),
-    ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
-    version: Annotated[
-        bool,
-        typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version."),
-    ] = False,
-) -> None:
-    """Blase: structured, reproducible ML pipelines on one workstation."""
-    _use_project(project)
-    if debug:
-        os.environ["BLASE_DEBUG"] = "1"
-    import logging
-
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(name)s: %(message)s")
-
-
-ProjectOpt = Annotated[
-    Path | None,
-    typer.Option("--project", "-p", help="Project folder (default: walk up from the current folder)."),
-]
-
-
-def _use_project(project: Path | None) -> None:
-    if project is not None:
-        from blase.project import PROJECT_ENV
-
-        os.environ[PROJECT_ENV] = str(project)
-
-
-def _out():
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=False)
-
-
-def _print_json(obj: object) -> None:
-    typer.echo(json.dumps(obj, indent=2, default=str))
-
+from blase.cli import _common as common
+from blase.cli._common import TRUST_HELP, ProjectOpt, app
 
 # -- create / check -------------------------------------------------------------------------
 
@@ -90,7 +28,7 @@ def create(
     from blase.scaffold import create_project
 
     project = create_project(name, template=template, example=example)
-    out = _out()
+    out = common.out()
     out.print(f"[green]created[/] project [bold]{project.name}[/] at {project.root}")
     out.print(f"  next: cd {name} && python scripts/train.py && blase runs")
 
@@ -107,13 +45,13 @@ def check(
     from blase.checks import check_project
     from blase.project import find_project
 
-    _use_project(project)
+    common.use_project(project)
     found = find_project()
     result = check_project(found)  # raises ConfigError on an invalid file
     if as_json:
-        _print_json(result.to_json())
+        common.print_json(result.to_json())
     else:
-        out = _out()
+        out = common.out()
         against = f"; its column names match {result.header_of}" if result.header_of else ""
         out.print(f"[green]ok[/] {found.config_path} is valid{against}")
         for warning in result.warnings:
@@ -151,9 +89,9 @@ def runs(
 
     found = list_runs(project or None, where=where, sort=sort, limit=limit, status=status)
     if as_json:
-        _print_json([r.to_json() for r in found])
+        common.print_json([r.to_json() for r in found])
         return
-    out = _out()
+    out = common.out()
     if not found:
         out.print("no runs yet: log one with `python scripts/train.py` or the Track API")
         return
@@ -179,7 +117,7 @@ def inspect(
     from blase.cli._render import run_panel
     from blase.track import load_run
 
-    _use_project(project)
+    common.use_project(project)
     if lineage:
         from blase.cli._repro import show_lineage
 
@@ -187,9 +125,9 @@ def inspect(
         return
     detail = load_run(run)
     if as_json:
-        _print_json(detail.to_json())
+        common.print_json(detail.to_json())
         return
-    out = _out()
+    out = common.out()
     out.print(run_panel(detail))
     if detail.tags.get("agent_session"):
         from blase.cli._assistant import agent_decision_lines
@@ -222,14 +160,14 @@ def doctor(
     from blase.errors import ProjectError
     from blase.project import find_project
 
-    _use_project(project)
+    common.use_project(project)
     try:
         root = find_project().root
     except ProjectError:
         root = None
     report = run_doctor(root)
     if as_json:
-        _print_json(report.to_json())
+        common.print_json(report.to_json())
         return
     from rich.table import Table
 
@@ -240,7 +178,7 @@ def doctor(
     table.add_column("detail", overflow="fold")
     for c in report.checks:
         table.add_row(c.name, f"[{colour.get(c.status, 'white')}]{c.status}[/]", c.detail)
-    _out().print(table)
+    common.out().print(table)
     if not report.ok:
         raise typer.Exit(1)
 
@@ -261,7 +199,7 @@ def demo(
     from blase.scaffold import create_project
     from blase.track import load_run
 
-    out = _out()
+    out = common.out()
     project = create_project(folder)
     out.print(f"[green]created[/] {project.root}: data/penguins.csv (344 Palmer penguins, 3 species, with NAs)")
     out.print("running extract -> transform -> prepare -> train -> evaluate -> deploy ...")
@@ -305,7 +243,7 @@ def schema(
     from blase.project import find_project
     from blase.schema import suggest_schema, write_suggestions
 
-    _use_project(project)
+    common.use_project(project)
     try:
         found = find_project()
     except ProjectError:
@@ -320,9 +258,9 @@ def schema(
         assert found is not None
         write_suggestions(found.config_path, report)
     if as_json:
-        _print_json(report.to_json())
+        common.print_json(report.to_json())
         return
-    out = _out()
+    out = common.out()
     out.print(schema_table(report))
     if write:
         out.print(f"[green]wrote[/] the suggested transform into {found.config_path}")
@@ -369,8 +307,8 @@ def run(
     from blase.pipeline import Pipeline
     from blase.track import load_run
 
-    _use_project(project)
-    out = _out() if not as_json else None
+    common.use_project(project)
+    out = common.out() if not as_json else None
     pipeline = Pipeline(overrides=overrides, memory=memory)
 
     def on_step(step: str, state: str) -> None:
@@ -398,7 +336,7 @@ def run(
         raise
     detail = load_run(result.run_id, [pipeline.project.root])
     if as_json:
-        _print_json(detail.to_json())
+        common.print_json(detail.to_json())
         return
     assert out is not None
     out.print(run_panel(detail, brief=True))
@@ -430,12 +368,12 @@ def deploy(
     from blase.deploy import deploy_run
     from blase.project import find_project
 
-    _use_project(project)
+    common.use_project(project)
     package = deploy_run(find_project(), run_ref, name=name, promote_it=promote_it)
     if as_json:
-        _print_json({"name": package.name, "version": package.version, "path": str(package.path)})
+        common.print_json({"name": package.name, "version": package.version, "path": str(package.path)})
         return
-    _out().print(f"[green]deployed[/] {package.name} {package.version} at {package.path}")
+    common.out().print(f"[green]deployed[/] {package.name} {package.version} at {package.path}")
 
 
 @app.command()
@@ -452,20 +390,20 @@ def models(
     from blase.deploy import list_models
     from blase.project import find_project
 
-    _use_project(project)
+    common.use_project(project)
     found = list_models(find_project())
     if as_json:
-        _print_json([m.to_json() for m in found])
+        common.print_json([m.to_json() for m in found])
         return
     if not found:
-        _out().print("no models yet: `blase run` deploys one, or `blase deploy RUN`")
+        common.out().print("no models yet: `blase run` deploys one, or `blase deploy RUN`")
         return
     table = Table(header_style="bold", box=None)
     for col in ("model", "current", "versions", "path"):
         table.add_column(col)
     for m in found:
         table.add_row(m.name, m.current or "-", ", ".join(m.versions), str(m.path))
-    _out().print(table)
+    common.out().print(table)
 
 
 @app.command()
@@ -481,9 +419,9 @@ def rollback(
     from blase.deploy import rollback as do_rollback
     from blase.project import find_project
 
-    _use_project(project)
+    common.use_project(project)
     before, after = do_rollback(find_project(), name, to=to)
-    _out().print(f"[green]{name}[/]: current {before or '-'} -> {after}")
+    common.out().print(f"[green]{name}[/]: current {before or '-'} -> {after}")
 
 
 @app.command()
@@ -499,15 +437,12 @@ def promote(
     from blase.deploy import promote as do_promote
     from blase.project import find_project
 
-    _use_project(project)
+    common.use_project(project)
     before = do_promote(find_project(), name, version, reason="blase promote")
-    _out().print(f"[green]{name}[/]: current {before or '-'} -> {version}")
+    common.out().print(f"[green]{name}[/]: current {before or '-'} -> {version}")
 
 
 #: ``--trust-package`` of predict and monitor: a package folder from elsewhere may run code.
-TRUST_HELP = ("Accept a package folder outside this project's models/ (its script model is "
-              "imported): only for packages you trust.")
-
 
 @app.command()
 def predict(
@@ -531,7 +466,7 @@ def predict(
     from blase.deploy import predict as do_predict
     from blase.project import find_project
 
-    _use_project(project)
+    common.use_project(project)
     if out.exists() and not force:
         raise DeployError(
             f"--out {out} already exists; blase predict does not overwrite it",
@@ -541,13 +476,14 @@ def predict(
     package = resolve_model(found, model, trust_package=trust_package)
     result = do_predict(found, package, data, out, memory=memory, use_onnx=onnx)
     if as_json:
-        _print_json(result.to_json())
+        common.print_json(result.to_json())
         return
-    o = _out()
+    o = common.out()
     o.print(f"[green]wrote[/] {result.rows:,} predictions of {result.model} {result.version} to {result.output}")
     for warning in result.warnings:
         o.print(f"[yellow]note:[/] {warning}")
 
 
-# Commands of later subsystems live in their own modules and register on `app` on import.
+# Commands of later subsystems live in their own modules and register on `app` on import
+# (they import blase.cli._common, never this module).
 from blase.cli import _assistant, _monitor, _plugins, _repro  # noqa: E402, F401

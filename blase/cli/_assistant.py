@@ -1,6 +1,6 @@
 """Assistant commands: ``blase chat`` and ``blase session`` ([6/7]).
 
-Commands register themselves on :data:`blase.cli._app.app`; the assistant (``blase.agent``,
+Commands register themselves on :data:`blase.cli._common.app`; the assistant (``blase.agent``,
 LangGraph, the providers) is imported inside them only, so ``blase --help`` stays instant and
 the engine runs without the ``agent`` extra. :func:`session_replay_lines` reads Track only; it
 renders an agent session for ``blase session`` (and for ``blase inspect`` of such a run).
@@ -15,7 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
-from blase.cli._app import ProjectOpt, _out, _print_json, _use_project, app
+from blase.cli import _common as common
+from blase.cli._common import ProjectOpt, app
 
 __all__ = ["session_replay", "session_replay_lines"]
 
@@ -118,12 +119,12 @@ def session(
     """
     from blase.project import find_project
 
-    _use_project(project)
+    common.use_project(project)
     root = find_project().root
     if as_json:
-        _print_json(session_replay(root, ref))
+        common.print_json(session_replay(root, ref))
         return
-    out = _out()
+    out = common.out()
     for line in session_replay_lines(root, ref):
         out.print(line)
 
@@ -284,7 +285,7 @@ def chat(
 
     from blase.project import find_project
 
-    _use_project(project)
+    common.use_project(project)
     if importlib.util.find_spec("langgraph") is None:
         from blase.errors import BlaseError
 
@@ -300,9 +301,9 @@ def chat(
     if new_store:
         moved = move_store_aside(found)
         if moved is not None:
-            _out().print(f"[yellow]moved the session store aside to[/] {moved}", highlight=False)
+            common.out().print(f"[yellow]moved the session store aside to[/] {moved}", highlight=False)
     scripted = message is not None or approve or reject
-    out = _out()
+    out = common.out()
     quiet = as_json
     sess = Session(found, session_id=resume, autonomy=autonomy, provider=provider, model=model,
                    base_url=base_url, auto_approve=yes, on_event=None if as_json else _printer(out))
@@ -313,7 +314,7 @@ def chat(
                 if sess.spec.small else ""
             out.print(f"[dim]session {sess.session_id} · model {sess.model_label}{small} · autonomy {sess.autonomy}[/]")
             if sess.autonomy == "auto":
-                from blase.agent._eval import unevaluated_warning
+                from blase.agent import unevaluated_warning
 
                 warning = unevaluated_warning(found, sess.spec)
                 if warning:
@@ -333,7 +334,7 @@ def chat(
         if as_json:
             data = turn.to_json()
             data["run_id"] = sess.run_id
-            _print_json(data)
+            common.print_json(data)
         else:
             _show_turn(out, turn)
             if turn.pending is not None:
@@ -436,7 +437,7 @@ def run_with_assistant(
     from blase.errors import BlaseError
     from blase.project import find_project
 
-    _use_project(project)
+    common.use_project(project)
     if autonomy is None:
         raise BlaseError("--yes, --provider and --model go with --autonomy",
                          hint="add --autonomy manual|semi|auto, or drop them for a plain `blase run`")
@@ -444,7 +445,7 @@ def run_with_assistant(
         raise BlaseError("the assistant needs the agent extra", hint="pip install 'blase[agent]'")
     from blase.agent import Autopilot
 
-    out = _out()
+    out = common.out()
     pilot = Autopilot(find_project(), autonomy=autonomy, provider=provider, model=model, overrides=overrides,
                       memory=memory, from_step=from_step, to_step=to_step, resume=resume, cache=not no_cache,
                       approve_writes=yes, on_event=None if as_json else _pilot_printer(out))
@@ -462,7 +463,7 @@ def run_with_assistant(
         report = result.report
         assert report is not None
         if as_json:
-            _print_json({"session": pilot.session_id, "warnings": result.warnings, "report": report.to_json()})
+            common.print_json({"session": pilot.session_id, "warnings": result.warnings, "report": report.to_json()})
         else:
             from rich.markup import escape
             from rich.panel import Panel
@@ -515,19 +516,19 @@ def agent_eval(
     from blase.errors import BlaseError, ProjectError
     from blase.project import find_project
 
-    _use_project(project)
+    common.use_project(project)
     if importlib.util.find_spec("langgraph") is None:
         raise BlaseError("the assistant needs the agent extra", hint="pip install 'blase[agent]'")
-    from blase.agent._eval import CATEGORIES, run_eval
+    from blase.agent import EVAL_CATEGORIES, run_eval
 
     for c in category or []:
-        if c not in CATEGORIES:
-            raise BlaseError(f"unknown category {c!r}", hint=f"choose from {', '.join(CATEGORIES)}")
+        if c not in EVAL_CATEGORIES:
+            raise BlaseError(f"unknown category {c!r}", hint=f"choose from {', '.join(EVAL_CATEGORIES)}")
     try:
         here = find_project()
     except ProjectError:
         here = None
-    out = _out()
+    out = common.out()
 
     def progress(a: Any) -> None:
         if not as_json:
@@ -540,7 +541,7 @@ def agent_eval(
     result = run_eval(provider=provider, model=model, base_url=base_url, k=k, categories=category, ids=task,
                       limit=limit, timeout=timeout, record_in=here, keep=keep or here is None, on_attempt=progress)
     if as_json:
-        _print_json(result.to_json())
+        common.print_json(result.to_json())
         return
     from rich.table import Table
 

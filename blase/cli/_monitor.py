@@ -1,6 +1,6 @@
 """Monitoring and update commands: monitor, update ([5/7]).
 
-Commands register themselves on :data:`blase.cli._app.app`; heavy imports stay inside them.
+Commands register themselves on :data:`blase.cli._common.app`; heavy imports stay inside them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from blase.cli._app import TRUST_HELP, ProjectOpt, _out, _print_json, _use_project, app
+from blase.cli import _common as common
+from blase.cli._common import TRUST_HELP, ProjectOpt, app
 
 _MODEL_HELP = "NAME (current version), NAME@vN, or a package folder under models/."
 _BAD_ROWS_HELP = "Malformed CSV rows: error, skip or quarantine."
@@ -59,7 +60,7 @@ def monitor(
     from blase.monitor import Monitor
     from blase.project import find_project
 
-    _use_project(project)
+    common.use_project(project)
     found = find_project()
     package = resolve_model(found, model, trust_package=trust_package)
     result = Monitor(package, project=found, memory=memory, bad_rows=bad_rows).check(data, report=report)
@@ -70,9 +71,9 @@ def monitor(
         update = Update(package, project=found, memory=memory, bad_rows=bad_rows).run(
             data, promote_if_better=promote_if_better)
     if as_json:
-        _print_json({**result.to_json(), "update": update.to_json() if update else None})
+        common.print_json({**result.to_json(), "update": update.to_json() if update else None})
         return
-    out = _out()
+    out = common.out()
     colour = "red" if result.retrain else "yellow" if result.verdict.startswith("drift") else "green"
     verdict = f"[{colour}]{result.verdict}[/]"
     out.print(f"{result.model} {result.version} on {result.rows:,} new rows: {verdict} "
@@ -130,12 +131,12 @@ def update(
     from blase.project import find_project
     from blase.update import Update
 
-    _use_project(project)
+    common.use_project(project)
     if mode is not None and mode not in ("finetune", "retrain"):
         raise typer.BadParameter(f"--mode must be finetune or retrain, not {mode!r}")
     result = Update(model, project=find_project(), memory=memory, bad_rows=bad_rows).run(
         data, mode=mode, replay=replay, epochs=epochs, promote_if_better=promote_if_better)
     if as_json:
-        _print_json(result.to_json())
+        common.print_json(result.to_json())
         return
-    _print_update(_out(), result)
+    _print_update(common.out(), result)

@@ -9,7 +9,10 @@ from typing import Annotated
 
 import typer
 
-from blase.cli._app import ProjectOpt, _out, _print_json, _use_project, app
+from blase.cli._common import ProjectOpt, app
+from blase.cli._common import out as _out
+from blase.cli._common import print_json as _print_json
+from blase.cli._common import use_project as _use_project
 
 plugin_app = typer.Typer(help="Check a plugin against its kind's contract.", no_args_is_help=True)
 app.add_typer(plugin_app, name="plugin")

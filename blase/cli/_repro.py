@@ -1,6 +1,6 @@
 """Reproducibility commands: inspect --lineage, trace, reproduce, diff, restore, gc, pin ([4/7]).
 
-Commands register themselves on :data:`blase.cli._app.app`; heavy imports stay inside them.
+Commands register themselves on :data:`blase.cli._common.app`; heavy imports stay inside them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from blase.cli._app import ProjectOpt, _out, _print_json, _use_project, app
+from blase.cli import _common as common
+from blase.cli._common import ProjectOpt, app
 
 
 def _short(value: Any, n: int = 12) -> str:
@@ -52,9 +53,9 @@ def show_lineage(ref: str, *, as_json: bool = False) -> None:
 
     lineage = run_lineage(find_project(), ref)
     if as_json:
-        _print_json(lineage.to_json())
+        common.print_json(lineage.to_json())
         return
-    out = _out()
+    out = common.out()
     out.print(f"[bold]lineage of run {lineage.run_id}[/]" + (f"  (parent {lineage.parent})" if lineage.parent else ""))
     out.print(_step_rows(lineage.steps))
     if lineage.code_snapshot:
@@ -78,12 +79,12 @@ def trace(
     from blase.lineage import trace as do_trace
     from blase.project import find_project
 
-    _use_project(project)
+    common.use_project(project)
     found = do_trace(find_project(), target)
     if as_json:
-        _print_json(found.to_json())
+        common.print_json(found.to_json())
         return
-    out = _out()
+    out = common.out()
     what = f"model {found.model['name']} {found.model['version']}" if found.model else f"{found.kind} {target}"
     out.print(f"[bold]{what}[/] <- {found.step} of run {found.run_id}" + (f" ({found.file})" if found.file else ""))
     for s in found.chain:
@@ -113,12 +114,12 @@ def reproduce(
     from blase.project import find_project
     from blase.reproduce import reproduce as do_reproduce
 
-    _use_project(project)
+    common.use_project(project)
     result = do_reproduce(find_project(), run, verify=verify, memory=memory)
     if as_json:
-        _print_json(result.to_json())
+        common.print_json(result.to_json())
     else:
-        out = _out()
+        out = common.out()
         out.print(f"new run [bold]{result.run_id}[/] (reproduce_of {result.original})")
         if result.verified:
             for step, same in result.compared.items():
@@ -149,12 +150,12 @@ def diff(
     from blase.diff import diff_runs
     from blase.project import find_project
 
-    _use_project(project)
+    common.use_project(project)
     d = diff_runs(find_project(), run_a, run_b)
     if as_json:
-        _print_json(d.to_json())
+        common.print_json(d.to_json())
         return
-    out = _out()
+    out = common.out()
     out.print(f"[bold]{d.a}[/] -> [bold]{d.b}[/]")
 
     def pairs(title: str, items: dict[str, list[Any]]) -> None:
@@ -217,15 +218,15 @@ def restore(
     from blase.project import find_project
     from blase.reproduce import restore as do_restore
 
-    _use_project(project)
+    common.use_project(project)
     result = do_restore(find_project(), run, step, out)
     if as_json:
-        _print_json(result.to_json())
+        common.print_json(result.to_json())
         return
     how = "from the store" if result.source == "store" else f"recomputed (run {result.recomputed_in})"
-    _out().print(f"[green]restored[/] {step} of run {result.run_id} {how} to {result.out}")
+    common.out().print(f"[green]restored[/] {step} of run {result.run_id} {how} to {result.out}")
     if not result.matches_record:
-        _out().print("[yellow]warning:[/] the recomputed data differs from what the run recorded")
+        common.out().print("[yellow]warning:[/] the recomputed data differs from what the run recorded")
 
 
 @app.command()
@@ -245,12 +246,12 @@ def gc(
     from blase.gc import collect
     from blase.project import find_project
 
-    _use_project(project)
+    common.use_project(project)
     report = collect(find_project(), keep_last=keep_last, max_size=max_size, dry_run=dry_run)
     if as_json:
-        _print_json(report.to_json())
+        common.print_json(report.to_json())
         return
-    out = _out()
+    out = common.out()
     verb = "would free" if dry_run else "freed"
     out.print(f"{verb} {_size(report.freed_bytes)}: {len(report.entries)} step result(s), "
               f"{len(report.objects)} stored file(s), {len(report.temporary)} leftover folder(s)")
@@ -275,9 +276,9 @@ def pin(
     from blase.gc import unpin as do_unpin
     from blase.project import find_project
 
-    _use_project(project)
+    common.use_project(project)
     found = find_project()
     if unpin:
-        _out().print(f"unpinned run {do_unpin(found, run)}")
+        common.out().print(f"unpinned run {do_unpin(found, run)}")
     else:
-        _out().print(f"pinned run {do_pin(found, run)}: `blase gc` keeps what it needs")
+        common.out().print(f"pinned run {do_pin(found, run)}: `blase gc` keeps what it needs")

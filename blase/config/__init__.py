@@ -5,6 +5,7 @@ from blase.config._load import (
     apply_overrides,
     config_from_dict,
     config_from_text,
+    key_lines,
     load_config,
     parse_overrides,
 )
@@ -22,6 +23,7 @@ from blase.config._models import (
     TrackConfig,
     TrainConfig,
     TransformStep,
+    UpdateConfig,
     check_model_name,
     check_model_ref,
 )
@@ -40,6 +42,7 @@ __all__ = [
     "TrackConfig",
     "TrainConfig",
     "TransformStep",
+    "UpdateConfig",
     "apply_overrides",
     "check_confined",
     "check_model_name",
@@ -47,6 +50,7 @@ __all__ = [
     "config_from_dict",
     "config_from_text",
     "config_places",
+    "key_lines",
     "load_config",
     "parse_overrides",
 ]

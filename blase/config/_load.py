@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from blase.config._models import ProjectConfig
 from blase.errors import ConfigError, ConfigProblem
 
-__all__ = ["apply_overrides", "config_from_dict", "load_config", "parse_overrides"]
+__all__ = ["apply_overrides", "config_from_dict", "key_lines", "load_config", "parse_overrides"]
 
 _Path = tuple[str | int, ...]
 
@@ -69,7 +69,7 @@ def config_from_text(text: str, *, file: str = "blase.yaml") -> ProjectConfig:
         raise ConfigError(
             [ConfigProblem(file, 1, "", "the top level must be a mapping of keys (project:, data:, ...)")]
         )
-    lines = _key_lines(node) if node is not None else {}
+    lines = key_lines(node) if node is not None else {}
     return config_from_dict(data, file=file, lines=lines)
 
 
@@ -165,18 +165,20 @@ def _index(items: list[Any], key: Any, path: str) -> int:
 # -- line numbers -------------------------------------------------------------------------
 
 
-def _key_lines(node: yaml.Node, path: _Path = ()) -> dict[_Path, int]:
+def key_lines(node: yaml.Node, path: _Path = ()) -> dict[_Path, int]:
+    """The line (1-based) of every key path under the composed YAML ``node``: what error
+    messages cite as ``blase.yaml:LINE``."""
     lines: dict[_Path, int] = {path: node.start_mark.line + 1}
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value
             lines[(*path, key)] = key_node.start_mark.line + 1
-            for sub, line in _key_lines(value_node, (*path, key)).items():
+            for sub, line in key_lines(value_node, (*path, key)).items():
                 if sub != (*path, key):
                     lines[sub] = line
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            lines.update(_key_lines(item, (*path, i)))
+            lines.update(key_lines(item, (*path, i)))
     return lines
 
 

@@ -33,6 +33,7 @@ from blase.deploy._registry import (
     resolve_model,
     rollback,
 )
+from blase.deploy._runner import model_runner
 from blase.deploy._step import deploy_outputs, deploy_run, deployed_already
 from blase.deploy._versions import reserve_version, stale_staging
 
@@ -54,6 +55,7 @@ __all__ = [
     "list_models",
     "load_package",
     "model_folder",
+    "model_runner",
     "predict",
     "promote",
     "reserve_version",

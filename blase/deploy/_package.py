@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from blase._fs import write_json_atomic
 from blase.deploy._versions import reserve_version
 from blase.errors import BlaseError
 from blase.project import Project
@@ -204,9 +205,9 @@ def build_package(
             info["onnx"] = _export_onnx(staging, manifest.n_features)
         (staging / "README.md").write_text(_model_card(info))
         info = _sealed(staging, info)
-        (staging / "package.json").write_text(json.dumps(info, indent=2, default=str))
+        write_json_atomic(staging / "package.json", info, default=str, newline=False)
         final = folder / version
-        os.replace(staging, final)
+        os.replace(staging, final)  # `final` is reserved and absent: a version is never overwritten
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -380,11 +381,9 @@ def _sealed(folder: Path, info: dict[str, Any]) -> dict[str, Any]:
 def seal_package(path: str | os.PathLike[str]) -> None:
     """Record the sha256 of every file of the package (and of package.json's own content)
     in package.json; call it again after adding a file to a package."""
-    from blase._fs import write_file
-
     folder = Path(path)
     info = json.loads((folder / "package.json").read_text())
-    write_file(folder / "package.json", json.dumps(_sealed(folder, info), indent=2, default=str).encode())
+    write_json_atomic(folder / "package.json", _sealed(folder, info), default=str, newline=False)
 
 
 def verify_package(path: Path, info: dict[str, Any]) -> None:

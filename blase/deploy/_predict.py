@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from blase._fs import AtomicTarget
 from blase.deploy._package import DeployError, ModelPackage
 from blase.deploy._runner import model_runner
 from blase.project import Project
@@ -206,7 +207,8 @@ def predict(
     means = training_means(package, transform)
     run = model_runner(package, use_onnx=use_onnx)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    target = AtomicTarget(out)
+    tmp = target.tmp
     writer = None
     rows = 0
     unseen: dict[str, int] = {}
@@ -240,11 +242,11 @@ def predict(
                 raise DeployError(f"{source} has no rows to predict")
             writer.close()
             writer = None
-            os.replace(tmp, out)
+            target.commit()
     finally:
         if writer is not None:
             writer.close()
-        tmp.unlink(missing_ok=True)
+        target.discard()
     warnings = notes + [
         f"{n:,} row(s) of column {col!r} had a category never seen in training "
         "(encoded as the transform's unknown/other value)"

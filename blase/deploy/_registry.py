@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from blase._fs import write_text_atomic
 from blase.config import check_model_name
 from blase.deploy._package import DeployError, ModelPackage, load_package
 from blase.project import Project
@@ -118,9 +118,7 @@ def resolve_model(project: Project, ref: str, *, trust_package: bool = False) ->
 
 
 def _write_current(folder: Path, version: str) -> None:
-    tmp = folder / f".current.{os.getpid()}.tmp"
-    tmp.write_text(version + "\n")
-    os.replace(tmp, folder / "current")
+    write_text_atomic(folder / "current", version + "\n")
 
 
 def _log(folder: Path, record: dict[str, Any]) -> None:

@@ -243,7 +243,7 @@ def _save_reference_profile(package: ModelPackage, extracted: Extracted, evaluat
     A run whose extracted data is gone still deploys (predict works); monitor then asks for
     a redeploy from a run that has its data.
     """
-    from blase.monitor import PROFILE_FILE, ReferenceProfile
+    from blase.profile import PROFILE_FILE, ReferenceProfile
 
     predictions = evaluation.predictions_file if evaluation else None
     try:

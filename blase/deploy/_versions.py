@@ -17,32 +17,18 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from blase.resources import pid_alive
+
 __all__ = ["LOCK_FILE", "reserve_version", "stale_staging"]
 
 LOCK_FILE = ".lock"
 
 # `.v3.tmp-1234-0a1b2c3d` (this layout) or `.v3.tmp-k2j4h5` (older Blase: no owner recorded)
 _STAGING = re.compile(r"^\.v(?P<number>\d+)\.tmp-(?:(?P<pid>\d+)-)?[0-9A-Za-z_]+$")
-_CURRENT_TMP = re.compile(r"^\.current\.(?P<pid>\d+)\.tmp$")
+# `.current.tmp-0a1b2c3d4e5f` (blase._fs's temporary; aged out) or `.current.1234.tmp` (older Blase)
+_CURRENT_TMP = re.compile(r"^\.current\.(?:(?P<pid>\d+)\.tmp|tmp-[0-9a-f]+)$")
 #: A staging folder without an owner pid counts as abandoned after this many seconds.
 ORPHAN_AGE_S = 600
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        import psutil
-
-        return psutil.pid_exists(pid)
-    except ImportError:  # pragma: no cover - psutil is a dependency
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except OSError:
-            return True
-        return True
 
 
 @contextlib.contextmanager
@@ -63,7 +49,7 @@ def _locked(folder: Path) -> Iterator[None]:
 
 def _abandoned(path: Path, owner: str | None) -> bool:
     if owner is not None:
-        return not _pid_alive(int(owner))
+        return not pid_alive(int(owner))
     try:
         return time.time() - path.stat().st_mtime > ORPHAN_AGE_S
     except OSError:

@@ -10,7 +10,6 @@ fed alongside the model.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from blase._fs import write_json_atomic
 from blase.errors import BlaseError
 from blase.evaluate._errors import EvaluateError
 from blase.evaluate._metrics import (
@@ -192,9 +192,7 @@ def _regression_report(
 
 
 def _write_json(path: Path, record: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json_atomic(path, record)
 
 
 def _spill_dir(out: Path) -> Path:

@@ -10,19 +10,18 @@ file agree with the streamed ones.
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from blase._fs import AtomicTarget
 from blase.errors import BlaseError, PrepareError
 from blase.evaluate._errors import EvaluateError
 from blase.evaluate._metrics import ClassificationMetrics, RegressionMetrics, probabilities
-from blase.prepare._rows import ShardRows
+from blase.prepare import ShardRows
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -121,8 +120,8 @@ class PredictionWriter:
         import pyarrow.parquet as pq
 
         self.path = path
-        self.tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-        self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
+        self.target = AtomicTarget(path)
+        self.writer = pq.ParquetWriter(self.target.tmp, schema, compression="zstd")
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
 
@@ -142,13 +141,13 @@ class PredictionWriter:
     def close(self) -> None:
         self._flush()
         self.writer.close()
-        os.replace(self.tmp, self.path)
+        self.target.commit()
 
     def abort(self) -> None:
         try:
             self.writer.close()
         finally:
-            self.tmp.unlink(missing_ok=True)
+            self.target.discard()
 
 
 def _check_output(out: np.ndarray, b: int, widths: tuple[int, ...], task: str, classes: list[Any],

@@ -7,12 +7,13 @@ no GUI backend, safe from any thread. Each file is written to a temporary name a
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from blase._fs import atomic_path
 
 if TYPE_CHECKING:
     from blase.evaluate._roc import RocCurve
@@ -37,9 +38,8 @@ def _figure(width: float = 6.0, height: float = 5.0) -> Any:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     logger.debug("wrote %s", path)
     return path
 

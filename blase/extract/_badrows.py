@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from blase._duck import sql_quote
+from blase._fs import atomic_path, write_text_atomic
 from blase.errors import ExtractError
 from blase.extract._sources import display_path, first_row
 
@@ -117,10 +118,8 @@ def write_rejects(
     Written under a temporary name and renamed, so the file is whole or absent.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     if not tables.exist(con):
-        tmp.write_text("file,line,column,error,raw\n")
-        os.replace(tmp, path)
+        write_text_atomic(path, "file,line,column,error,raw\n")
         return
     base = str(base_dir.resolve()) + os.sep if base_dir is not None else None
     file_expr = (
@@ -131,12 +130,12 @@ def write_rejects(
         if base
         else "file"
     )
-    con.execute(
-        f'COPY (SELECT {file_expr} AS file, line, "column", error, trim(raw, chr(13) || chr(10)) AS raw '
-        f"FROM ({_rejects_query(tables)}) ORDER BY file, line) "
-        f"TO {sql_quote(str(tmp))} (FORMAT csv, HEADER true)"
-    ).fetchall()
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        con.execute(
+            f'COPY (SELECT {file_expr} AS file, line, "column", error, trim(raw, chr(13) || chr(10)) AS raw '
+            f"FROM ({_rejects_query(tables)}) ORDER BY file, line) "
+            f"TO {sql_quote(str(tmp))} (FORMAT csv, HEADER true)"
+        ).fetchall()
 
 
 def reject_error(reject: Reject, base_dir: Path | None) -> ExtractError:

@@ -18,6 +18,7 @@ from typing import Any
 
 import xxhash
 
+from blase._fs import atomic_path
 from blase.errors import HashError
 
 logger = logging.getLogger(__name__)
@@ -224,17 +225,13 @@ class StatCache:
             "inode": st.st_ino,
             "hash": digest,
         }
-        tmp = entry.with_name(f".{entry.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             entry.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(record, separators=(",", ":")), encoding="utf-8")
-            os.replace(tmp, entry)
+            # a rebuildable cache entry: renamed into place whole, not worth an fsync
+            with atomic_path(entry, fsync=False) as tmp:
+                tmp.write_text(json.dumps(record, separators=(",", ":")), encoding="utf-8")
         except OSError as exc:
             logger.debug("could not write stat-cache entry for %s: %s", key, exc)
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
             return False
         return True
 

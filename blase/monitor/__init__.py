@@ -16,6 +16,7 @@ its size does not change the memory used. Each check is a Track run of kind ``mo
 
 from __future__ import annotations
 
+from blase.errors import MonitorError
 from blase.monitor._drift import (
     DISTANCE_THRESHOLD,
     NULL_SHIFT,
@@ -24,15 +25,7 @@ from blase.monitor._drift import (
     ColumnDrift,
     column_drift,
 )
-from blase.monitor._errors import MonitorError
 from blase.monitor._monitor import Monitor, MonitorResult, primary_metric
-from blase.monitor._profile import (
-    PROFILE_FILE,
-    ColumnProfile,
-    CurrentColumn,
-    ReferenceProfile,
-    load_profile,
-)
 from blase.monitor._report import monitor_history
 from blase.monitor._stats import (
     chi_square_test,
@@ -43,6 +36,13 @@ from blase.monitor._stats import (
     wasserstein_binned,
     wasserstein_norm,
     z_test,
+)
+from blase.profile import (
+    PROFILE_FILE,
+    ColumnProfile,
+    CurrentColumn,
+    ReferenceProfile,
+    load_profile,
 )
 
 __all__ = [

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from blase.monitor import _stats as st
-from blase.monitor._profile import NEW_KEY, ColumnProfile, CurrentColumn
+from blase.profile import NEW_KEY, ColumnProfile, CurrentColumn
 
 __all__ = ["DISTANCE_THRESHOLD", "NULL_SHIFT", "P_THRESHOLD", "SMALL_REFERENCE", "ColumnDrift", "column_drift"]
 

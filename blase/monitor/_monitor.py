@@ -1,6 +1,6 @@
 """``Monitor(model).check(data)``: does new data still fit a deployed model?
 
-One check reads the new data once under the memory budget (see :mod:`blase.monitor._scan`),
+One check reads the new data once under the memory budget (see :mod:`blase.profile._scan`),
 compares the input columns (datetime ones only when ``monitor.include`` names them, see
 :func:`_monitored`), the label (when present) and the model's predictions with the
 package's reference profile (see :mod:`blase.monitor._drift`), computes the metrics on the
@@ -25,18 +25,18 @@ from typing import Any
 
 import numpy as np
 
+from blase.errors import MonitorError
 from blase.monitor._drift import SMALL_REFERENCE, ColumnDrift, column_drift
-from blase.monitor._errors import MonitorError
-from blase.monitor._profile import (
+from blase.monitor._score import ModelLoader, primary_metric, score_sample
+from blase.monitor._source import estimate_rows, label_as_classes, open_new_data
+from blase.profile import (
     NEW_KEY,
     ColumnProfile,
     CurrentColumn,
     ReferenceProfile,
+    grouped_counts,
     load_profile,
 )
-from blase.monitor._scan import grouped_counts
-from blase.monitor._score import ModelLoader, primary_metric, score_sample
-from blase.monitor._source import estimate_rows, label_as_classes, open_new_data
 from blase.project import Project, find_project
 
 __all__ = ["Monitor", "MonitorResult", "primary_metric"]
@@ -149,7 +149,7 @@ class Monitor:
     def _setup(self) -> tuple[Project, Any, Any, ReferenceProfile, Any]:
         """``(project, package, monitor config, reference profile, memory budget)``; blase.yaml
         is read once, and only for what was not given."""
-        from blase.config._models import MonitorConfig
+        from blase.config import MonitorConfig
         from blase.deploy import ModelPackage, resolve_model
 
         project = self.project if isinstance(self.project, Project) else find_project(self.project)

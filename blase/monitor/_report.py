@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from blase.monitor._profile import NEW_KEY, ColumnProfile, CurrentColumn
+from blase._fs import atomic_path
+from blase.profile import NEW_KEY, ColumnProfile, CurrentColumn
 
 __all__ = ["monitor_history", "write_outputs"]
 
@@ -166,9 +167,8 @@ def write_outputs(result: Any, profile: Any, current: dict[str, CurrentColumn], 
     if report is not None:
         target = Path(report)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(page, tmp)
-        tmp.replace(target)
+        with atomic_path(target) as tmp:
+            shutil.copyfile(page, tmp)
         result.report = str(target)
 
 

@@ -16,13 +16,13 @@ import numpy as np
 
 from blase.evaluate import primary_metric
 from blase.monitor._drift import column_drift
-from blase.monitor._profile import CurrentColumn, ReferenceProfile
+from blase.profile import CurrentColumn, ReferenceProfile
 
 __all__ = ["ModelLoader", "primary_metric", "score_sample"]
 
 
 def _load(package: Any, sample: Any = None, source: str = "") -> tuple[Any, Any, Any]:
-    from blase.deploy._runner import model_runner
+    from blase.deploy import model_runner
 
     with contextlib.suppress(ImportError):
         # pyarrow imports pandas, when installed, at its first conversion to or from numpy

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from blase.monitor._errors import MonitorError
+from blase.errors import MonitorError
 from blase.project import Project
 
 __all__ = ["estimate_rows", "label_as_classes", "open_new_data"]

@@ -618,7 +618,7 @@ def _last_components(project: Project) -> dict[str, dict[str, Any]]:
 
 def _remember_components(project: Project, step: str, components: dict[str, Any]) -> None:
     """Keep the components of each step's latest key, to explain the next re-run."""
-    from blase.track._layout import write_json_atomic
+    from blase._fs import write_json_atomic
 
     data = _last_components(project)
     data[step] = components

@@ -89,7 +89,7 @@ def open_feed(con: Any, files: list[Path], transform: Transform | None, scratch:
     one-hot runs in SQL like the other operations. ``scratch`` receives the transformed
     Parquet when the transform has an operation without a SQL form.
     """
-    from blase.transform import OneHot
+    from blase.transform import OneHot, is_other
 
     if transform is not None and not transform.operations:
         transform = None  # `transform: []`: the extracted columns as they are
@@ -118,16 +118,10 @@ def open_feed(con: Any, files: list[Path], transform: Transform | None, scratch:
             columns[name] = described[name]
             continue
         cats = onehot.categories_[src]
-        code = len(cats) if _is_other(value) else cats.index(value)
+        code = len(cats) if is_other(value) else cats.index(value)
         columns[name] = "UTINYINT"
         expanded[name] = (src, code)
     return Feed(relation, columns, onehot, expanded)
-
-
-def _is_other(value: Any) -> bool:
-    from blase.transform._encode import _OTHER
-
-    return value is _OTHER
 
 
 class OneHotCodes:

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from blase._fs import write_text_atomic
 from blase.schema._report import SchemaReport
 
 logger = logging.getLogger(__name__)
@@ -59,9 +60,7 @@ def write_suggestions(config_path: str | os.PathLike[str], report: SchemaReport)
         new = yaml.safe_dump(data, sort_keys=False)
         logger.warning("rewrote %s as a whole (comments were not kept)", path)
     config_from_text(new, file=path.name)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(new, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, new)
     return path
 
 

@@ -124,8 +124,7 @@ def check_operation(op: Any, data: pa.Table | None = None, *, exclude: tuple[str
     7. When the operation has a SQL form, running it in DuckDB gives the same table.
     """
     from blase.errors import TransformError
-    from blase.transform import NotFittedError, Operation
-    from blase.transform._base import query_batch
+    from blase.transform import NotFittedError, Operation, query_batch
 
     if not isinstance(op, Operation):
         raise AssertionError(f"{type(op).__name__} is not a blase.transform.Operation")

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import secrets
@@ -22,6 +21,8 @@ import socket
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from blase import _fs
 
 META = "meta.json"
 LOG = "log.jsonl"
@@ -98,19 +99,8 @@ def hostname() -> str:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary name and ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=False, allow_nan=True, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
+    """Write ``data`` as a run file's JSON (indent 1, a final newline), atomically."""
+    _fs.write_json_atomic(path, data, indent=1, default=str)
 
 
 def read_json(path: Path) -> Any:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from blase._fs import atomic_path
 from blase.errors import TrackError
 from blase.hashing import hash_file
 
@@ -87,8 +87,7 @@ class ContentStore:
             if dest.is_file():
                 return StoredObject(digest, dest.stat().st_size, dest)
             dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(f".{digest}.{secrets.token_hex(4)}.tmp")
-            try:
+            with atomic_path(dest) as tmp:
                 shutil.copyfile(src, tmp)
                 copied = hash_file(tmp)
                 if copied != digest:
@@ -97,10 +96,6 @@ class ContentStore:
                         hint="log it again once nothing is writing to it",
                     )
                 os.chmod(tmp, 0o444)  # stored objects are immutable
-                os.replace(tmp, dest)
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
         except OSError as exc:
             raise TrackError(
                 f"cannot store {src} in {self.root}: {exc.strerror or exc}",

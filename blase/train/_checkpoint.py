@@ -12,7 +12,7 @@ A checkpoint is a folder ``checkpoint/`` holding
     non-tensor parts (param groups), the scheduler's and grad scaler's state, numpy's and
     Python's generator state, and fingerprints of the config and the shards.
 
-Each file is written under a temporary name and fsynced (:func:`write_file`); the folder is
+Each file is written under a temporary name and fsynced (:func:`blase._fs.write_bytes_atomic`); the folder is
 built whole as a hidden sibling, then swapped in with two renames, during which Ctrl-C is held
 back. A crash between the two renames leaves the previous checkpoint as
 ``.checkpoint.old-*``, which :func:`load_checkpoint` picks up. So ``checkpoint/`` is always a
@@ -24,7 +24,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import os
 import shutil
 import signal
 import threading
@@ -39,7 +38,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from blase._fs import write_file
+from blase._fs import replace_dir, write_bytes_atomic
 from blase.train._errors import TrainError
 
 __all__ = [
@@ -52,7 +51,6 @@ __all__ = [
     "save_checkpoint",
     "tensors_bytes",
     "unflatten_optimizer",
-    "write_file",
     "write_json",
     "write_tensors",
 ]
@@ -67,7 +65,7 @@ _OPT_PREFIX = "optimizer."
 
 
 def write_json(path: Path, obj: Any) -> None:
-    write_file(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def tensors_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
@@ -91,7 +89,7 @@ def tensors_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
 
 
 def write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    write_file(path, tensors_bytes(tensors))
+    write_bytes_atomic(path, tensors_bytes(tensors))
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -210,24 +208,17 @@ def save_checkpoint(
     """
     final = out_dir / CHECKPOINT_DIR
     tmp = out_dir / f".{CHECKPOINT_DIR}.tmp-{uuid.uuid4().hex[:8]}"
-    old = out_dir / f".{CHECKPOINT_DIR}.old-{uuid.uuid4().hex[:8]}"
     try:
         tmp.mkdir(parents=True)
         write_tensors(tmp / WEIGHTS, weights)
         write_tensors(tmp / OPTIMIZER, optimizer_tensors)
         write_json(tmp / STATE, state)
         with _sigint_held():
-            if final.exists():
-                os.replace(final, old)
-            os.replace(tmp, final)
+            replace_dir(tmp, final)  # puts the previous checkpoint back if the swap fails
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         epoch = state.get("epoch")
-        kept = (
-            "the previous checkpoint is intact"
-            if (final.exists() or old.exists())
-            else "no checkpoint was kept"
-        )
+        kept = "the previous checkpoint is intact" if final.exists() else "no checkpoint was kept"
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise TrainError(
                 f"the disk filled up while writing the checkpoint of epoch {epoch} into {final} "
@@ -241,7 +232,6 @@ def save_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    shutil.rmtree(old, ignore_errors=True)
     return final
 
 

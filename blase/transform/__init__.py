@@ -12,8 +12,8 @@ learned state is JSON. Check your own operations with :func:`blase.testing.check
 
 from __future__ import annotations
 
-from blase.transform._base import NotFittedError, Operation, SQLStage
-from blase.transform._encode import HashEncode, OneHot, Ordinal
+from blase.transform._base import NotFittedError, Operation, SQLStage, query_batch
+from blase.transform._encode import HashEncode, OneHot, Ordinal, is_other
 from blase.transform._numeric import Clip, Impute, Log1p, Scale
 from blase.transform._ops import (
     DEFAULT_PARTS,
@@ -60,7 +60,9 @@ __all__ = [
     "Transform",
     "UserFunction",
     "from_step_config",
+    "is_other",
     "load_reference",
+    "query_batch",
     "transform_function",
     "varying_parts",
 ]

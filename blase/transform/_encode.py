@@ -28,7 +28,7 @@ from blase.transform._stats import top_values
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["HashEncode", "OneHot", "Ordinal"]
+__all__ = ["HashEncode", "OneHot", "Ordinal", "is_other"]
 
 #: Up to this many distinct values per column, the whole set seen at fit is kept in the
 #: state (``seen_``) so unseen values can be told apart from infrequent ones. Above it,
@@ -227,6 +227,11 @@ class _Other:
 
 
 _OTHER = _Other()
+
+
+def is_other(value: Any) -> bool:
+    """Whether a one-hot layout entry is the catch-all ``<name>_other`` column."""
+    return value is _OTHER
 
 
 def _name(value: Any) -> str:

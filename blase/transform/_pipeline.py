@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from blase._duck import connect, sql_quote
-from blase._fs import replace_dir
+from blase._fs import replace_dir, write_json_atomic
 from blase.errors import TransformError
 from blase.steps import StepResult, measure_step
 from blase.transform._base import (
@@ -635,9 +635,7 @@ class Transform:
         """Write :meth:`to_json` to ``path`` (via a temporary file, then rename)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-        tmp.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_json_atomic(path, self.to_json(), indent=1)
         return path
 
     @classmethod

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blase._fs import write_json_atomic
 from blase.errors import BlaseError
 from blase.project import Project, find_project
 
@@ -153,7 +154,7 @@ class Update:
             New data without the label, or a candidate whose training failed (the current
             model stays current; the failure is in the update's Track run).
         """
-        from blase.config._models import UpdateConfig
+        from blase.config import UpdateConfig
         from blase.deploy import resolve_model
         from blase.track import Track
 
@@ -449,7 +450,7 @@ class Update:
                  shards: Path, fit_raw: Path, result: UpdateResult, track: Any, evaluation: Path) -> str:
         from blase.deploy import build_package, seal_package
         from blase.hashing import environment_fingerprint, hash_config, hash_file
-        from blase.monitor import PROFILE_FILE, ReferenceProfile
+        from blase.profile import PROFILE_FILE, ReferenceProfile
 
         hashes = {"data:new": hash_file(fit_raw), "config": hash_config(cfg.model_dump())}
         candidate = build_package(
@@ -463,9 +464,7 @@ class Update:
         info["lineage"] = {**info["lineage"], "parent_version": package.version, "parent_run_id": package.run_id,
                            "update_run_id": track.run_id, "mode": cfg.mode, "replay": cfg.replay}
         meta = candidate.path / "package.json"
-        tmp = meta.with_name(".package.json.tmp")
-        tmp.write_text(json.dumps(info, indent=2, default=str))
-        os.replace(tmp, meta)
+        write_json_atomic(meta, info, default=str, newline=False)
         predictions = evaluation / "predictions-train.parquet"
         profile = ReferenceProfile.build(
             fit_raw, package.input_schema, label=package.label, task=package.task, classes=package.classes,

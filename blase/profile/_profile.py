@@ -20,7 +20,7 @@ population): column statistics and quantiles, the counts per key, and a reservoi
 up to :data:`SAMPLE_SIZE` rows, which is the whole reference when it is small, so the small-
 reference tests (KS, chi-square, z) run on the exact values. New data takes one pass: all
 columns' counts at once, plus a random sample of rows for scoring (see
-:mod:`blase.monitor._scan`).
+:mod:`blase.profile._scan`).
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ from typing import Any
 import numpy as np
 
 from blase._duck import sql_ident, sql_quote
-from blase.monitor._errors import MonitorError
-from blase.monitor._scan import grouped_counts
+from blase._fs import write_json_atomic
+from blase.errors import MonitorError
+from blase.profile._scan import grouped_counts
 
 __all__ = [
     "MAX_CATEGORIES",
@@ -231,9 +232,7 @@ class ReferenceProfile:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the profile as JSON (to a temporary name, then renamed)."""
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_json(), default=_json_default) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_json_atomic(path, self.to_json(), indent=None, default=_json_default)
         return path
 
     # -- building ---------------------------------------------------------------------------
