@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 vega_datasets = pytest.importorskip("vega_datasets")
@@ -19,7 +20,8 @@ sklearn_datasets = pytest.importorskip("sklearn.datasets")
 
 
 def _default_run(cli, tmp_path: Path, frame, name: str, label: str) -> dict[str, float]:
-    """The test metrics of the default path on ``frame`` written as ``data/NAME.csv``."""
+    """The test metrics of the default path on ``frame`` written as ``data/NAME.csv`` (the
+    project is ``tmp_path / "proj"``)."""
     r = cli("create", "proj", "--no-example", cwd=tmp_path)
     assert r.exit_code == 0, r.stderr
     root = tmp_path / "proj"
@@ -40,6 +42,23 @@ def test_cars_regression_with_nulls_a_category_and_a_date(cli, tmp_path):
     metrics = _default_run(cli, tmp_path, vega_datasets.local_data.cars(), "cars",
                            "Miles_per_Gallon")
     assert metrics["r2"] > 0.7
+
+
+@pytest.mark.filterwarnings("ignore:The 'convert_dates' keyword:DeprecationWarning")
+def test_cars_predict_answers_in_miles_per_gallon(cli, tmp_path):
+    # the built-in regression model learns the standardised label; `blase predict` (numpy
+    # runner) once returned those z-scores (-1.1 for an 18 mpg car) instead of mpg
+    cars = vega_datasets.local_data.cars()
+    _default_run(cli, tmp_path, cars, "cars", "Miles_per_Gallon")
+    root = tmp_path / "proj"
+    known = cars.dropna(subset=["Miles_per_Gallon"])
+    known.drop(columns=["Miles_per_Gallon"]).to_csv(root / "data" / "new.csv", index=False)
+    r = cli("predict", "proj", "data/new.csv", "--out", "outputs/new.csv", cwd=root)
+    assert r.exit_code == 0, r.stderr
+    got = pd.read_csv(root / "outputs" / "new.csv")["prediction"].to_numpy()
+    truth = known["Miles_per_Gallon"].to_numpy()
+    assert 9 < got.min() and got.max() < 50  # cars do 9 to 47 mpg
+    assert 1 - ((got - truth) ** 2).sum() / ((truth - truth.mean()) ** 2).sum() > 0.7
 
 
 def test_penguins_classification(cli, tmp_path):

@@ -98,11 +98,17 @@ def numpy_runner(folder: str | Path) -> Runner | None:
     used |= {"head.weight", "head.bias"}
     if set(weights) - used:
         return None  # more than a built-in model holds: let torch load it
+    # a regression model learns the standardised label; TabularMLP.forward maps it back
+    mean = float(spec.get("target_mean") or 0.0)
+    std = float(spec.get("target_std", 1.0) or 1.0)
 
     def run(x: np.ndarray) -> np.ndarray:
-        out = np.asarray(x, dtype=np.float32)
+        x = np.asarray(x, dtype=np.float32)
+        out = x
         for layer in layers:
             out = layer(out)
+        if std != 1.0 or mean != 0.0:
+            out = out * np.float32(std) + np.float32(mean)
         return out
 
     return run
