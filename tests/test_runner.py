@@ -23,24 +23,34 @@ def _save(folder, model, **spec):
 
 
 @pytest.mark.parametrize(
-    ("name", "hidden", "dropout", "batch_norm", "outputs"),
+    ("name", "hidden", "dropout", "batch_norm", "outputs", "extra"),
     [
-        ("linear", [], 0.0, False, 1),
-        ("mlp", [32, 16], 0.0, False, 1),
-        ("mlp", [24], 0.3, True, 4),  # batch norm with learnt running statistics, dropout
-        ("mlp", [8, 8, 8], 0.1, False, 1),
+        ("linear", [], 0.0, False, 1, {}),
+        ("mlp", [32, 16], 0.0, False, 1, {}),
+        ("mlp", [24], 0.3, True, 4, {}),  # batch norm with learnt running statistics, dropout
+        ("mlp", [8, 8, 8], 0.1, False, 1, {}),
+        ("mlp", [32, 16], 0.0, False, 3, {"linear_skip": True}),  # wide and deep
+        ("mlp", [16], 0.0, True, 1, {"linear_skip": True, "task": "regression",
+                                     "target_mean": 23.5, "target_std": 7.8}),
+        ("linear", [], 0.0, False, 1, {"task": "regression", "target_mean": -4.0, "target_std": 0.5}),
     ],
 )
-def test_numpy_forward_equals_torch(tmp_path, name, hidden, dropout, batch_norm, outputs):
+def test_numpy_forward_equals_torch(tmp_path, name, hidden, dropout, batch_norm, outputs, extra):
+    extra = dict(extra)
+    task = extra.pop("task", "multiclass" if outputs > 1 else "binary")
     torch.manual_seed(0)
-    model = build_builtin_model(name, 12, outputs, hidden=hidden, dropout=dropout, batch_norm=batch_norm)
+    model = build_builtin_model(name, 12, outputs, hidden=hidden, dropout=dropout,
+                                batch_norm=batch_norm, **extra)
+    with torch.no_grad():  # the skip path starts with a zero head: give every weight a value
+        for p in model.parameters():
+            p.normal_(0, 0.5)
     model.train()
     x = torch.randn(512, 12) * 3 + 1
     for _ in range(5):  # moves batch norm's running mean and variance off 0 and 1
         model(x)
     model.eval()
-    _save(tmp_path, model, kind="builtin", name=name, task="multiclass" if outputs > 1 else "binary",
-          n_features=12, n_outputs=outputs, hidden=hidden, dropout=dropout, batch_norm=batch_norm)
+    _save(tmp_path, model, kind="builtin", name=name, task=task, n_features=12,
+          n_outputs=outputs, hidden=hidden, dropout=dropout, batch_norm=batch_norm, **extra)
     run = numpy_runner(tmp_path)
     assert run is not None
     new = np.random.default_rng(1).normal(size=(1000, 12)).astype(np.float32) * 2

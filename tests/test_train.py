@@ -596,3 +596,20 @@ def test_an_input_on_a_far_larger_scale_than_the_others_is_warned_about(tmp_path
     r = Train(_cfg(epochs=1)).fit(write_shards(tmp_path / "year", splits(X), "regression"), tmp_path / "o2")
     warning = next(w for w in r.warnings if "scale far from" in w)
     assert "'f2' (~1.98e+03)" in warning and "'f0'" not in warning and "op: scale" in warning
+
+
+def test_linear_skip_is_recorded_and_an_old_model_json_rebuilds_without_it(tmp_path):
+    from blase.train._models import ModelSpec, rebuild
+
+    spec = {"kind": "builtin", "name": "mlp", "task": "binary", "n_features": 5,
+            "n_outputs": 1, "hidden": [4]}  # a model.json written before linear_skip existed
+    old = rebuild(ModelSpec.model_validate(spec))
+    assert old.skip is None and "skip.weight" not in old.state_dict()
+    wide = rebuild(ModelSpec.model_validate({**spec, "linear_skip": True}))
+    assert wide.state_dict()["skip.weight"].shape == (1, 5)
+    # the skip is the linear model: with the deep part silenced the output is x @ w
+    with torch.no_grad():
+        wide.head.weight.zero_()
+        wide.head.bias.zero_()
+        x = torch.randn(3, 5)
+        torch.testing.assert_close(wide(x), x @ wide.skip.weight.T)

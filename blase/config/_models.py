@@ -196,6 +196,11 @@ class TrainConfig(_Strict):
     hidden: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [64, 32])
     dropout: float = Field(default=0.0, ge=0, lt=1)
     batch_norm: bool = False
+    linear_skip: bool = Field(
+        default=False,
+        description="mlp: add a linear path from the inputs to the output (wide and deep), so "
+        "the MLP holds the linear model",
+    )
     epochs: int = Field(default=10, ge=1)
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)

@@ -2,7 +2,8 @@
 
 Importing torch costs about a second of CPU (1.2 s on the 2-core dev box), more than
 scoring a monitor's sample or a small ``blase predict`` file. The built-in tabular models
-(``linear`` and ``mlp``: linear layers, ReLU, optional batch norm and dropout) are small
+(``linear`` and ``mlp``: linear layers, ReLU, optional batch norm and dropout, the
+optional linear skip path) are small
 enough to run in numpy straight from the package's ``model.json`` and
 ``model.safetensors``, so :func:`model_runner` does that for them and only imports torch
 for script and module models (or uses ONNX Runtime when asked). Tests check that both paths
@@ -96,13 +97,27 @@ def numpy_runner(folder: str | Path) -> Runner | None:
         return None
     layers.append(_linear(weights["head.weight"], weights["head.bias"]))
     used |= {"head.weight", "head.bias"}
+    skip = None
+    if spec.get("linear_skip") and hidden:
+        if "skip.weight" not in weights:
+            return None
+        skip = np.ascontiguousarray(weights["skip.weight"].T, dtype=np.float32)
+        used.add("skip.weight")
     if set(weights) - used:
         return None  # more than a built-in model holds: let torch load it
+    # a regression model learns the standardised label; TabularMLP.forward maps it back
+    mean = float(spec.get("target_mean") or 0.0)
+    std = float(spec.get("target_std", 1.0) or 1.0)
 
     def run(x: np.ndarray) -> np.ndarray:
-        out = np.asarray(x, dtype=np.float32)
+        x = np.asarray(x, dtype=np.float32)
+        out = x  # the first layer makes a new array, so _relu never writes into x
         for layer in layers:
             out = layer(out)
+        if skip is not None:
+            out = out + x @ skip
+        if std != 1.0 or mean != 0.0:
+            out = out * np.float32(std) + np.float32(mean)
         return out
 
     return run

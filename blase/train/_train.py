@@ -225,6 +225,7 @@ class Train:
             hidden=cfg.hidden,
             dropout=cfg.dropout,
             batch_norm=cfg.batch_norm,
+            linear_skip=cfg.linear_skip,
             target_mean=target[0],
             target_std=target[1],
         )
@@ -235,6 +236,7 @@ class Train:
             hidden=hidden,
             dropout=cfg.dropout if src == "mlp" else 0.0,
             batch_norm=cfg.batch_norm if src == "mlp" else False,
+            linear_skip=cfg.linear_skip and src == "mlp" and bool(hidden),
             target_mean=target[0],
             target_std=target[1],
             **common,

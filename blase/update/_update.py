@@ -365,7 +365,8 @@ class Update:
             return
         if spec.get("kind") == "builtin":
             train_cfg = train_cfg.model_copy(update={"hidden": spec.get("hidden") or [], "dropout": spec.get("dropout", 0.0),
-                                                     "batch_norm": spec.get("batch_norm", False)})
+                                                     "batch_norm": spec.get("batch_norm", False),
+                                                     "linear_skip": spec.get("linear_skip", False)})
             model = spec["name"]
         else:
             model = spec.get("ref") or pconfig.train.model
