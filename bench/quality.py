@@ -321,7 +321,7 @@ def bench(ds: DataSet, args: argparse.Namespace) -> Row:
             result = run_blase(ds, frame, Path(tmp), overrides)
         linear, hgb = run_sklearn(ds, frame, result.train_ids, result.test_ids)
         scores.append((result.score, linear, hgb, result.seconds))
-    blase, linear, hgb, seconds = (float(np.mean(col)) for col in zip(*scores))
+    blase, linear, hgb, seconds = (float(np.mean(col)) for col in zip(*scores, strict=True))
     gap = 100.0 * (blase - hgb) / abs(hgb) if hgb else float("nan")
     metric = "R2" if ds.task == "regression" else "accuracy"
     return Row(ds.name, len(frame), ds.task, metric, blase, linear, hgb, gap, seconds)
