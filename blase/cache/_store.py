@@ -35,6 +35,7 @@ from typing import Any
 from blase.errors import BlaseError
 from blase.hashing import StatCache, hash_bytes, hash_config, hash_file
 from blase.project import Project
+from blase.resources import pid_alive
 from blase.steps import StepResult
 
 __all__ = ["CacheError", "StepEntry", "StepStore", "StoreWriteError", "content_hash"]
@@ -171,19 +172,6 @@ def _hint(code: int | None, store: str) -> str:
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"make {store} writable by this user"
     return f"check that {store} is writable and has space"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        import psutil
-
-        return psutil.pid_exists(pid)
-    except ImportError:  # pragma: no cover - psutil is a dependency
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        return True
 
 
 class StepStore:
@@ -450,7 +438,7 @@ class StepStore:
             elif name.startswith(".tmp-"):
                 parts = name.split("-")
                 pid = int(parts[2]) if len(parts) > 3 and parts[2].isdigit() else None
-                if pid is None or (pid != os.getpid() and not _pid_alive(pid)):
+                if pid is None or (pid != os.getpid() and not pid_alive(pid)):
                     shutil.rmtree(path, ignore_errors=True)
                     removed.append(path)
                     logger.info("removed %s, left by a run that stopped during a step", path)
