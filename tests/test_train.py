@@ -613,3 +613,52 @@ def test_linear_skip_is_recorded_and_an_old_model_json_rebuilds_without_it(tmp_p
         wide.head.bias.zero_()
         x = torch.randn(3, 5)
         torch.testing.assert_close(wide(x), x @ wide.skip.weight.T)
+
+
+# -- refit on train + val -------------------------------------------------------------------
+
+
+def test_refit_trains_again_on_train_and_val_for_the_best_epoch_count(tmp_path):
+    """refit: auto on a small set: a second pass over train + val for the best epoch count,
+    from the same start; its weights are kept, differ from the first pass's, and repeat."""
+    X, y, task = _sklearn("binary")
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    binary_shards = write_shards(tmp_path / "bc", _split(X, y), task, shard_rows=150)
+    cfg = _cfg(epochs=5, dropout=0.1)
+    first = Train({**cfg, "refit": False}, seed=3).fit(binary_shards, tmp_path / "first")
+    a = Train(cfg, seed=3).fit(binary_shards, tmp_path / "a")
+    Train(cfg, seed=3).fit(binary_shards, tmp_path / "b")
+    manifest = json.loads((binary_shards / "manifest.json").read_text())
+    rows = manifest["counts"]["train"] + manifest["counts"]["val"]
+    assert first.details["refit"] is None
+    assert a.details["refit"]["epochs"] == first.details["best_epoch"] == a.details["best_epoch"]
+    assert a.details["refit"]["rows"] == rows and "auto" in a.details["refit"]["reason"]
+    assert _bytes(tmp_path / "a")["model"] == _bytes(tmp_path / "b")["model"]
+    assert _bytes(tmp_path / "a")["model"] != _bytes(tmp_path / "first")["model"]
+    # the first pass's history and checkpoint are as without refit; no refit folder is left
+    assert _bytes(tmp_path / "a")["last"] == _bytes(tmp_path / "first")["last"]
+    assert not (tmp_path / "a" / ".refit").exists()
+    model = load_model(tmp_path / "a")
+    accuracy = float(((_predict(model, X).reshape(-1) > 0).long().numpy() == y).mean())
+    assert accuracy > 0.9
+
+
+def test_refit_auto_skips_large_sets_and_refit_true_forces_it(binary_shards, tmp_path, monkeypatch):
+    from blase.train import _refit
+
+    monkeypatch.setattr(_refit, "REFIT_AUTO_ROWS", 100)  # the test set has 483 train + val rows
+    skipped = Train(_cfg(epochs=2), seed=1).fit(binary_shards, tmp_path / "auto")
+    forced = Train(_cfg(epochs=2, refit=True), seed=1).fit(binary_shards, tmp_path / "forced")
+    assert skipped.details["refit"] is None
+    assert forced.details["refit"]["reason"] == "train.refit is true"
+
+
+def test_shard_dataset_reads_several_splits_as_one(binary_shards):
+    from blase.prepare import ShardDataset
+
+    both = ShardDataset(binary_shards, ("train", "val"), batch_size=64, shuffle=False)
+    train = ShardDataset(binary_shards, "train", batch_size=64, shuffle=False)
+    val = ShardDataset(binary_shards, "val", batch_size=64, shuffle=False)
+    assert both.rows == train.rows + val.rows and both.split == "train+val"
+    ys = torch.cat([y for _, y in both])
+    assert torch.equal(ys, torch.cat([y for _, y in train] + [y for _, y in val]))

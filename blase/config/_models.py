@@ -202,6 +202,12 @@ class TrainConfig(_Strict):
         "the MLP holds the linear model",
     )
     epochs: int = Field(default=10, ge=1)
+    refit: bool | Literal["auto"] = Field(
+        default="auto",
+        description="after the val split has chosen the best epoch, train again from the same "
+        "start on the train and val rows for that many epochs; auto: when train and val hold "
+        "at most 50,000 rows (where the val rows are worth most)",
+    )
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     batch_size: int = Field(default=256, ge=1)

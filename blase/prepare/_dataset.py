@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,8 @@ class ShardDataset(IterableDataset):
     out_dir:
         A folder written by :class:`~blase.prepare.Prepare` (holding ``manifest.json``).
     split:
-        ``"train"``, ``"val"`` or ``"test"``.
+        ``"train"``, ``"val"`` or ``"test"``, or several of them (``("train", "val")``: their
+        shards read as one split, as a refit on the train and val rows does).
     batch_size:
         Rows per batch.
     shuffle:
@@ -61,7 +62,7 @@ class ShardDataset(IterableDataset):
     def __init__(
         self,
         out_dir: str | os.PathLike[str],
-        split: str = "train",
+        split: str | Sequence[str] = "train",
         batch_size: int = 256,
         shuffle: bool = True,
         seed: int = 0,
@@ -70,22 +71,24 @@ class ShardDataset(IterableDataset):
         super().__init__()
         self.root = Path(out_dir)
         self.manifest: Manifest = read_manifest(self.root)
-        if split not in self.manifest.shards:
-            raise PrepareError(
-                f"split '{split}' is not in {self.root / 'manifest.json'}",
-                hint=f"use one of: {', '.join(self.manifest.shards)}",
-            )
+        splits = (split,) if isinstance(split, str) else tuple(split)
+        for name in splits:
+            if name not in self.manifest.shards:
+                raise PrepareError(
+                    f"split '{name}' is not in {self.root / 'manifest.json'}",
+                    hint=f"use one of: {', '.join(self.manifest.shards)}",
+                )
         if batch_size < 1:
             raise PrepareError(
                 f"batch_size={batch_size} must be at least 1", hint="e.g. batch_size=256"
             )
-        self.split = split
+        self.split = "+".join(splits)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.seed = int(seed)
         self.drop_last = drop_last
         self.epoch = 0
-        self.shards = self.manifest.shards[split]
+        self.shards = [shard for name in splits for shard in self.manifest.shards[name]]
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose permutation the next iteration uses (seed + epoch)."""

@@ -197,28 +197,39 @@ class EpochLoop:
 
     # -- epochs -------------------------------------------------------------------------------
 
-    def run(self, val_rows: int, on_epoch_end: EpochHook | None) -> None:
+    def run(
+        self,
+        val_rows: int,
+        on_epoch_end: EpochHook | None,
+        *,
+        splits: tuple[str, ...] = ("train",),
+        epochs: int | None = None,
+        label: str = "train",
+    ) -> None:
+        """Train until ``epochs`` (default ``train.epochs``) or early stopping, on the shards
+        of ``splits``; with ``val_rows`` the val split picks the best weights."""
         from blase.prepare import ShardDataset
         from blase.progress import progress
 
         cfg, owner = self.cfg, self.owner
+        total_epochs = cfg.epochs if epochs is None else epochs
         train_ds = ShardDataset(
-            self.shards, "train", batch_size=cfg.batch_size, shuffle=True, seed=owner.seed
+            self.shards, splits, batch_size=cfg.batch_size, shuffle=True, seed=owner.seed
         )
         val_ds = (
             ShardDataset(self.shards, "val", batch_size=max(cfg.batch_size, 1024), shuffle=False)
             if val_rows
             else None
         )
-        if cfg.early_stopping and val_ds is None:
+        if cfg.early_stopping and val_ds is None and epochs is None:
             logger.warning(
                 "early_stopping is set but there is no val split; training all %d epochs",
                 cfg.epochs,
             )
-        remaining = 0 if self.stopped else max(0, cfg.epochs - self.epoch)
-        with progress("train", total=remaining * train_ds.rows, unit="rows") as bar:
-            while not self.stopped and self.epoch < cfg.epochs:
-                bar.update(description=f"train {self.epoch + 1}/{cfg.epochs}")
+        remaining = 0 if self.stopped else max(0, total_epochs - self.epoch)
+        with progress(label, total=remaining * train_ds.rows, unit="rows") as bar:
+            while not self.stopped and self.epoch < total_epochs:
+                bar.update(description=f"{label} {self.epoch + 1}/{total_epochs}")
                 metrics = self._train_epoch(train_ds, bar)
                 if val_ds is not None:
                     metrics.update(self._evaluate(val_ds))

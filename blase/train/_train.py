@@ -39,6 +39,7 @@ from blase.train._models import (
     load_script_factory,
     n_outputs_for,
 )
+from blase.train._refit import RefitPlan, keep_refit_weights, refit_dir, refit_plan
 from blase.train._scale import feature_scale_warning
 
 __all__ = ["Train"]
@@ -245,6 +246,34 @@ class Train:
 
     # -- pieces -----------------------------------------------------------------------------
 
+    def _refit(
+        self, plan: RefitPlan, model: nn.Module, initial: dict[str, torch.Tensor], first: EpochLoop
+    ) -> None:
+        """Train ``model`` again from ``initial`` on train + val for ``plan.epochs`` epochs
+        (same seed, optimizer and schedule as ``first``) and keep those weights."""
+        seed_everything(self.seed)
+        model.load_state_dict(initial)
+        optimizer = self._optimizer(model.parameters())
+        work = refit_dir(first.out)
+        loop = EpochLoop(
+            self,
+            model=model,
+            optimizer=optimizer,
+            scheduler=self._scheduler(optimizer),
+            scaler=_grad_scaler() if first.amp else None,
+            loss_fn=first.loss_fn,
+            device=first.device,
+            amp=first.amp,
+            run=None,  # the first pass's metrics stay the run's history
+            out=work,
+            shards=first.shards,
+            task=first.task,
+            fingerprint=first.fingerprint,
+        )
+        loop.run(0, None, splits=("train", "val"), epochs=plan.epochs, label="refit")
+        with disk_guard("the refit weights", first.out / MODEL_WEIGHTS):
+            keep_refit_weights(first.out, MODEL_WEIGHTS)
+
     def _optimizer(self, params: Any) -> torch.optim.Optimizer:
         cfg = self.config
         if cfg.optimizer == "adam":
@@ -295,8 +324,9 @@ class Train:
 
     def _fingerprint(self, manifest_hash: str) -> dict[str, Any]:
         cfg = self.config.model_dump(mode="json")
-        # Neither changes the math of a resumed epoch; "epochs" only matters to a schedule.
-        for key in ("device", "mixed_precision", "threads"):
+        # None of these changes the math of a resumed epoch (refit runs after the last one);
+        # "epochs" only matters to a schedule.
+        for key in ("device", "mixed_precision", "threads", "refit"):
             cfg.pop(key, None)
         if cfg.get("schedule") == "none":
             cfg.pop("epochs", None)
@@ -419,6 +449,12 @@ class Train:
             seed_everything(self.seed)
             model, spec, script = self._build(manifest, n_outputs, shards)
             model.to(device)
+            # the refit pass starts from the same weights as the first (see _refit.py)
+            initial = (
+                {k: v.detach().clone() for k, v in model.state_dict().items()}
+                if cfg.refit is not False and val_rows
+                else None
+            )
             threads = choose_threads(
                 cfg.batch_size,
                 _work_per_row(model) if spec.kind == "builtin" else 0,
@@ -473,6 +509,13 @@ class Train:
                 run.log_metrics({"train.threads": threads.threads})
             with torch_threads(threads.threads):
                 loop.run(val_rows, on_epoch_end)
+                plan = refit_plan(
+                    cfg.refit, train_rows=train_rows, val_rows=val_rows, best_epoch=loop.best_epoch
+                )
+                if plan is not None and initial is not None:
+                    self._refit(plan, model, initial, loop)
+                    if run is not None:
+                        run.log_event("refit", **plan.to_json())
 
         weights_path = out / MODEL_WEIGHTS
         inputs = {"shards": manifest_hash, "config": hash_config(fingerprint)}
@@ -490,6 +533,7 @@ class Train:
             "best_metric": loop.best,
             "monitor": self.monitor if val_rows else None,
             "stopped_early": loop.stopped,
+            "refit": plan.to_json() if plan is not None else None,
             "resumed_from_epoch": ckpt.epoch if ckpt is not None else None,
             "samples_per_s": last.get("samples_per_s"),
             "final": last,
