@@ -270,7 +270,7 @@ def _print_pipelines(row: dict, baseline: tuple[str, Path] | None) -> None:
         print(f"| Polars {q['polars']} scan_csv, streaming (stats {q['times']['stats']:.1f} s) | | | | "
               f"{q['times']['total']:.1f} | {mb / q['times']['total']:.0f} | {q['peak_rss'] / 1e9:.2f} |")
     print()
-    labels = {"baseline": f"Blase @ {baseline[0] if baseline else '?'} (this checkout's speed-up over it)",
+    labels = {"baseline": f"Blase @ {baseline[0] if baseline else '?'}",
               "pandas": "pandas", "polars": "Polars"}
     for name, label in labels.items():
         if name in row:
