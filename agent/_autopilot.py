@@ -120,6 +120,7 @@ class Autopilot(TrackedScope):
         self._plan = {"from_step": from_step, "to_step": to_step, "resume": resume, "cache": cache}
         self._overrides = list(overrides or [])
         self._profile: dict[str, Any] | bool | None = False
+        self._registry: Any = None
         self._track: Any = None
         self._conn: Any = None
         self._start_track()
@@ -238,6 +239,15 @@ class Autopilot(TrackedScope):
 
             self._profile = data_profile(self.project, config)
         return self._profile if isinstance(self._profile, dict) else None
+
+    def steps(self) -> Any:
+        """The project's step registry (the built-in steps and the step plugins of
+        ``blase.yaml``): what the review walks through and asks each step about."""
+        if self._registry is None:
+            from blase.pipeline import Pipeline
+
+            self._registry = Pipeline(self.project, memory=self.memory).registry
+        return self._registry
 
     def new_data(self, config: dict[str, Any]) -> list[str]:
         """Data files in ``data/`` other than the training source (candidates for drift/update)."""

@@ -26,7 +26,7 @@ from langgraph.types import interrupt
 
 from ._gate import decide
 from ._graph import _read_answer, _result_text, _summary, hash_text
-from ._pilot_state import STEP_TOOLS, SYSTEM_PROMPT, AutopilotState, summary_json
+from ._pilot_state import SYSTEM_PROMPT, AutopilotState, summary_json
 from ._proposals import (
     ACCEPT_DOC,
     CONFIG_CHANGE_DOC,
@@ -67,12 +67,21 @@ def _lookup(own: dict[str, Tool], name: str) -> Tool:
 
 
 def _queue(pilot: Any, run_id: str, from_step: str | None) -> list[str]:
-    from blase.pipeline import STEPS
     from blase.track import load_run
 
+    order = pilot.steps().order()
     records = step_records(load_run(run_id, [pilot.project.root], history=False))
-    start = STEPS.index(from_step) if from_step in STEPS else 0
-    return [s for s in STEPS[start:] if s in records and records[s]["state"] != "reused"]
+    start = order.index(from_step) if from_step in order else 0
+    return [s for s in order[start:] if s in records and records[s]["state"] != "reused"]
+
+
+def _tools_for(pilot: Any, step: Any, failed: bool, to_step: str | None) -> list[str]:
+    """The tools offered after ``step``: its own review tools (fewer after a failure), those
+    it offers when the run stopped early, and the drift and update tools when there is new data."""
+    names = [CHANGE, ACCEPT, "read_run_log"] if failed else list(step.review_tools)
+    if to_step not in (None, pilot.steps().order()[-1]):
+        names += step.review_tools_if_stopped
+    return names
 
 
 def build_pilot_graph(pilot: Any, *, checkpointer: Any = None) -> Any:
@@ -109,17 +118,14 @@ def build_pilot_graph(pilot: Any, *, checkpointer: Any = None) -> Any:
         if state.get("stop") or not queue:
             return {"step": None, "queue": []}
         step = queue.pop(0)
+        reviewed = pilot.steps().get(step)
         run = load_run(state["run_id"], [pilot.project.root], history=False)
         config = current_config(pilot.project, list(state.get("overrides", [])))
-        new_data = pilot.new_data(config) if step == "deploy" else []
-        brief = step_brief(pilot.project, run, step, config=config,
-                           profile=pilot.profile(config) if step in ("extract", "transform") else None,
+        new_data = pilot.new_data(config) if "new_data" in reviewed.review_inputs else []
+        brief = step_brief(pilot.project, run, reviewed, config=config,
+                           profile=pilot.profile(config) if "profile" in reviewed.review_inputs else None,
                            new_data=new_data)
-        names = list(STEP_TOOLS.get(step, (CHANGE, ACCEPT)))
-        if brief.state == "failed":
-            names = [CHANGE, ACCEPT, "read_run_log"]
-        if step == "evaluate" and (state.get("plan") or {}).get("to_step") not in (None, "deploy"):
-            names.append("deploy")
+        names = _tools_for(pilot, reviewed, brief.state == "failed", (state.get("plan") or {}).get("to_step"))
         if new_data:
             names += ["check_drift", "trigger_update"]
         names = [n for n in names if n in own or _available(n)]

@@ -28,6 +28,7 @@ import yaml
 from blase.tools import Tool, ToolContext, ToolError, ToolInput, ToolOutput, confine_path
 from pydantic import Field, field_validator
 
+from blase.config import inline_yaml
 from blase.project import Project
 
 __all__ = [
@@ -66,14 +67,6 @@ FORBIDDEN: dict[str, str] = {
     "deploy.promote": "promoting a model is the destructive `promote` tool, never a setting",
 }
 _PATH_KEYS = ("data.source",)
-
-
-def inline_yaml(value: Any) -> str:
-    """``value`` as one line of YAML, as ``--set KEY=VALUE`` reads it back."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=1 << 20, sort_keys=False).strip()
-    if text.endswith("\n..."):
-        text = text[: -len("\n...")]
-    return text.removesuffix("...").strip()
 
 
 def current_config(project: Project, overrides: list[str]) -> dict[str, Any]:

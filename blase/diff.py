@@ -96,20 +96,35 @@ def _step_records(run: Any) -> dict[str, dict[str, Any]]:
     return {d.get("step"): d for d in _events(run, "step_cache")}
 
 
+def _evaluations(run: Any) -> dict[str, Any]:
+    """``{step: Evaluation}`` of the steps of ``run`` whose typed output is an evaluation."""
+    from blase.steps import Evaluation, StepOutput, StepOutputError
+
+    found: dict[str, Any] = {}
+    for data in _events(run, "step"):
+        try:
+            output = StepOutput.from_json(data["output"]) if isinstance(data.get("output"), dict) else None
+        except StepOutputError:
+            continue
+        if isinstance(output, Evaluation) and output.predictions:
+            found[str(data.get("step"))] = output
+    return found
+
+
 def _predictions(project: Project, run: Any) -> Path | None:
+    """The predictions file of ``run``'s evaluation: where the run left it, else in the store."""
     from blase.cache import StepStore
 
-    for data in _events(run, "step"):
-        output = data.get("output") or {}
-        if data.get("step") == "evaluate" and output.get("predictions"):
-            path = Path(output.get("dir") or ".") / output["predictions"]
-            if path.is_file():
-                return path
-    record = _step_records(run).get("evaluate")
-    if record:
-        entry = StepStore(project).read(record.get("key", ""))
-        if entry is not None and (entry.out_dir / "predictions.parquet").is_file():
-            return entry.out_dir / "predictions.parquet"
+    evaluations = _evaluations(run)
+    for output in evaluations.values():
+        if output.predictions_file is not None and output.predictions_file.is_file():
+            return output.predictions_file
+    records = _step_records(run)
+    for step, output in evaluations.items():
+        entry = StepStore(project).read((records.get(step) or {}).get("key", ""))
+        stored = output.at(entry.out_dir).predictions_file if entry is not None else None
+        if stored is not None and stored.is_file():
+            return stored
     return None
 
 
@@ -164,6 +179,6 @@ def diff_runs(project: Project, a: str, b: str) -> RunDiff:
     pa_, pb_ = _predictions(project, run_a), _predictions(project, run_b)
     if pa_ is not None and pb_ is not None:
         diff.predictions = _agreement(pa_, pb_)
-    elif rec_a.get("evaluate") and rec_b.get("evaluate"):
+    elif _evaluations(run_a) and _evaluations(run_b):
         diff.notes.append("the predictions of one run are gone; agreement is not computed")
     return diff

@@ -21,9 +21,6 @@ __all__ = ["LineageError", "RunLineage", "StepLineage", "Trace", "run_lineage", 
 
 logger = logging.getLogger(__name__)
 
-_ORDER = ("extract", "transform", "prepare", "train", "evaluate")
-
-
 class LineageError(BlaseError):
     """A run has no lineage, or a model or artifact cannot be traced."""
 
@@ -108,9 +105,19 @@ def run_lineage(project: Project, ref: str) -> RunLineage:
             hint="lineage is recorded by pipeline runs: `blase run`; list them with `blase runs`",
         )
     snapshot = next((d.get("files") or {} for d in _events(run, "code_snapshot")), {})
-    deployed = next((d.get("details") for d in _events(run, "step") if d.get("step") == "deploy"
-                     and (d.get("details") or {}).get("deployed", True)), None)  # not: no version made
+    deployed = next((d.get("details") for d in _events(run, "step") if _made_version(d)), None)
     return RunLineage(run.id, steps, dict(snapshot), deployed, run.parent, dict(run.tags))
+
+
+def _made_version(data: dict[str, Any]) -> bool:
+    """Whether a ``step`` event records a step that packaged a model version."""
+    from blase.steps import Package, StepOutput, StepOutputError
+
+    try:
+        output = StepOutput.from_json(data["output"]) if isinstance(data.get("output"), dict) else None
+    except StepOutputError:
+        return False
+    return isinstance(output, Package) and output.deployed
 
 
 # --------------------------------------------------------------------------- trace
@@ -227,18 +234,19 @@ def trace(project: Project, target: str) -> Trace:
     run_id, step, file, kind = found
     lineage = run_lineage(project, run_id)
     wanted = {step}
+    order = [s.step for s in lineage.steps]  # the run's steps, in the order they ran
     chain: list[StepLineage] = []
-    for name in reversed(_ORDER):
+    for name in reversed(order):
         s = lineage.step(name)
         if s is None or name not in wanted:
             continue
         chain.append(s)
-        wanted |= {k for k in s.inputs if k in _ORDER}
+        wanted |= {k for k in s.inputs if k in order}
     raw: dict[str, dict[str, Any]] = {}
     cache = StatCache.for_project(project)
     for s in chain:
         for name, recorded in s.inputs.items():
-            if name in _ORDER:
+            if name in order:
                 continue
             path = project.root / name
             try:

@@ -3,13 +3,18 @@
 :func:`reproduce` re-executes a pipeline run from its recorded config (the ``config``
 event) and code snapshot (the ``code_snapshot`` event), bypassing the step cache, as a new
 run whose parent is the original and whose tag ``reproduce_of`` names it. With ``verify``
-it compares the output hashes of every step and the final weights, and names the first
-divergence and its cause: data changed, code changed, config or environment differs, or a
-nondeterministic operation.
+it compares the output hashes of every step (each step's :meth:`~blase.steps.Step.verify`)
+and the final weights, and names the first divergence and its cause: data changed, code
+changed, config or environment differs, or a nondeterministic operation.
 
-:func:`restore` writes the data as it was after one step of a run into a folder: from the
-step store when the entry is still there, else recomputed from the raw inputs when they
-still hash the same, else a :class:`RestoreError` that names what changed.
+:func:`restore` writes the data as it was after one step of a run into a folder (the step's
+:meth:`~blase.steps.Step.restore`): from the step store when the entry is still there, else
+recomputed from the raw inputs when they still hash the same, else a :class:`RestoreError`
+that names what changed.
+
+The steps are the run's own: the built-in ones and the step plugins its recorded config
+lists. Reproduce and restore cover the steps before the first one that is not cacheable
+(deploy makes a model version, which a reproduction must not).
 """
 
 from __future__ import annotations
@@ -27,14 +32,12 @@ from typing import Any
 from blase._fs import replace_dir
 from blase.errors import BlaseError
 from blase.project import Project
+from blase.steps import Step, StepContext, StepOutput, StepResult
 
 __all__ = ["Divergence", "ReproduceError", "ReproduceResult", "RestoreError", "RestoreResult",
            "reproduce", "restore"]
 
 logger = logging.getLogger(__name__)
-
-_STEPS = ("extract", "transform", "prepare", "train", "evaluate")
-WEIGHTS = "model.safetensors"
 
 
 class ReproduceError(BlaseError):
@@ -136,10 +139,31 @@ def recorded_code(project: Project, run: Any) -> Iterator[tuple[dict[str, Any], 
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _steps_of(run: Any) -> list[str]:
+def _registry(project: Project, run: Any) -> Any:
+    """The steps of ``run``: the built-in ones plus the step plugins its recorded config lists."""
+    from blase.pipeline import Pipeline, default_registry
+
+    config = _event(run, "config") or {}
+    if "resolved" not in config:
+        return default_registry()
+    return Pipeline(project, config=config["resolved"]).registry
+
+
+def _with_data(registry: Any) -> list[str]:
+    """The steps reproduce and restore cover: those before the first uncacheable one."""
+    steps: list[str] = []
+    for name in registry.order():
+        if not registry.get(name).cacheable:
+            break
+        steps.append(name)
+    return steps
+
+
+def _steps_of(run: Any, registry: Any) -> list[str]:
+    steps = _with_data(registry)
     ran = str(run.params.get("run.steps", "")).split(",")
-    last = max((_STEPS.index(s) for s in ran if s in _STEPS), default=len(_STEPS) - 1)
-    return list(_STEPS[: last + 1])
+    last = max((steps.index(s) for s in ran if s in steps), default=len(steps) - 1)
+    return steps[: last + 1]
 
 
 # --------------------------------------------------------------------------- reproduce
@@ -165,14 +189,14 @@ def reproduce(project: Project, ref: str, *, verify: bool = False, memory: int |
     from blase.pipeline import Pipeline, step_records
 
     run = _load(project, ref)
-    steps = _steps_of(run)
     with recorded_code(project, run) as (config, code_root):
         pipeline = Pipeline(project, config=config, code_root=code_root, memory=memory)
+        steps = _steps_of(run, pipeline.registry)
         new = pipeline.run(to_step=steps[-1], cache=False, parent=run.id, tags={"reproduce_of": run.id},
                            name=f"reproduce-{run.id}")
     result = ReproduceResult(run.id, new.run_id, steps)
     if verify:
-        _verify(result, step_records(project, run.id), step_records(project, new.run_id))
+        _verify(result, step_records(project, run.id), step_records(project, new.run_id), pipeline.registry)
     logger.info("%s", result.summary)
     return result
 
@@ -195,7 +219,8 @@ def _cause(step: str, old: dict[str, Any], new: dict[str, Any], files: list[str]
             f"different bytes in {shown}"), detail
 
 
-def _verify(result: ReproduceResult, old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> None:
+def _verify(result: ReproduceResult, old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]],
+            registry: Any) -> None:
     result.verified = True
     if not old:
         raise ReproduceError(f"run {result.original} recorded no output hashes to compare with",
@@ -203,14 +228,13 @@ def _verify(result: ReproduceResult, old: dict[str, dict[str, Any]], new: dict[s
     for step in result.steps:
         if step not in old or step not in new:
             continue
-        a, b = old[step].get("files") or {}, new[step].get("files") or {}
-        differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-        result.compared[step] = not differ
-        if step == "train":
-            result.weights_identical = a.get(WEIGHTS) is not None and a.get(WEIGHTS) == b.get(WEIGHTS)
-        if differ and result.divergence is None:
-            cause, detail = _cause(step, old[step], new[step], differ)
-            result.divergence = Divergence(step, differ, cause, detail)
+        compared = registry.get(step).verify(old[step].get("files") or {}, new[step].get("files") or {})
+        result.compared[step] = not compared.differ
+        if compared.weights_identical is not None:
+            result.weights_identical = compared.weights_identical
+        if compared.differ and result.divergence is None:
+            cause, detail = _cause(step, old[step], new[step], compared.differ)
+            result.divergence = Divergence(step, compared.differ, cause, detail)
     result.identical = result.divergence is None and bool(result.compared)
 
 
@@ -241,37 +265,47 @@ def _check_out(out: Path) -> None:
                            hint="pass --out a new folder; restore never overwrites files")
 
 
-def _copy_out(src: Path, out: Path) -> None:
-    tmp = out.with_name(f".{out.name}.tmp-{secrets.token_hex(3)}")
+def _stored_output(step: Step, entry: Any) -> StepOutput:
+    """The typed output of a store entry, at the entry's folder."""
+    output = StepResult.from_json(entry.result.to_json(with_root=False), root=entry.out_dir).output
+    return output if output is not None else step.output_type(root=entry.out_dir)
+
+
+def _recorded_output(run: Any, step: Step, folder: Path) -> StepOutput:
+    """The output ``run`` recorded for ``step`` (its type and fields), at ``folder``."""
+    for e in run.event_list:
+        data = e.get("data") or {}
+        if e.get("event") in ("step", "step_reused") and data.get("step") == step.name \
+                and isinstance(data.get("output"), dict):
+            return StepOutput.from_json(data["output"], root=folder)
+    return step.output_type(root=folder)
+
+
+def _deliver(project: Project, run: Any, step: Step, output: StepOutput, out: Path, registry: Any) -> None:
+    """Write the data of ``step`` (its stored ``output``) into ``out`` through
+    :meth:`Step.restore`, first restoring the steps it needs (transform stores only its
+    fitted state, so its data needs the run's extract output) into temporary folders."""
+    token = secrets.token_hex(3)
+    tmp = out.with_name(f".{out.name}.tmp-{token}")
+    needed: list[Path] = []
     try:
-        shutil.copytree(src, tmp)
+        inputs: dict[str, StepOutput] = {}
+        for name in step.restore_needs:
+            folder = out.with_name(f".{out.name}.{name}-{token}")
+            needed.append(folder)
+            restore(project, run.id, name, folder)
+            inputs[name] = _recorded_output(run, registry.get(name), folder)
+        if type(step).restore is Step.restore:  # a copy: no user code runs
+            step.restore(output, tmp, inputs, StepContext(project=project, config=None, code_root=project.root))
+        else:
+            from blase.pipeline import Pipeline
+
+            with recorded_code(project, run) as (config, code_root):
+                step.restore(output, tmp, inputs, Pipeline(project, config=config, code_root=code_root).context())
         replace_dir(tmp, out)  # `out` is absent or an empty folder (_check_out)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _deliver(project: Project, run: Any, step: str, stored: Path, out: Path) -> None:
-    """Write a stored step output into ``out``. The transform step stores only its fitted
-    state (prepare applies it on the way), so its data is that state applied, here, to the
-    run's extract output (restored the same way: from the store, else recomputed)."""
-    if step != "transform":
-        _copy_out(stored, out)
-        return
-    from blase.transform import STATE_FILE, Transform
-
-    token = secrets.token_hex(3)
-    extract = out.with_name(f".{out.name}.extract-{token}")
-    tmp = out.with_name(f".{out.name}.tmp-{token}")
-    try:
-        restore(project, run.id, "extract", extract)
-        with recorded_code(project, run) as (_config, code_root):
-            transform = Transform.load(stored / STATE_FILE, project_root=code_root)
-            transform.write(extract, tmp)
-        shutil.copyfile(stored / STATE_FILE, tmp / STATE_FILE)
-        replace_dir(tmp, out)
-    finally:
-        shutil.rmtree(extract, ignore_errors=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+        for folder in (tmp, *needed):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _changed_inputs(project: Project, records: dict[str, dict[str, Any]], step: str) -> list[str]:
@@ -309,8 +343,11 @@ def restore(project: Project, ref: str, step: str, out: str | os.PathLike[str]) 
 
     out_path = Path(out).resolve()
     run = _load(project, ref)
-    if step not in _STEPS:
-        raise RestoreError(f"unknown step {step!r}", hint=f"steps with data: {', '.join(_STEPS)}")
+    registry = _registry(project, run)
+    with_data = _with_data(registry)
+    if step not in with_data:
+        raise RestoreError(f"unknown step {step!r}", hint=f"steps with data: {', '.join(with_data)}")
+    step_obj = registry.get(step)
     records = step_records(project, run.id)
     record = records.get(step)
     if record is None:
@@ -321,7 +358,7 @@ def restore(project: Project, ref: str, step: str, out: str | os.PathLike[str]) 
     store = StepStore(project)
     entry, _why = store.lookup(record["key"])
     if entry is not None:
-        _deliver(project, run, step, entry.out_dir, out_path)
+        _deliver(project, run, step_obj, _stored_output(step_obj, entry), out_path, registry)
         return RestoreResult(run.id, step, out_path, "store", record["key"])
     changed = _changed_inputs(project, records, step)
     if changed:
@@ -339,7 +376,7 @@ def restore(project: Project, ref: str, step: str, out: str | os.PathLike[str]) 
     if entry is None:
         raise RestoreError(f"recomputing {step} of run {run.id} left no stored result",
                            hint="check free disk space under .blase/store and retry")
-    _deliver(project, run, step, entry.out_dir, out_path)
+    _deliver(project, run, step_obj, _stored_output(step_obj, entry), out_path, registry)
     same = again.get("output") == record.get("output")
     if not same:
         logger.warning("restored %s of %s was recomputed but differs from the recorded output", step, run.id)

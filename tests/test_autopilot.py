@@ -195,3 +195,61 @@ def test_plain_run_never_imports_the_assistant(project):
 def test_yes_without_autonomy_is_an_error(project, cli):
     result = cli("run", "--yes", "--project", str(project.root))
     assert result.exit_code != 0 and "--autonomy" in result.stderr
+
+
+REVIEWED_PLUGIN = '''
+import json
+from dataclasses import dataclass
+
+from blase.plugins import Plugin
+from blase.steps import Step, StepOutput, StepResult, StepReview
+
+
+@dataclass(kw_only=True)
+class Gauge(StepOutput):
+    accuracy: float = 0.0
+
+
+class GaugeStep(Step):
+    name = "gauge"
+    needs = ("evaluate",)
+    after = "evaluate"
+    output_type = Gauge
+    review_tools = ("accept_step", "inspect_run")
+    review_inputs = frozenset({"new_data"})
+
+    def run(self, inputs, out_dir, ctx):
+        return StepResult(step=self.name, output=Gauge(accuracy=inputs["evaluate"].metrics["accuracy"]))
+
+    def review(self, result, ctx):
+        if result is None or not ctx.finished:
+            return StepReview()
+        return StepReview(lines=[f"Gauge at {result.output.accuracy:.2f}; new data: {ctx.new_data}"],
+                          signals=["the gauge asks for a look"])
+
+
+plugin = Plugin(name="gauge", kind="step", target=":GaugeStep")
+'''
+
+
+def test_a_plugin_step_is_reviewed_through_its_step_contract(project):
+    import yaml
+
+    (project.root / "scripts" / "gauge.py").write_text(REVIEWED_PLUGIN)
+    (project.root / "data" / "fresh.csv").write_text((project.root / "data" / "penguins.csv").read_text())
+    config = yaml.safe_load(project.config_path.read_text())
+    config["plugins"] = [{"path": "scripts/gauge.py"}]
+    project.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    llm = by_step({})
+    with Autopilot(project, autonomy="manual", llm=llm, overrides=QUICK) as pilot:
+        result = pilot.start()
+        sid = pilot.session_id
+    assert result.report is not None
+    events = load_run(sid, [project.root]).event_list
+    reviews = {e["data"]["step"]: e["data"] for e in events if e["event"] == "step_review"}
+    assert list(reviews) == ["extract", "transform", "prepare", "train", "evaluate", "gauge", "deploy"]
+    gauge = reviews["gauge"]
+    assert gauge["signals"] == ["the gauge asks for a look"]
+    assert gauge["tools"] == ["accept_step", "inspect_run", "check_drift", "trigger_update"]
+    assert "Gauge at 0." in gauge["text"] and "data/fresh.csv" in gauge["text"]
+    assert "Decide for step gauge" in gauge["text"]

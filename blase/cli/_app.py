@@ -197,6 +197,7 @@ def demo(
     from blase.cli._render import deploy_line, metrics_vs_baseline, steps_table
     from blase.pipeline import Pipeline
     from blase.scaffold import create_project
+    from blase.steps import Evaluation, Package
     from blase.track import load_run
 
     out = common.out()
@@ -211,14 +212,14 @@ def demo(
     result = Pipeline(project).run(on_step=on_step)
     run = load_run(result.run_id, [project.root])
     out.print(steps_table([e for e in run.event_list if e.get("event") == "step"]))
-    evaluation = result.steps["evaluate"]
-    out.print(metrics_vs_baseline(evaluation.details))
-    deployed = result.steps["deploy"].details
-    plots = ", ".join(p.name for p in evaluation.output.plot_files)
+    evaluation = next(o for o in result.outputs() if isinstance(o, Evaluation))
+    out.print(metrics_vs_baseline(evaluation))
+    deployed = next(o for o in result.outputs() if isinstance(o, Package))
+    plots = ", ".join(p.name for p in evaluation.plot_files)
     out.print(f"\nrun        {result.run_id}  (blase inspect {result.run_id})")
     out.print(f"model      {deploy_line(deployed, result.run_id)}")
-    out.print(f"plots      {plots} in {project.relative(evaluation.output.root)}")
-    out.print(f"\nnext: cd {folder} && blase runs && blase predict {deployed['model']} data/penguins.csv "
+    out.print(f"plots      {plots} in {project.relative(evaluation.root)}")
+    out.print(f"\nnext: cd {folder} && blase runs && blase predict {deployed.model} data/penguins.csv "
               "--out outputs/predictions.parquet")
 
 
@@ -340,14 +341,14 @@ def run(
         return
     assert out is not None
     out.print(run_panel(detail, brief=True))
-    if "evaluate" in result.steps:
-        from blase.cli._render import metrics_vs_baseline
+    from blase.cli._render import deploy_line, metrics_vs_baseline
+    from blase.steps import Evaluation, Package
 
-        out.print(metrics_vs_baseline(result.steps["evaluate"].details))
-    if "deploy" in result.steps:
-        from blase.cli._render import deploy_line
-
-        out.print(deploy_line(result.steps["deploy"].details, result.run_id))
+    for output in result.outputs():  # what the steps made, by type: any step's evaluation or package
+        if isinstance(output, Evaluation):
+            out.print(metrics_vs_baseline(output))
+        elif isinstance(output, Package):
+            out.print(deploy_line(output, result.run_id))
 
 
 # -- deploy / models / rollback / predict ---------------------------------------------------

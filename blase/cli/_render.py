@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from blase.steps import Evaluation, Package
 
 STATUS_STYLE = {
     "running": "cyan",
@@ -110,9 +113,9 @@ def _kv_table(title: str, items: dict[str, Any]) -> Table:
     return table
 
 
-def metrics_vs_baseline(details: dict[str, Any]) -> Table:
-    """Test metrics next to the trivial baseline's, from an evaluate step's details."""
-    metrics, baseline = details.get("metrics", {}), details.get("baseline", {})
+def metrics_vs_baseline(evaluation: Evaluation) -> Table:
+    """Test metrics next to the trivial baseline's, from an evaluate step's typed output."""
+    metrics, baseline = evaluation.metrics, evaluation.baseline
     table = Table(title="test metrics", title_justify="left", title_style="bold", box=None)
     table.add_column("metric")
     table.add_column("model", justify="right")
@@ -251,15 +254,15 @@ def steps_table(events: list[dict[str, Any]]) -> Table:
     return table
 
 
-def deploy_line(details: dict[str, Any], run_id: str) -> str:
+def deploy_line(package: Package, run_id: str) -> str:
     """What the pipeline's deploy step did, and why (see :mod:`blase.deploy._decide`)."""
-    reason = details.get("reason")
-    if details.get("deployed", True):
-        line = f"deployed [bold]{details['model']} {details['version']}[/] at {details['path']}"
-        line += " (current)" if details.get("promoted") else ""
+    reason = package.reason
+    if package.deployed:
+        line = f"deployed [bold]{package.model} {package.version}[/] at {package.root}"
+        line += " (current)" if package.promoted else ""
         line += f": {reason}" if reason else ""
-        if details.get("previous") and not details.get("promoted") and details.get("version") != details["previous"]:
-            line += f"; make it current with `blase promote {details['model']} {details['version']}`"
+        if package.previous and not package.promoted and package.version != package.previous:
+            line += f"; make it current with `blase promote {package.model} {package.version}`"
         return line
     return (f"not deployed: {reason}; package it anyway with `blase deploy {run_id}` "
             "(or set deploy.always: true)")

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from blase.config._models import ProjectConfig
 from blase.errors import ConfigError, ConfigProblem
 
-__all__ = ["apply_overrides", "config_from_dict", "key_lines", "load_config", "parse_overrides"]
+__all__ = ["apply_overrides", "config_from_dict", "inline_yaml", "key_lines", "load_config", "parse_overrides"]
 
 _Path = tuple[str | int, ...]
 
@@ -110,6 +110,14 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             cursor = nxt
         cursor[keys[-1]] = value
     return out
+
+
+def inline_yaml(value: Any) -> str:
+    """``value`` as one line of YAML, as ``--set KEY=VALUE`` (:func:`parse_overrides`) reads it back."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=1 << 20, sort_keys=False).strip()
+    if text.endswith("\n..."):
+        text = text[: -len("\n...")]
+    return text.removesuffix("...").strip()
 
 
 def apply_overrides(base: dict[str, Any], overrides: dict[Any, Any], *, _at: str = "") -> dict[str, Any]:

@@ -173,7 +173,11 @@ def deploy_run(
         result = deploy_outputs(project, config, run_id, inputs, keys=keys, name=name, promote_it=promote_it,
                                 asked=True)
         track.log_event("step", **result.to_json())
-    return load_package(result.details["path"])
+    package = result.output if isinstance(result.output, Package) else None
+    if package is None or package.package_dir is None:  # an asked deploy always packages
+        raise DeployError(f"run {run_id} was not deployed" + (f": {package.reason}" if package else ""),
+                          hint="see `blase models` for the versions there are")
+    return load_package(package.package_dir)
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 from blase.evaluate._errors import EvaluateError
 from blase.evaluate._live import evaluate_live
 from blase.evaluate._metrics import (
+    HEADLINE_METRICS,
     ClassificationMetrics,
     RegressionMetrics,
     binary_roc_auc,
@@ -27,6 +28,7 @@ from blase.evaluate._metrics import (
 )
 
 __all__ = [
+    "HEADLINE_METRICS",
     "ClassificationMetrics",
     "EvaluateError",
     "RegressionMetrics",

@@ -36,6 +36,7 @@ import numpy as np
 from blase.evaluate._errors import EvaluateError
 
 __all__ = [
+    "HEADLINE_METRICS",
     "ClassificationMetrics",
     "RegressionMetrics",
     "binary_roc_auc",
@@ -479,6 +480,11 @@ def compute_metrics(
 
 def _all_probabilities(a: np.ndarray) -> bool:
     return a.dtype.kind == "f" and bool(np.all(np.isfinite(a))) and bool(np.all((a >= 0) & (a <= 1)))
+
+
+#: The metrics a summary shows first, in this order (classification, then regression).
+HEADLINE_METRICS: tuple[str, ...] = ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss", "rmse",
+                                     "mae", "r2")
 
 
 def primary_metric(task: str | None) -> tuple[str, bool]:

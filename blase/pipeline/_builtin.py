@@ -15,22 +15,37 @@ import json
 import logging
 import shutil
 import sys
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from blase.errors import BlaseError
+from blase.pipeline._review import (
+    review_deploy,
+    review_evaluate,
+    review_extract,
+    review_prepare,
+    review_train,
+    review_transform,
+)
+from blase.pipeline._train_state import (
+    checkpoint_dir,
+    kept_checkpoint,
+    mirror_folder,
+    training_device,
+)
 from blase.steps import (
     Evaluation,
     Extracted,
     FittedTransform,
     Package,
+    ReviewContext,
     Shards,
     Step,
     StepContext,
     StepOutput,
     StepResult,
+    StepReview,
     TrainedModel,
 )
 
@@ -58,6 +73,8 @@ class ExtractStep(Step):
 
     name = "extract"
     output_type = Extracted
+    review_inputs = frozenset({"profile"})
+    review_tools = ("propose_config_change", "accept_step", "preview_data", "read_run_log")
 
     def config_sections(self, config: Any) -> Mapping[str, Any]:
         data = config.data.model_dump(mode="json")
@@ -99,6 +116,9 @@ class ExtractStep(Step):
         result.output = Extracted(root=out_dir, schema=dict(schema), options=options, sources=dict(result.inputs))
         return result
 
+    def review(self, result: StepResult | None, ctx: ReviewContext) -> StepReview:
+        return review_extract(result, ctx)
+
 
 class TransformStep(Step):
     """Fit the transform on the extracted data and save its state (prepare applies it)."""
@@ -107,6 +127,9 @@ class TransformStep(Step):
     needs = ("extract",)
     output_type = FittedTransform
     version = 2
+    restore_needs = ("extract",)
+    review_inputs = frozenset({"profile"})
+    review_tools = ("propose_config_change", "accept_step", "inspect_run", "read_run_log")
 
     def config_sections(self, config: Any) -> Mapping[str, Any]:
         steps = [s.model_dump(mode="json", exclude_none=True) for s in config.transform]
@@ -132,6 +155,20 @@ class TransformStep(Step):
         result.output = FittedTransform(root=out_dir, state=STATE_FILE)
         return result
 
+    def restore(self, output: StepOutput, out_dir: Path, inputs: Mapping[str, StepOutput],
+                ctx: StepContext) -> None:
+        """The transformed data (never stored: prepare applies the fitted state on the way):
+        the stored state applied to the restored extract output, with the state beside it."""
+        from blase.transform import Transform
+
+        fitted = output if isinstance(output, FittedTransform) else FittedTransform(root=output.root)
+        transform = Transform.load(fitted.state_file, project_root=ctx.code_root)
+        transform.write(_need(inputs, "extract", Extracted).data_dir, out_dir)
+        shutil.copyfile(fitted.state_file, out_dir / fitted.state)
+
+    def review(self, result: StepResult | None, ctx: ReviewContext) -> StepReview:
+        return review_transform(result, ctx)
+
 
 class PrepareStep(Step):
     """Split deterministically and write float32 shards with a manifest."""
@@ -140,6 +177,7 @@ class PrepareStep(Step):
     needs = ("extract", "transform")
     output_type = Shards
     version = 2
+    review_tools = ("propose_config_change", "accept_step", "inspect_run")
 
     def config_sections(self, config: Any) -> Mapping[str, Any]:
         return {"prepare": config.prepare.model_dump(mode="json"), "seed": config.seed, "data": _label_key(config)}
@@ -166,6 +204,9 @@ class PrepareStep(Step):
         result.details = _without(result.details, "manifest", "out_dir")
         return result
 
+    def review(self, result: StepResult | None, ctx: ReviewContext) -> StepReview:
+        return review_prepare(result, ctx)
+
 
 class TrainStep(Step):
     """Fit the model on the train split (early stopping on val), checkpointing every epoch.
@@ -177,6 +218,8 @@ class TrainStep(Step):
     name = "train"
     needs = ("prepare",)
     output_type = TrainedModel
+    weights_file = "model.safetensors"
+    review_tools = ("propose_config_change", "accept_step", "compare_runs", "inspect_run")
 
     def config_sections(self, config: Any) -> Mapping[str, Any]:
         # The thread count changes the speed, not the weights (see blase.train's fit).
@@ -207,7 +250,7 @@ class TrainStep(Step):
         mirror = checkpoint_dir(ctx.project, ctx.run_id)
 
         def keep_epoch(**_: Any) -> None:
-            _mirror(out_dir / "checkpoint", mirror)
+            mirror_folder(out_dir / "checkpoint", mirror)
 
         result = None
         if kept is not None:
@@ -244,8 +287,11 @@ class TrainStep(Step):
         """Keep the last complete checkpoint, so ``--resume`` continues from that epoch."""
         source = out_dir / "checkpoint"
         if source.is_dir():
-            _mirror(source, checkpoint_dir(ctx.project, ctx.run_id))
+            mirror_folder(source, checkpoint_dir(ctx.project, ctx.run_id))
             logger.info("kept the train checkpoint of run %s for --resume", ctx.run_id)
+
+    def review(self, result: StepResult | None, ctx: ReviewContext) -> StepReview:
+        return review_train(result, ctx)
 
 
 class EvaluateStep(Step):
@@ -256,6 +302,8 @@ class EvaluateStep(Step):
     needs = ("train", "prepare")
     output_type = Evaluation
     public = True
+    review_tools = ("propose_config_change", "accept_step", "compare_runs", "inspect_run")
+    review_tools_if_stopped = ("deploy",)
 
     def config_sections(self, config: Any) -> Mapping[str, Any]:
         return {"evaluate": config.evaluate.model_dump(mode="json")}
@@ -292,6 +340,9 @@ class EvaluateStep(Step):
         for path in sorted(p for p in output.root.iterdir() if p.is_file()):
             ctx.track.log_artifact(path, name=f"evaluate/{path.name}")
 
+    def review(self, result: StepResult | None, ctx: ReviewContext) -> StepReview:
+        return review_evaluate(result, ctx)
+
 
 class DeployStep(Step):
     """Package the model as a new version when it is the first, promoted, asked for
@@ -302,6 +353,8 @@ class DeployStep(Step):
     needs = ("extract", "transform", "prepare", "train", "evaluate")
     output_type = Package
     cacheable = False
+    review_inputs = frozenset({"new_data"})
+    review_tools = ("accept_step", "promote", "list_models", "propose_config_change")
 
     def run(self, inputs: Mapping[str, StepOutput], out_dir: Path, ctx: StepContext) -> StepResult:
         from blase.deploy import deploy_outputs
@@ -312,6 +365,9 @@ class DeployStep(Step):
         from blase.deploy import deployed_already
 
         return deployed_already(ctx.project, ctx.config, ctx.keys)
+
+    def review(self, result: StepResult | None, ctx: ReviewContext) -> StepReview:
+        return review_deploy(result, ctx)
 
 
 #: The built-in pipeline, in order.
@@ -340,68 +396,3 @@ def _model_kind(folder: Path) -> str:
         return str(json.loads((folder / "model.json").read_text(encoding="utf-8")).get("kind", ""))
     except (OSError, ValueError, AttributeError):
         return ""
-
-
-def training_device(config: Any) -> str:
-    """The device training runs on (results differ between CPU and each GPU model).
-
-    Without a GPU in sight (no ``nvidia-smi`` device, not a Mac) ``auto`` means the CPU,
-    which spares a cached run the import of torch.
-    """
-    import platform
-
-    from blase.hashing import environment_fingerprint
-
-    want = config.train.device
-    if want == "cpu":
-        return "cpu"
-    if want == "auto" and "torch" not in sys.modules and platform.system() != "Darwin":
-        gpu = environment_fingerprint().get("gpu") or {}
-        if not gpu.get("devices"):
-            return "cpu"
-    from blase.train import resolve_device
-
-    device = resolve_device(config.train.device)
-    if device.type == "cuda":
-        import torch
-
-        return f"cuda:{torch.cuda.get_device_name(device)}"
-    return device.type
-
-
-def checkpoint_dir(project: Any, run_id: str) -> Path:
-    """Where run ``run_id`` keeps its train checkpoint for ``--resume``."""
-    return project.state_dir / "checkpoints" / run_id / "train" / "checkpoint"
-
-
-def kept_checkpoint(project: Any, run_id: str) -> Path | None:
-    """The checkpoint run ``run_id`` left for ``--resume``: the mirrored folder, or the
-    previous one when the run died between the two renames of a mirror."""
-    folder = checkpoint_dir(project, run_id)
-    if folder.is_dir():
-        return folder
-    old = sorted(folder.parent.glob(f".{folder.name}.old-*"), key=lambda p: p.stat().st_mtime)
-    return old[-1] if old else None
-
-
-def _mirror(source: Path, target: Path) -> None:
-    """Put a copy of the folder ``source`` at ``target``, whole (hard links where the
-    filesystem allows: checkpoint files are written new each epoch, never changed in place)."""
-    import os
-
-    from blase._fs import replace_dir
-
-    def link_or_copy(src: str, dst: str) -> None:
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        shutil.copytree(source, tmp, copy_function=link_or_copy)
-        replace_dir(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -82,6 +82,10 @@ class PipelineResult:
     cached: dict[str, str] = field(default_factory=dict)
     reasons: dict[str, list[str]] = field(default_factory=dict)
 
+    def outputs(self) -> list[StepOutput]:
+        """The typed outputs of this run's steps, in step order."""
+        return [r.output for r in self.steps.values() if r.output is not None]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
@@ -439,7 +443,7 @@ class Pipeline:
         if not step.cacheable:
             same = step.reuse(inputs, ctx) if cache else None
             if same is not None:
-                return same, (same.details.get("cache") or {}).get("from_run") or ""
+                return same, same.cached_from or ""
             return self._execute(step, inputs, self._work(ctx, step.name), ctx), None
         from blase.cache import step_key
 

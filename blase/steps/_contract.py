@@ -26,6 +26,7 @@ never reads another step's ``details``; those are for people.
 
 from __future__ import annotations
 
+import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -36,11 +37,12 @@ from pydantic import BaseModel
 
 from blase.steps._outputs import StepOutput
 from blase.steps._result import StepResult
+from blase.steps._review import ReviewContext, StepReview
 
 if TYPE_CHECKING:
     from blase.project import Project
 
-__all__ = ["Step", "StepContext"]
+__all__ = ["Step", "StepContext", "Verification"]
 
 
 @dataclass
@@ -68,6 +70,18 @@ class StepContext:
         return self.track.run_id if self.track is not None else ""
 
 
+@dataclass
+class Verification:
+    """How a step's output files in a reproduction compare with the original run's
+    (:meth:`Step.verify`, read by ``blase reproduce --verify``)."""
+
+    #: The output files whose content hashes differ (or that only one run has), sorted.
+    differ: list[str] = field(default_factory=list)
+    #: For a step that trains weights (:attr:`Step.weights_file`): whether they are
+    #: bit-identical; None for other steps.
+    weights_identical: bool | None = None
+
+
 class Step(ABC):
     """One pipeline step. Subclasses set the class attributes and implement :meth:`run`.
 
@@ -93,6 +107,20 @@ class Step(ABC):
         For a plugin step: the pydantic model of its ``options`` in ``blase.yaml``
         (``plugins: [{name: report, options: {...}}]``); the validated options are
         :attr:`options` on the instance, and part of its cache key.
+    weights_file:
+        The output file that holds trained weights (train's ``model.safetensors``):
+        ``blase reproduce --verify`` says whether it is bit-identical.
+    restore_needs:
+        The steps whose data :meth:`restore` needs, restored first (transform stores only its
+        fitted state, so restoring its data needs extract's).
+    review_inputs:
+        What the assistant gathers before :meth:`review` (``blase run --autonomy``):
+        ``"profile"`` (the training data's profile), ``"new_data"`` (data files other than
+        the training source).
+    review_tools:
+        The assistant's tools (names in ``blase.tools``) offered after this step;
+        ``review_tools_if_stopped`` are offered too when the run stopped before the
+        pipeline's last step (``--to``).
     """
 
     name: ClassVar[str]
@@ -103,6 +131,11 @@ class Step(ABC):
     cacheable: ClassVar[bool] = True
     public: ClassVar[bool] = False
     config_model: ClassVar[type[BaseModel] | None] = None
+    weights_file: ClassVar[str | None] = None
+    restore_needs: ClassVar[tuple[str, ...]] = ()
+    review_inputs: ClassVar[frozenset[str]] = frozenset()
+    review_tools: ClassVar[tuple[str, ...]] = ("propose_config_change", "accept_step")
+    review_tools_if_stopped: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: BaseModel | None = None) -> None:
         self.options = options
@@ -143,3 +176,39 @@ class Step(ABC):
 
     def on_failure(self, out_dir: Path, ctx: StepContext) -> None:  # noqa: B027 (an optional hook)
         """Called when :meth:`run` raised (or was interrupted): keep what a resume needs."""
+
+    # -- after the run: reproduce, restore, review ------------------------------------------------
+
+    def verify(self, original: Mapping[str, str], again: Mapping[str, str]) -> Verification:
+        """Compare the output files (``{relative path: content hash}``) of this step in a run
+        and in its reproduction. Default: every file must hash the same, and the
+        :attr:`weights_file`, when the step has one, is reported on its own."""
+        differ = sorted(k for k in set(original) | set(again) if original.get(k) != again.get(k))
+        weights = None
+        if self.weights_file is not None:
+            before = original.get(self.weights_file)
+            weights = before is not None and before == again.get(self.weights_file)
+        return Verification(differ=differ, weights_identical=weights)
+
+    def restore(self, output: StepOutput, out_dir: Path, inputs: Mapping[str, StepOutput],
+                ctx: StepContext) -> None:
+        """Write the data as it was after this step into ``out_dir`` (a new folder), from the
+        stored ``output`` and the restored outputs of :attr:`restore_needs` (``inputs``).
+        Default: a copy of the output folder. A step that overrides this runs with the run's
+        recorded config and code (``ctx.config``, ``ctx.code_root``)."""
+        shutil.copytree(output.root, out_dir)
+
+    def review(self, result: StepResult | None, ctx: ReviewContext) -> StepReview:
+        """Facts and signals about one finished (or failed) execution of this step, for
+        whoever reviews the run (the assistant under ``blase run --autonomy``). ``result``
+        is None when the step failed or is missing. Default: the typed output's fields."""
+        if result is None or result.output is None or not ctx.finished:
+            return StepReview()
+        fields = {k: v for k, v in result.output.to_json(with_root=False).items() if k != "type"}
+        shown = ", ".join(f"{k} {_short(v)}" for k, v in fields.items())
+        return StepReview(lines=[f"Output {result.output.type_name}" + (f": {shown}" if shown else "")])
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -43,6 +43,27 @@ class StepResult:
     #: What the steps after this one read (None for a step run on its own, outside a pipeline).
     output: StepOutput | None = None
 
+    @property
+    def cache_hit(self) -> bool:
+        """True when the runner did not run the step: its result came from the step store
+        (or deploy found a version that already packages it)."""
+        cache = self.details.get("cache")
+        return isinstance(cache, dict) and bool(cache.get("hit"))
+
+    @property
+    def cached_from(self) -> str | None:
+        """For a :attr:`cache_hit`: the run that made the result, when recorded."""
+        cache = self.details.get("cache")
+        if self.cache_hit and cache.get("from_run") is not None:
+            return str(cache["from_run"])
+        return None
+
+    @property
+    def rejects_file(self) -> str | None:
+        """Where the step wrote the rows it rejected, if it wrote any (extract's quarantine)."""
+        value = self.details.get("rejects_file")
+        return str(value) if value else None
+
     def to_json(self, *, with_root: bool = True) -> dict[str, Any]:
         """The record as JSON; ``with_root`` False leaves out where the output folder is
         (the step store records results that way: an entry does not know where it lies)."""
