@@ -8,12 +8,16 @@ from blase.config._load import (
     key_lines,
     load_config,
     parse_overrides,
+    plugin_options_error,
 )
 from blase.config._models import (
+    BUILTIN_FORMATS,
+    BUILTIN_OPS,
     MODEL_NAME_PATTERN,
     AgentConfig,
     DataConfig,
     DeployConfig,
+    DriftTestChoice,
     EvaluateConfig,
     MonitorConfig,
     PluginEntry,
@@ -27,12 +31,16 @@ from blase.config._models import (
     check_model_name,
     check_model_ref,
 )
+from blase.config._plugin import options_model, validate_plugin_options
 
 __all__ = [
+    "BUILTIN_FORMATS",
+    "BUILTIN_OPS",
     "MODEL_NAME_PATTERN",
     "AgentConfig",
     "DataConfig",
     "DeployConfig",
+    "DriftTestChoice",
     "EvaluateConfig",
     "MonitorConfig",
     "PluginEntry",
@@ -52,5 +60,8 @@ __all__ = [
     "config_places",
     "key_lines",
     "load_config",
+    "options_model",
     "parse_overrides",
+    "plugin_options_error",
+    "validate_plugin_options",
 ]
