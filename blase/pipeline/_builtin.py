@@ -61,21 +61,28 @@ class ExtractStep(Step):
 
     def config_sections(self, config: Any) -> Mapping[str, Any]:
         data = config.data.model_dump(mode="json")
+        if not data.get("options"):
+            data.pop("options", None)  # only a source plugin has options
         return {"data": {k: v for k, v in data.items() if k not in ("label", "key")}}
 
     def cache_inputs(self, ctx: StepContext) -> Mapping[str, Any]:
-        """The content hash of every raw file (Postgres tables cannot be hashed)."""
+        """The content hash of every raw file (Postgres tables cannot be hashed), and the
+        version of the source plugin that reads them."""
         from blase.cache import UNCACHEABLE
-        from blase.extract import resolve_source
+        from blase.config import BUILTIN_FORMATS
+        from blase.extract import Extract
         from blase.hashing import StatCache, hash_file
 
         data, root = ctx.config.data, ctx.project.root
-        fmt = None if data.format == "auto" else data.format
-        source = resolve_source(data.source, format=fmt, base_dir=root, project_root=root)
+        source = Extract(data.source, format=None if data.format == "auto" else data.format,
+                         project=ctx.project).resolved_source()
         if source.format == "postgres" or not source.files:
             return {f"data.{data.source}": UNCACHEABLE}
         cache = ctx.stat_cache or StatCache.for_project(ctx.project)
         out: dict[str, Any] = {}
+        if source.format not in (*BUILTIN_FORMATS, "postgres"):
+            plugin = _plugin_set(ctx).require("source", source.format, used_by="data.format")
+            out[f"plugin.{plugin.name}"] = plugin.version
         for path in source.files:
             try:
                 rel = Path(path).resolve().relative_to(root.resolve()).as_posix()
