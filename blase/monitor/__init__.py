@@ -26,6 +26,7 @@ from blase.monitor._drift import (
     column_drift,
 )
 from blase.monitor._monitor import Monitor, MonitorResult, primary_metric
+from blase.monitor._plugin import DriftOutcome, DriftSample, DriftTest
 from blase.monitor._report import monitor_history
 from blase.monitor._stats import (
     chi_square_test,
@@ -54,6 +55,9 @@ __all__ = [
     "ColumnDrift",
     "ColumnProfile",
     "CurrentColumn",
+    "DriftOutcome",
+    "DriftSample",
+    "DriftTest",
     "Monitor",
     "MonitorError",
     "MonitorResult",
