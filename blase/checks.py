@@ -157,8 +157,8 @@ def _column_problems(config: ProjectConfig, header: list[str], source: str) -> t
                 if name not in cols:
                     absent(("transform", i, "columns"), missing(name, cols, where))
         named = [c for c in (step.columns or []) if c in cols]
-        if step.call:
-            certain = False  # a function may add columns (or drop them: run says so)
+        if step.call or step.is_plugin:
+            certain = False  # a function or plugin may add columns (or drop them: run says so)
         elif step.op in ("onehot", "hash", "ordinal", "drop"):
             cols = [c for c in cols if c not in named]
             certain = certain and step.op == "drop"

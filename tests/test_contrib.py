@@ -80,7 +80,7 @@ def test_excel_errors_name_the_sheet_row_and_column(tmp_path):
     with pytest.raises(ExtractError, match="has no sheet 'Nope'; its sheets: Data, Notes"):
         list(ExcelReader(ExcelOptions(sheet="Nope")).read(path, batch_rows=8))
     (tmp_path / "fake.xlsx").write_text("not a zip")
-    with pytest.raises(ExtractError, match="fake.xlsx cannot be opened as a workbook"):
+    with pytest.raises(ExtractError, match=r"fake\.xlsx cannot be opened as a workbook"):
         list(ExcelReader().read(tmp_path / "fake.xlsx", batch_rows=8))
 
 

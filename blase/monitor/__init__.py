@@ -26,7 +26,8 @@ from blase.monitor._drift import (
     column_drift,
 )
 from blase.monitor._monitor import Monitor, MonitorResult, primary_metric
-from blase.monitor._plugin import DriftOutcome, DriftSample, DriftTest
+from blase.monitor._plugin import KINDS as DRIFT_TEST_KINDS
+from blase.monitor._plugin import DriftOutcome, DriftSample, DriftTest, outcome_problem
 from blase.monitor._report import monitor_history
 from blase.monitor._stats import (
     chi_square_test,
@@ -48,6 +49,7 @@ from blase.profile import (
 
 __all__ = [
     "DISTANCE_THRESHOLD",
+    "DRIFT_TEST_KINDS",
     "NULL_SHIFT",
     "PROFILE_FILE",
     "P_THRESHOLD",
@@ -68,6 +70,7 @@ __all__ = [
     "ks_test",
     "load_profile",
     "monitor_history",
+    "outcome_problem",
     "primary_metric",
     "psi",
     "psi_counts",

@@ -36,7 +36,8 @@ from blase.errors import MonitorError
 if TYPE_CHECKING:
     from blase.plugins import Plugin, PluginSet
 
-__all__ = ["KINDS", "DriftOutcome", "DriftSample", "DriftTest", "chosen_tests", "load_test_class", "run_test"]
+__all__ = ["KINDS", "DriftOutcome", "DriftSample", "DriftTest", "chosen_tests", "load_test_class", "outcome_problem",
+           "run_test"]
 
 #: The column kinds a drift test can be chosen for.
 KINDS = ("numeric", "categorical")

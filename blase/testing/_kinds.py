@@ -256,8 +256,8 @@ def _samples(kind: str, shift: bool, seed: int) -> tuple[Any, Any]:
 
 def drift_test_checks(plugin: Any, cls: Any) -> Iterator[tuple[str, Check]]:
     from blase.config import options_model
-    from blase.monitor import DriftTest
-    from blase.monitor._plugin import KINDS, outcome_problem
+    from blase.monitor import DRIFT_TEST_KINDS as KINDS
+    from blase.monitor import DriftTest, outcome_problem
 
     def contract() -> str | None:
         if not (isinstance(cls, type) and issubclass(cls, DriftTest)):
