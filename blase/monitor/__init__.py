@@ -27,7 +27,13 @@ from blase.monitor._drift import (
 )
 from blase.monitor._monitor import Monitor, MonitorResult, primary_metric
 from blase.monitor._plugin import KINDS as DRIFT_TEST_KINDS
-from blase.monitor._plugin import DriftOutcome, DriftSample, DriftTest, outcome_problem
+from blase.monitor._plugin import (
+    DriftOutcome,
+    DriftSample,
+    DriftTest,
+    chosen_tests,
+    outcome_problem,
+)
 from blase.monitor._report import monitor_history
 from blase.monitor._stats import (
     chi_square_test,
@@ -65,6 +71,7 @@ __all__ = [
     "MonitorResult",
     "ReferenceProfile",
     "chi_square_test",
+    "chosen_tests",
     "column_drift",
     "jensen_shannon",
     "ks_test",

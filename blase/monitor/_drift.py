@@ -83,9 +83,18 @@ def _by_value(ref: ColumnProfile, counts: dict[Any, int]) -> dict[Any, float]:
     return {ref.lo + int(k) * ref.width: float(v) for k, v in counts.items()}
 
 
+def _plugin_verdict(plugin: tuple[Any, Any], ref: ColumnProfile, cur: CurrentColumn, ref_counts: dict[Any, float],
+                    cur_counts: dict[Any, float], values: list[Any] | None, complete: bool) -> tuple[Any, ...]:
+    """``(test, statistic, p_value, score, threshold, drifted, note)`` of a drift_test plugin."""
+    outcome = _plugin_outcome(plugin, ref, cur, ref_counts, cur_counts, values, complete)
+    statistic, p_value = float(outcome.statistic), outcome.p_value
+    score = 1.0 - float(p_value) if p_value is not None else statistic
+    return plugin[0].name, statistic, p_value, score, float(outcome.threshold), bool(outcome.drifted), outcome.note
+
+
 def _plugin_outcome(plugin: tuple[Any, Any], ref: ColumnProfile, cur: CurrentColumn, ref_counts: dict[Any, float],
                     cur_counts: dict[Any, float], values: list[Any] | None, complete: bool) -> Any:
-    """A drift_test plugin's verdict on one column (see :mod:`blase.monitor._plugin`)."""
+    """A drift_test plugin's outcome on one column (see :mod:`blase.monitor._plugin`)."""
     from blase.monitor._plugin import DriftSample, run_test
 
     dtype = np.float64 if ref.kind == "numeric" else object
@@ -140,11 +149,8 @@ def column_drift(
         test, statistic, p_value, score, threshold, dist = "none", None, None, 0.0, 0.0, False
         note = "no values to compare"
     elif plugin is not None:
-        outcome = _plugin_outcome(plugin, ref, cur, ref_counts, cur_counts, values, current_complete)
-        test, statistic, p_value, threshold = plugin[0].name, float(outcome.statistic), outcome.p_value, \
-            float(outcome.threshold)
-        score = 1.0 - float(p_value) if p_value is not None else statistic
-        dist, note = bool(outcome.drifted), outcome.note
+        test, statistic, p_value, score, threshold, dist, note = _plugin_verdict(
+            plugin, ref, cur, ref_counts, cur_counts, values, current_complete)
         method = "exact" if ref.sample_complete and current_complete else "sample"
     elif ref.kind == "numeric" and n_values > 5:
         if small and ref.sample_complete and current_values is not None and len(current_values):
