@@ -203,8 +203,11 @@ def test_wrong_options_name_the_line_and_key(project, cli):
     line = text.splitlines().index("  scal: 0.5") + 1
     result = cli("run", cwd=project.root)
     assert result.exit_code != 0 and "Traceback" not in result.stderr
-    assert (f"unknown key 'scal' at transform[1].scal (line {line}) for operation plugin 'center' "
-            "(scripts/kinds.py); did you mean 'scale'?") in result.stderr
+    expected = (f"unknown key 'scal' at transform[1].scal (line {line}) for operation plugin 'center' "
+                "(scripts/kinds.py); did you mean 'scale'?")
+    assert expected in result.stderr
+    checked = cli("check", cwd=project.root)  # found before anything runs
+    assert checked.exit_code != 0 and expected in checked.stderr
 
     _configure(project, options={"delimitr": ","})
     result = cli("run", cwd=project.root)
