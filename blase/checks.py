@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import glob
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 
@@ -61,8 +62,9 @@ def check_project(project: Project) -> CheckResult:
         if problem:
             problems.append(ConfigProblem(file, lines.get(("train", "model")), "train.model",
                                           f"train.model{line('train', 'model')}: {problem}"))
+    problems += _plugin_problems(project, config, file, lines)
     if problems:
-        raise ConfigError(problems, hint="fix the paths above, then run `blase check` again")
+        raise ConfigError(problems, hint="fix the paths and plugins above, then run `blase check` again")
 
     source = config.data.source
     if source is None:
@@ -89,6 +91,38 @@ def check_project(project: Project) -> CheckResult:
         raise ConfigError(problems, hint="fix the names above in blase.yaml (`blase schema "
                           "DATA` lists the data's columns), then run `blase check` again")
     return CheckResult(config, warnings, header_of)
+
+
+def _plugin_problems(project: Project, config: ProjectConfig, file: str,
+                     lines: dict[tuple[str | int, ...], int]) -> list[ConfigProblem]:
+    """The operation and drift-test plugins blase.yaml names: installed, and their options valid
+    (each loaded and its options validated, as `blase run` and `blase monitor` will)."""
+    from blase.monitor import chosen_tests
+    from blase.plugins import PluginError
+    from blase.transform import build_plugin_operation
+
+    used = [(i, s) for i, s in enumerate(config.transform) if s.is_plugin]
+    if not used and all(c.test == "auto" for c in config.monitor.tests.values()):
+        return []
+    problems: list[ConfigProblem] = []
+
+    def attempt(key: tuple[str | int, ...], action: Any) -> None:
+        try:
+            action()
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        except PluginError as exc:
+            problems.append(ConfigProblem(file, lines.get(key), _key(key), exc.message))
+
+    try:
+        plugins = project.plugins()
+    except PluginError as exc:
+        return [ConfigProblem(file, lines.get(("plugins",)), "plugins", exc.message)]
+    for i, step in used:
+        attempt(("transform", i, "op"), lambda i=i, step=step: build_plugin_operation(
+            plugins, str(step.op), step.options, index=i, config_path=project.config_path))
+    attempt(("monitor", "tests"), lambda: chosen_tests(config.monitor, plugins, project.config_path))
+    return problems
 
 
 def _key(path: tuple[str | int, ...]) -> str:
@@ -157,8 +191,8 @@ def _column_problems(config: ProjectConfig, header: list[str], source: str) -> t
                 if name not in cols:
                     absent(("transform", i, "columns"), missing(name, cols, where))
         named = [c for c in (step.columns or []) if c in cols]
-        if step.call:
-            certain = False  # a function may add columns (or drop them: run says so)
+        if step.call or step.is_plugin:
+            certain = False  # a function or plugin may add columns (or drop them: run says so)
         elif step.op in ("onehot", "hash", "ordinal", "drop"):
             cols = [c for c in cols if c not in named]
             certain = certain and step.op == "drop"

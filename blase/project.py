@@ -77,6 +77,13 @@ class Project:
 
         return load_config(self.config_path)
 
+    def plugins(self):  # -> blase.plugins.PluginSet, imported lazily
+        """The plugins this project can use: every installed one, plus the project files
+        ``plugins:`` in ``blase.yaml`` lists (only their light manifests are imported)."""
+        from blase.plugins import plugin_set
+
+        return plugin_set(self.root, self.config().plugins)
+
     def relative(self, path: str | os.PathLike[str]) -> str:
         """``path`` relative to the project root when it lies inside, else absolute."""
         p = Path(path).resolve()

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from blase._fs import replace_dir
 from blase.errors import ProjectError
 from blase.project import CONFIG_NAME, Project
 
-__all__ = ["TEMPLATES", "create_project"]
+__all__ = ["PLUGIN_KINDS", "TEMPLATES", "PluginPackage", "create_plugin", "create_project"]
 
 logger = logging.getLogger(__name__)
 
@@ -113,3 +114,84 @@ def _fill(root: Path, *, name: str, template: str, example: bool) -> None:
     (root / ".gitignore").write_text(tpl.joinpath("gitignore.txt").read_text())
     for script in ("train.py", "transforms.py"):
         (root / "scripts" / script).write_text(tpl.joinpath("scripts", script + ".tmpl").read_text())
+
+
+# -- plugin packages --------------------------------------------------------------------------------
+
+#: The kinds ``blase create --template plugin --kind KIND`` can make (a template each).
+PLUGIN_KINDS = ("operation", "source", "drift_test", "step", "model")
+_USAGE = {
+    "operation": "```yaml\ntransform:\n  - op: {{name}}\n    k: 3.0\n```",
+    "source": "```yaml\ndata:\n  source: data/export{{suffix}}   # or data.format: {{name}}\n```",
+    "drift_test": "```yaml\nmonitor:\n  tests: {numeric: {{name}}, categorical: {{name}}}\n```",
+    "step": "```yaml\nplugins:\n  - name: {{name}}\n    options: {min_accuracy: 0.8}\n```",
+}
+
+
+def _plugin_names(target: Path) -> dict[str, str]:
+    """The names a plugin package uses, from its folder's name (``blase-zclip``)."""
+    from blase.plugins import BUILTIN_NAMES
+
+    package = target.name
+    name = re.sub(r"[^a-z0-9_]", "_", package.lower())
+    name = re.sub(r"^blase_", "", name).strip("_")
+    if not re.match(r"^[a-z][a-z0-9_]{0,63}$", name):
+        raise ProjectError(f"{package!r} gives no usable plugin name ({name!r})",
+                           hint="name the folder with letters first, e.g. blase-zclip (the plugin is 'zclip')")
+    taken = [k for k, names in BUILTIN_NAMES.items() if name in names]
+    if taken:
+        raise ProjectError(f"the plugin name {name!r} is a built-in {taken[0]}'s",
+                           hint="a plugin cannot replace a built-in; choose another folder name")
+    return {"package": package, "name": name, "module": f"blase_{name}",
+            "class": "".join(part.capitalize() for part in name.split("_")), "suffix": f".{name[:15]}"}
+
+
+@dataclass(frozen=True)
+class PluginPackage:
+    """A plugin package made by :func:`create_plugin`."""
+
+    folder: Path
+    name: str
+    kind: str
+    module: str
+
+
+def create_plugin(path: str | os.PathLike[str], *, kind: str = "operation") -> PluginPackage:
+    """Create a plugin package at ``path``: ``pyproject.toml`` with the ``blase.plugins`` entry
+    point, a light manifest module, the implementation, a README and ``tests/`` running
+    Blase's conformance suite. The folder's name (``blase-zclip``) gives the plugin's
+    (``zclip``) and the module's (``blase_zclip``)."""
+    tpl = resources.files("blase.templates").joinpath("plugin")
+    if kind not in PLUGIN_KINDS:
+        raise ProjectError(f"unknown plugin kind {kind!r}", hint=f"choose one of: {', '.join(PLUGIN_KINDS)}")
+    if not tpl.joinpath(f"{kind}.py.tmpl").is_file():
+        raise ProjectError(f"the {kind} plugin kind is not available in this version of Blase yet",
+                           hint="make one of: " + ", ".join(k for k in PLUGIN_KINDS
+                                                            if tpl.joinpath(f"{k}.py.tmpl").is_file()))
+    target = Path(path).expanduser().absolute()
+    values = _plugin_names(target)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ProjectError(f"{target} exists and is not an empty folder", hint="choose a new name")
+    values |= {"kind": kind, "description": f"a Blase {kind.replace('_', ' ')} plugin",
+               "manifest_extra": f'\n    suffixes=("{values["suffix"]}",),' if kind == "source" else ""}
+
+    def render(text: str) -> str:
+        for key, value in {"usage": _USAGE.get(kind, ""), **values}.items():
+            text = text.replace("{{" + key + "}}", value)
+        return text
+
+    files = {"pyproject.toml": "pyproject.toml.tmpl", "README.md": "README.md.tmpl",
+             f"{values['module']}/__init__.py": "manifest.py.tmpl", f"{values['module']}/_impl.py": f"{kind}.py.tmpl",
+             "tests/test_plugin.py": "test_plugin.py.tmpl"}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.creating-", dir=target.parent))
+    try:
+        for rel, source in files.items():
+            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            (staging / rel).write_text(render(tpl.joinpath(source).read_text()))
+        replace_dir(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info("created %s plugin %s at %s", kind, values["name"], target)
+    return PluginPackage(target, values["name"], kind, values["module"])

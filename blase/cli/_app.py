@@ -20,12 +20,23 @@ def create(
     example: Annotated[
         bool, typer.Option("--example/--no-example", help="Include the bundled penguins data in data/.")
     ] = True,
+    kind: Annotated[
+        str, typer.Option("--kind", help="With --template plugin: operation, source, drift_test or step.")
+    ] = "operation",
 ) -> None:
     """Create a project folder: blase.yaml, scripts/, data/, models/, outputs/, runs/, .blase/.
 
-    Example: [bold]blase create churn[/] then [bold]cd churn && python scripts/train.py[/]
+    With [bold]--template plugin[/]: a plugin package (pyproject with its entry point, manifest,
+    implementation, README, tests). Example: [bold]blase create churn[/], or
+    [bold]blase create blase-zclip --template plugin --kind operation[/]
     """
-    from blase.scaffold import create_project
+    from blase.scaffold import create_plugin, create_project
+
+    if template == "plugin":
+        made = create_plugin(name, kind=kind)
+        common.out().print(f"[green]created[/] {kind} plugin [bold]{made.name}[/] (package {made.module}) at {made.folder}")
+        common.out().print(f"  next: pip install -e {name} && blase plugin check {made.name}")
+        return
 
     project = create_project(name, template=template, example=example)
     out = common.out()

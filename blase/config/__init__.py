@@ -9,12 +9,16 @@ from blase.config._load import (
     key_lines,
     load_config,
     parse_overrides,
+    plugin_options_error,
 )
 from blase.config._models import (
+    BUILTIN_FORMATS,
+    BUILTIN_OPS,
     MODEL_NAME_PATTERN,
     AgentConfig,
     DataConfig,
     DeployConfig,
+    DriftTestChoice,
     EvaluateConfig,
     MonitorConfig,
     PluginEntry,
@@ -28,12 +32,16 @@ from blase.config._models import (
     check_model_name,
     check_model_ref,
 )
+from blase.config._plugin import options_model, validate_plugin_options
 
 __all__ = [
+    "BUILTIN_FORMATS",
+    "BUILTIN_OPS",
     "MODEL_NAME_PATTERN",
     "AgentConfig",
     "DataConfig",
     "DeployConfig",
+    "DriftTestChoice",
     "EvaluateConfig",
     "MonitorConfig",
     "PluginEntry",
@@ -54,5 +62,8 @@ __all__ = [
     "inline_yaml",
     "key_lines",
     "load_config",
+    "options_model",
     "parse_overrides",
+    "plugin_options_error",
+    "validate_plugin_options",
 ]

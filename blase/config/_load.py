@@ -20,7 +20,8 @@ from pydantic import BaseModel, ValidationError
 from blase.config._models import ProjectConfig
 from blase.errors import ConfigError, ConfigProblem
 
-__all__ = ["apply_overrides", "config_from_dict", "inline_yaml", "key_lines", "load_config", "parse_overrides"]
+__all__ = ["apply_overrides", "config_from_dict", "inline_yaml", "key_lines", "load_config", "parse_overrides",
+           "plugin_options_error"]
 
 _Path = tuple[str | int, ...]
 
@@ -274,3 +275,44 @@ def _problem(err: dict[str, Any], data: Any, file: str, lines: dict[_Path, int])
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     return ConfigProblem(file, line, key, f"{key}{at}: {msg}{shown}")
+
+
+
+def plugin_options_error(exc: ValidationError, *, at: _Path, options: dict[str, Any], what: str,
+                         fields: list[str], config_path: str | Path | None = None) -> ConfigError:
+    """A plugin's options (validated by its own model once ``blase.yaml`` has loaded, since
+    reading the config imports no plugin) as a :class:`ConfigError` naming the file, line and
+    key, as any config error does.
+
+    ``at`` is where the options sit in ``blase.yaml`` (``("transform", 2)``, ``("data",
+    "options")``); ``what`` names the plugin (``"operation plugin 'winsorize' (package x 1.0)"``);
+    ``fields`` are the options it takes.
+    """
+    lines: dict[_Path, int] = {}
+    path = Path(config_path) if config_path is not None else None
+    file = path.name if path is not None else "blase.yaml"
+    if path is not None and path.is_file():
+        try:
+            node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+            lines = key_lines(node) if node is not None else {}
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            lines = {}
+    problems = []
+    for err in exc.errors():
+        full = (*at, *_data_path(tuple(err["loc"]), options))
+        line = _line_for(full, lines)
+        where = f" (line {line})" if line else ""
+        key = _dotted(full)
+        if err["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(str(full[-1]), fields, n=1, cutoff=0.6)
+            tail = (f"; did you mean '{close[0]}'?" if close
+                    else f"; its options: {', '.join(sorted(fields))}" if fields else "; it takes no options")
+            message = f"unknown key '{full[-1]}' at {key}{where} for {what}{tail}"
+        elif err["type"] == "missing":
+            message = f"missing required key {key}{where} for {what}"
+        else:
+            got = err.get("input")
+            shown = "" if isinstance(got, (dict, list)) else f", got {got!r}"
+            message = f"{key}{where}: {err['msg'].removeprefix('Value error, ')}{shown} ({what})"
+        problems.append(ConfigProblem(file, line, key, message))
+    return ConfigError(problems, hint="fix the plugin's options above, then run `blase check`")

@@ -10,13 +10,25 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 __all__ = [
+    "BUILTIN_FORMATS",
+    "BUILTIN_OPS",
     "MODEL_NAME_PATTERN",
+    "PLUGIN_NAME_PATTERN",
     "AgentConfig",
     "DataConfig",
     "DeployConfig",
+    "DriftTestChoice",
     "EvaluateConfig",
     "MonitorConfig",
     "PluginEntry",
@@ -34,6 +46,24 @@ __all__ = [
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+#: What a plugin's name may be (as :class:`blase.plugins.Plugin` checks it).
+PLUGIN_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+#: The built-in readers of ``data.format``; any other name is a ``source`` plugin's.
+BUILTIN_FORMATS: tuple[str, ...] = ("auto", "csv", "parquet", "json", "ndjson", "arrow", "sqlite", "duckdb")
+#: The built-in transform operations of ``op:``; any other name is an ``operation`` plugin's.
+BUILTIN_OPS: tuple[str, ...] = ("select", "drop", "rename", "cast", "filter", "impute", "scale", "clip",
+                                "log1p", "onehot", "ordinal", "hash", "datetime", "sql")
+
+
+def _builtin_or_plugin(value: str, builtins: tuple[str, ...], what: str) -> str:
+    """``value`` when it is a built-in name or could be a plugin's (checked when the plugin is
+    looked up, since reading the config imports no plugin)."""
+    if value in builtins or re.match(PLUGIN_NAME_PATTERN, value):
+        return value
+    raise ValueError(f"{value!r} is neither a built-in {what} ({', '.join(builtins)}) nor a plugin name "
+                     "(lower-case letters, digits and '_')")
 
 
 def _check_size(value: str | int | None) -> str | int | None:
@@ -54,7 +84,10 @@ class DataConfig(_Strict):
         description="file, folder or glob (CSV, Parquet, JSON/NDJSON, Arrow) or "
         "'file.sqlite:table' / 'file.duckdb:table'",
     )
-    format: Literal["auto", "csv", "parquet", "json", "ndjson", "arrow", "sqlite", "duckdb"] = "auto"
+    format: str = Field(default="auto", description="auto (from the extension), csv, parquet, json, ndjson, "
+                        "arrow, sqlite, duckdb, or the name of a source plugin")
+    options: dict[str, Any] = Field(default_factory=dict,
+                                    description="a source plugin's own options, validated by the plugin")
     label: str | None = Field(default=None, description="the column to predict")
     key: str | None = Field(default=None, description="a stable row id, used for splitting")
     delimiter: str | None = None
@@ -65,29 +98,23 @@ class DataConfig(_Strict):
         default=None, ge=1, description="CSV: the longest line in bytes (default 2,000,000)"
     )
 
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        return _builtin_or_plugin(value, BUILTIN_FORMATS, "format")
+
+    @model_validator(mode="after")
+    def _options_for_plugins(self) -> DataConfig:
+        if self.options and self.format != "auto" and self.format in BUILTIN_FORMATS:
+            raise ValueError(f"data.options are a source plugin's options; format {self.format!r} is built in "
+                             "(its settings are data.delimiter, data.dtypes, ...)")
+        return self
+
 
 class TransformStep(_Strict):
     """One transform operation (``op``) or a user function (``call``)."""
 
-    op: (
-        Literal[
-            "select",
-            "drop",
-            "rename",
-            "cast",
-            "filter",
-            "impute",
-            "scale",
-            "clip",
-            "log1p",
-            "onehot",
-            "ordinal",
-            "hash",
-            "datetime",
-            "sql",
-        ]
-        | None
-    ) = None
+    op: str | None = Field(default=None, description="a built-in operation or an operation plugin's name")
     call: str | None = Field(
         default=None, description="a user function, 'scripts/transforms.py:func'"
     )
@@ -106,6 +133,9 @@ class TransformStep(_Strict):
     n_features: int | None = Field(default=None, ge=1)
     parts: list[Literal["year", "month", "day", "dayofweek", "hour", "minute"]] | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    #: An operation plugin's own keys (``- op: winsorize`` then ``quantile: 0.99``), validated
+    #: by the plugin when the transform is built; written back inline.
+    options: dict[str, Any] = Field(default_factory=dict)
 
     #: The keys each op reads, and those it needs (a tuple inside: at least one of them).
     _OP_KEYS: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -134,6 +164,31 @@ class TransformStep(_Strict):
         "sql": ("expr", "name"),
     }
 
+    @property
+    def is_plugin(self) -> bool:
+        """True for an operation plugin's step (``op`` is not a built-in)."""
+        return self.op is not None and self.op not in BUILTIN_OPS
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plugin_keys(cls, data: Any) -> Any:
+        """Every key of a plugin's step but ``op`` is the plugin's option."""
+        if isinstance(data, dict) and isinstance(data.get("op"), str) and data["op"] not in BUILTIN_OPS \
+                and "call" not in data:
+            return {"op": data["op"], "options": {k: v for k, v in data.items() if k != "op"}}
+        return data
+
+    @model_serializer(mode="wrap")
+    def _inline_options(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        options = data.pop("options", None) or {}
+        return {"op": data["op"], **options} if self.is_plugin else data
+
+    @field_validator("op")
+    @classmethod
+    def _known_op(cls, value: str | None) -> str | None:
+        return None if value is None else _builtin_or_plugin(value, BUILTIN_OPS, "operation")
+
     @field_validator("where", "expr")
     @classmethod
     def _one_sql_expression(cls, value: str | None) -> str | None:
@@ -153,6 +208,8 @@ class TransformStep(_Strict):
                 f"call {self.call!r} must be 'path/to/file.py:function', e.g. scripts/transforms.py:clean"
             )
         what = f"op {self.op!r}" if self.op else "call"
+        if self.options and not self.is_plugin:
+            raise ValueError(f"{what} does not take options (only an operation plugin's step has its own keys)")
         allowed = set(self._OP_KEYS.get(self.op, ())) if self.op else set()
         stray = [k for k in self._OP_KEYS["impute"] + ("where", "expr", "name", "mapping", "dtype",
                                                        "lower", "upper", "max_categories",
@@ -266,6 +323,42 @@ class DeployConfig(_Strict):
         return None if value is None else check_model_name(value)
 
 
+class DriftTestChoice(_Strict):
+    """The test of one column kind under ``monitor.tests``: ``auto`` (the built-in choice) or
+    a ``drift_test`` plugin by name, with its own options inline (``{test: mmd, alpha: 0.01}``)."""
+
+    test: str = "auto"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"test": data}
+        if isinstance(data, dict) and "test" in data:
+            return {"test": data["test"], "options": {k: v for k, v in data.items() if k != "test"}}
+        return data
+
+    @model_serializer(mode="wrap")
+    def _inline_options(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        options = data.pop("options", None) or {}
+        return {**data, **options} if options else data["test"]
+
+    @field_validator("test")
+    @classmethod
+    def _a_name(cls, value: str) -> str:
+        if value != "auto" and not re.match(PLUGIN_NAME_PATTERN, value):
+            raise ValueError(f"test {value!r} is neither 'auto' nor a drift_test plugin's name")
+        return value
+
+    @model_validator(mode="after")
+    def _options_need_a_plugin(self) -> DriftTestChoice:
+        if self.options and self.test == "auto":
+            raise ValueError(f"options {', '.join(sorted(self.options))} need a drift_test plugin (test: NAME)")
+        return self
+
+
 class MonitorConfig(_Strict):
     """``monitor:``: when new data counts as drifted, and when to retrain (``blase monitor --act``)."""
 
@@ -288,6 +381,11 @@ class MonitorConfig(_Strict):
         default_factory=list,
         description="datetime input columns compared all the same (by default they are not, as in "
         "Evidently: later data always lies beyond the training dates)",
+    )
+    tests: dict[Literal["numeric", "categorical"], DriftTestChoice] = Field(
+        default_factory=dict,
+        description="the drift test per column kind: auto (the built-in choice) or a drift_test plugin, "
+        "e.g. {numeric: mmd}",
     )
 
     @model_validator(mode="after")

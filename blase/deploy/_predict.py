@@ -201,7 +201,7 @@ def predict(
     if not data_path.is_absolute() and not data_path.exists():
         data_path = project.root / data_path
     source = str(data)
-    extract = Extract(str(data_path), **_extract_kwargs(package), project=project)
+    extract = Extract.like_training(str(data_path), package.info.get("extract_options"), project=project)
     notes = check_input_schema(package.input_schema, extract.schema(), source=source, label=package.label)
     transform = package.load_transform()
     means = training_means(package, transform)
@@ -260,7 +260,3 @@ def predict(
     return PredictResult(package.name, package.version, rows, str(out), meter.seconds,
                          meter.peak_rss_bytes, warnings)
 
-
-def _extract_kwargs(package: ModelPackage) -> dict[str, Any]:
-    """Options of the training extract that also apply to new data (null tokens, delimiter)."""
-    return {}

@@ -22,10 +22,12 @@ from blase.extract._options import (
     CSVOptions,
     JSONOptions,
     ParquetOptions,
+    PluginOptions,
     PostgresOptions,
     SourceOptions,
     TableOptions,
 )
+from blase.extract._plugin import SourceReader
 from blase.extract._sources import resolve_source
 
 __all__ = [
@@ -36,8 +38,10 @@ __all__ = [
     "ExtractStats",
     "JSONOptions",
     "ParquetOptions",
+    "PluginOptions",
     "PostgresOptions",
     "SourceOptions",
+    "SourceReader",
     "TableOptions",
     "resolve_source",
 ]

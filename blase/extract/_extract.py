@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from blase._duck import connect, sql_ident
 from blase._fs import disk_guard
-from blase.errors import ExtractError
+from blase.errors import BlaseError, ExtractError
 from blase.extract._badrows import (
     RejectTables,
     first_reject,
@@ -33,13 +33,16 @@ from blase.extract._options import (
     CSVOptions,
     JSONOptions,
     ParquetOptions,
+    PluginOptions,
     PostgresOptions,
     SourceOptions,
     TableOptions,
     options_for,
 )
-from blase.extract._readers import file_columns, source_expr, sqlite_count
+from blase.extract._plugin import PluginStream, SourceReader, load_reader_class
+from blase.extract._readers import file_columns, register, source_expr, sqlite_count
 from blase.extract._sources import (
+    FORMATS,
     ResolvedSource,
     check_same_columns,
     close_match,
@@ -58,6 +61,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from blase.config import DataConfig
+    from blase.plugins import Plugin, PluginSet
 
 __all__ = ["Extract", "ExtractStats"]
 
@@ -147,6 +151,11 @@ class Extract:
         self._csv_plan: CSVPlan | None = None
         self._raw_columns: list[str] | None = None
         self._checked = False
+        #: A source plugin's manifest and reader, once resolved; the errors that ended its streams.
+        self._plugin: tuple[Plugin, SourceReader] | None = None
+        self._plugin_failures: list[BlaseError] = []
+        #: blase.yaml, when built from it (a plugin's options errors name its lines).
+        self._config_path: Path | None = None
 
     def __repr__(self) -> str:
         return f"Extract({self.source!r}, {self.options!r})"
@@ -170,11 +179,29 @@ class Extract:
         proj = _as_project(project)
         fmt = None if data.format == "auto" else data.format
         if fmt is None:
-            base = proj.root if proj else Path.cwd()
-            root = proj.root if proj else None
-            fmt = resolve_source(data.source, base_dir=base, project_root=root).format
-        options = options_for(fmt, data)
-        return cls(data.source, options, format=fmt, project=proj)
+            fmt = cls(data.source, format=None, project=proj).resolved_source().format
+        extract = cls(data.source, options_for(fmt, data), format=fmt, project=proj)
+        extract._config_path = proj.config_path if proj else None
+        return extract
+
+    @classmethod
+    def like_training(
+        cls,
+        source: str | os.PathLike[str],
+        recorded: dict[str, Any] | None,
+        options: SourceOptions | None = None,
+        *,
+        project: Project | str | os.PathLike[str] | None = None,
+    ) -> Extract:
+        """New data read as the training data was: when it is in a source plugin's format and
+        the model package recorded that plugin's options (``extract_options``: the sheet, the
+        header row), they apply again. Otherwise it is ``Extract(source, options)``."""
+        extract = cls(source, options, project=project)
+        recorded = dict(recorded or {})
+        plugin_options = isinstance(recorded.get("options"), dict) and "batch_rows" in recorded
+        if options is None and plugin_options and extract.resolved_source().format not in FORMATS:
+            return cls(source, PluginOptions(**recorded), project=project)
+        return extract
 
     # ------------------------------------------------------------------ resolution
 
@@ -191,14 +218,7 @@ class Extract:
             fmt = _OPTIONS_FORMAT.get(type(opts))
             if fmt == "json":
                 fmt = None  # .json or .ndjson decides
-        table = getattr(opts, "table", None)
-        source = resolve_source(
-            self.source,
-            format=fmt,
-            table=table,
-            base_dir=self._base_dir,
-            project_root=self.project.root if self.project else None,
-        )
+        source = self._locate(fmt, getattr(opts, "table", None))
         if (
             source.format in ("json", "ndjson")
             and opts is not None
@@ -218,7 +238,7 @@ class Extract:
             "duckdb": TableOptions,
             "postgres": PostgresOptions,
         }
-        wanted = default[source.format]
+        wanted = default.get(source.format, PluginOptions)
         if opts is None:
             if wanted is PostgresOptions:
                 raise ExtractError(
@@ -233,6 +253,59 @@ class Extract:
             )
         self._resolved, self._opts = source, opts
         return source
+
+    def resolved_source(self) -> ResolvedSource:
+        """Where the data is (its files) and the format it is read as (a built-in or a source
+        plugin's name); the files are found, nothing is read."""
+        return self._resolve()
+
+    # ------------------------------------------------------------------ source plugins
+
+    def _locate(self, fmt: str | None, table: str | None) -> ResolvedSource:
+        """The files of the source: a built-in format, else a source plugin's (by
+        ``data.format``, or by the suffixes plugins declare when the built-ins cannot tell)."""
+        where = {"format": fmt, "table": table, "base_dir": self._base_dir,
+                 "project_root": self.project.root if self.project else None}
+        if fmt is not None and fmt not in FORMATS:
+            plugin = self._plugin_set().require("source", fmt, used_by="data.format")
+            return resolve_source(self.source, plugins={s: fmt for s in plugin.suffixes} or {"": fmt}, **where)
+        try:
+            return resolve_source(self.source, **where)
+        except ExtractError:
+            if fmt is not None:
+                raise
+            suffixes = self._plugin_suffixes()
+            if not suffixes:
+                raise
+            return resolve_source(self.source, plugins=suffixes, **where)
+
+    def _plugin_set(self) -> PluginSet:
+        from blase.plugins import plugin_set
+
+        return self.project.plugins() if self.project and self.project.config_path.is_file() else plugin_set()
+
+    def _plugin_suffixes(self) -> dict[str, str]:
+        plugins = self._plugin_set()
+        suffixes = {s for p in plugins.of_kind("source") for s in p.suffixes}
+        return {s: plugin.name for s in sorted(suffixes) if (plugin := plugins.by_suffix(s)) is not None}
+
+    def _plugin_reader(self) -> tuple[Plugin, SourceReader]:
+        """The source plugin's manifest and its reader, built with the validated options."""
+        if self._plugin is None:
+            from blase.config import options_model, validate_plugin_options
+
+            source = self._resolve()
+            plugin = self._plugin_set().require("source", source.format, used_by="data.format")
+            cls = load_reader_class(plugin)
+            options = validate_plugin_options(options_model(cls), self._opts.options, at=("data", "options"),
+                                              what=plugin.label, config_path=self._config_path)
+            self._plugin = (plugin, cls(options if cls.config_model is not None else None))
+        return self._plugin
+
+    def _plugin_expr(self, con: duckdb.DuckDBPyConnection) -> str:
+        plugin, reader = self._plugin_reader()
+        stream = PluginStream(plugin, reader, self._resolve(), self._opts.batch_rows, self._plugin_failures)
+        return register(con, stream.open(), "plugin")
 
     def with_bad_rows(self, policy: str) -> Extract:
         """A copy of this extract that handles bad rows with ``policy`` (``skip`` for a
@@ -283,7 +356,7 @@ class Extract:
                         f"{display_path(path, source.base_dir)} is empty (0 bytes): it holds no data",
                         hint="write the data into it, or point data.source at the file that holds it",
                     )
-            if source.is_many and not getattr(opts, "union_by_name", False):
+            if source.is_many and not getattr(opts, "union_by_name", False) and source.format in FORMATS:
                 check_same_columns(
                     file_columns(con, source, opts),
                     source.base_dir,
@@ -334,6 +407,8 @@ class Extract:
         return repr(source.spec)
 
     def _raw_expr(self, con: duckdb.DuckDBPyConnection, *, ignore_errors: bool) -> str:
+        if self._resolve().format not in FORMATS:
+            return self._plugin_expr(con)
         return source_expr(con, self._resolve(), self._opts, ignore_errors=ignore_errors)
 
     def _expr(
@@ -451,8 +526,11 @@ class Extract:
         except duckdb.Error as exc:
             raise self._translate(exc) from exc
 
-    def _translate(self, exc: Exception) -> ExtractError:
-        """An :class:`ExtractError` for a DuckDB failure; for CSV, the first bad row's place."""
+    def _translate(self, exc: Exception) -> BlaseError:
+        """An :class:`ExtractError` for a DuckDB failure; for CSV, the first bad row's place;
+        a source plugin's own error as it raised it."""
+        if self._plugin_failures:
+            return self._plugin_failures[-1]
         source = self._resolve()
         if source.format == "csv":
             long_line = long_line_error(exc, source)
@@ -736,6 +814,9 @@ class Extract:
         }
         if self._csv_plan is not None:
             details["csv"] = dict(self._csv_plan.args)
+        if self._plugin is not None:
+            details["plugin"] = {"name": self._plugin[0].name, "version": self._plugin[0].version,
+                                 "origin": self._plugin[0].origin}
         return StepResult(
             step="extract",
             inputs=inputs,

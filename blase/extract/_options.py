@@ -22,6 +22,7 @@ __all__ = [
     "CSVOptions",
     "JSONOptions",
     "ParquetOptions",
+    "PluginOptions",
     "PostgresOptions",
     "SourceOptions",
     "TableOptions",
@@ -128,14 +129,26 @@ class PostgresOptions(_Options):
     schema_name: str = "public"
 
 
+class PluginOptions(_Options):
+    """How a ``source`` plugin reads (``data.format: NAME``): its own ``options`` (validated by
+    the plugin's ``config_model``) and the rows per batch it is asked for."""
+
+    options: dict[str, Any] = Field(default_factory=dict, description="the plugin's own options")
+    batch_rows: int = Field(default=16_384, ge=1, description="rows per batch the plugin yields at most")
+
+
 SourceOptions = (
-    CSVOptions | ParquetOptions | JSONOptions | ArrowOptions | TableOptions | PostgresOptions
+    CSVOptions | ParquetOptions | JSONOptions | ArrowOptions | TableOptions | PostgresOptions | PluginOptions
 )
 
 
 def options_for(fmt: str, data: DataConfig) -> SourceOptions:
     """The options for a source of format ``fmt`` from the ``data:`` section of blase.yaml."""
     dtypes = dict(data.dtypes)
+    if fmt not in ("csv", "parquet", "json", "ndjson", "arrow", "sqlite", "duckdb", "postgres"):
+        return PluginOptions(dtypes=dtypes, options=dict(data.options))
+    if data.options:
+        logger.warning("data.options are a source plugin's; ignored for %s", fmt)
     if fmt == "csv":
         kwargs: dict[str, Any] = {"dtypes": dtypes, "bad_rows": data.bad_rows}
         if data.delimiter is not None:

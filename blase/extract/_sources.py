@@ -10,7 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,9 +119,11 @@ def split_suffixes(name: str) -> tuple[str, str | None]:
     return os.path.splitext(lower)[1], compression
 
 
-def format_of(path: Path) -> str | None:
+def format_of(path: Path, plugins: Mapping[str, str] | None = None) -> str | None:
+    """The format of ``path`` from its extension; ``plugins`` maps source plugins' suffixes
+    (``.xlsx``) to their names."""
     suffix, _ = split_suffixes(path.name)
-    return _BY_SUFFIX.get(suffix)
+    return _BY_SUFFIX.get(suffix) or (plugins or {}).get(suffix)
 
 
 def _label(text: str) -> str:
@@ -156,6 +158,7 @@ def resolve_source(
     table: str | None = None,
     base_dir: Path | None = None,
     project_root: Path | None = None,
+    plugins: Mapping[str, str] | None = None,
 ) -> ResolvedSource:
     """Find the files behind ``spec`` and the format to read them with.
 
@@ -171,9 +174,12 @@ def resolve_source(
         The table of a SQLite/DuckDB/Postgres source when not given in ``spec``.
     base_dir:
         Folder that relative paths start from (the project root).
+    plugins:
+        Source plugins' suffixes and names (``{".xlsx": "excel"}``): their formats are known too.
     """
     text = os.fspath(spec)
-    if format is not None and format not in FORMATS:
+    plugins = dict(plugins or {})
+    if format is not None and format not in FORMATS and format not in plugins.values():
         raise ExtractError(
             f"unknown format {format!r} for source {text!r}",
             hint=f"use one of {', '.join(FORMATS)}",
@@ -214,8 +220,8 @@ def resolve_source(
                 for p in sorted(path.rglob("*"))
                 if p.is_file()
                 and not p.name.startswith((".", "_"))
-                and format_of(p) is not None
-                and (format is None or _compatible(format_of(p), format))
+                and format_of(p, plugins) is not None
+                and (format is None or _compatible(format_of(p, plugins), format))
             )
             if not files:
                 raise ExtractError(
@@ -230,7 +236,7 @@ def resolve_source(
         else:
             raise _missing(text, path, base_dir, project_root)
 
-    formats = {format_of(f) for f in files}
+    formats = {format_of(f, plugins) for f in files}
     if format is None:
         if len(formats) > 1:
             raise ExtractError(

@@ -26,6 +26,14 @@ from blase.monitor._drift import (
     column_drift,
 )
 from blase.monitor._monitor import Monitor, MonitorResult, primary_metric
+from blase.monitor._plugin import KINDS as DRIFT_TEST_KINDS
+from blase.monitor._plugin import (
+    DriftOutcome,
+    DriftSample,
+    DriftTest,
+    chosen_tests,
+    outcome_problem,
+)
 from blase.monitor._report import monitor_history
 from blase.monitor._stats import (
     chi_square_test,
@@ -47,6 +55,7 @@ from blase.profile import (
 
 __all__ = [
     "DISTANCE_THRESHOLD",
+    "DRIFT_TEST_KINDS",
     "NULL_SHIFT",
     "PROFILE_FILE",
     "P_THRESHOLD",
@@ -54,16 +63,21 @@ __all__ = [
     "ColumnDrift",
     "ColumnProfile",
     "CurrentColumn",
+    "DriftOutcome",
+    "DriftSample",
+    "DriftTest",
     "Monitor",
     "MonitorError",
     "MonitorResult",
     "ReferenceProfile",
     "chi_square_test",
+    "chosen_tests",
     "column_drift",
     "jensen_shannon",
     "ks_test",
     "load_profile",
     "monitor_history",
+    "outcome_problem",
     "primary_metric",
     "psi",
     "psi_counts",

@@ -83,6 +83,35 @@ def _by_value(ref: ColumnProfile, counts: dict[Any, int]) -> dict[Any, float]:
     return {ref.lo + int(k) * ref.width: float(v) for k, v in counts.items()}
 
 
+def _plugin_verdict(plugin: tuple[Any, Any], ref: ColumnProfile, cur: CurrentColumn, ref_counts: dict[Any, float],
+                    cur_counts: dict[Any, float], values: list[Any] | None, complete: bool) -> tuple[Any, ...]:
+    """``(test, statistic, p_value, score, threshold, drifted, note)`` of a drift_test plugin."""
+    outcome = _plugin_outcome(plugin, ref, cur, ref_counts, cur_counts, values, complete)
+    statistic, p_value = float(outcome.statistic), outcome.p_value
+    score = 1.0 - float(p_value) if p_value is not None else statistic
+    return plugin[0].name, statistic, p_value, score, float(outcome.threshold), bool(outcome.drifted), outcome.note
+
+
+def _plugin_outcome(plugin: tuple[Any, Any], ref: ColumnProfile, cur: CurrentColumn, ref_counts: dict[Any, float],
+                    cur_counts: dict[Any, float], values: list[Any] | None, complete: bool) -> Any:
+    """A drift_test plugin's outcome on one column (see :mod:`blase.monitor._plugin`)."""
+    from blase.monitor._plugin import DriftSample, run_test
+
+    dtype = np.float64 if ref.kind == "numeric" else object
+    counts = {k: v for k, v in cur_counts.items() if k != NEW_KEY}
+    if ref.kind == "categorical" and NEW_KEY in cur_counts:  # the new categories, by value where sampled
+        counts["(unseen)"] = cur_counts[NEW_KEY]
+    reference = DriftSample(ref.name, ref.kind, np.asarray(ref.sample, dtype=dtype), _by_value(ref, ref_counts),
+                            ref.sample_complete)
+    current = DriftSample(ref.name, ref.kind, np.asarray(values or [], dtype=dtype), _by_value(ref, counts),
+                          complete)
+    if not len(current.values) or not len(reference.values):
+        from blase.monitor._plugin import DriftOutcome
+
+        return DriftOutcome(0.0, False, 0.0, None, note="no sampled values to compare")
+    return run_test(plugin[0], plugin[1], reference, current)
+
+
 def column_drift(
     ref: ColumnProfile,
     cur: CurrentColumn,
@@ -90,6 +119,8 @@ def column_drift(
     *,
     current_complete: bool = False,
     unseen_examples: list[Any] | None = None,
+    plugin: tuple[Any, Any] | None = None,
+    values: list[Any] | None = None,
 ) -> ColumnDrift:
     """Decide whether ``cur`` drifted from ``ref`` (see the module docstring).
 
@@ -100,6 +131,9 @@ def column_drift(
     current_values:
         Non-null current values (as profiled: doubles or text) for the exact KS test; all of
         them when ``current_complete``, else a sample.
+    plugin:
+        ``(plugin, test)``: a :class:`~blase.monitor.DriftTest` chosen in ``monitor.tests``
+        decides instead of the built-in test; ``values`` are the sampled current values.
     """
     ref_counts = {k: float(v) for k, v in ref.counts.items()}
     cur_counts = {k: float(v) for k, v in cur.counts.items() if k is not None}
@@ -114,6 +148,10 @@ def column_drift(
     if cur.non_null == 0 or ref.non_null == 0:
         test, statistic, p_value, score, threshold, dist = "none", None, None, 0.0, 0.0, False
         note = "no values to compare"
+    elif plugin is not None:
+        test, statistic, p_value, score, threshold, dist, note = _plugin_verdict(
+            plugin, ref, cur, ref_counts, cur_counts, values, current_complete)
+        method = "exact" if ref.sample_complete and current_complete else "sample"
     elif ref.kind == "numeric" and n_values > 5:
         if small and ref.sample_complete and current_values is not None and len(current_values):
             test, threshold = "ks", P_THRESHOLD

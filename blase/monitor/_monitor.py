@@ -27,6 +27,7 @@ import numpy as np
 
 from blase.errors import MonitorError
 from blase.monitor._drift import SMALL_REFERENCE, ColumnDrift, column_drift
+from blase.monitor._plugin import chosen_tests
 from blase.monitor._score import ModelLoader, primary_metric, score_sample
 from blase.monitor._source import estimate_rows, label_as_classes, open_new_data
 from blase.profile import (
@@ -145,6 +146,7 @@ class Monitor:
         self.bad_rows = bad_rows
         self.plots = plots
         self.track = track
+        self._tests: dict[str, Any] = {}  # monitor.tests' plugins by column kind, set by a check
 
     def _setup(self) -> tuple[Project, Any, Any, ReferenceProfile, Any]:
         """``(project, package, monitor config, reference profile, memory budget)``; blase.yaml
@@ -233,7 +235,8 @@ class Monitor:
 
         con = connect(memory, tmp_dir=project.tmp_dir)  # one connection reads the schema and scans
         try:
-            source, schema, shown, known_rows = open_new_data(data, project, self.bad_rows, con)
+            source, schema, shown, known_rows = open_new_data(data, project, self.bad_rows, con,
+                                                                        package.info.get("extract_options"))
             try:
                 notes = check_input_schema(package.input_schema, schema, source=shown, label=package.label)
             except DeployError as exc:
@@ -241,6 +244,7 @@ class Monitor:
             found = {f.name: str(f.type) for f in schema}
             refs, chosen = _monitored(profile, config)
             notes = [*notes, *chosen]
+            self._tests = chosen_tests(config, self._plugins(project), project.config_path)
             has_label = package.label in found and profile.label is not None
             if has_label:
                 refs[package.label] = profile.label
@@ -262,6 +266,18 @@ class Monitor:
         self._recommend(result, config)
         return result
 
+    @staticmethod
+    def _plugins(project: Project) -> Any:
+        """The project's plugins (installed and its own), or None when blase.yaml is unreadable."""
+        from blase.errors import BlaseError
+
+        try:
+            return project.plugins()
+        except BlaseError as exc:  # a check on a project whose config is broken still runs the built-ins
+            logger.warning("could not read plugins: from blase.yaml (%s); only installed plugins are used",
+                           exc.message)
+            return None
+
     def _compare(self, result: MonitorResult, refs: dict[str, ColumnProfile], counts: dict[str, Any],
                  values: dict[str, list], *, label: str | None, complete: bool) -> None:
         """Each column's drift (the label's apart) and the share of input columns that drifted."""
@@ -269,8 +285,10 @@ class Monitor:
         for col, ref in refs.items():
             cur = _current(col, counts.get(col, {}))
             self._current_counts[col] = cur
+            plugin = self._tests.get(ref.kind) if col != label else None
             drift = column_drift(ref, cur, _numeric(values.get(col), ref), current_complete=complete,
-                                 unseen_examples=_unseen(ref, values.get(col)))
+                                 unseen_examples=_unseen(ref, values.get(col)), plugin=plugin,
+                                 values=values.get(col))
             if col == label:
                 result.label = drift
             else:
@@ -336,7 +354,8 @@ class Monitor:
         if sample is not None and sample.num_rows > 2 * limit:
             keep = np.random.default_rng(0).choice(sample.num_rows, limit, replace=False)
             sample = sample.take(np.sort(keep))
-        needed = {c: r for c, r in refs.items() if _needs_values(r, counts.get(c, {}))}
+        needed = {c: r for c, r in refs.items()
+                  if _needs_values(r, counts.get(c, {})) or (r.kind in self._tests and c != package.label)}
         values = _profiled_values(con, sample, needed) if sample is not None else {}
         return counts, sample, values
 

@@ -14,7 +14,8 @@ from blase.project import Project
 __all__ = ["estimate_rows", "label_as_classes", "open_new_data"]
 
 
-def open_new_data(data: Any, project: Project, bad_rows: str, con: Any = None) -> tuple[Any, Any, str, int | None]:
+def open_new_data(data: Any, project: Project, bad_rows: str, con: Any = None,
+                  recorded: dict[str, Any] | None = None) -> tuple[Any, Any, str, int | None]:
     """Open new data for a check.
 
     Parameters
@@ -28,6 +29,8 @@ def open_new_data(data: Any, project: Project, bad_rows: str, con: Any = None) -
         The policy for malformed CSV rows.
     con:
         The DuckDB connection the check scans on (its schema is read there too).
+    recorded:
+        The model package's ``extract_options`` (a source plugin's options apply again).
 
     Returns
     -------
@@ -47,7 +50,7 @@ def open_new_data(data: Any, project: Project, bad_rows: str, con: Any = None) -
             raise MonitorError(f"new data {data} does not exist", hint="give a file, folder or glob of new rows")
         csv = path.suffix.lower() in (".csv", ".tsv", ".txt") or str(path).endswith((".csv.gz", ".csv.zst"))
         options = CSVOptions(bad_rows=bad_rows) if csv else None
-        extract = Extract(str(path), options, project=project)
+        extract = Extract.like_training(str(path), recorded, options, project=project)
         return extract, extract.schema(con), str(data), None
     if hasattr(data, "to_arrow") and not isinstance(data, pa.Table):
         data = data.to_arrow()

@@ -78,21 +78,28 @@ class ExtractStep(Step):
 
     def config_sections(self, config: Any) -> Mapping[str, Any]:
         data = config.data.model_dump(mode="json")
+        if not data.get("options"):
+            data.pop("options", None)  # only a source plugin has options
         return {"data": {k: v for k, v in data.items() if k not in ("label", "key")}}
 
     def cache_inputs(self, ctx: StepContext) -> Mapping[str, Any]:
-        """The content hash of every raw file (Postgres tables cannot be hashed)."""
+        """The content hash of every raw file (Postgres tables cannot be hashed), and the
+        version of the source plugin that reads them."""
         from blase.cache import UNCACHEABLE
-        from blase.extract import resolve_source
+        from blase.config import BUILTIN_FORMATS
+        from blase.extract import Extract
         from blase.hashing import StatCache, hash_file
 
         data, root = ctx.config.data, ctx.project.root
-        fmt = None if data.format == "auto" else data.format
-        source = resolve_source(data.source, format=fmt, base_dir=root, project_root=root)
+        source = Extract(data.source, format=None if data.format == "auto" else data.format,
+                         project=ctx.project).resolved_source()
         if source.format == "postgres" or not source.files:
             return {f"data.{data.source}": UNCACHEABLE}
         cache = ctx.stat_cache or StatCache.for_project(ctx.project)
         out: dict[str, Any] = {}
+        if source.format not in (*BUILTIN_FORMATS, "postgres"):
+            plugin = _plugin_set(ctx).require("source", source.format, used_by="data.format")
+            out[f"plugin.{plugin.name}"] = plugin.version
         for path in source.files:
             try:
                 rel = Path(path).resolve().relative_to(root.resolve()).as_posix()
@@ -136,16 +143,34 @@ class TransformStep(Step):
         return {"transform": steps, "data": _label_key(config)}
 
     def code(self, ctx: StepContext) -> Mapping[str, Any]:
+        """User functions by reference, and operation plugins as ``plugin:NAME`` (their class)."""
         from blase.transform import load_reference
 
-        return {item.call: load_reference(item.call, ctx.code_root) for item in ctx.config.transform if item.call}
+        refs: dict[str, Any] = {item.call: load_reference(item.call, ctx.code_root)
+                                for item in ctx.config.transform if item.call}
+        for plugin in self._plugins(ctx):
+            refs[f"plugin:{plugin.name}"] = plugin.load()
+        return refs
+
+    def cache_inputs(self, ctx: StepContext) -> Mapping[str, Any]:
+        """The version of each operation plugin used (its options are in the config)."""
+        return {f"plugin.{p.name}": p.version for p in self._plugins(ctx)}
+
+    @staticmethod
+    def _plugins(ctx: StepContext) -> list[Any]:
+        used = [(i, str(s.op)) for i, s in enumerate(ctx.config.transform) if s.is_plugin]
+        if not used:
+            return []
+        plugins = _plugin_set(ctx)
+        return [plugins.require("operation", name, used_by=f"blase.yaml transform[{i}].op") for i, name in used]
 
     def run(self, inputs: Mapping[str, StepOutput], out_dir: Path, ctx: StepContext) -> StepResult:
         from blase.transform import STATE_FILE, from_step_config
 
         data = ctx.config.data
         exclude = [c for c in (data.label, data.key) if c]
-        transform = from_step_config(ctx.config.transform, ctx.code_root, exclude=exclude)
+        plugins = _plugin_set(ctx) if any(s.is_plugin for s in ctx.config.transform) else None
+        transform = from_step_config(ctx.config.transform, ctx.code_root, exclude=exclude, plugins=plugins)
         extracted = _need(inputs, "extract", Extracted)
         # Fit only: prepare applies the transform while writing shards, so the (often wide)
         # transformed table is never written and read back. `blase restore --step
@@ -375,6 +400,13 @@ BUILTIN: tuple[type[Step], ...] = (ExtractStep, TransformStep, PrepareStep, Trai
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def _plugin_set(ctx: StepContext) -> Any:
+    """The plugins of this run: the installed ones and the files blase.yaml lists."""
+    from blase.plugins import plugin_set
+
+    return plugin_set(ctx.code_root, ctx.config.plugins)
 
 
 def _need(inputs: Mapping[str, StepOutput], name: str, kind: type[StepOutput]) -> Any:

@@ -13,6 +13,7 @@ conformance suite (:func:`blase.testing.check_plugin`).
 
 from blase.plugins._discover import (
     BUILTIN_NAMES,
+    BUILTIN_SUFFIXES,
     ENTRY_POINT_GROUP,
     PluginSet,
     installed_plugins,
@@ -24,6 +25,7 @@ from blase.plugins._manifest import KINDS, Kind, Plugin, PluginError
 
 __all__ = [
     "BUILTIN_NAMES",
+    "BUILTIN_SUFFIXES",
     "ENTRY_POINT_GROUP",
     "KINDS",
     "HookRunner",

@@ -19,7 +19,8 @@ from typing import Any
 
 from blase.plugins._manifest import Plugin, PluginError
 
-__all__ = ["ENTRY_POINT_GROUP", "PluginSet", "installed_plugins", "plugin_set", "project_plugins"]
+__all__ = ["BUILTIN_SUFFIXES", "ENTRY_POINT_GROUP", "PluginSet", "installed_plugins", "plugin_set",
+           "project_plugins"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +30,18 @@ ENTRY_POINT_GROUP = "blase.plugins"
 BUILTIN_NAMES: dict[str, frozenset[str]] = {
     "source": frozenset({"auto", "csv", "parquet", "json", "ndjson", "arrow", "sqlite", "duckdb", "postgres"}),
     "operation": frozenset({"select", "drop", "rename", "cast", "filter", "impute", "scale", "clip", "log1p",
-                            "onehot", "ordinal", "hash", "datetime", "sql"}),
+                            "onehot", "ordinal", "hash", "datetime", "sql", "call"}),
     "model": frozenset({"linear", "mlp"}),
-    "drift_test": frozenset({"ks", "chi2", "ztest", "wasserstein", "jensenshannon", "psi"}),
+    "drift_test": frozenset({"auto", "none", "ks", "chi2", "chisquare", "z", "ztest", "wasserstein",
+                             "jensenshannon", "psi"}),
     "step": frozenset({"extract", "transform", "prepare", "train", "evaluate", "deploy"}),
     "hooks": frozenset(),
 }
+#: File extensions the built-in readers own (``blase.extract``): no source plugin may claim them.
+BUILTIN_SUFFIXES: frozenset[str] = frozenset({
+    ".csv", ".tsv", ".tab", ".txt", ".parquet", ".pq", ".json", ".ndjson", ".jsonl", ".arrow", ".feather",
+    ".ipc", ".arrows", ".sqlite", ".sqlite3", ".db", ".duckdb", ".ddb", ".gz", ".gzip", ".zst", ".zstd",
+})
 
 
 def _as_plugins(obj: Any, origin: str) -> list[Plugin]:
@@ -131,6 +138,11 @@ class PluginSet:
         if plugin.name in BUILTIN_NAMES.get(plugin.kind, frozenset()):
             raise PluginError(f"{plugin.label} takes the name of Blase's built-in {plugin.kind} {plugin.name!r}",
                               hint="a plugin cannot replace a built-in; give it another name")
+        taken = sorted(set(plugin.suffixes) & BUILTIN_SUFFIXES)
+        if taken:
+            raise PluginError(f"{plugin.label} claims {', '.join(taken)}, which Blase's built-in readers own",
+                              hint="a plugin cannot replace a built-in reader; remove those suffixes "
+                                   "(data.format: NAME still selects the plugin)")
         other = self.plugins.get(key)
         if other is not None and other.origin != plugin.origin:
             raise PluginError(
@@ -141,6 +153,31 @@ class PluginSet:
 
     def get(self, kind: str, name: str) -> Plugin | None:
         return self.plugins.get((kind, name))
+
+    def require(self, kind: str, name: str, *, used_by: str) -> Plugin:
+        """The ``kind`` plugin ``name``, or a :class:`PluginError` saying ``used_by`` (``"blase.yaml
+        transform[2].op"``) names something that is neither built in nor installed."""
+        plugin = self.get(kind, name)
+        if plugin is not None:
+            return plugin
+        import difflib
+
+        known = sorted(BUILTIN_NAMES.get(kind, frozenset()) | set(self.names(kind)))
+        close = difflib.get_close_matches(name, known, n=1)
+        raise PluginError(
+            f"{used_by} names the {kind.replace('_', ' ')} {name!r}, which is neither built in nor an "
+            f"installed {kind} plugin" + (f"; did you mean {close[0]!r}?" if close else ""),
+            hint="see `blase plugins` for what is installed; install the package that provides it, or "
+                 "list your own file under `plugins:` in blase.yaml",
+        )
+
+    def by_suffix(self, suffix: str) -> Plugin | None:
+        """The source plugin that reads files ending in ``suffix`` (None: no plugin does)."""
+        found = [p for p in self.of_kind("source") if suffix.lower() in p.suffixes]
+        if len(found) > 1:
+            raise PluginError(f"source plugins {', '.join(repr(p.name) for p in found)} all read {suffix} files",
+                              hint="choose one with data.format: NAME in blase.yaml")
+        return found[0] if found else None
 
     def of_kind(self, kind: str) -> list[Plugin]:
         return [p for (k, _), p in self.plugins.items() if k == kind]

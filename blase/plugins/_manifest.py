@@ -35,6 +35,7 @@ Kind = Literal["source", "operation", "model", "drift_test", "step", "hooks"]
 KINDS: tuple[str, ...] = get_args(Kind)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_SUFFIX = re.compile(r"^\.[a-z0-9][a-z0-9._-]{0,15}$")
 
 
 class PluginError(BlaseError):
@@ -66,6 +67,9 @@ class Plugin:
         missing ones without importing anything.
     extra:
         The pip extra that installs them (``"xgboost"`` for ``pip install 'blase[xgboost]'``).
+    suffixes:
+        For a ``source`` plugin: the file extensions it reads (``(".xlsx", ".ods")``), so a
+        source with one of them needs no ``data.format``. Never a built-in format's.
     """
 
     name: str
@@ -76,6 +80,7 @@ class Plugin:
     config_schema: dict[str, Any] | None = None
     requires: tuple[str, ...] = ()
     extra: str | None = None
+    suffixes: tuple[str, ...] = ()
     #: Where it came from (``"package blase-report 1.2 (entry point report)"``, a file path);
     #: set by discovery.
     origin: str = field(default="", compare=False)
@@ -93,6 +98,20 @@ class Plugin:
         if not isinstance(self.target, str) or ":" not in self.target:
             raise PluginError(f"plugin {self.name!r}{where} has target {self.target!r}",
                               hint="set target='package.module:Attribute'")
+        if self.suffixes and (self.kind != "source" or isinstance(self.suffixes, str)
+                              or not all(_SUFFIX.match(str(s)) for s in self.suffixes)):
+            raise PluginError(f"plugin {self.name!r}{where} has suffixes {self.suffixes!r}",
+                              hint="only a source plugin has suffixes: a tuple of lower-case extensions "
+                                   "such as ('.xlsx', '.ods')")
+
+    @property
+    def install_hint(self) -> str:
+        """How to install it: the extra of Blase, or the package it came from."""
+        if self.extra:
+            return f"pip install 'blase[{self.extra}]'"
+        if self.origin.startswith("package "):
+            return f"pip install {self.origin.split()[1]}"
+        return "install the package that provides it (see `blase plugins`)"
 
     @property
     def label(self) -> str:
@@ -143,4 +162,5 @@ class Plugin:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "version": self.version, "description": self.description,
                 "target": self.target, "origin": self.origin, "requires": list(self.requires),
-                "missing": self.missing(), "extra": self.extra, "config_schema": self.config_schema}
+                "missing": self.missing(), "extra": self.extra, "config_schema": self.config_schema,
+                "suffixes": list(self.suffixes)}

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from blase.testing._kinds import drift_test_checks, operation_checks, source_checks
+
 __all__ = ["CheckResult", "check_plugin", "plugin_checks"]
 
 #: The first bytes of a pickle (protocols 2-5), which no plugin may write.
@@ -194,26 +196,6 @@ def _hooks_checks(plugin: Any, cls: Any) -> Iterator[tuple[str, Check]]:
         yield "future_kwargs", future_kwargs
 
 
-def _operation_checks(plugin: Any, cls: Any) -> Iterator[tuple[str, Check]]:
-    from blase.testing._operation import check_operation
-    from blase.transform import Operation
-
-    def contract() -> str | None:
-        return None if isinstance(cls, type) and issubclass(cls, Operation) else \
-            f"{plugin.target} is not a blase.transform.Operation subclass"
-
-    def operation_contract() -> str | None:
-        try:
-            check_operation(cls())
-        except AssertionError as exc:
-            return str(exc)
-        return None
-
-    yield "contract", contract
-    if isinstance(cls, type) and issubclass(cls, Operation):
-        yield "operation_contract", operation_contract
-
-
 def plugin_checks(plugin: Any) -> Iterator[tuple[str, Check]]:
     """``(name, check)`` pairs for ``plugin`` (a :class:`~blase.plugins.Plugin`); a check
     returns None when its rule holds, else what is wrong."""
@@ -227,7 +209,8 @@ def plugin_checks(plugin: Any) -> Iterator[tuple[str, Check]]:
         yield "loads", lambda: message
         return
     yield "loads", lambda: None
-    by_kind = {"step": _step_checks, "hooks": _hooks_checks, "operation": _operation_checks}
+    by_kind = {"step": _step_checks, "hooks": _hooks_checks, "operation": operation_checks,
+               "source": source_checks, "drift_test": drift_test_checks}
     maker = by_kind.get(plugin.kind)
     if maker is None:
         kind = plugin.kind

@@ -33,6 +33,7 @@ from blase.transform._pipeline import (
     Transform,
     from_step_config,
 )
+from blase.transform._plugin import build_plugin_operation
 from blase.transform._user import UserFunction, load_reference, transform_function
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "Select",
     "Transform",
     "UserFunction",
+    "build_plugin_operation",
     "from_step_config",
     "is_other",
     "load_reference",

@@ -58,12 +58,21 @@ from blase.transform._ops import (
     Select,
     SQLExpr,
 )
+from blase.transform._plugin import (
+    build_plugin_operation,
+    plugin_entry,
+    plugin_of,
+    project_plugin_set,
+    replay_plugin_class,
+    tag,
+)
 from blase.transform._user import UserFunction, code_digest, load_reference, reference_of
 
 if TYPE_CHECKING:
     import duckdb
 
     from blase.config import TransformStep
+    from blase.plugins import PluginSet
 
 __all__ = ["OPERATIONS", "ApplyReport", "Transform", "from_step_config"]
 
@@ -245,6 +254,9 @@ class Transform:
 
     @staticmethod
     def _where(index: int, op: Operation) -> str:
+        plugin = plugin_of(op)
+        if plugin is not None:
+            return f"transform step {index + 1} ({plugin.label})"
         return f"transform step {index + 1} ({op.label})"
 
     def _wrap(self, index: int, op: Operation, exc: Exception) -> TransformError:
@@ -616,8 +628,11 @@ class Transform:
         entries = []
         for op in self.operations:
             entry: dict[str, Any] = {"op": op.op_name, "params": op.saved_params(), "state": op.state()}
+            plugin = plugin_of(op)
             if isinstance(op, UserFunction):
                 entry["ref"] = entry["params"]["func"]
+            elif plugin is not None:  # found again by name, never by a path to its code
+                entry["plugin"] = plugin_entry(plugin)
             elif type(op) not in OPERATIONS.values():
                 entry["op"] = "class"
                 entry["class"] = entry["ref"] = reference_of(type(op), self.project_root)
@@ -654,11 +669,17 @@ class Transform:
             raise TransformError(f"{source}: unsupported version {data.get('version')!r}",
                                  hint=f"this Blase reads version {FORMAT_VERSION}; refit the transform")
         ops: list[Operation] = []
+        plugins: PluginSet | None = None
         for i, entry in enumerate(data["operations"]):
             name = entry["op"]
             params = dict(entry.get("params", {}))
             saved_hash = entry.get("code_hash")
-            if name == "class":
+            plugin = None
+            if "plugin" in entry:
+                plugins = plugins or project_plugin_set(project_root)
+                op_cls, plugin = replay_plugin_class(entry, plugins, source=source, step=i + 1)
+                current = None
+            elif name == "class":
                 op_cls = load_reference(entry["class"], project_root)
                 if not (isinstance(op_cls, type) and issubclass(op_cls, Operation)):
                     raise TransformError(f"{source}: step {i + 1}: {entry['class']!r} is not an Operation")
@@ -671,6 +692,8 @@ class Transform:
             else:
                 raise TransformError(f"{source}: step {i + 1}: unknown operation {name!r}")
             op = op_cls.from_state(params, entry.get("state", {}))
+            if plugin is not None:
+                tag(op, plugin)
             if isinstance(op, UserFunction):
                 saved_hash = op.code_hash_
                 current = code_digest(op._callable, project_root)
@@ -727,6 +750,7 @@ def _config_digest(t: Transform) -> str:
 
     return hash_config([{"op": op.op_name, "params": _jsonable(op.saved_params() if op.is_fitted
                                                                 else op.get_params())}
+                        | ({"plugin": [p.name, p.version]} if (p := plugin_of(op)) else {})
                         for op in t.operations] + [{"exclude": t.exclude}])
 
 
@@ -742,8 +766,14 @@ def from_step_config(
     steps: Sequence[TransformStep],
     project_root: str | os.PathLike[str] | None,
     exclude: Sequence[str] = (),
+    *,
+    plugins: PluginSet | None = None,
 ) -> Transform:
-    """Build the :class:`Transform` that ``transform:`` in ``blase.yaml`` describes."""
+    """Build the :class:`Transform` that ``transform:`` in ``blase.yaml`` describes.
+
+    ``plugins``: where ``op:`` names that are not built in are looked up (default: the
+    plugins of the project at ``project_root``).
+    """
     from blase.config import TransformStep
 
     step_keys = TransformStep._OP_KEYS  # the keys each op reads: one table, the config's
@@ -752,6 +782,11 @@ def from_step_config(
         extra = dict(step.params or {})
         if step.call is not None:
             ops.append(UserFunction(step.call, project_root=project_root, params=extra or None))
+            continue
+        if step.is_plugin:
+            plugins = plugins or project_plugin_set(project_root)
+            config = os.path.join(project_root, "blase.yaml") if project_root is not None else None
+            ops.append(build_plugin_operation(plugins, str(step.op), step.options, index=i, config_path=config))
             continue
         op = step.op
         given = {k: getattr(step, k) for k in step_keys.get(op, ()) if getattr(step, k) is not None}

@@ -270,7 +270,8 @@ class Update:
             if not path.is_absolute() and not path.exists():
                 path = project.root / path
             csv = path.suffix.lower() in (".csv", ".tsv", ".txt")
-            extract = Extract(str(path), CSVOptions(bad_rows=self.bad_rows) if csv else None, project=project)
+            extract = Extract.like_training(str(path), package.info.get("extract_options"),
+                                            CSVOptions(bad_rows=self.bad_rows) if csv else None, project=project)
             schema, shown = extract.schema(), str(data)
         else:
             table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)

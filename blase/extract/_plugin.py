@@ -1,0 +1,166 @@
+"""Source plugins: a reader for a file format Blase does not know, streamed like the built-ins.
+
+A ``source`` plugin's target is a :class:`SourceReader` subclass::
+
+    class SheetReader(SourceReader):
+        name = "sheets"
+        config_model = SheetOptions            # its options (data.options in blase.yaml)
+
+        def read(self, path, *, batch_rows):
+            for rows in ...:                   # at most batch_rows rows at a time
+                yield pa.RecordBatch.from_pylist(rows)
+
+    plugin = Plugin(name="sheets", kind="source", target="pkg.sheets:SheetReader",
+                    suffixes=(".sheet",))
+
+``data.format: sheets`` selects it (or a file ending in one of its ``suffixes``, with
+``data.format: auto``). Extract reads each file of the source in order and hands the batches
+to DuckDB as one Arrow stream, so dtypes, previews, counts, the Parquet parts, the content
+hashes of the files and ``blase predict``/``monitor`` on new files all work as for a
+built-in format. Every file must give the same columns; a reader that raises fails the step
+with an :class:`~blase.errors.ExtractError` naming the plugin and the file.
+"""
+
+from __future__ import annotations
+
+import itertools
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel
+
+from blase.errors import BlaseError, ExtractError
+from blase.extract._sources import ResolvedSource, display_path
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from blase.plugins import Plugin
+
+__all__ = ["PluginStream", "SourceReader", "load_reader_class"]
+
+
+class SourceReader(ABC):
+    """Base class of a ``source`` plugin: reads one file as Arrow record batches.
+
+    Class attributes
+    ----------------
+    name:
+        The plugin's name (``data.format: NAME``).
+    config_model:
+        The pydantic model of its options (``data.options`` in ``blase.yaml``), with
+        ``extra="forbid"``; None: it takes none. The validated options are :attr:`options`.
+    """
+
+    name: ClassVar[str] = ""
+    config_model: ClassVar[type[BaseModel] | None] = None
+
+    def __init__(self, options: BaseModel | None = None) -> None:
+        self.options = options
+
+    @abstractmethod
+    def read(self, path: Path, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Yield the rows of ``path`` in order, as record batches of at most ``batch_rows``
+        rows, each with the same schema. Raise :class:`~blase.errors.ExtractError` naming the
+        row and column of a value it cannot read."""
+
+    def write_example(self, folder: Path) -> Path:
+        """Write a small file of this format into ``folder`` and return it: the conformance
+        checks (``blase plugin check``) read it. Override it; the default says so."""
+        raise NotImplementedError(f"{type(self).__name__} does not define write_example(folder)")
+
+
+def load_reader_class(plugin: Plugin) -> type[SourceReader]:
+    """The plugin's :class:`SourceReader` subclass, checked against its manifest."""
+    from blase.plugins import PluginError
+
+    cls = plugin.load()
+    if not (isinstance(cls, type) and issubclass(cls, SourceReader)):
+        raise PluginError(f"{plugin.label}: {plugin.target} is not a blase.extract.SourceReader subclass",
+                          hint="a source plugin's target subclasses blase.extract.SourceReader")
+    if cls.name != plugin.name:
+        raise PluginError(f"{plugin.label}: its reader class is named {cls.name!r}",
+                          hint=f"set `name = {plugin.name!r}` on {cls.__name__} (or rename the plugin)")
+    return cls
+
+
+class PluginStream:
+    """The files of a source read by a plugin, as one Arrow stream with one schema.
+
+    ``failures`` collects the error that ended a stream DuckDB was reading (DuckDB only
+    passes its text on), so Extract can raise it as it was.
+    """
+
+    def __init__(self, plugin: Plugin, reader: SourceReader, source: ResolvedSource, batch_rows: int,
+                 failures: list[BlaseError]) -> None:
+        self.plugin = plugin
+        self.reader = reader
+        self.source = source
+        self.batch_rows = batch_rows
+        self.failures = failures
+
+    def open(self) -> pa.RecordBatchReader:
+        """The stream, its schema taken from the first batch (read now)."""
+        import pyarrow as pa
+
+        batches = self._batches()
+        try:
+            first = next(batches)
+        except StopIteration:
+            shown = ", ".join(display_path(f, self.source.base_dir) for f in self.source.files[:3])
+            raise ExtractError(f"{shown} has no rows ({self.plugin.label} read none)",
+                               hint="check the file and the plugin's options (data.options)") from None
+        return pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        schema = None
+        first_file = None
+        for path in self.source.files:
+            for batch in self._read(path):
+                if schema is None:
+                    schema, first_file = batch.schema, path
+                elif not batch.schema.equals(schema):
+                    batch = self._conform(batch, schema, path, first_file)
+                yield from (batch.slice(i, self.batch_rows) for i in range(0, max(batch.num_rows, 1),
+                                                                           self.batch_rows))
+
+    def _read(self, path: Path) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
+        shown = display_path(path, self.source.base_dir)
+        try:
+            for item in self.reader.read(path, batch_rows=self.batch_rows):
+                if isinstance(item, pa.Table):
+                    yield from item.to_batches()
+                elif isinstance(item, pa.RecordBatch):
+                    yield item
+                else:
+                    raise ExtractError(f"{self.plugin.label} yielded {type(item).__name__} reading {shown}",
+                                       hint="a SourceReader.read yields pyarrow.RecordBatch objects")
+        except BlaseError as exc:
+            self.failures.append(exc)
+            raise
+        except Exception as exc:  # the plugin broke: say which plugin and which file
+            error = ExtractError(f"{self.plugin.label} failed reading {shown}: {type(exc).__name__}: {exc}",
+                                 hint="check the file and the plugin's options (data.options in blase.yaml)")
+            self.failures.append(error)
+            raise error from exc
+
+    def _conform(self, batch: pa.RecordBatch, schema: pa.Schema, path: Path, first: Any) -> pa.RecordBatch:
+        import pyarrow as pa
+
+        a, b = display_path(first, self.source.base_dir), display_path(path, self.source.base_dir)
+        if batch.schema.names != schema.names:
+            error = ExtractError(f"files of one source disagree on their columns: {a} has {schema.names}, "
+                                 f"{b} has {batch.schema.names}",
+                                 hint="make the files share their columns, or extract them separately")
+        else:
+            try:
+                return pa.Table.from_batches([batch]).cast(schema).combine_chunks().to_batches()[0]
+            except Exception as exc:  # pyarrow raises several kinds here
+                error = ExtractError(f"{b} does not fit the column types of {a} ({self.plugin.label}): {exc}",
+                                     hint="give the column a type with data.dtypes, or make the files agree")
+        self.failures.append(error)
+        raise error
