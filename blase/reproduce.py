@@ -195,6 +195,13 @@ def _cause(step: str, old: dict[str, Any], new: dict[str, Any], files: list[str]
             f"different bytes in {shown}"), detail
 
 
+def _model_files(files: dict[str, Any]) -> list[str]:
+    """The model's own files among a train step's (``model.safetensors``, or a model
+    plugin's such as ``model.ubj``): every ``model.*`` but ``model.json``."""
+    return sorted(f for f in files if f.startswith("model.") and f != "model.json") or (
+        [WEIGHTS] if WEIGHTS in files else [])
+
+
 def _verify(result: ReproduceResult, old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> None:
     result.verified = True
     if not old:
@@ -207,7 +214,8 @@ def _verify(result: ReproduceResult, old: dict[str, dict[str, Any]], new: dict[s
         differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
         result.compared[step] = not differ
         if step == "train":
-            result.weights_identical = a.get(WEIGHTS) is not None and a.get(WEIGHTS) == b.get(WEIGHTS)
+            weights = _model_files(a)
+            result.weights_identical = bool(weights) and all(a.get(f) == b.get(f) for f in weights)
         if differ and result.divergence is None:
             cause, detail = _cause(step, old[step], new[step], differ)
             result.divergence = Divergence(step, differ, cause, detail)

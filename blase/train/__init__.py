@@ -21,8 +21,10 @@ state, all safetensors and JSON: no pickle is ever written or read).
 This package imports torch; import it where it is used.
 """
 
+from blase.model import ModelKind
 from blase.train._device import resolve_device
 from blase.train._errors import TrainError
+from blase.train._kinds import LinearModel, MLPModel, TorchModel
 from blase.train._loop import EpochHook
 from blase.train._models import (
     ModelSpec,
@@ -35,8 +37,12 @@ from blase.train._train import Train
 
 __all__ = [
     "EpochHook",
+    "LinearModel",
+    "MLPModel",
+    "ModelKind",
     "ModelSpec",
     "TabularMLP",
+    "TorchModel",
     "Train",
     "TrainError",
     "build_builtin_model",
