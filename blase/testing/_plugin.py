@@ -12,6 +12,11 @@ the contract (a :class:`~blase.steps.Step` subclass named as its manifest, ``aft
 ``needs`` naming steps, a :class:`~blase.steps.StepOutput` dataclass), a JSON round trip of
 its options and of its output, the same input giving the same files (by content hash), no
 pickle among its files, and a clear error for options it does not know.
+
+A model plugin is fitted for real on the same data, prepared into shards: the contract (a
+:class:`~blase.model.ModelKind` subclass named as its manifest, naming its files), its options'
+JSON round trip and refusal of unknown ones, scores of the right shape, the same scores after
+a save and load, the same files from a second fit with the same seed, and no pickle.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 __all__ = ["CheckResult", "check_plugin", "plugin_checks"]
 
@@ -214,6 +221,108 @@ def _operation_checks(plugin: Any, cls: Any) -> Iterator[tuple[str, Check]]:
         yield "operation_contract", operation_contract
 
 
+class _ModelHarness:
+    """The bundled penguins data prepared into shards by a small real project."""
+
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="blase-plugin-check-"))
+        self._shards: Path | None = None
+
+    def shards(self) -> Path:
+        if self._shards is None:
+            from blase.pipeline import Pipeline
+            from blase.scaffold import create_project
+
+            project = create_project(self.tmp / "proj")
+            result = Pipeline(project).run(to_step="prepare")
+            self._shards = result.steps["prepare"].output.root
+        return self._shards
+
+    def fit(self, kind: Any, folder: str) -> tuple[Any, Path]:
+        from blase.model import FitContext, fit_model
+
+        out = self.tmp / folder
+        fit_model(kind, self.shards(), FitContext(out_dir=out, seed=42))
+        return kind, out
+
+
+def _model_checks(plugin: Any, cls: Any) -> Iterator[tuple[str, Check]]:
+    from pydantic import BaseModel, ValidationError
+
+    from blase.model import ModelKind, TrainingData, load_trained
+
+    def contract() -> str | None:
+        if not (isinstance(cls, type) and issubclass(cls, ModelKind)):
+            return f"{plugin.target} is not a blase.model.ModelKind subclass"
+        if cls.name != plugin.name:
+            return f"the model class is named {cls.name!r}, the manifest {plugin.name!r}"
+        return None if cls.files else "files is empty: name the files save() writes"
+
+    yield "contract", contract
+    if not (isinstance(cls, type) and issubclass(cls, ModelKind)):
+        return
+    model = cls.config_model
+    options = model() if model is not None else None
+
+    def options_round_trip() -> str | None:
+        if model is None:
+            return None
+        if not issubclass(model, BaseModel):
+            return "config_model is not a pydantic model"
+        again = model.model_validate(json.loads(json.dumps(options.model_dump(mode="json"))))
+        return None if again == options else f"options change in a JSON round trip: {options!r} -> {again!r}"
+
+    def bad_options() -> str | None:
+        if model is None:
+            return None
+        try:
+            model.model_validate({"no_such_option__": 1})
+        except ValidationError:
+            return None
+        return "an unknown option is accepted silently (set model_config = ConfigDict(extra='forbid'))"
+
+    yield "options_round_trip", options_round_trip
+    yield "bad_options_refused", bad_options
+    harness = _ModelHarness()
+    fits: dict[str, tuple[Any, Path]] = {}
+
+    def fits_and_predicts() -> str | None:
+        fits["a"] = harness.fit(cls(options), "a")
+        data = TrainingData(harness.shards())
+        x, _ = data.matrix("test")
+        scores = np.asarray(fits["a"][0].predict(x))
+        want = {(len(x),), (len(x), data.n_outputs)}
+        if scores.shape not in want:
+            return f"predict gave shape {list(scores.shape)} for {len(x)} rows; want [n] or [n, {data.n_outputs}]"
+        return None if np.isfinite(scores).all() else "predict gave NaN or infinite scores"
+
+    def save_load_round_trip() -> str | None:
+        if "a" not in fits:
+            return "not fitted"
+        fitted, out = fits["a"]
+        x, _ = TrainingData(harness.shards()).matrix("test")
+        again = load_trained(out).predict(x)
+        same = np.allclose(np.asarray(again), np.asarray(fitted.predict(x)), rtol=1e-6, atol=1e-6)
+        return None if same else "the model loaded from its folder predicts other scores than the fitted one"
+
+    def deterministic() -> str | None:
+        if "a" not in fits:
+            return "not fitted"
+        fits["b"] = harness.fit(cls(options), "b")
+        a, b = _hash_tree(fits["a"][1]), _hash_tree(fits["b"][1])
+        differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        return None if not differ else f"the same data and seed gave other files: {', '.join(differ)}"
+
+    def no_pickle() -> str | None:
+        found = [f for key in fits for f in _pickles(fits[key][1])]
+        return None if not found else f"pickle files written: {', '.join(sorted(set(found)))}"
+
+    yield "fits_and_predicts", fits_and_predicts
+    yield "save_load_round_trip", save_load_round_trip
+    yield "deterministic", deterministic
+    yield "no_pickle", no_pickle
+
+
 def plugin_checks(plugin: Any) -> Iterator[tuple[str, Check]]:
     """``(name, check)`` pairs for ``plugin`` (a :class:`~blase.plugins.Plugin`); a check
     returns None when its rule holds, else what is wrong."""
@@ -227,7 +336,8 @@ def plugin_checks(plugin: Any) -> Iterator[tuple[str, Check]]:
         yield "loads", lambda: message
         return
     yield "loads", lambda: None
-    by_kind = {"step": _step_checks, "hooks": _hooks_checks, "operation": _operation_checks}
+    by_kind = {"step": _step_checks, "hooks": _hooks_checks, "operation": _operation_checks,
+               "model": _model_checks}
     maker = by_kind.get(plugin.kind)
     if maker is None:
         kind = plugin.kind
