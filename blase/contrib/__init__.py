@@ -1,0 +1,11 @@
+"""Reference plugins shipped with Blase, written only against the public plugin API.
+
+- ``xgboost`` (:mod:`blase.contrib.xgboost`, ``pip install 'blase[xgboost]'``): gradient-boosted
+  trees trained out of core through XGBoost's external-memory ``DataIter`` over the shards.
+- ``lightgbm`` (:mod:`blase.contrib.lightgbm`, ``pip install 'blase[lightgbm]'``): LightGBM
+  fed one ``lightgbm.Sequence`` per shard.
+
+Blase's own ``pyproject.toml`` publishes them through the ``blase.plugins`` entry points, as
+any package would (:mod:`blase.contrib.plugins` holds the manifests and imports nothing
+heavy); ``train.model: xgboost`` in ``blase.yaml`` uses one, ``train.options`` sets it up.
+"""
