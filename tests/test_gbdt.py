@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -236,6 +237,12 @@ def test_bad_options_are_config_errors_naming_the_key(project, cli):
     run = cli("run", "--set", "train.model=xgboost", "--set", "train.options.n_estimator=5", cwd=project.root)
     assert run.exit_code != 0 and "Traceback" not in run.stderr
     assert "train.options.n_estimator" in run.stderr and "did you mean 'n_estimators'" in run.stderr
+    config = yaml.safe_load(project.config_path.read_text())
+    config["train"] = {"model": "xgboost", "options": {"max_depht": 3}}
+    project.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    checked = cli("check", cwd=project.root)  # before anything runs, with the line
+    assert checked.exit_code != 0 and "Traceback" not in checked.stderr
+    assert re.search(r"train\.options\.max_depht \(line \d+\): .*did you mean 'max_depth'", checked.stderr)
 
 
 def test_unknown_models_suggest_the_closest_name():
