@@ -86,13 +86,33 @@ class TrainingData:
         return x[0 : len(x)], self._labels(shard)
 
     def chunks(self, split: str, rows: int = 65_536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """``(x, y)`` of at most ``rows`` rows each, over ``split`` in order."""
+        """``(x, y)`` of at most ``rows`` rows each, over ``split`` in order (a chunk never
+        spans two shards)."""
         for shard in self.shards(split):
             x = ShardRows.of(self.root, self.manifest, shard)
             y = np.load(self.root / shard.labels_file, mmap_mode="r")
             for start in range(0, len(x), rows):
                 end = min(start + rows, len(x))
                 yield x[start:end], self._as_labels(y[start:end])
+
+    def batches(self, split: str, rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(x, y)`` of ``rows`` rows each (the last may be shorter), across shard bounds:
+        for a library whose speed depends on few, large batches."""
+        xs: list[np.ndarray] = []
+        ys: list[np.ndarray] = []
+        held = 0
+        for x, y in self.chunks(split, rows):
+            while len(x):
+                take = min(rows - held, len(x))
+                xs.append(x[:take])
+                ys.append(y[:take])
+                held += take
+                x, y = x[take:], y[take:]
+                if held == rows:
+                    yield np.concatenate(xs), np.concatenate(ys)
+                    xs, ys, held = [], [], 0
+        if held:
+            yield np.concatenate(xs), np.concatenate(ys)
 
     def matrix(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """The whole of ``split`` in memory (for a validation split, or small data)."""

@@ -18,6 +18,10 @@ Files in the output folder: ``model.safetensors`` (best weights), ``model.json``
 (:class:`ModelSpec`), ``history.json`` and ``checkpoint/`` (weights, optimizer and generator
 state, all safetensors and JSON: no pickle is ever written or read).
 
+The torch models are model kinds like any plugin's (:class:`LinearModel`, :class:`MLPModel`,
+:class:`TorchModel` for scripts, registered in :mod:`blase.model`); ``train.model: xgboost``
+and other model plugins go through the same registry and :func:`blase.model.fit_model`.
+
 This package imports torch; import it where it is used.
 """
 
