@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from blase.config import ProjectConfig, key_lines, load_config
-from blase.errors import ConfigError, ConfigProblem
+from blase.errors import BlaseError, ConfigError, ConfigProblem
 from blase.project import Project
 
 __all__ = ["CheckResult", "check_project"]
@@ -62,6 +62,8 @@ def check_project(project: Project) -> CheckResult:
         if problem:
             problems.append(ConfigProblem(file, lines.get(("train", "model")), "train.model",
                                           f"train.model{line('train', 'model')}: {problem}"))
+    else:
+        problems += _check_model(project, config, file, lines)
     problems += _plugin_problems(project, config, file, lines)
     if problems:
         raise ConfigError(problems, hint="fix the paths and plugins above, then run `blase check` again")
@@ -212,6 +214,30 @@ def _column_problems(config: ProjectConfig, header: list[str], source: str) -> t
         if name not in cols:
             absent(("prepare", "features"), missing(name, cols, "after the transform"))
     return problems, unsure
+
+
+def _check_model(project: Project, config: ProjectConfig, file: str,
+                 lines: dict[tuple[Any, ...], int]) -> list[ConfigProblem]:
+    """``train.model`` names a known kind whose library is installed, and ``train.options``
+    are that kind's: each bad option its own problem, at its line."""
+    from blase.model import model_kind
+
+    def at(key: str) -> tuple[int | None, str]:
+        n = lines.get(tuple(key.split(".")))
+        return n, f" (line {n})" if n else ""
+
+    try:
+        model_kind(config.train.model, config.train.options, root=project.root, entries=config.plugins)
+    except ConfigError as exc:
+        found = []
+        for p in exc.problems:
+            n, where = at(p.key)
+            found.append(ConfigProblem(file, n, p.key, p.message.replace(p.key, p.key + where, 1)))
+        return found
+    except BlaseError as exc:
+        n, where = at("train.model")
+        return [ConfigProblem(file, n, "train.model", f"train.model{where}: {exc.message} ({exc.hint})")]
+    return []
 
 
 def _check_callable(project: Project, ref: str) -> str | None:

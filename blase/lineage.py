@@ -208,7 +208,8 @@ def trace(project: Project, target: str) -> Trace:
         if not run_id:
             raise LineageError(f"model {target} records no run in its package.json",
                                hint="redeploy it from a pipeline run: `blase deploy RUN`")
-        found: tuple[str, str, str | None, str] = (run_id, "train", "model.safetensors", "model")
+        files = package.info.get("model_files") or ["model.safetensors"]  # a model plugin's own file
+        found: tuple[str, str, str | None, str] = (run_id, "train", str(files[0]), "model")
         model_info = {"name": package.name, "version": package.version, "path": str(package.path),
                       "hashes": package.info.get("lineage", {}).get("hashes", {})}
     else:

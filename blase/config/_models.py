@@ -249,7 +249,16 @@ class PrepareConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    model: str = Field(default="mlp", description="'linear', 'mlp', or 'scripts/model.py:build_model'")
+    model: str = Field(
+        default="mlp",
+        description="'linear', 'mlp', a model plugin ('xgboost', 'lightgbm'; see `blase plugins`), "
+        "or 'scripts/model.py:build_model'",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="a model plugin's options (xgboost: n_estimators, learning_rate, max_depth...), "
+        "validated by the plugin when training starts",
+    )
     hidden: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [64, 32])
     dropout: float = Field(default=0.0, ge=0, lt=1)
     batch_norm: bool = False

@@ -1,35 +1,16 @@
-"""Plugins shipped with Blase, written against the public plugin API only.
+"""Plugins shipped with Blase, written only against the public plugin API.
 
-This module holds their manifests and imports nothing heavy: the entry points of Blase's own
-``pyproject.toml`` (group ``blase.plugins``) name them, so ``blase plugins`` lists them
-without importing their code or the libraries they need.
+- ``excel`` (source, ``pip install 'blase[excel]'``): Excel and OpenDocument sheets (``.xlsx``,
+  ``.xlsm``, ``.xlsb``, ``.xls``, ``.ods``) read with python-calamine.
+- ``mmd`` (drift_test): the maximum mean discrepancy between the reference and the new values,
+  with a seeded permutation p-value; numeric and categorical columns; numpy only.
+- ``xgboost`` (model, :mod:`blase.contrib.xgboost`, ``pip install 'blase[xgboost]'``):
+  gradient-boosted trees trained out of core through XGBoost's external-memory ``DataIter``
+  over the shards.
+- ``lightgbm`` (model, :mod:`blase.contrib.lightgbm`, ``pip install 'blase[lightgbm]'``):
+  LightGBM fed one ``lightgbm.Sequence`` per shard.
 
-- ``excel`` (source): Excel and OpenDocument sheets (``.xlsx``, ``.xlsm``, ``.xlsb``, ``.xls``,
-  ``.ods``) read with python-calamine; ``pip install 'blase[excel]'``.
-- ``mmd`` (drift_test): the maximum mean discrepancy between the reference and the new
-  values, with a seeded permutation p-value; numeric and categorical columns; numpy only.
+Blase's own ``pyproject.toml`` publishes them through the ``blase.plugins`` entry points, as any
+package would; :mod:`blase.contrib.plugins` holds the manifests and imports nothing heavy, so
+``blase plugins`` lists them without importing their code or the libraries they need.
 """
-
-from blase.plugins import Plugin
-
-__all__ = ["excel", "mmd"]
-
-excel = Plugin(
-    name="excel",
-    kind="source",
-    target="blase.contrib._excel:ExcelReader",
-    version="1.0",
-    description="Excel and OpenDocument sheets (.xlsx .xlsm .xlsb .xls .ods), read with python-calamine",
-    requires=("python_calamine",),
-    extra="excel",
-    suffixes=(".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"),
-)
-
-mmd = Plugin(
-    name="mmd",
-    kind="drift_test",
-    target="blase.contrib._mmd:MMDTest",
-    version="1.0",
-    description="maximum mean discrepancy with a seeded permutation p-value (numeric and categorical)",
-    requires=("numpy",),
-)

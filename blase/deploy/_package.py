@@ -1,7 +1,8 @@
 """A model package: everything ``blase predict`` needs, in one versioned folder.
 
-``models/NAME/VERSION/`` holds the weights (safetensors), what rebuilds the network
-(``model.json``), an ONNX export checked against torch when onnxruntime is installed, the
+``models/NAME/VERSION/`` holds the model's files (safetensors weights, or a model plugin's
+own format such as XGBoost's ``model.ubj``), ``model.json`` (what the model is and which kind
+loads it, by name), an ONNX export checked against the model when its kind has one, the
 fitted transform (JSON), the raw input schema, the label mapping, metrics, lineage,
 environment, and a model card (``README.md``). Nothing in it is ever unpickled.
 
@@ -17,7 +18,6 @@ import json
 import logging
 import os
 import shutil
-import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -82,17 +82,20 @@ class ModelPackage:
     def has_onnx(self) -> bool:
         return (self.path / "model.onnx").is_file()
 
-    def load_model(self):  # -> torch.nn.Module
-        """The torch model, rebuilt only from the package's own files.
+    def load_model(self):  # -> torch.nn.Module, or a blase.model.ModelKind
+        """The model, rebuilt only from the package's own files: a torch module, or a model
+        plugin's fitted kind (:meth:`load_trained`).
 
         A built-in model needs no code; a script model imports the copy of its script that
         the package holds (covered by the recorded hashes); a ``module`` model would import
         whatever class ``model.json`` names, so only a trusted package may be one.
         """
-        from blase.train import load_model
-
         spec = _model_spec(self.path)
         kind = spec.get("kind")
+        if kind == "plugin":
+            return self.load_trained()
+        from blase.train import load_model
+
         if kind == "script":
             _package_file(self.path, str(spec.get("ref") or "").rpartition(":")[0], "model script")
         elif kind == "module" and not self.trusted:
@@ -106,6 +109,14 @@ class ModelPackage:
             raise DeployError(f"{self.path / 'model.json'}: unknown model kind {kind!r}",
                               hint="redeploy the run with `blase deploy RUN`")
         return load_model(self.path, project_root=self.path)
+
+    def load_trained(self):  # -> blase.model.ModelKind
+        """The fitted model as its :class:`~blase.model.ModelKind`, found by the name
+        ``model.json`` records (built-ins, installed model plugins, and the ``plugins:`` of the
+        project the package lies in); nothing named in the package is imported."""
+        from blase.model import load_trained
+
+        return load_trained(self.path)
 
     def load_transform(self):  # -> blase.transform.Transform
         from blase.transform import Transform
@@ -171,7 +182,7 @@ def build_package(
     version, staging = reserve_version(project.models_dir / name)
     folder = staging.parent
     try:
-        for file in ("model.safetensors", "model.json"):
+        for file in ("model.json", *_model_files(train_dir)):
             source = train_dir / file
             if not source.is_file():
                 raise DeployError(
@@ -200,6 +211,7 @@ def build_package(
             "lineage": {"run_id": run_id, "hashes": hashes, "project": str(project.root)},
             "environment": environment,
             "onnx": None,
+            "model_files": _model_files(staging),
         }
         if onnx:
             info["onnx"] = _export_onnx(staging, manifest.n_features)
@@ -253,8 +265,20 @@ def _copy_model_script(project: Project, staging: Path) -> None:
     shutil.copyfile(source, target)
 
 
+def _model_files(folder: Path) -> list[str]:
+    """The model's own files that ``model.json`` names (inside the folder, never a path out)."""
+    files = [str(f) for f in _model_spec(folder).get("files") or ["model.safetensors"]]
+    for rel in files:
+        if Path(rel).is_absolute() or not _is_inside(folder / rel, folder):
+            raise DeployError(f"{folder / 'model.json'} names the model file {rel!r}, which is not inside "
+                              "the model folder", hint="train again: `blase run --from train`")
+    return files
+
+
 def _export_onnx(staging: Path, n_features: int) -> dict[str, Any] | None:
-    """Export to ONNX and check it against torch; None when onnx/onnxruntime are missing."""
+    """Export to ONNX through the model's kind and check it against the model itself; None
+    when onnx/onnxruntime are missing, ``exported: False`` with the reason when the kind has
+    no export (the package then runs the model in its own format)."""
     import importlib.util
 
     if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxruntime") is None:
@@ -262,33 +286,30 @@ def _export_onnx(staging: Path, n_features: int) -> dict[str, Any] | None:
         return None
     import numpy as np
     import onnxruntime as ort
-    import torch
 
-    from blase.train import load_model
+    from blase.model import ExportUnsupported, load_trained
 
-    model = load_model(staging)
-    x = torch.from_numpy(np.random.default_rng(0).normal(size=(64, n_features)).astype(np.float32))
+    model = load_trained(staging)
+    x = np.random.default_rng(0).normal(size=(64, n_features)).astype(np.float32)
     path = staging / "model.onnx"
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model, (x,), str(path), input_names=["features"], output_names=["logits"],
-                dynamic_axes={"features": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False,
-            )
+        model.export_onnx(path, n_features)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        got = session.run(None, {"features": x.numpy()})[0]
-        with torch.inference_mode():
-            want = model(x).numpy()
-        diff = float(np.max(np.abs(got - want)))
-    except Exception as exc:  # an export failure must not block a deploy of the torch model
+        got = session.run(None, {"features": x})[0]
+        want = np.asarray(model.predict(x))
+        diff = float(np.max(np.abs(got.reshape(want.shape) - want)))
+    except ExportUnsupported as exc:
         path.unlink(missing_ok=True)
-        logger.warning("ONNX export failed (%s); the package keeps the torch weights only", exc)
+        logger.info("no ONNX export: %s", exc.message)
+        return {"exported": False, "error": exc.message}
+    except Exception as exc:  # an export failure must not block a deploy of the model itself
+        path.unlink(missing_ok=True)
+        logger.warning("ONNX export failed (%s); the package keeps the model's own files only", exc)
         return {"exported": False, "error": f"{type(exc).__name__}: {exc}"}
     ok = diff <= 1e-4
     if not ok:
         path.unlink(missing_ok=True)
-        logger.warning("ONNX output differs from torch by %.3g; ONNX file dropped", diff)
+        logger.warning("ONNX output differs from the model by %.3g; ONNX file dropped", diff)
     return {"exported": ok, "max_abs_diff": diff, "opset": None}
 
 
@@ -331,7 +352,8 @@ def _model_card(info: dict[str, Any]) -> str:
         "",
         "## Files",
         "",
-        "`model.safetensors` (weights), `model.json` (architecture), `transform.json` (fitted "
+        f"{', '.join(f'`{f}`' for f in info.get('model_files', ['model.safetensors']))} (the model), "
+        "`model.json` (what it is), `transform.json` (fitted "
         "transform), `manifest.json` (features and label mapping), `package.json` (all of the "
         "above in one place)" + (", `model.onnx`" if info.get("onnx", {}) and info["onnx"].get("exported") else "") + ".",
         "",

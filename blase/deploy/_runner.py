@@ -31,7 +31,8 @@ def model_runner(package: Any, *, use_onnx: bool = False) -> Runner:
     """``scores = run(X)`` for ``package`` (a :class:`~blase.deploy.ModelPackage`).
 
     ONNX Runtime when ``use_onnx`` and the package has ``model.onnx``; numpy for a built-in
-    model (no torch import); else the torch module in eval mode under ``inference_mode``.
+    model (no torch import); a model plugin's ``predict`` (its library, no torch import);
+    else the torch module in eval mode under ``inference_mode``.
     """
     if use_onnx and package.has_onnx:
         import onnxruntime as ort
@@ -43,6 +44,8 @@ def model_runner(package: Any, *, use_onnx: bool = False) -> Runner:
     run = numpy_runner(package.path)
     if run is not None:
         return run
+    if _model_kind(package.path) == "plugin":
+        return package.load_trained().predict  # a model plugin's kind, found by name
     import torch
 
     model = package.load_model()
@@ -53,6 +56,14 @@ def model_runner(package: Any, *, use_onnx: bool = False) -> Runner:
             return model(torch.from_numpy(x)).numpy()
 
     return run_torch
+
+
+def _model_kind(folder: Path) -> str:
+    try:
+        spec = json.loads((folder / "model.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    return str(spec.get("kind") or "") if isinstance(spec, dict) else ""
 
 
 def numpy_runner(folder: str | Path) -> Runner | None:

@@ -16,6 +16,7 @@ import logging
 import shutil
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from blase.steps import (
     StepResult,
     StepReview,
     TrainedModel,
+    Verification,
 )
 
 __all__ = ["BUILTIN", "DeployStep", "EvaluateStep", "ExtractStep", "PrepareStep", "TrainStep", "TransformStep"]
@@ -234,7 +236,8 @@ class PrepareStep(Step):
 
 
 class TrainStep(Step):
-    """Fit the model on the train split (early stopping on val), checkpointing every epoch.
+    """Fit the model ``train.model`` names (a kind from the model registry) on the train
+    split, early stopping on val; the torch kinds checkpoint every epoch.
 
     A run that dies keeps its last complete checkpoint outside the step's folder (mirrored
     each epoch, so a SIGKILL keeps it too); ``blase run --resume RUN`` continues from it.
@@ -246,6 +249,15 @@ class TrainStep(Step):
     weights_file = "model.safetensors"
     review_tools = ("propose_config_change", "accept_step", "compare_runs", "inspect_run")
 
+    def verify(self, original: Mapping[str, str], again: Mapping[str, str]) -> Verification:
+        """Every file, and the model's own files as the weights: ``model.safetensors``, or a
+        model plugin's (``model.ubj``, ``model.txt``, ``model.keras``): every ``model.*`` but
+        ``model.json``."""
+        compared = super().verify(original, again)
+        weights = sorted(f for f in original if f.startswith("model.") and f != "model.json")
+        identical = bool(weights) and all(original.get(f) == again.get(f) for f in weights)
+        return replace(compared, weights_identical=identical)
+
     def config_sections(self, config: Any) -> Mapping[str, Any]:
         # The thread count changes the speed, not the weights (see blase.train's fit).
         return {"train": config.train.model_dump(mode="json", exclude={"threads"}), "seed": config.seed}
@@ -253,7 +265,10 @@ class TrainStep(Step):
     def code(self, ctx: StepContext) -> Mapping[str, Any]:
         model = ctx.config.train.model
         if ":" not in model:
-            return {}
+            plugin = _model_plugin(ctx)
+            if plugin.module is None:  # built in, or an installed package: its version is in the key
+                return {}
+            return {f"{plugin.origin}:{plugin.target.partition(':')[2]}": plugin.load()}
         from blase.train import load_script_factory
 
         func, _ = load_script_factory(model, ctx.code_root)
@@ -263,13 +278,20 @@ class TrainStep(Step):
         return {model: func}
 
     def cache_inputs(self, ctx: StepContext) -> Mapping[str, Any]:
-        return {"env.device": training_device(ctx.config)}
+        parts: dict[str, Any] = {"env.device": training_device(ctx.config)}
+        if ":" not in ctx.config.train.model:
+            plugin = _model_plugin(ctx)
+            if plugin.origin != "blase":  # the plugin's version and its libraries' (read, not imported)
+                parts["env.model_plugin"] = f"{plugin.name} {plugin.version} ({plugin.origin})"
+                parts |= {f"env.{lib}": _installed_version(lib) for lib in plugin.requires}
+        return parts
 
     def run(self, inputs: Mapping[str, StepOutput], out_dir: Path, ctx: StepContext) -> StepResult:
-        from blase.train import Train, TrainError
+        from blase.model import FitContext, TrainError, fit_model, model_kind
+        from blase.resources import memory_budget
 
-        trainer = Train(ctx.config.train, seed=ctx.config.seed, project_root=ctx.code_root)
-        trainer.set_model(ctx.config.train.model)
+        train = ctx.config.train
+        kind = model_kind(train.model, train.options, root=ctx.project.root, entries=ctx.config.plugins)
         shards = _need(inputs, "prepare", Shards).shards_dir
         kept = kept_checkpoint(ctx.project, ctx.resume_from) if ctx.resume_from else None
         mirror = checkpoint_dir(ctx.project, ctx.run_id)
@@ -277,23 +299,27 @@ class TrainStep(Step):
         def keep_epoch(**_: Any) -> None:
             mirror_folder(out_dir / "checkpoint", mirror)
 
+        fit = FitContext(out_dir=out_dir, seed=ctx.config.seed, train=train, project_root=ctx.code_root,
+                         track=ctx.track, on_epoch_end=keep_epoch, memory=memory_budget(ctx.memory),
+                         tmp_dir=ctx.project.tmp_dir)
+        ctx.project.tmp_dir.mkdir(parents=True, exist_ok=True)
         result = None
         if kept is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
             shutil.copytree(kept, out_dir / "checkpoint", dirs_exist_ok=True)
             try:
-                result = trainer.fit(shards, out_dir, resume=True, track=ctx.track, on_epoch_end=keep_epoch)
+                result = fit_model(kind, shards, replace(fit, resume=True))
                 result.details["resumed_from_run"] = ctx.resume_from
             except TrainError as exc:  # config, model or data changed since: start over
                 logger.warning("cannot resume training from run %s (%s); training from the start",
                                ctx.resume_from, exc.message)
                 shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
         if result is None:
-            result = trainer.fit(shards, out_dir, track=ctx.track, on_epoch_end=keep_epoch)
+            result = fit_model(kind, shards, fit)
         shutil.rmtree(mirror.parent.parent, ignore_errors=True)  # trained to the end: not needed
-        result.details = _without(result.details, "out_dir", "model")
-        kind = _model_kind(out_dir)
-        result.output = TrainedModel(root=out_dir, kind=kind)
+        spec = _model_spec(out_dir)
+        result.output = TrainedModel(root=out_dir, kind=str(spec.get("kind", "")), name=str(spec.get("name", "")),
+                                     files=list(spec.get("files") or ["model.safetensors"]))
         return result
 
     def replay(self, result: StepResult, ctx: StepContext) -> None:
@@ -303,8 +329,8 @@ class TrainStep(Step):
         history = result.output.root / "history.json"
         try:
             for row in json.loads(history.read_text(encoding="utf-8")):
-                ctx.track.log_metrics({k: v for k, v in row.items() if k not in ("epoch", "best_epoch")
-                                       and _is_number(v)}, step=row.get("epoch"))
+                ctx.track.log_metrics({k: v for k, v in row.items() if k not in ("epoch", "round", "best_epoch")
+                                       and _is_number(v)}, step=row.get("epoch", row.get("round")))
         except (OSError, ValueError, TypeError, AttributeError):
             logger.debug("no readable history in %s", history)
 
@@ -423,8 +449,26 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _model_kind(folder: Path) -> str:
+def _model_spec(folder: Path) -> dict[str, Any]:
     try:
-        return str(json.loads((folder / "model.json").read_text(encoding="utf-8")).get("kind", ""))
-    except (OSError, ValueError, AttributeError):
-        return ""
+        spec = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return spec if isinstance(spec, dict) else {}
+
+
+def _installed_version(distribution: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
+
+
+def _model_plugin(ctx: StepContext) -> Any:
+    """The manifest of the model kind ``train.model`` names (nothing of it imported)."""
+    from blase.model import model_plugin
+
+    return model_plugin(ctx.config.train.model, root=ctx.project.root, entries=ctx.config.plugins)
+

@@ -156,9 +156,14 @@ class Shards(StepOutput):
 
 @dataclass(kw_only=True)
 class TrainedModel(StepOutput):
-    """Train: a model folder (``model.json`` and the weights) a model kind can load."""
+    """Train: a model folder (``model.json`` and the model's files) its model kind loads."""
 
+    #: ``model.json``'s kind: ``builtin``, ``plugin``, ``script`` or ``module``.
     kind: str = ""
+    #: The model kind's registry name (``mlp``, ``xgboost``) or the factory's name.
+    name: str = ""
+    #: The model's own files beside ``model.json`` (the weights, ``model.ubj``...).
+    files: list[str] = field(default_factory=list)
 
     @property
     def model_dir(self) -> Path:

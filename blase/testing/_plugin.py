@@ -12,6 +12,11 @@ the contract (a :class:`~blase.steps.Step` subclass named as its manifest, ``aft
 ``needs`` naming steps, a :class:`~blase.steps.StepOutput` dataclass), a JSON round trip of
 its options and of its output, the same input giving the same files (by content hash), no
 pickle among its files, and a clear error for options it does not know.
+
+A model plugin is fitted for real on the same data, prepared into shards: the contract (a
+:class:`~blase.model.ModelKind` subclass named as its manifest, naming its files), its options'
+JSON round trip and refusal of unknown ones, scores of the right shape, the same scores after
+a save and load, the same files from a second fit with the same seed, and no pickle.
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from blase.testing._files import hash_tree as _hash_tree
+from blase.testing._files import pickle_files as _pickles
 from blase.testing._kinds import drift_test_checks, operation_checks, source_checks
+from blase.testing._model import model_checks
 
 __all__ = ["CheckResult", "check_plugin", "plugin_checks"]
 
 #: The first bytes of a pickle (protocols 2-5), which no plugin may write.
-_PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
 
 @dataclass
@@ -45,22 +52,6 @@ class CheckResult:
 
 
 Check = Callable[[], str | None]  # returns a failure text, or None when the rule holds
-
-
-def _hash_tree(folder: Path) -> dict[str, str]:
-    from blase.hashing import hash_file
-
-    return {p.relative_to(folder).as_posix(): hash_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def _pickles(folder: Path) -> list[str]:
-    found = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        with open(path, "rb") as f:
-            head = f.read(2)
-        if path.suffix in (".pkl", ".pickle", ".joblib") or head in _PICKLE_MAGIC:
-            found.append(path.relative_to(folder).as_posix())
-    return found
 
 
 class _StepHarness:
@@ -210,7 +201,7 @@ def plugin_checks(plugin: Any) -> Iterator[tuple[str, Check]]:
         return
     yield "loads", lambda: None
     by_kind = {"step": _step_checks, "hooks": _hooks_checks, "operation": operation_checks,
-               "source": source_checks, "drift_test": drift_test_checks}
+               "source": source_checks, "drift_test": drift_test_checks, "model": model_checks}
     maker = by_kind.get(plugin.kind)
     if maker is None:
         kind = plugin.kind

@@ -18,11 +18,17 @@ Files in the output folder: ``model.safetensors`` (best weights), ``model.json``
 (:class:`ModelSpec`), ``history.json`` and ``checkpoint/`` (weights, optimizer and generator
 state, all safetensors and JSON: no pickle is ever written or read).
 
+The torch models are model kinds like any plugin's (:class:`LinearModel`, :class:`MLPModel`,
+:class:`TorchModel` for scripts, registered in :mod:`blase.model`); ``train.model: xgboost``
+and other model plugins go through the same registry and :func:`blase.model.fit_model`.
+
 This package imports torch; import it where it is used.
 """
 
+from blase.model import ModelKind
 from blase.train._device import resolve_device
 from blase.train._errors import TrainError
+from blase.train._kinds import LinearModel, MLPModel, TorchModel
 from blase.train._loop import EpochHook
 from blase.train._models import (
     ModelSpec,
@@ -35,8 +41,12 @@ from blase.train._train import Train
 
 __all__ = [
     "EpochHook",
+    "LinearModel",
+    "MLPModel",
+    "ModelKind",
     "ModelSpec",
     "TabularMLP",
+    "TorchModel",
     "Train",
     "TrainError",
     "build_builtin_model",

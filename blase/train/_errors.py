@@ -1,12 +1,7 @@
-"""The train step's error."""
+"""The train step's error (defined with the model contract, :mod:`blase.model`)."""
 
 from __future__ import annotations
 
-from blase.errors import BlaseError
+from blase.model import TrainError
 
 __all__ = ["TrainError"]
-
-
-class TrainError(BlaseError):
-    """Training cannot start or go on: a bad model or script, a mismatch between the model and
-    the shards, a NaN loss, a full disk while checkpointing, or an unusable checkpoint."""

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from blase.model import MODEL_WEIGHTS
 from blase.train._checkpoint import (
     flatten_optimizer,
     save_checkpoint,
@@ -37,7 +38,6 @@ from blase.train._checkpoint import (
 )
 from blase.train._device import rng_state, set_rng_state
 from blase.train._errors import TrainError
-from blase.train._models import MODEL_WEIGHTS
 
 if TYPE_CHECKING:
     from blase.train._train import Train

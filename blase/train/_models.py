@@ -33,12 +33,12 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
+from blase.model import MODEL_WEIGHTS, ModelSpec, read_spec
 from blase.train._errors import TrainError
 
 __all__ = [
@@ -55,46 +55,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 BUILTIN_MODELS = ("linear", "mlp")
-MODEL_JSON = "model.json"
-MODEL_WEIGHTS = "model.safetensors"
-
-Task = Literal["binary", "multiclass", "regression"]
-
-
-class ModelSpec(BaseModel):
-    """The contents of ``model.json``: how to rebuild a trained model, and what it predicts."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    version: int = 1
-    kind: Literal["builtin", "script", "module"]
-    name: str = Field(description="built-in name, factory function name, or class name")
-    task: Task
-    n_features: int
-    n_outputs: int
-    hidden: list[int] = Field(default_factory=list)
-    dropout: float = 0.0
-    batch_norm: bool = False
-    linear_skip: bool = Field(
-        default=False, description="mlp: a linear path from the inputs added to the output"
-    )
-    ref: str | None = Field(default=None, description="'scripts/model.py:build_model' for scripts")
-    script_path: str | None = Field(
-        default=None, description="the script's absolute path when trained"
-    )
-    class_path: str | None = Field(default=None, description="'package.module:Class' for modules")
-    init_kwargs: dict[str, Any] | None = None
-    label: str | None = None
-    label_mapping: dict[str, int] = Field(default_factory=dict)
-    classes: list[Any] = Field(default_factory=list)
-    features: list[str] = Field(default_factory=list)
-    target_mean: float = Field(
-        default=0.0, description="regression: the built-in model predicts target_mean + target_std * z"
-    )
-    target_std: float = 1.0
-
-    def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
 
 
 class TabularMLP(nn.Module):
@@ -453,19 +413,6 @@ def rebuild(
         ) from None
 
 
-def read_spec(out_dir: Path) -> ModelSpec:
-    path = out_dir / MODEL_JSON
-    try:
-        return ModelSpec.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        raise TrainError(
-            f"no {MODEL_JSON} in {out_dir}",
-            hint="point at the output folder of the train step (it holds model.json and model.safetensors)",
-        ) from None
-    except (OSError, ValueError, ValidationError) as exc:
-        raise TrainError(f"cannot read {path}: {exc}", hint="train again to rewrite it") from None
-
-
 def load_model(
     out_dir: str | os.PathLike[str],
     *,
@@ -491,7 +438,8 @@ def load_model(
     Returns
     -------
     torch.nn.Module
-        The model in eval mode.
+        The model in eval mode; for a model plugin's kind (``xgboost``), the fitted
+        :class:`~blase.model.ModelKind`, which is callable on a float32 batch like a module.
 
     Raises
     ------
@@ -503,6 +451,10 @@ def load_model(
 
     out = Path(out_dir)
     spec = read_spec(out)
+    if spec.kind == "plugin":
+        from blase.model import load_trained
+
+        return load_trained(out)  # a model plugin's kind, found by name
     weights_path = out / MODEL_WEIGHTS
     if not weights_path.is_file():
         raise TrainError(

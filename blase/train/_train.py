@@ -21,6 +21,7 @@ from torch import nn
 
 from blase.config import TrainConfig
 from blase.errors import ConfigError, ConfigProblem
+from blase.model import MODEL_JSON, MODEL_WEIGHTS, ModelSpec
 from blase.resources import choose_threads
 from blase.steps import StepResult, measure_step
 from blase.train._checkpoint import CHECKPOINT_DIR, load_checkpoint, remove_stale, write_json
@@ -29,9 +30,6 @@ from blase.train._errors import TrainError
 from blase.train._loop import HISTORY_JSON, MONITORS, EpochHook, EpochLoop, TaskLoss, disk_guard
 from blase.train._models import (
     BUILTIN_MODELS,
-    MODEL_JSON,
-    MODEL_WEIGHTS,
-    ModelSpec,
     build_builtin_model,
     call_factory,
     check_model_fits,

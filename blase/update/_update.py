@@ -215,7 +215,7 @@ class Update:
             cur_hold = cand_hold
         train_dir = work / "train"
         try:
-            self._train(project, pconfig, package, cfg, shards, train_dir, track)
+            self._train(project, pconfig, package, cfg, shards, train_dir, track, result.notes)
         except BaseException as exc:
             raise UpdateError(
                 f"training the candidate for {package.name} failed ({type(exc).__name__}: "
@@ -354,10 +354,14 @@ class Update:
         return out
 
     @staticmethod
-    def _train(project: Project, pconfig: Any, package: Any, cfg: Any, shards: Path, out: Path, track: Any) -> None:
+    def _train(project: Project, pconfig: Any, package: Any, cfg: Any, shards: Path, out: Path, track: Any,
+               notes: list[str]) -> None:
+        spec = json.loads((package.path / "model.json").read_text())
+        if spec.get("kind") == "plugin":
+            Update._train_plugin(project, pconfig, package, cfg, shards, out, track, notes)
+            return
         from blase.train import Train
 
-        spec = json.loads((package.path / "model.json").read_text())
         train_cfg = pconfig.train.model_copy(update={"epochs": cfg.epochs or pconfig.train.epochs})
         if cfg.mode == "finetune":
             trainer = Train(train_cfg, seed=pconfig.seed, project_root=project.root).set_model(package.load_model())
@@ -372,6 +376,29 @@ class Update:
         else:
             model = spec.get("ref") or pconfig.train.model
         Train(train_cfg, seed=pconfig.seed, project_root=project.root).set_model(model).fit(shards, out, track=track)
+
+    @staticmethod
+    def _train_plugin(project: Project, pconfig: Any, package: Any, cfg: Any, shards: Path, out: Path,
+                      track: Any, notes: list[str]) -> None:
+        """A model plugin's kind (found by the name the package records), with the package's
+        options: finetune continues from the deployed model where the kind can (more boosting
+        rounds), else it trains from scratch on the new mix."""
+        from blase.model import FitContext, fit_model, kind_class, options_for, read_spec
+        from blase.resources import memory_budget
+
+        spec = read_spec(package.path)
+        cls = kind_class(spec, root=project.root, entries=pconfig.plugins)
+        kind = cls(options_for(cls, spec.options, file=str(package.path / "model.json"), key="options"))
+        init = None
+        if cfg.mode == "finetune" and cls.can_continue:
+            init = package.load_trained()
+        elif cfg.mode == "finetune":
+            notes.append(f"finetune: the {spec.name} model kind cannot continue from a fitted model; "
+                         "the candidate was trained from scratch on the new mix")
+        project.tmp_dir.mkdir(parents=True, exist_ok=True)
+        fit_model(kind, shards, FitContext(out_dir=out, seed=pconfig.seed, train=pconfig.train, init=init,
+                                           memory=memory_budget(pconfig.memory), tmp_dir=project.tmp_dir,
+                                           project_root=project.root, track=track))
 
     @staticmethod
     def _evaluate(model: Any, shards: Path, out: Path, split: str) -> dict[str, float]:

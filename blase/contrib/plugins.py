@@ -1,0 +1,41 @@
+"""The manifests of Blase's own plugins (the targets of its ``blase.plugins`` entry points).
+Reading them imports none of the plugins' code or libraries (xgboost, lightgbm, python-calamine)."""
+
+from __future__ import annotations
+
+from blase._version import __version__
+from blase.contrib._options import LightGBMOptions, XGBoostOptions
+from blase.plugins import Plugin
+
+__all__ = ["EXCEL", "LIGHTGBM", "MMD", "XGBOOST"]
+
+XGBOOST = Plugin(
+    name="xgboost", kind="model", target="blase.contrib.xgboost:XGBoostModel", version=__version__,
+    description="gradient-boosted trees (XGBoost), trained out of core from the shards",
+    config_schema=XGBoostOptions.model_json_schema(), requires=("xgboost",), extra="xgboost",
+)
+LIGHTGBM = Plugin(
+    name="lightgbm", kind="model", target="blase.contrib.lightgbm:LightGBMModel", version=__version__,
+    description="gradient-boosted trees (LightGBM), fed one Sequence per shard",
+    config_schema=LightGBMOptions.model_json_schema(), requires=("lightgbm",), extra="lightgbm",
+)
+
+EXCEL = Plugin(
+    name="excel",
+    kind="source",
+    target="blase.contrib._excel:ExcelReader",
+    version="1.0",
+    description="Excel and OpenDocument sheets (.xlsx .xlsm .xlsb .xls .ods), read with python-calamine",
+    requires=("python_calamine",),
+    extra="excel",
+    suffixes=(".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"),
+)
+
+MMD = Plugin(
+    name="mmd",
+    kind="drift_test",
+    target="blase.contrib._mmd:MMDTest",
+    version="1.0",
+    description="maximum mean discrepancy with a seeded permutation p-value (numeric and categorical)",
+    requires=("numpy",),
+)

@@ -1,0 +1,148 @@
+"""``train.model: xgboost``: gradient-boosted trees trained out of core from the shards.
+
+The training rows never sit in memory whole: an ``xgboost.DataIter`` hands XGBoost the
+prepared shards a batch at a time, and ``xgboost.ExtMemQuantileDMatrix`` turns them into
+quantised pages cached on disk (in a scratch folder removed after the fit), from which the
+``hist`` tree method builds each tree. The val split, built the same way with the training
+matrix's quantiles, drives early stopping; the model keeps the trees up to the best round.
+The model is saved in XGBoost's own UBJSON format (``model.ubj``), never pickled.
+
+Scores are margins, as the built-in models give logits: one per row for binary and
+regression (the prediction), one per class for multiclass.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+from blase.contrib._options import XGBoostOptions
+from blase.model import FitContext, FitReport, ModelKind, ModelSpec, TrainError, TrainingData
+
+__all__ = ["ShardIter", "XGBoostModel"]
+
+MODEL_FILE = "model.ubj"
+_OBJECTIVE = {"binary": ("binary:logistic", "logloss"), "multiclass": ("multi:softprob", "mlogloss"),
+              "regression": ("reg:squarederror", "rmse")}
+
+
+class ShardIter(xgb.DataIter):
+    """The rows of one split, a batch at a time, for XGBoost's external memory.
+
+    A batch holds as many rows as fit in ``batch_bytes`` (as float32), across shard bounds:
+    XGBoost's external memory makes one cached page per batch and visits every page on every
+    round, so few large pages train faster than many small ones.
+    """
+
+    def __init__(self, data: TrainingData, split: str, cache_prefix: str, *, batch_bytes: int) -> None:
+        self._data, self._split = data, split
+        self._rows = max(1024, batch_bytes // max(1, 4 * data.n_features))
+        self._batches: Iterator[tuple[np.ndarray, np.ndarray]] | None = None
+        super().__init__(cache_prefix=cache_prefix, release_data=True)
+
+    def next(self, input_data: Callable[..., None]) -> bool:
+        if self._batches is None:
+            self._batches = self._data.batches(self._split, rows=self._rows)
+        batch = next(self._batches, None)
+        if batch is None:
+            return False
+        input_data(data=batch[0], label=batch[1])
+        return True
+
+    def reset(self) -> None:
+        self._batches = None
+
+
+class XGBoostModel(ModelKind):
+    """XGBoost's ``hist`` trees on the shards, out of core; options: :class:`XGBoostOptions`."""
+
+    name = "xgboost"
+    config_model = XGBoostOptions
+    files = (MODEL_FILE,)
+    can_continue = True
+
+    def __init__(self, options: XGBoostOptions | None = None) -> None:
+        super().__init__(options if options is not None else XGBoostOptions())
+
+    def _params(self, data: TrainingData, seed: int) -> dict[str, Any]:
+        o: XGBoostOptions = self.options  # type: ignore[assignment]
+        objective, metric = _OBJECTIVE[data.task]
+        params: dict[str, Any] = {
+            "objective": objective, "eval_metric": metric, "tree_method": "hist", "seed": seed,
+            "eta": o.learning_rate, "max_depth": o.max_depth, "min_child_weight": o.min_child_weight,
+            "subsample": o.subsample, "colsample_bytree": o.colsample_bytree, "lambda": o.reg_lambda,
+            "alpha": o.reg_alpha, "max_bin": o.max_bin, "verbosity": 0,
+        }
+        if data.task == "multiclass":
+            params["num_class"] = data.n_classes
+        if o.n_jobs is not None:
+            params["nthread"] = o.n_jobs
+        return params
+
+    def _matrix(self, data: TrainingData, split: str, ctx: FitContext,
+                ref: xgb.DMatrix | None = None) -> xgb.DMatrix:
+        scratch = Path(ctx.tmp_dir or ".")
+        budget = ctx.memory or 2 << 30
+        it = ShardIter(data, split, str(scratch / f"xgb-{split}"), batch_bytes=max(1 << 20, budget // 8))
+        o: XGBoostOptions = self.options  # type: ignore[assignment]
+        return xgb.ExtMemQuantileDMatrix(it, max_bin=o.max_bin, ref=ref, nthread=o.n_jobs)
+
+    def fit(self, data: TrainingData, ctx: FitContext) -> XGBoostModel:
+        o: XGBoostOptions = self.options  # type: ignore[assignment]
+        train = self._matrix(data, "train", ctx)
+        has_val = data.rows("val") > 0
+        evals = [(self._matrix(data, "val", ctx, ref=train), "val")] if has_val else []
+        history: dict[str, dict[str, list[float]]] = {}
+        init = ctx.init.booster_ if isinstance(ctx.init, XGBoostModel) else None
+        try:
+            booster = xgb.train(
+                self._params(data, ctx.seed), train, num_boost_round=o.n_estimators, evals=evals,
+                early_stopping_rounds=o.early_stopping_rounds if has_val else None,
+                evals_result=history, verbose_eval=False, xgb_model=init,
+            )
+        except xgb.core.XGBoostError as exc:
+            raise TrainError(f"xgboost failed: {str(exc).splitlines()[0]}",
+                             hint="check train.options in blase.yaml (see `blase plugins --json` for the schema)") from exc
+        rounds = booster.num_boosted_rounds()
+        best = getattr(booster, "best_iteration", None) if has_val and o.early_stopping_rounds else None
+        if best is not None and best + 1 < rounds:
+            booster = booster[: best + 1]  # keep the trees up to the best val round
+        self.booster_ = booster
+        metric = _OBJECTIVE[data.task][1]
+        curve = history.get("val", {}).get(metric, [])
+        start = rounds - len(curve)  # the rounds of the model this fit continued from
+        details = {"rounds": rounds, "best_iteration": best, "trees": booster.num_boosted_rounds(),
+                   "best_metric": curve[best - start] if best is not None and 0 <= best - start < len(curve) else None,
+                   "monitor": f"val_{metric}" if has_val else None,
+                   "stopped_early": len(curve) < o.n_estimators and has_val,
+                   "continued_from_rounds": start or None}
+        warnings = [] if has_val else ["no val split: no early stopping, the model keeps every round"]
+        self.report_ = FitReport(details=details, warnings=warnings,
+                                 history=[{"round": i + 1, f"val_{metric}": v} for i, v in enumerate(curve)])
+        return self
+
+    def save(self, folder: Path) -> None:
+        self.booster_.save_model(os.fspath(Path(folder) / MODEL_FILE))
+
+    @classmethod
+    def load(cls, folder: Path, spec: ModelSpec) -> XGBoostModel:
+        model = cls(XGBoostOptions.model_validate(spec.options))
+        booster = xgb.Booster()
+        try:
+            booster.load_model(os.fspath(Path(folder) / MODEL_FILE))
+        except xgb.core.XGBoostError as exc:
+            raise TrainError(f"cannot read {Path(folder) / MODEL_FILE}: {str(exc).splitlines()[0]}",
+                             hint="train again (`blase run --from train`) or redeploy") from None
+        model.booster_ = booster
+        return model
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.booster_.inplace_predict(np.asarray(x, dtype=np.float32), predict_type="margin"))
+
+    def versions(self) -> dict[str, str]:
+        return {"xgboost": xgb.__version__}

@@ -1,0 +1,128 @@
+"""Conformance checks of the ``model`` plugin kind (see :func:`blase.testing.plugin_checks`).
+
+A model kind is fitted on real shards (the bundled penguins data, prepared by a small real
+project): the contract, its options' round trip and refusal of unknown ones, fit and predict
+shapes, save then load giving the same scores, the same seed giving the same files, and no
+pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from blase.testing._files import hash_tree as _hash_tree
+from blase.testing._files import pickle_files as _pickles
+
+__all__ = ["model_checks"]
+
+Check = Callable[[], str | None]
+
+
+class _ModelHarness:
+    """The bundled penguins data prepared into shards by a small real project."""
+
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="blase-plugin-check-"))
+        self._shards: Path | None = None
+
+    def shards(self) -> Path:
+        if self._shards is None:
+            from blase.pipeline import Pipeline
+            from blase.scaffold import create_project
+
+            project = create_project(self.tmp / "proj")
+            result = Pipeline(project).run(to_step="prepare")
+            self._shards = result.steps["prepare"].output.root
+        return self._shards
+
+    def fit(self, kind: Any, folder: str) -> tuple[Any, Path]:
+        from blase.model import FitContext, fit_model
+
+        out = self.tmp / folder
+        fit_model(kind, self.shards(), FitContext(out_dir=out, seed=42))
+        return kind, out
+
+
+def model_checks(plugin: Any, cls: Any) -> Iterator[tuple[str, Check]]:
+    from pydantic import BaseModel, ValidationError
+
+    from blase.model import ModelKind, TrainingData, load_trained
+
+    def contract() -> str | None:
+        if not (isinstance(cls, type) and issubclass(cls, ModelKind)):
+            return f"{plugin.target} is not a blase.model.ModelKind subclass"
+        if cls.name != plugin.name:
+            return f"the model class is named {cls.name!r}, the manifest {plugin.name!r}"
+        return None if cls.files else "files is empty: name the files save() writes"
+
+    yield "contract", contract
+    if not (isinstance(cls, type) and issubclass(cls, ModelKind)):
+        return
+    model = cls.config_model
+    options = model() if model is not None else None
+
+    def options_round_trip() -> str | None:
+        if model is None:
+            return None
+        if not issubclass(model, BaseModel):
+            return "config_model is not a pydantic model"
+        again = model.model_validate(json.loads(json.dumps(options.model_dump(mode="json"))))
+        return None if again == options else f"options change in a JSON round trip: {options!r} -> {again!r}"
+
+    def bad_options() -> str | None:
+        if model is None:
+            return None
+        try:
+            model.model_validate({"no_such_option__": 1})
+        except ValidationError:
+            return None
+        return "an unknown option is accepted silently (set model_config = ConfigDict(extra='forbid'))"
+
+    yield "options_round_trip", options_round_trip
+    yield "bad_options_refused", bad_options
+    harness = _ModelHarness()
+    fits: dict[str, tuple[Any, Path]] = {}
+
+    def fits_and_predicts() -> str | None:
+        fits["a"] = harness.fit(cls(options), "a")
+        data = TrainingData(harness.shards())
+        x, _ = data.matrix("test")
+        scores = np.asarray(fits["a"][0].predict(x))
+        want = {(len(x),), (len(x), data.n_outputs)}
+        if scores.shape not in want:
+            return f"predict gave shape {list(scores.shape)} for {len(x)} rows; want [n] or [n, {data.n_outputs}]"
+        return None if np.isfinite(scores).all() else "predict gave NaN or infinite scores"
+
+    def save_load_round_trip() -> str | None:
+        if "a" not in fits:
+            return "not fitted"
+        fitted, out = fits["a"]
+        x, _ = TrainingData(harness.shards()).matrix("test")
+        again = load_trained(out).predict(x)
+        same = np.allclose(np.asarray(again), np.asarray(fitted.predict(x)), rtol=1e-6, atol=1e-6)
+        return None if same else "the model loaded from its folder predicts other scores than the fitted one"
+
+    def deterministic() -> str | None:
+        if "a" not in fits:
+            return "not fitted"
+        fits["b"] = harness.fit(cls(options), "b")
+        a, b = _hash_tree(fits["a"][1]), _hash_tree(fits["b"][1])
+        differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        return None if not differ else f"the same data and seed gave other files: {', '.join(differ)}"
+
+    def no_pickle() -> str | None:
+        found = [f for key in fits for f in _pickles(fits[key][1])]
+        return None if not found else f"pickle files written: {', '.join(sorted(set(found)))}"
+
+    yield "fits_and_predicts", fits_and_predicts
+    yield "save_load_round_trip", save_load_round_trip
+    yield "deterministic", deterministic
+    yield "no_pickle", no_pickle
+
+

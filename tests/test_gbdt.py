@@ -1,0 +1,342 @@
+"""Model plugins: xgboost and lightgbm (Blase's reference plugins) and a project's own model,
+through train, evaluate, deploy, predict, monitor, update, reproduce, diff and gc.
+
+Real libraries on real data: the bundled penguins CSV (what `blase create` ships) and
+scikit-learn's bundled breast cancer and diabetes sets. A test of a library skips only when
+that library is not importable (the `xgboost` and `lightgbm` extras; CI installs both).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from blase.errors import ConfigError
+from blase.model import FitContext, TrainError, TrainingData, fit_model, load_trained, model_kind
+from blase.plugins import PluginError
+
+
+def _lib(name: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(importlib.util.find_spec(name) is None,
+                              reason=f"{name} is not installed (pip install 'blase[{name}]')")
+
+
+LIBS = [pytest.param("xgboost", marks=_lib("xgboost")), pytest.param("lightgbm", marks=_lib("lightgbm"))]
+FAST = {"n_estimators": 80, "early_stopping_rounds": 10}
+
+
+def _configure(project, **train) -> None:
+    config = yaml.safe_load(project.config_path.read_text())
+    config["train"] = {**config.get("train", {}), **train}
+    config["deploy"] = {**config.get("deploy", {}), "promote": True}
+    project.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+@pytest.fixture(scope="module", params=LIBS)
+def penguins(request, tmp_path_factory):
+    """The penguins project of `blase create`, trained and deployed with a boosting model."""
+    from blase.pipeline import Pipeline
+    from blase.scaffold import create_project
+
+    project = create_project(tmp_path_factory.mktemp(request.param) / "penguins")
+    _configure(project, model=request.param, options=FAST)
+    result = Pipeline(project).run()
+    return request.param, project, result
+
+
+# -- the pipeline ---------------------------------------------------------------------------------
+
+
+def test_the_pipeline_trains_evaluates_and_deploys_a_boosting_model(penguins):
+    lib, _, result = penguins
+    assert result.steps["evaluate"].output.metrics["accuracy"] > 0.9
+    trained = result.steps["train"].output
+    file = {"xgboost": "model.ubj", "lightgbm": "model.txt"}[lib]
+    assert (trained.kind, trained.name, trained.files) == ("plugin", lib, [file])
+    spec = json.loads(trained.path("model.json").read_text())
+    assert spec["options"]["n_estimators"] == 80 and lib in spec["versions"]
+    details = result.steps["train"].details
+    assert details["model"] == lib and details["trees"] <= 80 and details["monitor"]
+    package = result.steps["deploy"].output.package_dir
+    assert (package / file).is_file() and not (package / "model.safetensors").exists()
+    info = json.loads((package / "package.json").read_text())
+    assert file in info["integrity"]["files"] and info["model_files"] == [file]
+    if info["onnx"] is not None:  # onnx installed: the kind says it has no export, and why
+        assert info["onnx"] == {"exported": False, "error": f"model kind '{lib}' has no ONNX export"}
+
+
+def test_a_second_run_is_cached_and_a_new_option_retrains(penguins):
+    from blase.pipeline import Pipeline
+
+    _, project, _ = penguins
+    again = Pipeline(project).run()
+    assert set(again.cached) >= {"extract", "transform", "prepare", "train", "evaluate"}
+    changed = Pipeline(project, overrides=["train.options.n_estimators=40"]).run()
+    assert "prepare" in changed.cached and "train" not in changed.cached
+    assert any("train.options.n_estimators" in reason for reason in changed.reasons["train"])
+    assert changed.steps["train"].details["trees"] <= 40
+
+
+def test_predict_and_monitor_run_the_deployed_model(penguins, cli, tmp_path):
+    _, project, result = penguins
+    version = result.steps["deploy"].output.version
+    name = project.config().deploy.name or project.name
+    out = tmp_path / "predictions.parquet"
+    predicted = cli("predict", f"{name}@{version}", "data/penguins.csv", "--out", str(out), cwd=project.root)
+    assert predicted.exit_code == 0, predicted.stderr
+    frame = pd.read_parquet(out)
+    truth = pd.read_csv(project.root / "data" / "penguins.csv")["species"]
+    assert (frame["prediction"].to_numpy() == truth.to_numpy()).mean() > 0.9
+    assert np.allclose(frame[["prob_Adelie", "prob_Chinstrap", "prob_Gentoo"]].sum(axis=1), 1.0)
+    checked = cli("monitor", f"{name}@{version}", "data/penguins.csv", "--json", cwd=project.root)
+    assert checked.exit_code == 0, checked.stderr
+    report = json.loads(checked.stdout)
+    assert report["prediction"] and report["metrics"]["accuracy"] > 0.9
+
+
+def test_reproduce_is_bit_for_bit_and_diff_and_gc_work(penguins, cli):
+    _, project, result = penguins
+    again = cli("reproduce", result.run_id, "--verify", "--json", cwd=project.root)
+    assert again.exit_code == 0, again.stderr
+    out = json.loads(again.stdout)
+    assert out["identical"] and out["weights_identical"] and out["compared"]["train"]
+    diff = cli("diff", result.run_id, out["run_id"], cwd=project.root)
+    assert diff.exit_code == 0, diff.stderr
+    collected = cli("gc", "--keep-last", "1", cwd=project.root)
+    assert collected.exit_code == 0, collected.stderr
+    name = project.config().deploy.name or project.name
+    assert cli("models", cwd=project.root).stdout.count(name) >= 1
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_blase_plugin_check_passes(lib, cli, project):
+    checked = cli("plugin", "check", lib, "--json", cwd=project.root)
+    assert checked.exit_code == 0, checked.stdout + checked.stderr
+    (report,) = json.loads(checked.stdout)
+    assert report["kind"] == "model" and len(report["checks"]) >= 8
+    assert all(c["passed"] for c in report["checks"]), checked.stdout
+
+
+# -- fitting --------------------------------------------------------------------------------------
+
+
+def _prepared(tmp_path, frame: pd.DataFrame, label: str, *, shard_rows: int = 262_144):
+    from blase.prepare import Prepare
+
+    source = tmp_path / "data.parquet"
+    frame.to_parquet(source)
+    out = tmp_path / "shards"
+    Prepare(label, split=(0.7, 0.15, 0.15), seed=3, shard_rows=shard_rows).run(source, out)
+    return out
+
+
+def _bunch(name: str) -> pd.DataFrame:
+    from sklearn import datasets
+
+    bunch = getattr(datasets, f"load_{name}")(as_frame=True)
+    return bunch.frame.rename(columns=str)
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_the_same_seed_gives_the_same_bytes(lib, tmp_path):
+    shards = _prepared(tmp_path, _bunch("breast_cancer"), "target")
+    options = {**FAST, "subsample": 0.7}
+    digests = []
+    for folder, seed in (("a", 1), ("b", 1), ("c", 2)):
+        fit_model(model_kind(lib, options), shards, FitContext(out_dir=tmp_path / folder, seed=seed))
+        spec = json.loads((tmp_path / folder / "model.json").read_text())
+        digests.append((tmp_path / folder / spec["files"][0]).read_bytes())
+    assert digests[0] == digests[1]
+    assert digests[0] != digests[2]
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_regression_scores_are_in_the_label_units(lib, tmp_path):
+    from blase.evaluate import evaluate_live
+
+    shards = _prepared(tmp_path, _bunch("diabetes"), "target")
+    fit_model(model_kind(lib, {"n_estimators": 200, "learning_rate": 0.05}), shards,
+              FitContext(out_dir=tmp_path / "model", seed=0))
+    result = evaluate_live(load_trained(tmp_path / "model"), shards, tmp_path / "eval", plots=False)
+    assert result.details["metrics"]["r2"] > 0.25
+    assert result.details["metrics"]["mae"] < 60  # the label is a disease score of 25-346
+
+
+@_lib("xgboost")
+def test_xgboost_out_of_core_matches_xgboost_in_memory(tmp_path):
+    """Many small shards through the DataIter: the same trees' quality as one in-memory matrix."""
+    import xgboost as xgb
+
+    shards = _prepared(tmp_path, _bunch("breast_cancer"), "target", shard_rows=40)
+    data = TrainingData(shards)
+    assert len(data.shards("train")) >= 9
+    fit_model(model_kind("xgboost", FAST), shards, FitContext(out_dir=tmp_path / "ooc", seed=0))
+    x, y = data.matrix("train")
+    xv, yv = data.matrix("val")
+    params = {"objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist", "seed": 0, "eta": 0.1}
+    booster = xgb.train(params, xgb.QuantileDMatrix(x, y), 80, evals=[(xgb.DMatrix(xv, yv), "val")],
+                        early_stopping_rounds=10, verbose_eval=False)
+    xt, yt = data.matrix("test")
+    in_memory = ((booster.predict(xgb.DMatrix(xt), iteration_range=(0, booster.best_iteration + 1)) > 0.5) == yt).mean()
+    ours = ((load_trained(tmp_path / "ooc").predict(xt) > 0) == yt).mean()
+    assert abs(ours - in_memory) <= 0.03
+
+
+# -- update ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_update_continues_boosting_where_the_library_can(lib, tmp_path):
+    from blase.pipeline import Pipeline
+    from blase.scaffold import create_project
+    from blase.update import Update
+
+    frame = _bunch("breast_cancer")
+    project = create_project(tmp_path / "bc", example=False)
+    frame.iloc[:330].to_csv(project.root / "data" / "old.csv", index=False)
+    frame.iloc[330:].to_csv(project.root / "data" / "new.csv", index=False)
+    project.config_path.write_text(yaml.safe_dump({
+        "project": "bc", "seed": 1, "data": {"source": "data/old.csv", "label": "target"},
+        "transform": [{"op": "impute", "strategy": "median"}],
+        "train": {"model": lib, "options": {"n_estimators": 30, "early_stopping_rounds": 5}},
+        "deploy": {"onnx": False}, "update": {"mode": "finetune", "replay": 0.3},
+    }, sort_keys=False))
+    Pipeline(project).run()
+    out = Update("bc@v1", project=project).run("data/new.csv")
+    assert out.candidate_version == "v2" and out.holdout["candidate"]["accuracy"] > 0.85
+    parent, child = (load_trained(project.models_dir / "bc" / v) for v in ("v1", "v2"))
+    if lib == "xgboost":  # more rounds on top of the deployed trees
+        assert child.booster_.num_boosted_rounds() > parent.booster_.num_boosted_rounds()
+        first = json.loads(parent.booster_.save_raw("json"))["learner"]["gradient_booster"]["model"]["trees"][0]
+        again = json.loads(child.booster_.save_raw("json"))["learner"]["gradient_booster"]["model"]["trees"][0]
+        assert first == again
+    else:  # LightGBM cannot continue from Sequence data: a retrain, and the update says so
+        assert any("trained from scratch" in note for note in out.notes)
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+@_lib("xgboost")
+def test_bad_options_are_config_errors_naming_the_key(project, cli):
+    with pytest.raises(ConfigError, match=r"train\.options\.max_depht: .*did you mean 'max_depth'"):
+        model_kind("xgboost", {"max_depht": 3})
+    with pytest.raises(ConfigError, match=r"train\.options\.learning_rate: Input should be greater than 0"):
+        model_kind("xgboost", {"learning_rate": 0})
+    with pytest.raises(ConfigError, match=r"train\.options\.n_estimators: model 'mlp' takes no options"):
+        model_kind("mlp", {"n_estimators": 3})
+    run = cli("run", "--set", "train.model=xgboost", "--set", "train.options.n_estimator=5", cwd=project.root)
+    assert run.exit_code != 0 and "Traceback" not in run.stderr
+    assert "train.options.n_estimator" in run.stderr and "did you mean 'n_estimators'" in run.stderr
+    config = yaml.safe_load(project.config_path.read_text())
+    config["train"] = {"model": "xgboost", "options": {"max_depht": 3}}
+    project.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    checked = cli("check", cwd=project.root)  # before anything runs, with the line
+    assert checked.exit_code != 0 and "Traceback" not in checked.stderr
+    assert re.search(r"train\.options\.max_depht \(line \d+\): .*did you mean 'max_depth'", checked.stderr)
+
+
+def test_unknown_models_suggest_the_closest_name():
+    with pytest.raises(TrainError, match=r"unknown model 'xgbost' \(did you mean 'xgboost'\?\)"):
+        model_kind("xgbost")
+    with pytest.raises(TrainError, match=r"unknown model 'mpl' \(did you mean 'mlp'\?\)"):
+        model_kind("mpl")
+
+
+@pytest.mark.parametrize("lib", ["xgboost", "lightgbm"])
+def test_a_missing_library_names_the_pip_extra(lib, monkeypatch):
+    monkeypatch.setitem(sys.modules, lib, None)  # what importlib sees when it is not installed
+    with pytest.raises(PluginError, match=rf"needs {lib}, which is not installed") as err:
+        model_kind(lib)
+    assert err.value.hint == f"install it: pip install 'blase[{lib}]'"
+
+
+def test_blase_help_imports_no_model_library():
+    code = ("import runpy, sys; sys.argv = ['blase', '--help']\n"
+            "try:\n    runpy.run_module('blase', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "print('IMPORTED', sorted(m for m in ('xgboost', 'lightgbm', 'blase.contrib.xgboost') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("IMPORTED []")
+
+
+# -- a project's own model kind -------------------------------------------------------------------
+
+PRIOR = '''
+import json
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from blase.model import FitReport, ModelKind
+from blase.plugins import Plugin
+
+
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    smoothing: float = 1.0
+
+
+class Prior(ModelKind):
+    """Predicts the training class frequencies, whatever the features."""
+
+    name = "prior"
+    config_model = Options
+    files = ("prior.json",)
+
+    def fit(self, data, ctx):
+        counts = np.full(data.n_classes, self.options.smoothing)
+        for _, y in data.chunks("train"):
+            counts += np.bincount(y, minlength=data.n_classes)
+        self.logits_ = np.log(counts / counts.sum())
+        self.report_ = FitReport(details={"classes": data.n_classes})
+        return self
+
+    def save(self, folder):
+        (folder / "prior.json").write_text(json.dumps(self.logits_.tolist()))
+
+    @classmethod
+    def load(cls, folder, spec):
+        model = cls(Options(**spec.options))
+        model.logits_ = np.array(json.loads((folder / "prior.json").read_text()))
+        return model
+
+    def predict(self, x):
+        return np.tile(self.logits_, (len(x), 1))
+
+
+plugin = Plugin(name="prior", kind="model", target=":Prior")
+'''
+
+
+def test_a_project_model_plugin_trains_deploys_and_predicts(project, cli, tmp_path):
+    (project.root / "scripts" / "prior.py").write_text(textwrap.dedent(PRIOR))
+    config = yaml.safe_load(project.config_path.read_text())
+    config["plugins"] = ["scripts/prior.py"]
+    config["train"] = {"model": "prior", "options": {"smoothing": 2.0}}
+    project.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    ran = cli("run", cwd=project.root)
+    assert ran.exit_code == 0, ran.stderr
+    from blase.pipeline import Pipeline
+
+    again = Pipeline(project).run()  # cached: the plugin file's code is part of the key
+    assert "train" in again.cached
+    assert again.steps["train"].output.name == "prior"
+    evaluation = again.steps["evaluate"].output
+    assert evaluation.metrics["accuracy"] == pytest.approx(evaluation.baseline["accuracy"])
+    (project.root / "scripts" / "prior.py").write_text(textwrap.dedent(PRIOR).replace("smoothing: float = 1.0",
+                                                                                       "smoothing: float = 1.5"))
+    edited = Pipeline(project).run()
+    assert edited.reasons["train"] == ["scripts/prior.py:Prior changed"]
+    predicted = cli("predict", project.name, "data/penguins.csv", "--out", str(tmp_path / "p.parquet"),
+                    cwd=project.root)
+    assert predicted.exit_code == 0, predicted.stderr
+    assert pd.read_parquet(tmp_path / "p.parquet")["prediction"].nunique() == 1
