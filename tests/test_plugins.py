@@ -230,11 +230,12 @@ def test_an_installed_step_plugin_is_listed_and_used_by_name(installed, project,
 def test_listing_plugins_imports_no_implementation(installed):
     code = ("import sys, blase.plugins as p; found = p.installed_plugins(); "
             "print(sorted(x.name for x in found), "
-            "[m for m in ('blase_report._step', 'blase.contrib.xgboost', 'xgboost') if m in sys.modules])")
+            "[m for m in ('blase_report._step', 'blase.contrib.xgboost', 'xgboost', 'blase.contrib.keras', 'keras') "
+            "if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(installed), "PATH": "/usr/bin:/bin"},
                          capture_output=True, text=True, check=True).stdout
     # Blase's own reference plugins (blase.contrib) are installed entry points too
-    assert out.strip() == "['lightgbm', 'report', 'xgboost'] []"
+    assert out.strip() == "['keras', 'lightgbm', 'report', 'xgboost'] []"
 
 
 def test_plugins_of_a_project_do_not_load_when_blase_yaml_does_not_use_them(installed, project):

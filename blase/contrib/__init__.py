@@ -4,6 +4,9 @@
   trees trained out of core through XGBoost's external-memory ``DataIter`` over the shards.
 - ``lightgbm`` (:mod:`blase.contrib.lightgbm`, ``pip install 'blase[lightgbm]'``): LightGBM
   fed one ``lightgbm.Sequence`` per shard.
+- ``keras`` (:mod:`blase.contrib.keras`, ``pip install 'blase[keras]'``, or
+  ``'blase[tensorflow]'`` for the TensorFlow backend): a Keras 3 network fed the shards a batch
+  at a time through a ``keras.utils.PyDataset``, saved as ``model.keras``.
 
 Blase's own ``pyproject.toml`` publishes them through the ``blase.plugins`` entry points, as
 any package would (:mod:`blase.contrib.plugins` holds the manifests and imports nothing
