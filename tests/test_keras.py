@@ -98,6 +98,18 @@ def test_a_second_run_is_cached_and_a_new_option_retrains(penguins):
     assert changed.steps["train"].details["epochs"] <= 3
 
 
+def test_the_backend_is_in_the_train_key_whoever_picks_it(penguins, monkeypatch):
+    from blase.pipeline import Pipeline
+
+    project, _ = penguins
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    assert Pipeline(project).step_key("train").components["env.keras_backend"] == "torch"
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")  # a different model: not the cached one
+    assert Pipeline(project).step_key("train").components["env.keras_backend"] == "tensorflow"
+    pinned = Pipeline(project, overrides=["train.options.backend=torch"]).step_key("train")
+    assert pinned.components["env.keras_backend"] == "torch"
+
+
 def test_predict_and_monitor_run_the_deployed_model(penguins, cli, tmp_path):
     project, result = penguins
     version = result.steps["deploy"].output.version
