@@ -142,8 +142,8 @@ def _set_backend(backend: str) -> None:
 def seed_keras(keras: Any, seed: int) -> None:
     """Seed Python, NumPy, the backend and Keras's own generator (``keras.utils.set_random_seed``),
     and ask TensorFlow for deterministic kernels: the same seed gives the same weights on CPU.
-    Keras's session is cleared first, so automatic layer names (``dense_1``), which the file
-    records, restart as in a new process."""
+    Keras's session is cleared first, which resets its global seed generator and its automatic
+    layer names (``dense_1``, recorded in the file), as in a new process."""
     keras.backend.clear_session()
     keras.utils.set_random_seed(int(seed))
     if keras.backend.backend() == "tensorflow":

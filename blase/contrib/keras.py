@@ -82,12 +82,11 @@ class KerasModel(ModelKind):
         init = ctx.init if isinstance(ctx.init, KerasModel) else None
         if init is not None:  # finetune: the deployed network, its label scale and optimiser state
             self.scale_, network = init.scale_, init.network_
-        else:
+        else:  # a build script's network comes uncompiled too: Blase picks the loss for the task
             self.scale_ = data.label_scale("train") if data.task == "regression" else (0.0, 1.0)
             network = self._network(keras, data, ctx)
-        if init is None:  # a build script's network comes uncompiled: Blase picks the loss
-            network.compile(optimizer=keras.optimizers.Adam(learning_rate=o.lr, name="adam"), loss=_loss(keras, data.task),
-                            jit_compile=False)
+            network.compile(optimizer=keras.optimizers.Adam(learning_rate=o.lr, name="adam"),
+                            loss=_loss(keras, data.task), jit_compile=False)
         train = ShardBatches(data, "train", o.batch_size, seed=seed, shuffle=True, scale=self.scale_)
         has_val = data.rows("val") > 0
         val = ShardBatches(data, "val", o.batch_size, seed=seed, shuffle=False, scale=self.scale_) if has_val else None
