@@ -9,6 +9,9 @@
   over the shards.
 - ``lightgbm`` (model, :mod:`blase.contrib.lightgbm`, ``pip install 'blase[lightgbm]'``):
   LightGBM fed one ``lightgbm.Sequence`` per shard.
+- ``keras`` (:mod:`blase.contrib.keras`, ``pip install 'blase[keras]'``, or
+  ``'blase[tensorflow]'`` for the TensorFlow backend): a Keras 3 network fed the shards a batch
+  at a time through a ``keras.utils.PyDataset``, saved as ``model.keras``.
 
 Blase's own ``pyproject.toml`` publishes them through the ``blase.plugins`` entry points, as any
 package would; :mod:`blase.contrib.plugins` holds the manifests and imports nothing heavy, so

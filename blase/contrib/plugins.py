@@ -1,13 +1,15 @@
 """The manifests of Blase's own plugins (the targets of its ``blase.plugins`` entry points).
-Reading them imports none of the plugins' code or libraries (xgboost, lightgbm, python-calamine)."""
+Reading them imports none of the plugins' code or libraries (xgboost, lightgbm, keras,
+python-calamine)."""
 
 from __future__ import annotations
 
 from blase._version import __version__
+from blase.contrib._keras_setup import KerasOptions
 from blase.contrib._options import LightGBMOptions, XGBoostOptions
 from blase.plugins import Plugin
 
-__all__ = ["EXCEL", "LIGHTGBM", "MMD", "XGBOOST"]
+__all__ = ["EXCEL", "KERAS", "LIGHTGBM", "MMD", "XGBOOST"]
 
 XGBOOST = Plugin(
     name="xgboost", kind="model", target="blase.contrib.xgboost:XGBoostModel", version=__version__,
@@ -38,4 +40,10 @@ MMD = Plugin(
     version="1.0",
     description="maximum mean discrepancy with a seeded permutation p-value (numeric and categorical)",
     requires=("numpy",),
+)
+
+KERAS = Plugin(
+    name="keras", kind="model", target="blase.contrib.keras:KerasModel", version=__version__,
+    description="a Keras 3 network (built-in MLP or a build_model script) on torch, tensorflow or jax",
+    config_schema=KerasOptions.model_json_schema(), requires=("keras",), extra="keras",
 )

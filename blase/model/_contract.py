@@ -154,6 +154,20 @@ class ModelKind(ABC):
             hint="the package keeps the model in its own format, which `blase predict` runs",
         )
 
+    def code(self, root: Path | None) -> dict[str, Any]:
+        """The project code this model calls, ``{"scripts/net.py:build": function}`` (a network
+        factory its options name, resolved under ``root``, the project's code folder). The
+        train step hashes it into its cache key (so an edit retrains) and snapshots the files
+        with the run. Default: none."""
+        return {}
+
+    def cache_inputs(self) -> dict[str, str]:
+        """What else decides the fitted model besides the data, ``train.options``, the seed and
+        the versions of :attr:`~blase.plugins.Plugin.requires` (``{"keras_backend": "torch"}``
+        when an environment variable picks it): keys of the train step's cache key, as
+        ``env.<name>``. Default: none."""
+        return {}
+
     def describe(self, data: TrainingData) -> ModelSpec:
         """``model.json`` for this fitted model. The default names the kind as a plugin
         (found again by :attr:`name`) with its options, files and library versions."""

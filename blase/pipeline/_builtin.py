@@ -266,9 +266,12 @@ class TrainStep(Step):
         model = ctx.config.train.model
         if ":" not in model:
             plugin = _model_plugin(ctx)
-            if plugin.module is None:  # built in, or an installed package: its version is in the key
+            if plugin.origin == "blase":  # linear, mlp: no project code
                 return {}
-            return {f"{plugin.origin}:{plugin.target.partition(':')[2]}": plugin.load()}
+            refs: dict[str, Any] = dict(_plugin_kind(ctx).code(ctx.code_root))  # e.g. a network factory
+            if plugin.module is not None:  # a project file: its code; an installed package: its version
+                refs[f"{plugin.origin}:{plugin.target.partition(':')[2]}"] = plugin.load()
+            return refs
         from blase.train import load_script_factory
 
         func, _ = load_script_factory(model, ctx.code_root)
@@ -284,6 +287,7 @@ class TrainStep(Step):
             if plugin.origin != "blase":  # the plugin's version and its libraries' (read, not imported)
                 parts["env.model_plugin"] = f"{plugin.name} {plugin.version} ({plugin.origin})"
                 parts |= {f"env.{lib}": _installed_version(lib) for lib in plugin.requires}
+                parts |= {f"env.{k}": v for k, v in _plugin_kind(ctx).cache_inputs().items()}
         return parts
 
     def run(self, inputs: Mapping[str, StepOutput], out_dir: Path, ctx: StepContext) -> StepResult:
@@ -471,4 +475,13 @@ def _model_plugin(ctx: StepContext) -> Any:
     from blase.model import model_plugin
 
     return model_plugin(ctx.config.train.model, root=ctx.project.root, entries=ctx.config.plugins)
+
+
+def _plugin_kind(ctx: StepContext) -> Any:
+    """The unfitted kind ``train.model`` names, with its validated ``train.options`` (asked what
+    project code and settings its result depends on)."""
+    from blase.model import model_kind
+
+    train = ctx.config.train
+    return model_kind(train.model, train.options, root=ctx.project.root, entries=ctx.config.plugins)
 
