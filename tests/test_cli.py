@@ -131,6 +131,11 @@ def test_demo_runs_the_whole_pipeline(blase_exe, tmp_path):
     assert "accuracy" in r.stdout and "baseline" in r.stdout
     assert (tmp_path / "d" / "models" / "d" / "v1" / "model.safetensors").is_file()
     assert list((tmp_path / "d" / "outputs").glob("*/confusion_matrix.png"))
+    # the demo's model updates on new data (the template's `call:` transform once put the label
+    # column elsewhere than at fit time, and update failed with "this is a bug in Blase")
+    r = blase_exe("update", "d", "data/penguins.csv", cwd=tmp_path / "d", env={"BLASE_PROGRESS": "0"})
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert "candidate v2 (finetune, parent v1)" in " ".join(r.stdout.split())
 
 
 INTERRUPTED_MODEL = """

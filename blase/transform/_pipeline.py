@@ -738,11 +738,14 @@ class Transform:
 
 
 def _cast_present(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with the types of ``schema`` where it has its columns, in ``schema``'s order
+    when it has the same columns (new data may hold them in another order than at fit time:
+    a label moved to the end, a CSV exported by another tool)."""
+    if set(table.column_names) == set(schema.names) and table.column_names != schema.names:
+        table = table.select(schema.names)
     fields = [schema.field(n) if n in schema.names else table.schema.field(n) for n in table.column_names]
     target = pa.schema(fields)
     return table if target.equals(table.schema) else table.cast(target)
-
-
 
 
 def _config_digest(t: Transform) -> str:
