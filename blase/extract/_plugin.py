@@ -74,16 +74,7 @@ class SourceReader(ABC):
 
 def load_reader_class(plugin: Plugin) -> type[SourceReader]:
     """The plugin's :class:`SourceReader` subclass, checked against its manifest."""
-    from blase.plugins import PluginError
-
-    cls = plugin.load()
-    if not (isinstance(cls, type) and issubclass(cls, SourceReader)):
-        raise PluginError(f"{plugin.label}: {plugin.target} is not a blase.extract.SourceReader subclass",
-                          hint="a source plugin's target subclasses blase.extract.SourceReader")
-    if cls.name != plugin.name:
-        raise PluginError(f"{plugin.label}: its reader class is named {cls.name!r}",
-                          hint=f"set `name = {plugin.name!r}` on {cls.__name__} (or rename the plugin)")
-    return cls
+    return plugin.load_class(SourceReader)
 
 
 class PluginStream:

@@ -22,7 +22,7 @@ from blase.errors import ConfigError, ConfigProblem
 from blase.model._contract import ModelKind
 from blase.model._errors import TrainError
 from blase.model._spec import ModelSpec, read_spec
-from blase.plugins import Plugin, PluginError, plugin_set
+from blase.plugins import Plugin, plugin_set
 
 __all__ = ["BUILTIN_MODEL_PLUGINS", "kind_class", "load_trained", "model_kind", "model_plugin", "options_for"]
 
@@ -69,14 +69,8 @@ def model_plugin(name: str, *, root: str | Path | None = None, entries: Sequence
 
 
 def _load_class(plugin: Plugin) -> type[ModelKind]:
-    cls = plugin.load()  # PluginError names the missing library and the pip extra
-    if not (isinstance(cls, type) and issubclass(cls, ModelKind)):
-        raise PluginError(f"{plugin.label}: {plugin.target} is not a blase.model.ModelKind subclass",
-                          hint="a model plugin's target subclasses blase.model.ModelKind")
-    if plugin is not _TORCH and cls.name != plugin.name:
-        raise PluginError(f"{plugin.label}: its class is named {cls.name!r}",
-                          hint=f"set `name = {plugin.name!r}` on {cls.__name__} (or rename the plugin)")
-    return cls
+    # the torch kind serves two names (linear, mlp); load() names a missing library and its extra
+    return plugin.load_class(ModelKind, name_attr=None if plugin is _TORCH else "name")
 
 
 def options_for(cls: type[ModelKind], options: dict[str, Any], *, file: str = "blase.yaml",

@@ -97,16 +97,7 @@ class DriftTest(ABC):
 
 def load_test_class(plugin: Plugin) -> type[DriftTest]:
     """The plugin's :class:`DriftTest` subclass, checked against its manifest."""
-    from blase.plugins import PluginError
-
-    cls = plugin.load()
-    if not (isinstance(cls, type) and issubclass(cls, DriftTest)):
-        raise PluginError(f"{plugin.label}: {plugin.target} is not a blase.monitor.DriftTest subclass",
-                          hint="a drift_test plugin's target subclasses blase.monitor.DriftTest")
-    if cls.name != plugin.name:
-        raise PluginError(f"{plugin.label}: its test class is named {cls.name!r}",
-                          hint=f"set `name = {plugin.name!r}` on {cls.__name__} (or rename the plugin)")
-    return cls
+    return plugin.load_class(DriftTest)
 
 
 def chosen_tests(config: Any, plugins: PluginSet | None, config_path: Any = None) -> dict[str, tuple[Plugin, DriftTest]]:

@@ -130,26 +130,17 @@ def default_registry() -> StepRegistry:
 def project_registry(root: Any, entries: list[Any]) -> tuple[StepRegistry, list[tuple[str, Any]]]:
     """The built-in steps plus the step plugins ``blase.yaml`` lists under ``plugins:``, and
     the hooks plugins it lists (``[(name, Hooks instance)]``)."""
-    from blase.plugins import Hooks, PluginError, plugin_set
+    from blase.plugins import Hooks, plugin_set
 
     registry = default_registry()
     if not entries:
         return registry, []
     plugins = plugin_set(root, entries)
     for plugin in plugins.active("step"):
-        step = plugin.load()
-        if not (isinstance(step, type) and issubclass(step, Step)):
-            raise PluginError(f"{plugin.label}: {plugin.target} is not a blase.steps.Step subclass",
-                              hint="a step plugin's target is a class that subclasses blase.steps.Step")
-        if step.name != plugin.name:
-            raise PluginError(f"{plugin.label}: its step class is named {step.name!r}",
-                              hint=f"set `name = {plugin.name!r}` on {step.__name__} (or rename the plugin)")
+        step = plugin.load_class(Step)
         registry.register(step, origin=f"plugin {plugin.name} ({plugin.origin})", options=plugins.options.get(plugin.name))
     hooks: list[tuple[str, Any]] = []
     for plugin in plugins.active("hooks"):
-        cls = plugin.load()
-        if not (isinstance(cls, type) and issubclass(cls, Hooks)):
-            raise PluginError(f"{plugin.label}: {plugin.target} is not a blase.plugins.Hooks subclass",
-                              hint="a hooks plugin's target subclasses blase.plugins.Hooks")
+        cls = plugin.load_class(Hooks, name_attr=None)
         hooks.append((plugin.name, cls()))
     return registry, hooks

@@ -159,6 +159,25 @@ class Plugin:
                               hint="fix the plugin's target (module:Attribute)") from None
         return obj
 
+    def load_class(self, base: type, *, name_attr: str | None = "name") -> type:
+        """:meth:`load` a class and check it against this manifest: a subclass of ``base``
+        whose ``name_attr`` class attribute (None: no such check) is this plugin's name.
+
+        Raises
+        ------
+        PluginError
+            Naming the plugin, what its target is instead, and the fix.
+        """
+        cls = self.load()
+        what = f"{base.__module__.split('._')[0]}.{base.__qualname__}"
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise PluginError(f"{self.label}: {self.target} is not a {what} subclass",
+                              hint=f"a {self.kind} plugin's target is a class that subclasses {what}")
+        if name_attr is not None and getattr(cls, name_attr, None) != self.name:
+            raise PluginError(f"{self.label}: its class has {name_attr} {getattr(cls, name_attr, None)!r}",
+                              hint=f"set `{name_attr} = {self.name!r}` on {cls.__name__} (or rename the plugin)")
+        return cls
+
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "version": self.version, "description": self.description,
                 "target": self.target, "origin": self.origin, "requires": list(self.requires),

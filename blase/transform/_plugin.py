@@ -53,16 +53,7 @@ def project_plugin_set(root: str | os.PathLike[str] | None) -> PluginSet:
 
 def load_operation_class(plugin: Plugin) -> type[Operation]:
     """The plugin's :class:`Operation` subclass, checked against its manifest."""
-    from blase.plugins import PluginError
-
-    cls = plugin.load()
-    if not (isinstance(cls, type) and issubclass(cls, Operation)):
-        raise PluginError(f"{plugin.label}: {plugin.target} is not a blase.transform.Operation subclass",
-                          hint="an operation plugin's target subclasses blase.transform.Operation")
-    if cls.op_name != plugin.name:
-        raise PluginError(f"{plugin.label}: its operation class has op_name {cls.op_name!r}",
-                          hint=f"set `op_name = {plugin.name!r}` on {cls.__name__} (or rename the plugin)")
-    return cls
+    return plugin.load_class(Operation, name_attr="op_name")
 
 
 def build_plugin_operation(plugins: PluginSet, name: str, options: dict[str, Any], *, index: int,
