@@ -125,6 +125,7 @@ _USAGE = {
     "source": "```yaml\ndata:\n  source: data/export{{suffix}}   # or data.format: {{name}}\n```",
     "drift_test": "```yaml\nmonitor:\n  tests: {numeric: {{name}}, categorical: {{name}}}\n```",
     "step": "```yaml\nplugins:\n  - name: {{name}}\n    options: {min_accuracy: 0.8}\n```",
+    "model": "```yaml\ntrain:\n  model: {{name}}\n  options: {alpha: 1.0}\n```",
 }
 
 

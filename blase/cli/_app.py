@@ -21,7 +21,7 @@ def create(
         bool, typer.Option("--example/--no-example", help="Include the bundled penguins data in data/.")
     ] = True,
     kind: Annotated[
-        str, typer.Option("--kind", help="With --template plugin: operation, source, drift_test or step.")
+        str, typer.Option("--kind", help="With --template plugin: operation, source, drift_test, step or model.")
     ] = "operation",
 ) -> None:
     """Create a project folder: blase.yaml, scripts/, data/, models/, outputs/, runs/, .blase/.
