@@ -179,7 +179,9 @@ def test_xgboost_out_of_core_matches_xgboost_in_memory(tmp_path):
     shards = _prepared(tmp_path, _bunch("breast_cancer"), "target", shard_rows=40)
     data = TrainingData(shards)
     assert len(data.shards("train")) >= 9
-    fit_model(model_kind("xgboost", FAST), shards, FitContext(out_dir=tmp_path / "ooc", seed=0))
+    report = fit_model(model_kind("xgboost", {**FAST, "external_memory": True}), shards,
+                       FitContext(out_dir=tmp_path / "ooc", seed=0))
+    assert report.details["matrix"].startswith("external memory")
     x, y = data.matrix("train")
     xv, yv = data.matrix("val")
     params = {"objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist", "seed": 0, "eta": 0.1}
@@ -340,3 +342,19 @@ def test_a_project_model_plugin_trains_deploys_and_predicts(project, cli, tmp_pa
                     cwd=project.root)
     assert predicted.exit_code == 0, predicted.stderr
     assert pd.read_parquet(tmp_path / "p.parquet")["prediction"].nunique() == 1
+
+
+@_lib("xgboost")
+def test_xgboost_keeps_small_quantised_data_in_memory_and_goes_to_disk_past_the_budget(tmp_path):
+    """auto: a quarter of the memory budget decides; both ways give the same model's scores."""
+    shards = _prepared(tmp_path, _bunch("breast_cancer"), "target", shard_rows=40)
+    rows = TrainingData(shards)
+    small = fit_model(model_kind("xgboost", FAST), shards, FitContext(out_dir=tmp_path / "mem", seed=0))
+    # 398 rows x 30 features x 2 bytes is ~24 kB: over a quarter of a 64 kB budget
+    tight = fit_model(model_kind("xgboost", FAST), shards,
+                      FitContext(out_dir=tmp_path / "disk", seed=0, memory=64 << 10, tmp_dir=tmp_path))
+    assert small.details["matrix"] == "quantised in memory"
+    assert tight.details["matrix"].startswith("external memory")
+    x, _ = rows.matrix("test")
+    a, b = load_trained(tmp_path / "mem").predict(x), load_trained(tmp_path / "disk").predict(x)
+    assert np.allclose(a, b, atol=1e-5)

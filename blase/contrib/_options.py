@@ -7,6 +7,8 @@ JSON schemas without importing xgboost or lightgbm.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["BoostingOptions", "LightGBMOptions", "XGBoostOptions"]
@@ -35,6 +37,12 @@ class XGBoostOptions(BoostingOptions):
     max_depth: int = Field(default=6, ge=0, description="depth of a tree (0: no limit)")
     min_child_weight: float = Field(default=1.0, ge=0)
     max_bin: int = Field(default=256, ge=2, description="histogram bins per feature")
+    external_memory: bool | Literal["auto"] = Field(
+        default="auto",
+        description="true: quantised pages cached on disk (ExtMemQuantileDMatrix), any size; false: "
+        "the quantised rows in memory (QuantileDMatrix, about a byte per value); auto: in memory "
+        "when they take at most a quarter of the memory budget",
+    )
 
 
 class LightGBMOptions(BoostingOptions):

@@ -39,7 +39,7 @@ class ShardIter(xgb.DataIter):
     round, so few large pages train faster than many small ones.
     """
 
-    def __init__(self, data: TrainingData, split: str, cache_prefix: str, *, batch_bytes: int) -> None:
+    def __init__(self, data: TrainingData, split: str, cache_prefix: str | None, *, batch_bytes: int) -> None:
         self._data, self._split = data, split
         self._rows = max(1024, batch_bytes // max(1, 4 * data.n_features))
         self._batches: Iterator[tuple[np.ndarray, np.ndarray]] | None = None
@@ -84,19 +84,33 @@ class XGBoostModel(ModelKind):
             params["nthread"] = o.n_jobs
         return params
 
-    def _matrix(self, data: TrainingData, split: str, ctx: FitContext,
+    def _external(self, data: TrainingData, budget: int) -> bool:
+        """Whether the train split goes through external memory: asked for, or (``auto``) when
+        its quantised rows (a bin index per value, up to 2 bytes with XGBoost's row and column
+        indexes) would take more than a quarter of the memory budget."""
+        o: XGBoostOptions = self.options  # type: ignore[assignment]
+        if o.external_memory != "auto":
+            return bool(o.external_memory)
+        return data.rows("train") * data.n_features * 2 > budget // 4
+
+    def _matrix(self, data: TrainingData, split: str, ctx: FitContext, *, external: bool,
                 ref: xgb.DMatrix | None = None) -> xgb.DMatrix:
         scratch = Path(ctx.tmp_dir or ".")
         budget = ctx.memory or 2 << 30
-        it = ShardIter(data, split, str(scratch / f"xgb-{split}"), batch_bytes=max(1 << 20, budget // 8))
         o: XGBoostOptions = self.options  # type: ignore[assignment]
-        return xgb.ExtMemQuantileDMatrix(it, max_bin=o.max_bin, ref=ref, nthread=o.n_jobs)
+        it = ShardIter(data, split, str(scratch / f"xgb-{split}") if external else None,
+                       batch_bytes=max(1 << 20, budget // 8))
+        if external:
+            return xgb.ExtMemQuantileDMatrix(it, max_bin=o.max_bin, ref=ref, nthread=o.n_jobs)
+        # the batches are quantised as they come: the raw float rows are never held whole
+        return xgb.QuantileDMatrix(it, max_bin=o.max_bin, ref=ref, nthread=o.n_jobs)
 
     def fit(self, data: TrainingData, ctx: FitContext) -> XGBoostModel:
         o: XGBoostOptions = self.options  # type: ignore[assignment]
-        train = self._matrix(data, "train", ctx)
+        external = self._external(data, ctx.memory or 2 << 30)
+        train = self._matrix(data, "train", ctx, external=external)
         has_val = data.rows("val") > 0
-        evals = [(self._matrix(data, "val", ctx, ref=train), "val")] if has_val else []
+        evals = [(self._matrix(data, "val", ctx, external=external, ref=train), "val")] if has_val else []
         history: dict[str, dict[str, list[float]]] = {}
         init = ctx.init.booster_ if isinstance(ctx.init, XGBoostModel) else None
         try:
@@ -120,7 +134,8 @@ class XGBoostModel(ModelKind):
                    "best_metric": curve[best - start] if best is not None and 0 <= best - start < len(curve) else None,
                    "monitor": f"val_{metric}" if has_val else None,
                    "stopped_early": len(curve) < o.n_estimators and has_val,
-                   "continued_from_rounds": start or None}
+                   "continued_from_rounds": start or None,
+                   "matrix": "external memory (pages cached on disk)" if external else "quantised in memory"}
         warnings = [] if has_val else ["no val split: no early stopping, the model keeps every round"]
         self.report_ = FitReport(details=details, warnings=warnings,
                                  history=[{"round": i + 1, f"val_{metric}": v} for i, v in enumerate(curve)])
