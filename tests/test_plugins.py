@@ -165,6 +165,40 @@ def test_a_bad_manifest_is_refused_at_once():
         Plugin(name="My Plugin", kind="step", target="m:X")
 
 
+class _NotAnOperation:
+    op_name = "clip3"
+
+
+def _plugin_module(**attrs):
+    import types
+
+    module = types.ModuleType("a_plugin_file")
+    module.__dict__.update(attrs)
+    return module
+
+
+def test_a_plugin_class_of_the_wrong_kind_or_name_is_refused_naming_the_fix():
+    """Every kind loads its class through Plugin.load_class: the wrong base class, or a class
+    whose name attribute is not the manifest's, is a PluginError that says what to set."""
+    from blase.transform import Clip, Operation
+
+    wrong_base = Plugin(name="clip3", kind="operation", target=":_NotAnOperation",
+                        module=_plugin_module(_NotAnOperation=_NotAnOperation))
+    with pytest.raises(PluginError, match="is not a blase.transform.Operation subclass") as info:
+        wrong_base.load_class(Operation, name_attr="op_name")
+    assert "subclasses blase.transform.Operation" in info.value.hint
+
+    class Clip3(Clip):
+        op_name = "clip"  # the manifest says clip3
+
+    misnamed = Plugin(name="clip3", kind="operation", target=":Clip3", module=_plugin_module(Clip3=Clip3))
+    with pytest.raises(PluginError, match="its class has op_name 'clip'") as info:
+        misnamed.load_class(Operation, name_attr="op_name")
+    assert "set `op_name = 'clip3'` on Clip3" in info.value.hint
+    Clip3.op_name = "clip3"
+    assert misnamed.load_class(Operation, name_attr="op_name") is Clip3
+
+
 # -- an installed package -------------------------------------------------------------------------
 
 
