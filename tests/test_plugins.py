@@ -184,7 +184,7 @@ def test_a_plugin_class_of_the_wrong_kind_or_name_is_refused_naming_the_fix():
 
     wrong_base = Plugin(name="clip3", kind="operation", target=":_NotAnOperation",
                         module=_plugin_module(_NotAnOperation=_NotAnOperation))
-    with pytest.raises(PluginError, match="is not a blase.transform.Operation subclass") as info:
+    with pytest.raises(PluginError, match=r"is not a blase\.transform\.Operation subclass") as info:
         wrong_base.load_class(Operation, name_attr="op_name")
     assert "subclasses blase.transform.Operation" in info.value.hint
 
