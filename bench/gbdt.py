@@ -226,7 +226,8 @@ def rss_check(csv: Path, work: Path, memory: str, rounds: int) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     os.link(csv, folder / csv.name)
     project = project_for(folder / csv.name, "delayed", folder, memory, FLIGHTS_LIKE_TRANSFORM)
-    sets = ["train.model=xgboost", f"train.options.n_estimators={rounds}", "train.options.early_stopping_rounds=null"]
+    sets = ["data.bad_rows=skip", "train.model=xgboost", f"train.options.n_estimators={rounds}",
+            "train.options.early_stopping_rounds=null"]
     result = Pipeline(project, overrides=sets).run(to_step="train")
     train, shards = result.steps["train"], result.steps["prepare"].output.root
     data = TrainingData(shards)
