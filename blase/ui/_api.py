@@ -201,7 +201,8 @@ class Dashboard:
     def _allow_change(self, action: str) -> None:
         if self.read_only:
             raise UIError(f"{action} is refused: this server was started with --read-only",
-                          hint=f"restart `blase ui` without --read-only, or use `blase {action}`", status=403)
+                          hint="restart `blase ui` without --read-only, or use `blase promote` or "
+                          "`blase rollback` in the project", status=403)
 
 
 def steps_of(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
