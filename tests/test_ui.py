@@ -267,3 +267,86 @@ def test_the_assets_ship_as_package_data():
     config = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     assert "blase.ui" in config["tool"]["setuptools"]["packages"]
     assert config["tool"]["setuptools"]["package-data"]["blase.ui"] == ["static/*"]
+
+
+# ---------------------------------------------------------------------- a real browser
+
+#: Screenshots of each page, kept as a CI artifact.
+SCREENSHOTS = Path(os.environ.get("BLASE_UI_SCREENSHOTS", Path(__file__).resolve().parents[1] / "test-artifacts" / "ui"))
+
+
+def _chromium() -> str:
+    """Debian's chromium (``apt-get install chromium``), or BLASE_CHROMIUM; skips without one."""
+    import shutil
+
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
+    for candidate in (os.environ.get("BLASE_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(candidate) if candidate else None
+        if found:
+            return found
+    pytest.skip("no Chromium found: `apt-get install chromium` (Debian) or set BLASE_CHROMIUM")
+
+
+@pytest.fixture(scope="module")
+def browser_page():
+    from playwright.sync_api import sync_playwright
+
+    executable = _chromium()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.set_default_timeout(20_000)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page
+        browser.close()
+    assert not errors, errors
+
+
+@pytest.mark.slow
+def test_browser_runs_table_filter_sort_and_a_run_with_its_plot(ui, projects, browser_page):
+    from playwright.sync_api import expect
+
+    page = browser_page
+    page.goto(ui.base + "/")
+    page.wait_for_selector("#runs tbody tr")
+    assert page.locator("#runs tbody tr").count() == 3
+    page.screenshot(path=str(SCREENSHOTS / "runs.png"), full_page=True)
+    page.fill("input[name=where]", "params.train.lr = 0.02")
+    page.click("button[type=submit]")
+    expect(page.locator("#runs tbody tr")).to_have_count(1)
+    assert projects["second"] in page.inner_text("#runs tbody")
+    page.goto(ui.base + "/runs")
+    page.click("th:text-is('test.accuracy')")
+    page.wait_for_url("**sort=metrics.test.accuracy**")
+    page.wait_for_selector("#runs tbody tr")
+    page.click(f"a:text-is('{projects['first']}')")
+    page.wait_for_selector("h2:text-is('Steps')")
+    plot = page.locator("img.artifact").first
+    expect(plot).to_be_visible()
+    page.wait_for_load_state("load")
+    assert plot.evaluate("(img) => img.complete && img.naturalWidth > 0")
+    assert "train.lr" in page.inner_text("main") and page.locator("svg.chart").count() >= 1
+    page.screenshot(path=str(SCREENSHOTS / "run.png"), full_page=True)
+
+
+@pytest.mark.slow
+def test_browser_compare_and_promote_then_roll_back(ui, projects, browser_page):
+    from playwright.sync_api import expect
+
+    page = browser_page
+    page.goto(f"{ui.base}/compare?a={projects['first']}&b={projects['second']}")
+    page.wait_for_selector("h2:text-is('Config')")
+    assert "train.lr" in page.inner_text("main")
+    page.screenshot(path=str(SCREENSHOTS / "compare.png"), full_page=True)
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(ui.base + "/models")
+    page.wait_for_selector("button.promote")
+    page.locator("button.promote:not([disabled])").first.click()
+    expect(page.locator("td:text-is('blase ui')")).to_have_count(1)
+    assert current_version(projects["alpha"], "alpha") == "v2"
+    page.screenshot(path=str(SCREENSHOTS / "models.png"), full_page=True)
+    page.click("button.rollback")
+    expect(page.locator("td:text-is('rollback')").first).to_be_visible()
+    assert current_version(projects["alpha"], "alpha") == "v1"

@@ -61,6 +61,11 @@ function table(headers, rows) {
     h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c))))));
 }
 
+// Put a page's parts (nested arrays flattened) in place of the current one.
+function show(...parts) {
+  app.replaceChildren(...parts.flat(Infinity).filter((x) => x !== null && x !== undefined));
+}
+
 function link(href, text) { return h("a", { href }, text); }
 
 // A small line chart of a metric's history (inline SVG, no library).
@@ -109,7 +114,7 @@ async function runsPage() {
   const pager = h("p", {}, `${data.total} runs, page ${data.page} of ${pages} `,
     data.page > 1 ? h("button", { onclick: () => { q.set("page", data.page - 1); nav("/runs?" + q); } }, "previous") : "",
     data.page < pages ? h("button", { onclick: () => { q.set("page", data.page + 1); nav("/runs?" + q); } }, "next") : "");
-  app.replaceChildren(h("h1", {}, "Runs"), form,
+  show(h("h1", {}, "Runs"), form,
     h("table", { id: "runs" }, h("thead", {}, h("tr", {}, head)), h("tbody", {}, rows)), pager);
 }
 
@@ -144,7 +149,7 @@ async function runPage(ref) {
   });
   const events = table(["time", "event", "step", "data"], r.event_list.map((e) =>
     [new Date(e.t * 1000).toISOString(), e.event, e.step || "", h("code", {}, e.data)]));
-  app.replaceChildren(h("h1", {}, `Run ${r.name} `, h("span", { class: "muted" }, r.id)),
+  show(h("h1", {}, `Run ${r.name} `, h("span", { class: "muted" }, r.id)),
     h("p", {}, h("span", { class: "status-" + r.status }, r.status), ` · project ${r.project_name} · started ${r.started_at || "?"} · ${fmt(r.duration_s)} s`),
     r.error ? h("pre", {}, `${r.error.type}: ${r.error.message}`) : "",
     h("h2", {}, "Steps"), steps, h("h2", {}, "Metrics"), metrics, h("h2", {}, "Artifacts"),
@@ -159,7 +164,7 @@ async function comparePage() {
   const form = h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); nav("/compare?" + new URLSearchParams(new FormData(form))); } },
     h("input", { name: "a", placeholder: "run a", value: q.get("a") || "" }),
     h("input", { name: "b", placeholder: "run b", value: q.get("b") || "" }), h("button", { type: "submit" }, "Compare"));
-  if (!q.get("a") || !q.get("b")) { app.replaceChildren(h("h1", {}, "Compare two runs"), form); return; }
+  if (!q.get("a") || !q.get("b")) { show(h("h1", {}, "Compare two runs"), form); return; }
   const d = await api("/api/compare?" + q.toString());
   const pairs = (obj) => table(["key", `a (${d.a})`, `b (${d.b})`], Object.entries(obj).map(([k, [a, b]]) => [k, fmt(a), fmt(b)]));
   const section = (title, obj) => [h("h2", {}, title),
@@ -167,7 +172,7 @@ async function comparePage() {
   const metrics = table(["metric", "a", "b", "delta"], Object.entries(d.metrics).map(([k, m]) =>
     [k, fmt(m.a), fmt(m.b), h("span", { class: m.delta > 0 ? "pos" : m.delta < 0 ? "neg" : "" }, fmt(m.delta))]));
   const code = Object.entries(d.code).map(([f, text]) => [h("h3", {}, f), h("pre", {}, text)]);
-  app.replaceChildren(h("h1", {}, `Compare ${d.names.a} (${d.a}) and ${d.names.b} (${d.b})`), form,
+  show(h("h1", {}, `Compare ${d.names.a} (${d.a}) and ${d.names.b} (${d.b})`), form,
     ...section("Config", d.params), d.config_file ? h("pre", {}, d.config_file) : "",
     ...section("Run options", d.run), ...section("Data hashes per step", d.data),
     h("h2", {}, "Code"), code.length ? code : h("p", { class: "muted" }, "the same"),
@@ -195,7 +200,7 @@ async function modelsPage() {
         onclick: () => act("rollback", { project: m.project, model: m.name }, `Roll ${m.name} back from ${m.current}?`) }, "Roll back"),
       history.length ? table(["time", "action", "from", "to", "by"], history) : ""];
   });
-  app.replaceChildren(h("h1", {}, "Models"), data.read_only ? h("p", { class: "muted" }, "read-only: promote and rollback are off") : "",
+  show(h("h1", {}, "Models"), data.read_only ? h("p", { class: "muted" }, "read-only: promote and rollback are off") : "",
     blocks.length ? blocks : h("p", { class: "muted" }, "no models yet: `blase run` deploys one"));
 }
 
@@ -212,7 +217,7 @@ async function route() {
     else await runsPage();
     document.body.dataset.page = path.split("/")[1] || "runs";
   } catch (err) {
-    app.replaceChildren(h("h1", {}, "Error"), h("pre", {}, String(err.message || err)));
+    show(h("h1", {}, "Error"), h("pre", {}, String(err.message || err)));
   }
 }
 
