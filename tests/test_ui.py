@@ -344,9 +344,19 @@ def test_browser_compare_and_promote_then_roll_back(ui, projects, browser_page):
     page.goto(ui.base + "/models")
     page.wait_for_selector("button.promote")
     page.locator("button.promote:not([disabled])").first.click()
-    expect(page.locator("td:text-is('blase ui')")).to_have_count(1)
-    assert current_version(projects["alpha"], "alpha") == "v2"
+    _wait_for_version(projects["alpha"], "v2")  # the click's request, not an earlier test's rows
+    expect(page.locator("td:text-is('blase ui')").first).to_be_visible()
     page.screenshot(path=str(SCREENSHOTS / "models.png"), full_page=True)
     page.click("button.rollback")
+    _wait_for_version(projects["alpha"], "v1")
     expect(page.locator("td:text-is('rollback')").first).to_be_visible()
-    assert current_version(projects["alpha"], "alpha") == "v1"
+
+
+def _wait_for_version(project, version: str, seconds: float = 15.0) -> None:
+    """Poll the model registry on disk until ``alpha``'s current version is ``version``."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while current_version(project, "alpha") != version:
+        assert time.monotonic() < deadline, f"alpha's current version never became {version}"
+        time.sleep(0.1)

@@ -134,13 +134,27 @@ function compareSelected() {
 
 // ------------------------------------------------------------------ a run
 
+const STEP_BOOKKEEPING = /^(extract|transform|prepare|train|evaluate|deploy)\.(rows_in|rows_out|rows_rejected|seconds|peak_rss_bytes)$/;
+// metrics where smaller is better (losses, errors, time, memory): a drop is shown as good
+const LOWER_IS_BETTER = /(loss|rmse|mse|mae|mape|error|seconds|_s$|peak_rss|wait_share)/;
+// counts and settings (rows, n, threads, lr) have no better direction
+const NO_DIRECTION = /(\.n$|rows_|threads|^lr$|baseline\.)/;
+
+function deltaClass(name, delta) {
+  if (!delta || NO_DIRECTION.test(name)) return "";
+  const better = LOWER_IS_BETTER.test(name) ? delta < 0 : delta > 0;
+  return better ? "pos" : "neg";
+}
+
 async function runPage(ref) {
   const r = await api("/api/runs/" + encodeURIComponent(ref));
   const steps = table(["step", "status", "cached / why it ran", "rows in", "rows out", "rejected", "seconds", "peak memory"],
     r.steps.map((s) => [s.step, s.status, s.cached ? "cached" + (s.from_run ? " (run " + s.from_run + ")" : "") : (s.reasons || []).join("; "),
       fmt(s.rows_in), fmt(s.rows_out), fmt(s.rows_rejected), fmt(s.seconds), bytes(s.peak_rss_bytes)]));
-  const metrics = table(["metric", "latest", "points", "history"], Object.entries(r.metrics).map(([k, v]) =>
-    [k, fmt(v), fmt(r.metric_counts[k]), sparkline(r.metric_history[k] || [])]));
+  // a step's rows, seconds and peak memory are in the steps table above
+  const metrics = table(["metric", "latest", "points", "history"], Object.entries(r.metrics)
+    .filter(([k]) => !STEP_BOOKKEEPING.test(k)).map(([k, v]) =>
+      [k, fmt(v), fmt(r.metric_counts[k]), sparkline(r.metric_history[k] || [])]));
   const params = table(["param", "value"], Object.entries(r.params).map(([k, v]) => [k, fmt(v)]));
   const arts = r.artifacts.map((a) => {
     const url = `/api/runs/${encodeURIComponent(r.id)}/artifacts/${a.name.split("/").map(encodeURIComponent).join("/")}?token=${encodeURIComponent(TOKEN)}`;
@@ -170,7 +184,7 @@ async function comparePage() {
   const section = (title, obj) => [h("h2", {}, title),
     Object.keys(obj).length ? pairs(obj) : h("p", { class: "muted" }, "the same")];
   const metrics = table(["metric", "a", "b", "delta"], Object.entries(d.metrics).map(([k, m]) =>
-    [k, fmt(m.a), fmt(m.b), h("span", { class: m.delta > 0 ? "pos" : m.delta < 0 ? "neg" : "" }, fmt(m.delta))]));
+    [k, fmt(m.a), fmt(m.b), h("span", { class: deltaClass(k, m.delta) }, fmt(m.delta))]));
   const code = Object.entries(d.code).map(([f, text]) => [h("h3", {}, f), h("pre", {}, text)]);
   show(h("h1", {}, `Compare ${d.names.a} (${d.a}) and ${d.names.b} (${d.b})`), form,
     ...section("Config", d.params), d.config_file ? h("pre", {}, d.config_file) : "",
