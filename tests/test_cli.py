@@ -204,6 +204,15 @@ def test_the_resume_hint_names_the_run_that_failed_not_the_latest(cli, project):
     assert neighbour[0].id not in r.stdout
 
 
+def test_a_run_that_fails_on_its_configuration_offers_no_resume(cli, project):
+    """A resume replays the run's recorded settings: after a bad option, the advice is to fix it."""
+    r = cli("run", "--set", "train.model=xgboost", "--set", "train.options.max_dept=3", cwd=project.root)
+    assert r.exit_code != 0 and "Traceback" not in r.stderr
+    assert "failed on its configuration: fix it (below), then `blase run`" in " ".join(r.stdout.split())
+    assert "--resume" not in r.stdout
+    assert "train.options.max_dept" in r.stderr and "did you mean 'max_depth'" in r.stderr
+
+
 def test_check_compares_the_config_with_the_data_header(cli, project):
     r = cli("check", cwd=project.root)
     assert r.exit_code == 0, r.stderr

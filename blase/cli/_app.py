@@ -9,6 +9,7 @@ import typer
 
 from blase.cli import _common as common
 from blase.cli._common import TRUST_HELP, ProjectOpt, app
+from blase.errors import ConfigError
 
 # -- create / check -------------------------------------------------------------------------
 
@@ -343,6 +344,8 @@ def run(
             rid = pipeline.run_id
             if isinstance(exc, KeyboardInterrupt):
                 out.print(f"[yellow]run {rid} interrupted[/]: resume it with `blase run --resume {rid}`")
+            elif isinstance(exc, ConfigError):  # a resume would replay the same settings
+                out.print(f"[red]run {rid} failed[/] on its configuration: fix it (below), then `blase run`")
             else:
                 out.print(f"[red]run {rid} failed[/]: resume it with `blase run --resume {rid}`")
         raise
