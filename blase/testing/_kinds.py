@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from blase.testing._files import options_checks
+
 __all__ = ["drift_test_checks", "operation_checks", "source_checks"]
 
 Check = Callable[[], str | None]
@@ -63,26 +65,9 @@ def _pickled_strings(value: Any) -> list[str]:
 
 
 def _options_checks(impl: Any, *, from_signature: bool) -> Iterator[tuple[str, Check]]:
-    from pydantic import ValidationError
-
     from blase.config import options_model
 
-    model = options_model(impl, from_signature=from_signature)
-
-    def round_trip() -> str | None:
-        options = model()
-        again = model.model_validate(json.loads(json.dumps(options.model_dump(mode="json"))))
-        return None if again == options else f"options change in a JSON round trip: {options!r} -> {again!r}"
-
-    def refused() -> str | None:
-        try:
-            model.model_validate({"no_such_option__": 1})
-        except ValidationError:
-            return None
-        return "an unknown option is accepted silently (set model_config = ConfigDict(extra='forbid'))"
-
-    yield "options_round_trip", round_trip
-    yield "bad_options_refused", refused
+    yield from options_checks(options_model(impl, from_signature=from_signature))
 
 
 def _table_hash(table: Any) -> str:

@@ -8,7 +8,6 @@ pickle.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from blase.testing._files import hash_tree as _hash_tree
+from blase.testing._files import options_checks
 from blase.testing._files import pickle_files as _pickles
 
 __all__ = ["model_checks"]
@@ -50,7 +50,6 @@ class _ModelHarness:
 
 
 def model_checks(plugin: Any, cls: Any) -> Iterator[tuple[str, Check]]:
-    from pydantic import BaseModel, ValidationError
 
     from blase.model import ModelKind, TrainingData, load_trained
 
@@ -64,28 +63,8 @@ def model_checks(plugin: Any, cls: Any) -> Iterator[tuple[str, Check]]:
     yield "contract", contract
     if not (isinstance(cls, type) and issubclass(cls, ModelKind)):
         return
-    model = cls.config_model
-    options = model() if model is not None else None
-
-    def options_round_trip() -> str | None:
-        if model is None:
-            return None
-        if not issubclass(model, BaseModel):
-            return "config_model is not a pydantic model"
-        again = model.model_validate(json.loads(json.dumps(options.model_dump(mode="json"))))
-        return None if again == options else f"options change in a JSON round trip: {options!r} -> {again!r}"
-
-    def bad_options() -> str | None:
-        if model is None:
-            return None
-        try:
-            model.model_validate({"no_such_option__": 1})
-        except ValidationError:
-            return None
-        return "an unknown option is accepted silently (set model_config = ConfigDict(extra='forbid'))"
-
-    yield "options_round_trip", options_round_trip
-    yield "bad_options_refused", bad_options
+    options = cls.config_model() if cls.config_model is not None else None
+    yield from options_checks(cls.config_model)
     harness = _ModelHarness()
     fits: dict[str, tuple[Any, Path]] = {}
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from blase.testing._files import hash_tree as _hash_tree
+from blase.testing._files import options_checks
 from blase.testing._files import pickle_files as _pickles
 from blase.testing._kinds import drift_test_checks, operation_checks, source_checks
 from blase.testing._model import model_checks
@@ -85,7 +86,6 @@ class _StepHarness:
 
 
 def _step_checks(plugin: Any, step: Any) -> Iterator[tuple[str, Check]]:
-    from pydantic import BaseModel, ValidationError
 
     from blase.steps import BUILTIN_STEPS, Step, StepOutput, StepResult
 
@@ -107,28 +107,8 @@ def _step_checks(plugin: Any, step: Any) -> Iterator[tuple[str, Check]]:
     yield "contract", contract
     if not (isinstance(step, type) and issubclass(step, Step)):
         return
-    model = step.config_model
-    options = model() if model is not None else None
-
-    def options_round_trip() -> str | None:
-        if model is None:
-            return None
-        if not issubclass(model, BaseModel):
-            return "config_model is not a pydantic model"
-        again = model.model_validate(json.loads(json.dumps(options.model_dump(mode="json"))))
-        return None if again == options else f"options change in a JSON round trip: {options!r} -> {again!r}"
-
-    def bad_options() -> str | None:
-        if model is None:
-            return None
-        try:
-            model.model_validate({"no_such_option__": 1})
-        except ValidationError:
-            return None
-        return "an unknown option is accepted silently (set model_config = ConfigDict(extra='forbid'))"
-
-    yield "options_round_trip", options_round_trip
-    yield "bad_options_refused", bad_options
+    options = step.config_model() if step.config_model is not None else None
+    yield from options_checks(step.config_model)
     harness = _StepHarness(step)
     runs: dict[str, tuple[Any, Path]] = {}
 
