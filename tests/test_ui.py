@@ -195,6 +195,10 @@ def test_promote_then_rollback_changes_the_current_version(ui, projects):
     status, data = ui.json("/api/models")
     model = next(m for m in data["models"] if m["name"] == "alpha")
     assert model["versions"] == ["v1", "v2"] and model["current"] == "v1"
+    # each version's test metrics, as its package recorded them
+    for version in ("v1", "v2"):
+        recorded = json.loads((projects["alpha"].root / "models" / "alpha" / version / "package.json").read_text())
+        assert model["metrics"][version]["accuracy"] == recorded["metrics"]["accuracy"]
     status, done = ui.json("/api/models/promote", {"project": "alpha", "model": "alpha", "version": "v2"})
     assert status == 200 and done == {"model": "alpha", "from": "v1", "to": "v2"}
     assert current_version(projects["alpha"], "alpha") == "v2"
@@ -289,7 +293,9 @@ def _chromium() -> str:
 
 @pytest.fixture(scope="module")
 def browser_page():
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=20_000)  # a loaded 2-core CI box: 5 s is not always enough
 
     executable = _chromium()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -154,7 +154,8 @@ class Dashboard:
             for model in list_models(project):
                 row = model.to_json()
                 row.update(project=str(project.root), project_name=project.name,
-                           history=_promotions(model.path))
+                           history=_promotions(model.path),
+                           metrics={v: _version_metrics(model.path / v) for v in row.get("versions", [])})
                 out.append(row)
         return {"models": out, "read_only": self.read_only}
 
@@ -244,6 +245,20 @@ def _thin(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     stride = len(points) / MAX_HISTORY_POINTS
     kept = [points[int(i * stride)] for i in range(MAX_HISTORY_POINTS - 1)]
     return [*kept, points[-1]]
+
+
+def _version_metrics(folder: Path) -> dict[str, float]:
+    """The headline test metrics a model version's ``package.json`` recorded (unverified: a
+    listing, not a load; ``blase predict`` verifies the package)."""
+    import json
+
+    from blase.evaluate import HEADLINE_METRICS
+
+    try:
+        metrics = json.loads((folder / "package.json").read_text(encoding="utf-8")).get("metrics") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {k: metrics[k] for k in HEADLINE_METRICS if isinstance(metrics.get(k), (int, float))}
 
 
 def _promotions(folder: Path, last: int = 10) -> list[dict[str, Any]]:

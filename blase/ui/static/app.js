@@ -204,13 +204,14 @@ async function modelsPage() {
     try { await api("/api/models/" + what, body); await modelsPage(); } catch (err) { showError(err); }
   };
   const blocks = data.models.map((m) => {
-    const rows = m.versions.map((v) => [v, v === m.current ? h("strong", {}, "current") : "",
+    const shown = (v) => Object.entries((m.metrics || {})[v] || {}).map(([k, x]) => `${k} ${fmt(x)}`).join(", ");
+    const rows = m.versions.map((v) => [v, v === m.current ? h("strong", {}, "current") : "", shown(v),
       h("button", { class: "promote", disabled: data.read_only || v === m.current,
         onclick: () => act("promote", { project: m.project, model: m.name, version: v }, `Make ${m.name} ${v} current?`) }, "Promote")]);
     const history = m.history.slice().reverse().map((x) =>
       [new Date(x.t * 1000).toISOString(), x.action, fmt(x.from), fmt(x.to), x.reason || ""]);
-    return [h("h2", {}, `${m.name} `, h("span", { class: "muted" }, m.project_name)), table(["version", "", ""], rows),
-      h("button", { class: "rollback", disabled: data.read_only || !m.current,
+    return [h("h2", {}, `${m.name} `, h("span", { class: "muted" }, m.project_name)), table(["version", "", "test metrics", ""], rows),
+      h("button", { class: "rollback", disabled: data.read_only || !m.current || m.versions.length < 2,
         onclick: () => act("rollback", { project: m.project, model: m.name }, `Roll ${m.name} back from ${m.current}?`) }, "Roll back"),
       history.length ? table(["time", "action", "from", "to", "by"], history) : ""];
   });
