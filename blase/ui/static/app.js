@@ -62,7 +62,13 @@ function table(headers, rows) {
 }
 
 // Put a page's parts (nested arrays flattened) in place of the current one.
-function show(...parts) {
+// Each navigation gets a number; a page renders only while it is still the current one, so a
+// slow answer for the page the user left (a sort, then a click on a run) never paints over
+// the page they went to.
+let ROUTE = 0;
+
+function show(route, ...parts) {
+  if (route !== ROUTE) return;
   app.replaceChildren(...parts.flat(Infinity).filter((x) => x !== null && x !== undefined));
 }
 
@@ -87,6 +93,7 @@ function sparkline(points) {
 // ------------------------------------------------------------------ runs
 
 async function runsPage() {
+  const route = ROUTE;
   const q = new URLSearchParams(location.search);
   const data = await api("/api/runs?" + q.toString());
   const cols = (q.get("cols") || "").split(",").filter(Boolean);
@@ -114,7 +121,7 @@ async function runsPage() {
   const pager = h("p", {}, `${data.total} runs, page ${data.page} of ${pages} `,
     data.page > 1 ? h("button", { onclick: () => { q.set("page", data.page - 1); nav("/runs?" + q); } }, "previous") : "",
     data.page < pages ? h("button", { onclick: () => { q.set("page", data.page + 1); nav("/runs?" + q); } }, "next") : "");
-  show(h("h1", {}, "Runs"), form,
+  show(route, h("h1", {}, "Runs"), form,
     h("table", { id: "runs" }, h("thead", {}, h("tr", {}, head)), h("tbody", {}, rows)), pager);
 }
 
@@ -147,6 +154,7 @@ function deltaClass(name, delta) {
 }
 
 async function runPage(ref) {
+  const route = ROUTE;
   const r = await api("/api/runs/" + encodeURIComponent(ref));
   const steps = table(["step", "status", "cached / why it ran", "rows in", "rows out", "rejected", "seconds", "peak memory"],
     r.steps.map((s) => [s.step, s.status, s.cached ? "cached" + (s.from_run ? " (run " + s.from_run + ")" : "") : (s.reasons || []).join("; "),
@@ -163,7 +171,7 @@ async function runPage(ref) {
   });
   const events = table(["time", "event", "step", "data"], r.event_list.map((e) =>
     [new Date(e.t * 1000).toISOString(), e.event, e.step || "", h("code", {}, e.data)]));
-  show(h("h1", {}, `Run ${r.name} `, h("span", { class: "muted" }, r.id)),
+  show(route, h("h1", {}, `Run ${r.name} `, h("span", { class: "muted" }, r.id)),
     h("p", {}, h("span", { class: "status-" + r.status }, r.status), ` · project ${r.project_name} · started ${r.started_at || "?"} · ${fmt(r.duration_s)} s`),
     r.error ? h("pre", {}, `${r.error.type}: ${r.error.message}`) : "",
     h("h2", {}, "Steps"), steps, h("h2", {}, "Metrics"), metrics, h("h2", {}, "Artifacts"),
@@ -174,11 +182,12 @@ async function runPage(ref) {
 // ------------------------------------------------------------------ compare
 
 async function comparePage() {
+  const route = ROUTE;
   const q = new URLSearchParams(location.search);
   const form = h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); nav("/compare?" + new URLSearchParams(new FormData(form))); } },
     h("input", { name: "a", placeholder: "run a", value: q.get("a") || "" }),
     h("input", { name: "b", placeholder: "run b", value: q.get("b") || "" }), h("button", { type: "submit" }, "Compare"));
-  if (!q.get("a") || !q.get("b")) { show(h("h1", {}, "Compare two runs"), form); return; }
+  if (!q.get("a") || !q.get("b")) { show(route, h("h1", {}, "Compare two runs"), form); return; }
   const d = await api("/api/compare?" + q.toString());
   const pairs = (obj) => table(["key", `a (${d.a})`, `b (${d.b})`], Object.entries(obj).map(([k, [a, b]]) => [k, fmt(a), fmt(b)]));
   const section = (title, obj) => [h("h2", {}, title),
@@ -186,7 +195,7 @@ async function comparePage() {
   const metrics = table(["metric", "a", "b", "delta"], Object.entries(d.metrics).map(([k, m]) =>
     [k, fmt(m.a), fmt(m.b), h("span", { class: deltaClass(k, m.delta) }, fmt(m.delta))]));
   const code = Object.entries(d.code).map(([f, text]) => [h("h3", {}, f), h("pre", {}, text)]);
-  show(h("h1", {}, `Compare ${d.names.a} (${d.a}) and ${d.names.b} (${d.b})`), form,
+  show(route, h("h1", {}, `Compare ${d.names.a} (${d.a}) and ${d.names.b} (${d.b})`), form,
     ...section("Config", d.params), d.config_file ? h("pre", {}, d.config_file) : "",
     ...section("Run options", d.run), ...section("Data hashes per step", d.data),
     h("h2", {}, "Code"), code.length ? code : h("p", { class: "muted" }, "the same"),
@@ -198,6 +207,7 @@ async function comparePage() {
 // ------------------------------------------------------------------ models
 
 async function modelsPage() {
+  const route = ROUTE;
   const data = await api("/api/models");
   const act = async (what, body, question) => {
     if (!confirm(question)) return;
@@ -215,7 +225,7 @@ async function modelsPage() {
         onclick: () => act("rollback", { project: m.project, model: m.name }, `Roll ${m.name} back from ${m.current}?`) }, "Roll back"),
       history.length ? table(["time", "action", "from", "to", "by"], history) : ""];
   });
-  show(h("h1", {}, "Models"), data.read_only ? h("p", { class: "muted" }, "read-only: promote and rollback are off") : "",
+  show(route, h("h1", {}, "Models"), data.read_only ? h("p", { class: "muted" }, "read-only: promote and rollback are off") : "",
     blocks.length ? blocks : h("p", { class: "muted" }, "no models yet: `blase run` deploys one"));
 }
 
@@ -224,6 +234,7 @@ async function modelsPage() {
 function nav(url) { history.pushState(null, "", url); route(); }
 
 async function route() {
+  const current = ++ROUTE;
   const path = location.pathname;
   try {
     if (path.startsWith("/run/")) await runPage(decodeURIComponent(path.slice(5)));
@@ -232,7 +243,7 @@ async function route() {
     else await runsPage();
     document.body.dataset.page = path.split("/")[1] || "runs";
   } catch (err) {
-    show(h("h1", {}, "Error"), h("pre", {}, String(err.message || err)));
+    show(current, h("h1", {}, "Error"), h("pre", {}, String(err.message || err)));
   }
 }
 
