@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from blase._pyfile import exec_file, functions_of
 from blase.model import TrainError
 
 __all__ = ["BACKENDS", "KerasOptions", "import_keras", "load_build_function", "loading_backend", "resolve_backend", "seed_keras"]
@@ -174,20 +174,14 @@ def load_build_function(ref: str, root: Path | None, backend: str) -> Callable[.
                          hint=f"create it with `def {name}(n_features, n_outputs, task):` returning a keras.Model")
     _set_backend(backend)
     module_name = f"blase_keras_build_{hashlib.sha1(str(path).encode()).hexdigest()[:10]}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec is not None and spec.loader is not None  # a .py file always has a loader
-    module = importlib.util.module_from_spec(spec)
-    module.__blase_code_name__ = rel  # type: ignore[attr-defined]
-    sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        module = exec_file(path, module_name, __blase_code_name__=rel)
     except Exception as exc:
-        sys.modules.pop(module_name, None)
         raise TrainError(f"train.options.build: {rel} raised {type(exc).__name__} on import: {exc}",
                          hint=f"fix {path} (`python {path}` shows the traceback)") from exc
     func = getattr(module, name, None)
     if not callable(func):
-        found = sorted(n for n, v in vars(module).items() if inspect.isfunction(v) and v.__module__ == module_name)
+        found = functions_of(module)
         raise TrainError(f"train.options.build: {rel} has no function {name!r}"
                          + (f" (it defines {', '.join(found)})" if found else ""),
                          hint=f"define `def {name}(n_features, n_outputs, task):` in {rel}, or fix train.options.build")

@@ -9,14 +9,13 @@ by a built-in of its kind (a plugin can add, never replace).
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from blase._pyfile import exec_file
 from blase.plugins._manifest import Plugin, PluginError
 
 __all__ = ["BUILTIN_SUFFIXES", "ENTRY_POINT_GROUP", "PluginSet", "installed_plugins", "plugin_set",
@@ -82,15 +81,9 @@ def installed_plugins() -> list[Plugin]:
 
 def _load_file(path: Path, rel: str) -> Any:
     name = "blase_plugin_" + "".join(c if c.isalnum() else "_" for c in rel)
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise PluginError(f"plugin file {rel} cannot be loaded", hint="name a .py file of the project")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        module = exec_file(path, name)
     except Exception as exc:
-        sys.modules.pop(name, None)
         raise PluginError(f"plugin file {rel} raised {type(exc).__name__} while loading: {exc}",
                           hint=f"fix {rel}; it must define `plugin = Plugin(...)` or `plugins = [...]`") from exc
     module.__blase_path__ = str(path)

@@ -30,7 +30,6 @@ import inspect
 import json
 import logging
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from blase._pyfile import exec_file, functions_of
 from blase.model import MODEL_WEIGHTS, ModelSpec, read_spec
 from blase.train._errors import TrainError
 
@@ -217,26 +217,16 @@ def load_script_factory(
         )
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
     module_name = f"blase_user_model_{digest}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has a loader
-        raise TrainError(f"cannot import model script {path}", hint="give a .py file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        module = exec_file(path, module_name)
     except Exception as exc:
-        sys.modules.pop(module_name, None)
         raise TrainError(
             f"model script {rel} raised {type(exc).__name__} while being imported: {exc}",
             hint=f"fix {path} (run `python {path}` to see the full traceback)",
         ) from exc
     func = getattr(module, func_name, None)
     if not callable(func):
-        found = sorted(
-            n
-            for n, v in vars(module).items()
-            if inspect.isfunction(v) and v.__module__ == module_name
-        )
+        found = functions_of(module)
         raise TrainError(
             f"model script {rel} has no function '{func_name}'"
             + (f" (it defines: {', '.join(found)})" if found else ""),

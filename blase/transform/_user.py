@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 import pyarrow as pa
 
+from blase._pyfile import exec_file
 from blase.errors import TransformError
 from blase.transform._base import (
     Operation,
@@ -118,15 +119,9 @@ def _load_file(path: Path, code_name: str | None = None) -> Any:
     module = sys.modules.get(mod_name)
     if module is not None and getattr(module, "__blase_mtime__", None) == stamp:
         return module
-    spec = importlib.util.spec_from_file_location(mod_name, resolved)
-    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has one
-        raise TransformError(f"cannot load {path} as Python code")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[mod_name] = module
     try:
-        spec.loader.exec_module(module)
+        module = exec_file(resolved, mod_name)
     except Exception as exc:
-        del sys.modules[mod_name]
         raise TransformError(
             f"{path}: importing it failed: {type(exc).__name__}: {exc}",
             hint="fix the error in the file (run `python {path}` to see the traceback)",
