@@ -9,14 +9,12 @@ every way they can fail is a clear error naming the plugin, never a traceback.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import yaml
 
 from blase.pipeline import Pipeline
+from tests.test_plugins import install_plugin_package
 
 KINDS = '''
 import os
@@ -252,25 +250,8 @@ def installed(tmp_path_factory):
     (src / "blase_kinds" / "_impl.py").write_text(KINDS.split("plugins = [")[0])
     manifest = "from blase.plugins import Plugin\n\nplugins = [" + KINDS.split("plugins = [")[1]
     (src / "blase_kinds" / "__init__.py").write_text(manifest.replace("MODULE", "blase_kinds._impl"))
-    (src / "pyproject.toml").write_text(textwrap.dedent('''
-        [build-system]
-        requires = ["setuptools>=61"]
-        build-backend = "setuptools.build_meta"
-
-        [project]
-        name = "blase-kinds"
-        version = "1.0"
-
-        [project.entry-points."blase.plugins"]
-        kinds = "blase_kinds:plugins"
-
-        [tool.setuptools]
-        packages = ["blase_kinds"]
-    '''))
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(src)], check=True, capture_output=True, timeout=300)
-    return target
+    return install_plugin_package(src, "blase-kinds", "1.0", "blase_kinds", "kinds = \"blase_kinds:plugins\"",
+                                  tmp_path_factory.mktemp("site"))
 
 
 def test_installed_plugins_of_each_kind_are_used_by_name(installed, project, blase_exe):

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
@@ -215,22 +216,30 @@ def installed(tmp_path_factory):
                         version="1.2", description="a pass/fail report", requires=("json",))
     '''))
     (pkg / "_step.py").write_text(REPORT.replace("RAISE", "pass").replace("plugin = Plugin(", "_unused = dict("))
-    (src / "pyproject.toml").write_text(textwrap.dedent('''
+    return install_plugin_package(src, "blase-report", "1.2", "blase_report", "report = \"blase_report:plugin\"",
+                                  tmp_path_factory.mktemp("site"))
+
+
+def install_plugin_package(src: Path, dist: str, version: str, package: str, entry_point: str,
+                           target: Path) -> Path:
+    """Write ``src/pyproject.toml`` (``package`` publishing ``entry_point`` in the
+    ``blase.plugins`` group), build it with pip and install it into ``target``; returns
+    ``target``, for ``PYTHONPATH``."""
+    (src / "pyproject.toml").write_text(textwrap.dedent(f'''
         [build-system]
         requires = ["setuptools>=61"]
         build-backend = "setuptools.build_meta"
 
         [project]
-        name = "blase-report"
-        version = "1.2"
+        name = "{dist}"
+        version = "{version}"
 
         [project.entry-points."blase.plugins"]
-        report = "blase_report:plugin"
+        {entry_point}
 
         [tool.setuptools]
-        packages = ["blase_report"]
+        packages = ["{package}"]
     '''))
-    target = tmp_path_factory.mktemp("site")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--target", str(target), str(src)], check=True, capture_output=True, timeout=300)
     return target
