@@ -34,7 +34,7 @@ PACKAGES = [
     "blase.prepare", "blase.profile", "blase.schema", "blase.steps", "blase.testing", "blase.track",
     "blase.train", "blase.transform", "blase.ui", "blase.update", "blase.errors", "blase.project",
     "blase.scaffold", "blase.reproduce", "blase.diff", "blase.gc", "blase.lineage", "blase.checks",
-    "blase.doctor", "blase.resources", "blase.tools", "blase.agent",
+    "blase.doctor", "blase.resources", "blase.upgrade", "blase.tools", "blase.agent",
 ]
 
 
@@ -42,11 +42,24 @@ def _clean(text: str) -> str:
     return re.sub(r" at 0x[0-9a-f]+", "", text)
 
 
-def _signature(obj: object) -> str:
+def _signature(obj: object, indent: str = "    ") -> str:
+    """``(a, b=1) -> R``; a long one gets a parameter per line, so a golden diff shows the one changed."""
     try:
-        return _clean(str(inspect.signature(obj)))
+        sig = inspect.signature(obj)
     except (TypeError, ValueError):
         return "(...)"
+    text = _clean(str(sig))
+    if len(text) <= 100:
+        return text
+    params = [_clean(str(p)) for p in sig.parameters.values()]
+    marks = []  # the / and * separators str(sig) would show
+    for i, p in enumerate(sig.parameters.values()):
+        prev = list(sig.parameters.values())[i - 1].kind if i else None
+        if p.kind is p.KEYWORD_ONLY and prev not in (p.KEYWORD_ONLY, p.VAR_POSITIONAL):
+            marks.append(f"{indent}    *,")
+        marks.append(f"{indent}    {params[i]},")
+    tail = "" if sig.return_annotation is sig.empty else f" -> {_clean(inspect.formatannotation(sig.return_annotation))}"
+    return "(\n" + "\n".join(marks) + f"\n{indent}){tail}"
 
 
 def _describe(name: str, obj: object) -> list[str]:
@@ -145,6 +158,7 @@ JSON_COMMANDS = {
     "plugins": ["plugins", "--json"],
     "trace": ["trace", "{name}@v1", "--json"],
     "run": ["run", "--json"],
+    "upgrade": ["upgrade", "--dry-run", "--json"],
 }
 
 
