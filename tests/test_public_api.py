@@ -152,7 +152,7 @@ JSON_COMMANDS = {
     "models": ["models", "--json"],
     "check": ["check", "--json"],
     "deploy": ["deploy", "latest", "--json"],
-    "predict": ["predict", "{name}", "data/penguins.csv", "--out", "outputs/golden.csv", "--force", "--json"],
+    "predict": ["predict", "{name}", "data/penguins.csv", "--out", "{root}/outputs/golden.csv", "--force", "--json"],
     "schema": ["schema", "data/penguins.csv", "--label", "species", "--json"],
     "gc": ["gc", "--dry-run", "--json"],
     "plugins": ["plugins", "--json"],
@@ -183,8 +183,9 @@ def demo_project(tmp_path_factory):
 @pytest.mark.slow
 def test_json_outputs_keep_their_keys(demo_project, cli):
     for command, args in JSON_COMMANDS.items():
-        args = [a.format(name=demo_project.name) for a in args]
+        args = [a.format(name=demo_project.name, root=demo_project.root) for a in args]
         result = cli(*args, "--project", str(demo_project.root))
         assert result.exit_code == 0, f"blase {' '.join(args)}: {result.stderr}"
-        text = f"blase {' '.join(args)}\n{json_keys(json.loads(result.stdout))}\n"
+        shown = " ".join(args).replace(str(demo_project.root), "PROJECT")
+        text = f"blase {shown}\n{json_keys(json.loads(result.stdout))}\n"
         check_golden(GOLDEN / "cli_json" / f"{command}.txt", text, f"the keys of `blase {command} --json`")
