@@ -143,13 +143,15 @@ def test_bad_requests_get_a_clear_4xx(served):
 def test_requests_follow_promote_and_rollback_without_a_torn_answer(served):
     project, base, rows, expected = served
     answers: list[tuple[str, dict]] = []
+    failures: list[str] = []
     stop = threading.Event()
 
     def hammer() -> None:
         while not stop.is_set():
             status, answer, headers = _post(base, rows[:20])
-            assert status == 200
-            answers.append((headers["X-Blase-Model-Version"], answer))
+            if status != 200:
+                failures.append(f"{status}: {answer}")
+            answers.append((headers.get("X-Blase-Model-Version", ""), answer))
 
     threads = [threading.Thread(target=hammer) for _ in range(3)]
     for t in threads:
@@ -163,6 +165,7 @@ def test_requests_follow_promote_and_rollback_without_a_torn_answer(served):
         stop.set()
         for t in threads:
             t.join()
+    assert failures == []
     assert after_promote["version"] == "v2" and after_rollback["version"] == "v1"
     _same_as_predict(after_promote, expected)
     assert answers
