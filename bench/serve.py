@@ -14,6 +14,11 @@ process on a free port:
   ``model.onnx`` with onnxruntime on rows of **already transformed** features. It skips what
   ``blase serve`` does per request (input-schema check, the fitted transform: one-hot encoding,
   scaling, the derived column), so it is a floor, not a like-for-like rival.
+* ``mlflow models serve`` (with ``--mlflow-python PYTHON``, an interpreter that has ``mlflow``,
+  ``onnx`` and ``onnxruntime``; MLflow's dependencies conflict with nothing here but are many, so
+  they live in their own environment): the same ``model.onnx`` logged with ``mlflow.onnx`` and
+  served by ``mlflow models serve --env-manager local``, fed ``dataframe_records`` of the same
+  transformed feature rows (also a floor: no transform).
 
 Each server gets the same requests from one client thread over one keep-alive connection
 (``http.client``): ``--records`` single-record requests, then ``--batches`` requests of 1,000 rows
@@ -87,17 +92,19 @@ def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise SystemExit(f"server on port {port} not ready after {timeout} s")
 
 
-def load(port: int, bodies: list[bytes], rows_each: int) -> list[float]:
+def load(port: int, bodies: list[bytes], rows_each: int, route: str = "/predict") -> list[float]:
     """Send each body over one keep-alive connection; the latency of each, in seconds."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     times = []
     for body in bodies:
         start = time.perf_counter()
-        conn.request("POST", "/predict", body=body, headers={"Content-Type": "application/json"})
+        conn.request("POST", route, body=body, headers={"Content-Type": "application/json"})
         answer = conn.getresponse()
         data = answer.read()
         times.append(time.perf_counter() - start)
-        if answer.status != 200 or len(json.loads(data)["predictions"]) != rows_each:
+        # MLflow's ONNX flavour answers one entry per output value (rows x classes), not per row
+        counted = route == "/predict"
+        if answer.status != 200 or (counted and len(json.loads(data)["predictions"]) != rows_each):
             raise SystemExit(f"bad answer {answer.status}: {data[:300]!r}")
     conn.close()
     return times
@@ -142,15 +149,44 @@ def workloads(project, n_records: int, n_batches: int):
     return package, raw_work, anchor_work
 
 
-def run_server(cmd: list[str], port: int, work, env=None) -> dict[str, list[float]]:
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+def run_server(cmd: list[str], port: int, work, env=None, route: str = "/predict") -> dict[str, list[float]]:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
-        wait_ready(port, proc)
-        load(port, work[0][:20], 1)  # warm up: first request loads and compiles
-        return {"record": load(port, work[0], 1), "batch": load(port, work[1], 1000)}
+        wait_ready(port, proc, timeout=120)
+        load(port, work[0][:20], 1, route)  # warm up: first request loads and compiles
+        return {"record": load(port, work[0], 1, route), "batch": load(port, work[1], 1000, route)}
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+MLFLOW_SAVE = '''
+import sys, numpy as np, onnx, pandas as pd, mlflow
+model = onnx.load(sys.argv[1])
+example = pd.DataFrame(np.zeros((2, len(sys.argv[3].split(","))), dtype=np.float32), columns=sys.argv[3].split(","))
+mlflow.onnx.save_model(model, sys.argv[2], input_example=example)
+'''
+
+
+def _records(body: bytes) -> bytes:
+    """A feature-rows body as MLflow's ``dataframe_records`` payload."""
+    rows = json.loads(body)
+    return json.dumps({"dataframe_records": rows if isinstance(rows, list) else [rows]}).encode()
+
+
+def run_mlflow(python: Path, package, work) -> dict[str, list[float]]:
+    """``mlflow models serve`` of the package's ONNX model (an MLflow model folder, no tracking
+    server), fed the transformed rows."""
+    folder = Path(tempfile.mkdtemp(prefix="blase-bench-mlflow-")) / "model"
+    # mlflow starts `uvicorn` from PATH: its environment's bin/ first
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PATH": f"{python.parent}:{os.environ.get('PATH', '')}"}
+    subprocess.run([str(python), "-c", MLFLOW_SAVE, str(package.path / "model.onnx"), str(folder),
+                    ",".join(package.features)], env=env, check=True, capture_output=True)
+    port = free_port()
+    requests = ([_records(b) for b in work[0]], [_records(b) for b in work[1]])
+    cmd = [str(python), "-m", "mlflow", "models", "serve", "-m", str(folder), "--env-manager", "local",
+           "-h", "127.0.0.1", "-p", str(port)]
+    return run_server(cmd, port, requests, env=env, route="/invocations")
 
 
 def row(name: str, kind: str, times: list[float], rows_each: int) -> str:
@@ -165,6 +201,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=400, help="single-record requests per server")
     parser.add_argument("--batches", type=int, default=40, help="1,000-row requests per server")
     parser.add_argument("--project", type=Path, help="a project with a deployed model (default: train one)")
+    parser.add_argument("--mlflow-python", type=Path, help="a Python with mlflow, onnx and onnxruntime")
     args = parser.parse_args()
 
     project = trained_project(args.project)
@@ -179,6 +216,8 @@ def main() -> None:
               json.dumps(package.features)]
     results["fastapi+onnxruntime (anchor)"] = run_server(anchor, port, anchor_work,
                                                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    if args.mlflow_python:
+        results["mlflow models serve (anchor)"] = run_mlflow(args.mlflow_python, package, anchor_work)
 
     print(f"penguins MLP ({len(package.features)} features), {args.records} single records and "
           f"{args.batches} batches of 1,000 rows per server, one client over one keep-alive connection")
