@@ -101,6 +101,25 @@ def test_format_0_files_read_and_upgrade_after_a_dry_run(tmp_path, cli):
     assert "nothing to upgrade" in again.stdout
 
 
+def test_an_unnumbered_package_and_profile_are_upgraded_and_sealed_again(tmp_path):
+    from blase.deploy import seal_package
+    from blase.upgrade import upgrade
+
+    project = _copy(FIXTURES[-1], tmp_path)
+    folder = project.models_dir / "peng" / "v1"
+    for name, key in (("package.json", "package_version"), ("reference_profile.json", "version")):
+        data = json.loads((folder / name).read_text())
+        del data[key]
+        (folder / name).write_text(json.dumps(data))
+    seal_package(folder)  # a consistent package as a Blase before numbered formats left it
+    assert load_package(folder).info.get("package_version") is None
+    plan = upgrade(project)
+    assert sorted(c.what for c in plan.changes) == ["model package: format 0 -> 1", "model profile: format 0 -> 1"]
+    package = load_package(folder)  # its hashes match again after the rewrite
+    assert package.info["package_version"] == 1 and load_profile(folder).version == 1
+    assert plan_upgrade(project).changes == []
+
+
 def test_files_of_a_newer_blase_are_refused_with_the_fix(tmp_path, cli):
     project = _copy(FIXTURES[-1], tmp_path)
     config = project.config_path.read_text()
