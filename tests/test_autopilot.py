@@ -253,3 +253,23 @@ def test_a_plugin_step_is_reviewed_through_its_step_contract(project):
     assert gauge["tools"] == ["accept_step", "inspect_run", "check_drift", "trigger_update"]
     assert "Gauge at 0." in gauge["text"] and "data/fresh.csv" in gauge["text"]
     assert "Decide for step gauge" in gauge["text"]
+
+
+def test_pilot_graph_shape_matches_the_golden_file(project):
+    from pathlib import Path
+
+    from tests.conftest import check_golden
+
+    with Autopilot(project, autonomy="manual", llm=ScriptedChatModel()) as pilot:
+        text = pilot.graph.get_graph().draw_mermaid()
+    check_golden(Path(__file__).parent / "golden" / "autopilot_graph.mmd", text, "the autopilot graph")
+
+
+def test_a_missing_golden_file_fails_instead_of_being_written(tmp_path, monkeypatch):
+    from tests.conftest import check_golden
+
+    monkeypatch.delenv("BLASE_UPDATE_GOLDEN", raising=False)
+    missing = tmp_path / "nope.mmd"
+    with pytest.raises(pytest.fail.Exception, match="is missing"):
+        check_golden(missing, "graph TD;", "a graph")
+    assert not missing.exists()
