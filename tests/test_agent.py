@@ -281,6 +281,8 @@ def test_recovery_from_malformed_unknown_and_invalid_calls(project, spies):
         assert turn.answer == "recovered."
         assert spies == [("spy_read", {"target": "ok"})]
         errors = [m.content for m in s.history() if isinstance(m, ToolMessage) and m.status == "error"]
+        first = next(e for e in _events(project, s.run_id) if e["event"] == "tool_proposal")
+    assert first["args"] == {} and first["raw"] == '{"target": '  # as in the autopilot: one gate
     assert "malformed" in errors[0]
     assert "unknown tool 'delete_everything'" in errors[1]
     assert "targett" in errors[2]

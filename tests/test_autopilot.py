@@ -19,6 +19,7 @@ pytest.importorskip("langgraph.checkpoint.sqlite")
 from blase.agent import Autopilot, Budgets
 from blase.agent._fake import ScriptedChatModel, call
 from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages.tool import invalid_tool_call
 from langgraph.types import Command
 
 from blase.track import list_runs, load_run
@@ -170,16 +171,24 @@ def test_auto_write_budget_and_invalid_changes(project):
     bad = call("propose_config_change", {"key": "train.epochs", "value": -1, "reason": "x"})
     promote_key = call("propose_config_change", {"key": "deploy.promote", "value": True, "reason": "x"})
     good = call("propose_config_change", {"key": "train.epochs", "value": 4, "reason": "longer"})
-    llm = by_step({"train": [bad, promote_key, good]})
+    malformed = AIMessage(content="", invalid_tool_calls=[
+        invalid_tool_call(name="accept_step", args='{"reason": ', id="bad1", error="Unterminated string")])
+    llm = by_step({"prepare": [malformed], "train": [bad, promote_key, good]})
     budgets = Budgets(max_write_actions=0)
     with Autopilot(project, autonomy="auto", llm=llm, overrides=QUICK, budgets=budgets) as pilot:
         report = pilot.start().report
+        sid = pilot.session_id
     assert len(pipeline_runs(project)) == 1
+    # a malformed call is handled as in the chat graph (one gate): args {}, the raw text recorded
+    proposals = [e["data"] for e in load_run(sid, [project.root]).event_list if e["event"] == "tool_proposal"]
+    bad_call = next(d for d in proposals if d.get("raw"))
+    assert bad_call["args"] == {} and bad_call["raw"] == '{"reason": ' and bad_call["step"] == "prepare"
     assert [a["decision"] for a in report.not_done] == ["denied"]
     assert "write budget reached" in report.not_done[0]["gate_reason"]
     errors = [m.content for request in llm.seen for m in request if getattr(m, "type", "") == "tool"]
     assert any("greater than or equal to 1" in e for e in errors)
     assert any("deploy.promote cannot be changed here" in e for e in errors)
+    assert any("your call to accept_step was malformed: Unterminated string" in e for e in errors)
 
 
 def test_plain_run_never_imports_the_assistant(project):

@@ -262,3 +262,53 @@ def test_http_transport_on_localhost(project_dir):
     assert json.loads(_text(out["models"]))["models"][0]["current"] == "v1"
     assert out["promote"].is_error and "blase promote proj v2" in _text(out["promote"])
     assert _current(project_dir) == "v1"
+
+
+# ---------------------------------------------------------------------- the command and the budget window
+
+
+def test_bad_options_and_no_project_are_clear_errors(project, cli, tmp_path):
+    bad = cli("mcp", "--autonomy", "reckless", "--project", str(project.root))
+    assert bad.exit_code != 0 and "unknown autonomy level 'reckless'" in bad.stderr
+    assert "manual, semi, auto" in bad.stderr and "Traceback" not in bad.stderr
+    bad = cli("mcp", "--transport", "pigeon", "--project", str(project.root))
+    assert bad.exit_code != 0 and "unknown transport 'pigeon'" in bad.stderr and "stdio, http" in bad.stderr
+    assert not [r for r in list_runs([project.root]) if r.kind == "agent-session"]  # nothing left running
+    outside = cli("mcp", cwd=tmp_path)
+    assert outside.exit_code != 0 and "Traceback" not in outside.stderr and "blase create" in outside.stderr
+
+
+def test_auto_write_budget_counts_the_calls_of_a_time_window(project, monkeypatch):
+    from blase.agent import Budgets, McpSession
+    from blase.agent._calls import Status
+    from blase.tools import TOOLS, ToolContext, ToolInput, ToolOutput
+    from blase.tools._base import Tool
+
+    class SpyInput(ToolInput):
+        target: str
+
+    class SpyOutput(ToolOutput):
+        done: str
+
+    ran: list[str] = []
+
+    def spy(args: SpyInput, ctx: ToolContext) -> SpyOutput:
+        ran.append(args.target)
+        return SpyOutput(done=args.target)
+
+    monkeypatch.setitem(TOOLS, "spy_write", Tool(name="spy_write", func=spy, input_model=SpyInput,
+                                                 output_model=SpyOutput, risk="write", description="spy",
+                                                 command=lambda a: f"blase spy {a.target}"))
+
+    def call(session, target: str):
+        p = session.check("spy_write", {"target": target}, client="test")
+        return p, session.run(p) if p.status is Status.RUN else None
+
+    with McpSession(project, autonomy="auto", budgets=Budgets(max_write_actions=2, max_seconds=1.0)) as session:
+        statuses = [call(session, str(i))[0].status for i in range(3)]
+        assert statuses == [Status.RUN, Status.RUN, Status.DENY] and ran == ["0", "1"]
+        denied, _ = call(session, "x")
+        assert "write budget reached" in denied.outcome()
+        time.sleep(1.1)  # the window moves on
+        again, done = call(session, "3")
+        assert again.status is Status.RUN and done.ok and ran == ["0", "1", "3"]
