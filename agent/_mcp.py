@@ -17,9 +17,9 @@ assistant. The server's record is an ``agent-session`` Track run (tag ``mcp``): 
 ``tool_proposal``, ``gate`` decision (who decided: the gate, the person through the client,
 or ``mcp`` when nobody could be asked) and ``tool_result``, replayed by ``blase session``.
 
-Budgets: MCP has no "question", so the calls of the last ``agent.max_seconds`` seconds count
-as one (``max_tool_calls``, and ``max_write_actions`` in ``auto``): a client that loops is
-refused until the window moves on.
+Budgets: MCP has no "question", so the calls of the last minute (or of ``agent.max_seconds``,
+if shorter) count as one (``max_tool_calls``, and ``max_write_actions`` in ``auto``): a client
+that loops is refused until the window moves on.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 TRANSPORTS: tuple[str, ...] = ("stdio", "http")
 #: Who decided, in the record, when the client could not ask anyone.
 NOBODY = "mcp (the client cannot ask a person)"
+#: The longest budget window: the calls of the last minute count as one question.
+WINDOW_SECONDS = 60.0
 
 
 class ApprovalForm(BaseModel):
@@ -109,9 +111,9 @@ class McpSession(TrackedScope):
         return [t for t in TOOLS.values() if t.available()]
 
     def _counters(self) -> Counters:
-        """The calls run in the budget window (the last ``max_seconds`` seconds)."""
-        now = time.time()
-        while self._ran and now - self._ran[0][0] >= self.budgets.max_seconds:
+        """The calls run in the budget window (the last minute, or ``max_seconds`` if shorter)."""
+        now, window = time.time(), min(WINDOW_SECONDS, self.budgets.max_seconds)
+        while self._ran and now - self._ran[0][0] >= window:
             self._ran.popleft()
         writes = sum(risk not in ("read", None) for _, risk in self._ran)
         return Counters(tool_calls=len(self._ran), write_actions=writes)
