@@ -118,8 +118,6 @@ class Proposal(BaseModel):
             return f"The person rejected this call to {self.name}; it did not run.{note} Do not retry it unchanged."
         if self.status is Status.DENY:
             return f"Not run: {self.reason}. Stop calling tools and answer with what you have."
-        if self.status is Status.ASK:
-            return f"Not run: {self.reason}, and no one was asked. A person can run:\n    {self.command}"
         return f"Tool error: {self.message or 'invalid call'}"
 
 

@@ -160,6 +160,20 @@ def test_semi_without_elicitation_refuses_with_the_command(project_dir, cli):
         ("run_step", "asked", "gate"), ("run_step", "refused", "mcp (the client cannot ask a person)"),
         ("promote", "asked", "gate"), ("promote", "refused", "mcp (the client cannot ask a person)"),
     ]
+    assert not [e for e in events if e["event"] == "tool_result"]
+
+
+def test_semi_runs_a_write_once_a_person_approves_it_in_the_client(project_dir):
+    before = _pipeline_runs(project_dir)
+    person = Person(approve=True)
+
+    async def script(s: ClientSession):
+        return await s.call_tool("run_step", {"step": "extract"})
+
+    step = talk(project_dir, "semi", script, person=person)
+    assert not step.is_error and step.structured_content["status"] == "finished"
+    assert len(person.asked) == 1 and "blase run --from extract" in person.asked[0]
+    assert _pipeline_runs(project_dir) == before + 1
 
 
 def test_auto_runs_writes_and_asks_a_person_before_destructive(project_dir):
