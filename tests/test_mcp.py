@@ -1,6 +1,6 @@
 """`blase mcp`: the tools over MCP, driven by the official SDK's client against a real server process.
 
-Each test starts `python -m blase mcp` over stdio (or streamable HTTP) with the SDK's
+Each test marked slow starts `python -m blase mcp` over stdio (or streamable HTTP) with the SDK's
 ``ClientSession``, in a copy of one project that has a deployed model with two versions (v1
 current, v2 not), so a destructive call has a real effect to look for: ``models/proj`` turning
 to v2. A client either answers elicitation through a callback (a person approving or declining)
@@ -105,6 +105,7 @@ def _text(result: types.CallToolResult) -> str:
 # ---------------------------------------------------------------------- tools, read, write, paths
 
 
+@pytest.mark.slow
 def test_manual_lists_tools_runs_reads_and_refuses_writes_and_paths(project_dir):
     before = _pipeline_runs(project_dir)
 
@@ -142,6 +143,7 @@ def test_manual_lists_tools_runs_reads_and_refuses_writes_and_paths(project_dir)
     assert load_run(_mcp_session_run(project_dir), [project_dir]).status == "finished"
 
 
+@pytest.mark.slow
 def test_semi_without_elicitation_refuses_with_the_command(project_dir, cli):
     async def script(s: ClientSession):
         return await s.call_tool("run_step", {"step": "extract"}), await s.call_tool(
@@ -163,6 +165,7 @@ def test_semi_without_elicitation_refuses_with_the_command(project_dir, cli):
     assert not [e for e in events if e["event"] == "tool_result"]
 
 
+@pytest.mark.slow
 def test_semi_runs_a_write_once_a_person_approves_it_in_the_client(project_dir):
     before = _pipeline_runs(project_dir)
     person = Person(approve=True)
@@ -176,6 +179,7 @@ def test_semi_runs_a_write_once_a_person_approves_it_in_the_client(project_dir):
     assert _pipeline_runs(project_dir) == before + 1
 
 
+@pytest.mark.slow
 def test_auto_runs_writes_and_asks_a_person_before_destructive(project_dir):
     before = _pipeline_runs(project_dir)
     no, yes = Person(approve=False), Person(approve=True)
@@ -220,6 +224,7 @@ def obeying_client(path: str):
     return script
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("autonomy", ["manual", "semi", "auto"])
 def test_an_injection_in_a_data_cell_reaches_no_destructive_call(project_dir, autonomy):
     (project_dir / "data" / "evil.csv").write_text(f"a,note\n1,{INJECTION}\n")
@@ -243,6 +248,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_http_transport_on_localhost(project_dir):
     from mcp.client.streamable_http import streamable_http_client
 
