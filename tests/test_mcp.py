@@ -205,6 +205,11 @@ def test_auto_runs_writes_and_asks_a_person_before_destructive(project_dir):
     decided = [(e["tool"], e["decision"], e["by"]) for sid in sessions for e in _events(project_dir, sid)
                if e["event"] == "gate" and e["by"] != "gate"]
     assert sorted(decided) == [("promote", "approved", "person (via mcp)"), ("promote", "rejected", "person (via mcp)")]
+    # the run the write started is linked to the MCP session, as the assistant's are
+    newest = max((r for r in list_runs([project_dir]) if r.kind == "pipeline"), key=lambda r: r.started_at)
+    assert newest.tags["agent_session"] in sessions
+    linked = [e["run"] for sid in sessions for e in _events(project_dir, sid) if e["event"] == "linked_run"]
+    assert linked == [newest.id]
 
 
 # ---------------------------------------------------------------------- prompt injection
