@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from blase.config import ProjectConfig, key_lines, load_config
+from blase.config import ProjectConfig, config_from_text, key_lines, load_config
 from blase.errors import BlaseError, ConfigError, ConfigProblem
 from blase.project import Project
 
@@ -36,10 +36,17 @@ class CheckResult:
                 "config": self.config.model_dump(mode="json")}
 
 
-def check_project(project: Project) -> CheckResult:
-    """Validate ``project``; raise :class:`ConfigError` listing every problem found."""
-    config = load_config(project.config_path)
-    text = project.config_path.read_text(encoding="utf-8")
+def check_project(project: Project, text: str | None = None) -> CheckResult:
+    """Validate ``project``; raise :class:`ConfigError` listing every problem found.
+
+    ``text``: a ``blase.yaml`` for the project not yet saved (the web app's builder checks
+    what it is about to write), checked instead of the file on disk.
+    """
+    if text is None:
+        config = load_config(project.config_path)
+        text = project.config_path.read_text(encoding="utf-8")
+    else:
+        config = config_from_text(text, file=project.config_path.name)
     lines = key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
     file = project.config_path.name
     problems: list[ConfigProblem] = []
