@@ -143,6 +143,8 @@ class Builder:
         from blase.checks import check_project
 
         try:
+            # what the page brings in stays inside the project (what blase.yaml says is trusted)
+            check_confined(config_from_text(text), project.root, base=_saved(project), file="blase ui")
             result = check_project(project, text)
         except ConfigError as exc:
             return {"valid": False, "warnings": [], "hint": exc.hint,
@@ -227,7 +229,6 @@ class Builder:
         if not checked["valid"]:
             shown = "; ".join(p["message"] for p in checked["problems"][:3])
             raise UIError(f"blase.yaml was not saved: {shown}", hint="fix the problems shown in the form, then save")
-        check_confined(config_from_text(after), project.root, base=_saved(project), file="blase ui")
         write_text_atomic(project.config_path, after)
         return {"saved": True, "diff": unified_diff(before, after), "base": _digest(after), **checked}
 

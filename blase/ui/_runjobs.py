@@ -72,7 +72,7 @@ class RunJobs:
 
     def _work(self, job: RunJob, pipeline: Any) -> None:
         def on_step(step: str, state: str) -> None:
-            job.states[step] = state
+            job.states[step] = "running" if state == "start" else state
             job.run_id = pipeline.run_id
 
         try:
