@@ -311,3 +311,38 @@ def test_the_builder_assets_ship_with_the_page(ui):
         assert status == 200 and head["Content-Type"].startswith("text/") and body and b"http" not in body
     shipped = {p.name for p in (resources.files("blase.ui") / "static").iterdir()}
     assert {"builder.js", "builder.css"} <= shipped
+
+
+def test_plugin_steps_and_operations_get_forms_and_blase_checks_problems(tmp_path):
+    from tests.test_plugin_kinds import KINDS
+    from tests.test_plugins import REPORT
+
+    project = _project(tmp_path, "plugged")
+    (project.root / "scripts" / "report.py").write_text(REPORT.replace("RAISE", ""))
+    (project.root / "scripts" / "kinds.py").write_text(KINDS.replace("MODULE", ""))
+    with project.config_path.open("a") as f:
+        f.write("plugins:\n  - path: scripts/report.py   # the pass/fail report\n    options: {threshold: 0.9}\n"
+                "  - scripts/kinds.py\n")
+    client = Client(Dashboard([project.root]))
+    try:
+        state = _state(client)
+        report = next(s for s in state["steps"] if s["name"] == "report")
+        assert report["section"] == "plugins[0]" and "threshold" in report["schema"]["properties"]
+        assert [s["name"] for s in state["steps"]][-3:] == ["evaluate", "report", "deploy"]  # the registry's order
+        assert state["operations"]["center"]["kind"] == "plugin"
+        assert set(state["operations"]["center"]["schema"]["properties"]) == {"columns", "scale"}
+        doc = state["doc"]
+        doc["plugins"][0]["options"]["threshold"] = "high"
+        doc["transform"].append({"op": "center", "scale": "big"})
+        status, result = client.json("/api/builder/check", {"doc": doc})
+        keys = {p["key"] for p in result["problems"]}
+        assert status == 200 and keys == {"plugins[0].options.threshold", "transform[4].scale"}, result
+        doc["plugins"][0]["options"]["threshold"] = 0.8
+        doc["transform"][-1]["scale"] = 2
+        status, saved = client.json("/api/builder/save", {"doc": doc, "base": state["base"]})
+        assert status == 200, saved
+        text = project.config_path.read_text()
+        assert "  - path: scripts/report.py   # the pass/fail report\n    options: {threshold: 0.8}\n" in text
+        assert "\n  - scripts/kinds.py\n" in text
+    finally:
+        client.close()

@@ -106,29 +106,16 @@ class Builder:
 
     def state(self, project: Project) -> dict[str, Any]:
         """The file, its data, the steps with their form schemas, the operations, the checks."""
-        from blase.pipeline import Pipeline
-
         text = project.config_path.read_text(encoding="utf-8")
         doc = load_document(text, origins=True)
-        try:
-            registry = Pipeline(project).registry
-            order = list(registry.order())
-            origins = {name: registry.origin(name) for name in order}
-        except BlaseError:  # an invalid file still opens: its problems are listed below
-            order, origins = list(SECTIONS), dict.fromkeys(SECTIONS, "blase")
-        steps = []
-        for name in order:
-            section, model = SECTIONS.get(name, (None, None))
-            schema = model.model_json_schema() if model is not None and name != "transform" else None
-            steps.append({"name": name, "origin": origins[name], "section": section, "schema": schema})
         return {
             "project": {"name": project.name, "path": str(project.root)},
             "text": text,
             "base": _digest(text),
             "doc": doc,
-            "steps": steps,
+            "steps": step_forms(project, doc),
+            "data_files": _data_files(project),
             "operations": operation_forms(project),
-            "top": {k: f.description for k, f in ProjectConfig.model_fields.items() if k in ("project", "seed", "memory")},
             "read_only": self.dashboard.read_only,
             "sample_rows": SAMPLE_ROWS,
             **self._checked(project, text),
@@ -261,6 +248,41 @@ class Builder:
 # ---------------------------------------------------------------------- forms
 
 
+def step_forms(project: Project, doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pipeline's steps in the registry's order, each with the section of blase.yaml it
+    reads (``data``, ..., or ``plugins[i]`` for a plugin step) and that section's JSON schema
+    (a plugin step's is its ``config_model``'s, for its ``options``)."""
+    from blase.pipeline import Pipeline
+    from blase.steps import Step
+
+    try:
+        registry = Pipeline(project).registry
+    except BlaseError:  # an invalid file still opens: `blase check`'s problems say why
+        return [{"name": n, "origin": "blase", "section": s, "schema": _section_schema(n, m)}
+                for n, (s, m) in SECTIONS.items()]
+    plugins = {}
+    if any(name not in SECTIONS for name in registry.order()):
+        plugins = {p.load_class(Step).name: p for p in project.plugins().active("step")}
+    entries = doc.get("plugins") if isinstance(doc.get("plugins"), list) else []
+    forms = []
+    for name in registry.order():
+        form: dict[str, Any] = {"name": name, "origin": registry.origin(name), "section": None, "schema": None}
+        if name in SECTIONS:
+            form.update(section=SECTIONS[name][0], schema=_section_schema(name, SECTIONS[name][1]))
+        elif name in plugins:
+            refs = [e if isinstance(e, str) else (e.get("path") or e.get("name")) for e in entries]
+            at = next((i for i, ref in enumerate(refs) if ref in (plugins[name].name, plugins[name].origin)), None)
+            model = type(registry.get(name)).config_model
+            if at is not None and model is not None:
+                form.update(section=f"plugins[{at}]", entry=at, schema=model.model_json_schema())
+        forms.append(form)
+    return forms
+
+
+def _section_schema(step: str, model: type[BaseModel]) -> dict[str, Any] | None:
+    return None if step == "transform" else model.model_json_schema()  # transform: one form per operation
+
+
 def operation_forms(project: Project) -> dict[str, dict[str, Any]]:
     """``{op: {"schema": JSON schema, "kind": builtin|call|plugin, "help": text}}``: the form
     of each built-in operation (the keys it reads, from :class:`~blase.config.TransformStep`),
@@ -307,6 +329,22 @@ def _object(properties: dict[str, Any], defs: Any, required: list[str] | None = 
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+#: File name endings offered as data sources.
+DATA_SUFFIXES = (".csv", ".tsv", ".parquet", ".json", ".ndjson", ".jsonl", ".arrow", ".feather", ".sqlite",
+                 ".sqlite3", ".db", ".duckdb")
+
+
+def _data_files(project: Project, limit: int = 200) -> list[str]:
+    """Data files under the project's ``data/`` (relative to the project), to pick a source from."""
+    found = []
+    for path in sorted(project.data_dir.rglob("*")) if project.data_dir.is_dir() else []:
+        if path.is_file() and path.suffix.lower() in DATA_SUFFIXES:
+            found.append(project.relative(path))
+            if len(found) >= limit:
+                break
+    return found
 
 
 def _saved(project: Project) -> ProjectConfig | None:

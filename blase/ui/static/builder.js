@@ -73,6 +73,15 @@ function inputFor(name, s, obj) {
     } }, cur === undefined ? "" : JSON.stringify(cur));
 }
 
+// `target` edited in place; `attach(target)` puts it into its parent on the first change,
+// `detach()` removes it when its last key goes (an empty section is no section).
+function bound(target, attach, detach) {
+  return new Proxy(target, {
+    set(t, k, v) { t[k] = v; attach(t); return true; },
+    deleteProperty(t, k) { delete t[k]; if (!Object.keys(t).length) detach(); return true; },
+  });
+}
+
 // A form for `obj` (edited in place) from an object schema; keys are `blase check`'s key paths.
 function schemaForm(schema, obj, prefix, defs) {
   defs = defs || schema.$defs;
@@ -82,12 +91,13 @@ function schemaForm(schema, obj, prefix, defs) {
     const key = keyOf(prefix, name);
     if (s.type === "object" && s.properties) {
       const sub = obj[name] && typeof obj[name] === "object" ? obj[name] : {};
-      const proxy = new Proxy(sub, { set(t, k, v) { t[k] = v; obj[name] = t; return true; },
-        deleteProperty(t, k) { delete t[k]; if (!Object.keys(t).length) delete obj[name]; return true; } });
+      const proxy = bound(sub, (t) => { obj[name] = t; }, () => { delete obj[name]; });
       return h("fieldset", { class: "field", "data-key": key }, h("legend", {}, name), schemaForm(s, proxy, key, defs), h("span", { class: "problem" }));
     }
+    const input = inputFor(name, s, obj);
+    if (key === "data.source") input.setAttribute("list", "data-files");
     return h("label", { class: "field", "data-key": key, title: s.description || "" },
-      h("span", { class: "name" }, name + (required.includes(name) ? " *" : "")), inputFor(name, s, obj),
+      h("span", { class: "name" }, name + (required.includes(name) ? " *" : "")), input,
       s.description ? h("small", { class: "muted" }, s.description) : "", h("span", { class: "problem" }));
   });
 }
@@ -248,17 +258,31 @@ function renderPanel() {
   let parts;
   if (step.name === "transform") parts = transformPanel();
   else if (step.section === "data") parts = sourcePanel(step);
+  else if (step.entry !== undefined) parts = pluginStepPanel(step);
   else if (step.schema) {
-    B.doc[step.section] = B.doc[step.section] || {};
-    const obj = B.doc[step.section];
-    const proxy = new Proxy(obj, { set(t, k, v) { t[k] = v; B.doc[step.section] = t; return true; },
-      deleteProperty(t, k) { delete t[k]; if (!Object.keys(t).length) delete B.doc[step.section]; return true; } });
-    if (!Object.keys(obj).length) delete B.doc[step.section];
+    const obj = B.doc[step.section] || {};
+    const proxy = bound(obj, (t) => { B.doc[step.section] = t; }, () => { delete B.doc[step.section]; });
     parts = [h("h2", {}, `${step.name} (${step.section}:)`), h("div", { class: "form" }, schemaForm(step.schema, proxy, step.section))];
   } else parts = [h("h2", {}, step.name), h("p", { class: "muted" }, `a plugin step (${step.origin}): its options are under plugins: in blase.yaml`)];
   panel.replaceChildren(...parts.flat(Infinity));
   document.querySelectorAll("#steps li").forEach((li) => li.classList.toggle("current", li.dataset.step === step.name));
   if (B.problems) showProblems({ problems: B.problems, warnings: [] });
+}
+
+// A plugin step's options, under its entry of `plugins:` (a shorthand `- name` becomes a mapping
+// only once an option is set).
+function pluginStepPanel(step) {
+  const at = step.entry;
+  const raw = B.doc.plugins[at];
+  const entry = () => {
+    const e = B.doc.plugins[at];
+    if (typeof e !== "string") return e;
+    return (B.doc.plugins[at] = e.endsWith(".py") ? { path: e } : { name: e });
+  };
+  const proxy = bound((typeof raw === "object" && raw.options) || {}, (t) => { entry().options = t; },
+    () => { if (typeof B.doc.plugins[at] === "object") delete B.doc.plugins[at].options; });
+  return [h("h2", {}, `${step.name} (${step.section}.options)`), h("p", { class: "muted" }, step.origin),
+    h("div", { class: "form" }, schemaForm(step.schema, proxy, `${step.section}.options`))];
 }
 
 async function showDiff() {
@@ -349,7 +373,8 @@ async function builderPage(route) {
       h("button", { type: "button", id: "check", onclick: check }, "Check"),
       h("button", { type: "button", id: "save", disabled: ro, onclick: showDiff }, "Save…"),
       h("span", { id: "save-state", class: "muted" }, ro ? "read-only: save, run and new project are off" : "")),
-    newForm, h("div", { id: "problems", class: "problems" }), h("div", { id: "diff-box", hidden: true }),
+    newForm, h("datalist", { id: "data-files" }, (B.state.data_files || []).map((f) => h("option", { value: f }))),
+    h("div", { id: "problems", class: "problems" }), h("div", { id: "diff-box", hidden: true }),
     h("div", { class: "builder" }, h("ol", { id: "steps" }, steps), h("section", { id: "panel" })), h("div", { id: "job" }));
   renderPanel();
   showProblems(B.state);
