@@ -346,3 +346,16 @@ def test_plugin_steps_and_operations_get_forms_and_blase_checks_problems(tmp_pat
         assert "\n  - scripts/kinds.py\n" in text
     finally:
         client.close()
+
+
+def test_previews_read_the_source_again_when_it_changes(ui, alpha):
+    doc = _state(ui)["doc"]
+    doc["transform"] = [{"op": "filter", "where": "island = 'Biscoe'"}]
+    before = ui.json("/api/builder/preview", {"doc": doc, "upto": 0})[1]
+    csv = alpha.root / "data" / "penguins.csv"
+    lines = csv.read_text().splitlines(keepends=True)
+    csv.write_text("".join(lines[:31]))  # the header and 30 rows
+    after = ui.json("/api/builder/preview", {"doc": doc, "upto": 0})[1]
+    assert before["rows_in"] == 344 and after["rows_in"] == 30
+    assert after["rows_out"] == sum("Biscoe" in line for line in lines[1:31]) < before["rows_out"]
+    assert len(ui.json("/api/builder/source", {"source": "data/penguins.csv"})[1]["rows"]) == 20

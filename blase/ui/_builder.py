@@ -16,6 +16,7 @@ Every path a request names stays inside its project (:func:`blase.config.check_c
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,8 @@ __all__ = ["PREVIEW_ROWS", "SAMPLE_ROWS", "Builder"]
 SAMPLE_ROWS = 2000
 #: Rows a preview shows.
 PREVIEW_ROWS = 20
+#: Samples kept between previews (a few sources at most are being edited at once).
+MAX_SAMPLES = 4
 
 #: The section of ``blase.yaml`` each built-in step reads, and its model (the built-in steps
 #: read the project config; a plugin step has its own ``config_model``).
@@ -67,6 +70,9 @@ class Builder:
     def __init__(self, dashboard: Dashboard) -> None:
         self.dashboard = dashboard
         self.jobs = RunJobs()
+        #: The last samples read, by source, ``data:`` settings and file stamps: the page asks
+        #: for a preview after every edit, and reading (sniffing a CSV) is most of its time.
+        self._samples: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ routing
 
@@ -152,12 +158,9 @@ class Builder:
 
     def preview_source(self, project: Project, source: str, data: Any = None) -> dict[str, Any]:
         """The first rows and the schema of ``source`` (read with the ``data:`` settings given)."""
-        from blase.extract import Extract
-
         settings = dict(data) if isinstance(data, dict) else {}
         config = self._confined(project, {**settings, "source": source})
-        table = Extract.from_config(config.data, project).preview(PREVIEW_ROWS)
-        return _table_json(table) | {"source": source}
+        return _table_json(self._sample(project, config.data)) | {"source": source}
 
     def suggest(self, project: Project, source: str, label: Any = None) -> dict[str, Any]:
         """``blase schema SOURCE``: each column's kind and suggested operations, as transform entries."""
@@ -173,7 +176,6 @@ class Builder:
     def preview_transform(self, project: Project, doc: dict[str, Any], upto: int) -> dict[str, Any]:
         """The data after transform operations 0..``upto`` of ``doc``, fitted and applied on the
         first :data:`SAMPLE_ROWS` rows of the source (DuckDB), with the first rows shown."""
-        from blase.extract import Extract
         from blase.transform import from_step_config
 
         config = config_from_dict(without_origins(doc), file="blase.yaml (unsaved)")
@@ -182,7 +184,7 @@ class Builder:
                           hint="operations are numbered from 0")
         check_confined(config, project.root, base=_saved(project), file="blase ui")
         started = time.perf_counter()
-        sample = Extract.from_config(config.data, project).preview(SAMPLE_ROWS)
+        sample = self._sample(project, config.data)
         exclude = [c for c in (config.data.label, config.data.key) if c]
         transform = from_step_config(config.transform[: upto + 1], project.root, exclude=exclude)
         transform.fit(sample)
@@ -192,11 +194,34 @@ class Builder:
             "seconds": round(time.perf_counter() - started, 3), "notes": transform.fit_warnings,
         }
 
+    def _sample(self, project: Project, data: DataConfig) -> Any:
+        """The first :data:`SAMPLE_ROWS` rows of the source (as ``blase run`` reads them),
+        read again only when the ``data:`` settings or the files' sizes or times change."""
+        import json
+
+        from blase._sample import data_files
+        from blase.extract import Extract
+
+        source = project.root / str(data.source)
+        try:
+            stamps = [(str(f), os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in data_files(source)] or None
+        except (OSError, BlaseError):
+            stamps = None  # not plain files (a table in a database file, a plugin's source): no reuse
+        key = json.dumps([str(project.root), data.model_dump(mode="json"), stamps], default=str)
+        if stamps is None or key not in self._samples:
+            sample = Extract.from_config(data, project).preview(SAMPLE_ROWS)
+            if stamps is None:
+                return sample
+            while len(self._samples) >= MAX_SAMPLES:
+                self._samples.pop(next(iter(self._samples)))
+            self._samples[key] = sample
+        return self._samples[key]
+
     def _confined(self, project: Project, data: dict[str, Any]) -> ProjectConfig:
         """A config of the project with ``data`` as its ``data:``, refused when it names a
-        file outside the project."""
+        file outside the project (unless the saved blase.yaml names it: the user's choice)."""
         config = config_from_dict({"project": project.name, "data": without_origins(data)}, file="blase ui")
-        check_confined(config, project.root, file="blase ui")
+        check_confined(config, project.root, base=_saved(project), file="blase ui")
         return config
 
     # ------------------------------------------------------------------ changes
