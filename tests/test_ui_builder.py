@@ -90,6 +90,8 @@ def test_state_has_the_registry_steps_and_a_form_per_operation(ui):
     impute = state["operations"]["impute"]["schema"]["properties"]
     assert set(impute) == {"columns", "strategy", "value", "params"}
     assert state["valid"] is True and state["doc"]["transform"][1] == {"op": "impute", "strategy": "median", "__from": 1}
+    assert [s["name"] for s in state["sections"]] == ["project", "monitor", "update", "track", "agent"]
+    assert "Fill nulls" in state["operations"]["impute"]["help"]
 
 
 def test_check_gives_blase_checks_problems_with_key_and_line(ui):
@@ -229,7 +231,9 @@ def test_browser_build_a_pipeline_by_drag_and_drop_fix_an_error_and_save(ui, alp
     from playwright.sync_api import expect
 
     page = browser_page
-
+    # tall enough that no drag needs a scroll (Playwright scrolls the drop target into view
+    # between pressing and moving, so a scroll would start the drag on another palette item)
+    page.set_viewport_size({"width": 1400, "height": 2400})
     page.goto(ui.base + "/builder")
     ops = page.locator("#ops li.op")
     expect(ops).to_have_count(4)
@@ -237,6 +241,10 @@ def test_browser_build_a_pipeline_by_drag_and_drop_fix_an_error_and_save(ui, alp
     page.drag_and_drop(".palette-op[data-op=impute]", "#ops .op-end")
     expect(ops).to_have_count(5)
     page.drag_and_drop(".palette-op[data-op=onehot]", "#ops .op-end")
+    expect(ops).to_have_count(6)
+    page.click('button[aria-label="add scale"]')  # the keyboard's way: + and remove
+    expect(ops).to_have_count(7)
+    ops.nth(6).locator("button.remove").click()
     expect(ops).to_have_count(6)
     page.drag_and_drop("#ops li.op[data-op=impute] >> nth=1", "#ops li.op >> nth=0")  # the new impute goes first
     expect(ops.nth(0)).to_have_attribute("data-op", "impute")
@@ -277,11 +285,12 @@ def test_browser_run_from_here_shows_live_progress(ui, alpha, browser_page):  # 
     from playwright.sync_api import expect
 
     page = browser_page
-
     Pipeline(alpha).run(to_step="extract")  # an earlier run that "from transform" reuses
     page.goto(ui.base + "/builder")
     page.click("#steps li[data-step=train] button.step")
     expect(page.locator('[data-key="train.epochs"] input')).to_have_value("2")
+    page.click("#steps li[data-step=project] button.step")
+    expect(page.locator('[data-key="seed"] input')).to_have_value("42")
     page.click("#steps li[data-step=transform] .run-from")
     expect(page.locator("#job-status")).to_contain_text("running")
     seen: set[tuple[str, ...]] = set()  # the step states shown, poll after poll
@@ -294,7 +303,8 @@ def test_browser_run_from_here_shows_live_progress(ui, alpha, browser_page):  # 
     assert partial, seen  # the page showed steps done while others still ran: live progress
     assert "train epoch 2 of 2" in status
     rows = page.locator("#job tbody tr")
-    expect(rows).to_have_count(5)  # transform .. deploy
+    expect(rows).to_have_count(6)
+    assert rows.nth(0).inner_text().split("\t")[:2] == ["extract", "reused"]  # from the earlier run
     page.screenshot(path=str(SCREENSHOTS / "builder-run.png"), full_page=True)
     runs = list_runs([alpha.root])
     latest = max(runs, key=lambda r: r.started_at or "")

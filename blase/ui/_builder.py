@@ -23,13 +23,17 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from blase.config import (
+    AgentConfig,
     DataConfig,
     DeployConfig,
     EvaluateConfig,
+    MonitorConfig,
     PrepareConfig,
     ProjectConfig,
+    TrackConfig,
     TrainConfig,
     TransformStep,
+    UpdateConfig,
     check_confined,
     config_from_dict,
     config_from_text,
@@ -120,6 +124,7 @@ class Builder:
             "base": _digest(text),
             "doc": doc,
             "steps": step_forms(project, doc),
+            "sections": section_forms(),
             "data_files": _data_files(project),
             "operations": operation_forms(project),
             "read_only": self.dashboard.read_only,
@@ -304,6 +309,24 @@ def step_forms(project: Project, doc: dict[str, Any]) -> list[dict[str, Any]]:
     return forms
 
 
+#: The sections of blase.yaml no step reads, edited on their own (the top-level keys as "project").
+OTHER_SECTIONS: dict[str, type[BaseModel]] = {
+    "monitor": MonitorConfig, "update": UpdateConfig, "track": TrackConfig, "agent": AgentConfig,
+}
+
+
+def section_forms() -> list[dict[str, Any]]:
+    """Forms of what no step reads: the top-level keys (``project``, ``seed``, ``memory``;
+    section ``""``) and ``monitor:``, ``update:``, ``track:``, ``agent:``."""
+    top = ProjectConfig.model_json_schema()
+    scalars = {k: v for k, v in top["properties"].items() if k in ("project", "seed", "memory")}
+    forms = [{"name": "project", "section": "", "schema": {"type": "object", "properties": scalars,
+                                                           "required": ["project"]}}]
+    forms += [{"name": name, "section": name, "schema": model.model_json_schema()}
+              for name, model in OTHER_SECTIONS.items()]
+    return forms
+
+
 def _section_schema(step: str, model: type[BaseModel]) -> dict[str, Any] | None:
     return None if step == "transform" else model.model_json_schema()  # transform: one form per operation
 
@@ -314,16 +337,17 @@ def operation_forms(project: Project) -> dict[str, dict[str, Any]]:
     of a user function (``call``), and of each operation plugin the project can use (its
     options model)."""
     from blase.config import BUILTIN_OPS
+    from blase.transform import OPERATIONS, UserFunction
 
     full = TransformStep.model_json_schema()
     props = full["properties"]
     keys: dict[str, tuple[str, ...]] = TransformStep._OP_KEYS
     forms: dict[str, dict[str, Any]] = {}
     for op in BUILTIN_OPS:
-        forms[op] = {"kind": "builtin", "schema": _object(
+        forms[op] = {"kind": "builtin", "help": _first_line(OPERATIONS[op].__doc__), "schema": _object(
             {k: props[k] for k in keys.get(op, ())} | {"params": props["params"]}, full.get("$defs"))}
-    forms["call"] = {"kind": "call", "schema": _object({"call": props["call"], "params": props["params"]}, None,
-                                                       required=["call"])}
+    forms["call"] = {"kind": "call", "help": _first_line(UserFunction.__doc__),
+                     "schema": _object({"call": props["call"], "params": props["params"]}, None, required=["call"])}
     forms.update(_plugin_forms(project))
     return forms
 
@@ -342,8 +366,15 @@ def _plugin_forms(project: Project) -> dict[str, dict[str, Any]]:
             model = options_model(plugin.load_class(Operation, name_attr="op_name"), from_signature=True)
         except (BlaseError, ImportError):
             continue  # `blase check` names a plugin that does not load
-        forms[plugin.name] = {"kind": "plugin", "schema": model.model_json_schema(), "help": plugin.origin}
+        forms[plugin.name] = {"kind": "plugin", "schema": model.model_json_schema(),
+                              "help": f"operation plugin {plugin.name} ({plugin.origin})"}
     return forms
+
+
+def _first_line(doc: str | None) -> str:
+    """A docstring's first sentence, without reST markup."""
+    line = " ".join((doc or "").strip().split("\n\n")[0].split())
+    return line.replace("``", "")
 
 
 def _object(properties: dict[str, Any], defs: Any, required: list[str] | None = None) -> dict[str, Any]:

@@ -63,8 +63,8 @@ class RunJobs:
             if busy:
                 raise UIError(f"a run of {project.name} started here is still going (job {busy[0].id})",
                               hint="wait for it to finish", status=409)
-            job = RunJob(uuid.uuid4().hex[:12], project, from_step, order[order.index(from_step):],
-                         pipeline.config.train.epochs)
+            # every step: the ones before from_step show as reused from the run that finished them
+            job = RunJob(uuid.uuid4().hex[:12], project, from_step, order, pipeline.config.train.epochs)
             self._jobs[job.id] = job
         thread = threading.Thread(target=self._work, args=(job, pipeline), name=f"blase-ui-run-{job.id}", daemon=True)
         thread.start()

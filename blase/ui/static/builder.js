@@ -132,7 +132,7 @@ function showProblems(result) {
     h("ul", {}, result.problems.map((p) => h("li", {}, p.message)))] : [h("span", { class: "pos" }, "blase check: valid")]),
   ...(result.warnings || []).map((w) => h("div", { class: "muted" }, "warning: " + w)));
   box.className = result.problems.length ? "problems bad" : "problems";
-  document.querySelectorAll("#steps li").forEach((li) => {
+  document.querySelectorAll("#steps li[data-step]").forEach((li) => {
     const sec = li.dataset.section;
     const n = result.problems.filter((p) => sec && (p.key === sec || p.key.startsWith(sec + ".") || p.key.startsWith(sec + "["))).length;
     li.querySelector(".badge").textContent = n ? String(n) : "";
@@ -188,7 +188,7 @@ function opCard(item, i, n) {
     h("button", { type: "button", title: "move down", "aria-label": `move ${name} down`, disabled: i === n - 1, onclick: () => moveOp(i, i + 2) }, "↓"),
     h("button", { type: "button", class: "remove", "aria-label": `remove ${name}`, onclick: () => { B.doc.transform.splice(i, 1); renderPanel(); changed(); } }, "remove"),
     h("button", { type: "button", class: "preview-op", onclick: () => previewOp(i) }, "Preview after this")),
-  h("span", { class: "problem" }), body);
+  h("small", { class: "muted help" }, (B.state.operations[name] || {}).help || ""), h("span", { class: "problem" }), body);
 }
 
 async function previewOp(i) {
@@ -210,7 +210,7 @@ function dataTable(r) {
 function transformPanel() {
   const ops = B.doc.transform || [];
   const palette = Object.entries(B.state.operations).map(([name, o]) => h("li", { class: "palette-op", draggable: "true", "data-op": name,
-    title: o.kind === "plugin" ? `operation plugin (${o.help})` : "",
+    title: o.help || "",
     ondragstart: (e) => e.dataTransfer.setData("text/plain", `new:${name}`) },
   name, h("button", { type: "button", "aria-label": `add ${name}`, onclick: () => addOp(name) }, "+")));
   return [h("h2", {}, "transform"), h("p", { class: "muted" }, "Drag an operation from the palette into the list (or press +), drag cards to reorder (or ↑ ↓)."),
@@ -254,9 +254,10 @@ function sourcePanel(step) {
 function renderPanel() {
   const panel = document.getElementById("panel");
   if (!panel) return;
-  const step = B.state.steps.find((s) => s.name === B.step) || B.state.steps[0];
+  const step = B.state.steps.find((s) => s.name === B.step) || B.state.sections.find((s) => s.name === B.step) || B.state.steps[0];
   let parts;
-  if (step.name === "transform") parts = transformPanel();
+  if (step.section === "") parts = [h("h2", {}, "project (top-level keys)"), h("div", { class: "form" }, schemaForm(step.schema, B.doc, ""))];
+  else if (step.name === "transform") parts = transformPanel();
   else if (step.section === "data") parts = sourcePanel(step);
   else if (step.entry !== undefined) parts = pluginStepPanel(step);
   else if (step.schema) {
@@ -362,6 +363,8 @@ async function builderPage(route) {
     h("button", { type: "button", class: "step", onclick: () => { B.step = s.name; renderPanel(); } }, s.name),
     h("span", { class: "badge" }), s.origin !== "blase" ? h("small", { class: "muted" }, s.origin) : "",
     h("button", { type: "button", class: "run-from", disabled: ro, title: "run the saved pipeline from this step", onclick: () => runFrom(s.name) }, "Run from here")));
+  const others = B.state.sections.map((s) => h("li", { "data-step": s.name, "data-section": s.section },
+    h("button", { type: "button", class: "step", onclick: () => { B.step = s.name; renderPanel(); } }, s.name), h("span", { class: "badge" })));
   const newForm = h("form", { class: "filters", id: "new-project", onsubmit: (e) => { e.preventDefault(); newProject(newForm); } },
     h("input", { name: "name", placeholder: "new project name", disabled: ro }),
     h("label", {}, h("input", { type: "checkbox", name: "example", checked: true }), " with the example data"),
@@ -375,7 +378,7 @@ async function builderPage(route) {
       h("span", { id: "save-state", class: "muted" }, ro ? "read-only: save, run and new project are off" : "")),
     newForm, h("datalist", { id: "data-files" }, (B.state.data_files || []).map((f) => h("option", { value: f }))),
     h("div", { id: "problems", class: "problems" }), h("div", { id: "diff-box", hidden: true }),
-    h("div", { class: "builder" }, h("ol", { id: "steps" }, steps), h("section", { id: "panel" })), h("div", { id: "job" }));
+    h("div", { class: "builder" }, h("div", {}, h("ol", { id: "steps" }, steps, h("li", { class: "muted sep" }, "other sections"), others)), h("section", { id: "panel" })), h("div", { id: "job" }));
   renderPanel();
   showProblems(B.state);
   renderJob();
