@@ -71,6 +71,9 @@ class Builder:
         """``POST /api/builder/<route>`` (the server has checked the token)."""
         if route == "new":
             return self.new_project(_text(body, "name"), example=bool(body.get("example", True)))
+        if route == "stop":
+            self._allow("stop a run")
+            return self.jobs.stop(_text(body, "id"))
         project = self._project(body)
         actions: dict[str, Any] = {
             "check": lambda: self.check(project, _doc(body)),

@@ -4,7 +4,9 @@ A job is :meth:`blase.pipeline.Pipeline.run` with ``from_step`` on a thread of t
 tagged ``started_by: blase ui``; its ``on_step`` callback records each step's state as it
 changes, and :meth:`RunJobs.status` adds what the run's own record says so far (rows,
 seconds, cached or why it ran, epochs trained), read from the run folder as ``blase runs``
-reads it, never blocking the run. One job at a time per project.
+reads it, never blocking the run. One job at a time per project. :meth:`RunJobs.stop` stops
+a job before its next step starts (a step that runs goes on to its end): the run is recorded
+as interrupted, as after Ctrl+C, and its finished steps are in the step cache.
 """
 
 from __future__ import annotations
@@ -20,9 +22,14 @@ from blase.errors import BlaseError
 from blase.project import Project
 from blase.ui._api import UIError, steps_of
 
-__all__ = ["RunJob", "RunJobs"]
+__all__ = ["RunJob", "RunJobs", "Stopped"]
 
 logger = logging.getLogger(__name__)
+
+
+class Stopped(KeyboardInterrupt):
+    """Raised into the pipeline (through ``on_step``) to stop it before a step: the runner and
+    the run's record treat it as Ctrl+C."""
 
 
 @dataclass
@@ -40,6 +47,7 @@ class RunJob:
     error: dict[str, Any] | None = None
     started: float = field(default_factory=time.time)
     ended: float | None = None
+    stop_requested: bool = False
 
 
 class RunJobs:
@@ -72,12 +80,17 @@ class RunJobs:
 
     def _work(self, job: RunJob, pipeline: Any) -> None:
         def on_step(step: str, state: str) -> None:
-            job.states[step] = "running" if state == "start" else state
             job.run_id = pipeline.run_id
+            if state == "start" and job.stop_requested:
+                raise Stopped(f"stopped from blase ui before {step}")
+            job.states[step] = "running" if state == "start" else state
 
         try:
             result = pipeline.run(from_step=job.from_step, on_step=on_step, tags={"started_by": "blase ui"})
             job.status = result.status
+        except Stopped as exc:
+            job.status, job.error = "stopped", {"error": str(exc), "hint": "Run from here goes on from there: "
+                                                "the finished steps come from the step cache"}
         except BlaseError as exc:
             job.status, job.error = "failed", {"error": exc.message, "hint": exc.hint}
         except Exception as exc:  # a bug or a library's error: the page shows it, the log has the traceback
@@ -87,11 +100,22 @@ class RunJobs:
             job.run_id = pipeline.run_id
             job.ended = time.time()
 
-    def status(self, job_id: str) -> dict[str, Any]:
-        """The job's steps (state, and what the run recorded for each), epochs, status."""
+    def stop(self, job_id: str) -> dict[str, Any]:
+        """Stop the job before its next step (the step running now finishes)."""
+        job = self._job(job_id)
+        if job.status == "running":
+            job.stop_requested = True
+        return self.status(job_id)
+
+    def _job(self, job_id: str) -> RunJob:
         job = self._jobs.get(job_id)
         if job is None:
             raise UIError(f"no run job {job_id!r}", hint="start one with Run from here", status=404)
+        return job
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        """The job's steps (state, and what the run recorded for each), epochs, status."""
+        job = self._job(job_id)
         recorded: dict[str, dict[str, Any]] = {}
         epochs_done = 0
         if job.run_id is not None:
@@ -104,7 +128,7 @@ class RunJobs:
         end = job.ended or time.time()
         return {"id": job.id, "project": job.project.name, "from_step": job.from_step, "status": job.status,
                 "run_id": job.run_id, "error": job.error, "steps": steps, "seconds": round(end - job.started, 1),
-                "epochs": {"done": epochs_done, "total": job.epochs}}
+                "epochs": {"done": epochs_done, "total": job.epochs}, "stopping": job.stop_requested}
 
 
 def _recorded(job: RunJob) -> tuple[dict[str, dict[str, Any]], int]:

@@ -333,9 +333,15 @@ function renderJob() {
     s.cached ? "cached" : (s.reasons || []).join("; "), fmt(s.rows_in), fmt(s.rows_out), fmt(s.seconds)]);
   box.replaceChildren(h("h2", {}, `Run from ${j.from_step}`),
     h("p", { id: "job-status" }, h("span", { class: "status-" + j.status }, j.status), ` · ${fmt(j.seconds)} s${epochs}`,
-      j.run_id ? [" · ", link("/run/" + encodeURIComponent(j.run_id), "run " + j.run_id)] : ""),
+      j.run_id ? [" · ", link("/run/" + encodeURIComponent(j.run_id), "run " + j.run_id)] : "",
+      j.status === "running" ? [" ", h("button", { type: "button", id: "stop-run", disabled: j.stopping, onclick: stopRun },
+        j.stopping ? "stopping after this step…" : "Stop after this step")] : ""),
     j.error ? h("pre", { class: "bad" }, j.error.error + (j.error.hint ? "\nhint: " + j.error.hint : "")) : "",
     table(["step", "state", "cached / why it ran", "rows in", "rows out", "seconds"], rows));
+}
+
+async function stopRun() {
+  try { B.job = await api("/api/builder/stop", { id: B.job.id }); renderJob(); } catch (err) { showError(err); }
 }
 
 async function newProject(form) {
