@@ -372,16 +372,22 @@ def test_previews_read_the_source_again_when_it_changes(ui, alpha):
     assert len(ui.json("/api/builder/source", {"source": "data/penguins.csv"})[1]["rows"]) == 20
 
 
+def _finished(ui, job: dict, seconds: float = 120) -> dict:
+    """Poll a run job as the page does until it is no longer running."""
+    deadline = time.monotonic() + seconds
+    while job["status"] == "running":
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+        job = ui.json(f"/api/builder/job?id={job['id']}")[1]
+    return job
+
+
 def test_run_from_a_step_no_run_has_reached_fails_with_the_reason(ui, alpha):
     status, err = ui.json("/api/builder/run", {"from_step": "trian"})
     assert status == 400 and "no step 'trian'" in err["error"] and "train" in err["hint"]
     status, job = ui.json("/api/builder/run", {"from_step": "train"})
     assert status == 200 and job["status"] in ("running", "failed")
-    deadline = time.monotonic() + 60
-    while job["status"] == "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-        job = ui.json(f"/api/builder/job?id={job['id']}")[1]
+    job = _finished(ui, job)
     assert job["status"] == "failed" and "no earlier run finished extract" in job["error"]["error"]
     assert job["error"]["hint"] and "blase run" in job["error"]["hint"]
     assert ui.json("/api/builder/job?id=nosuchjob")[0] == 404
@@ -393,11 +399,7 @@ def test_a_run_stopped_from_the_page_ends_before_its_next_step_as_interrupted(ui
     status, again = ui.json("/api/builder/run", {"from_step": "extract"})
     assert status == 409 and "still going" in again["error"]
     job = ui.json("/api/builder/stop", {"id": job["id"]})[1]
-    deadline = time.monotonic() + 120
-    while job["status"] == "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-        job = ui.json(f"/api/builder/job?id={job['id']}")[1]
+    job = _finished(ui, job)
     assert job["status"] == "stopped" and "stopped from blase ui before" in job["error"]["error"]
     states = [s["state"] for s in job["steps"]]
     assert "waiting" in states and states[-1] == "waiting"  # deploy never started
