@@ -292,11 +292,19 @@ async function showDiff() {
     const d = await api("/api/builder/diff", { project: B.project, doc: B.doc });
     showProblems(d);
     box.hidden = false;
-    box.replaceChildren(h("h3", {}, "Changes to blase.yaml"), h("pre", { id: "diff" }, d.diff || "(no changes)"),
+    box.replaceChildren(h("h3", {}, "Changes to blase.yaml"), h("pre", { id: "diff" }, d.diff ? diffLines(d.diff) : "(no changes)"),
       h("button", { type: "button", id: "confirm-save", disabled: !d.valid || !d.diff || B.state.read_only, onclick: save }, "Write blase.yaml"), " ",
       h("button", { type: "button", onclick: () => { box.hidden = true; } }, "Cancel"),
       d.valid ? "" : h("p", { class: "neg" }, "fix the problems above first"));
   } catch (err) { showError(err); }
+}
+
+// A unified diff with its added and removed lines marked (for colour).
+function diffLines(text) {
+  return text.split("\n").map((line) => {
+    const kind = line.startsWith("+") && !line.startsWith("+++") ? "add" : line.startsWith("-") && !line.startsWith("---") ? "del" : "";
+    return h("span", { class: kind || null }, line + "\n");
+  });
 }
 
 async function save() {
