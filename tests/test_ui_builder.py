@@ -324,7 +324,9 @@ def test_the_builder_assets_ship_with_the_page(ui):
     assert {"builder.js", "builder.css"} <= shipped
 
 
-def test_plugin_steps_and_operations_get_forms_and_blase_checks_problems(tmp_path):
+def _plugged(tmp_path: Path, threshold: object = 0.9):
+    """A project with a step plugin (report, options validated by its config_model) and an
+    operation plugin (center), both project files."""
     from tests.test_plugin_kinds import KINDS
     from tests.test_plugins import REPORT
 
@@ -332,8 +334,20 @@ def test_plugin_steps_and_operations_get_forms_and_blase_checks_problems(tmp_pat
     (project.root / "scripts" / "report.py").write_text(REPORT.replace("RAISE", ""))
     (project.root / "scripts" / "kinds.py").write_text(KINDS.replace("MODULE", ""))
     with project.config_path.open("a") as f:
-        f.write("plugins:\n  - path: scripts/report.py   # the pass/fail report\n    options: {threshold: 0.9}\n"
+        f.write(f"plugins:\n  - path: scripts/report.py   # the pass/fail report\n    options: {{threshold: {threshold}}}\n"
                 "  - scripts/kinds.py\n")
+    return project
+
+
+def test_blase_check_validates_a_step_plugins_options(cli, tmp_path):
+    project = _plugged(tmp_path, threshold="high")
+    r = cli("check", cwd=project.root)
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    assert "plugins[0].options.threshold (line 34)" in r.stderr and "step plugin 'report'" in r.stderr
+
+
+def test_plugin_steps_and_operations_get_forms_and_blase_checks_problems(tmp_path):
+    project = _plugged(tmp_path)
     client = Client(Dashboard([project.root]))
     try:
         state = _state(client)
