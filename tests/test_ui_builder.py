@@ -4,6 +4,7 @@ the web app)."""
 
 from __future__ import annotations
 
+import re
 import time
 from importlib import resources
 from pathlib import Path
@@ -20,15 +21,17 @@ from tests.test_ui import SCREENSHOTS, Client, browser_page  # noqa: F401 (a fix
 
 pytest.importorskip("ruamel.yaml", reason="the builder needs the ui extra (pip install -e '.[ui]')")
 
-#: Fast training for the runs, written as a user would (comments kept).
-FAST = {"  epochs: 50\n": "  epochs: 2             # few epochs: a test\n"}
+#: Fast training for the runs, written as a user would (comments kept): one small MLP.
+FAST = {r"^  model: .*$": "  model: mlp           # one small model: a test",
+        r"^  epochs: .*$": "  epochs: 2             # few epochs: a test"}
 
 
 def _project(root: Path, name: str):
     project = create_project(root / name)
     text = project.config_path.read_text()
     for old, new in FAST.items():
-        text = text.replace(old, new)
+        text, found = re.subn(old, new, text, count=1, flags=re.M)
+        assert found, f"the template has no line like {old!r}"
     project.config_path.write_text(text + "\ndeploy:\n  onnx: false           # no ONNX export in tests\n")
     return project
 
@@ -342,8 +345,9 @@ def _plugged(tmp_path: Path, threshold: object = 0.9):
 def test_blase_check_validates_a_step_plugins_options(cli, tmp_path):
     project = _plugged(tmp_path, threshold="high")
     r = cli("check", cwd=project.root)
+    line = project.config_path.read_text().splitlines().index("    options: {threshold: high}") + 1
     assert r.exit_code == 1 and "Traceback" not in r.stderr
-    assert "plugins[0].options.threshold (line 34)" in r.stderr and "step plugin 'report'" in r.stderr
+    assert f"plugins[0].options.threshold (line {line})" in r.stderr and "step plugin 'report'" in r.stderr
 
 
 def test_plugin_steps_and_operations_get_forms_and_blase_checks_problems(tmp_path):
