@@ -423,3 +423,11 @@ def test_a_run_stopped_from_the_page_ends_before_its_next_step_as_interrupted(ui
     assert "waiting" in states and states[-1] == "waiting"  # deploy never started
     [run] = list_runs([alpha.root])
     assert run.id == job["run_id"] and run.status == "interrupted"
+
+
+def test_a_blase_yaml_that_does_not_parse_gets_its_line_and_is_left_alone(ui, alpha):
+    broken = alpha.config_path.read_text().replace("  label: species", "  label: [species")
+    alpha.config_path.write_text(broken)
+    status, err = ui.json("/api/builder/state")
+    assert status == 400 and "YAML syntax error" in err["error"] and "line" in err["error"]
+    assert "editor" in err["hint"] and alpha.config_path.read_text() == broken

@@ -44,7 +44,8 @@ def _yaml(text: str) -> tuple[Any, Any]:
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise ConfigError([ConfigProblem("blase.yaml", line, "", f"YAML syntax error: {getattr(exc, 'problem', exc)}")],
+        at = f" (line {line})" if line else ""
+        raise ConfigError([ConfigProblem("blase.yaml", line, "", f"YAML syntax error: {getattr(exc, 'problem', exc)}{at}")],
                           hint="fix blase.yaml in an editor (the builder edits a file that parses)") from None
     return yaml, tree
 
