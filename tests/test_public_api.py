@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import typer.main
 
-from tests.conftest import check_golden
+from tests.conftest import check_golden, pin_mlp
 
 GOLDEN = Path(__file__).parent / "golden"
 #: The packages whose ``__all__`` is public (DESIGN.md's modules, the tools and the agent).
@@ -175,7 +175,7 @@ def demo_project(tmp_path_factory):
     from blase.pipeline import Pipeline
     from blase.scaffold import create_project
 
-    project = create_project(tmp_path_factory.mktemp("api") / "golden")
+    project = pin_mlp(create_project(tmp_path_factory.mktemp("api") / "golden"))
     Pipeline(project, overrides=["train.epochs=3"]).run()
     return project
 

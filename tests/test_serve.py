@@ -29,8 +29,8 @@ def served(tmp_path_factory):
     from blase.scaffold import create_project
 
     project = create_project(tmp_path_factory.mktemp("serve") / "peng")
-    Pipeline(project, overrides=["train.epochs=10"]).run()
-    Pipeline(project, overrides=["train.epochs=2", "deploy.always=true"]).run()
+    Pipeline(project, overrides=["train.model=mlp", "train.epochs=10"]).run()
+    Pipeline(project, overrides=["train.model=mlp", "train.epochs=2", "deploy.always=true"]).run()
     promote(project, "peng", "v1")
     out = tmp_path_factory.mktemp("predicted")
     expected = {v: pq.read_table(predict(project, f"peng@{v}", project.root / "data" / "penguins.csv",
