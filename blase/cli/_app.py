@@ -42,7 +42,8 @@ def create(
     project = create_project(name, template=template, example=example)
     out = common.out()
     out.print(f"[green]created[/] project [bold]{project.name}[/] at {project.root}")
-    out.print(f"  next: cd {name} && python scripts/train.py && blase runs")
+    first = "python scripts/train.py && blase runs" if template == "tabular" else "blase run"
+    out.print(f"  next: cd {name} && {first}")
 
 
 @app.command()

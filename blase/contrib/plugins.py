@@ -9,7 +9,7 @@ from blase.contrib._keras_setup import KerasOptions
 from blase.contrib._options import LightGBMOptions, XGBoostOptions
 from blase.plugins import Plugin
 
-__all__ = ["EXCEL", "KERAS", "LIGHTGBM", "MMD", "XGBOOST"]
+__all__ = ["EXCEL", "EXPLODE", "FLATTEN", "KERAS", "LIGHTGBM", "MMD", "NESTED_JSON", "XGBOOST"]
 
 XGBOOST = Plugin(
     name="xgboost", kind="model", target="blase.contrib.xgboost:XGBoostModel", version=__version__,
@@ -46,4 +46,22 @@ KERAS = Plugin(
     name="keras", kind="model", target="blase.contrib.keras:KerasModel", version=__version__,
     description="a Keras 3 network (built-in MLP or a build_model script) on torch, tensorflow or jax",
     config_schema=KerasOptions.model_json_schema(), requires=("keras",), extra="keras",
+)
+
+NESTED_JSON = Plugin(
+    name="nested_json", kind="source", target="blase.contrib._nested_json:NestedJSONReader", version="1.0",
+    description="NDJSON and JSON arrays of nested objects and lists: one schema across files, type changes "
+    "named by file and line",
+    requires=("pyarrow",),
+)
+FLATTEN = Plugin(
+    name="flatten", kind="operation", target="blase.contrib._flatten:Flatten", version="1.0",
+    description="nested struct columns as dotted columns (user.address.city), to a depth limit; lists as "
+    "their length, JSON text, or dropped",
+    requires=("pyarrow",),
+)
+EXPLODE = Plugin(
+    name="explode", kind="operation", target="blase.contrib._flatten:Explode", version="1.0",
+    description="one row per element of a list column (the other columns repeated), objects flattened",
+    requires=("pyarrow",),
 )

@@ -1,0 +1,472 @@
+"""The ``nested_json`` source: NDJSON files and JSON arrays of objects with nested objects and
+lists, read as Arrow struct and list columns under a memory budget.
+
+Two passes over the files, a block of whole lines at a time (``block_bytes``), parsed by
+pyarrow's JSON reader (C++):
+
+1. the schema: each block's inferred types are merged across every file (a field missing in
+   some records is null there; integers and fractions make a float; a timestamp-looking text
+   and other text make text). A field whose type changes (a number, then a text; an object,
+   then a list) stops the read with the first file and line where it had each type, unless
+   ``data.bad_rows: quarantine`` sets the records that disagree aside;
+2. the rows: each block parsed again with the merged schema, so every file gives the same
+   columns, and sliced into batches.
+
+Only a block that pyarrow refuses is looked at in Python, line by line, to name the line
+(a record that is not an object, invalid JSON, a type change) or to drop the bad records into
+``outputs/rejects/<source>.ndjson``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from blase.errors import ExtractError
+from blase.extract import SourceReader
+
+__all__ = ["NestedJSONOptions", "NestedJSONReader"]
+
+
+class NestedJSONOptions(BaseModel):
+    """``data.options`` of ``data.format: nested_json``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    block_bytes: int = Field(default=8 << 20, ge=1 << 12, description="bytes of whole lines parsed at a time")
+    text_fields: list[str] = Field(
+        default_factory=list,
+        description="dotted fields read as text whatever their JSON type (the fix for a field whose "
+        "type changes, e.g. user.age holding 30 and \"unknown\")",
+    )
+
+
+# --------------------------------------------------------------------------- blocks of records
+
+
+@dataclass
+class _Block:
+    """Newline-separated JSON records and where each came from."""
+
+    data: bytes
+    first_line: int
+    #: The source line of each record (JSON arrays); None: ``first_line`` + its index.
+    lines: list[int] | None = None
+
+    def line_of(self, index: int) -> int:
+        return self.lines[index] if self.lines is not None else self.first_line + index
+
+
+def _is_array(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"[")
+
+
+def _ndjson_blocks(path: Path, size: int) -> Iterator[_Block]:
+    line = 1
+    rest = b""
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(size)
+            buf = rest + chunk
+            if not chunk:
+                if buf.strip():
+                    yield _Block(buf, line)
+                return
+            cut = buf.rfind(b"\n")
+            if cut < 0:
+                rest = buf
+                continue
+            block, rest = buf[: cut + 1], buf[cut + 1 :]
+            yield _Block(block, line)
+            line += block.count(b"\n")
+
+
+def _array_blocks(path: Path, size: int, shown: str) -> Iterator[_Block]:
+    """A top-level JSON array, element by element (``raw_decode`` on a sliding window), as
+    NDJSON blocks with each element's source line."""
+    decoder = json.JSONDecoder()
+    with open(path, encoding="utf-8-sig") as fh:
+        buf, pos, line, eof = fh.read(size), 0, 1, False
+        pos = buf.index("[") + 1
+        line += buf.count("\n", 0, pos)
+        out: list[str] = []
+        lines: list[int] = []
+        while True:
+            while pos < len(buf) and buf[pos] in " \t\r\n,":
+                line += buf[pos] == "\n"
+                pos += 1
+            if pos >= len(buf) and not eof:
+                more = fh.read(size)
+                eof = not more
+                buf, pos = buf[pos:] + more, 0
+                continue
+            if pos < len(buf) and buf[pos] == "]":
+                break
+            try:
+                value, end = decoder.raw_decode(buf, pos)
+            except json.JSONDecodeError as exc:
+                if not eof:
+                    more = fh.read(size)
+                    eof = not more
+                    buf, pos = buf[pos:] + more, 0
+                    continue
+                raise ExtractError(f"{shown}, line {line}: not valid JSON ({exc.msg})",
+                                   hint="fix the JSON array (every element an object, separated by commas)") from None
+            out.append(json.dumps(value, separators=(",", ":")) if isinstance(value, dict) else buf[pos:end])
+            lines.append(line)
+            line += buf.count("\n", pos, end)
+            pos = end
+            if sum(map(len, out)) >= size:
+                yield _Block("\n".join(out).encode() + b"\n", lines[0], lines)
+                out, lines = [], []
+        if out:
+            yield _Block("\n".join(out).encode() + b"\n", lines[0], lines)
+
+
+# --------------------------------------------------------------------------- types
+
+
+def _kind(t: pa.DataType) -> str:
+    if pa.types.is_null(t):
+        return "null"
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        return "number"
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_struct(t):
+        return "object"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return "list"
+    return "text"  # strings, and the timestamps pyarrow reads from ISO texts
+
+
+def _value_kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, dict):
+        return "object"
+    if isinstance(v, list):
+        return "list"
+    return "text"
+
+
+class _Conflict(Exception):
+    def __init__(self, path: str, a: str, b: str) -> None:
+        super().__init__(path)
+        self.path, self.a, self.b = path, a, b
+
+
+def _merge(a: pa.DataType, b: pa.DataType, path: str) -> pa.DataType:
+    """The type that holds values of both ``a`` and ``b``; :class:`_Conflict` when none does."""
+    if a == b:
+        return a
+    ka, kb = _kind(a), _kind(b)
+    if ka == "null":
+        return b
+    if kb == "null":
+        return a
+    if ka != kb:
+        raise _Conflict(path, ka, kb)
+    if ka == "number":
+        return pa.float64()
+    if ka == "text":
+        return pa.string()
+    if ka == "list":
+        return pa.list_(_merge(a.value_type, b.value_type, path + "[]"))
+    fields = {f.name: f.type for f in a}
+    for f in b:
+        name = f"{path}.{f.name}" if path else f.name
+        fields[f.name] = _merge(fields[f.name], f.type, name) if f.name in fields else f.type
+    return pa.struct(list(fields.items()))
+
+
+def _merge_schema(a: pa.Schema | None, b: pa.Schema) -> pa.Schema:
+    if a is None:
+        return b
+    return pa.schema(list(_merge(pa.struct(list(a)), pa.struct(list(b)), "")))
+
+
+def _record_conflict(value: Any, t: pa.DataType | None, path: str) -> tuple[str, str, str] | None:
+    """The first field of ``value`` whose kind disagrees with type ``t`` (path, was, now)."""
+    if t is None or value is None:
+        return None
+    want, got = _kind(t), _value_kind(value)
+    if want == "null":
+        return None
+    if want != got:
+        return (path, want, got)
+    if got == "object":
+        children = {f.name: f.type for f in t}
+        for key, child in value.items():
+            hit = _record_conflict(child, children.get(key), f"{path}.{key}" if path else key)
+            if hit:
+                return hit
+    elif got == "list":
+        for item in value:
+            hit = _record_conflict(item, t.value_type, path + "[]")
+            if hit:
+                return hit
+    return None
+
+
+def _as_text(value: Any, parts: list[str]) -> Any:
+    """``value`` with the field at ``parts`` (dotted path, split) turned into text."""
+    if not parts:
+        return value if value is None or isinstance(value, str) else json.dumps(value)
+    if isinstance(value, dict) and parts[0] in value:
+        value[parts[0]] = _as_text(value[parts[0]], parts[1:])
+    return value
+
+
+def _text_type(t: pa.DataType, parts: list[str]) -> pa.DataType:
+    if not parts:
+        return pa.string()
+    if not pa.types.is_struct(t):
+        return t
+    return pa.struct([(f.name, _text_type(f.type, parts[1:]) if f.name == parts[0] else f.type) for f in t])
+
+
+# --------------------------------------------------------------------------- the reader
+
+
+@dataclass
+class _Seen:
+    """Where each dotted field first had its kind (for the error that names both lines)."""
+
+    kinds: dict[str, tuple[str, str, int]] = field(default_factory=dict)
+
+    def visit(self, value: Any, path: str, where: str, line: int) -> tuple[str, str, str, int, str] | None:
+        """The first field of ``value`` whose kind differs from its first one: (path, kind
+        then, file then, line then, kind now)."""
+        kind = _value_kind(value)
+        if kind != "null" and path:
+            first = self.kinds.setdefault(path, (kind, where, line))
+            if first[0] != kind:
+                return (path, first[0], first[1], first[2], kind)
+        children = value.items() if kind == "object" else (((None, v) for v in value) if kind == "list" else ())
+        for key, child in children:
+            name = path + "[]" if key is None else (f"{path}.{key}" if path else key)
+            hit = self.visit(child, name, where, line)
+            if hit:
+                return hit
+        return None
+
+
+class NestedJSONReader(SourceReader):
+    """NDJSON or JSON arrays of objects, nested objects and lists kept as struct and list
+    columns (the ``flatten`` and ``explode`` operations make flat columns of them)."""
+
+    name: ClassVar[str] = "nested_json"
+    config_model = NestedJSONOptions
+
+    def __init__(self, options: NestedJSONOptions | None = None) -> None:
+        super().__init__(options or NestedJSONOptions())
+        self.rows_rejected = 0
+        self._schema: pa.Schema | None = None
+        self._key: tuple[Any, ...] | None = None
+        self._bad_rows = "error"
+        self._rejects: Path | None = None
+        self._rejects_fh: Any = None
+        self._base: Path | None = None
+
+    # -- the contract -------------------------------------------------------------------------
+
+    def begin(self, files: Sequence[Path], *, bad_rows: str = "error", rejects_file: Path | None = None,
+              base_dir: Path | None = None) -> None:
+        """Learn one schema across ``files`` (cached while they are unchanged)."""
+        self._bad_rows, self._rejects, self._base = bad_rows, rejects_file, base_dir
+        self.rows_rejected = 0  # each stream starts afresh: the last one read is the extract's
+        if rejects_file is not None and bad_rows == "quarantine":
+            rejects_file.unlink(missing_ok=True)
+        key = (*((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files), bad_rows)
+        if key != self._key:
+            self._schema = self._infer(files)
+            self._key = key
+
+    def read(self, path: Path, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        if self._schema is None:
+            self.begin([path], base_dir=self._base)
+        schema = self._schema
+        assert schema is not None
+        try:
+            for block in self._blocks(path):
+                table = self._parse(block, path, schema, write_rejects=True)
+                yield from table.to_batches(max_chunksize=batch_rows)
+        finally:
+            if self._rejects_fh is not None:
+                self._rejects_fh.close()
+                self._rejects_fh = None
+
+    def write_example(self, folder: Path) -> Path:
+        path = folder / "example.ndjson"
+        rows = [{"id": i, "user": {"name": f"u{i}", "age": 20 + i}, "tags": ["a", "b"][: i % 3]}
+                for i in range(5)]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return path
+
+    @property
+    def schema_(self) -> pa.Schema | None:
+        return self._schema
+
+    # -- the passes ---------------------------------------------------------------------------
+
+    def _shown(self, path: Path) -> str:
+        if self._base is not None:
+            try:
+                return path.resolve().relative_to(self._base.resolve()).as_posix()
+            except ValueError:
+                pass
+        return str(path)
+
+    def _blocks(self, path: Path) -> Iterator[_Block]:
+        size = self.options.block_bytes
+        return _array_blocks(path, size, self._shown(path)) if _is_array(path) else _ndjson_blocks(path, size)
+
+    def _forced(self) -> pa.Schema | None:
+        """The explicit schema of ``text_fields`` (nested fields as structs holding them)."""
+        fields: dict[str, pa.DataType] = {}
+        for dotted in self.options.text_fields:
+            top, *rest = dotted.split(".")
+            fields[top] = _text_type(fields.get(top, pa.struct([])), rest) if rest else pa.string()
+        return pa.schema(list(fields.items())) if fields else None
+
+    def _infer(self, files: Sequence[Path]) -> pa.Schema:
+        forced = self._forced()
+        schema = forced
+        for path in files:
+            for block in self._blocks(path):
+                try:
+                    table = self._parse(block, path, forced, write_rejects=False)
+                    schema = _merge_schema(schema, table.schema)
+                except (_Conflict, pa.ArrowInvalid) as conflict:
+                    if self._bad_rows != "quarantine":
+                        raise self._locate(files, path, conflict) from None
+                    # keep the type seen first: the block's disagreeing records go to rejects
+                    data = self._clean(block, path, schema, write_rejects=False)
+                    table = self._parse(_Block(data, block.first_line), path, forced, write_rejects=False)
+                    schema = _merge_schema(schema, table.schema)
+        if schema is None or not len(schema):
+            shown = ", ".join(self._shown(f) for f in files[:3])
+            raise ExtractError(f"{shown} holds no JSON records", hint="check data.source in blase.yaml")
+        return schema
+
+    def _parse(self, block: _Block, path: Path, schema: pa.Schema | None, *, write_rejects: bool) -> pa.Table:
+        """The block as a table (of ``schema`` when given, types inferred beyond it); a block
+        pyarrow refuses is cleaned record by record first."""
+        import pyarrow.json as pj
+
+        if self.options.text_fields:
+            data = self._clean(block, path, schema, write_rejects=write_rejects)
+        else:
+            data = block.data
+        parse = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer", newlines_in_values=False)
+        read = pj.ReadOptions(block_size=max(len(data) + 1, 1 << 16), use_threads=False)
+        try:
+            table = pj.read_json(io.BytesIO(data), read_options=read, parse_options=parse)
+        except pa.ArrowInvalid:
+            if data is not block.data or not write_rejects:
+                raise  # the schema pass names the first bad line itself (_infer)
+            data = self._clean(block, path, schema, write_rejects=write_rejects)
+            table = pj.read_json(io.BytesIO(data), read_options=read, parse_options=parse)
+        if schema is not None and table.schema != schema and set(table.schema.names) <= set(schema.names):
+            table = table.select([n for n in schema.names if n in table.schema.names])
+            table = pa.table({n: table[n] if n in table.column_names else pa.nulls(len(table), schema.field(n).type)
+                              for n in schema.names}).cast(schema)
+        return table
+
+    def _clean(self, block: _Block, path: Path, schema: pa.Schema | None, *, write_rejects: bool) -> bytes:
+        """The block's good records (text fields as text); a bad one is an error naming its
+        line, or (quarantine) set aside into the rejects file."""
+        seen = _Seen()
+        kept: list[bytes] = []
+        texts = [f.split(".") for f in self.options.text_fields]
+        for i, raw in enumerate(block.data.split(b"\n")):
+            if not raw.strip():
+                continue
+            line = block.line_of(i)
+            problem, record = None, None
+            try:
+                record = json.loads(raw)
+            except ValueError as exc:
+                problem = f"not valid JSON ({exc})"
+            if problem is None and not isinstance(record, dict):
+                problem = f"a JSON {_value_kind(record)}, not an object"
+            if problem is None:
+                for parts in texts:
+                    record = _as_text(record, parts)
+                hit = _record_conflict(record, pa.struct(list(schema)) if schema is not None else None, "")
+                if hit:
+                    problem = f"field {hit[0]!r} is {hit[2]} here but {hit[1]} before"
+                elif (local := seen.visit(record, "", "", line)) is not None:
+                    problem = f"field {local[0]!r} is {local[4]} here but {local[1]} on line {local[3]}"
+            if problem is None:
+                kept.append(json.dumps(record, separators=(",", ":")).encode() if texts else raw)
+                continue
+            if self._bad_rows != "quarantine":
+                raise self._bad_record(path, line, problem)
+            if write_rejects:
+                self._reject(path, line, problem, raw)
+        return b"\n".join(kept) + b"\n"
+
+    # -- errors and rejects -------------------------------------------------------------------
+
+    def _bad_record(self, path: Path, line: int, problem: str) -> ExtractError:
+        return ExtractError(
+            f"{self._shown(path)}, line {line}: {problem}",
+            hint="fix that record, or set data.bad_rows: quarantine to set such records aside in "
+            "outputs/rejects/ (counted in the run)",
+        )
+
+    def _locate(self, files: Sequence[Path], upto: Path, conflict: Exception) -> ExtractError:
+        """Scan from the first file in Python for the first line where a field changes type."""
+        seen = _Seen()
+        for path in files:
+            for block in self._blocks(path):
+                for i, raw in enumerate(block.data.split(b"\n")):
+                    if not raw.strip():
+                        continue
+                    line = block.line_of(i)
+                    try:
+                        record = json.loads(raw)
+                    except ValueError as exc:
+                        return self._bad_record(path, line, f"not valid JSON ({exc})")
+                    hit = seen.visit(record, "", self._shown(path), line) if isinstance(record, dict) else None
+                    if not isinstance(record, dict):
+                        return self._bad_record(path, line, f"a JSON {_value_kind(record)}, not an object")
+                    if hit:
+                        name, was, where, first, now = hit
+                        return ExtractError(
+                            f"{self._shown(path)}, line {line}: field {name!r} is {now} here but {was} "
+                            f"in {where}, line {first} (the first {was} value)",
+                            hint=f"read it as text with data.options: {{text_fields: [{name.rstrip('[]')}]}}, "
+                            "fix the record, or set data.bad_rows: quarantine to set such records aside",
+                        )
+            if path == upto:
+                break
+        return ExtractError(f"{self._shown(upto)}: records of different types ({conflict})",
+                            hint="read the field as text with data.options: {text_fields: [FIELD]}, or set "
+                            "data.bad_rows: quarantine")
+
+    def _reject(self, path: Path, line: int, problem: str, raw: bytes) -> None:
+        self.rows_rejected += 1
+        if self._rejects is None:
+            return
+        if self._rejects_fh is None:
+            self._rejects.parent.mkdir(parents=True, exist_ok=True)
+            self._rejects_fh = open(self._rejects, "a", encoding="utf-8")  # noqa: SIM115 (closed by read)
+        entry = {"file": self._shown(path), "line": line, "error": problem,
+                 "record": raw.decode("utf-8", "replace")}
+        self._rejects_fh.write(json.dumps(entry) + "\n")
