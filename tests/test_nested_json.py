@@ -211,3 +211,9 @@ def test_json_template_through_the_whole_sequence(tmp_path, cli):
     bad = cli("predict", "shop", "data/new.ndjson", "--out", "outputs/bad.csv", cwd=root)
     assert bad.exit_code != 0 and "new.ndjson, line 2: a JSON list, not an object" in bad.stderr + bad.stdout
     assert "Traceback" not in bad.stderr and not (root / "outputs/bad.csv").exists()
+
+
+@pytest.mark.parametrize("name", ["nested_json", "flatten", "explode"])
+def test_the_plugins_pass_their_conformance_checks(cli, name):
+    result = cli("plugin", "check", name)
+    assert result.exit_code == 0 and "all checks passed" in result.stdout, result.stdout
