@@ -350,7 +350,8 @@ class NestedJSONReader(SourceReader):
             for block in self._blocks(path):
                 try:
                     table = self._parse(block, path, forced, write_rejects=False)
-                    schema = _merge_schema(schema, table.schema)
+                    if schema is None or not table.schema.equals(schema):
+                        schema = _merge_schema(schema, table.schema)
                 except (_Conflict, pa.ArrowInvalid) as conflict:
                     if self._bad_rows != "quarantine":
                         raise self._locate(files, path, conflict) from None
