@@ -36,18 +36,39 @@ def direct(steps: int, seed: int) -> tuple[float, dict]:
     return time.process_time() - start, policy.state_dict()
 
 
-def through_blase(steps: int, seed: int, shards: Path, root: Path) -> tuple[float, dict]:
+def _timed(func, spent: dict[str, float], key: str):
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            spent[key] += time.perf_counter() - start
+    return wrapper
+
+
+def through_blase(steps: int, seed: int, shards: Path, root: Path) -> tuple[float, dict, dict[str, float]]:
+    """CPU seconds, the weights, and the wall seconds spent in Track calls and checkpoints
+    against the whole fit (measured inside the run, so the machine's load cancels out)."""
     from blase import Track
+    from blase.contrib import rl
     from blase.contrib._rl_options import PPOOptions
-    from blase.contrib.rl import PPOModel
     from blase.model import FitContext, fit_model
 
-    kind = PPOModel(PPOOptions(steps=steps))
-    with tempfile.TemporaryDirectory() as out, Track(project=root, name="bench-rl") as run:
-        start = time.process_time()
-        fit_model(kind, shards, FitContext(out_dir=Path(out), seed=seed, track=run))
-        seconds = time.process_time() - start
-    return seconds, kind.policy_.state_dict()
+    kind = rl.PPOModel(PPOOptions(steps=steps))
+    spent = {"track": 0.0, "checkpoint": 0.0, "fit": 0.0}
+    save = rl._save_checkpoint
+    rl._save_checkpoint = _timed(save, spent, "checkpoint")
+    try:
+        with tempfile.TemporaryDirectory() as out, Track(project=root, name="bench-rl") as run:
+            run.log_event = _timed(run.log_event, spent, "track")
+            run.log_metrics = _timed(run.log_metrics, spent, "track")
+            start, wall = time.process_time(), time.perf_counter()
+            fit_model(kind, shards, FitContext(out_dir=Path(out), seed=seed, track=run))
+            seconds = time.process_time() - start
+            spent["fit"] = time.perf_counter() - wall
+    finally:
+        rl._save_checkpoint = save
+    return seconds, kind.policy_.state_dict(), spent
 
 
 def main() -> None:
@@ -64,11 +85,15 @@ def main() -> None:
     project = create_project(tmp / "pole", template="rl")
     shards = Pipeline(project).run(to_step="prepare").steps["prepare"].output.root
     times: dict[str, list[float]] = {"direct": [], "blase": []}
-    for _ in range(args.repeat):
-        t, a = direct(args.steps, 42)
-        times["direct"].append(t)
-        t, b = through_blase(args.steps, 42, shards, project.root)
-        times["blase"].append(t)
+    shares: list[dict[str, float]] = []
+    for i in range(args.repeat):
+        for name in ("direct", "blase") if i % 2 == 0 else ("blase", "direct"):  # alternate the order
+            if name == "direct":
+                t, a = direct(args.steps, 42)
+            else:
+                t, b, spent = through_blase(args.steps, 42, shards, project.root)
+                shares.append(spent)
+            times[name].append(t)
         assert all(torch.equal(a[k], b[k]) for k in a), "the two loops trained different weights"
     base = statistics.median(times["direct"])
     print(f"\nPPO on CartPole-v1, {args.steps:,} steps, median of {args.repeat} (same weights both ways)")
@@ -77,6 +102,9 @@ def main() -> None:
         secs = statistics.median(values)
         over = f"{(secs / base - 1) * 100:+.1f} %" if name != "direct" else ""
         print(f"| {name} | {secs:.2f} | {args.steps / secs:,.0f} | {over} |")
+    track = statistics.median(100 * s["track"] / s["fit"] for s in shares)
+    ckpt = statistics.median(100 * s["checkpoint"] / s["fit"] for s in shares)
+    print(f"\ninside the Blase fit (wall time, median): Track calls {track:.2f} %, checkpoints {ckpt:.2f} %")
 
 
 if __name__ == "__main__":

@@ -217,3 +217,23 @@ def test_json_template_through_the_whole_sequence(tmp_path, cli):
 def test_the_plugins_pass_their_conformance_checks(cli, name):
     result = cli("plugin", "check", name)
     assert result.exit_code == 0 and "all checks passed" in result.stdout, result.stdout
+
+
+def test_a_run_quarantines_bad_records_and_counts_them_in_the_run(tmp_path, cli):
+    root = tmp_path / "shop"
+    assert cli("create", str(root), "--template", "json").exit_code == 0
+    orders = root / "data/orders.ndjson"
+    lines = orders.read_text().splitlines()[:200]
+    changed = json.loads(lines[10])
+    changed["payment"]["installments"] = "three"
+    orders.write_text("\n".join([*lines[:5], "[1, 2]", *lines[5:10], json.dumps(changed), *lines[11:]]) + "\n")
+    failed = cli("run", "--to", "extract", cwd=root)
+    assert failed.exit_code != 0 and "data/orders.ndjson, line 6: a JSON list, not an object" in failed.stderr
+    run = cli("run", "--to", "extract", "--set", "data.bad_rows=quarantine", "--json", cwd=root)
+    assert run.exit_code == 0, run.stderr
+    out = json.loads(run.stdout)
+    info = json.loads(cli("inspect", out.get("run_id") or out["id"], "--json", cwd=root).stdout)
+    assert info["metrics"]["extract.rows_rejected"] == 2 and info["metrics"]["extract.rows_out"] == 199
+    rejects = [json.loads(x) for x in (root / "outputs/rejects/orders.ndjson").read_text().splitlines()]
+    assert [(r["file"], r["line"]) for r in rejects] == [("data/orders.ndjson", 6), ("data/orders.ndjson", 12)]
+    assert "payment.installments" in rejects[1]["error"]
