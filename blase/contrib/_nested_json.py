@@ -100,6 +100,7 @@ def _array_blocks(path: Path, size: int, shown: str) -> Iterator[_Block]:
         line += buf.count("\n", 0, pos)
         out: list[str] = []
         lines: list[int] = []
+        held = 0
         while True:
             while pos < len(buf) and buf[pos] in " \t\r\n,":
                 line += buf[pos] == "\n"
@@ -121,13 +122,14 @@ def _array_blocks(path: Path, size: int, shown: str) -> Iterator[_Block]:
                     continue
                 raise ExtractError(f"{shown}, line {line}: not valid JSON ({exc.msg})",
                                    hint="fix the JSON array (every element an object, separated by commas)") from None
-            out.append(json.dumps(value, separators=(",", ":")) if isinstance(value, dict) else buf[pos:end])
+            out.append(json.dumps(value, separators=(",", ":")))  # one line, whatever its layout
             lines.append(line)
             line += buf.count("\n", pos, end)
             pos = end
-            if sum(map(len, out)) >= size:
+            held += len(out[-1])
+            if held >= size:
                 yield _Block("\n".join(out).encode() + b"\n", lines[0], lines)
-                out, lines = [], []
+                out, lines, held = [], [], 0
         if out:
             yield _Block("\n".join(out).encode() + b"\n", lines[0], lines)
 
