@@ -6,8 +6,9 @@
 - DuckDB: one `COPY (SELECT ... FROM read_json(...)) TO 'flat.parquet'` with the same
   flattening written in SQL over the structs, with `memory_limit` set to the same budget.
 
-Each runs in its own process (peak RSS is that process's maximum resident set, from
-`wait4`), `--repeat` times, alternating; the table gives the median time.
+Each runs in its own process (peak RSS is that process's maximum resident set, and CPU time
+its user + system time, from `wait4`), `--repeat` times, alternating; the table gives the
+median times. On a shared machine the CPU time is the fairer measure.
 
     python bench/nested_json.py --size-gb 1 --memory 512MB
 """
@@ -53,8 +54,9 @@ con.execute(f'''COPY (SELECT order_id, placed_at,
 """
 
 
-def run(code: str, src: Path, memory: str) -> tuple[float, int, int]:
-    """Seconds, peak RSS bytes and output rows of one run of ``code`` in a fresh process."""
+def run(code: str, src: Path, memory: str) -> tuple[float, int, int, float]:
+    """Seconds, peak RSS bytes, output rows and CPU seconds of one run of ``code`` in a fresh
+    process."""
     import pyarrow.parquet as pq
 
     with tempfile.TemporaryDirectory(prefix="bench-json-") as work:
@@ -67,7 +69,7 @@ def run(code: str, src: Path, memory: str) -> tuple[float, int, int]:
         flat = Path(work) / "flat"
         files = sorted(flat.glob("*.parquet")) if flat.is_dir() else [Path(work) / "flat.parquet"]
         rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-    return seconds, usage.ru_maxrss * 1024, rows
+    return seconds, usage.ru_maxrss * 1024, rows, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -82,19 +84,22 @@ def main() -> None:
         t = time.perf_counter()
         n = write(str(src), size_bytes=int(args.size_gb * (1 << 30)))
         print(f"wrote {n:,} orders ({src.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - t:.0f}s")
-    results: dict[str, list[tuple[float, int, int]]] = {"blase": [], "duckdb": []}
+    results: dict[str, list[tuple[float, int, int, float]]] = {"blase": [], "duckdb": []}
     for _ in range(args.repeat):
         for name, code in (("blase", BLASE), ("duckdb", DUCKDB)):
             results[name].append(run(code, src, args.memory))
     size = src.stat().st_size / 1e6
     print(f"\n{size:,.0f} MB NDJSON, memory budget {args.memory}, median of {args.repeat}")
-    print("| reader | rows | seconds | MB/s | peak RSS |\n| --- | --- | --- | --- | --- |")
+    print("| reader | rows | seconds | CPU seconds | MB/s | peak RSS |\n| --- | --- | --- | --- | --- | --- |")
     base = statistics.median(r[0] for r in results["duckdb"])
+    cpu_base = statistics.median(r[3] for r in results["duckdb"])
     for name, rows in results.items():
-        secs = statistics.median(r[0] for r in rows)
+        secs, cpu = statistics.median(r[0] for r in rows), statistics.median(r[3] for r in rows)
         rss = max(r[1] for r in rows)
         rel = f" ({secs / base:.2f}x)" if name != "duckdb" else ""
-        print(f"| {name} | {rows[0][2]:,} | {secs:.1f}{rel} | {size / secs:.0f} | {rss / 2**20:,.0f} MB |")
+        cpu_rel = f" ({cpu / cpu_base:.2f}x)" if name != "duckdb" else ""
+        print(f"| {name} | {rows[0][2]:,} | {secs:.1f}{rel} | {cpu:.1f}{cpu_rel} | {size / secs:.0f} | "
+              f"{rss / 2**20:,.0f} MB |")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,10 @@ pyarrow's JSON reader (C++):
 Only a block that pyarrow refuses is looked at in Python, line by line, to name the line
 (a record that is not an object, invalid JSON, a type change) or to drop the bad records into
 ``outputs/rejects/<source>.ndjson``.
+
+Once the schema pass has found every record good, the rows are read by DuckDB's JSON reader
+(faster than pyarrow's) with the learned columns fixed; with ``bad_rows: quarantine`` or
+``text_fields`` the blocks above read them, setting records aside or turning fields to text.
 """
 
 from __future__ import annotations
@@ -241,6 +245,43 @@ def _text_type(t: pa.DataType, parts: list[str]) -> pa.DataType:
     return pa.struct([(f.name, _text_type(f.type, parts[1:]) if f.name == parts[0] else f.type) for f in t])
 
 
+# --------------------------------------------------------------------------- DuckDB's road
+
+
+def _duck_connect() -> Any:
+    import duckdb
+
+    return duckdb.connect(config={"threads": 2, "memory_limit": "256MB", "preserve_insertion_order": True})
+
+
+def _duck_columns(schema: pa.Schema, files: Sequence[Path]) -> tuple[str, dict[str, str]] | None:
+    """The read_json format and DuckDB column types of ``schema`` (the one the schema pass
+    learned); None for files that mix NDJSON and arrays."""
+    arrays = {_is_array(f) for f in files}
+    if len(arrays) != 1:
+        return None
+    con = _duck_connect()
+    try:
+        con.register("_blase_schema", pa.Table.from_batches([], schema=schema))
+        columns = {str(r[0]): str(r[1]) for r in con.execute("DESCRIBE _blase_schema").fetchall()}
+    finally:
+        con.close()
+    return ("array" if arrays.pop() else "newline_delimited"), columns
+
+
+def _duck_read(path: Path, fmt: str, columns: dict[str, str], *, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    from blase._duck import sql_quote
+
+    spec = "{" + ", ".join(f"{sql_quote(n)}: {sql_quote(t)}" for n, t in columns.items()) + "}"
+    con = _duck_connect()
+    try:
+        rel = con.sql(f"SELECT * FROM read_json({sql_quote(str(path))}, format='{fmt}', columns={spec})")
+        reader = rel.to_arrow_reader(batch_rows) if hasattr(rel, "to_arrow_reader") else rel.fetch_record_batch(batch_rows)
+        yield from reader
+    finally:
+        con.close()
+
+
 # --------------------------------------------------------------------------- the reader
 
 
@@ -283,6 +324,8 @@ class NestedJSONReader(SourceReader):
         self._rejects: Path | None = None
         self._rejects_fh: Any = None
         self._base: Path | None = None
+        #: DuckDB's read_json format and columns, when it reads the files (clean data).
+        self._duck: tuple[str, dict[str, str]] | None = None
 
     # -- the contract -------------------------------------------------------------------------
 
@@ -296,11 +339,16 @@ class NestedJSONReader(SourceReader):
         key = (*((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files), bad_rows)
         if key != self._key:
             self._schema = self._infer(files)
+            fast = bad_rows != "quarantine" and not self.options.text_fields
+            self._duck = _duck_columns(self._schema, files) if fast else None
             self._key = key
 
     def read(self, path: Path, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
         if self._schema is None:
             self.begin([path], base_dir=self._base)
+        if self._duck is not None:
+            yield from _duck_read(path, *self._duck, batch_rows=batch_rows)
+            return
         schema = self._schema
         assert schema is not None
         try:
@@ -376,7 +424,8 @@ class NestedJSONReader(SourceReader):
         else:
             data = block.data
         parse = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer", newlines_in_values=False)
-        read = pj.ReadOptions(block_size=max(len(data) + 1, 1 << 16), use_threads=False)
+        # pyarrow parses 1 MiB chunks of the block on its threads, in order
+        read = pj.ReadOptions(block_size=1 << 20, use_threads=True)
         try:
             table = pj.read_json(io.BytesIO(data), read_options=read, parse_options=parse)
         except pa.ArrowInvalid:

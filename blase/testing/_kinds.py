@@ -72,14 +72,14 @@ def _options_checks(impl: Any, *, from_signature: bool, given: dict[str, Any] | 
 
 
 def _table_hash(table: Any) -> str:
-    import pyarrow as pa
+    """A hash of the table's schema and values: not of its buffers, whose chunking and bytes
+    under nulls (what DuckDB leaves there) may differ between two equal tables."""
+    import json
 
     from blase.hashing import hash_bytes
 
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return hash_bytes(sink.getvalue().to_pybytes())
+    text = json.dumps([str(table.schema), table.to_pylist()], default=str, sort_keys=True)
+    return hash_bytes(text.encode())
 
 
 # -- operation -----------------------------------------------------------------------------------
