@@ -26,13 +26,25 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from blase.contrib._json_records import (
+    Block,
+    Conflict,
+    Seen,
+    array_blocks,
+    as_text,
+    is_array,
+    merge_schema,
+    ndjson_blocks,
+    record_conflict,
+    text_type,
+    value_kind,
+)
 from blase.errors import ExtractError
 from blase.extract import SourceReader
 
@@ -52,199 +64,6 @@ class NestedJSONOptions(BaseModel):
     )
 
 
-# --------------------------------------------------------------------------- blocks of records
-
-
-@dataclass
-class _Block:
-    """Newline-separated JSON records and where each came from."""
-
-    data: bytes
-    first_line: int
-    #: The source line of each record (JSON arrays); None: ``first_line`` + its index.
-    lines: list[int] | None = None
-
-    def line_of(self, index: int) -> int:
-        return self.lines[index] if self.lines is not None else self.first_line + index
-
-
-def _is_array(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-    return head.startswith(b"[")
-
-
-def _ndjson_blocks(path: Path, size: int) -> Iterator[_Block]:
-    line = 1
-    rest = b""
-    with open(path, "rb") as fh:
-        while True:
-            chunk = fh.read(size)
-            buf = rest + chunk
-            if not chunk:
-                if buf.strip():
-                    yield _Block(buf, line)
-                return
-            cut = buf.rfind(b"\n")
-            if cut < 0:
-                rest = buf
-                continue
-            block, rest = buf[: cut + 1], buf[cut + 1 :]
-            yield _Block(block, line)
-            line += block.count(b"\n")
-
-
-def _array_blocks(path: Path, size: int, shown: str) -> Iterator[_Block]:
-    """A top-level JSON array, element by element (``raw_decode`` on a sliding window), as
-    NDJSON blocks with each element's source line."""
-    decoder = json.JSONDecoder()
-    with open(path, encoding="utf-8-sig") as fh:
-        buf, pos, line, eof = fh.read(size), 0, 1, False
-        pos = buf.index("[") + 1
-        line += buf.count("\n", 0, pos)
-        out: list[str] = []
-        lines: list[int] = []
-        held = 0
-        while True:
-            while pos < len(buf) and buf[pos] in " \t\r\n,":
-                line += buf[pos] == "\n"
-                pos += 1
-            if pos >= len(buf) and not eof:
-                more = fh.read(size)
-                eof = not more
-                buf, pos = buf[pos:] + more, 0
-                continue
-            if pos < len(buf) and buf[pos] == "]":
-                break
-            try:
-                value, end = decoder.raw_decode(buf, pos)
-            except json.JSONDecodeError as exc:
-                if not eof:
-                    more = fh.read(size)
-                    eof = not more
-                    buf, pos = buf[pos:] + more, 0
-                    continue
-                raise ExtractError(f"{shown}, line {line}: not valid JSON ({exc.msg})",
-                                   hint="fix the JSON array (every element an object, separated by commas)") from None
-            out.append(json.dumps(value, separators=(",", ":")))  # one line, whatever its layout
-            lines.append(line)
-            line += buf.count("\n", pos, end)
-            pos = end
-            held += len(out[-1])
-            if held >= size:
-                yield _Block("\n".join(out).encode() + b"\n", lines[0], lines)
-                out, lines, held = [], [], 0
-        if out:
-            yield _Block("\n".join(out).encode() + b"\n", lines[0], lines)
-
-
-# --------------------------------------------------------------------------- types
-
-
-def _kind(t: pa.DataType) -> str:
-    if pa.types.is_null(t):
-        return "null"
-    if pa.types.is_integer(t) or pa.types.is_floating(t):
-        return "number"
-    if pa.types.is_boolean(t):
-        return "boolean"
-    if pa.types.is_struct(t):
-        return "object"
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
-        return "list"
-    return "text"  # strings, and the timestamps pyarrow reads from ISO texts
-
-
-def _value_kind(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, (int, float)):
-        return "number"
-    if isinstance(v, dict):
-        return "object"
-    if isinstance(v, list):
-        return "list"
-    return "text"
-
-
-class _Conflict(Exception):
-    def __init__(self, path: str, a: str, b: str) -> None:
-        super().__init__(path)
-        self.path, self.a, self.b = path, a, b
-
-
-def _merge(a: pa.DataType, b: pa.DataType, path: str) -> pa.DataType:
-    """The type that holds values of both ``a`` and ``b``; :class:`_Conflict` when none does."""
-    if a == b:
-        return a
-    ka, kb = _kind(a), _kind(b)
-    if ka == "null":
-        return b
-    if kb == "null":
-        return a
-    if ka != kb:
-        raise _Conflict(path, ka, kb)
-    if ka == "number":
-        return pa.float64()
-    if ka == "text":
-        return pa.string()
-    if ka == "list":
-        return pa.list_(_merge(a.value_type, b.value_type, path + "[]"))
-    fields = {f.name: f.type for f in a}
-    for f in b:
-        name = f"{path}.{f.name}" if path else f.name
-        fields[f.name] = _merge(fields[f.name], f.type, name) if f.name in fields else f.type
-    return pa.struct(list(fields.items()))
-
-
-def _merge_schema(a: pa.Schema | None, b: pa.Schema) -> pa.Schema:
-    if a is None:
-        return b
-    return pa.schema(list(_merge(pa.struct(list(a)), pa.struct(list(b)), "")))
-
-
-def _record_conflict(value: Any, t: pa.DataType | None, path: str) -> tuple[str, str, str] | None:
-    """The first field of ``value`` whose kind disagrees with type ``t`` (path, was, now)."""
-    if t is None or value is None:
-        return None
-    want, got = _kind(t), _value_kind(value)
-    if want == "null":
-        return None
-    if want != got:
-        return (path, want, got)
-    if got == "object":
-        children = {f.name: f.type for f in t}
-        for key, child in value.items():
-            hit = _record_conflict(child, children.get(key), f"{path}.{key}" if path else key)
-            if hit:
-                return hit
-    elif got == "list":
-        for item in value:
-            hit = _record_conflict(item, t.value_type, path + "[]")
-            if hit:
-                return hit
-    return None
-
-
-def _as_text(value: Any, parts: list[str]) -> Any:
-    """``value`` with the field at ``parts`` (dotted path, split) turned into text."""
-    if not parts:
-        return value if value is None or isinstance(value, str) else json.dumps(value)
-    if isinstance(value, dict) and parts[0] in value:
-        value[parts[0]] = _as_text(value[parts[0]], parts[1:])
-    return value
-
-
-def _text_type(t: pa.DataType, parts: list[str]) -> pa.DataType:
-    if not parts:
-        return pa.string()
-    if not pa.types.is_struct(t):
-        return t
-    return pa.struct([(f.name, _text_type(f.type, parts[1:]) if f.name == parts[0] else f.type) for f in t])
-
-
 # --------------------------------------------------------------------------- DuckDB's road
 
 
@@ -257,7 +76,7 @@ def _duck_connect() -> Any:
 def _duck_columns(schema: pa.Schema, files: Sequence[Path]) -> tuple[str, dict[str, str]] | None:
     """The read_json format and DuckDB column types of ``schema`` (the one the schema pass
     learned); None for files that mix NDJSON and arrays."""
-    arrays = {_is_array(f) for f in files}
+    arrays = {is_array(f) for f in files}
     if len(arrays) != 1:
         return None
     con = _duck_connect()
@@ -283,29 +102,6 @@ def _duck_read(path: Path, fmt: str, columns: dict[str, str], *, batch_rows: int
 
 
 # --------------------------------------------------------------------------- the reader
-
-
-@dataclass
-class _Seen:
-    """Where each dotted field first had its kind (for the error that names both lines)."""
-
-    kinds: dict[str, tuple[str, str, int]] = field(default_factory=dict)
-
-    def visit(self, value: Any, path: str, where: str, line: int) -> tuple[str, str, str, int, str] | None:
-        """The first field of ``value`` whose kind differs from its first one: (path, kind
-        then, file then, line then, kind now)."""
-        kind = _value_kind(value)
-        if kind != "null" and path:
-            first = self.kinds.setdefault(path, (kind, where, line))
-            if first[0] != kind:
-                return (path, first[0], first[1], first[2], kind)
-        children = value.items() if kind == "object" else (((None, v) for v in value) if kind == "list" else ())
-        for key, child in children:
-            name = path + "[]" if key is None else (f"{path}.{key}" if path else key)
-            hit = self.visit(child, name, where, line)
-            if hit:
-                return hit
-        return None
 
 
 class NestedJSONReader(SourceReader):
@@ -381,16 +177,16 @@ class NestedJSONReader(SourceReader):
                 pass
         return str(path)
 
-    def _blocks(self, path: Path) -> Iterator[_Block]:
+    def _blocks(self, path: Path) -> Iterator[Block]:
         size = self.options.block_bytes
-        return _array_blocks(path, size, self._shown(path)) if _is_array(path) else _ndjson_blocks(path, size)
+        return array_blocks(path, size, self._shown(path)) if is_array(path) else ndjson_blocks(path, size)
 
     def _forced(self) -> pa.Schema | None:
         """The explicit schema of ``text_fields`` (nested fields as structs holding them)."""
         fields: dict[str, pa.DataType] = {}
         for dotted in self.options.text_fields:
             top, *rest = dotted.split(".")
-            fields[top] = _text_type(fields.get(top, pa.struct([])), rest) if rest else pa.string()
+            fields[top] = text_type(fields.get(top, pa.struct([])), rest) if rest else pa.string()
         return pa.schema(list(fields.items())) if fields else None
 
     def _infer(self, files: Sequence[Path]) -> pa.Schema:
@@ -401,20 +197,20 @@ class NestedJSONReader(SourceReader):
                 try:
                     table = self._parse(block, path, forced, write_rejects=False)
                     if schema is None or not table.schema.equals(schema):
-                        schema = _merge_schema(schema, table.schema)
-                except (_Conflict, pa.ArrowInvalid) as conflict:
+                        schema = merge_schema(schema, table.schema)
+                except (Conflict, pa.ArrowInvalid) as conflict:
                     if self._bad_rows != "quarantine":
                         raise self._locate(files, path, conflict) from None
                     # keep the type seen first: the block's disagreeing records go to rejects
                     data = self._clean(block, path, schema, write_rejects=False)
-                    table = self._parse(_Block(data, block.first_line), path, forced, write_rejects=False)
-                    schema = _merge_schema(schema, table.schema)
+                    table = self._parse(Block(data, block.first_line), path, forced, write_rejects=False)
+                    schema = merge_schema(schema, table.schema)
         if schema is None or not len(schema):
             shown = ", ".join(self._shown(f) for f in files[:3])
             raise ExtractError(f"{shown} holds no JSON records", hint="check data.source in blase.yaml")
         return schema
 
-    def _parse(self, block: _Block, path: Path, schema: pa.Schema | None, *, write_rejects: bool) -> pa.Table:
+    def _parse(self, block: Block, path: Path, schema: pa.Schema | None, *, write_rejects: bool) -> pa.Table:
         """The block as a table (of ``schema`` when given, types inferred beyond it); a block
         pyarrow refuses is cleaned record by record first."""
         import pyarrow.json as pj
@@ -439,10 +235,10 @@ class NestedJSONReader(SourceReader):
                               for n in schema.names}).cast(schema)
         return table
 
-    def _clean(self, block: _Block, path: Path, schema: pa.Schema | None, *, write_rejects: bool) -> bytes:
+    def _clean(self, block: Block, path: Path, schema: pa.Schema | None, *, write_rejects: bool) -> bytes:
         """The block's good records (text fields as text); a bad one is an error naming its
         line, or (quarantine) set aside into the rejects file."""
-        seen = _Seen()
+        seen = Seen()
         kept: list[bytes] = []
         texts = [f.split(".") for f in self.options.text_fields]
         for i, raw in enumerate(block.data.split(b"\n")):
@@ -455,11 +251,11 @@ class NestedJSONReader(SourceReader):
             except ValueError as exc:
                 problem = f"not valid JSON ({exc})"
             if problem is None and not isinstance(record, dict):
-                problem = f"a JSON {_value_kind(record)}, not an object"
+                problem = f"a JSON {value_kind(record)}, not an object"
             if problem is None:
                 for parts in texts:
-                    record = _as_text(record, parts)
-                hit = _record_conflict(record, pa.struct(list(schema)) if schema is not None else None, "")
+                    record = as_text(record, parts)
+                hit = record_conflict(record, pa.struct(list(schema)) if schema is not None else None, "")
                 if hit:
                     problem = f"field {hit[0]!r} is {hit[2]} here but {hit[1]} before"
                 elif (local := seen.visit(record, "", "", line)) is not None:
@@ -484,7 +280,7 @@ class NestedJSONReader(SourceReader):
 
     def _locate(self, files: Sequence[Path], upto: Path, conflict: Exception) -> ExtractError:
         """Scan from the first file in Python for the first line where a field changes type."""
-        seen = _Seen()
+        seen = Seen()
         for path in files:
             for block in self._blocks(path):
                 for i, raw in enumerate(block.data.split(b"\n")):
@@ -497,7 +293,7 @@ class NestedJSONReader(SourceReader):
                         return self._bad_record(path, line, f"not valid JSON ({exc})")
                     hit = seen.visit(record, "", self._shown(path), line) if isinstance(record, dict) else None
                     if not isinstance(record, dict):
-                        return self._bad_record(path, line, f"a JSON {_value_kind(record)}, not an object")
+                        return self._bad_record(path, line, f"a JSON {value_kind(record)}, not an object")
                     if hit:
                         name, was, where, first, now = hit
                         return ExtractError(
