@@ -204,6 +204,8 @@ def test_json_template_through_the_whole_sequence(tmp_path, cli):
     assert len(scored) == 21 and scored["prob_True"].between(0, 1).all()
     monitor = cli("monitor", "shop", "data/new.ndjson", "--json", cwd=root)
     assert monitor.exit_code == 0, monitor.stderr
+    notes = json.loads(monitor.stdout)["notes"]
+    assert any(n.startswith("not compared: customer, items, payment, shipping (nested") for n in notes), notes
     update = cli("update", "shop", "data/orders.ndjson", "--mode", "finetune", cwd=root)
     assert update.exit_code == 0, update.stderr
     # a bad record in new data: named with its line, no traceback
