@@ -87,12 +87,13 @@ def check_project(project: Project, text: str | None = None) -> CheckResult:
         if not glob.glob(str(full)) and not full.exists():
             warnings.append(f"data.source{line('data', 'source')}: {source} does not exist yet")
         else:
-            header, problem = _header(project, config)
-            if header is None:
+            schema, problem = _header(project, config)
+            if schema is None:
                 warnings.append(f"data.source{line('data', 'source')}: cannot read {source}: {problem}")
             else:
                 header_of = source
-                found, unsure = _column_problems(config, header, source)
+                found, unsure = _column_problems(config, schema.names, source,
+                                                 lambda i, step: _schema_only_plugin(project, i, step, schema))
                 problems += [ConfigProblem(file, lines.get(k), ".".join(map(str, k)),
                                            f"{_key(k)}{line(*k)}: {m}") for k, m in found]
                 warnings += [f"{_key(k)}{line(*k)}: {m}" for k, m in unsure]
@@ -162,14 +163,14 @@ def _key(path: tuple[str | int, ...]) -> str:
     return out
 
 
-def _header(project: Project, config: ProjectConfig) -> tuple[list[str] | None, str]:
-    """The source's column names (a schema read: the CSV sniffer or Parquet metadata, no
-    scan), or ``(None, why)`` when it cannot be read."""
+def _header(project: Project, config: ProjectConfig) -> tuple[Any, str]:
+    """The source's schema (a schema read: the CSV sniffer or Parquet metadata, no scan), or
+    ``(None, why)`` when it cannot be read."""
     from blase.errors import BlaseError
     from blase.extract import Extract
 
     try:
-        return Extract.from_config(config.data, project).schema().names, ""
+        return Extract.from_config(config.data, project).schema(), ""
     except BlaseError as exc:
         return None, exc.message.splitlines()[0]
     except Exception as exc:  # a reader's own error: the check reports it, run will too
@@ -179,7 +180,26 @@ def _header(project: Project, config: ProjectConfig) -> tuple[list[str] | None, 
 _Found = list[tuple[tuple[str | int, ...], str]]
 
 
-def _column_problems(config: ProjectConfig, header: list[str], source: str) -> tuple[_Found, _Found]:
+def _schema_only_plugin(project: Project, index: int, step: Any, schema: Any) -> list[str] | None:
+    """The columns after an operation plugin whose fit reads only the schema (``flatten``),
+    applied first to the source's columns; None for any other plugin."""
+    import pyarrow as pa
+
+    from blase.transform import build_plugin_operation
+
+    try:
+        op = build_plugin_operation(project.plugins(), str(step.op), step.options, index=index,
+                                    config_path=project.config_path)
+        if op.needs_data:
+            return None
+        empty = pa.Table.from_batches([], schema=schema)
+        return op.fit(empty, exclude=[c for c in (project.config().data.label,) if c]).output_schema(schema).names
+    except Exception:  # the run reports a plugin that cannot fit; the check only guesses
+        return None
+
+
+def _column_problems(config: ProjectConfig, header: list[str], source: str,
+                     plugin_columns: Any = None) -> tuple[_Found, _Found]:
     """Names in ``data.label``, ``data.key``, ``prepare.features`` and the transform's
     ``columns`` that are not columns where they are used: ``(problems, warnings)``.
 
@@ -220,7 +240,10 @@ def _column_problems(config: ProjectConfig, header: list[str], source: str) -> t
                 if name not in cols:
                     absent(("transform", i, "columns"), missing(name, cols, where))
         named = [c for c in (step.columns or []) if c in cols]
-        if step.call or step.is_plugin:
+        made = plugin_columns(i, step) if step.is_plugin and plugin_columns and cols == header else None
+        if made is not None:
+            cols = made
+        elif step.call or step.is_plugin:
             certain = False  # a function or plugin may add columns (or drop them: run says so)
         elif step.op in ("onehot", "hash", "ordinal", "drop"):
             cols = [c for c in cols if c not in named]

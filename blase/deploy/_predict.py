@@ -57,6 +57,8 @@ def _family(arrow_type: str) -> str:
         return "text"
     if t == "null":
         return "null"
+    if t.startswith(("list<", "large_list<", "struct<")):
+        return t.split("<")[0]  # nested JSON: the transform casts the fields (a missing one is null)
     return t
 
 

@@ -140,6 +140,13 @@ class ModelKind(ABC):
     def __init__(self, options: BaseModel | None = None) -> None:
         self.options = options
 
+    @classmethod
+    def example(cls) -> tuple[str, dict[str, Any]] | None:
+        """The project template whose bundled data the conformance checks (``blase plugin
+        check``) fit on, and the options they use, for a kind that needs other data than the
+        tabular template's (a policy for an environment). Default: None (tabular, defaults)."""
+        return None
+
     @abstractmethod
     def fit(self, data: TrainingData, ctx: FitContext) -> ModelKind:
         """Learn from ``data``'s train split (its val split for early stopping); set

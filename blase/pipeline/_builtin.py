@@ -119,6 +119,8 @@ class ExtractStep(Step):
         extract = Extract.from_config(ctx.config.data, ctx.project)
         result = extract.to_parquet(out_dir, memory=ctx.memory)
         options = extract.options.model_dump(mode="json") if hasattr(extract.options, "model_dump") else {}
+        if "batch_rows" in options and ctx.config.data.format != "auto":
+            options["format"] = ctx.config.data.format  # a source plugin named by data.format reads new data too
         schema = result.details.get("schema") or {f.name: str(f.type) for f in extract.schema()}
         digest = next(iter(result.outputs.values()), "")
         result.outputs = {"data": digest}
