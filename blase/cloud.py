@@ -35,6 +35,7 @@ __all__ = [
     "is_remote",
     "list_objects",
     "split_url",
+    "translate",
 ]
 
 #: URL schemes and the fsspec package that serves each.
