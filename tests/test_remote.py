@@ -42,6 +42,7 @@ def _artifact_run(project, name: str, files: int, size: int) -> str:
     return run.run_id
 
 
+@pytest.mark.slow
 def test_push_pull_then_reproduce_diff_and_predict_on_another_machine(origin, s3, tmp_path, cli):
     project, run_id = origin
     s3.mkdir("lab-remote")
@@ -88,6 +89,7 @@ def test_a_push_sends_only_what_the_remote_lacks(origin, tmp_path):
     assert 50_000 <= report.bytes_sent < blobs
 
 
+@pytest.mark.slow
 def test_two_concurrent_pushes_leave_a_consistent_remote(origin, tmp_path, blase_exe):
     project, run_id = origin
     second = create_project(tmp_path / "second")
@@ -110,6 +112,7 @@ def test_two_concurrent_pushes_leave_a_consistent_remote(origin, tmp_path, blase
     assert {p.name for p in laptop.runs_dir.iterdir()} >= ids
 
 
+@pytest.mark.slow
 def test_a_push_killed_half_way_resumes_without_sending_twice(s3, tmp_path):
     project = create_project(tmp_path / "big", example=False)
     run_id = _artifact_run(project, "big", files=120, size=100_000)
