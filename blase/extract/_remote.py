@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import json
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import xxhash
 
 from blase._fs import disk_guard, write_json_atomic
-from blase.cloud import download, filesystem, list_objects, split_url
+from blase.cloud import RemoteObject, download, filesystem, list_objects, split_url
 from blase.errors import ExtractError
 from blase.project import Project
 
 __all__ = ["fixed_prefix", "stage_remote"]
 
 MANIFEST = ".manifest.json"
+#: Objects downloaded at once.
+WORKERS = 8
 
 
 def fixed_prefix(key: str) -> str:
@@ -55,15 +58,24 @@ def stage_remote(url: str, project: Project | None) -> Path:
     prefix = f"{scheme}://{bucket}/{fixed_prefix(key)}"
     manifest = _read_manifest(folder)
     wanted: dict[Path, str] = {}
-    with disk_guard("the objects of", url, ExtractError):
-        for obj in objects:
-            rel = obj.url[len(prefix):] if obj.url.startswith(prefix) else obj.url.rpartition("/")[2]
-            local = folder / rel
-            wanted[local] = obj.url
-            fresh = manifest.get(obj.url) == obj.fingerprint and local.is_file() and local.stat().st_size == obj.size
-            if not fresh:
-                download(obj, local, fs=fs)
-                manifest[obj.url] = obj.fingerprint
+    todo = []
+    for obj in objects:
+        rel = obj.url[len(prefix):] if obj.url.startswith(prefix) else obj.url.rpartition("/")[2]
+        local = folder / rel
+        wanted[local] = obj.url
+        fresh = manifest.get(obj.url) == obj.fingerprint and local.is_file() and local.stat().st_size == obj.size
+        if not fresh:
+            todo.append((obj, local))
+    with disk_guard("the objects of", url, ExtractError), ThreadPoolExecutor(WORKERS) as pool:
+        # a few objects in flight at once (each streamed in chunks): many small objects are
+        # bound by round trips, not bandwidth
+        def fetch(job: tuple[RemoteObject, Path]) -> RemoteObject:
+            download(job[0], job[1], fs=fs)
+            return job[0]
+
+        for done, obj in enumerate(pool.map(fetch, todo), 1):
+            manifest[obj.url] = obj.fingerprint
+            if done % 64 == 0:  # a killed staging resumes from here
                 write_json_atomic(folder / MANIFEST, manifest)
     for path in sorted(folder.rglob("*")):  # objects gone from the bucket since the last staging
         if path.is_file() and path not in wanted and path.name != MANIFEST and ".tmp" not in path.name:
