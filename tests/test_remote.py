@@ -160,3 +160,18 @@ def test_gc_remote_keeps_what_pinned_and_deployed_runs_need(origin, tmp_path, cl
     add_remote(laptop, "gcshare", str(share))
     pull(laptop, get_remote(laptop, "gcshare"), f"{project.name}@v1")
     assert (laptop.models_dir / project.name / "v1" / "package.json").is_file()
+
+
+def test_a_model_version_numbered_differently_here_is_not_overwritten(origin, tmp_path, cli):
+    project, run_id = origin
+    share = tmp_path / "share"
+    add_remote(project, "share", str(share))
+    push(project, get_remote(project, "share"), [run_id])
+    laptop = create_project(tmp_path / "laptop", example=False)
+    mine = laptop.models_dir / project.name / "v1"
+    mine.mkdir(parents=True)
+    (mine / "package.json").write_text('{"name": "my own v1"}')
+    assert cli("remote", "add", "share", str(share), cwd=laptop.root).exit_code == 0
+    res = cli("pull", f"{project.name}@v1", cwd=laptop.root)  # the only remote: no --remote needed
+    assert res.exit_code == 1 and "is another model than this project's" in res.stdout + res.stderr
+    assert (mine / "package.json").read_text() == '{"name": "my own v1"}'

@@ -91,7 +91,7 @@ def remote_verify(name: Annotated[str, typer.Argument(help="The remote's name.")
 @app.command()
 def push(
     runs: Annotated[list[str] | None, typer.Argument(metavar="[RUN]...", help="Run ids or prefixes ('latest' works).")] = None,
-    remote: Annotated[str, typer.Option("--remote", "-r", help="The remote's name.")] = "origin",
+    remote: Annotated[str | None, typer.Option("--remote", "-r", help="The remote's name (default: the only one).")] = None,
     all_runs: Annotated[bool, typer.Option("--all", help="Push every finished run.")] = False,
     project: ProjectOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -106,12 +106,13 @@ def push(
     if not runs and not all_runs:
         raise RemoteError("name the runs to push, or --all", hint="e.g. `blase push latest --remote lab`")
     found = _project(project)
-    report = do_push(found, get_remote(found, remote), None if all_runs else list(runs or []))
+    target = get_remote(found, remote)
+    report = do_push(found, target, None if all_runs else list(runs or []))
     if as_json:
         common.print_json(report.to_json())
         return
     out = common.out()
-    out.print(f"[green]pushed[/] {len(report.runs)} run(s) to {remote}: sent {report.objects_sent} of "
+    out.print(f"[green]pushed[/] {len(report.runs)} run(s) to {target.name}: sent {report.objects_sent} of "
               f"{report.objects_total} file(s), {_size(report.bytes_sent)} of {_size(report.bytes_total)}")
     for run_id, why in report.skipped.items():
         out.print(f"[yellow]skipped[/] {run_id}: {why}")
@@ -122,7 +123,7 @@ def push(
 @app.command()
 def pull(
     ref: Annotated[str, typer.Argument(metavar="RUN|MODEL@vN", help="A run id (or prefix) on the remote, or a model version.")],
-    remote: Annotated[str, typer.Option("--remote", "-r", help="The remote's name.")] = "origin",
+    remote: Annotated[str | None, typer.Option("--remote", "-r", help="The remote's name (default: the only one).")] = None,
     project: ProjectOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
@@ -134,13 +135,14 @@ def pull(
     from blase.remote import pull as do_pull
 
     found = _project(project)
-    report = do_pull(found, get_remote(found, remote), ref)
+    source = get_remote(found, remote)
+    report = do_pull(found, source, ref)
     if as_json:
         common.print_json(report.to_json())
         return
     what = ", ".join([*(f"run {r}" for r in report.runs), *report.models]) or ref
-    common.out().print(f"[green]pulled[/] {what} from {remote}: {report.steps} step result(s), "
-                       f"{report.objects_fetched} file(s), {_size(report.bytes_fetched)}")
+    common.out().print(f"[green]pulled[/] {what} from {source.name}: {report.steps} step result(s), "
+                       f"{report.objects_fetched} file(s), {_size(report.bytes_fetched)}", highlight=False)
 
 
 def remote_runs_table(name: str, project: Any, as_json: bool) -> None:

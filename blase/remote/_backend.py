@@ -84,9 +84,14 @@ def _known(remotes: dict[str, Any]) -> str:
     return "add one with `blase remote add NAME s3://BUCKET/PREFIX` (or a shared folder)"
 
 
-def get_remote(project: Project, name: str) -> RemoteStore:
-    """The :class:`RemoteStore` of the remote called ``name``."""
+def get_remote(project: Project, name: str | None = None) -> RemoteStore:
+    """The :class:`RemoteStore` of the remote called ``name`` (None: the only one there is)."""
     remotes = list_remotes(project)
+    if name is None:
+        if len(remotes) != 1:
+            raise RemoteError("name the remote with --remote NAME" if remotes else "this project has no remote",
+                              hint=_known(remotes))
+        name = next(iter(remotes))
     if name not in remotes:
         raise RemoteError(f"no remote named {name!r}", hint=_known(remotes))
     spec = remotes[name]

@@ -314,6 +314,12 @@ def _pull_model(project: Project, remote: RemoteStore, fetch: _Fetcher, name: st
 
     folder = model_folder(project, name)
     package = remote.get_json(f"models/{name}/{version}.json")
+    here = folder / version / "package.json"
+    digest = package["files"].get("package.json", [None])[0]
+    if here.is_file() and hash_file(here) != digest:
+        raise RemoteError(f"{name}@{version} on remote {remote.name} is another model than this project's "
+                          f"models/{name}/{version} (each machine numbers its own versions)",
+                          hint=f"pull it into another project folder, or deploy under another name here (`blase models` lists {name}'s versions)")
     fetch.build(package["files"], folder / version)
     if not (folder / "current").is_file():  # the first version here becomes current
         write_text_atomic(folder / "current", version + "\n")
