@@ -151,7 +151,11 @@ def test_gc_remote_keeps_what_pinned_and_deployed_runs_need(origin, tmp_path, cl
     before = len(remote.listing("objects"))
     dry = cli("gc", "--remote", "gcshare", "--keep-last", "0", "--dry-run", cwd=project.root)
     assert dry.exit_code == 0 and "would remove 1 run(s)" in dry.stdout
+    partial = share / "objects" / "ab" / "abcdef.tmp-4242-0000"  # what a killed push leaves
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_bytes(b"half")
     report = gc_remote(remote, keep_last=0, grace_s=0)
+    assert not partial.exists()
     assert report.removed_runs == [loose_run]
     assert set(report.protected) == {deployed_run, pinned_run}
     assert len(remote.listing("objects")) < before

@@ -166,6 +166,20 @@ class RemoteStore:
             out[rel] = Listed(rel, int(info.get("size") or 0), _mtime(info))
         return out
 
+    def stale_temporary(self, age_s: float) -> list[str]:
+        """Partial files older than ``age_s`` that killed writes left in a folder remote (a
+        bucket's uploads are atomic and leave none)."""
+        if self.is_bucket:
+            return []
+        now, found = time.time(), []
+        for path in Path(self.url).rglob("*.tmp-*"):
+            try:
+                if path.is_file() and now - path.stat().st_mtime > age_s:
+                    found.append(path.relative_to(self.url).as_posix())
+            except OSError:
+                continue
+        return found
+
     def exists(self, rel: str) -> bool:
         try:
             return bool(self.fs.exists(self._path(rel)))

@@ -395,6 +395,7 @@ def gc_remote(remote: RemoteStore, *, keep_last: int | None = None, dry_run: boo
     objects = remote.listing("objects")
     doomed += [rel for rel, item in objects.items()
                if rel.rpartition("/")[2] not in need_objects and now - item.mtime > grace_s]
+    doomed += remote.stale_temporary(grace_s)  # a killed push's partial files (folder remotes)
     for rel in doomed:  # index files first: nothing left names a removed object
         report.removed_files += 1
         report.freed_bytes += objects[rel].size if rel in objects else 0
