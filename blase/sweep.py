@@ -21,7 +21,11 @@ from typing import Any
 from blase.errors import BlaseError
 from blase.project import Project
 
-__all__ = ["SweepError", "SweepResult", "SweepRun", "grid", "parse_sweep", "sweep"]
+__all__ = ["EXECUTORS", "SweepError", "SweepResult", "SweepRun", "grid", "parse_sweep", "sweep"]
+
+
+#: Where the configurations after the first run: a local process pool, or Ray tasks.
+EXECUTORS = ("local", "ray")
 
 
 class SweepError(BlaseError):
@@ -117,16 +121,22 @@ def _run_one(root: str, overrides: dict[str, str], base: list[str], memory: str 
 
 def sweep(project: Project, sets: list[str], *, parallel: int = 1, sample: int | None = None, seed: int = 0,
           overrides: list[str] | None = None, memory: str | None = None, to_step: str | None = "evaluate",
-          on_run: Callable[[SweepRun], None] | None = None) -> SweepResult:
+          executor: str = "local", on_run: Callable[[SweepRun], None] | None = None) -> SweepResult:
     """Run each configuration of the grid ``sets`` describes as its own tracked run.
 
     ``parallel`` worker processes (after the first configuration, which runs alone so its
     data steps are cached for the rest); ``to_step`` stops before deploy by default, so a
     sweep does not make a model version per configuration (`blase deploy RUN` the best one).
+
+    ``executor="ray"`` runs the configurations as Ray tasks (one CPU each, at most
+    ``parallel`` at a time) on the cluster ``RAY_ADDRESS`` names, else on a local Ray; every
+    node must see the project folder at the same path (a shared filesystem).
     """
     from blase.config import parse_overrides
     from blase.pipeline import Pipeline
 
+    if executor not in EXECUTORS:
+        raise SweepError(f"unknown executor {executor!r}", hint=f"use one of {', '.join(EXECUTORS)}")
     axes = parse_sweep(sets)
     combos = grid(axes, sample=sample, seed=seed)
     base = list(overrides or [])
@@ -146,7 +156,9 @@ def sweep(project: Project, sets: list[str], *, parallel: int = 1, sample: int |
 
     finish(runs[0], _run_one(*args, runs[0].overrides, base, memory, to_step, tags))
     rest = runs[1:]
-    if rest and parallel > 1:
+    if rest and executor == "ray":
+        _on_ray(rest, finish, parallel, (*args,), base, memory, to_step, tags)
+    elif rest and parallel > 1:
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")  # no inherited DuckDB or torch threads
@@ -158,3 +170,27 @@ def sweep(project: Project, sets: list[str], *, parallel: int = 1, sample: int |
         for run in rest:
             finish(run, _run_one(*args, run.overrides, base, memory, to_step, tags))
     return SweepResult(sweep_id, list(axes), runs)
+
+
+def _on_ray(runs: list[SweepRun], finish: Callable[[SweepRun, dict[str, Any]], None], parallel: int,
+            args: tuple[str], base: list[str], memory: str | None, to_step: str | None, tags: dict[str, str]) -> None:
+    """Run ``runs`` as Ray tasks, at most ``parallel`` in flight, calling ``finish`` as each ends."""
+    import os
+
+    try:
+        import ray
+    except ImportError:
+        raise SweepError("--executor ray needs Ray, which is not installed",
+                         hint="pip install 'blase[ray]', or use --executor local") from None
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=False)
+    task = ray.remote(num_cpus=1)(_run_one)
+    pending: dict[Any, SweepRun] = {}
+    queue = list(runs)
+    while queue or pending:
+        while queue and len(pending) < max(parallel, 1):
+            run = queue.pop(0)
+            pending[task.remote(*args, run.overrides, base, memory, to_step, tags)] = run
+        done, _ = ray.wait(list(pending), num_returns=1)
+        for ref in done:
+            finish(pending.pop(ref), ray.get(ref))

@@ -47,3 +47,20 @@ def test_a_bad_value_fails_before_any_run(project, cli):
     res = cli("sweep", "--set", "train.lr=0.01,fast", cwd=project.root)
     assert res.exit_code == 1 and "Traceback" not in res.stdout + res.stderr
     assert list_runs([project.root]) == []
+
+
+@pytest.mark.slow
+def test_the_ray_executor_runs_the_configurations_as_ray_tasks(project):
+    ray = pytest.importorskip("ray", reason="the ray extra (pip install 'blase[ray]')")
+    from blase.sweep import sweep
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        result = sweep(project, ["train.lr=0.01,0.05,0.1", "train.epochs=1", "evaluate.plots=false"],
+                       executor="ray", parallel=2)
+    finally:
+        ray.shutdown()
+    assert [r.status for r in result.runs] == ["finished"] * 3
+    runs = [r for r in list_runs([project.root]) if r.tags.get("sweep") == result.sweep_id]
+    assert sorted(r.params["train.lr"] for r in runs) == [0.01, 0.05, 0.1]
+    assert all({"extract", "transform", "prepare"} <= set(r.cached) for r in result.runs[1:])

@@ -186,7 +186,7 @@ def sweep(
     parallel: Annotated[int, typer.Option("--parallel", "-j", min=1, help="Worker processes.")] = 1,
     sample: Annotated[int | None, typer.Option("--sample", min=1, help="Run N configurations drawn at random from the grid.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of --sample.")] = 0,
-    executor: Annotated[str, typer.Option("--executor", help="local (a process pool).")] = "local",
+    executor: Annotated[str, typer.Option("--executor", help="local (a process pool) or ray (Ray tasks; RAY_ADDRESS names a cluster).")] = "local",
     to_step: Annotated[str, typer.Option("--to", help="Last step of each run (deploy the best one yourself).")] = "evaluate",
     memory: Annotated[str | None, typer.Option("--memory", "-m", help="Memory budget per run, e.g. 2GB.")] = None,
     project: ProjectOpt = None,
@@ -196,12 +196,8 @@ def sweep(
 
     Example: [bold]blase sweep --set train.lr=0.001,0.01,0.1 --set train.hidden=[32],[64,32] --parallel 2[/]
     """
-    from blase.sweep import SweepError
     from blase.sweep import sweep as do_sweep
 
-    if executor != "local":
-        raise SweepError(f"--executor {executor!r} is not available in this version",
-                         hint="use --executor local (a process pool on this machine)")
     out = None if as_json else common.out()
 
     def on_run(run: Any) -> None:
@@ -210,7 +206,7 @@ def sweep(
             out.print(f"  {mark} {run.run_id} " + " ".join(f"{k}={v}" for k, v in run.overrides.items()))
 
     result = do_sweep(_project(project), sets, parallel=parallel, sample=sample, seed=seed, memory=memory,
-                      to_step=to_step, on_run=on_run)
+                      to_step=to_step, executor=executor, on_run=on_run)
     if as_json:
         common.print_json(result.to_json())
         return
