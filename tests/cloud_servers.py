@@ -41,6 +41,12 @@ class RequestLog(logging.Handler):
 def moto_endpoint() -> Iterator[str]:
     pytest.importorskip("s3fs", reason="the cloud extra (pip install 'blase[cloud]')")
     server_mod = pytest.importorskip("moto.server", reason="moto[server] (the dev extra)")
+    # werkzeug adds its own stderr handler when its logger has none; that handler would keep
+    # the stderr of whichever test came first (closed later): give it one that stays
+    werkzeug = logging.getLogger("werkzeug")
+    werkzeug.addHandler(logging.NullHandler())
+    werkzeug.setLevel(logging.INFO)
+    werkzeug.propagate = False
     server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -64,7 +70,6 @@ def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: py
     log = RequestLog()
     werkzeug = logging.getLogger("werkzeug")
     werkzeug.addHandler(log)
-    werkzeug.setLevel(logging.INFO)
     fs = s3fs.S3FileSystem(endpoint_url=moto_endpoint, skip_instance_cache=True)
     fs.requests = log
     try:
