@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from blase.config import ProjectConfig, key_lines, load_config
+from blase.config import ProjectConfig, config_from_text, key_lines, load_config
 from blase.errors import BlaseError, ConfigError, ConfigProblem
 from blase.project import Project
 
@@ -36,10 +36,17 @@ class CheckResult:
                 "config": self.config.model_dump(mode="json")}
 
 
-def check_project(project: Project) -> CheckResult:
-    """Validate ``project``; raise :class:`ConfigError` listing every problem found."""
-    config = load_config(project.config_path)
-    text = project.config_path.read_text(encoding="utf-8")
+def check_project(project: Project, text: str | None = None) -> CheckResult:
+    """Validate ``project``; raise :class:`ConfigError` listing every problem found.
+
+    ``text``: a ``blase.yaml`` for the project not yet saved (the web app's builder checks
+    what it is about to write), checked instead of the file on disk.
+    """
+    if text is None:
+        config = load_config(project.config_path)
+        text = project.config_path.read_text(encoding="utf-8")
+    else:
+        config = config_from_text(text, file=project.config_path.name)
     lines = key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
     file = project.config_path.name
     problems: list[ConfigProblem] = []
@@ -97,14 +104,14 @@ def check_project(project: Project) -> CheckResult:
 
 def _plugin_problems(project: Project, config: ProjectConfig, file: str,
                      lines: dict[tuple[str | int, ...], int]) -> list[ConfigProblem]:
-    """The operation and drift-test plugins blase.yaml names: installed, and their options valid
-    (each loaded and its options validated, as `blase run` and `blase monitor` will)."""
+    """The operation, drift-test and step plugins blase.yaml names: installed, and their options
+    valid (each loaded and its options validated, as `blase run` and `blase monitor` will)."""
     from blase.monitor import chosen_tests
-    from blase.plugins import PluginError
+    from blase.plugins import PluginError, plugin_set
     from blase.transform import build_plugin_operation
 
     used = [(i, s) for i, s in enumerate(config.transform) if s.is_plugin]
-    if not used and all(c.test == "auto" for c in config.monitor.tests.values()):
+    if not used and not config.plugins and all(c.test == "auto" for c in config.monitor.tests.values()):
         return []
     problems: list[ConfigProblem] = []
 
@@ -117,14 +124,34 @@ def _plugin_problems(project: Project, config: ProjectConfig, file: str,
             problems.append(ConfigProblem(file, lines.get(key), _key(key), exc.message))
 
     try:
-        plugins = project.plugins()
+        plugins = plugin_set(project.root, config.plugins)  # the config checked, saved or not
     except PluginError as exc:
         return [ConfigProblem(file, lines.get(("plugins",)), "plugins", exc.message)]
     for i, step in used:
         attempt(("transform", i, "op"), lambda i=i, step=step: build_plugin_operation(
             plugins, str(step.op), step.options, index=i, config_path=project.config_path))
     attempt(("monitor", "tests"), lambda: chosen_tests(config.monitor, plugins, project.config_path))
+    for plugin in plugins.active("step"):
+        at = next((i for i, e in enumerate(config.plugins) if plugin.name == e.name or plugin.origin == e.path), None)
+        if at is not None:
+            attempt(("plugins", at), lambda p=plugin, at=at: _step_options(p, plugins.options.get(p.name, {}),
+                                                                          at, project))
     return problems
+
+
+def _step_options(plugin: Any, options: dict[str, Any], at: int, project: Project) -> None:
+    """A step plugin's ``options`` validated by its ``config_model`` (as the pipeline will)."""
+    from blase.config import validate_plugin_options
+    from blase.steps import Step
+
+    model = plugin.load_class(Step).config_model
+    if model is None:
+        if options:
+            raise ConfigError([ConfigProblem(project.config_path.name, None, f"plugins[{at}].options",
+                                             f"plugins[{at}].options: step plugin {plugin.name!r} takes no options")])
+        return
+    validate_plugin_options(model, options, at=("plugins", at, "options"), what=f"step plugin {plugin.name!r}",
+                            config_path=project.config_path)
 
 
 def _key(path: tuple[str | int, ...]) -> str:

@@ -504,4 +504,4 @@ def predict(
 
 # Commands of later subsystems live in their own modules and register on `app` on import
 # (they import blase.cli._common, never this module).
-from blase.cli import _assistant, _monitor, _plugins, _remote, _repro, _ui  # noqa: E402, F401
+from blase.cli import _assistant, _mcp, _monitor, _plugins, _remote, _repro, _serve, _ui, _upgrade  # noqa: E402, F401
