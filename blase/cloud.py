@@ -159,6 +159,11 @@ def translate(exc: BaseException, url: str) -> CloudError:
                           hint=f"give these credentials read access to {scheme}://{bucket}, or set "
                           "other ones the standard way (AWS_PROFILE, GOOGLE_APPLICATION_CREDENTIALS, "
                           "AZURE_STORAGE_CONNECTION_STRING)")
+    if "connect" in text.lower() or isinstance(exc, ConnectionError):
+        endpoint = _endpoint(scheme, None)
+        return CloudError(f"cannot reach {endpoint or f'the {scheme} service'} to read {url} ({text})",
+                          hint="check the network, and the endpoint: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL "
+                          "for S3-compatible servers, STORAGE_EMULATOR_HOST for a GCS emulator")
     if isinstance(exc, FileNotFoundError) and "bucket" in text.lower():
         return CloudError(f"bucket {scheme}://{bucket} does not exist ({text})",
                           hint="check the bucket name in data.source, and the endpoint "
@@ -206,7 +211,7 @@ def list_objects(url: str, *, fs: Any = None, endpoint_url: str | None = None) -
                     found = {path: info}
     except FileNotFoundError:
         found = {}  # a missing bucket: said below
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # the clients' own errors (botocore's, google's) are not OSErrors
         raise translate(exc, url) from None
     objects = [RemoteObject(f"{scheme}://{name}", int(info.get("size") or 0), _tag(info))
                for name, info in sorted(found.items()) if info.get("type", "file") == "file"]
@@ -231,8 +236,8 @@ def download(obj: RemoteObject, dest: Path, *, fs: Any) -> int:
             for chunk in _chunks(src):
                 out.write(chunk)
                 written += len(chunk)
-    except (OSError, ValueError) as exc:
-        if disk_cause(exc) is not None:
+    except Exception as exc:
+        if disk_cause(exc) is not None or isinstance(exc, BlaseError):
             raise  # the local disk is full: the caller's disk guard names it
         raise translate(exc, obj.url) from None
     return written

@@ -150,3 +150,16 @@ def test_pipeline_reads_a_gcs_bucket_and_caches_on_its_generations(project, gcs)
     assert "extract" in again.cached
     with pytest.raises(CloudError, match=r"bucket gs://no-such does not exist"):
         list_objects("gs://no-such/raw/*.csv")
+
+
+def test_an_unreachable_endpoint_names_the_endpoint(project, monkeypatch, cli):
+    pytest.importorskip("s3fs")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's standard variable: no retries
+    _use_source(project, "s3://anywhere/data.csv")
+    res = cli("run", cwd=project.root)
+    text = res.stdout + res.stderr
+    assert res.exit_code == 1 and "cannot reach http://127.0.0.1:1 to read s3://anywhere/data.csv" in text
+    assert "internal error" not in text and "Traceback" not in text

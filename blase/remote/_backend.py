@@ -144,6 +144,8 @@ class RemoteStore:
         return os.path.join(self.url, rel)
 
     def _fail(self, exc: Exception) -> BlaseError:
+        if isinstance(exc, BlaseError):
+            return exc
         if self.is_bucket:
             return translate(exc, self.url)
         return RemoteError(f"cannot use remote folder {self.url}: {exc}", hint="check that the share is mounted and writable")
@@ -155,7 +157,7 @@ class RemoteStore:
             found = self.fs.find(root, detail=True)
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # the clients' own errors too (botocore's are not OSErrors)
             raise self._fail(exc) from None
         base = self._path("").rstrip("/") + "/"
         out = {}
@@ -183,7 +185,7 @@ class RemoteStore:
     def exists(self, rel: str) -> bool:
         try:
             return bool(self.fs.exists(self._path(rel)))
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # the clients' own errors too (botocore's are not OSErrors)
             raise self._fail(exc) from None
 
     def put_file(self, local: Path, rel: str) -> None:
@@ -201,7 +203,7 @@ class RemoteStore:
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # the clients' own errors too (botocore's are not OSErrors)
             raise self._fail(exc) from None
 
     def put_json(self, rel: str, data: Any, tmp_dir: Path) -> None:
@@ -224,7 +226,7 @@ class RemoteStore:
         except FileNotFoundError:
             raise RemoteError(f"remote {self.name} has no {rel}",
                               hint="it was collected or never pushed: push it again from the machine that has it") from None
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # the clients' own errors too (botocore's are not OSErrors)
             raise self._fail(exc) from None
 
     def get_json(self, rel: str) -> Any:
@@ -236,7 +238,7 @@ class RemoteStore:
         except ValueError as exc:
             raise RemoteError(f"remote {self.name}: {rel} is not valid JSON ({exc})",
                               hint="push the run again to rewrite it") from None
-        except OSError as exc:
+        except Exception as exc:
             raise self._fail(exc) from None
 
     def delete(self, rel: str) -> None:
@@ -244,7 +246,7 @@ class RemoteStore:
             self.fs.rm_file(self._path(rel))
         except FileNotFoundError:
             pass
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # the clients' own errors too (botocore's are not OSErrors)
             raise self._fail(exc) from None
 
 
