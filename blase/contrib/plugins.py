@@ -9,7 +9,7 @@ from blase.contrib._keras_setup import KerasOptions
 from blase.contrib._options import LightGBMOptions, XGBoostOptions
 from blase.plugins import Plugin
 
-__all__ = ["EXCEL", "KERAS", "LIGHTGBM", "MMD", "XGBOOST"]
+__all__ = ["EXCEL", "IMAGES", "IMAGE_CNN", "IMAGE_ERRORS", "KERAS", "LIGHTGBM", "MMD", "XGBOOST"]
 
 XGBOOST = Plugin(
     name="xgboost", kind="model", target="blase.contrib.xgboost:XGBoostModel", version=__version__,
@@ -46,4 +46,23 @@ KERAS = Plugin(
     name="keras", kind="model", target="blase.contrib.keras:KerasModel", version=__version__,
     description="a Keras 3 network (built-in MLP or a build_model script) on torch, tensorflow or jax",
     config_schema=KerasOptions.model_json_schema(), requires=("keras",), extra="keras",
+)
+
+IMAGES = Plugin(
+    name="images", kind="source", target="blase.contrib._images:ImageReader", version="1.0",
+    description="a folder of images (a class per subfolder) or a CSV/Parquet listing, decoded once into "
+                "uint8 pixel columns by worker processes, indexed so a re-read decodes only changed files",
+    requires=("PIL",), extra="images", suffixes=(".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"),
+)
+
+IMAGE_CNN = Plugin(
+    name="image_cnn", kind="model", target="blase.contrib._image_cnn:ImageCNN", version="1.0",
+    description="a small CNN over the images source's pixel columns (seeded flip/shift augmentation)",
+    config_schema=None, requires=("torch",),
+)
+
+IMAGE_ERRORS = Plugin(
+    name="image_errors", kind="step", target="blase.contrib._image_errors:ImageErrorsStep", version="1.0",
+    description="after evaluate: a PNG grid of the misclassified test images (images source)",
+    requires=("matplotlib",),
 )

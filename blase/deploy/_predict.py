@@ -206,6 +206,7 @@ def predict(
     transform = package.load_transform()
     means = training_means(package, transform)
     run = model_runner(package, use_onnx=use_onnx)
+    key = package.key
     out.parent.mkdir(parents=True, exist_ok=True)
     target = AtomicTarget(out)
     tmp = target.tmp
@@ -229,6 +230,8 @@ def predict(
                         unseen[col] = unseen.get(col, 0) + int(n)
                 X = features_matrix(transformed, package.features, source=source)
                 cols = {"row_id": np.arange(rows, rows + len(X), dtype=np.int64)}
+                if key is not None and key in table.column_names:
+                    cols[key] = table[key]
                 if truth is not None:
                     cols["truth"] = truth
                 cols |= scores_to_columns(package.task, run(X), package.classes)

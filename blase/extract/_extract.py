@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from blase._duck import connect, sql_ident
-from blase._fs import disk_guard
+from blase._fs import atomic_path, disk_guard
 from blase.errors import BlaseError, ExtractError
 from blase.extract._badrows import (
     RejectTables,
@@ -681,6 +681,8 @@ class Extract:
                     self._report_rejects(con, tables, stats)
             elif source.format in ("json", "ndjson") and policy == "skip":
                 stats.rows_rejected = self._json_skipped(rows_out, stats)
+            elif self._plugin is not None and self._plugin[1].rejected:
+                stats.rows_rejected = self._quarantine_files(self._plugin[1].rejected, stats)
             stats.rows_in = stats.rows_out + stats.rows_rejected
             self.stats = stats
             if stats.rows_in == 0 and source.files:
@@ -732,6 +734,21 @@ class Extract:
             )
         for w in stats.warnings:
             logger.warning("extract %s: %s", source.label, w)
+
+    def _quarantine_files(self, rejected: list[tuple[str, str]], stats: ExtractStats) -> int:
+        """List the files a source plugin set aside in ``outputs/rejects/<source>.csv``."""
+        import csv
+
+        path = self._rejects_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["file", "reason"])
+            writer.writerows((display_path(Path(f), self._base_dir), why) for f, why in rejected)
+        stats.rejects_path = path
+        stats.warnings.append(f"{len(rejected)} bad file{'s' if len(rejected) != 1 else ''} quarantined "
+                              f"to {display_path(path, self._base_dir)}")
+        return len(rejected)
 
     def _json_skipped(self, rows_out: int, stats: ExtractStats) -> int:
         """Rows dropped from newline-delimited JSON: non-blank lines that gave no row."""
