@@ -206,6 +206,8 @@ class ImageReader(SourceReader):
                     self._decode(todo, rows, pool)
                 for row in rows:
                     index.add(row)
+                    if row["error"] is not None:  # newly found, or known bad from the index
+                        self._bad(row)
                 batch = self._batch([r for r in rows if r["error"] is None], schema)
                 if batch.num_rows:
                     yield batch
@@ -286,9 +288,6 @@ class ImageReader(SourceReader):
                                               [opts.mode] * len(parts)) for r in part]
         for i, result in zip(todo, results, strict=True):
             rows[i] |= {"width": None, "height": None, "pixels": None, "error": None} | result
-        for i in todo:
-            if rows[i]["error"] is not None:
-                self._bad(rows[i])
 
     def _bad(self, row: dict[str, Any]) -> None:
         if self.opts.bad_files == "quarantine":

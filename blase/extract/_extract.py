@@ -350,7 +350,9 @@ class Extract:
             self._checked = True
             return
         if not self._checked:
-            for path in source.files:
+            # a reader of a whole collection (a folder of images) reports or quarantines its own bad files
+            collection = source.format not in FORMATS and self._plugin_reader()[1].reads_collection
+            for path in () if collection else source.files:
                 if path.is_file() and path.stat().st_size == 0:
                     raise ExtractError(
                         f"{display_path(path, source.base_dir)} is empty (0 bytes): it holds no data",
