@@ -55,7 +55,7 @@ def test_the_index_decodes_only_new_and_changed_files(tmp_path):
     reader = ImageReader(ImageOptions(workers=1, size=4))
     list(reader.read_files(files, root=root, batch_rows=100))
     assert reader.index_stats == {"files": 6, "unchanged": 0, "decoded": 6}
-    assert ImageIndex(root, 4, "RGB").file.parent == tmp_path / ".blase" / "index"
+    assert ImageIndex(root, 4, "RGB").folder.parent == tmp_path / ".blase" / "index"
     list(reader.read_files(files, root=root, batch_rows=100))
     assert reader.index_stats == {"files": 6, "unchanged": 6, "decoded": 0}
     # one image replaced by a bright one: only it is decoded again, and the new pixels show

@@ -23,10 +23,13 @@ row of ``outputs/rejects/<source>.csv`` (counted as rejected in the run).
 
 from __future__ import annotations
 
-import io
+import logging
 import os
-from collections.abc import Iterator, Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from blase.contrib._decode import decode_image, decode_many
 from blase.errors import ExtractError
 from blase.extract import SourceReader
 
@@ -42,6 +46,7 @@ __all__ = ["IMAGE_SUFFIXES", "ImageIndex", "ImageOptions", "ImageReader", "decod
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 _LISTINGS = (".csv", ".parquet")
+logger = logging.getLogger(__name__)
 #: Files decoded in the calling process below this count (starting workers costs ~0.3 s).
 _POOL_MIN = 64
 
@@ -60,49 +65,6 @@ class ImageOptions(BaseModel):
     label_column: str | None = Field(default="label", description="a listing: the column of labels (None: none)")
 
 
-def _to_mode(im: Any, mode: str) -> Any:
-    """``im`` as an 8-bit ``L`` or ``RGB`` image: 16/32-bit greys are scaled to 8 bits,
-    transparency is laid over white, palette and CMYK images are converted."""
-    from PIL import Image
-
-    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if im.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
-        im = Image.fromarray(np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8), "L")
-    if im.mode == "P":
-        im = im.convert("RGBA")
-    if im.mode in ("RGBA", "LA", "PA"):
-        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(background, im.convert("RGBA"))
-    return im.convert(mode) if im.mode != mode else im
-
-
-def decode_image(path: str, size: int, mode: str) -> dict[str, Any]:
-    """Read, hash, decode and resize one file: ``{"hash", "width", "height", "pixels"}``,
-    or ``{"hash", "error"}`` saying what is wrong with it. Runs in the worker processes."""
-    import xxhash
-    from PIL import Image, UnidentifiedImageError
-
-    with open(path, "rb") as fh:
-        data = fh.read()
-    digest = xxhash.xxh3_128_hexdigest(data)
-    if not data:
-        return {"hash": digest, "error": "is empty (0 bytes)"}
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            width, height = im.size
-            small = _to_mode(im, mode).resize((size, size), Image.Resampling.BILINEAR)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        return {"hash": digest, "error": f"cannot be decoded as an image ({type(exc).__name__}: {exc})"}
-    pixels = np.asarray(small, dtype=np.uint8)
-    return {"hash": digest, "width": width, "height": height, "pixels": pixels.tobytes()}
-
-
-def _decode_many(paths: list[str], size: int, mode: str) -> list[dict[str, Any]]:
-    return [decode_image(p, size, mode) for p in paths]
-
-
 @dataclass
 class _Entry:
     path: Path
@@ -118,58 +80,112 @@ def _index_dir(root: Path) -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "blase" / "index"
 
 
-class ImageIndex:
-    """What is known about each file of one folder under one set of decoding options: its
-    stat (size, mtime, inode), content hash, original size, label and decoded pixels, kept as
-    one Parquet file. :meth:`lookup` says which files are unchanged since they were indexed."""
+_MANIFEST = pa.schema([("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()),
+                       ("inode", pa.int64()), ("hash", pa.string()), ("width", pa.int32()),
+                       ("height", pa.int32()), ("label", pa.string()), ("error", pa.string())])
 
-    COLUMNS = ("path", "size", "mtime_ns", "inode", "hash", "width", "height", "label", "pixels", "error")
+
+class ImageIndex:
+    """What is known about each file of one folder under one set of decoding options.
+
+    ``manifest.parquet`` holds a row per file (path, size, mtime, inode, content hash, width,
+    height, label, and why it could not be decoded) and ``pixels.npy`` the decoded, resized
+    uint8 pixels in the same order, memory-mapped. :meth:`update` stats every file and
+    decodes only those whose size, mtime or inode changed since (the stat cache's rule);
+    when nothing changed nothing is written.
+    """
 
     def __init__(self, root: Path, size: int, mode: str) -> None:
         import xxhash
 
         key = xxhash.xxh3_64_hexdigest(f"{root.resolve()}|{size}|{mode}".encode("utf-8", "surrogateescape"))
-        self.file = _index_dir(root) / f"images-{key}.parquet"
-        self.known: dict[str, dict[str, Any]] = {}
-        self.rows: list[dict[str, Any]] = []
+        self.folder = _index_dir(root) / f"images-{key}"
+        self.size, self.mode = size, mode
+        self.width = size * size * (1 if mode == "L" else 3)
         self.hits = self.misses = 0
-        if self.file.is_file():
-            import pyarrow.parquet as pq
+        self.manifest: pa.Table | None = None
+        self.pixels: np.ndarray | None = None
 
-            try:
-                self.known = {r["path"]: r for r in pq.read_table(self.file).to_pylist()}
-            except (OSError, pa.ArrowInvalid):
-                self.known = {}  # a rebuildable cache: a bad one is rebuilt
+    @property
+    def file(self) -> Path:
+        return self.folder / "manifest.parquet"
 
-    def lookup(self, rel: str, st: os.stat_result) -> dict[str, Any] | None:
-        row = self.known.get(rel)
-        if row is not None and (row["size"], row["mtime_ns"], row["inode"]) == (st.st_size, st.st_mtime_ns, st.st_ino):
-            self.hits += 1
-            return row
-        self.misses += 1
-        return None
-
-    def add(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-
-    def save(self) -> None:
-        """Write the files seen in this pass (files gone since are forgotten)."""
+    def _load(self) -> tuple[pa.Table, np.ndarray] | None:
         import pyarrow.parquet as pq
 
-        from blase._fs import atomic_path
-
-        if self.misses == 0 and len(self.rows) == len(self.known):
-            return  # nothing changed
-        schema = pa.schema([("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()),
-                            ("inode", pa.int64()), ("hash", pa.string()), ("width", pa.int32()),
-                            ("height", pa.int32()), ("label", pa.string()), ("pixels", pa.binary()),
-                            ("error", pa.string())])
         try:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(self.file, fsync=False) as tmp:
-                pq.write_table(pa.Table.from_pylist(self.rows, schema=schema), tmp, compression="zstd")
-        except OSError:
-            pass  # a cache: the next read decodes again
+            manifest = pq.read_table(self.file)
+            pixels = np.load(self.folder / "pixels.npy", mmap_mode="r")
+        except (OSError, ValueError, pa.ArrowInvalid):
+            return None  # a rebuildable cache: a missing or bad one is rebuilt
+        if pixels.shape != (manifest.num_rows, self.width) or manifest.schema != _MANIFEST:
+            return None
+        return manifest, pixels
+
+    def update(self, entries: list[_Entry], decode: Callable[[list[str]], list[dict[str, Any]]],
+               chunk: int) -> None:
+        """Bring the index up to date with ``entries`` (decoding with ``decode``); then
+        :attr:`manifest` and :attr:`pixels` describe them, in their order."""
+        stats = [e.path.stat() for e in entries]
+        old = self._load()
+        where: dict[str, int] = {}
+        if old is not None:
+            where = {p: i for i, p in enumerate(old[0].column("path").to_pylist())}
+            size, mtime, inode = (old[0].column(c).to_numpy() for c in ("size", "mtime_ns", "inode"))
+        rows = np.full(len(entries), -1, dtype=np.int64)
+        for k, (entry, st) in enumerate(zip(entries, stats, strict=True)):
+            i = where.get(entry.rel, -1)
+            if i >= 0 and (size[i], mtime[i], inode[i]) == (st.st_size, st.st_mtime_ns, st.st_ino):
+                rows[k] = i
+        self.hits = int((rows >= 0).sum())
+        self.misses = len(entries) - self.hits
+        if old is not None and self.misses == 0 and np.array_equal(rows, np.arange(old[0].num_rows)):
+            labels = pa.array([e.label for e in entries], pa.string())
+            self.manifest, self.pixels = old[0].set_column(7, "label", labels), old[1]
+            return
+        self._rewrite(entries, stats, rows, old, decode, chunk)
+
+    def _rewrite(self, entries: list[_Entry], stats: list[os.stat_result], rows: np.ndarray,
+                 old: tuple[pa.Table, np.ndarray] | None, decode: Callable[[list[str]], list[dict[str, Any]]],
+                 chunk: int) -> None:
+        import pyarrow.parquet as pq
+
+        from blase._fs import replace_dir
+
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=self.folder.parent))
+        try:
+            pixels = np.lib.format.open_memmap(tmp / "pixels.npy", mode="w+", dtype=np.uint8,
+                                               shape=(len(entries), self.width))
+            known = old[0].to_pylist() if old is not None else []
+            records: list[dict[str, Any]] = []
+            for start in range(0, len(entries), chunk):
+                part = range(start, min(start + chunk, len(entries)))
+                todo = [k for k in part if rows[k] < 0]
+                results = dict(zip(todo, decode([str(entries[k].path) for k in todo]), strict=True))
+                for k in part:
+                    st = stats[k]
+                    record = {"path": entries[k].rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                              "inode": st.st_ino, "label": entries[k].label}
+                    if rows[k] >= 0:
+                        record |= {c: known[rows[k]][c] for c in ("hash", "width", "height", "error")}
+                        pixels[k] = old[1][rows[k]]  # type: ignore[index]
+                    else:
+                        got = results[k]
+                        record |= {"hash": got["hash"], "width": got.get("width"), "height": got.get("height"),
+                                   "error": got.get("error")}
+                        if got.get("pixels") is not None:
+                            pixels[k] = np.frombuffer(got["pixels"], dtype=np.uint8)
+                    records.append(record)
+            pixels.flush()
+            del pixels
+            pq.write_table(pa.Table.from_pylist(records, schema=_MANIFEST), tmp / "manifest.parquet")
+            replace_dir(tmp, self.folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.manifest = pq.read_table(self.file)
+        self.pixels = np.load(self.folder / "pixels.npy", mmap_mode="r")
 
 
 class ImageReader(SourceReader):
@@ -186,36 +202,56 @@ class ImageReader(SourceReader):
     def read(self, path: Path, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
         yield from self.read_files([path], root=path.parent, batch_rows=batch_rows)
 
-    def read_files(self, files: Sequence[Path], *, root: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    def index(self, files: Sequence[Path], *, root: Path) -> ImageIndex:
+        """The index of ``files``, brought up to date (new and changed files decoded)."""
         opts = self.opts
-        self.rejected = []
         entries = self._entries(files, root)
         if not entries:
             raise ExtractError(f"{root} holds no image files ({', '.join(IMAGE_SUFFIXES)})",
                                hint="put images in class subfolders (data/images/cat/1.png), or list them in a CSV")
         index = ImageIndex(root, opts.size, opts.mode)
-        schema = self.schema()
-        chunk = max(1, min(batch_rows, 1024))
-        pool = None
+        workers = self._workers()
+        pool: ProcessPoolExecutor | None = None
         try:
-            for start in range(0, len(entries), chunk):
-                rows, todo = self._known(entries[start:start + chunk], index)
-                if todo:
-                    if pool is None and len(entries) - start >= _POOL_MIN and self._workers() > 1:
-                        pool = _pool(self._workers())
-                    self._decode(todo, rows, pool)
-                for row in rows:
-                    index.add(row)
-                    if row["error"] is not None:  # newly found, or known bad from the index
-                        self._bad(row)
-                batch = self._batch([r for r in rows if r["error"] is None], schema)
-                if batch.num_rows:
-                    yield batch
+            def decode(paths: list[str]) -> list[dict[str, Any]]:
+                nonlocal pool, workers
+                if len(paths) < _POOL_MIN or workers < 2:
+                    return decode_many(paths, opts.size, opts.mode)
+                if pool is None:
+                    pool = _pool(workers)
+                n = max(1, -(-len(paths) // (4 * workers)))
+                parts = [paths[i:i + n] for i in range(0, len(paths), n)]
+                try:
+                    return [r for part in pool.map(decode_many, parts, [opts.size] * len(parts),
+                                                   [opts.mode] * len(parts)) for r in part]
+                except BrokenProcessPool:  # workers that cannot start (a script read from stdin)
+                    logger.warning("images: the decoding processes failed to start; decoding in this one")
+                    workers = 1
+                    return decode_many(paths, opts.size, opts.mode)
+
+            index.update(entries, decode, chunk=max(256, 64 * workers))
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
-        index.save()
         self.index_stats = {"files": len(entries), "unchanged": index.hits, "decoded": index.misses}
+        return index
+
+    def read_files(self, files: Sequence[Path], *, root: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        self.rejected = []
+        index = self.index(files, root=root)
+        assert index.manifest is not None and index.pixels is not None
+        errors = index.manifest.column("error")
+        if errors.null_count < len(errors):
+            for i in np.flatnonzero(~np.asarray(errors.is_null())):
+                self._bad(str(root / index.manifest.column("path")[int(i)].as_py()), errors[int(i)].as_py())
+        schema = self.schema()
+        chunk = max(1, min(batch_rows, 4096))
+        for start in range(0, index.manifest.num_rows, chunk):
+            part = index.manifest.slice(start, chunk)
+            good = np.asarray(part.column("error").is_null())
+            batch = self._batch(part.filter(pa.array(good)), np.asarray(index.pixels[start:start + chunk])[good], schema)
+            if batch.num_rows:
+                yield batch
 
     # -- phases ---------------------------------------------------------------------------------
 
@@ -260,40 +296,11 @@ class ImageReader(SourceReader):
             out.append(_Entry(path, _relative(path, root), None if label is None else str(label)))
         return out
 
-    @staticmethod
-    def _known(entries: list[_Entry], index: ImageIndex) -> tuple[list[dict[str, Any]], list[int]]:
-        rows: list[dict[str, Any]] = []
-        todo: list[int] = []
-        for entry in entries:
-            st = entry.path.stat()
-            row = {"path": entry.rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino,
-                   "label": entry.label, "abs": str(entry.path)}
-            known = index.lookup(entry.rel, st)
-            if known is not None:
-                row |= {k: known[k] for k in ("hash", "width", "height", "pixels", "error")}
-            else:
-                todo.append(len(rows))
-            rows.append(row)
-        return rows, todo
-
-    def _decode(self, todo: list[int], rows: list[dict[str, Any]], pool: ProcessPoolExecutor | None) -> None:
-        opts = self.opts
-        paths = [rows[i]["abs"] for i in todo]
-        if pool is None:
-            results = _decode_many(paths, opts.size, opts.mode)
-        else:
-            n = max(1, -(-len(paths) // (4 * self._workers())))
-            parts = [paths[i:i + n] for i in range(0, len(paths), n)]
-            results = [r for part in pool.map(_decode_many, parts, [opts.size] * len(parts),
-                                              [opts.mode] * len(parts)) for r in part]
-        for i, result in zip(todo, results, strict=True):
-            rows[i] |= {"width": None, "height": None, "pixels": None, "error": None} | result
-
-    def _bad(self, row: dict[str, Any]) -> None:
+    def _bad(self, path: str, error: str) -> None:
         if self.opts.bad_files == "quarantine":
-            self.rejected.append((row["abs"], row["error"]))
+            self.rejected.append((path, error))
             return
-        raise ExtractError(f"image {row['abs']} {row['error']}",
+        raise ExtractError(f"image {path} {error}",
                            hint="replace or delete the file, or set data.options.bad_files: quarantine to "
                                 "list such files in outputs/rejects/ and go on without them")
 
@@ -307,22 +314,17 @@ class ImageReader(SourceReader):
                          + [(s, pa.float32()) for s in stats]
                          + [(f"px_{i:05d}", pa.uint8()) for i in range(n)])
 
-    def _batch(self, rows: list[dict[str, Any]], schema: pa.Schema) -> pa.RecordBatch:
-        opts = self.opts
-        channels = 1 if opts.mode == "L" else 3
-        n = opts.size * opts.size * channels
-        pixels = np.frombuffer(b"".join(r["pixels"] for r in rows), dtype=np.uint8).reshape(len(rows), n)
-        per_channel = pixels.reshape(len(rows), -1, channels).astype(np.float32)
-        columns: list[Any] = [pa.array([r["path"] for r in rows], pa.string()),
-                              pa.array([r["label"] for r in rows], pa.string()),
-                              pa.array([r["width"] for r in rows], pa.int32()),
-                              pa.array([r["height"] for r in rows], pa.int32()),
-                              pa.array([r["size"] for r in rows], pa.int64()),
+    def _batch(self, manifest: pa.Table, pixels: np.ndarray, schema: pa.Schema) -> pa.RecordBatch:
+        channels = 1 if self.opts.mode == "L" else 3
+        per_channel = pixels.reshape(len(pixels), -1, channels).astype(np.float32)
+        columns: list[Any] = [manifest.column("path").combine_chunks(), manifest.column("label").combine_chunks(),
+                              manifest.column("width").combine_chunks(), manifest.column("height").combine_chunks(),
+                              manifest.column("size").combine_chunks(),
                               pa.array(per_channel.mean(axis=(1, 2)), pa.float32()),
                               pa.array(per_channel.std(axis=(1, 2)), pa.float32())]
         if channels == 3:
             columns += [pa.array(per_channel[:, :, c].mean(axis=1), pa.float32()) for c in range(3)]
-        columns += [pa.array(pixels[:, i]) for i in range(n)]
+        columns += [pa.array(pixels[:, i]) for i in range(pixels.shape[1])]
         return pa.RecordBatch.from_arrays(columns, schema=schema)
 
     def _workers(self) -> int:
@@ -349,15 +351,19 @@ class ImageReader(SourceReader):
 
 
 def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
+    for a, b in ((path, root), (path.resolve(), root.resolve())):
+        try:
+            return a.relative_to(b).as_posix()
+        except ValueError:
+            continue
+    return path.as_posix()
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
-    """Worker processes started fresh (spawn): the reader runs inside DuckDB's scan threads,
-    and forking a threaded process can deadlock."""
+    """Worker processes forked from a fork server that imported only the decoding module: the
+    reader runs inside DuckDB's scan threads, and forking a threaded process can deadlock."""
     import multiprocessing
 
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["blase.contrib._decode"])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
