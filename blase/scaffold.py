@@ -76,6 +76,14 @@ def _digits(root: Path) -> dict[str, str]:
     return {"source": "data/images"}
 
 
+def _tones(root: Path) -> dict[str, str]:
+    from blase.datasets import write_tone_clips
+
+    write_tone_clips(root / "data" / "clips", per_class=40, seed=0)
+    write_tone_clips(root / "data" / "new", per_class=10, seed=1)
+    return {"source": "data/clips"}
+
+
 #: The project templates by name, in the order ``blase create --help`` lists them.
 PROJECT_TEMPLATES: dict[str, ProjectTemplate] = {}
 
@@ -95,6 +103,10 @@ register_template(ProjectTemplate(
     name="images", description="data/images/ (500 handwritten digits, 8x8 PNG, a folder per class; "
                                "100 more in data/new/)",
     scripts=("cnn.py",), write_example=_digits, empty={"source": "data/images"}, new_data="data/new"))
+register_template(ProjectTemplate(
+    name="audio", description="data/clips/ (160 generated one-second WAV clips: hum, whistle, chirp, noise; "
+                              "40 more in data/new/)",
+    scripts=("cnn.py",), write_example=_tones, empty={"source": "data/clips"}, new_data="data/new"))
 
 #: The names of the project templates (``plugin`` makes a plugin package instead).
 TEMPLATES = tuple(PROJECT_TEMPLATES)

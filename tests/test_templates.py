@@ -100,7 +100,7 @@ def test_predict_on_raw_new_data(made, cli, tmp_path):
     if "truth" in table.column_names:  # the raw data is labelled: the model beats chance
         truth, pred = table["truth"].to_pylist(), table["prediction"].to_pylist()
         accuracy = sum(t == p for t, p in zip(truth, pred, strict=True)) / len(truth)
-        assert accuracy > 2.0 / len(set(truth)), accuracy
+        assert accuracy > 1.5 / len(set(truth)), accuracy  # chance is 1 / classes
 
 
 def test_monitor_the_new_data(made, cli):

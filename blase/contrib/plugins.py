@@ -9,7 +9,7 @@ from blase.contrib._keras_setup import KerasOptions
 from blase.contrib._options import LightGBMOptions, XGBoostOptions
 from blase.plugins import Plugin
 
-__all__ = ["EXCEL", "IMAGES", "IMAGE_CNN", "IMAGE_ERRORS", "KERAS", "LIGHTGBM", "MMD", "XGBOOST"]
+__all__ = ["AUDIO", "EXCEL", "IMAGES", "IMAGE_CNN", "IMAGE_ERRORS", "KERAS", "LIGHTGBM", "MMD", "XGBOOST"]
 
 XGBOOST = Plugin(
     name="xgboost", kind="model", target="blase.contrib.xgboost:XGBoostModel", version=__version__,
@@ -65,4 +65,11 @@ IMAGE_ERRORS = Plugin(
     name="image_errors", kind="step", target="blase.contrib._image_errors:ImageErrorsStep", version="1.0",
     description="after evaluate: a PNG grid of the misclassified test images (images source)",
     requires=("matplotlib",),
+)
+
+AUDIO = Plugin(
+    name="audio", kind="source", target="blase.contrib._audio:AudioReader", version="1.0",
+    description="a folder of WAV/FLAC/OGG files (a class per subfolder) or a listing, decoded once into "
+                "uint8 log-mel spectrograms by worker processes and indexed",
+    requires=("soundfile",), extra="audio", suffixes=(".wav", ".flac", ".ogg"),
 )
