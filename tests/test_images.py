@@ -140,3 +140,15 @@ def test_the_cnn_augments_with_the_seed_and_only_in_training():
     assert torch.equal(a, b) and not torch.equal(a, net.images(x))
     net.eval()
     assert torch.equal(net(x), net(x))  # no augmentation when scoring
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["images", "audio", "image_cnn", "image_errors"])
+def test_blase_plugin_check_passes(name, cli, project):
+    """The conformance suite of each kind (the model and the step run on the images template)."""
+    import json
+
+    checked = cli("plugin", "check", name, "--json", cwd=project.root)
+    assert checked.exit_code == 0, checked.stdout + checked.stderr
+    (report,) = json.loads(checked.stdout)
+    assert all(c["passed"] for c in report["checks"]), checked.stdout

@@ -69,7 +69,6 @@ class AudioReader(CollectionReader):
     def statistics(self, values: np.ndarray) -> list[tuple[str, pa.Array]]:
         return [("mel_mean", pa.array(values.astype(np.float32).mean(axis=1), pa.float32()))]
 
-    def write_example(self, folder: Path) -> Path:
-        root = Path(folder) / "clips"
-        write_tone_clips(root, per_class=3, seed=0)
-        return root
+    def example_files(self, root: Path) -> list[Path]:
+        write_tone_clips(root, per_class=2, seed=0, sample_rate=self.opts.sample_rate)
+        return sorted(root.rglob("*.wav"))

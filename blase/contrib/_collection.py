@@ -275,6 +275,19 @@ class CollectionReader(SourceReader):
         columns += [pa.array(values[:, i]) for i in range(values.shape[1])]
         return pa.RecordBatch.from_arrays(columns, schema=schema)
 
+    def write_example(self, folder: Path) -> Path:
+        """A few files of two classes under ``folder`` and a listing of them (what ``blase
+        plugin check`` reads)."""
+        root = Path(folder) / self.name
+        rows = [f"{path.relative_to(root).as_posix()},{path.parent.name}" for path in self.example_files(root)]
+        listing = root / "labels.csv"
+        listing.write_text("path,label\n" + "\n".join(rows) + "\n")
+        return listing
+
+    def example_files(self, root: Path) -> list[Path]:
+        """Write a few example files of two classes under ``root/CLASS/``; return them."""
+        raise NotImplementedError(f"{type(self).__name__} does not define example_files(root)")
+
     # -- the files --------------------------------------------------------------------------------
 
     def _entries(self, files: Sequence[Path], root: Path) -> list[_Entry]:

@@ -118,6 +118,7 @@ class ImageCNN(TorchModel):
 
     name = "image_cnn"
     config_model = ImageCNNOptions
+    check_template = "images"
 
     @property
     def opts(self) -> ImageCNNOptions:

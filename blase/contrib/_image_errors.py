@@ -75,6 +75,7 @@ class ImageErrorsStep(Step):
     output_type = ImageErrors
     config_model = ImageErrorOptions
     public = True
+    check_template = "images"
 
     def run(self, inputs: Mapping[str, StepOutput], out_dir: Path, ctx: StepContext) -> StepResult:
         opts = self.options if isinstance(self.options, ImageErrorOptions) else ImageErrorOptions()

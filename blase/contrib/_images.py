@@ -75,15 +75,15 @@ class ImageReader(CollectionReader):
                     for i, c in enumerate("rgb")]
         return out
 
-    def write_example(self, folder: Path) -> Path:
+    def example_files(self, root: Path) -> list[Path]:
         from PIL import Image
 
-        root = Path(folder) / "images"
         rng = np.random.default_rng(0)
-        for label in ("dark", "light"):
+        out = []
+        for label, base in (("dark", 40), ("light", 200)):
             (root / label).mkdir(parents=True, exist_ok=True)
             for i in range(4):
-                base = 40 if label == "dark" else 200
                 arr = np.clip(rng.normal(base, 20, (12, 12, 3)), 0, 255).astype(np.uint8)
                 Image.fromarray(arr, "RGB").save(root / label / f"{i}.png")
-        return root
+                out.append(root / label / f"{i}.png")
+        return out

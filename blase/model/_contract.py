@@ -113,12 +113,16 @@ class ModelKind(ABC):
     can_continue:
         Whether :meth:`fit` can continue from ``ctx.init`` (more boosting rounds, more
         epochs from the deployed weights); ``blase update`` retrains from scratch otherwise.
+    check_template:
+        The project template (``blase create --template``) whose data ``blase plugin check``
+        fits the kind on: ``tabular`` (the penguins), ``images``...
     """
 
     name: ClassVar[str] = ""
     config_model: ClassVar[type[BaseModel] | None] = None
     files: ClassVar[tuple[str, ...]] = ()
     can_continue: ClassVar[bool] = False
+    check_template: ClassVar[str] = "tabular"
 
     def __init__(self, options: BaseModel | None = None) -> None:
         self.options = options

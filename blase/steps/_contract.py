@@ -117,6 +117,9 @@ class Step(ABC):
         What the assistant gathers before :meth:`review` (``blase run --autonomy``):
         ``"profile"`` (the training data's profile), ``"new_data"`` (data files other than
         the training source).
+    check_template:
+        For a plugin step: the project template (``blase create --template``) that ``blase
+        plugin check`` runs it in (``tabular`` by default, ``images``...).
     review_tools:
         The assistant's tools (names in ``blase.tools``) offered after this step;
         ``review_tools_if_stopped`` are offered too when the run stopped before the
@@ -136,6 +139,7 @@ class Step(ABC):
     review_inputs: ClassVar[frozenset[str]] = frozenset()
     review_tools: ClassVar[tuple[str, ...]] = ("propose_config_change", "accept_step")
     review_tools_if_stopped: ClassVar[tuple[str, ...]] = ()
+    check_template: ClassVar[str] = "tabular"
 
     def __init__(self, options: BaseModel | None = None) -> None:
         self.options = options

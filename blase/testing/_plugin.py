@@ -69,7 +69,7 @@ class _StepHarness:
             from blase.scaffold import create_project
             from blase.steps import StepContext
 
-            project = create_project(self.tmp / "proj")
+            project = create_project(self.tmp / "proj", template=getattr(self.step, "check_template", "tabular"))
             pipe = Pipeline(project, overrides=["train.epochs=2", "evaluate.plots=false"])
             upto = self.step.after or pipe.steps[-1]
             result = pipe.run(to_step=upto)
