@@ -144,11 +144,13 @@ def bench_index(work: Path, n: int) -> list[tuple[str, float, float]]:
         if i < 10:
             folder.mkdir(parents=True)
         Image.fromarray(tiny + i % 200, "L").save(folder / f"{i:06d}.png")
+    (work / ".blase").mkdir(exist_ok=True)
     files = sorted(root.rglob("*.png"))
     reader = ImageReader(ImageOptions(size=4, mode="L", workers=2))
-    first, _ = timed(lambda: sum(b.num_rows for b in reader.read_files(files, root=root, batch_rows=8192)))
-    again, _ = timed(lambda: sum(b.num_rows for b in reader.read_files(files, root=root, batch_rows=8192)))
-    return [(f"index {n:,} small files: first scan", first, n / first),
+    first, _ = timed(lambda: reader.index(files, root=root))
+    again, _ = timed(lambda: reader.index(files, root=root))
+    assert reader.index_stats["decoded"] == 0, reader.index_stats
+    return [(f"index {n:,} small files: first scan (stat, read, hash, decode)", first, n / first),
             (f"index {n:,} small files: re-scan, nothing changed ({again / first:.1%} of the first)", again, n / again)]
 
 

@@ -786,7 +786,7 @@ class Extract:
         """
         import pyarrow.parquet as pq
 
-        from blase.hashing import hash_file, hash_files
+        from blase.hashing import StatCache, hash_file, hash_files
 
         out = Path(out_dir)
         if not out.is_absolute():
@@ -808,10 +808,10 @@ class Extract:
             warnings.append(
                 "Postgres tables are not content-hashed; the step cannot tell if the table changed"
             )
-        elif source.is_many:
-            inputs[key] = hash_files(source.files)
-        else:
-            inputs[key] = hash_file(source.files[0])
+        else:  # through the project's stat cache: an unchanged folder of many files is not read again
+            cache = StatCache.for_project(self.project) if self.project else None
+            inputs[key] = (hash_files(source.files, cache=cache) if source.is_many
+                           else hash_file(source.files[0], cache=cache))
         out_key = self.project.relative(out) if self.project else str(out)
         final_schema = pq.read_schema(finals[0])
         details: dict[str, Any] = {
