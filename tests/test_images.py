@@ -152,3 +152,27 @@ def test_blase_plugin_check_passes(name, cli, project):
     assert checked.exit_code == 0, checked.stdout + checked.stderr
     (report,) = json.loads(checked.stdout)
     assert all(c["passed"] for c in report["checks"]), checked.stdout
+
+
+def test_shard_dataset_yields_seeded_augmented_image_batches(tmp_path):
+    import pyarrow.parquet as pq
+    import torch
+
+    from blase.prepare import ImageView, Prepare, ShardDataset
+
+    table = _read(_folder(tmp_path / "images", n=8), size=4, mode="RGB")
+    pq.write_table(table.drop(["path"]), tmp_path / "images.parquet")
+    Prepare("label", split=(1.0, 0.0, 0.0), seed=0).run(tmp_path / "images.parquet", tmp_path / "shards")
+    plain = ShardDataset(tmp_path / "shards", batch_size=16, shuffle=False, image=ImageView(3, 4))
+    ((x, _),) = list(plain)
+    assert x.shape == (16, 3, 4, 4) and float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+    # channel r of the first image is its px_ values at offsets 0, 3, 6... divided by 255
+    first = np.asarray([table["px_00000"][0].as_py(), table["px_00003"][0].as_py()]) / 255
+    assert np.allclose(x[0, 0, 0, :2].numpy(), first)
+    view = ImageView(3, 4, flip=True, crop=1)
+    a = [b for b, _ in ShardDataset(tmp_path / "shards", batch_size=16, seed=5, image=view)]
+    b = [b for b, _ in ShardDataset(tmp_path / "shards", batch_size=16, seed=5, image=view)]
+    c = [b for b, _ in ShardDataset(tmp_path / "shards", batch_size=16, seed=6, image=view)]
+    assert torch.equal(a[0], b[0]) and not torch.equal(a[0], c[0])
+    with pytest.raises(Exception, match="an image of 1 x 4 x 4 needs 16"):
+        ShardDataset(tmp_path / "shards", image=ImageView(1, 4))
