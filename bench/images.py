@@ -161,18 +161,21 @@ def main() -> None:
     parser.add_argument("--index-files", type=int, default=100_000)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="blase-bench-images-"))
+    print(f"\n{args.images} PNG images 40x40 RGB -> {args.size}x{args.size}; {os.cpu_count()} cores\n")
+    print("| what | seconds | images/s |\n| --- | ---: | ---: |", flush=True)
+
+    def show(rows: list[tuple[str, float, float]]) -> None:
+        for what, seconds, rate in rows:
+            print(f"| {what} | {seconds:.2f} | {rate:,.0f} |", flush=True)
+
     try:
         make_folder(work / "images", args.images)
-        rows = bench_decode(work, args.images, args.size)
-        rows += bench_train(work, args.images, args.size)
+        show(bench_decode(work, args.images, args.size))
+        show(bench_train(work, args.images, args.size))
         if args.index_files:
-            rows += bench_index(work, args.index_files)
+            show(bench_index(work, args.index_files))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{args.images} PNG images 40x40 RGB -> {args.size}x{args.size}; {os.cpu_count()} cores\n")
-    print("| what | seconds | images/s |\n| --- | ---: | ---: |")
-    for what, seconds, rate in rows:
-        print(f"| {what} | {seconds:.2f} | {rate:,.0f} |")
 
 
 if __name__ == "__main__":
