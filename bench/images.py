@@ -128,6 +128,7 @@ def bench_train(work: Path, n: int, size: int) -> list[tuple[str, float, float]]
         for x, y in loader:  # NCHW in [0, 1] -> the CNN's flat channels-last 0-255 rows
             yield (x.permute(0, 2, 3, 1).reshape(len(x), -1) * 255.0), y
 
+    epoch(batch for i, batch in enumerate(from_shards()) if i < 2)  # warm-up: torch's first convolutions
     shards_s, rows_a = timed(lambda: epoch(from_shards()))
     folder_s, rows_b = timed(lambda: epoch(from_folder()))
     return [("train one epoch from the raw folder (DataLoader, 2 workers)", folder_s, rows_b / folder_s),
