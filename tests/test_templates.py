@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from blase.project import Project
 from blase.scaffold import PROJECT_TEMPLATES
 
 pytestmark = pytest.mark.slow
@@ -97,6 +98,9 @@ def test_predict_on_raw_new_data(made, cli, tmp_path):
     assert predicted.exit_code == 0, predicted.stderr
     table = pq.read_table(out)
     assert table.num_rows > 0 and "prediction" in table.column_names
+    key = Project(made.root).config().data.key
+    if key:  # each prediction names its input (an image's path), and the key is not "ignored"
+        assert key in table.column_names and f"does not use: {key}" not in predicted.stdout + predicted.stderr
     if "truth" in table.column_names:  # the raw data is labelled: the model beats chance
         truth, pred = table["truth"].to_pylist(), table["prediction"].to_pylist()
         accuracy = sum(t == p for t, p in zip(truth, pred, strict=True)) / len(truth)

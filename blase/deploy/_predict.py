@@ -59,8 +59,10 @@ def _family(arrow_type: str) -> str:
     return t
 
 
-def check_input_schema(expected: dict[str, str], schema: Any, *, source: str, label: str | None) -> list[str]:
-    """Refuse data whose columns do not match; return notes (extra columns ignored)."""
+def check_input_schema(expected: dict[str, str], schema: Any, *, source: str, label: str | None,
+                       key: str | None = None) -> list[str]:
+    """Refuse data whose columns do not match; return notes (extra columns ignored; the label
+    and the key, which predictions carry, are not extra)."""
     found = {f.name: str(f.type) for f in schema}
     missing = [c for c in expected if c not in found]
     if missing:
@@ -79,7 +81,7 @@ def check_input_schema(expected: dict[str, str], schema: Any, *, source: str, la
             f"{source}: " + "; ".join(wrong),
             hint="fix the column's values or cast it (e.g. data.dtypes in blase.yaml) and retry",
         )
-    extra = [c for c in found if c not in expected and c != label]
+    extra = [c for c in found if c not in expected and c not in (label, key)]
     return [f"ignored {len(extra)} column(s) the model does not use: {', '.join(extra)}"] if extra else []
 
 
@@ -202,7 +204,8 @@ def predict(
         data_path = project.root / data_path
     source = str(data)
     extract = Extract.like_training(str(data_path), package.info.get("extract_options"), project=project)
-    notes = check_input_schema(package.input_schema, extract.schema(), source=source, label=package.label)
+    notes = check_input_schema(package.input_schema, extract.schema(), source=source, label=package.label,
+                               key=package.key)
     transform = package.load_transform()
     means = training_means(package, transform)
     run = model_runner(package, use_onnx=use_onnx)
