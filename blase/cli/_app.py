@@ -17,9 +17,9 @@ from blase.errors import ConfigError
 @app.command()
 def create(
     name: Annotated[Path, typer.Argument(help="Folder of the new project; its name is the project's name.")],
-    template: Annotated[str, typer.Option("--template", "-t", help="Project template.")] = "tabular",
+    template: Annotated[str, typer.Option("--template", "-t", help="tabular, images, or plugin.")] = "tabular",
     example: Annotated[
-        bool, typer.Option("--example/--no-example", help="Include the template's bundled data in data/ (penguins, orders, CartPole).")
+        bool, typer.Option("--example/--no-example", help="Include the template's bundled data in data/ (penguins, orders, CartPole, digits...).")
     ] = True,
     kind: Annotated[
         str, typer.Option("--kind", help="With --template plugin: operation, source, drift_test, step or model.")
@@ -42,8 +42,8 @@ def create(
     project = create_project(name, template=template, example=example)
     out = common.out()
     out.print(f"[green]created[/] project [bold]{project.name}[/] at {project.root}")
-    first = "python scripts/train.py && blase runs" if template == "tabular" else "blase run"
-    out.print(f"  next: cd {name} && {first}")
+    first = "python scripts/train.py" if template == "tabular" else "blase run"
+    out.print(f"  next: cd {name} && {first} && blase runs")
 
 
 @app.command()
@@ -205,20 +205,23 @@ def doctor(
 @app.command()
 def demo(
     folder: Annotated[Path, typer.Argument(help="Where to create the demo project.")] = Path("blase-demo"),
+    template: Annotated[str, typer.Option("--template", "-t", help="tabular (penguins) or images (digits).")] = "tabular",
 ) -> None:
-    """Create a project with the bundled penguins data and run the whole pipeline on it.
+    """Create a project with a template's bundled data and run the whole pipeline on it.
 
-    Example: [bold]blase demo[/] (then [bold]cd blase-demo && blase runs[/])
+    Example: [bold]blase demo[/] (then [bold]cd blase-demo && blase runs[/]), or
+    [bold]blase demo digits --template images[/]
     """
     from blase.cli._render import deploy_line, metrics_vs_baseline, steps_table
     from blase.pipeline import Pipeline
-    from blase.scaffold import create_project
+    from blase.scaffold import PROJECT_TEMPLATES, create_project
     from blase.steps import Evaluation, Package
     from blase.track import load_run
 
     out = common.out()
-    project = create_project(folder)
-    out.print(f"[green]created[/] {project.root}: data/penguins.csv (344 Palmer penguins, 3 species, with NAs)")
+    project = create_project(folder, template=template)
+    made = PROJECT_TEMPLATES[template]
+    out.print(f"[green]created[/] {project.root}: {made.description}")
     out.print("running extract -> transform -> prepare -> train -> evaluate -> deploy ...")
 
     def on_step(step: str, state: str) -> None:
@@ -235,7 +238,7 @@ def demo(
     out.print(f"\nrun        {result.run_id}  (blase inspect {result.run_id})")
     out.print(f"model      {deploy_line(deployed, result.run_id)}")
     out.print(f"plots      {plots} in {project.relative(evaluation.root)}")
-    out.print(f"\nnext: cd {folder} && blase runs && blase predict {deployed.model} data/penguins.csv "
+    out.print(f"\nnext: cd {folder} && blase runs && blase predict {deployed.model} {made.new_data} "
               "--out outputs/predictions.parquet")
 
 

@@ -10,7 +10,8 @@ from blase.contrib._options import LightGBMOptions, XGBoostOptions
 from blase.contrib._rl_options import PPOOptions, RLEvalOptions
 from blase.plugins import Plugin
 
-__all__ = ["EXCEL", "EXPLODE", "FLATTEN", "KERAS", "LIGHTGBM", "MMD", "NESTED_JSON", "PPO", "RL_EVALUATE", "XGBOOST"]
+__all__ = ["AUDIO", "EXCEL", "EXPLODE", "FLATTEN", "IMAGES", "IMAGE_CNN", "IMAGE_ERRORS", "KERAS", "LIGHTGBM", "MMD", "NESTED_JSON",
+           "PPO", "RL_EVALUATE", "XGBOOST"]
 
 XGBOOST = Plugin(
     name="xgboost", kind="model", target="blase.contrib.xgboost:XGBoostModel", version=__version__,
@@ -76,4 +77,30 @@ RL_EVALUATE = Plugin(
     name="rl_evaluate", kind="step", target="blase.contrib.rl:RLEvaluateStep", version="1.0",
     description="seeded evaluation episodes of the policy against a random policy, and the learning curve",
     config_schema=RLEvalOptions.model_json_schema(), requires=("gymnasium", "matplotlib"), extra="rl",
+)
+
+IMAGES = Plugin(
+    name="images", kind="source", target="blase.contrib._images:ImageReader", version="1.0",
+    description="a folder of images (a class per subfolder) or a CSV/Parquet listing, decoded once into "
+                "uint8 pixel columns by worker processes, indexed so a re-read decodes only changed files",
+    requires=("PIL",), extra="images", suffixes=(".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"),
+)
+
+IMAGE_CNN = Plugin(
+    name="image_cnn", kind="model", target="blase.contrib._image_cnn:ImageCNN", version="1.0",
+    description="a small CNN over the images source's pixel columns (seeded flip/shift augmentation)",
+    config_schema=None, requires=("torch",),
+)
+
+IMAGE_ERRORS = Plugin(
+    name="image_errors", kind="step", target="blase.contrib._image_errors:ImageErrorsStep", version="1.0",
+    description="after evaluate: a PNG grid of the misclassified test images (images source)",
+    requires=("matplotlib",),
+)
+
+AUDIO = Plugin(
+    name="audio", kind="source", target="blase.contrib._audio:AudioReader", version="1.0",
+    description="a folder of WAV/FLAC/OGG files (a class per subfolder) or a listing, decoded once into "
+                "uint8 log-mel spectrograms by worker processes and indexed",
+    requires=("soundfile",), extra="audio", suffixes=(".wav", ".flac", ".ogg"),
 )

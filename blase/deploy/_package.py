@@ -72,6 +72,16 @@ class ModelPackage:
         return list(self.info["features"])
 
     @property
+    def key(self) -> str | None:
+        """The training data's key column (``data.key``: an id, an image's path), which
+        predictions carry beside ``row_id`` so each row can be matched to its input."""
+        try:
+            key = json.loads((self.path / "manifest.json").read_text()).get("key")
+        except (OSError, ValueError):
+            return None
+        return key if isinstance(key, str) else None
+
+    @property
     def metrics(self) -> dict[str, Any]:
         return dict(self.info.get("metrics", {}))
 

@@ -63,8 +63,10 @@ def _family(arrow_type: str) -> str:
     return t
 
 
-def check_input_schema(expected: dict[str, str], schema: Any, *, source: str, label: str | None) -> list[str]:
-    """Refuse data whose columns do not match; return notes (extra columns ignored)."""
+def check_input_schema(expected: dict[str, str], schema: Any, *, source: str, label: str | None,
+                       key: str | None = None) -> list[str]:
+    """Refuse data whose columns do not match; return notes (extra columns ignored; the label
+    and the key, which predictions carry, are not extra)."""
     found = {f.name: str(f.type) for f in schema}
     missing = [c for c in expected if c not in found]
     if missing:
@@ -83,7 +85,7 @@ def check_input_schema(expected: dict[str, str], schema: Any, *, source: str, la
             f"{source}: " + "; ".join(wrong),
             hint="fix the column's values or cast it (e.g. data.dtypes in blase.yaml) and retry",
         )
-    extra = [c for c in found if c not in expected and c != label]
+    extra = [c for c in found if c not in expected and c not in (label, key)]
     return [f"ignored {len(extra)} column(s) the model does not use: {', '.join(extra)}"] if extra else []
 
 
@@ -221,7 +223,8 @@ class BatchScorer:
 
     def check(self, schema: Any, *, source: str) -> list[str]:
         """Refuse data whose columns the model cannot take (see :func:`check_input_schema`)."""
-        return check_input_schema(self.package.input_schema, schema, source=source, label=self.package.label)
+        return check_input_schema(self.package.input_schema, schema, source=source, label=self.package.label,
+                                  key=self.package.key)
 
     def score(self, table: Any, *, source: str, first_row: int = 0) -> tuple[Any, BatchNotes]:
         """``row_id``, ``truth`` (when the label is there), ``prediction`` and ``prob_*`` columns."""
@@ -239,6 +242,8 @@ class BatchScorer:
                 notes.add(BatchNotes(unseen=dict(counts)))
         X = features_matrix(transformed, package.features, source=source)
         cols: dict[str, Any] = {"row_id": np.arange(first_row, first_row + len(X), dtype=np.int64)}
+        if package.key is not None and package.key in table.column_names:
+            cols[package.key] = table[package.key]
         if truth is not None:
             cols["truth"] = truth
         cols |= scores_to_columns(package.task, self.run(X), package.classes)
@@ -272,7 +277,8 @@ def predict(
         data_path = project.root / data_path
     source = str(data)
     extract = Extract.like_training(str(data_path), package.info.get("extract_options"), project=project)
-    notes = check_input_schema(package.input_schema, extract.schema(), source=source, label=package.label)
+    notes = check_input_schema(package.input_schema, extract.schema(), source=source, label=package.label,
+                               key=package.key)
     scorer = BatchScorer(package, use_onnx=use_onnx)
     out.parent.mkdir(parents=True, exist_ok=True)
     target = AtomicTarget(out)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from blase._duck import connect, sql_ident
-from blase._fs import disk_guard
+from blase._fs import atomic_path, disk_guard
 from blase.cloud import is_remote
 from blase.errors import BlaseError, ExtractError
 from blase.extract._badrows import (
@@ -360,7 +360,9 @@ class Extract:
             self._checked = True
             return
         if not self._checked:
-            for path in source.files:
+            # a reader of a whole collection (a folder of images) reports or quarantines its own bad files
+            collection = source.format not in FORMATS and self._plugin_reader()[1].reads_collection
+            for path in () if collection else source.files:
                 if path.is_file() and path.stat().st_size == 0:
                     raise ExtractError(
                         f"{display_path(path, source.base_dir)} is empty (0 bytes): it holds no data",
@@ -693,6 +695,8 @@ class Extract:
                 stats.rows_rejected = self._json_skipped(rows_out, stats)
             elif self._plugin is not None and self._plugin[1].rows_rejected:
                 self._plugin_rejects(stats)
+            elif self._plugin is not None and self._plugin[1].rejected:
+                stats.rows_rejected = self._quarantine_files(self._plugin[1].rejected, stats)
             stats.rows_in = stats.rows_out + stats.rows_rejected
             self.stats = stats
             if stats.rows_in == 0 and source.files:
@@ -753,6 +757,20 @@ class Extract:
             stats.rejects_path = path
         stats.warnings.append(f"{n} bad record{'s' if n != 1 else ''} quarantined to {display_path(path, self._base_dir)}")
         logger.warning("extract %s: %s", self._resolve().label, stats.warnings[-1])
+    def _quarantine_files(self, rejected: list[tuple[str, str]], stats: ExtractStats) -> int:
+        """List the files a source plugin set aside in ``outputs/rejects/<source>.csv``."""
+        import csv
+
+        path = self._rejects_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["file", "reason"])
+            writer.writerows((display_path(Path(f), self._base_dir), why) for f, why in rejected)
+        stats.rejects_path = path
+        stats.warnings.append(f"{len(rejected)} bad file{'s' if len(rejected) != 1 else ''} quarantined "
+                              f"to {display_path(path, self._base_dir)}")
+        return len(rejected)
 
     def _json_skipped(self, rows_out: int, stats: ExtractStats) -> int:
         """Rows dropped from newline-delimited JSON: non-blank lines that gave no row."""
@@ -788,7 +806,7 @@ class Extract:
         """
         import pyarrow.parquet as pq
 
-        from blase.hashing import hash_file, hash_files
+        from blase.hashing import StatCache, hash_file, hash_files
 
         out = Path(out_dir)
         if not out.is_absolute():
@@ -810,10 +828,10 @@ class Extract:
             warnings.append(
                 "Postgres tables are not content-hashed; the step cannot tell if the table changed"
             )
-        elif source.is_many:
-            inputs[key] = hash_files(source.files)
-        else:
-            inputs[key] = hash_file(source.files[0])
+        else:  # through the project's stat cache: an unchanged folder of many files is not read again
+            cache = StatCache.for_project(self.project) if self.project else None
+            inputs[key] = (hash_files(source.files, cache=cache) if source.is_many
+                           else hash_file(source.files[0], cache=cache))
         out_key = self.project.relative(out) if self.project else str(out)
         final_schema = pq.read_schema(finals[0])
         details: dict[str, Any] = {
