@@ -1,0 +1,501 @@
+"""An incremental index of run summaries, for readers that ask again and again (``blase ui``).
+
+:func:`~blase.track.list_runs` reads every run folder on every call: right for one command,
+too slow for a dashboard over 10,000 runs. :class:`RunIndex` keeps one :class:`IndexedRun` per
+run folder in memory and, on :meth:`RunIndex.refresh`, re-reads only the folders whose files
+changed (their byte sizes, and ``summary.json`` appearing) plus the runs still running. A live
+``metrics.csv`` is read from where the last refresh stopped, up to its last complete line, so
+a run writing 100,000 points costs each refresh only the new lines. Like every reader it never
+writes into a run folder and never takes a lock a writer waits on.
+
+Besides the latest value of each metric the index keeps its minimum, maximum and number of
+points, so the runs table can show and sort by ``min(val_loss)`` or ``best(test.accuracy)``.
+Finished runs met for the first time are read in one DuckDB pass over their ``metrics.csv``
+files. Queries take the quick filters of the runs page (project, status, kind, model, dates,
+a run id or data/config/code hash prefix) in Python and ``where``/``sort`` in DuckDB, over a
+table that holds only the columns the query names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from blase.track import _layout as L
+from blase.track._models import RunDetail, RunSummary
+from blase.track._query import (
+    _TOP_COLUMNS,
+    _column_type,
+    _ident,
+    _roots,
+    _run_dirs,
+    load_run,
+    resolve_sort,
+    rewrite_where,
+    select_rows,
+)
+from blase.track._reader import cached_summary, detail_run, read_log, read_meta, resolve_status
+
+__all__ = ["IndexedRun", "MetricStat", "RunFilter", "RunIndex", "lower_is_better"]
+
+logger = logging.getLogger(__name__)
+
+#: Metric names where smaller is better (losses, errors, time, memory): ``best`` is the minimum.
+LOWER_IS_BETTER = re.compile(r"(loss|rmse|mse|mae|mape|error|seconds|_s$|peak_rss|wait_share)")
+AGGREGATES = ("latest", "min", "max", "best")
+_AGG_RE = re.compile(r"^(min|max|best|latest)\((?:metrics\.)?(.+)\)$")
+#: Finished runs read in one DuckDB pass when at least this many are new at once.
+BATCH_MIN_RUNS = 8
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller value of ``metric`` is the better one (by its name)."""
+    return bool(LOWER_IS_BETTER.search(metric))
+
+
+@dataclass
+class MetricStat:
+    """One metric of one run: latest value, minimum, maximum and number of points."""
+
+    latest: float
+    min: float
+    max: float
+    count: int
+
+    def add(self, value: float) -> None:
+        self.latest = value
+        self.min = value if value < self.min else self.min
+        self.max = value if value > self.max else self.max
+        self.count += 1
+
+    def value(self, aggregate: str, metric: str) -> float:
+        if aggregate == "best":
+            aggregate = "min" if lower_is_better(metric) else "max"
+        return float(getattr(self, aggregate))
+
+
+@dataclass
+class IndexedRun:
+    """A run as the index holds it: its summary, hashes and per-metric statistics."""
+
+    summary: RunSummary
+    hashes: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, MetricStat] = field(default_factory=dict)
+    signature: tuple[Any, ...] = ()
+    metrics_offset: int = 0
+    metrics_size: int | None = None
+
+    @property
+    def id(self) -> str:
+        return self.summary.id
+
+    def metric(self, name: str, aggregate: str = "latest") -> float | None:
+        stat = self.stats.get(name)
+        if stat is None:
+            value = self.summary.metrics.get(name)
+            return float(value) if aggregate == "latest" and isinstance(value, (int, float)) else None
+        return stat.value(aggregate, name)
+
+    def hash_values(self) -> Iterable[str]:
+        for value in self.hashes.values():
+            if isinstance(value, str):
+                yield value
+            elif isinstance(value, dict):
+                yield from (v for v in value.values() if isinstance(v, str))
+
+
+@dataclass
+class RunFilter:
+    """The quick filters of the runs page (all optional; they combine with *and*).
+
+    ``model`` matches the ``model`` param or tag or ``train.model``; ``since``/``until`` are
+    ISO dates or times compared with ``started_at`` (``until`` includes its whole day);
+    ``hash`` is a prefix of the run id or of any data, config, code or environment hash.
+    """
+
+    projects: list[str] | None = None
+    status: str | None = None
+    kind: str | None = None
+    model: str | None = None
+    since: str | None = None
+    until: str | None = None
+    hash: str | None = None
+
+    def keep(self, run: IndexedRun) -> bool:
+        s = self.summary_checks(run.summary)
+        if not s:
+            return False
+        if self.hash:
+            prefix = self.hash.strip().lower()
+            return run.id.startswith(prefix) or any(h.lower().startswith(prefix) for h in run.hash_values())
+        return True
+
+    def summary_checks(self, s: RunSummary) -> bool:
+        if self.projects is not None and s.project not in self.projects:
+            return False
+        if self.status and s.status != self.status:
+            return False
+        if self.kind and s.kind != self.kind:
+            return False
+        if self.model and self.model not in (s.params.get("model"), s.tags.get("model"), s.params.get("train.model")):
+            return False
+        started = s.started_at or ""
+        if self.since and started < self.since:
+            return False
+        return not (self.until and started[: len(self.until)] > self.until)
+
+
+class RunIndex:
+    """Run summaries of one or several projects, refreshed incrementally; thread-safe.
+
+    Parameters
+    ----------
+    projects:
+        Project folders (or folders inside projects); default: the current project.
+    """
+
+    def __init__(self, projects: Sequence[Path | str] | None = None) -> None:
+        self.roots = _roots(projects)
+        self._runs: dict[Path, IndexedRun] = {}
+        self._by_id: dict[str, IndexedRun] = {}
+        self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self._sorted: list[IndexedRun] = []
+        self._keys: dict[str, list[str]] | None = None
+        self.refreshed_at = 0.0
+        self._stop = threading.Event()
+
+    def keep_fresh(self, every: float = 1.0) -> None:
+        """Refresh in a daemon thread every ``every`` seconds until :meth:`stop`, so a query
+        (``max_age`` larger than ``every``) never waits for the folders to be read."""
+        def loop() -> None:
+            while not self._stop.wait(every):
+                try:
+                    self.refresh()
+                except Exception:  # the next round tries again; a query refreshes itself if stale
+                    logger.warning("refreshing the run index failed", exc_info=True)
+
+        threading.Thread(target=loop, name="blase-run-index", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # ------------------------------------------------------------------ refreshing
+
+    def add_project(self, project: Path | str) -> None:
+        """Index one more project (its runs are read on the next refresh)."""
+        for root in _roots([project]):
+            if root not in self.roots:
+                self.roots.append(root)
+
+    def refresh(self) -> None:
+        """Re-read the run folders that changed since the last refresh, drop deleted ones.
+
+        A finished run is checked with one ``stat`` of its folder (its logs are complete;
+        only a new ``summary.json``, renamed into place, or a removed file changes it); a
+        running or unfinished one by the sizes of its logs, and re-read every time.
+        """
+        with self._refresh_lock:
+            started = time.time()
+            runs = dict(self._runs)
+            seen: set[Path] = set()
+            fresh: list[tuple[Path, Path, tuple[Any, ...]]] = []
+            for root in self.roots:
+                for run_dir in _run_dirs(root):
+                    seen.add(run_dir)
+                    old = runs.get(run_dir)
+                    sig = _signature(run_dir, old)
+                    if old is None or old.signature != sig or old.summary.status == "running":
+                        fresh.append((run_dir, root, sig))
+            gone = set(runs) - seen
+            for run_dir in gone:
+                del runs[run_dir]
+            self._read(runs, fresh)
+            with self._lock:
+                if fresh or gone or not self.refreshed_at:
+                    self._runs = runs
+                    self._by_id = {r.id: r for r in runs.values()}
+                    self._sorted = sorted(runs.values(), key=lambda r: (r.summary.started_at or "", r.id), reverse=True)
+                    self._keys = None
+                self.refreshed_at = started
+
+    def _read(self, runs: dict[Path, IndexedRun], fresh: list[tuple[Path, Path, tuple[Any, ...]]]) -> None:
+        batch: list[IndexedRun] = []
+        for run_dir, root, sig in fresh:
+            try:
+                entry = _index_run(run_dir, root, sig, runs.get(run_dir))
+            except Exception as exc:  # a reader lists what it can, whatever one folder holds
+                logger.debug("cannot index run %s", run_dir, exc_info=True)
+                entry = IndexedRun(RunSummary(id=run_dir.name, name=run_dir.name, status="unknown", project=str(root),
+                                              damage=[f"{run_dir.name}: unreadable ({exc})"], path=run_dir), signature=sig)
+            runs[run_dir] = entry
+            if entry.summary.status != "running" and entry.metrics_offset == 0:
+                batch.append(entry)
+        if len(batch) >= BATCH_MIN_RUNS:
+            _stats_in_one_pass(batch)
+        for entry in batch:
+            if entry.metrics_offset == 0:
+                _read_new_metrics(entry)
+
+    # ------------------------------------------------------------------ reading
+
+    def runs(self, *, max_age: float = 0.0) -> list[IndexedRun]:
+        """Every indexed run, newest first; refreshed first unless the last refresh started
+        less than ``max_age`` seconds ago."""
+        if time.time() - self.refreshed_at >= max_age:
+            self.refresh()
+        with self._lock:
+            return list(self._sorted)
+
+    def get(self, run_id: str) -> IndexedRun | None:
+        """The indexed run with this exact id (as of the last refresh)."""
+        with self._lock:
+            return self._by_id.get(run_id)
+
+    def load(self, ref: str, *, history: bool = True) -> RunDetail:
+        """:func:`~blase.track.load_run` over these projects, without a scan of every run folder
+        when ``ref`` is the full id of an indexed run."""
+        entry = self.get(ref.strip().lower())
+        if entry is not None and entry.summary.path is not None and entry.summary.path.is_dir():
+            return detail_run(entry.summary.path, entry.summary.path.parent.parent, history=history)
+        return load_run(ref, self.roots, history=history)
+
+    def all_keys(self) -> dict[str, list[str]]:
+        """:meth:`keys` of every indexed run (cached until the index changes)."""
+        with self._lock:
+            keys, runs = self._keys, self._sorted
+        if keys is None:
+            keys = self.keys(runs)
+            with self._lock:
+                if self._sorted is runs:
+                    self._keys = keys
+        return keys
+
+    def keys(self, runs: Iterable[IndexedRun]) -> dict[str, list[str]]:
+        """The metric, param and tag names of ``runs``, sorted."""
+        metrics: set[str] = set()
+        params: set[str] = set()
+        tags: set[str] = set()
+        for r in runs:
+            metrics.update(r.summary.metrics)
+            metrics.update(r.stats)
+            params.update(r.summary.params)
+            tags.update(r.summary.tags)
+        return {"metrics": sorted(metrics), "params": sorted(params), "tags": sorted(tags)}
+
+    def query(self, where: str | None = None, sort: str | None = None, filters: RunFilter | None = None,
+              *, max_age: float = 0.0) -> list[IndexedRun]:
+        """The runs that pass ``filters`` and ``where``, sorted by ``sort`` (then newest first).
+
+        ``where`` and ``sort`` read as in :func:`~blase.track.list_runs`; ``sort`` also takes
+        ``min(NAME)``, ``max(NAME)``, ``best(NAME)`` (the minimum of a loss or error, else the
+        maximum), and ``where`` may name those as quoted columns: ``"min(metrics.val_loss)" < 0.3``.
+
+        Raises
+        ------
+        TrackError
+            For an unknown key in ``where`` or ``sort`` (with close matches), or a bad condition.
+        """
+        runs = self.runs(max_age=max_age)
+        keys = self.all_keys()
+        if filters is not None:
+            runs = [r for r in runs if filters.keep(r)]
+        if not runs or not ((where and where.strip()) or (sort and sort.strip())):
+            return runs
+        return _duck_query(runs, keys, where, sort)
+
+
+# ---------------------------------------------------------------------- one run
+
+
+def _signature(run_dir: Path, old: IndexedRun | None) -> tuple[Any, ...]:
+    if old is not None and old.signature and old.signature[0] == "dir":
+        try:
+            return ("dir", os.stat(run_dir).st_mtime_ns)
+        except OSError:
+            return ("gone",)
+    sig: list[Any] = []
+    for fname in (L.LOG, L.METRICS, L.SUMMARY):
+        try:
+            st = os.stat(run_dir / fname)
+            sig.append((st.st_size, st.st_mtime_ns) if fname == L.SUMMARY else st.st_size)
+        except OSError:
+            sig.append(None)
+    return tuple(sig)
+
+
+def _index_run(run_dir: Path, root: Path, sig: tuple[Any, ...], old: IndexedRun | None) -> IndexedRun:
+    dir_mtime = os.stat(run_dir).st_mtime_ns  # before reading: a summary renamed in later changes it
+    if sig[0] == "dir":
+        sig = _signature(run_dir, None)
+    damage: list[str] = []
+    meta = read_meta(run_dir, damage)
+    base = {
+        "id": str(meta.get("id") or run_dir.name), "name": str(meta.get("name") or run_dir.name),
+        "kind": str(meta.get("kind") or "run"), "started_at": meta.get("started_at"),
+        "project": str(meta.get("project") or root), "parent": meta.get("parent"), "path": run_dir,
+    }
+    cached = cached_summary(run_dir)
+    if cached is not None:
+        summary = RunSummary(status=cached.get("status", "finished"), ended_at=cached.get("ended_at"),
+                             params=cached.get("params") or {}, metrics=cached.get("metrics") or {},
+                             tags=cached.get("tags") or {}, damage=damage, **base)
+        hashes = cached.get("hashes") or {}
+    else:
+        log = read_log(run_dir)
+        status, ended_at, _live = resolve_status(meta, run_dir, log)
+        summary = RunSummary(status=status, ended_at=ended_at, params=log.params, tags=log.tags,
+                             damage=damage + log.damage, **base)
+        hashes = log.hashes
+    entry = IndexedRun(summary, hashes, signature=sig, metrics_size=sig[1])
+    if cached is not None and summary.status != "running":
+        entry.signature = ("dir", dir_mtime)  # complete logs: the folder's mtime is enough from now on
+    if old is not None and old.metrics_offset and sig[1] is not None and sig[1] >= old.metrics_offset:
+        entry.stats, entry.metrics_offset = old.stats, old.metrics_offset  # go on from there
+    if summary.status == "running" or entry.metrics_offset:
+        _read_new_metrics(entry)
+    return entry
+
+
+def _read_new_metrics(entry: IndexedRun) -> None:
+    """Fold the complete lines ``metrics.csv`` gained since ``metrics_offset`` into ``stats``."""
+    import csv
+    import io
+
+    path = (entry.summary.path or Path()) / L.METRICS
+    try:
+        with open(path, "rb") as f:
+            f.seek(entry.metrics_offset)
+            data = f.read()
+    except OSError:
+        return
+    cut = data.rfind(b"\n") + 1
+    stats = entry.stats
+    for row in csv.reader(io.StringIO(data[:cut].decode("utf-8", errors="replace"), newline="")):
+        if len(row) != 4:
+            continue
+        try:
+            value = float(row[3])
+        except ValueError:
+            continue
+        stat = stats.get(row[2])
+        if stat is None:
+            stats[row[2]] = MetricStat(value, value, value, 1)
+        else:
+            stat.add(value)
+    entry.metrics_offset += cut
+    if entry.summary.status == "running" or not entry.summary.metrics:
+        entry.summary.metrics = {k: s.latest for k, s in stats.items()}
+
+
+def _stats_in_one_pass(entries: list[IndexedRun]) -> None:
+    """Min, max and count of every metric of finished runs, in one DuckDB read of their files."""
+    import duckdb
+
+    by_file = {str((e.summary.path or Path()) / L.METRICS): e for e in entries if e.metrics_size}
+    if not by_file:
+        return
+    cols = "{'time': 'DOUBLE', 'step': 'BIGINT', 'name': 'VARCHAR', 'value': 'DOUBLE'}"
+    con = duckdb.connect()
+    try:
+        rows = con.execute(
+            f"SELECT filename, name, min(value), max(value), count(*) FROM read_csv(?, columns={cols}, "
+            "header=false, auto_detect=false, delim=',', quote='\"', escape='\"', filename=true, "
+            "ignore_errors=true) GROUP BY ALL", [list(by_file)]).fetchall()
+    except duckdb.Error:
+        logger.debug("one-pass metric statistics failed; reading run by run", exc_info=True)
+        return
+    finally:
+        con.close()
+    for filename, name, lo, hi, n in rows:
+        entry = by_file[filename]
+        latest = entry.summary.metrics.get(name)
+        entry.stats[name] = MetricStat(float(latest) if isinstance(latest, (int, float)) else hi, lo, hi, n)
+    for entry in by_file.values():
+        entry.metrics_offset = entry.metrics_size or 0
+
+
+# ---------------------------------------------------------------------- where and sort
+
+
+def _columns_for(runs: list[IndexedRun], keys: dict[str, list[str]]) -> dict[str, str]:
+    """Every column a query may name -> its DuckDB type (built lazily: names only)."""
+    columns = dict(_TOP_COLUMNS)
+    for name in keys["metrics"]:
+        columns[f"metrics.{name}"] = "DOUBLE"
+        for agg in ("min", "max", "best"):
+            columns[f"{agg}(metrics.{name})"] = "DOUBLE"
+    for group in ("params", "tags"):
+        for name in keys[group]:
+            columns[f"{group}.{name}"] = "?"
+    return columns
+
+
+def _cell_of(run: IndexedRun, column: str) -> Any:
+    m = _AGG_RE.match(column)
+    if m:
+        return run.metric(m.group(2), m.group(1))
+    group, _, key = column.partition(".")
+    if group == "metrics":
+        return run.metric(key)
+    if group in ("params", "tags"):
+        return getattr(run.summary, group).get(key)
+    return run.summary.duration_s if column == "duration_s" else getattr(run.summary, column)
+
+
+def normalize_sort(sort: str) -> str:
+    """``-min(val_loss)`` -> ``-min(metrics.val_loss)``; other keys unchanged."""
+    text = sort.strip()
+    minus = "-" if text.startswith("-") else ""
+    m = _AGG_RE.match(text.lstrip("-").strip())
+    return f"{minus}{m.group(1)}(metrics.{m.group(2)})" if m and m.group(1) != "latest" else text
+
+
+def _duck_query(runs: list[IndexedRun], keys: dict[str, list[str]], where: str | None,
+                sort: str | None) -> list[IndexedRun]:
+    import duckdb
+    import pyarrow as pa
+
+    columns = _columns_for(runs, keys)
+    sql_where = rewrite_where(where, columns) if where and where.strip() else None
+    order_col = resolve_sort(normalize_sort(sort), columns) if sort and sort.strip() else None
+    used = [c for c in columns if c in _TOP_COLUMNS or (sql_where and f'"{c}"' in sql_where)
+            or (order_col and c == order_col[0])]
+    data: dict[str, Any] = {"_row": pa.array(range(len(runs)), pa.int64())}
+    types: dict[str, str] = {}
+    for col in used:
+        values = [_cell_of(r, col) for r in runs]
+        kind = columns[col] if columns[col] != "?" else _column_type(values)
+        types[col] = kind
+        data[col] = _arrow_column(values, kind)
+    table = pa.table(data)
+    con = duckdb.connect()
+    try:
+        con.register("runs_arrow", table)
+        casts = ", ".join(f"CAST({_ident(c)} AS {t}) AS {_ident(c)}" for c, t in types.items())
+        con.execute(f"CREATE TEMP VIEW runs AS SELECT _row, {casts} FROM runs_arrow")
+        con.execute("SET enable_external_access = false")
+        rows = select_rows(con, where, sql_where, order_col, columns)
+    finally:
+        con.close()
+    return [runs[i] for i in rows]
+
+
+def _arrow_column(values: list[Any], kind: str) -> Any:
+    import pyarrow as pa
+
+    if kind == "DOUBLE":
+        return pa.array([None if v is None else float(v) for v in values], pa.float64())
+    if kind == "BOOLEAN":
+        return pa.array(values, pa.bool_())
+    return pa.array([None if v is None else v if isinstance(v, str) else json.dumps(v, default=str)
+                     for v in values], pa.string())
+

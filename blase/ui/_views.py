@@ -1,0 +1,177 @@
+"""The parts of the web app's pages that are computed from loaded runs, as JSON-able dicts.
+
+Pure functions over :class:`~blase.track.RunDetail` and :class:`~blase.lineage.RunLineage`
+objects, so :class:`~blase.ui.Dashboard` stays a thin router: resource series, the lineage
+graph, the assistant's decisions per step, the compare view of 2-10 runs, the monitor history
+of a model.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "MAX_COMPARE",
+    "compare_runs",
+    "decisions_by_step",
+    "lineage_graph",
+    "monitor_rows",
+    "resource_series",
+    "thin",
+]
+
+#: Runs one compare view shows at most.
+MAX_COMPARE = 10
+#: Points of one series sent to the page (evenly thinned beyond this).
+MAX_POINTS = 500
+#: Metric histories overlaid by default in a compare view.
+DEFAULT_COMPARE_METRICS = 6
+RESOURCES_FILE = "resources.csv"
+RESOURCE_FIELDS = ("time", "cpu_percent", "rss_bytes", "available_bytes", "disk_free_bytes", "gpu_mem_bytes", "gpu_util")
+
+
+def thin(points: list[Any], most: int = MAX_POINTS) -> list[Any]:
+    """At most ``most`` evenly spaced items of ``points``, always keeping the last one."""
+    if len(points) <= most:
+        return points
+    stride = len(points) / most
+    return [*(points[int(i * stride)] for i in range(most - 1)), points[-1]]
+
+
+def resource_series(run_dir: Path | None) -> dict[str, list[list[float]]]:
+    """CPU %, memory (RSS) and GPU memory samples of a run as ``[[seconds, value], ...]``.
+
+    Read up to the last complete line of ``resources.csv`` (a live writer may be mid-line);
+    damaged lines are skipped (the run page's damage list names them).
+    """
+    if run_dir is None:
+        return {}
+    try:
+        raw = (run_dir / RESOURCES_FILE).read_bytes()
+    except OSError:
+        return {}
+    body = raw[: raw.rfind(b"\n") + 1].decode("utf-8", errors="replace")
+    out: dict[str, list[list[float]]] = {"cpu_percent": [], "rss_bytes": [], "gpu_mem_bytes": []}
+    start = None
+    for row in csv.reader(io.StringIO(body)):
+        if len(row) != len(RESOURCE_FIELDS):
+            continue
+        try:
+            t = float(row[0])
+        except ValueError:
+            continue
+        start = t if start is None else start
+        for name in out:
+            cell = row[RESOURCE_FIELDS.index(name)]
+            try:
+                out[name].append([round(t - start, 3), float(cell)])
+            except ValueError:
+                continue
+    return {k: thin(v) for k, v in out.items() if v}
+
+
+def lineage_graph(lineage: Any) -> dict[str, Any]:
+    """Nodes and edges from raw files and code, through each step, to the deployed model.
+
+    Columns (``col``) order the drawing left to right: sources and code (0), steps (1..n),
+    the model (n+1). A step's ``input`` from the step before is an edge between steps.
+    """
+    nodes: dict[str, dict[str, Any]] = {}
+    edges: list[list[str]] = []
+
+    def node(nid: str, label: str, kind: str, col: int, detail: str = "") -> str:
+        nodes.setdefault(nid, {"id": nid, "label": label, "kind": kind, "col": col, "detail": detail})
+        return nid
+
+    previous = None
+    for i, step in enumerate(lineage.steps, 1):
+        sid = node(f"step:{step.step}", step.step, "step", i,
+                   f"key {step.key[:12]}" + (f" (cached from {step.from_run})" if step.cached else ""))
+        for name, digest in step.inputs.items():
+            if name.startswith("step") or (previous and name == previous):
+                continue
+            edges.append([node(f"data:{name}", name, "data", 0, str(digest)[:12]), sid])
+        for name, digest in step.code.items():
+            edges.append([node(f"code:{name}", name, "code", 0, str(digest)[:12]), sid])
+        if previous is not None:
+            edges.append([f"step:{previous}", sid])
+        previous = step.step
+    deployed = lineage.deployed or {}
+    if previous is not None and deployed:
+        label = f"{deployed.get('name', 'model')} {deployed.get('version', '')}".strip()
+        edges.append([f"step:{previous}", node("model", label, "model", len(lineage.steps) + 1,
+                                               str(deployed.get("path") or ""))])
+    return {"nodes": list(nodes.values()), "edges": edges}
+
+
+def decisions_by_step(session: Any, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    """The assistant's ``agent_decision`` events about run ``run_id``, by the step they follow."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for event in getattr(session, "event_list", []):
+        data = event.get("data") or {}
+        if event.get("event") != "agent_decision" or data.get("run") != run_id:
+            continue
+        out.setdefault(str(data.get("step")), []).append({
+            "tool": data.get("tool"), "summary": data.get("summary"), "decision": data.get("decision"),
+            "by": data.get("by"), "reason": data.get("reason"), "result_run": data.get("result_run"),
+            "command": data.get("command"),
+        })
+    return out
+
+
+def compare_runs(runs: list[Any], names: dict[str, str], metrics: list[str] | None) -> dict[str, Any]:
+    """What 2-10 loaded runs (with history) look like side by side.
+
+    ``params``: every param key whose value differs between the runs (each run's value);
+    ``metrics``: the latest value of every metric any run has; ``history``: the thinned
+    history of the metrics chosen (default: the first few that every run logged more than
+    once), to overlay; ``axes``: the numeric params that differ, for parallel coordinates.
+    """
+    keys = sorted({k for r in runs for k in r.params})
+    differ = {k: [r.params.get(k) for r in runs] for k in keys
+              if len({_key(r.params.get(k)) for r in runs}) > 1}
+    all_metrics = sorted({k for r in runs for k in r.metrics})
+    if not metrics:
+        shared = [m for m in all_metrics if all(r.metric_counts.get(m, 0) > 1 for r in runs)]
+        metrics = shared[:DEFAULT_COMPARE_METRICS]
+    history = {m: [[[p["step"] if p["step"] is not None else i, p["value"]] for i, p in
+                    enumerate(thin(r.metric_history.get(m, []), 200))] for r in runs] for m in metrics}
+    axes = [k for k, values in differ.items()
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)]
+    return {
+        "runs": [{"id": r.id, "name": r.name, "status": r.status, "project_name": names.get(r.project, Path(r.project).name),
+                  "started_at": r.started_at, "params": r.params, "metrics": r.metrics} for r in runs],
+        "params": differ,
+        "metrics": {m: [r.metrics.get(m) for r in runs] for m in all_metrics},
+        "metric_names": all_metrics,
+        "history": history,
+        "axes": axes,
+    }
+
+
+def _key(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def monitor_rows(runs: list[Any]) -> list[dict[str, Any]]:
+    """One row per finished monitor check of a model, oldest first: drift share, whether it
+    drifted, and the drift score of each column; ``report`` names the HTML report artifact."""
+    rows = []
+    for r in sorted(runs, key=lambda x: x.summary.started_at or ""):
+        s = r.summary
+        if s.status != "finished":
+            continue
+        metrics = s.metrics
+        rows.append({
+            "run_id": s.id, "started_at": s.started_at, "version": s.params.get("version"),
+            "data": s.params.get("data"), "rows": metrics.get("rows"), "drift_share": metrics.get("drift_share"),
+            "dataset_drift": bool(metrics.get("dataset_drift")), "retrain": bool(metrics.get("retrain")),
+            "columns": {k.removeprefix("drift."): v for k, v in metrics.items() if k.startswith("drift.")},
+            "current": {k.removeprefix("current."): v for k, v in metrics.items() if k.startswith("current.")},
+        })
+    return rows
