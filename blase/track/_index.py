@@ -359,7 +359,9 @@ def _index_run(run_dir: Path, root: Path, sig: tuple[Any, ...], old: IndexedRun 
     if cached is not None and summary.status != "running":
         entry.signature = ("dir", dir_mtime)  # complete logs: the folder's mtime is enough from now on
     if old is not None and old.metrics_offset and sig[1] is not None and sig[1] >= old.metrics_offset:
-        entry.stats, entry.metrics_offset = old.stats, old.metrics_offset  # go on from there
+        # go on from there, on a copy: readers of the current snapshot may be iterating the old one
+        entry.stats = {k: MetricStat(v.latest, v.min, v.max, v.count) for k, v in old.stats.items()}
+        entry.metrics_offset = old.metrics_offset
     if summary.status == "running" or entry.metrics_offset:
         _read_new_metrics(entry)
     return entry

@@ -74,36 +74,32 @@ def resource_series(run_dir: Path | None) -> dict[str, list[list[float]]]:
 
 
 def lineage_graph(lineage: Any) -> dict[str, Any]:
-    """Nodes and edges from raw files and code, through each step, to the deployed model.
+    """Nodes and edges from raw files and code, through the steps, to the deployed model.
 
-    Columns (``col``) order the drawing left to right: sources and code (0), steps (1..n),
-    the model (n+1). A step's ``input`` from the step before is an edge between steps.
+    A step's input named after another step is an edge from that step (its output digest);
+    any other input is a raw file. Columns (``col``) order the drawing left to right: files
+    and code (0), steps in run order (1..n), the model (n+1), packaged after the last step.
     """
     nodes: dict[str, dict[str, Any]] = {}
     edges: list[list[str]] = []
+    steps = [s.step for s in lineage.steps]
 
     def node(nid: str, label: str, kind: str, col: int, detail: str = "") -> str:
         nodes.setdefault(nid, {"id": nid, "label": label, "kind": kind, "col": col, "detail": detail})
         return nid
 
-    previous = None
     for i, step in enumerate(lineage.steps, 1):
         sid = node(f"step:{step.step}", step.step, "step", i,
                    f"key {step.key[:12]}" + (f" (cached from {step.from_run})" if step.cached else ""))
         for name, digest in step.inputs.items():
-            if name.startswith("step") or (previous and name == previous):
-                continue
-            edges.append([node(f"data:{name}", name, "data", 0, str(digest)[:12]), sid])
+            source = f"step:{name}" if name in steps else node(f"data:{name}", name, "data", 0, str(digest)[:12])
+            edges.append([source, sid])
         for name, digest in step.code.items():
             edges.append([node(f"code:{name}", name, "code", 0, str(digest)[:12]), sid])
-        if previous is not None:
-            edges.append([f"step:{previous}", sid])
-        previous = step.step
     deployed = lineage.deployed or {}
-    if previous is not None and deployed:
-        label = f"{deployed.get('name', 'model')} {deployed.get('version', '')}".strip()
-        edges.append([f"step:{previous}", node("model", label, "model", len(lineage.steps) + 1,
-                                               str(deployed.get("path") or ""))])
+    if steps and deployed:
+        label = f"{deployed.get('model', 'model')} {deployed.get('version', '')}".strip()
+        edges.append([f"step:{steps[-1]}", node("model", label, "model", len(steps) + 1, "deployed")])
     return {"nodes": list(nodes.values()), "edges": edges}
 
 
