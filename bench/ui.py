@@ -230,7 +230,7 @@ def blase_views(url: str, ids: list[str]) -> dict[str, Any]:
         "runs table, first page (50)": lambda: call(f"{url}/api/runs?per_page=50"),
         "filter (metric and param)": lambda: call(f"{url}/api/runs?per_page=50&where={where}"),
         "sort by a metric": lambda: call(f"{url}/api/runs?per_page=50&sort=-metrics.m03"),
-        "a run page": lambda: call(f"{url}/api/runs/{ids[0]}"),
+        "a run page (every metric's history)": lambda: call(f"{url}/api/runs/{ids[0]}"),
         "compare 10 runs": lambda: call(f"{url}/api/compare?runs={','.join(ids[:10])}"),
     }
 
@@ -239,12 +239,18 @@ def mlflow_views(url: str, exps: list[str], ids: list[str], metrics: int) -> dic
     api = url + "/api/2.0/mlflow"
     shown = metric_names(metrics)[:HISTORY_METRICS]
 
-    def compare() -> None:
-        # what a browser does: runs/get and get-history for each metric, 6 requests at a time
-        urls = [f"{api}/runs/get?run_id={r}" for r in ids[:10]]
-        urls += [f"{api}/metrics/get-history?run_id={r}&metric_key={m}" for r in ids[:10] for m in shown]
+    def fetch_all(urls: list[str]) -> None:
+        # what a browser does: 6 requests at a time to one host
         with ThreadPoolExecutor(6) as pool:
             list(pool.map(call, urls))
+
+    def run_page() -> None:  # the run, then every metric's history (Blase's run page has them all)
+        fetch_all([f"{api}/runs/get?run_id={ids[0]}"])
+        fetch_all([f"{api}/metrics/get-history?run_id={ids[0]}&metric_key={k}" for k in metric_names(metrics)])
+
+    def compare() -> None:
+        fetch_all([f"{api}/runs/get?run_id={r}" for r in ids[:10]]
+                  + [f"{api}/metrics/get-history?run_id={r}&metric_key={m}" for r in ids[:10] for m in shown])
 
     return {
         "runs table, first page (50)": lambda: call(f"{api}/runs/search", {"experiment_ids": exps, "max_results": 50}),
@@ -252,8 +258,9 @@ def mlflow_views(url: str, exps: list[str], ids: list[str], metrics: int) -> dic
             "experiment_ids": exps, "max_results": 50, "filter": "metrics.m07 > 0.5 and params.optimizer = 'adam'"}),
         "sort by a metric": lambda: call(f"{api}/runs/search", {
             "experiment_ids": exps, "max_results": 50, "order_by": ["metrics.m03 DESC"]}),
-        "a run page": lambda: call(f"{api}/runs/get?run_id={ids[0]}"),
+        "a run page (every metric's history)": run_page,
         "compare 10 runs": compare,
+        "(MLflow runs/get alone)": lambda: call(f"{api}/runs/get?run_id={ids[0]}"),
     }
 
 
@@ -300,12 +307,14 @@ def main() -> None:
     ap.add_argument("--projects", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--no-mlflow", action="store_true", help="time Blase only")
+    ap.add_argument("--keep", type=Path, help="write the runs here and keep them; reuse them when this folder has them")
     args = ap.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="blase-bench-ui-"))
+    base = args.keep or Path(tempfile.mkdtemp(prefix="blase-bench-ui-"))
     try:
         run_bench(args, base)
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        if args.keep is None:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def run_bench(args: argparse.Namespace, base: Path) -> None:
@@ -313,29 +322,37 @@ def run_bench(args: argparse.Namespace, base: Path) -> None:
     print(f"{n:,} runs x {m} metrics x {p} points ({n * m * p:,} points) across {args.projects} projects", file=sys.stderr)
     t = time.perf_counter()
     runs = make_runs(n, m, p, args.projects)
-    roots = write_blase(base / "blase", runs, m, p, args.projects)
-    print(f"  wrote Blase's run folders in {time.perf_counter() - t:.1f}s", file=sys.stderr)
+    if (base / "blase").is_dir():  # --keep: the same runs as last time (same sizes, same seed)
+        roots = [base / "blase" / f"proj{i}" for i in range(args.projects)]
+    else:
+        roots = write_blase(base / "blase", runs, m, p, args.projects)
+        print(f"  wrote Blase's run folders in {time.perf_counter() - t:.1f}s", file=sys.stderr)
     ids = [r["id"] for r in runs[-10:]]
     server, blase_url, indexed = start_blase(roots)
-    results: dict[str, dict[str, float]] = {}
-    for what, fn in blase_views(blase_url, ids).items():
-        results[what] = {"blase": timed(fn, args.repeat)}
-    tti = time_to_interactive(blase_url)
-    mlflow_note = "not measured (--no-mlflow)"
+    views = {"blase": blase_views(blase_url, ids)}
+    mlflow_note, proc = "not measured (--no-mlflow)", None
     if not args.no_mlflow:
         t = time.perf_counter()
-        exps = write_mlflow(base / "mlflow.db", base / "mlartifacts", runs, m, p, args.projects)
-        imported = time.perf_counter() - t
+        if (base / "mlflow.db").exists():
+            exps, imported = [str(i + 1) for i in range(args.projects)], float("nan")
+        else:
+            exps = write_mlflow(base / "mlflow.db", base / "mlartifacts", runs, m, p, args.projects)
+            imported = time.perf_counter() - t
         proc, mlflow_url = start_mlflow(base / "mlflow.db", base / "mlartifacts")
-        try:
-            check_same(blase_url, mlflow_url, ids[0], p)
-            for what, fn in mlflow_views(mlflow_url, exps, ids, m).items():
-                results[what]["mlflow"] = timed(fn, args.repeat)
-        finally:
+        check_same(blase_url, mlflow_url, ids[0], p)
+        views["mlflow"] = mlflow_views(mlflow_url, exps, ids, m)
+        mlflow_note = f"imported in {imported:.0f}s (bulk SQL into mlflow's own schema)"
+    try:
+        results: dict[str, dict[str, float]] = {}
+        for what in {**views["blase"], **views.get("mlflow", {})}:
+            # both servers up, each view timed on one then the other: the same load on the box
+            results[what] = {tool: timed(v[what], args.repeat) for tool, v in views.items() if what in v}
+        tti = time_to_interactive(blase_url)
+    finally:
+        if proc is not None:
             os.killpg(proc.pid, 15)
             proc.wait(30)
-        mlflow_note = f"imported in {imported:.0f}s (bulk SQL into mlflow's own schema)"
-    server.shutdown()
+        server.shutdown()
     print_table(args, results, indexed, tti, mlflow_note)
 
 
@@ -357,9 +374,9 @@ def print_table(args: argparse.Namespace, results: dict[str, dict[str, float]], 
     print("| view | Blase | MLflow | Blase / MLflow |")
     print("| --- | --- | --- | --- |")
     for what, r in results.items():
-        ml = r.get("mlflow")
-        ratio = f"{r['blase'] / ml:.2f}x" if ml else "-"
-        print(f"| {what} | {r['blase'] * 1000:.0f} ms | {f'{ml * 1000:.0f} ms' if ml else '-'} | {ratio} |")
+        bl, ml = r.get("blase"), r.get("mlflow")
+        ratio = f"{bl / ml:.2f}x" if bl and ml else "-"
+        print(f"| {what} | {f'{bl * 1000:.0f} ms' if bl else '-'} | {f'{ml * 1000:.0f} ms' if ml else '-'} | {ratio} |")
     print(f"| Blase: index of all runs at server start (cold) | {indexed:.1f} s | | |")
     print(f"| Blase: runs page time-to-interactive, headless Chromium | {f'{tti:.0f} ms' if tti else 'n/a'} | | |")
     print(f"\nMLflow: {mlflow_note}")

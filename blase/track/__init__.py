@@ -25,6 +25,7 @@ from blase.track._index import (
     RunFilter,
     RunIndex,
     lower_is_better,
+    read_histories,
 )
 from blase.track._models import RunDetail, RunSummary
 from blase.track._query import list_runs, load_run
@@ -46,4 +47,5 @@ __all__ = [
     "list_runs",
     "load_run",
     "lower_is_better",
+    "read_histories",
 ]

@@ -44,7 +44,7 @@ from blase.track._query import (
 )
 from blase.track._reader import cached_summary, detail_run, read_log, read_meta, resolve_status
 
-__all__ = ["IndexedRun", "MetricStat", "RunFilter", "RunIndex", "lower_is_better"]
+__all__ = ["IndexedRun", "MetricStat", "RunFilter", "RunIndex", "lower_is_better", "read_histories"]
 
 logger = logging.getLogger(__name__)
 
@@ -170,20 +170,29 @@ class RunIndex:
         self._refresh_lock = threading.Lock()
         self._sorted: list[IndexedRun] = []
         self._keys: dict[str, list[str]] | None = None
+        self._column_cache: dict[str, tuple[str, Any]] = {}
         self.refreshed_at = 0.0
+        self.refresh_seconds = 0.0
+        self._background = False
         self._stop = threading.Event()
 
     def keep_fresh(self, every: float = 1.0) -> None:
-        """Refresh in a daemon thread every ``every`` seconds until :meth:`stop`, so a query
-        (``max_age`` larger than ``every``) never waits for the folders to be read."""
+        """Refresh in a daemon thread until :meth:`stop`: every ``every`` seconds, or three times
+        as long as the last refresh took (so it never takes more than a quarter of a core).
+        Queries then never wait for the folders to be read: they use the last snapshot."""
         def loop() -> None:
-            while not self._stop.wait(every):
+            while not self._stop.wait(max(every, 3 * self.refresh_seconds)):
                 try:
                     self.refresh()
-                except Exception:  # the next round tries again; a query refreshes itself if stale
+                except Exception:  # the next round tries again
                     logger.warning("refreshing the run index failed", exc_info=True)
 
+        self._background = True
         threading.Thread(target=loop, name="blase-run-index", daemon=True).start()
+
+    def _maybe_refresh(self, max_age: float) -> None:
+        if not self.refreshed_at or (not self._background and time.time() - self.refreshed_at >= max_age):
+            self.refresh()
 
     def stop(self) -> None:
         self._stop.set()
@@ -218,18 +227,23 @@ class RunIndex:
             gone = set(runs) - seen
             for run_dir in gone:
                 del runs[run_dir]
-            self._read(runs, fresh)
+            changed = self._read(runs, fresh)
             with self._lock:
-                if fresh or gone or not self.refreshed_at:
+                if changed or gone or not self.refreshed_at:
                     self._runs = runs
                     self._by_id = {r.id: r for r in runs.values()}
                     self._sorted = sorted(runs.values(), key=lambda r: (r.summary.started_at or "", r.id), reverse=True)
                     self._keys = None
+                    self._column_cache = {}
                 self.refreshed_at = started
+                self.refresh_seconds = time.time() - started
 
-    def _read(self, runs: dict[Path, IndexedRun], fresh: list[tuple[Path, Path, tuple[Any, ...]]]) -> None:
+    def _read(self, runs: dict[Path, IndexedRun], fresh: list[tuple[Path, Path, tuple[Any, ...]]]) -> bool:
+        """Index the ``fresh`` folders into ``runs``; whether any run's record changed."""
         batch: list[IndexedRun] = []
+        changed = False
         for run_dir, root, sig in fresh:
+            old = runs.get(run_dir)
             try:
                 entry = _index_run(run_dir, root, sig, runs.get(run_dir))
             except Exception as exc:  # a reader lists what it can, whatever one folder holds
@@ -237,6 +251,8 @@ class RunIndex:
                 entry = IndexedRun(RunSummary(id=run_dir.name, name=run_dir.name, status="unknown", project=str(root),
                                               damage=[f"{run_dir.name}: unreadable ({exc})"], path=run_dir), signature=sig)
             runs[run_dir] = entry
+            changed = changed or old is None or (old.signature, old.summary.status, old.metrics_offset) != (
+                entry.signature, entry.summary.status, entry.metrics_offset)
             if entry.summary.status != "running" and entry.metrics_offset == 0:
                 batch.append(entry)
         if len(batch) >= BATCH_MIN_RUNS:
@@ -244,14 +260,14 @@ class RunIndex:
         for entry in batch:
             if entry.metrics_offset == 0:
                 _read_new_metrics(entry)
+        return changed
 
     # ------------------------------------------------------------------ reading
 
     def runs(self, *, max_age: float = 0.0) -> list[IndexedRun]:
         """Every indexed run, newest first; refreshed first unless the last refresh started
-        less than ``max_age`` seconds ago."""
-        if time.time() - self.refreshed_at >= max_age:
-            self.refresh()
+        less than ``max_age`` seconds ago or :meth:`keep_fresh` refreshes in the background."""
+        self._maybe_refresh(max_age)
         with self._lock:
             return list(self._sorted)
 
@@ -304,24 +320,28 @@ class RunIndex:
         TrackError
             For an unknown key in ``where`` or ``sort`` (with close matches), or a bad condition.
         """
-        runs = self.runs(max_age=max_age)
-        keys = self.all_keys()
-        if filters is not None:
-            runs = [r for r in runs if filters.keep(r)]
-        if not runs or not ((where and where.strip()) or (sort and sort.strip())):
-            return runs
-        return _duck_query(runs, keys, where, sort)
+        self._maybe_refresh(max_age)
+        with self._lock:
+            runs, cache = self._sorted, self._column_cache
+        keep = [i for i, r in enumerate(runs) if filters.keep(r)] if filters is not None else None
+        if not ((where and where.strip()) or (sort and sort.strip())) or keep == []:
+            return [runs[i] for i in keep] if keep is not None else list(runs)
+
+        def column(name: str, kind: str) -> tuple[str, Any]:
+            if name not in cache:  # built once per snapshot of the index, over every run
+                cache[name] = _build_column(runs, name, kind)
+            return cache[name]
+
+        rows = _duck_query(runs, keep, _columns_for(self.all_keys()), column, where, sort)
+        return [runs[i] for i in rows]
 
 
 # ---------------------------------------------------------------------- one run
 
 
 def _signature(run_dir: Path, old: IndexedRun | None) -> tuple[Any, ...]:
-    if old is not None and old.signature and old.signature[0] == "dir":
-        try:
-            return ("dir", os.stat(run_dir).st_mtime_ns)
-        except OSError:
-            return ("gone",)
+    if old is not None and old.signature and old.signature[0] == "done":
+        return old.signature  # complete logs and their summary: nothing more comes (removal: scandir)
     sig: list[Any] = []
     for fname in (L.LOG, L.METRICS, L.SUMMARY):
         try:
@@ -333,9 +353,6 @@ def _signature(run_dir: Path, old: IndexedRun | None) -> tuple[Any, ...]:
 
 
 def _index_run(run_dir: Path, root: Path, sig: tuple[Any, ...], old: IndexedRun | None) -> IndexedRun:
-    dir_mtime = os.stat(run_dir).st_mtime_ns  # before reading: a summary renamed in later changes it
-    if sig[0] == "dir":
-        sig = _signature(run_dir, None)
     damage: list[str] = []
     meta = read_meta(run_dir, damage)
     base = {
@@ -357,7 +374,7 @@ def _index_run(run_dir: Path, root: Path, sig: tuple[Any, ...], old: IndexedRun 
         hashes = log.hashes
     entry = IndexedRun(summary, hashes, signature=sig, metrics_size=sig[1])
     if cached is not None and summary.status != "running":
-        entry.signature = ("dir", dir_mtime)  # complete logs: the folder's mtime is enough from now on
+        entry.signature = ("done", *sig)  # the writer ended: its summary matches the complete logs
     if old is not None and old.metrics_offset and sig[1] is not None and sig[1] >= old.metrics_offset:
         # go on from there, on a copy: readers of the current snapshot may be iterating the old one
         entry.stats = {k: MetricStat(v.latest, v.min, v.max, v.count) for k, v in old.stats.items()}
@@ -428,7 +445,7 @@ def _stats_in_one_pass(entries: list[IndexedRun]) -> None:
 # ---------------------------------------------------------------------- where and sort
 
 
-def _columns_for(runs: list[IndexedRun], keys: dict[str, list[str]]) -> dict[str, str]:
+def _columns_for(keys: dict[str, list[str]]) -> dict[str, str]:
     """Every column a query may name -> its DuckDB type (built lazily: names only)."""
     columns = dict(_TOP_COLUMNS)
     for name in keys["metrics"]:
@@ -461,34 +478,40 @@ def normalize_sort(sort: str) -> str:
     return f"{minus}{m.group(1)}(metrics.{m.group(2)})" if m and m.group(1) != "latest" else text
 
 
-def _duck_query(runs: list[IndexedRun], keys: dict[str, list[str]], where: str | None,
-                sort: str | None) -> list[IndexedRun]:
+def _duck_query(runs: list[IndexedRun], keep: list[int] | None, columns: dict[str, str], column: Any,
+                where: str | None, sort: str | None) -> list[int]:
+    """Positions in ``runs`` that pass ``where`` (of those in ``keep``; ``None``: all), sorted by
+    ``sort``; ``column(name, kind)`` gives a column over every run as ``(type, arrow array)``."""
     import duckdb
     import pyarrow as pa
 
-    columns = _columns_for(runs, keys)
     sql_where = rewrite_where(where, columns) if where and where.strip() else None
     order_col = resolve_sort(normalize_sort(sort), columns) if sort and sort.strip() else None
-    used = [c for c in columns if c in _TOP_COLUMNS or (sql_where and f'"{c}"' in sql_where)
-            or (order_col and c == order_col[0])]
+    words = set(re.findall(r"[A-Za-z_]+", sql_where or ""))
+    used = [c for c in columns if c in ("id", "started_at") or (c in _TOP_COLUMNS and c in words)
+            or (sql_where and f'"{c}"' in sql_where) or (order_col and c == order_col[0])]
     data: dict[str, Any] = {"_row": pa.array(range(len(runs)), pa.int64())}
     types: dict[str, str] = {}
     for col in used:
-        values = [_cell_of(r, col) for r in runs]
-        kind = columns[col] if columns[col] != "?" else _column_type(values)
-        types[col] = kind
-        data[col] = _arrow_column(values, kind)
+        types[col], data[col] = column(col, columns[col])
     table = pa.table(data)
+    if keep is not None and len(keep) < len(runs):
+        table = table.take(pa.array(keep, pa.int64()))
     con = duckdb.connect()
     try:
         con.register("runs_arrow", table)
         casts = ", ".join(f"CAST({_ident(c)} AS {t}) AS {_ident(c)}" for c, t in types.items())
         con.execute(f"CREATE TEMP VIEW runs AS SELECT _row, {casts} FROM runs_arrow")
         con.execute("SET enable_external_access = false")
-        rows = select_rows(con, where, sql_where, order_col, columns)
+        return select_rows(con, where, sql_where, order_col, columns)
     finally:
         con.close()
-    return [runs[i] for i in rows]
+
+
+def _build_column(runs: list[IndexedRun], col: str, kind: str) -> tuple[str, Any]:
+    values = [_cell_of(r, col) for r in runs]
+    kind = kind if kind != "?" else _column_type(values)
+    return kind, _arrow_column(values, kind)
 
 
 def _arrow_column(values: list[Any], kind: str) -> Any:
@@ -501,3 +524,26 @@ def _arrow_column(values: list[Any], kind: str) -> Any:
     return pa.array([None if v is None else v if isinstance(v, str) else json.dumps(v, default=str)
                      for v in values], pa.string())
 
+
+
+def read_histories(run_dirs: Sequence[Path], names: Sequence[str]) -> dict[Path, dict[str, list[tuple[Any, float]]]]:
+    """The points ``(step, value)`` of metrics ``names`` of several runs, in one DuckDB read of
+    their ``metrics.csv`` files (in logging order; a live writer's half line is skipped)."""
+    import duckdb
+
+    files = {str(d / L.METRICS): d for d in run_dirs if (d / L.METRICS).is_file()}
+    out: dict[Path, dict[str, list[tuple[Any, float]]]] = {d: {} for d in run_dirs}
+    if not files or not names:
+        return out
+    cols = "{'time': 'DOUBLE', 'step': 'BIGINT', 'name': 'VARCHAR', 'value': 'DOUBLE'}"
+    con = duckdb.connect()
+    try:
+        rows = con.execute(
+            f"SELECT filename, name, step, value FROM read_csv(?, columns={cols}, header=false, auto_detect=false, "
+            "delim=',', quote='\"', escape='\"', filename=true, ignore_errors=true) "
+            "WHERE list_contains(?, name) ORDER BY filename, name, time, step", [list(files), list(names)]).fetchall()
+    finally:
+        con.close()
+    for filename, name, step, value in rows:
+        out[files[filename]].setdefault(name, []).append((step, value))
+    return out

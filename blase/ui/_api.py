@@ -193,11 +193,23 @@ class Dashboard:
         if not 2 <= len(refs) <= MAX_COMPARE:
             raise UIError(f"{len(refs)} runs given; a compare view shows 2 to {MAX_COMPARE}",
                           hint="tick 2 to 10 runs in the runs table, then 'Compare selected'")
-        runs = [self._load(r, history=True) for r in refs]
+        runs = [self._indexed(r) for r in refs]
         data = compare_runs(runs, self._names(), list(metrics))
-        if len(runs) == 2 and runs[0].project == runs[1].project:
+        if len(runs) == 2 and runs[0].summary.project == runs[1].summary.project:
             data["diff"] = self.compare(runs[0].id, runs[1].id)
         return data
+
+    def _indexed(self, ref: str) -> Any:
+        """The index's entry of run ``ref`` (an id, a unique prefix, a name or ``latest``)."""
+        entry = self.index.get(ref.strip().lower())
+        if entry is None:
+            entry = self.index.get(self._load(ref, history=False).id)
+        if entry is None:  # newer than the index's last refresh
+            self.index.refresh()
+            entry = self.index.get(self._load(ref, history=False).id)
+        if entry is None:
+            raise UIError(f"run {ref!r} is not in the index", hint="reload the page", status=404)
+        return entry
 
     def compare(self, a: str, b: str) -> dict[str, Any]:
         """What differs between runs ``a`` and ``b`` (``blase diff``), with both runs' names."""

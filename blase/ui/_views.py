@@ -119,29 +119,35 @@ def decisions_by_step(session: Any, run_id: str) -> dict[str, list[dict[str, Any
 
 
 def compare_runs(runs: list[Any], names: dict[str, str], metrics: list[str] | None) -> dict[str, Any]:
-    """What 2-10 loaded runs (with history) look like side by side.
+    """What 2-10 indexed runs (:class:`~blase.track.IndexedRun`) look like side by side.
 
     ``params``: every param key whose value differs between the runs (each run's value);
     ``metrics``: the latest value of every metric any run has; ``history``: the thinned
     history of the metrics chosen (default: the first few that every run logged more than
-    once), to overlay; ``axes``: the numeric params that differ, for parallel coordinates.
+    once), read in one pass, to overlay; ``axes``: the numeric params that differ, for
+    parallel coordinates.
     """
-    keys = sorted({k for r in runs for k in r.params})
-    differ = {k: [r.params.get(k) for r in runs] for k in keys
-              if len({_key(r.params.get(k)) for r in runs}) > 1}
-    all_metrics = sorted({k for r in runs for k in r.metrics})
+    from blase.track import read_histories
+
+    summaries = [r.summary for r in runs]
+    keys = sorted({k for s in summaries for k in s.params})
+    differ = {k: [s.params.get(k) for s in summaries] for k in keys
+              if len({_key(s.params.get(k)) for s in summaries}) > 1}
+    all_metrics = sorted({k for s in summaries for k in s.metrics})
     if not metrics:
-        shared = [m for m in all_metrics if all(r.metric_counts.get(m, 0) > 1 for r in runs)]
+        shared = [m for m in all_metrics if all(m in r.stats and r.stats[m].count > 1 for r in runs)]
         metrics = shared[:DEFAULT_COMPARE_METRICS]
-    history = {m: [[[p["step"] if p["step"] is not None else i, p["value"]] for i, p in
-                    enumerate(thin(r.metric_history.get(m, []), 200))] for r in runs] for m in metrics}
+    points = read_histories([s.path for s in summaries if s.path is not None], metrics)
+    history = {m: [[[step if step is not None else i, value] for i, (step, value) in
+                    enumerate(thin(points.get(s.path, {}).get(m, []), 200))] if s.path else [] for s in summaries]
+               for m in metrics}
     axes = [k for k, values in differ.items()
             if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)]
     return {
-        "runs": [{"id": r.id, "name": r.name, "status": r.status, "project_name": names.get(r.project, Path(r.project).name),
-                  "started_at": r.started_at, "params": r.params, "metrics": r.metrics} for r in runs],
+        "runs": [{"id": s.id, "name": s.name, "status": s.status, "project_name": names.get(s.project, Path(s.project).name),
+                  "started_at": s.started_at, "params": s.params, "metrics": s.metrics} for s in summaries],
         "params": differ,
-        "metrics": {m: [r.metrics.get(m) for r in runs] for m in all_metrics},
+        "metrics": {m: [s.metrics.get(m) for s in summaries] for m in all_metrics},
         "metric_names": all_metrics,
         "history": history,
         "axes": axes,
