@@ -83,6 +83,23 @@ def test_index_sees_new_finished_and_removed_runs(sweep):
     assert {r.id for r in index.runs()} == {b, c, d}
 
 
+def test_a_new_index_starts_from_the_saved_copy_and_rereads_changed_runs(sweep, monkeypatch):
+    import blase.track._index as index_module
+
+    project, (a, b, c) = sweep
+    RunIndex([project.root]).runs()
+    assert (project.root / ".blase" / "run-index.json").is_file()
+    read: list[str] = []
+    real = index_module._index_run
+    monkeypatch.setattr(index_module, "_index_run", lambda run_dir, *rest: read.append(run_dir.name) or real(run_dir, *rest))
+    again = RunIndex([project.root])
+    assert {r.id for r in again.runs()} == {a, b, c} and read == []  # nothing read from the run folders
+    assert again.get(a).metric("val_loss", "min") == 0.5 and again.get(a).summary.params["lr"] == 0.1
+    with open(project.root / "runs" / b / "log.jsonl", "a") as f:
+        f.write("\n")  # b's log changed after the copy was saved
+    assert len(RunIndex([project.root]).runs()) == 3 and read == [b]
+
+
 def test_quick_filters_by_model_date_and_hash_prefix(sweep):
     project, (a, b, c) = sweep
     with Track("hashed", project=project.root, sample_resources=False) as run:

@@ -174,6 +174,7 @@ class RunIndex:
         self.refreshed_at = 0.0
         self.refresh_seconds = 0.0
         self._background = False
+        self._saved_done = -1
         self._stop = threading.Event()
 
     def keep_fresh(self, every: float = 1.0) -> None:
@@ -208,13 +209,17 @@ class RunIndex:
     def refresh(self) -> None:
         """Re-read the run folders that changed since the last refresh, drop deleted ones.
 
-        A finished run is checked with one ``stat`` of its folder (its logs are complete;
-        only a new ``summary.json``, renamed into place, or a removed file changes it); a
-        running or unfinished one by the sizes of its logs, and re-read every time.
+        A run whose writer ended and wrote its summary is read once (its logs are complete;
+        removing its folder removes it); a running or unfinished one is checked by the sizes of
+        its logs and re-read when they grow. The first refresh starts from the copy saved in
+        each project's ``.blase/run-index.json`` (each saved run checked against its files'
+        sizes), and the copy is saved again when more runs have ended.
         """
         with self._refresh_lock:
             started = time.time()
             runs = dict(self._runs)
+            if not self.refreshed_at:
+                runs.update(_load_saved(self.roots))
             seen: set[Path] = set()
             fresh: list[tuple[Path, Path, tuple[Any, ...]]] = []
             for root in self.roots:
@@ -236,6 +241,10 @@ class RunIndex:
                     self._keys = None
                     self._column_cache = {}
                 self.refreshed_at = started
+            done = sum(1 for r in runs.values() if r.signature[:1] == ("done",))
+            if done != self._saved_done:
+                _save(self.roots, runs)
+                self._saved_done = done
                 self.refresh_seconds = time.time() - started
 
     def _read(self, runs: dict[Path, IndexedRun], fresh: list[tuple[Path, Path, tuple[Any, ...]]]) -> bool:
@@ -547,3 +556,61 @@ def read_histories(run_dirs: Sequence[Path], names: Sequence[str]) -> dict[Path,
     for filename, name, step, value in rows:
         out[files[filename]].setdefault(name, []).append((step, value))
     return out
+
+
+# ---------------------------------------------------------------------- the saved copy
+
+SAVED = "run-index.json"
+SAVED_VERSION = 1
+
+
+def _saved_path(root: Path) -> Path:
+    return root / ".blase" / SAVED
+
+
+def _save(roots: list[Path], runs: dict[Path, IndexedRun]) -> None:
+    """Save the ended runs of each project (a rebuildable cache: a failure is only logged)."""
+    from blase import _fs
+
+    for root in roots:
+        rows = []
+        for run_dir, r in runs.items():
+            if run_dir.parent.parent != root or r.signature[:1] != ("done",):
+                continue
+            summary = r.summary.to_json()
+            summary["metrics"] = r.summary.metrics  # NaN stays a float (json writes NaN)
+            rows.append({"dir": run_dir.name, "signature": list(r.signature[1:]), "summary": summary,
+                         "hashes": r.hashes, "offset": r.metrics_offset,
+                         "stats": {k: [v.latest, v.min, v.max, v.count] for k, v in r.stats.items()}})
+        try:
+            _fs.write_json_atomic(_saved_path(root), {"version": SAVED_VERSION, "runs": rows}, indent=None,
+                                  default=str)
+        except (OSError, ValueError):
+            logger.info("could not save the run index of %s", root, exc_info=True)
+
+
+def _load_saved(roots: list[Path]) -> dict[Path, IndexedRun]:
+    """The saved entries whose files still have the sizes they had when saved."""
+    out: dict[Path, IndexedRun] = {}
+    for root in roots:
+        try:
+            data = json.loads(_saved_path(root).read_text(encoding="utf-8"))
+            if data.get("version") != SAVED_VERSION:
+                continue
+            for row in data["runs"]:
+                run_dir = root / "runs" / row["dir"]
+                sig = _signature(run_dir, None)
+                if list(_jsonable(sig)) != row["signature"]:
+                    continue  # changed or gone since: read again
+                fields = {k: row["summary"].get(k) for k in ("id", "name", "status", "kind", "started_at", "ended_at",
+                                                               "params", "metrics", "tags", "project", "parent")}
+                summary = RunSummary(**fields, path=run_dir)
+                stats = {k: MetricStat(*v) for k, v in row["stats"].items()}
+                out[run_dir] = IndexedRun(summary, row["hashes"], stats, ("done", *sig), row["offset"], sig[1])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            logger.info("ignoring the saved run index of %s", root, exc_info=True)
+    return out
+
+
+def _jsonable(sig: tuple[Any, ...]) -> list[Any]:
+    return json.loads(json.dumps(list(sig)))
