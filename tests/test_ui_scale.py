@@ -153,6 +153,23 @@ def test_compare_three_runs_gives_overlays_and_parallel_axes(sweep_ui, sweep):
     assert status == 400 and "2 to 10" in d["error"]
 
 
+def test_a_run_page_shows_the_assistants_decision_after_its_step(sweep_ui, sweep):
+    project, _ids = sweep
+    with Track("pilot", project=project.root, kind="agent-session", sample_resources=False) as session:
+        with Track("pipeline", project=project.root, kind="pipeline", sample_resources=False,
+                   tags={"agent_session": session.run_id}) as run:
+            run.log_event("step_start", step="train")
+            run.log_event("step", step="train", rows_in=10, rows_out=10, seconds=0.1)
+        session.log_event("agent_decision", run=run.run_id, step="train", tool="propose_config_change",
+                          summary="train.lr=0.01", decision="approved", by="person", reason="val_loss rose")
+    status, data = sweep_ui.json(f"/api/runs/{run.run_id}")
+    (train,) = data["steps"]
+    assert status == 200 and train["step"] == "train" and train["status"] == "done"
+    (decision,) = train["decisions"]
+    assert decision["tool"] == "propose_config_change" and decision["decision"] == "approved"
+    assert decision["by"] == "person" and decision["reason"] == "val_loss rose"
+
+
 # ---------------------------------------------------------------------- user-level registry
 
 
