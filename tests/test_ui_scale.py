@@ -262,7 +262,11 @@ def test_the_server_keeps_answering_while_a_run_writes_100k_points(sweep_ui, swe
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     """Project ``alpha``: run 1, run 2 (train.lr changed), run 3 (train.lr changed and the raw
-    data file lost its last row, so its hash differs); then a monitor check of the model."""
+    data file lost its last row, so its hash differs); then two monitor checks of the model, on
+    the same data and on data whose bill lengths drifted."""
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
     from blase.monitor import Monitor
     from blase.scaffold import create_project
 
@@ -274,6 +278,12 @@ def pipeline(tmp_path_factory):
     data.write_text("".join(lines[:-1]))
     third = Pipeline(alpha, overrides=[*FAST, "train.lr=0.03"]).run()
     Monitor("alpha", project=alpha).check(str(data))
+    shifted = data.with_name("shifted.csv")  # bill lengths 30 mm longer: that column drifts
+    table = pacsv.read_csv(data)
+    column = table.column("bill_length_mm")
+    table = table.set_column(table.schema.get_field_index("bill_length_mm"), "bill_length_mm", pc.add(column, 30.0))
+    pacsv.write_csv(table, shifted)
+    Monitor("alpha", project=alpha, plots=False).check(str(shifted))
     return {"alpha": alpha, "first": first.run_id, "second": second.run_id, "third": third.run_id}
 
 
@@ -309,8 +319,12 @@ def test_two_runs_compare_with_the_diff_and_the_data_hash(alpha_ui, pipeline):
 def test_models_page_has_the_monitor_history_with_drift_per_column(alpha_ui, pipeline):
     status, data = alpha_ui.json("/api/models")
     model = next(m for m in data["models"] if m["name"] == "alpha")
-    (check,) = model["monitor"]
-    assert check["columns"] and all(isinstance(v, float) for v in check["columns"].values())
+    same, shifted = model["monitor"]  # oldest first
+    assert same["columns"] and all(isinstance(v, float) for v in same["columns"].values())
+    assert set(same["tests"]) == set(same["columns"]) and "bill_length_mm" not in same["drifted"]
+    assert "bill_length_mm" in shifted["drifted"] and shifted["drift_share"] > same["drift_share"]
+    assert shifted["columns"]["bill_length_mm"] > same["columns"]["bill_length_mm"]
+    check = same
     assert 0.0 <= check["drift_share"] <= 1.0 and check["version"] in model["versions"]
     status, head, body = alpha_ui.call(f"/api/runs/{check['run_id']}/artifacts/monitor/report.html")
     assert status == 200 and head["Content-Type"].startswith("text/html") and b"<html" in body.lower()
@@ -443,6 +457,7 @@ def test_browser_two_runs_show_the_changed_config_key_and_data_hash(alpha_ui, pi
     page.screenshot(path=str(SCREENSHOTS / "run-lineage.png"), full_page=True)
     page.goto(f"{alpha_ui.base}/models")
     page.wait_for_selector("table.monitor tbody tr")
+    assert page.locator("table.monitor td.drifted").count() >= 1  # bill_length_mm of the shifted check
     page.screenshot(path=str(SCREENSHOTS / "models-monitor.png"), full_page=True)
 
 

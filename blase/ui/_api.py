@@ -245,7 +245,11 @@ class Dashboard:
         column, current metrics; each check's HTML report is its ``monitor/report.html``."""
         checks = self.index.query(filters=RunFilter(projects=[str(project.root)], kind="monitor", model=model),
                                   max_age=MAX_AGE)
-        return monitor_rows(checks)
+        verdicts = {}
+        for check in checks:
+            run = self._load(check.id, history=False)
+            verdicts[check.id] = next((e.get("data") or {} for e in run.event_list if e.get("event") == "monitor"), {})
+        return monitor_rows(checks, verdicts)
 
     # ------------------------------------------------------------------ the assistant
 

@@ -160,20 +160,24 @@ def _key(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def monitor_rows(runs: list[Any]) -> list[dict[str, Any]]:
-    """One row per finished monitor check of a model, oldest first: drift share, whether it
-    drifted, and the drift score of each column; ``report`` names the HTML report artifact."""
+def monitor_rows(runs: list[Any], verdicts: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per finished monitor check of a model, oldest first: drift share, whether the
+    dataset drifted, each column's drift score and whether it drifted (from the check's
+    ``monitor`` event in ``verdicts``, by run id), and the check's current metrics."""
     rows = []
     for r in sorted(runs, key=lambda x: x.summary.started_at or ""):
         s = r.summary
         if s.status != "finished":
             continue
         metrics = s.metrics
+        verdict = {c.get("column"): c for c in (verdicts.get(s.id) or {}).get("columns") or [] if isinstance(c, dict)}
         rows.append({
             "run_id": s.id, "started_at": s.started_at, "version": s.params.get("version"),
             "data": s.params.get("data"), "rows": metrics.get("rows"), "drift_share": metrics.get("drift_share"),
             "dataset_drift": bool(metrics.get("dataset_drift")), "retrain": bool(metrics.get("retrain")),
             "columns": {k.removeprefix("drift."): v for k, v in metrics.items() if k.startswith("drift.")},
+            "drifted": sorted(c for c, v in verdict.items() if v.get("drifted")),
+            "tests": {c: {"test": v.get("test"), "threshold": v.get("threshold")} for c, v in verdict.items()},
             "current": {k.removeprefix("current."): v for k, v in metrics.items() if k.startswith("current.")},
         })
     return rows

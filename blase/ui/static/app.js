@@ -115,6 +115,12 @@ function lineChart(series, opts) {
     const d = s.points.filter(([x, y]) => Number.isFinite(Number(x)) && Number.isFinite(Number(y)))
       .map(([x, y]) => `${sx(Number(x)).toFixed(1)},${sy(Number(y)).toFixed(1)}`).join(" ");
     chart.append(svg("polyline", { points: d, fill: "none", stroke: COLORS[i % COLORS.length], "stroke-width": 1.5, "data-series": s.name }));
+    if (s.points.length <= 30) {  // few points (monitor checks): mark each one
+      d.split(" ").filter(Boolean).forEach((xy) => {
+        const [cx, cy] = xy.split(",");
+        chart.append(svg("circle", { cx, cy, r: 2.5, fill: COLORS[i % COLORS.length] }));
+      });
+    }
     const lx = 4 + (i % 3) * (W / 3), ly = H + 12 + 16 * Math.floor(i / 3);
     chart.append(svg("rect", { x: lx, y: ly - 8, width: 10, height: 3, fill: COLORS[i % COLORS.length] }),
       svg("text", { x: lx + 14, y: ly - 4, class: "legend" }, s.name));
@@ -406,10 +412,11 @@ function monitorHistory(m) {
   const checks = m.monitor || [];
   if (!checks.length) return h("p", { class: "muted" }, `no monitor checks yet: \`blase monitor ${m.name} NEW_DATA\``);
   const columns = [...new Set(checks.flatMap((c) => Object.keys(c.columns)))].sort();
-  const cell = (v) => h("td", { class: "num drift" + (v >= 1 ? " neg" : "") }, fmt(v));
+  const cell = (c, col) => h("td", { class: "num drift" + (c.drifted.includes(col) ? " neg drifted" : ""),
+    title: c.tests[col] ? `${c.tests[col].test}, threshold ${fmt(c.tests[col].threshold)}` : null }, fmt(c.columns[col]));
   const rows = checks.map((c) => h("tr", {}, h("td", {}, c.started_at || ""), h("td", {}, c.version || ""),
     h("td", { class: "num" }, fmt(c.drift_share)), h("td", {}, c.dataset_drift ? "drift" : "ok"),
-    columns.map((col) => cell(c.columns[col])),
+    columns.map((col) => cell(c, col)),
     h("td", {}, link(`/api/runs/${encodeURIComponent(c.run_id)}/artifacts/monitor/report.html?token=${encodeURIComponent(TOKEN)}`, "report"))));
   const share = lineChart([{ name: "drift share", points: checks.map((c, i) => [i + 1, c.drift_share]) },
     ...columns.slice(0, 8).map((col) => ({ name: col, points: checks.map((c, i) => [i + 1, c.columns[col]]) }))]);
