@@ -36,10 +36,10 @@ from blase.track._query import (
     _column_type,
     _ident,
     _roots,
-    _run_dirs,
     load_run,
     resolve_sort,
     rewrite_where,
+    run_paths,
     select_rows,
 )
 from blase.track._reader import cached_summary, detail_run, read_log, read_meta, resolve_status
@@ -164,7 +164,7 @@ class RunIndex:
 
     def __init__(self, projects: Sequence[Path | str] | None = None) -> None:
         self.roots = _roots(projects)
-        self._runs: dict[Path, IndexedRun] = {}
+        self._runs: dict[str, IndexedRun] = {}  # by the run folder's path
         self._by_id: dict[str, IndexedRun] = {}
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
@@ -220,18 +220,20 @@ class RunIndex:
             runs = dict(self._runs)
             if not self.refreshed_at:
                 runs.update(_load_saved(self.roots))
-            seen: set[Path] = set()
-            fresh: list[tuple[Path, Path, tuple[Any, ...]]] = []
+                self._saved_done = _count_done(runs)
+            seen: set[str] = set()
+            fresh: list[tuple[str, Path, tuple[Any, ...]]] = []
             for root in self.roots:
-                for run_dir in _run_dirs(root):
-                    seen.add(run_dir)
-                    old = runs.get(run_dir)
-                    sig = _signature(run_dir, old)
+                for key in run_paths(root):
+                    seen.add(key)
+                    old = runs.get(key)
+                    # an ended run's logs are complete: it is read once (a removed folder: scandir)
+                    sig = old.signature if old is not None and old.signature[:1] == ("done",) else _signature(Path(key))
                     if old is None or old.signature != sig or old.summary.status == "running":
-                        fresh.append((run_dir, root, sig))
+                        fresh.append((key, root, sig))
             gone = set(runs) - seen
-            for run_dir in gone:
-                del runs[run_dir]
+            for key in gone:
+                del runs[key]
             changed = self._read(runs, fresh)
             with self._lock:
                 if changed or gone or not self.refreshed_at:
@@ -241,25 +243,25 @@ class RunIndex:
                     self._keys = None
                     self._column_cache = {}
                 self.refreshed_at = started
-            done = sum(1 for r in runs.values() if r.signature[:1] == ("done",))
+            done = _count_done(runs)
             if done != self._saved_done:
                 _save(self.roots, runs)
                 self._saved_done = done
-                self.refresh_seconds = time.time() - started
+            self.refresh_seconds = time.time() - started
 
-    def _read(self, runs: dict[Path, IndexedRun], fresh: list[tuple[Path, Path, tuple[Any, ...]]]) -> bool:
+    def _read(self, runs: dict[str, IndexedRun], fresh: list[tuple[str, Path, tuple[Any, ...]]]) -> bool:
         """Index the ``fresh`` folders into ``runs``; whether any run's record changed."""
         batch: list[IndexedRun] = []
         changed = False
-        for run_dir, root, sig in fresh:
-            old = runs.get(run_dir)
+        for key, root, sig in fresh:
+            old, run_dir = runs.get(key), Path(key)
             try:
-                entry = _index_run(run_dir, root, sig, runs.get(run_dir))
+                entry = _index_run(run_dir, root, sig, old)
             except Exception as exc:  # a reader lists what it can, whatever one folder holds
                 logger.debug("cannot index run %s", run_dir, exc_info=True)
                 entry = IndexedRun(RunSummary(id=run_dir.name, name=run_dir.name, status="unknown", project=str(root),
                                               damage=[f"{run_dir.name}: unreadable ({exc})"], path=run_dir), signature=sig)
-            runs[run_dir] = entry
+            runs[key] = entry
             changed = changed or old is None or (old.signature, old.summary.status, old.metrics_offset) != (
                 entry.signature, entry.summary.status, entry.metrics_offset)
             if entry.summary.status != "running" and entry.metrics_offset == 0:
@@ -348,9 +350,8 @@ class RunIndex:
 # ---------------------------------------------------------------------- one run
 
 
-def _signature(run_dir: Path, old: IndexedRun | None) -> tuple[Any, ...]:
-    if old is not None and old.signature and old.signature[0] == "done":
-        return old.signature  # complete logs and their summary: nothing more comes (removal: scandir)
+def _signature(run_dir: Path) -> tuple[Any, ...]:
+    """The sizes of a run's logs and the size and time of its summary (``None``: missing)."""
     sig: list[Any] = []
     for fname in (L.LOG, L.METRICS, L.SUMMARY):
         try:
@@ -568,15 +569,17 @@ def _saved_path(root: Path) -> Path:
     return root / ".blase" / SAVED
 
 
-def _save(roots: list[Path], runs: dict[Path, IndexedRun]) -> None:
+def _save(roots: list[Path], runs: dict[str, IndexedRun]) -> None:
     """Save the ended runs of each project (a rebuildable cache: a failure is only logged)."""
     from blase import _fs
 
     for root in roots:
         rows = []
-        for run_dir, r in runs.items():
-            if run_dir.parent.parent != root or r.signature[:1] != ("done",):
+        inside = str(root / "runs") + os.sep
+        for key, r in runs.items():
+            if not key.startswith(inside) or r.signature[:1] != ("done",):
                 continue
+            run_dir = Path(key)
             summary = r.summary.to_json()
             summary["metrics"] = r.summary.metrics  # NaN stays a float (json writes NaN)
             rows.append({"dir": run_dir.name, "signature": list(r.signature[1:]), "summary": summary,
@@ -589,9 +592,9 @@ def _save(roots: list[Path], runs: dict[Path, IndexedRun]) -> None:
             logger.info("could not save the run index of %s", root, exc_info=True)
 
 
-def _load_saved(roots: list[Path]) -> dict[Path, IndexedRun]:
+def _load_saved(roots: list[Path]) -> dict[str, IndexedRun]:
     """The saved entries whose files still have the sizes they had when saved."""
-    out: dict[Path, IndexedRun] = {}
+    out: dict[str, IndexedRun] = {}
     for root in roots:
         try:
             data = json.loads(_saved_path(root).read_text(encoding="utf-8"))
@@ -599,18 +602,24 @@ def _load_saved(roots: list[Path]) -> dict[Path, IndexedRun]:
                 continue
             for row in data["runs"]:
                 run_dir = root / "runs" / row["dir"]
-                sig = _signature(run_dir, None)
-                if list(_jsonable(sig)) != row["signature"]:
+                sig = _signature(run_dir)
+                if _jsonable(sig) != row["signature"]:
                     continue  # changed or gone since: read again
                 fields = {k: row["summary"].get(k) for k in ("id", "name", "status", "kind", "started_at", "ended_at",
                                                                "params", "metrics", "tags", "project", "parent")}
                 summary = RunSummary(**fields, path=run_dir)
                 stats = {k: MetricStat(*v) for k, v in row["stats"].items()}
-                out[run_dir] = IndexedRun(summary, row["hashes"], stats, ("done", *sig), row["offset"], sig[1])
+                out[str(run_dir)] = IndexedRun(summary, row["hashes"], stats, ("done", *sig), row["offset"], sig[1])
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             logger.info("ignoring the saved run index of %s", root, exc_info=True)
     return out
 
 
 def _jsonable(sig: tuple[Any, ...]) -> list[Any]:
-    return json.loads(json.dumps(list(sig)))
+    """A signature as JSON reads it back (tuples become lists)."""
+    return [list(x) if isinstance(x, tuple) else x for x in sig]
+
+
+def _count_done(runs: dict[str, IndexedRun]) -> int:
+    return sum(1 for r in runs.values() if r.signature[:1] == ("done",))
+

@@ -67,6 +67,11 @@ def _roots(projects: ProjectsArg) -> list[Path]:
 
 def _run_dirs(root: Path) -> list[Path]:
     """Run folders of a project (hidden folders, such as runs being created, are skipped)."""
+    return [Path(p) for p in run_paths(root)]
+
+
+def run_paths(root: Path) -> list[str]:
+    """:func:`_run_dirs` as path strings (cheaper to hash: the run index meets them every second)."""
     runs = root / "runs"
     try:
         entries = list(os.scandir(runs))
@@ -81,9 +86,8 @@ def _run_dirs(root: Path) -> list[Path]:
     for e in entries:
         if e.name.startswith(".") or not e.is_dir():
             continue
-        path = Path(e.path)
-        if L.is_run_id(e.name) or (path / L.META).exists() or (path / L.LOG).exists():
-            out.append(path)
+        if L.is_run_id(e.name) or any(os.path.exists(os.path.join(e.path, f)) for f in (L.META, L.LOG)):
+            out.append(e.path)
     return out
 
 

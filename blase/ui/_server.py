@@ -67,6 +67,7 @@ def make_server(dashboard: Dashboard, *, host: str = "127.0.0.1", port: int = 87
     server = _Server((host, port), handler)
     server.daemon_threads = True
     dashboard.index.refresh()  # read the runs once before the first page asks
+    dashboard.index.query(sort="started_at")  # and load DuckDB and its Arrow bridge (~1 s, once)
     dashboard.index.keep_fresh(REFRESH_EVERY)
     server.index = dashboard.index
     return server, state
