@@ -34,7 +34,6 @@ from blase.track._models import RunDetail, RunSummary
 from blase.track._query import (
     _TOP_COLUMNS,
     _column_type,
-    _ident,
     _roots,
     load_run,
     resolve_sort,
@@ -175,6 +174,7 @@ class RunIndex:
         self.refresh_seconds = 0.0
         self._background = False
         self._saved_done = -1
+        self._con: Any = None
         self._stop = threading.Event()
 
     def keep_fresh(self, every: float = 1.0) -> None:
@@ -287,6 +287,19 @@ class RunIndex:
         with self._lock:
             return self._by_id.get(run_id)
 
+    def _duckdb(self) -> Any:
+        """One in-memory DuckDB connection for the queries (each runs in a cursor of it), locked
+        against file access: the user's ``where`` reads the runs table only."""
+        with self._lock:
+            if self._con is None:
+                import duckdb
+
+                con = duckdb.connect()
+                con.execute("SET enable_external_access = false")
+                con.execute("SET lock_configuration = true")
+                self._con = con
+            return self._con
+
     def load(self, ref: str, *, history: bool = True) -> RunDetail:
         """:func:`~blase.track.load_run` over these projects, without a scan of every run folder
         when ``ref`` is the full id of an indexed run."""
@@ -343,7 +356,7 @@ class RunIndex:
                 cache[name] = _build_column(runs, name, kind)
             return cache[name]
 
-        rows = _duck_query(runs, keep, _columns_for(self.all_keys()), column, where, sort)
+        rows = _duck_query(self._duckdb(), runs, keep, _columns_for(self.all_keys()), column, where, sort)
         return [runs[i] for i in rows]
 
 
@@ -488,11 +501,11 @@ def normalize_sort(sort: str) -> str:
     return f"{minus}{m.group(1)}(metrics.{m.group(2)})" if m and m.group(1) != "latest" else text
 
 
-def _duck_query(runs: list[IndexedRun], keep: list[int] | None, columns: dict[str, str], column: Any,
+def _duck_query(con: Any, runs: list[IndexedRun], keep: list[int] | None, columns: dict[str, str], column: Any,
                 where: str | None, sort: str | None) -> list[int]:
     """Positions in ``runs`` that pass ``where`` (of those in ``keep``; ``None``: all), sorted by
-    ``sort``; ``column(name, kind)`` gives a column over every run as ``(type, arrow array)``."""
-    import duckdb
+    ``sort``; ``column(name, kind)`` gives a column over every run as ``(type, arrow array)``;
+    ``con`` is a DuckDB connection without file access (a cursor of it runs the query)."""
     import pyarrow as pa
 
     sql_where = rewrite_where(where, columns) if where and where.strip() else None
@@ -501,21 +514,17 @@ def _duck_query(runs: list[IndexedRun], keep: list[int] | None, columns: dict[st
     used = [c for c in columns if c in ("id", "started_at") or (c in _TOP_COLUMNS and c in words)
             or (sql_where and f'"{c}"' in sql_where) or (order_col and c == order_col[0])]
     data: dict[str, Any] = {"_row": pa.array(range(len(runs)), pa.int64())}
-    types: dict[str, str] = {}
     for col in used:
-        types[col], data[col] = column(col, columns[col])
+        data[col] = column(col, columns[col])[1]
     table = pa.table(data)
     if keep is not None and len(keep) < len(runs):
         table = table.take(pa.array(keep, pa.int64()))
-    con = duckdb.connect()
+    cursor = con.cursor()
     try:
-        con.register("runs_arrow", table)
-        casts = ", ".join(f"CAST({_ident(c)} AS {t}) AS {_ident(c)}" for c, t in types.items())
-        con.execute(f"CREATE TEMP VIEW runs AS SELECT _row, {casts} FROM runs_arrow")
-        con.execute("SET enable_external_access = false")
-        return select_rows(con, where, sql_where, order_col, columns)
+        cursor.register("runs", table)
+        return select_rows(cursor, where, sql_where, order_col, columns)
     finally:
-        con.close()
+        cursor.close()
 
 
 def _build_column(runs: list[IndexedRun], col: str, kind: str) -> tuple[str, Any]:
@@ -527,6 +536,9 @@ def _build_column(runs: list[IndexedRun], col: str, kind: str) -> tuple[str, Any
 def _arrow_column(values: list[Any], kind: str) -> Any:
     import pyarrow as pa
 
+    if kind == "TIMESTAMP":
+        seconds = [L.parse_iso(v) if isinstance(v, str) else None for v in values]
+        return pa.array([None if t is None else int(t * 1_000_000) for t in seconds], pa.int64()).cast(pa.timestamp("us"))
     if kind == "DOUBLE":
         return pa.array([None if v is None else float(v) for v in values], pa.float64())
     if kind == "BOOLEAN":
