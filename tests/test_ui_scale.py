@@ -90,8 +90,8 @@ def test_a_new_index_starts_from_the_saved_copy_and_rereads_changed_runs(sweep, 
     RunIndex([project.root]).runs()
     assert (project.root / ".blase" / "run-index.json").is_file()
     read: list[str] = []
-    real = index_module._index_run
-    monkeypatch.setattr(index_module, "_index_run", lambda run_dir, *rest: read.append(run_dir.name) or real(run_dir, *rest))
+    real = index_module.index_run
+    monkeypatch.setattr(index_module, "index_run", lambda run_dir, *rest: read.append(run_dir.name) or real(run_dir, *rest))
     again = RunIndex([project.root])
     assert {r.id for r in again.runs()} == {a, b, c} and read == []  # nothing read from the run folders
     assert again.get(a).metric("val_loss", "min") == 0.5 and again.get(a).summary.params["lr"] == 0.1
