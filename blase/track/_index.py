@@ -76,6 +76,10 @@ class RunFilter:
     until: str | None = None
     hash: str | None = None
 
+    def empty(self) -> bool:
+        """Whether no filter is set (every run passes)."""
+        return not any((self.projects is not None, self.status, self.kind, self.model, self.since, self.until, self.hash))
+
     def keep(self, run: IndexedRun) -> bool:
         s = self.summary_checks(run.summary)
         if not s:
@@ -295,7 +299,7 @@ class RunIndex:
         self._maybe_refresh(max_age)
         with self._lock:
             runs, cache = self._sorted, self._column_cache
-        keep = [i for i, r in enumerate(runs) if filters.keep(r)] if filters is not None else None
+        keep = [i for i, r in enumerate(runs) if filters.keep(r)] if filters is not None and not filters.empty() else None
         if not ((where and where.strip()) or (sort and sort.strip())) or keep == []:
             return [runs[i] for i in keep] if keep is not None else list(runs)
 
