@@ -130,15 +130,21 @@ class RunIndex:
         self._stop = threading.Event()
 
     def keep_fresh(self, every: float = 1.0) -> None:
-        """Refresh in a daemon thread until :meth:`stop`: every ``every`` seconds, or three times
-        as long as the last refresh took (so it never takes more than a quarter of a core).
-        Queries then never wait for the folders to be read: they use the last snapshot."""
+        """Refresh in a daemon thread until :meth:`stop`: now, then every ``every`` seconds, or
+        three times as long as the last refresh took (so it never takes more than a quarter of
+        a core). Queries then never wait for the folders to be read (they use the last
+        snapshot), except the first ones, which wait for the first refresh."""
         def loop() -> None:
-            while not self._stop.wait(max(every, 3 * self.refresh_seconds)):
+            wait, first = 0.0, True
+            while not self._stop.wait(wait):
                 try:
                     self.refresh()
+                    if first:  # load DuckDB and its Arrow bridge (~1 s, once) before a page asks
+                        self.query(sort="started_at")
+                        first = False
                 except Exception:  # the next round tries again
                     logger.warning("refreshing the run index failed", exc_info=True)
+                wait = max(every, 3 * self.refresh_seconds)
 
         self._background = True
         threading.Thread(target=loop, name="blase-run-index", daemon=True).start()

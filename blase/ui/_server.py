@@ -66,9 +66,7 @@ def make_server(dashboard: Dashboard, *, host: str = "127.0.0.1", port: int = 87
     handler = type("BoundHandler", (Handler,), {"ui": state})
     server = _Server((host, port), handler)
     server.daemon_threads = True
-    dashboard.index.refresh()  # read the runs once before the first page asks
-    dashboard.index.query(sort="started_at")  # and load DuckDB and its Arrow bridge (~1 s, once)
-    dashboard.index.keep_fresh(REFRESH_EVERY)
+    dashboard.index.keep_fresh(REFRESH_EVERY)  # reads the runs now; the runs table waits for that
     server.index = dashboard.index
     return server, state
 
