@@ -409,6 +409,17 @@ def test_a_semi_proposal_is_approved_through_the_gate_by_a_person(project, spy_w
     assert ("spy_write", "approved", "person (blase ui)") in _gates(project, sid)
 
 
+def test_an_autopilot_proposal_is_left_to_its_terminal(sweep_ui, sweep):
+    project, _ids = sweep
+    with Track("autopilot", project=project.root, kind="agent-session", tags={"autopilot": "1"},
+               sample_resources=False) as run:
+        run.set_tag("session", run.run_id)
+    status, data = sweep_ui.json(f"/api/sessions/{run.run_id}/decide", {"action": "approve"})
+    assert status == 409 and "blase run --autonomy" in data["error"]
+    status, session = sweep_ui.json(f"/api/sessions/{run.run_id}")
+    assert status == 200 and session["autopilot"] is True
+
+
 @needs_agent
 def test_read_only_refuses_an_approval(project, spy_write):
     sid = _waiting_session(project)

@@ -267,14 +267,21 @@ class Dashboard:
             out.append({"session": sid, "project": project, "project_name": names.get(project, Path(project).name),
                         "started_at": first.started_at, "autonomy": runs[0].params.get("autonomy"),
                         "model": runs[0].params.get("model"), "runs": [r.id for r in runs],
-                        "status": runs[0].status, "pending": self._pending(self.project(project), sid)})
+                        "status": runs[0].status, "autopilot": any(r.tags.get("autopilot") for r in runs),
+                        "pending": self._pending(self.project(project), sid)})
         out.sort(key=lambda x: x["started_at"] or "", reverse=True)
         return {"sessions": out, "read_only": self.read_only}
 
     def session(self, sid: str) -> dict[str, Any]:
         """A session's replay: every event of its runs, oldest first, and the waiting call."""
-        runs = [r for r in self.index.query(filters=RunFilter(kind="agent-session"), max_age=MAX_AGE)
-                if str(r.summary.tags.get("session") or r.id) == sid or r.id == sid]
+        def of_session() -> list[Any]:
+            return [r for r in self.index.query(filters=RunFilter(kind="agent-session"), max_age=MAX_AGE)
+                    if str(r.summary.tags.get("session") or r.id) == sid or r.id == sid]
+
+        runs = of_session()
+        if not runs:  # newer than the index's last refresh?
+            self.index.refresh()
+            runs = of_session()
         if not runs:
             raise UIError(f"no assistant session {sid!r}", hint="the assistant page lists the sessions", status=404)
         project = self.project(runs[0].summary.project)
@@ -282,7 +289,8 @@ class Dashboard:
         for summary in sorted((r.summary for r in runs), key=lambda x: x.started_at or ""):
             run = self._load(summary.id, history=False)
             events += [{**_event_row(e), "run": run.id} for e in run.event_list]
-        return {"session": sid, "project": str(project.root), "events": events,
+        autopilot = any(r.summary.tags.get("autopilot") for r in runs)
+        return {"session": sid, "project": str(project.root), "events": events, "autopilot": autopilot,
                 "pending": self._pending(project, sid), "read_only": self.read_only}
 
     def _pending(self, project: Project, sid: str) -> dict[str, Any] | None:
@@ -298,6 +306,10 @@ class Dashboard:
 
         self._allow_change(f"{action} of the assistant's proposal")
         detail = self.session(sid)
+        if detail["autopilot"]:
+            raise UIError(f"session {sid} is a `blase run --autonomy` pipeline: its proposal is answered where "
+                          "that command waits", hint="answer it in the terminal that runs `blase run --autonomy semi`",
+                          status=409)
         return decide_pending(self.project(detail["project"]), sid, action, args=args, note=note,
                               llm=self.assistant_llm)
 

@@ -469,8 +469,9 @@ function pendingBox(d) {
     h("p", {}, h("strong", {}, p.tool), ` (${p.risk}) · ${p.reason}`), p.command ? h("pre", {}, p.command) : "",
     h("p", {}, "arguments:"), args, h("p", {}, note),
     h("p", {}, ["approve", "reject", "edit"].map((a) =>
-      h("button", { class: "decide-" + a, disabled: d.read_only, onclick: () => decide(a) }, a === "edit" ? "run with these arguments" : a))),
-    d.read_only ? h("p", { class: "muted" }, "read-only: decisions are off") : "");
+      h("button", { class: "decide-" + a, disabled: d.read_only || d.autopilot, onclick: () => decide(a) }, a === "edit" ? "run with these arguments" : a))),
+    d.read_only ? h("p", { class: "muted" }, "read-only: decisions are off") : "",
+    d.autopilot ? h("p", { class: "muted" }, "a `blase run --autonomy` pipeline: answer it in the terminal where it waits") : "");
 }
 
 // ------------------------------------------------------------------ routing
