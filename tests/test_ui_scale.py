@@ -448,7 +448,8 @@ def test_browser_compare_three_runs_with_parallel_coordinates(sweep_ui, sweep, b
     page.click("button:text-is('Compare selected')")
     page.wait_for_selector("body[data-ready=compare]")
     expect(page.locator("svg.parcoords polyline.pc-line")).to_have_count(3)
-    assert page.locator("svg.parcoords text.axis-name").all_text_contents()[:2] == ["depth", "lr"]
+    # lr spans 0.001 to 0.1: a log axis
+    assert page.locator("svg.parcoords text.axis-name").all_text_contents()[:2] == ["depth", "lr (log)"]
     expect(page.locator("figure.overlay[data-metric=val_loss] polyline")).to_have_count(3)
     page.screenshot(path=str(SCREENSHOTS / "compare-3.png"), full_page=True)
 

@@ -133,19 +133,26 @@ function parallelCoordinates(runs, axes) {
   const W = Math.max(360, 150 * axes.length), H = 240, T = 24, B = 30;
   const chart = svg("svg", { class: "chart parcoords", width: W, height: H });
   const xAt = (i) => 40 + (i * (W - 80)) / Math.max(1, axes.length - 1);
-  const ranges = axes.map((a) => {
+  // a positive axis spanning two decades or more (a learning rate) is drawn on a log scale
+  const logAxis = axes.map((a) => {
     const vals = runs.map((r) => Number(a.values[r.index])).filter(Number.isFinite);
+    return vals.length > 0 && Math.min(...vals) > 0 && Math.max(...vals) / Math.min(...vals) >= 100;
+  });
+  const scaled = (i, v) => (logAxis[i] ? Math.log10(v) : v);
+  const ranges = axes.map((a, i) => {
+    const vals = runs.map((r) => scaled(i, Number(a.values[r.index]))).filter(Number.isFinite);
     return [Math.min(...vals), Math.max(...vals)];
   });
+  const label = (i, v) => fmt(logAxis[i] ? 10 ** v : v);
   axes.forEach((a, i) => {
     chart.append(svg("line", { x1: xAt(i), x2: xAt(i), y1: T, y2: H - B, stroke: "#999" }),
-      svg("text", { x: xAt(i), y: H - 10, "text-anchor": "middle", class: "axis-name" }, a.name),
-      svg("text", { x: xAt(i) + 3, y: T - 6, class: "axis" }, fmt(ranges[i][1])),
-      svg("text", { x: xAt(i) + 3, y: H - B + 12, class: "axis" }, fmt(ranges[i][0])));
+      svg("text", { x: xAt(i), y: H - 10, "text-anchor": "middle", class: "axis-name" }, a.name + (logAxis[i] ? " (log)" : "")),
+      svg("text", { x: xAt(i) + 3, y: T - 6, class: "axis" }, label(i, ranges[i][1])),
+      svg("text", { x: xAt(i) + 3, y: H - B + 12, class: "axis" }, label(i, ranges[i][0])));
   });
   runs.forEach((r) => {
     const coords = axes.map((a, i) => {
-      const v = Number(a.values[r.index]), [lo, hi] = ranges[i];
+      const v = scaled(i, Number(a.values[r.index])), [lo, hi] = ranges[i];
       if (!Number.isFinite(v)) return null;
       return `${xAt(i).toFixed(1)},${(H - B - ((v - lo) / (hi - lo || 1)) * (H - B - T)).toFixed(1)}`;
     });
