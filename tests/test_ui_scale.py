@@ -455,6 +455,34 @@ def test_browser_compare_three_runs_with_parallel_coordinates(sweep_ui, sweep, b
 
 
 @pytest.mark.slow
+def test_browser_min_column_sort_quick_filter_and_a_saved_view(sweep_ui, sweep, browser_page):
+    from playwright.sync_api import expect
+
+    page = browser_page
+    _project, (a, b, c) = sweep
+    page.goto(sweep_ui.base + "/runs")
+    page.fill("input[name=cols]", "val_loss:min,params.lr")
+    page.click("button[type=submit]")
+    page.click("th:text-is('val_loss:min')")
+    page.wait_for_url("**sort=min%28val_loss%29**")
+    expect(page.locator("#runs tbody tr td:nth-child(8)")).to_have_text(["0.3000", "0.4000", "0.5000"])
+    ids = page.locator("#runs tbody tr td:nth-child(2)").all_inner_texts()
+    assert ids == [b, c, a]
+    page.fill("input[name=model]", "gbdt")
+    page.click("button[type=submit]")
+    expect(page.locator("#runs tbody tr")).to_have_count(1)
+    page.once("dialog", lambda dialog: dialog.accept("gbdt runs"))
+    page.click("button.save-view")
+    expect(page.locator("p.views a:text-is('gbdt runs')")).to_be_visible()
+    page.goto(sweep_ui.base + "/runs")  # everything again, then the view's link restores the filter
+    expect(page.locator("#runs tbody tr")).to_have_count(3)
+    page.click("a:text-is('gbdt runs')")
+    expect(page.locator("#runs tbody tr")).to_have_count(1)
+    assert c in page.inner_text("#runs tbody") and page.input_value("input[name=model]") == "gbdt"
+    page.screenshot(path=str(SCREENSHOTS / "runs-view.png"), full_page=True)
+
+
+@pytest.mark.slow
 def test_browser_two_runs_show_the_changed_config_key_and_data_hash(alpha_ui, pipeline, browser_page):
     page = browser_page
     page.goto(f"{alpha_ui.base}/compare?runs={pipeline['first']},{pipeline['third']}")

@@ -200,7 +200,7 @@ async function runsPage() {
     h("button", { type: "submit" }, "Filter"),
     h("button", { type: "button", onclick: compareSelected }, "Compare selected"));
   const views = h("p", { class: "views" }, "Views: ",
-    Object.keys(INFO.views).sort().map((v) => [link("/runs?view=" + encodeURIComponent(v), v), " "]),
+    Object.keys(INFO.views).sort().flatMap((v) => [link("/runs?view=" + encodeURIComponent(v), v), " "]),
     h("button", { type: "button", class: "save-view", onclick: () => saveView(q) }, "Save this view"));
   const sortBy = (col) => { const s = q.get("sort") === col ? "-" + col : col; q.set("sort", s); q.delete("page"); nav("/runs?" + q); };
   const head = [h("th", {}, ""), ...["id", "name", "project", "status", "started_at", "duration_s"].map((c) =>
