@@ -296,7 +296,7 @@ async function runPage(ref) {
   show(route, h("h1", {}, `Run ${r.name} `, h("span", { class: "muted" }, r.id), live ? h("span", { class: "live" }, " live") : ""),
     h("p", {}, h("span", { class: "status-" + r.status, id: "run-status" }, r.status), ` · project ${r.project_name} · started ${r.started_at || "?"} · ${fmt(r.duration_s)} s`),
     r.error ? h("pre", {}, `${r.error.type}: ${r.error.message}`) : "",
-    h("h2", {}, "Steps"), steps, r.lineage ? [h("h2", {}, "Lineage"), lineageGraph(r.lineage)] : "",
+    r.steps.length ? [h("h2", {}, "Steps"), steps] : "", r.lineage ? [h("h2", {}, "Lineage"), lineageGraph(r.lineage)] : "",
     h("h2", {}, "Metrics"), metrics, h("h2", {}, "Resources"), resources, h("h2", {}, "Artifacts"),
     arts.length ? arts : h("p", { class: "muted" }, "none"), h("h2", {}, "Params"), params,
     h("h2", {}, "Events"), events);
