@@ -171,7 +171,9 @@ class RunIndex:
         removing its folder removes it); a running or unfinished one is checked by the sizes of
         its logs and re-read when they grow. The first refresh starts from the copy saved in
         each project's ``.blase/run-index.json`` (each saved run checked against its files'
-        sizes), and the copy is saved again when more runs have ended.
+        sizes), and the copy is saved again when more runs have ended. Runs met for the first
+        time are published as soon as their summaries are read, and again with the minimum and
+        maximum of their metrics once one pass over their ``metrics.csv`` files has read them.
         """
         with self._refresh_lock:
             started = time.time()
@@ -192,23 +194,32 @@ class RunIndex:
             gone = set(runs) - seen
             for key in gone:
                 del runs[key]
-            changed = self._read(runs, fresh)
-            with self._lock:
-                if changed or gone or not self.refreshed_at:
-                    self._runs = runs
-                    self._by_id = {r.id: r for r in runs.values()}
-                    self._sorted = sorted(runs.values(), key=lambda r: (r.summary.started_at or "", r.id), reverse=True)
-                    self._keys = None
-                    self._column_cache = {}
-                self.refreshed_at = started
+            changed, batch = self._read(runs, fresh)
+            self._publish(runs, changed or bool(gone), started)
+            if batch:  # minimum, maximum and count of the runs met for the first time: published after
+                _metric_stats(batch)
+                self._publish(runs, True, started)
             done = count_done(runs)
             if done != self._saved_done:
                 save_index(self.roots, runs)
                 self._saved_done = done
             self.refresh_seconds = time.time() - started
 
-    def _read(self, runs: dict[str, IndexedRun], fresh: list[tuple[str, Path, tuple[Any, ...]]]) -> bool:
-        """Index the ``fresh`` folders into ``runs``; whether any run's record changed."""
+    def _publish(self, runs: dict[str, IndexedRun], changed: bool, started: float) -> None:
+        """Make ``runs`` the snapshot queries read (when it changed), as of ``started``."""
+        with self._lock:
+            if changed or not self.refreshed_at:
+                self._runs = runs
+                self._by_id = {r.id: r for r in runs.values()}
+                self._sorted = sorted(runs.values(), key=lambda r: (r.summary.started_at or "", r.id), reverse=True)
+                self._keys = None
+                self._column_cache = {}
+            self.refreshed_at = started
+
+    def _read(self, runs: dict[str, IndexedRun], fresh: list[tuple[str, Path, tuple[Any, ...]]],
+              ) -> tuple[bool, list[IndexedRun]]:
+        """Index the ``fresh`` folders into ``runs``: whether any run's record changed, and the
+        ended runs whose metric statistics are still to read."""
         batch: list[IndexedRun] = []
         changed = False
         for key, root, sig in fresh:
@@ -224,12 +235,7 @@ class RunIndex:
                 entry.signature, entry.summary.status, entry.metrics_offset)
             if entry.summary.status != "running" and entry.metrics_offset == 0:
                 batch.append(entry)
-        if len(batch) >= BATCH_MIN_RUNS:
-            stats_in_one_pass(batch)
-        for entry in batch:
-            if entry.metrics_offset == 0:
-                read_new_metrics(entry)
-        return changed
+        return changed, batch
 
     # ------------------------------------------------------------------ reading
 
@@ -316,6 +322,15 @@ class RunIndex:
 
         rows = _duck_query(self._duckdb(), runs, keep, _columns_for(self.all_keys()), column, where, sort)
         return [runs[i] for i in rows]
+
+
+def _metric_stats(batch: list[IndexedRun]) -> None:
+    """Read the metric statistics of ended runs: many in one DuckDB pass, the rest one by one."""
+    if len(batch) >= BATCH_MIN_RUNS:
+        stats_in_one_pass(batch)
+    for entry in batch:
+        if entry.metrics_offset == 0:
+            read_new_metrics(entry)
 
 
 # ---------------------------------------------------------------------- where and sort
