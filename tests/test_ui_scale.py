@@ -100,6 +100,37 @@ def test_a_new_index_starts_from_the_saved_copy_and_rereads_changed_runs(sweep, 
     assert len(RunIndex([project.root]).runs()) == 3 and read == [b]
 
 
+def test_a_first_index_lists_runs_before_their_min_and_max_are_read(tmp_path, monkeypatch):
+    import threading
+
+    import blase.track._index as index_module
+    from blase.scaffold import create_project
+
+    project = create_project(tmp_path / "many", example=False)
+    ids = [_track_run(project.root, f"r{i}", {"i": i}, {"loss": [1.0, 0.5 - i / 100]}) for i in range(10)]
+    reading, release = threading.Event(), threading.Event()
+    real = index_module.stats_in_one_pass
+
+    def slow_pass(batch):
+        reading.set()
+        release.wait(30)
+        real(batch)
+
+    monkeypatch.setattr(index_module, "stats_in_one_pass", slow_pass)
+    index = RunIndex([project.root])
+    worker = threading.Thread(target=index.refresh)
+    worker.start()
+    try:
+        assert reading.wait(30)
+        listed = {r.id: r for r in index.runs(max_age=60)}  # the snapshot published before the pass
+        assert set(listed) == set(ids) and listed[ids[3]].metric("loss") == 0.47
+        assert listed[ids[3]].metric("loss", "min") is None
+    finally:
+        release.set()
+        worker.join(30)
+    assert index.get(ids[3]).metric("loss", "min") == 0.47 and index.get(ids[3]).metric("loss", "max") == 1.0
+
+
 def test_quick_filters_by_model_date_and_hash_prefix(sweep):
     project, (a, b, c) = sweep
     with Track("hashed", project=project.root, sample_resources=False) as run:
