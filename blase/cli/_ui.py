@@ -24,7 +24,7 @@ def ui(
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind; other than 127.0.0.1 needs --token.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on (0: a free one).")] = 8765,
-    read_only: Annotated[bool, typer.Option("--read-only", help="Refuse every change (promote, rollback).")] = False,
+    read_only: Annotated[bool, typer.Option("--read-only", help="Refuse every change (promote, rollback, approving the assistant's calls).")] = False,
     token: Annotated[
         str | None, typer.Option("--token", help="Token the page sends with every change (default: a new one).")
     ] = None,

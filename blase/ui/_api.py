@@ -75,7 +75,12 @@ class Dashboard:
     projects:
         Project folders (or folders inside projects); default: the current project.
     read_only:
-        Refuse every change (promote, rollback) with a :class:`UIError` (403).
+        Refuse every change (promote, rollback, answering the assistant) with a :class:`UIError` (403).
+    registry:
+        The user-level list of projects and saved views: its projects are shown too.
+    assistant_llm:
+        Makes the chat model a resumed assistant session talks to after an approval (default:
+        the provider ``blase.yaml`` names, as ``blase chat`` chooses it).
     """
 
     def __init__(self, projects: Sequence[Path | str] | None = None, *, read_only: bool = False,
