@@ -18,12 +18,12 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-import test_ui
-from test_ui import SCREENSHOTS, Client
 
+import tests.test_ui as test_ui
 from blase.pipeline import Pipeline
 from blase.track import RunFilter, RunIndex, Track
 from blase.ui import Dashboard, RegistryError, UserRegistry
+from tests.test_ui import SCREENSHOTS, Client
 
 FAST = ["train.epochs=2", "deploy.onnx=false"]
 #: test_ui's fixture ``browser_page`` (one headless Chromium page; page errors fail the module)

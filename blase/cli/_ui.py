@@ -24,7 +24,7 @@ def ui(
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind; other than 127.0.0.1 needs --token.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on (0: a free one).")] = 8765,
-    read_only: Annotated[bool, typer.Option("--read-only", help="Refuse every change (promote, rollback, approving the assistant's calls).")] = False,
+    read_only: Annotated[bool, typer.Option("--read-only", help="Refuse every change (promote, rollback, approving the assistant's calls, builder save/run/new project).")] = False,
     token: Annotated[
         str | None, typer.Option("--token", help="Token the page sends with every change (default: a new one).")
     ] = None,
@@ -34,7 +34,7 @@ def ui(
     ] = False,
 ) -> None:
     """Start a local web app: runs across projects, a run (live), compare 2-10 runs, models,
-    monitor history, the assistant's sessions and approvals.
+    monitor history, the assistant's sessions and approvals, pipeline builder.
 
     Example: [bold]blase ui --project churn --project fraud --read-only[/]
     """

@@ -17,7 +17,7 @@ from typing import Any
 from blase.errors import BlaseError
 from blase.project import Project, find_project
 from blase.track import AGGREGATES, RunFilter, RunIndex
-from blase.ui._registry import UserRegistry
+from blase.ui._registry import UserRegistry, remember_project
 from blase.ui._views import (
     MAX_COMPARE,
     compare_runs,
@@ -97,6 +97,14 @@ class Dashboard:
         self.read_only = read_only
         self.index = RunIndex(self._roots())
         self.assistant_llm = assistant_llm
+
+    def add_project(self, project: Project) -> None:
+        """Show one more project (its runs join the index on its next refresh); registered for
+        later ``blase ui`` runs as ``blase create`` registers it."""
+        if project.root not in self._roots():
+            self.projects.append(project)
+            self.index.add_project(project.root)
+        remember_project(project.root)
 
     # ------------------------------------------------------------------ lookups
 

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from blase.errors import BlaseError, RunNotFoundError
 from blase.track import RunFilter
 from blase.ui._api import REFRESH_EVERY, Dashboard, RunsQuery, UIError
+from blase.ui._builder import Builder
 
 __all__ = ["UIServer", "make_server", "serve"]
 
@@ -33,9 +34,10 @@ logger = logging.getLogger(__name__)
 TOKEN_HEADER = "X-Blase-Token"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 #: The page's files, by URL name (nothing else under static/ is served).
-STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
+STATIC = {"app.js": "text/javascript", "style.css": "text/css", "builder.js": "text/javascript",
+          "builder.css": "text/css"}
 #: Paths the page handles itself: the server answers them with index.html.
-PAGES = ("/", "/runs", "/run", "/compare", "/models", "/assistant")
+PAGES = ("/", "/runs", "/run", "/compare", "/models", "/assistant", "/builder")
 MAX_BODY = 64 * 1024
 
 
@@ -47,6 +49,10 @@ class UIServer:
     token: str
     loopback: bool
     lock: threading.Lock = field(default_factory=threading.Lock)
+    builder: Builder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.builder = Builder(self.dashboard)
 
 
 def make_server(dashboard: Dashboard, *, host: str = "127.0.0.1", port: int = 8765,
@@ -154,6 +160,8 @@ class Handler(BaseHTTPRequestHandler):
             self._json(dash.models())
         elif path.startswith("/api/runs/"):
             self._run_route(path.removeprefix("/api/runs/"))
+        elif path.startswith("/api/builder/"):
+            self._json(self.ui.builder.get(path.removeprefix("/api/builder/"), params))
         else:
             raise UIError(f"no page {path!r}", status=404)
 
@@ -187,6 +195,8 @@ class Handler(BaseHTTPRequestHandler):
                 args = body.get("args")
                 self._json(dash.decide(sid, _need(body, "action"), args=args if isinstance(args, dict) else None,
                                        note=body.get("note") if isinstance(body.get("note"), str) else None))
+            elif url.path.startswith("/api/builder/"):
+                self._json(self.ui.builder.post(url.path.removeprefix("/api/builder/"), body))
             else:
                 raise UIError(f"no action {url.path!r}", status=404)
 

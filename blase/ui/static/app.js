@@ -494,6 +494,7 @@ async function route() {
     else if (path === "/compare") await comparePage();
     else if (path === "/models") await modelsPage();
     else if (path === "/assistant") await assistantPage();
+    else if (path === "/builder") await builderPage(current);  // builder.js
     else await runsPage();
     document.body.dataset.page = path.split("/")[1] || "runs";
   } catch (err) {
