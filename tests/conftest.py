@@ -14,8 +14,9 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_isolate(monkeypatch):
-    """Deterministic randomness, and no project chosen by the environment."""
+def _seed_and_isolate(monkeypatch, tmp_path_factory):
+    """Deterministic randomness, no project chosen by the environment, and a user folder
+    (registered projects, saved views of `blase ui`) of the test session's own."""
     random.seed(0)
     try:
         import numpy as np
@@ -25,6 +26,7 @@ def _seed_and_isolate(monkeypatch):
         pass
     monkeypatch.delenv("BLASE_PROJECT", raising=False)
     monkeypatch.delenv("BLASE_DEBUG", raising=False)
+    monkeypatch.setenv("BLASE_HOME", str(tmp_path_factory.getbasetemp() / "blase-home"))
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ def create(
     [bold]blase create blase-zclip --template plugin --kind operation[/]
     """
     from blase.scaffold import create_plugin, create_project
+    from blase.ui import remember_project
 
     if template == "plugin":
         made = create_plugin(name, kind=kind)
@@ -40,6 +41,7 @@ def create(
         return
 
     project = create_project(name, template=template, example=example)
+    remember_project(project.root)  # `blase ui` shows it from anywhere
     out = common.out()
     out.print(f"[green]created[/] project [bold]{project.name}[/] at {project.root}")
     first = "python scripts/train.py" if template == "tabular" else "blase run"

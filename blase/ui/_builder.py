@@ -247,7 +247,7 @@ class Builder:
                           hint="give a plain name like churn (or use `blase create PATH` in a terminal)", status=403)
         parent = self.dashboard.projects[0].root.parent
         made = find_project(create_project(parent / name, example=example).root)
-        self.dashboard.projects.append(made)
+        self.dashboard.add_project(made)
         return {"name": made.name, "path": str(made.root)}
 
     def _allow(self, action: str) -> None:
