@@ -79,7 +79,7 @@ def test_moved_operations_keep_their_comments_and_sections_their_blank_lines(alp
     assert out.endswith("evaluate:\n  plots: false\n") and "\n\nevaluate:" in out
     assert yaml.safe_load(out)["transform"][0] == {"op": "impute", "strategy": "constant", "value": 0}
     keys = list(yaml.safe_load(out))
-    assert keys == ["project", "seed", "data", "transform", "prepare", "train", "deploy", "evaluate"]
+    assert keys == ["version", "project", "seed", "data", "transform", "prepare", "train", "deploy", "evaluate"]
 
 
 # ---------------------------------------------------------------------- the JSON API
