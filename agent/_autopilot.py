@@ -97,7 +97,7 @@ class Autopilot(TrackedScope):
         max_rounds: int | None = None,
     ) -> None:
         from ._graph import hash_text
-        from ._providers import ProviderSpec, make_chat_model, resolve_provider
+        from ._providers import ProviderSpec, attach_project, make_chat_model, resolve_provider
 
         self.project = project if isinstance(project, Project) else find_project(project)
         config = self.project.config().agent
@@ -107,7 +107,7 @@ class Autopilot(TrackedScope):
         self.budgets = budgets or Budgets.from_config(config)
         if llm is None:
             self.spec = resolve_provider(provider=provider, model=model, base_url=base_url, config=config)
-            llm = make_chat_model(self.spec)
+            llm = attach_project(make_chat_model(self.spec), self.project)
         else:
             self.spec = ProviderSpec(provider or "custom", model or type(llm).__name__, base_url, source="given")
         self.llm = llm

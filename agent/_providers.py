@@ -507,13 +507,24 @@ def _close_llamas() -> None:
 
 
 class LlamaCppChat(_Adapter):
-    """An embedded GGUF model through llama-cpp-python, tool calls constrained by grammar."""
+    """An embedded GGUF model through llama-cpp-python.
+
+    With tools bound, a turn is decided by :func:`agent._decode.decide_call`: the tools that fit
+    the request, the tool (or none) and its arguments under grammars, the project's values as
+    the allowed values. After tool results, the answer states their facts rendered by code
+    (:mod:`agent._facts`), with one sentence of the model's in front.
+    """
 
     provider: str = "llamacpp"
     n_ctx: int = 8192
     max_tokens: int = 384
     #: Small models loop on their own output without it.
     repeat_penalty: float = 1.3
+    #: The project whose runs, models and files are the allowed argument values (see
+    #: :func:`attach_project`); None: arguments are constrained by their schemas only.
+    project_root: str | None = None
+    #: ``retrieval`` (the best retrieved tool, or none) or ``model`` (the model picks among them).
+    tool_choice_policy: str = "retrieval"
 
     def _generate(
         self,
@@ -525,6 +536,35 @@ class LlamaCppChat(_Adapter):
         **kwargs: Any,
     ) -> ChatResult:
         llama = _load_llama(self.model, self.n_ctx)
+        started = time.perf_counter()
+        if tools:
+            from ._turns import tool_turn
+
+            message, usage, decode = tool_turn(llama, messages, tools, tool_choice, self._values(),
+                                               self.tool_choice_policy)
+        elif messages and isinstance(messages[-1], ToolMessage):
+            from ._turns import facts_answer
+
+            message, usage, decode = facts_answer(llama, messages)
+        else:
+            (message, usage), decode = self._chat(llama, messages, stop, **kwargs), {}
+        meta = {**self._meta(started), "model_name": Path(self.model).name, "decode": decode or None,
+                "first_token_s": decode.get("first_token_s") if decode else None}
+        ai = ai_from_openai(_unescaped(message), usage=usage, meta=meta)
+        return ChatResult(generations=[ChatGeneration(message=ai)])
+
+    def _values(self) -> Any:
+        from ._values import ProjectValues, project_values
+
+        if self.project_root is None:
+            return ProjectValues()
+        from blase.project import find_project
+
+        return project_values(find_project(self.project_root))
+
+    def _chat(self, llama: Any, messages: list[BaseMessage], stop: list[str] | None,
+              **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A plain answer, no tools (a question no tool fits)."""
         request: dict[str, Any] = {
             "messages": _template_safe(_chatml_messages(messages)),
             "temperature": kwargs.get("temperature", 0.0),
@@ -532,12 +572,8 @@ class LlamaCppChat(_Adapter):
             "repeat_penalty": kwargs.get("repeat_penalty", self.repeat_penalty),
             "stream": False,
         }
-        if tools:
-            request["tools"] = tools
-            request["tool_choice"] = tool_choice or "auto"
         if stop:
             request["stop"] = stop
-        started = time.perf_counter()
         try:
             response = llama.create_chat_completion(**request)
         except ValueError as exc:  # llama.cpp reports a prompt over n_ctx as ValueError
@@ -545,28 +581,14 @@ class LlamaCppChat(_Adapter):
                 f"the embedded model could not answer: {exc}",
                 hint="start a new session (the conversation outgrew the model's context)",
             ) from None
-        choice = response["choices"][0]
-        message = dict(choice["message"])
-        usage = dict(response.get("usage") or {})
-        if tools and not message.get("tool_calls") and _empty_answer(message.get("content")):
-            # chatml-function-calling chose "message:" but constrains that message to a function
-            # name or nothing; ask again without tools for the text itself.
-            request.pop("tools", None)
-            request.pop("tool_choice", None)
-            again = llama.create_chat_completion(**request)
-            message = dict(again["choices"][0]["message"])
-            for k, v in (again.get("usage") or {}).items():
-                usage[k] = usage.get(k, 0) + v
-        meta = {**self._meta(started), "model_name": Path(self.model).name, "finish_reason": choice.get("finish_reason")}
-        ai = ai_from_openai(_unescaped(message), usage=usage, meta=meta)
-        return ChatResult(generations=[ChatGeneration(message=ai)])
+        return dict(response["choices"][0]["message"]), dict(response.get("usage") or {})
 
 
-def _empty_answer(content: Any) -> bool:
-    import re
-
-    text = str(content or "").strip()
-    return not text or re.fullmatch(r"functions\.\w+:?", text) is not None
+def attach_project(llm: Any, project: Any) -> Any:
+    """Let an embedded model use ``project``'s runs, models and files as argument values."""
+    if isinstance(llm, LlamaCppChat):
+        llm.project_root = str(project.root)
+    return llm
 
 
 # What markupsafe writes for the characters it escapes (``&#34;`` for a double quote).
