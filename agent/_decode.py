@@ -108,6 +108,14 @@ def rank_tools(request: str, specs: Sequence[Mapping[str, Any]], values: Project
     return sorted(ranked, key=lambda r: -r.score)
 
 
+def retrieve_specs(messages: Sequence[Any], specs: Sequence[Mapping[str, Any]], k: int) -> list[dict[str, Any]]:
+    """The ``k`` tools of ``specs`` that fit the latest human message best (for providers with
+    native tool calling: all stay possible, none is filtered for lack of score)."""
+    request = next((str(m.content) for m in reversed(messages) if getattr(m, "type", "") == "human"), "")
+    by_name = {s["function"]["name"]: dict(s) for s in specs}
+    return [by_name[r.name] for r in rank_tools(request, specs, ProjectValues())[:k]]
+
+
 def _first_sentence(text: str) -> str:
     text = re.sub(r"\[risk: \w+\]\s*", "", text).strip()
     return text.split(". ")[0].rstrip(".")

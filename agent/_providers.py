@@ -98,6 +98,7 @@ class ProviderSpec:
     source: str = "auto"
     timeout: float = DEFAULT_TIMEOUT
     max_retries: int = 2
+    tool_retrieval: int | None = None
 
     @property
     def small(self) -> bool:
@@ -169,12 +170,13 @@ def resolve_provider(
     try:
         timeout = float(env.get("BLASE_LLM_TIMEOUT") or DEFAULT_TIMEOUT)
         retries = int(env.get("BLASE_LLM_RETRIES") or 2)
+        shown = int(env.get("BLASE_LLM_TOOL_RETRIEVAL") or 0) or getattr(config, "tool_retrieval", None)
     except ValueError:
         raise ProviderError(
-            "BLASE_LLM_TIMEOUT / BLASE_LLM_RETRIES must be numbers",
-            hint="e.g. BLASE_LLM_TIMEOUT=60 BLASE_LLM_RETRIES=2",
+            "BLASE_LLM_TIMEOUT / BLASE_LLM_RETRIES / BLASE_LLM_TOOL_RETRIEVAL must be numbers",
+            hint="e.g. BLASE_LLM_TIMEOUT=60 BLASE_LLM_RETRIES=2 BLASE_LLM_TOOL_RETRIEVAL=8",
         ) from None
-    common = {"source": source, "timeout": timeout, "max_retries": retries}
+    common = {"source": source, "timeout": timeout, "max_retries": retries, "tool_retrieval": shown}
 
     if chosen == "auto":
         if env.get("OPENAI_API_KEY") or env.get("OPENAI_BASE_URL"):  # empty means unset
@@ -287,6 +289,8 @@ class _Adapter(BaseChatModel):
     provider: str = "openai"
     timeout: float = DEFAULT_TIMEOUT
     max_retries: int = 2
+    #: Show the model only this many tools, those that fit the request best (None: all).
+    tool_retrieval: int | None = None
 
     @property
     def _llm_type(self) -> str:
@@ -297,6 +301,14 @@ class _Adapter(BaseChatModel):
     ) -> Runnable:
         """Bind OpenAI-style function specs (or anything LangChain can convert) to the model."""
         return self.bind(tools=_openai_tools(tools), tool_choice=tool_choice, **kwargs)
+
+    def _shown(self, messages: Sequence[BaseMessage], tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        """The tools sent with this request: all, or the ``tool_retrieval`` best for it."""
+        if not tools or not self.tool_retrieval or len(tools) <= self.tool_retrieval:
+            return tools
+        from ._decode import retrieve_specs
+
+        return retrieve_specs(messages, tools, self.tool_retrieval)
 
     def _meta(self, started: float) -> dict[str, Any]:
         return {"provider": self.provider, "model_name": self.model, "latency_s": round(time.perf_counter() - started, 3)}
@@ -339,6 +351,7 @@ class OpenAIChat(_Adapter):
 
         client = self._get_client()
         request: dict[str, Any] = {"model": self.model, "messages": to_openai_messages(messages)}
+        tools = self._shown(messages, tools)
         if tools:
             request["tools"] = tools
             if tool_choice:
@@ -437,7 +450,7 @@ class OllamaChat(_Adapter):
             last = attempt == self.max_retries
             try:
                 response = self._client.chat(
-                    model=self.model, messages=_ollama_messages(messages), tools=tools or None,
+                    model=self.model, messages=_ollama_messages(messages), tools=self._shown(messages, tools) or None,
                     stream=False, options=options,
                 )
                 break
@@ -661,7 +674,8 @@ def _chatml_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
 
 def make_chat_model(spec: ProviderSpec) -> BaseChatModel:
     """The chat model for ``spec``."""
-    common = {"model": spec.model, "timeout": spec.timeout, "max_retries": spec.max_retries}
+    common = {"model": spec.model, "timeout": spec.timeout, "max_retries": spec.max_retries,
+              "tool_retrieval": spec.tool_retrieval}
     if spec.provider == "openai":
         return OpenAIChat(base_url=spec.base_url, **common)
     if spec.provider == "ollama":

@@ -95,16 +95,21 @@ def facts_lines(results: Sequence[ToolMessage]) -> list[str]:
 
 
 def facts_answer(llama: Any, messages: Sequence[BaseMessage]) -> tuple[Message, dict[str, int], dict[str, Any]]:
-    """The answer after tool results: one sentence of the model's, then the facts by code."""
-    lm = LlamaConstrained(llama)
+    """The answer after tool results: one sentence of the model's, then the facts by code.
+
+    A failed or refused call is told word for word, with no sentence in front: a small
+    model's sentence would dress it up as a success."""
     results = _turn_results(messages)
     facts = "\n".join(facts_lines(results))
+    trace: dict[str, Any] = {"answer": "facts rendered by code", "lead_kept": False, "calls": []}
+    if any(m.status == "error" or str(m.content).startswith("Not run") for m in results):
+        return {"content": facts}, _usage([]), trace
     names = ", ".join(dict.fromkeys(m.name or "a tool" for m in results))
-    lead, timing = lm.complete(chatml(_LEAD_SYSTEM, f"Question: {_request(messages)}\nResult of: {names}"),
-                               max_tokens=32, stop=("<|im_end|>", "\n"), repeat_penalty=1.3)
+    lead, timing = LlamaConstrained(llama).complete(
+        chatml(_LEAD_SYSTEM, f"Question: {_request(messages)}\nResult of: {names}"),
+        max_tokens=32, stop=("<|im_end|>", "\n"), repeat_penalty=1.3)
     lead = lead.strip()
-    kept = bool(lead) and lead_is_safe(lead, facts)
-    trace = {"answer": "facts rendered by code", "lead_kept": kept, "calls": [{"stage": "lead", **timing}],
-             "first_token_s": timing["first_token_s"]}
-    content = f"{lead}\n{facts}" if kept else facts
+    trace.update(lead_kept=bool(lead) and lead_is_safe(lead, facts), calls=[{"stage": "lead", **timing}],
+                 first_token_s=timing["first_token_s"])
+    content = f"{lead}\n{facts}" if trace["lead_kept"] else facts
     return {"content": content}, _usage(trace["calls"]), trace
