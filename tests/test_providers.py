@@ -505,3 +505,19 @@ def test_the_embedded_model_reads_and_answers_plain_quotes_not_html_entities(mon
         [SystemMessage(content='You are "Blase".'), HumanMessage(content=said)])
     assert "&#34;" not in echo.prompt and 'You are "Blase".' in echo.prompt
     assert answer.content == said
+
+
+def test_tool_retrieval_sends_native_tool_calling_only_the_tools_that_fit():
+    """Larger providers keep native tool calling; with tool_retrieval=N they see N tools."""
+    reply = _chat_completion({"content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "rollback", "arguments": '{"name": "shop"}'}}]},
+        "tool_calls")
+    with local_server(lambda m, p, b: (200, reply)) as (url, seen):
+        llm = OpenAIChat(model="m", base_url=f"{url}/v1", max_retries=0, tool_retrieval=4)
+        ai = llm.bind_tools(tool_schemas()).invoke(_msgs("roll model shop back to the previous version"))
+        OpenAIChat(model="m", base_url=f"{url}/v1", max_retries=0).bind_tools(tool_schemas()).invoke(_msgs())
+    sent = [t["function"]["name"] for t in seen[0]["body"]["tools"]]
+    assert len(sent) == 4 and sent[0] == "rollback"
+    assert len(seen[1]["body"]["tools"]) == len(tool_schemas())  # off by default
+    assert ai.tool_calls[0]["name"] == "rollback"
+    assert resolve_provider(provider="openai", env={"BLASE_LLM_TOOL_RETRIEVAL": "6"}).tool_retrieval == 6
