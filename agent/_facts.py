@@ -1,10 +1,10 @@
-"""Answers from tool results: the facts are rendered by code, the model only phrases them.
+"""Answers from tool results: the facts are rendered by code; a model at most phrases them.
 
 A 135M model asked to summarise a run list invents run ids and metric values. So after a
 tool result, :func:`render_facts` writes its facts (ids, statuses, versions, metric values,
-file rows) as short lines straight from the result, and the model may add one sentence in
-front (:func:`lead_is_safe` drops a sentence that carries a number or an id the facts do
-not, so nothing invented reaches the person).
+file rows) as short lines straight from the result. A model may add one sentence in front
+(off for the embedded model); :func:`lead_is_safe` drops a sentence that carries a number or
+an id the facts do not, so no invented value reaches the person.
 """
 
 from __future__ import annotations

@@ -525,7 +525,7 @@ class LlamaCppChat(_Adapter):
     With tools bound, a turn is decided by :func:`agent._decode.decide_call`: the tools that fit
     the request, the tool (or none) and its arguments under grammars, the project's values as
     the allowed values. After tool results, the answer states their facts rendered by code
-    (:mod:`agent._facts`), with one sentence of the model's in front.
+    (:mod:`agent._facts`); with ``answer_lead`` the model writes a sentence in front.
     """
 
     provider: str = "llamacpp"
@@ -538,6 +538,8 @@ class LlamaCppChat(_Adapter):
     project_root: str | None = None
     #: ``retrieval`` (the best retrieved tool, or none) or ``model`` (the model picks among them).
     tool_choice_policy: str = "retrieval"
+    #: Let the model write a sentence before the facts of a tool result (off: a 135M model's invent).
+    answer_lead: bool = False
 
     def _generate(
         self,
@@ -558,7 +560,7 @@ class LlamaCppChat(_Adapter):
         elif messages and isinstance(messages[-1], ToolMessage):
             from ._turns import facts_answer
 
-            message, usage, decode = facts_answer(llama, messages)
+            message, usage, decode = facts_answer(llama, messages, lead=self.answer_lead)
         else:
             (message, usage), decode = self._chat(llama, messages, stop, **kwargs), {}
         meta = {**self._meta(started), "model_name": Path(self.model).name, "decode": decode or None,

@@ -62,7 +62,7 @@ def tool_turn(llama: Any, messages: Sequence[BaseMessage], tools: Sequence[Mappi
                 "function": {"name": decision.tool, "arguments": json.dumps(decision.args)}}
         message: Message = {"content": "", "tool_calls": [call]}
     else:
-        text, timing = lm.complete(chatml(SHORT_SYSTEM, request), max_tokens=80, repeat_penalty=1.3)
+        text, timing = lm.complete(chatml(SHORT_SYSTEM, request), max_tokens=60, repeat_penalty=1.3)
         trace.setdefault("calls", []).append({"stage": "answer", **timing})
         message = {"content": text.strip()}
     calls = trace.get("calls", [])
@@ -81,7 +81,8 @@ def _turn_results(messages: Sequence[BaseMessage]) -> list[ToolMessage]:
 
 
 def facts_lines(results: Sequence[ToolMessage]) -> list[str]:
-    """The facts of this turn's tool results; errors and recommendations word for word."""
+    """The facts of this turn's tool results, each under the tool's name; errors and
+    recommendations word for word."""
     lines: list[str] = []
     for m in results:
         text = str(m.content)
@@ -89,27 +90,29 @@ def facts_lines(results: Sequence[ToolMessage]) -> list[str]:
         if parsed is None:
             lines.append(text.strip())
         else:
-            lines += [f"{m.name}:", *render_facts(m.name or "tool", parsed)] if len(results) > 1 \
-                else render_facts(m.name or "tool", parsed)
+            lines += [f"{m.name or 'the tool'} says:", *render_facts(m.name or "tool", parsed)]
     return lines
 
 
-def facts_answer(llama: Any, messages: Sequence[BaseMessage]) -> tuple[Message, dict[str, int], dict[str, Any]]:
-    """The answer after tool results: one sentence of the model's, then the facts by code.
+def facts_answer(llama: Any, messages: Sequence[BaseMessage], *, lead: bool = False
+                 ) -> tuple[Message, dict[str, int], dict[str, Any]]:
+    """The answer after tool results: the facts by code, and with ``lead`` one sentence of the
+    model's in front (kept only when it carries no number or id the facts lack).
 
-    A failed or refused call is told word for word, with no sentence in front: a small
-    model's sentence would dress it up as a success."""
+    The embedded 135M model's sentences invent (asked to introduce a run list it wrote of
+    "the 2019 NBA season"), so ``lead`` is off for it; a failed or refused call is always told
+    word for word, with no sentence in front."""
     results = _turn_results(messages)
     facts = "\n".join(facts_lines(results))
     trace: dict[str, Any] = {"answer": "facts rendered by code", "lead_kept": False, "calls": []}
-    if any(m.status == "error" or str(m.content).startswith("Not run") for m in results):
+    if not lead or any(m.status == "error" or str(m.content).startswith("Not run") for m in results):
         return {"content": facts}, _usage([]), trace
     names = ", ".join(dict.fromkeys(m.name or "a tool" for m in results))
-    lead, timing = LlamaConstrained(llama).complete(
+    text, timing = LlamaConstrained(llama).complete(
         chatml(_LEAD_SYSTEM, f"Question: {_request(messages)}\nResult of: {names}"),
         max_tokens=32, stop=("<|im_end|>", "\n"), repeat_penalty=1.3)
-    lead = lead.strip()
-    trace.update(lead_kept=bool(lead) and lead_is_safe(lead, facts), calls=[{"stage": "lead", **timing}],
+    text = text.strip()
+    trace.update(lead_kept=bool(text) and lead_is_safe(text, facts), calls=[{"stage": "lead", **timing}],
                  first_token_s=timing["first_token_s"])
-    content = f"{lead}\n{facts}" if trace["lead_kept"] else facts
+    content = f"{text}\n{facts}" if trace["lead_kept"] else facts
     return {"content": content}, _usage(trace["calls"]), trace

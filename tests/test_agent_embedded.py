@@ -119,3 +119,26 @@ def _events(log, name: str) -> list[dict]:
         if entry.get("kind") == "event" and entry.get("event") == name:
             out.append(entry.get("data") or {})
     return out
+
+
+def test_after_a_read_tool_the_answer_states_the_results_facts_and_invents_none(project):
+    """`blase chat` with the embedded model: every run id and accuracy the answer gives is
+    the project's, and every run the tool returned is named."""
+    import re
+
+    from blase.agent import Session
+
+    from blase.pipeline import Pipeline
+    from blase.track import list_runs
+
+    ids = [Pipeline(project, overrides=[f"train.epochs={n}"]).run().run_id for n in (1, 2)]
+    with Session(project, autonomy="manual", provider="llamacpp") as s:
+        turn = s.send("Give me an overview of my 5 newest runs with their accuracy.")
+    assert [e["tool"] for e in turn.events if e["event"] == "tool_result"] == ["list_runs"]
+    known = {r.id: r for r in list_runs([project.root])}
+    named = set(re.findall(r"\b[0-9a-f]{12}\b", turn.answer))
+    assert set(ids) <= named and named <= set(known)
+    stated = re.findall(r"id ([0-9a-f]{12})\b.*?test\.accuracy=([0-9.e+-]+)", turn.answer)
+    assert {rid for rid, _ in stated} >= set(ids)
+    for rid, value in stated:
+        assert float(value) == pytest.approx(known[rid].metrics["test.accuracy"], rel=1e-3)
