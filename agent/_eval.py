@@ -322,6 +322,9 @@ class Attempt:
     model_calls: int
     latency_s: list[float] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    #: Seconds to the model's first token in this attempt (None: no token was generated; the
+    #: embedded model's decoder often fills a call with no model call at all).
+    first_token_s: float | None = None
 
 
 @dataclass
@@ -357,12 +360,21 @@ class EvalResult:
         return out
 
     def latency(self) -> dict[str, float]:
-        """Seconds per model call (one turn of the model)."""
+        """Seconds per model call (one turn of the model), the model's seconds in a turn with one
+        tool call (``turn_p50_s``) and to the first generated token (``first_token_p50_s``)."""
         values = [v for a in self.attempts for v in a.latency_s]
         if not values:
             return {}
-        return {"mean_s": statistics.fmean(values), "p50_s": statistics.median(values), "max_s": max(values),
-                "calls": float(len(values))}
+        out = {"mean_s": statistics.fmean(values), "p50_s": statistics.median(values), "max_s": max(values),
+               "calls": float(len(values))}
+        # the model's time in a turn that made one tool call (the tool's own run time excluded)
+        turns = [sum(a.latency_s) for a in self.attempts if len(a.calls) == 1]
+        firsts = [a.first_token_s for a in self.attempts if a.first_token_s is not None]
+        if turns:
+            out["turn_p50_s"] = statistics.median(turns)
+        if firsts:
+            out["first_token_p50_s"] = statistics.median(firsts)
+        return out
 
     def to_json(self) -> dict[str, Any]:
         return {"provider": self.provider, "model": self.model, "label": self.label, "k": self.k,
@@ -449,6 +461,7 @@ def run_eval(
                     ai = bound.invoke([SystemMessage(system), HumanMessage(prompt)])
                     seconds = time.perf_counter() - started
                     latency = [float((ai.response_metadata or {}).get("latency_s", seconds))]
+                    first = (ai.response_metadata or {}).get("first_token_s")
                     calls = _calls(ai)
                     score = score_single(task, calls, facts) if task.category == "single" \
                         else score_irrelevance(task, calls, str(ai.content))
@@ -463,12 +476,14 @@ def run_eval(
                         turn = sess.send(fill(task.prompt, task_facts))
                     seconds = time.perf_counter() - started
                     latency = [float(e.get("latency_s") or 0.0) for e in turn.events if e["event"] == "model_call"]
+                    first = next(((e.get("decode") or {}).get("first_token_s") for e in turn.events
+                                  if e["event"] == "model_call"), None)
                     names = [e["tool"] for e in turn.events if e["event"] == "tool_result"]
                     score = score_state(task, project, before, task_facts)
                 if score.passed and sum(latency) > timeout:
                     score = Score(False, f"timeout: {sum(latency):.0f}s > {timeout:g}s")
                 attempt = Attempt(task.id, task.category, repeat, score.passed, score.reason, round(seconds, 3),
-                                  len(latency), [round(v, 3) for v in latency], names)
+                                  len(latency), [round(v, 3) for v in latency], names, first)
                 result.attempts.append(attempt)
                 if on_attempt is not None:
                     on_attempt(attempt)

@@ -557,7 +557,8 @@ def agent_eval(
     lat = result.latency()
     if lat:
         out.print(f"latency per model call: mean {lat['mean_s']:.1f}s, median {lat['p50_s']:.1f}s, "
-                  f"max {lat['max_s']:.1f}s over {int(lat['calls'])} calls")
+                  f"max {lat['max_s']:.1f}s over {int(lat['calls'])} calls; median of a turn with one tool call "
+                  f"{lat.get('turn_p50_s', float('nan')):.1f}s, to the first token {lat.get('first_token_p50_s', float('nan')):.1f}s")
     if not result.complete:
         out.print("[yellow]a subset of the suite ran: this eval does not count for --autonomy auto[/]")
     out.print(f"recorded as run {result.run_id}" + (f" in {here.root}" if here else " in the scratch project"))
