@@ -426,8 +426,8 @@ def test_live_embedded_model_lists_runs(tmp_path, blase_exe):
     """`blase chat -m "list my runs" --json` on a scratch project, through the real model.
 
     SmolLM2-135M is weak. What the test asserts is what the machinery guarantees, not the
-    model's judgement: the first model call is made with tools bound and the grammar of
-    chatml-function-calling, so any call it makes parses against a schema; the gate runs
+    model's judgement: the first model call is made with tools bound and decided by the
+    two-stage decoder (agent/_decode.py), so any call it makes fits a schema; the gate runs
     read tools; the session answers (a small model gets one tool round per question, then is
     called without tools, so it always ends with text). That the model picks list_runs for
     this question is checked separately below and reported, not assumed.
@@ -453,7 +453,7 @@ def test_live_embedded_model_lists_runs(tmp_path, blase_exe):
 
 @pytest.mark.llm
 def test_live_embedded_model_forced_tool_call():
-    """With tool_choice naming list_runs, the grammar guarantees a parsable list_runs call."""
+    """With tool_choice naming list_runs, the decoder makes a list_runs call that fits its schema."""
     gguf = _embedded()
     ai = _recorder().forced_call(LlamaCppChat(model=str(gguf)))
     assert [c["name"] for c in ai.tool_calls] == ["list_runs"]
