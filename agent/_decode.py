@@ -33,7 +33,7 @@ from typing import Any, Literal, Protocol
 from ._retrieval import MAX_SHOWN, MIN_SCORE, Retrieved, ToolIndex
 from ._values import ARG_KINDS, Grounding, ProjectValues, ground, literals
 
-__all__ = ["NONE", "ConstrainedLM", "Decision", "LlamaConstrained", "decide_call", "rank_tools"]
+__all__ = ["NONE", "ConstrainedLM", "Decision", "LlamaConstrained", "OpenAIConstrained", "decide_call", "rank_tools"]
 
 NONE = "none"
 #: A best retrieval score at or above this needs no "is it about a tool?" question.
@@ -55,6 +55,10 @@ class ConstrainedLM(Protocol):
 
     def json(self, system: str, user: str, schema: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """An object valid under ``schema`` (and timings)."""
+        ...
+
+    def answer(self, system: str, user: str) -> tuple[str, dict[str, Any]]:
+        """A short free-text answer (and timings)."""
         ...
 
 
@@ -251,8 +255,56 @@ class LlamaConstrained:
 
         grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
         text, timing = self.complete(chatml(system, user), grammar=grammar, max_tokens=160)
-        try:
-            value = json.loads(text)
-        except ValueError:  # cut at max_tokens: the grammar allows nothing else
-            value = {}
-        return (value if isinstance(value, dict) else {}), timing
+        return _object(text), timing
+
+    def answer(self, system: str, user: str) -> tuple[str, dict[str, Any]]:
+        text, timing = self.complete(chatml(system, user), max_tokens=60, repeat_penalty=1.3)
+        return text.strip(), timing
+
+
+def _object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:  # cut at max_tokens: the grammar allows nothing else
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+class OpenAIConstrained:
+    """:class:`ConstrainedLM` over an OpenAI-compatible server with structured output
+    (``response_format`` of type ``json_schema``, strict): OpenAI, vLLM, llama.cpp's server,
+    recent Ollama."""
+
+    def __init__(self, client: Any, model: str) -> None:
+        self.client = client
+        self.model = model
+
+    def _ask(self, system: str, user: str, schema: Mapping[str, Any] | None, name: str) -> tuple[str, dict[str, Any]]:
+        started = time.perf_counter()
+        request: dict[str, Any] = {"model": self.model, "temperature": 0,
+                                   "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
+        if schema is not None:
+            request["response_format"] = {"type": "json_schema",
+                                          "json_schema": {"name": name, "strict": True, "schema": dict(schema)}}
+        response = self.client.chat.completions.create(**request)
+        usage = response.usage
+        seconds = round(time.perf_counter() - started, 3)
+        timing = {"prompt_tokens": getattr(usage, "prompt_tokens", 0) or 0,
+                  "output_tokens": getattr(usage, "completion_tokens", 0) or 0, "first_token_s": seconds,
+                  "seconds": seconds}
+        return response.choices[0].message.content or "", timing
+
+    def pick(self, system: str, user: str, options: Sequence[str], prefix: str) -> tuple[str, dict[str, Any]]:
+        schema = {"type": "object", "properties": {"tool": {"type": "string", "enum": list(options)}},
+                  "required": ["tool"], "additionalProperties": False}
+        text, timing = self._ask(system, user, schema, "tool_choice")
+        picked = _object(text).get("tool")
+        return (picked if picked in options else options[-1]), timing
+
+    def json(self, system: str, user: str, schema: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        text, timing = self._ask(system, user, schema, "arguments")
+        return _object(text), timing
+
+    def answer(self, system: str, user: str) -> tuple[str, dict[str, Any]]:
+        text, timing = self._ask(system, user, None, "answer")
+        return text.strip(), timing

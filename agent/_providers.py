@@ -291,6 +291,9 @@ class _Adapter(BaseChatModel):
     max_retries: int = 2
     #: Show the model only this many tools, those that fit the request best (None: all).
     tool_retrieval: int | None = None
+    #: The project whose runs, models and files are the allowed argument values (see
+    #: :func:`attach_project`); None: arguments are constrained by their schemas only.
+    project_root: str | None = None
 
     @property
     def _llm_type(self) -> str:
@@ -310,6 +313,15 @@ class _Adapter(BaseChatModel):
 
         return retrieve_specs(messages, tools, self.tool_retrieval)
 
+    def _values(self) -> Any:
+        from ._values import ProjectValues, project_values
+
+        if self.project_root is None:
+            return ProjectValues()
+        from blase.project import find_project
+
+        return project_values(find_project(self.project_root))
+
     def _meta(self, started: float) -> dict[str, Any]:
         return {"provider": self.provider, "model_name": self.model, "latency_s": round(time.perf_counter() - started, 3)}
 
@@ -322,6 +334,9 @@ class OpenAIChat(_Adapter):
 
     base_url: str | None = None
     api_key: str | None = None
+    #: Decide tool calls in two structured-output requests (the tool or none, then its
+    #: arguments under its schema) instead of native tool calling.
+    two_stage: bool = False
     _client: Any = PrivateAttr(default=None)
 
     def _get_client(self) -> Any:
@@ -350,6 +365,8 @@ class OpenAIChat(_Adapter):
         import openai
 
         client = self._get_client()
+        if tools and self.two_stage:
+            return self._two_stage(client, messages, tools, tool_choice)
         request: dict[str, Any] = {"model": self.model, "messages": to_openai_messages(messages)}
         tools = self._shown(messages, tools)
         if tools:
@@ -388,6 +405,18 @@ class OpenAIChat(_Adapter):
         message = choice.message.model_dump(exclude_none=True)
         usage = response.usage.model_dump() if response.usage is not None else None
         meta = {**self._meta(started), "model_name": response.model or self.model, "finish_reason": choice.finish_reason}
+        return ChatResult(generations=[ChatGeneration(message=ai_from_openai(message, usage=usage, meta=meta))])
+
+
+    def _two_stage(self, client: Any, messages: list[BaseMessage], tools: list[dict[str, Any]],
+                   tool_choice: Any) -> ChatResult:
+        from ._decode import OpenAIConstrained
+        from ._turns import tool_turn
+
+        started = time.perf_counter()
+        message, usage, decode = tool_turn(OpenAIConstrained(client, self.model), messages, tools, tool_choice,
+                                           self._values(), "model")
+        meta = {**self._meta(started), "decode": decode, "first_token_s": decode.get("first_token_s")}
         return ChatResult(generations=[ChatGeneration(message=ai_from_openai(message, usage=usage, meta=meta))])
 
 
@@ -533,9 +562,6 @@ class LlamaCppChat(_Adapter):
     max_tokens: int = 384
     #: Small models loop on their own output without it.
     repeat_penalty: float = 1.3
-    #: The project whose runs, models and files are the allowed argument values (see
-    #: :func:`attach_project`); None: arguments are constrained by their schemas only.
-    project_root: str | None = None
     #: ``retrieval`` (the best retrieved tool, or none) or ``model`` (the model picks among them).
     tool_choice_policy: str = "retrieval"
     #: Let the model write a sentence before the facts of a tool result (off: a 135M model's invent).
@@ -553,9 +579,10 @@ class LlamaCppChat(_Adapter):
         llama = _load_llama(self.model, self.n_ctx)
         started = time.perf_counter()
         if tools:
+            from ._decode import LlamaConstrained
             from ._turns import tool_turn
 
-            message, usage, decode = tool_turn(llama, messages, tools, tool_choice, self._values(),
+            message, usage, decode = tool_turn(LlamaConstrained(llama), messages, tools, tool_choice, self._values(),
                                                self.tool_choice_policy)
         elif messages and isinstance(messages[-1], ToolMessage):
             from ._turns import facts_answer
@@ -567,15 +594,6 @@ class LlamaCppChat(_Adapter):
                 "first_token_s": decode.get("first_token_s") if decode else None}
         ai = ai_from_openai(_unescaped(message), usage=usage, meta=meta)
         return ChatResult(generations=[ChatGeneration(message=ai)])
-
-    def _values(self) -> Any:
-        from ._values import ProjectValues, project_values
-
-        if self.project_root is None:
-            return ProjectValues()
-        from blase.project import find_project
-
-        return project_values(find_project(self.project_root))
 
     def _chat(self, llama: Any, messages: list[BaseMessage], stop: list[str] | None,
               **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -601,7 +619,7 @@ class LlamaCppChat(_Adapter):
 
 def attach_project(llm: Any, project: Any) -> Any:
     """Let an embedded model use ``project``'s runs, models and files as argument values."""
-    if isinstance(llm, LlamaCppChat):
+    if isinstance(llm, _Adapter):
         llm.project_root = str(project.root)
     return llm
 
@@ -679,7 +697,7 @@ def make_chat_model(spec: ProviderSpec) -> BaseChatModel:
     common = {"model": spec.model, "timeout": spec.timeout, "max_retries": spec.max_retries,
               "tool_retrieval": spec.tool_retrieval}
     if spec.provider == "openai":
-        return OpenAIChat(base_url=spec.base_url, **common)
+        return OpenAIChat(base_url=spec.base_url, two_stage=os.environ.get("BLASE_LLM_TWO_STAGE", "") == "1", **common)
     if spec.provider == "ollama":
         return OllamaChat(host=spec.base_url, **common)
     if spec.provider == "llamacpp":

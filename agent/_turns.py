@@ -16,7 +16,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from ._decode import Choice, LlamaConstrained, chatml, decide_call
+from ._decode import Choice, ConstrainedLM, LlamaConstrained, chatml, decide_call
 from ._facts import lead_is_safe, parse_result, render_facts
 from ._values import ProjectValues
 
@@ -50,10 +50,9 @@ def _usage(calls: Sequence[Mapping[str, Any]]) -> dict[str, int]:
             "completion_tokens": sum(c.get("output_tokens", 0) for c in calls)}
 
 
-def tool_turn(llama: Any, messages: Sequence[BaseMessage], tools: Sequence[Mapping[str, Any]], tool_choice: Any,
-              values: ProjectValues, policy: Choice) -> tuple[Message, dict[str, int], dict[str, Any]]:
+def tool_turn(lm: ConstrainedLM, messages: Sequence[BaseMessage], tools: Sequence[Mapping[str, Any]],
+              tool_choice: Any, values: ProjectValues, policy: Choice) -> tuple[Message, dict[str, int], dict[str, Any]]:
     """The model's move for the latest request: one tool call, or a short answer when none fits."""
-    lm = LlamaConstrained(llama)
     request = _request(messages)
     decision = decide_call(request, tools, values, lm, choice=policy, force=_forced(tool_choice))
     trace = decision.trace
@@ -62,7 +61,7 @@ def tool_turn(llama: Any, messages: Sequence[BaseMessage], tools: Sequence[Mappi
                 "function": {"name": decision.tool, "arguments": json.dumps(decision.args)}}
         message: Message = {"content": "", "tool_calls": [call]}
     else:
-        text, timing = lm.complete(chatml(SHORT_SYSTEM, request), max_tokens=60, repeat_penalty=1.3)
+        text, timing = lm.answer(SHORT_SYSTEM, request)
         trace.setdefault("calls", []).append({"stage": "answer", **timing})
         message = {"content": text.strip()}
     calls = trace.get("calls", [])

@@ -218,8 +218,12 @@ def ground(request: str, schema: Mapping[str, Any], values: ProjectValues) -> Gr
             elif key in required:
                 out.choices[key] = ["latest", *values.runs]
             continue
-        if kind == "run" and len(run_args) > 1 and len(named_runs) >= len(run_args):
-            out.fixed[key] = named_runs[run_args.index(key)]  # a, b: in the order the request names them
+        if kind == "run" and len(run_args) > 1:  # a, b: in the order the request names them
+            index = run_args.index(key)
+            if index < len(named_runs):
+                out.fixed[key] = named_runs[index]
+            elif key in required:
+                out.choices[key] = ["latest", *values.runs]
             continue
         if kind in ("integer", "number"):
             if lit.numbers:

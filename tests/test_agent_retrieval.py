@@ -181,3 +181,9 @@ def test_facts_from_a_result_cut_to_its_size_budget():
 def test_none_is_a_choice_the_decoder_reports():
     decision = decide_call("What is the capital of France?", tool_schemas(), VALUES, NoModel())
     assert decision.tool is None and decision.trace["choice"].startswith(NONE)
+
+
+def test_ground_never_gives_two_run_arguments_the_same_named_run():
+    params = get_tool("diff_runs").schema()["function"]["parameters"]
+    g = ground(f"what changed in run {RUN} since then?", params, VALUES)
+    assert g.fixed == {"a": RUN} and g.choices == {"b": ["latest", RUN2, RUN]}

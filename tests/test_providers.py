@@ -521,3 +521,29 @@ def test_tool_retrieval_sends_native_tool_calling_only_the_tools_that_fit():
     assert len(seen[1]["body"]["tools"]) == len(tool_schemas())  # off by default
     assert ai.tool_calls[0]["name"] == "rollback"
     assert resolve_provider(provider="openai", env={"BLASE_LLM_TOOL_RETRIEVAL": "6"}).tool_retrieval == 6
+
+
+def test_two_stage_structured_output_for_an_openai_compatible_server():
+    """The tool (or none) and then its arguments, each under a JSON schema the server enforces;
+    the tool enum is the retrieved tools plus none, and the request's run id is filled by code."""
+    from blase.agent._values import ProjectValues
+
+    def answer(method, path, body):
+        fmt = body["response_format"]["json_schema"]
+        if fmt["name"] == "tool_choice":
+            return 200, _chat_completion({"content": json.dumps({"tool": "diff_runs"})})
+        return 200, _chat_completion({"content": json.dumps({"b": "latest"})})
+
+    with local_server(answer) as (url, seen):
+        llm = OpenAIChat(model="m", base_url=f"{url}/v1", max_retries=0, two_stage=True)
+        llm._values = lambda: ProjectValues(runs=("9eda4a1df875", "53071046dedf"))
+        ai = llm.bind_tools(tool_schemas()).invoke(_msgs("what changed in run 9eda4a1df875 compared to before?"))
+    choice = seen[0]["body"]["response_format"]["json_schema"]
+    options = choice["schema"]["properties"]["tool"]["enum"]
+    assert choice["strict"] is True and options[-1] == "none" and "diff_runs" in options and len(options) <= 9
+    args_schema = seen[1]["body"]["response_format"]["json_schema"]["schema"]
+    assert list(args_schema["properties"]) == ["b"]  # "a" was fixed by code from the request
+    assert args_schema["properties"]["b"]["enum"] == ["latest", "9eda4a1df875", "53071046dedf"]
+    assert ai.tool_calls[0]["name"] == "diff_runs"
+    assert ai.tool_calls[0]["args"] == {"a": "9eda4a1df875", "b": "latest"}
+    assert ai.response_metadata["decode"]["policy"] == "model"
