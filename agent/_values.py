@@ -14,6 +14,7 @@ import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from blase.project import Project
@@ -51,9 +52,7 @@ def project_values(project: Project | None, *, max_runs: int = 30) -> ProjectVal
         models = list_models(project)
     except Exception:  # a damaged model folder must not stop the assistant from answering
         models = []
-    data = project.root / "data"
-    files = sorted(p for p in data.rglob("*") if p.is_file() and p.suffix.lower() in _DATA_SUFFIXES) \
-        if data.is_dir() else []
+    files = _data_files(project.root / "data")
     columns: list[str] = []
     for f in files[:20]:
         if f.suffix.lower() == ".csv":
@@ -65,6 +64,25 @@ def project_values(project: Project | None, *, max_runs: int = 30) -> ProjectVal
         versions={m.name: tuple(m.versions) for m in models},
         data_files=tuple(project.relative(f) for f in files), columns=tuple(dict.fromkeys(columns)),
     )
+
+
+def _data_files(folder: Path, *, depth: int = 2, cap: int = 200) -> list[Path]:
+    """Data files under ``folder``, two levels deep and at most ``cap`` of them (a folder of a
+    million images must not slow every turn)."""
+    found: list[Path] = []
+    level = [folder] if folder.is_dir() else []
+    for _ in range(depth):
+        below = []
+        for d in level:
+            for entry in sorted(d.iterdir()):
+                if entry.is_dir():
+                    below.append(entry)
+                elif entry.suffix.lower() in _DATA_SUFFIXES:
+                    found.append(entry)
+                if len(found) >= cap:
+                    return sorted(found)
+        level = below
+    return sorted(found)
 
 
 # ---------------------------------------------------------------------- request literals
