@@ -26,6 +26,10 @@ _NUMBER_WORDS = {w: n for n, w in enumerate(
     ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"])}
 
 
+#: Most run ids offered to the model as the allowed values of a run argument (newest first).
+MAX_OFFERED_RUNS = 30
+
+
 @dataclass(frozen=True)
 class ProjectValues:
     """Values tool arguments can take in one project (run ids newest first)."""
@@ -37,15 +41,16 @@ class ProjectValues:
     columns: tuple[str, ...] = ()
 
 
-def project_values(project: Project | None, *, max_runs: int = 30) -> ProjectValues:
-    """What ``project`` holds now; empty values without a project."""
+def project_values(project: Project | None) -> ProjectValues:
+    """What ``project`` holds now (every run, so an old run named in a request is known);
+    empty values without a project."""
     if project is None:
         return ProjectValues()
     runs_dir = project.runs_dir
     runs: list[str] = []
     if runs_dir.is_dir():
         entries = [e for e in runs_dir.iterdir() if e.is_dir() and not e.name.startswith(".")]
-        runs = [e.name for e in sorted(entries, key=lambda e: e.stat().st_mtime, reverse=True)[:max_runs]]
+        runs = [e.name for e in sorted(entries, key=lambda e: e.stat().st_mtime, reverse=True)]
     from blase.deploy import list_models
 
     try:
@@ -184,7 +189,7 @@ def _candidates(kind: str, prop: Mapping[str, Any], request: str, lit: Literals,
     if kind == "run":
         named = _runs_named(request, values)
         latest = ["latest"] if words & _LATEST else []
-        return named or latest, ["latest", *values.runs]
+        return named or latest, ["latest", *values.runs[:MAX_OFFERED_RUNS]]
     if kind == "model_ref":
         named = [m for m in values.models if _mentioned(m, words)]
         named = [f"{m}@{lit.versions[0]}" if lit.versions and f"{m}@" in request else m for m in named]
@@ -234,14 +239,14 @@ def ground(request: str, schema: Mapping[str, Any], values: ProjectValues) -> Gr
             if len(named_runs) >= int(prop.get("minItems", 1)):
                 out.fixed[key] = named_runs
             elif key in required:
-                out.choices[key] = ["latest", *values.runs]
+                out.choices[key] = ["latest", *values.runs[:MAX_OFFERED_RUNS]]
             continue
         if kind == "run" and len(run_args) > 1:  # a, b: in the order the request names them
             index = run_args.index(key)
             if index < len(named_runs):
                 out.fixed[key] = named_runs[index]
             elif key in required:
-                out.choices[key] = ["latest", *values.runs]
+                out.choices[key] = ["latest", *values.runs[:MAX_OFFERED_RUNS]]
             continue
         if kind in ("integer", "number"):
             if lit.numbers:

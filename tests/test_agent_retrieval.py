@@ -187,3 +187,22 @@ def test_ground_never_gives_two_run_arguments_the_same_named_run():
     params = get_tool("diff_runs").schema()["function"]["parameters"]
     g = ground(f"what changed in run {RUN} since then?", params, VALUES)
     assert g.fixed == {"a": RUN} and g.choices == {"b": ["latest", RUN2, RUN]}
+
+
+def test_an_old_run_named_in_a_request_is_known_however_many_runs_came_after(project):
+    """Found by a second suite: after 30 newer runs, a request naming the first run lost it."""
+    import os
+    import time
+
+    from blase.agent._values import MAX_OFFERED_RUNS, project_values
+
+    ids = [f"{n:012x}" for n in range(MAX_OFFERED_RUNS + 5)]
+    for n, rid in enumerate(ids):
+        (project.runs_dir / rid).mkdir(parents=True)
+        os.utime(project.runs_dir / rid, (time.time() + n, time.time() + n))
+    values = project_values(project)
+    decision = decide_call(f"Show me the details of run {ids[0]}.", tool_schemas(), values, NoModel())
+    assert (decision.tool, decision.args) == ("inspect_run", {"run": ids[0]})
+    params = get_tool("deploy").schema()["function"]["parameters"]
+    offered = ground("package the best run", params, values).choices["run"]
+    assert len(offered) == MAX_OFFERED_RUNS + 1 and offered[1] == ids[-1]  # 'latest', then the newest
