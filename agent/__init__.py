@@ -14,7 +14,8 @@ call, proposal, decision and result is an event of the session's Track run::
         print(turn.answer)
 
 The pipeline under the assistant (``blase run --autonomy``) is :class:`Autopilot`; ``blase agent
-eval`` (:mod:`agent._eval`) scores a model on a fixed suite of tool-use tasks.
+eval`` (:mod:`agent._eval`) scores a model on a fixed suite of tool-use tasks; ``blase mcp``
+(:class:`McpSession`) serves the same tools, behind the same gate, to any MCP client.
 
 Importing this package needs the ``agent`` extra (``pip install 'blase[agent]'``). Nothing in
 :mod:`blase` imports it.
@@ -26,7 +27,9 @@ from ._autopilot import Autopilot, AutopilotResult
 from ._errors import AgentError, ProviderError, SessionError
 from ._eval import CATEGORIES as EVAL_CATEGORIES
 from ._eval import run_eval, unevaluated_warning
-from ._gate import AUTONOMY, Budgets, decide
+from ._gate import AUTONOMY, Budgets, Decision, Limit, Verdict, decide, judge
+from ._mcp import McpSession
+from ._mcp import serve as serve_mcp
 from ._providers import ProviderSpec, make_chat_model, resolve_provider
 from ._report import AutopilotReport
 from ._session import Approval, Session, TurnResult, move_store_aside, store_path
@@ -40,16 +43,22 @@ __all__ = [
     "AutopilotReport",
     "AutopilotResult",
     "Budgets",
+    "Decision",
+    "Limit",
+    "McpSession",
     "ProviderError",
     "ProviderSpec",
     "Session",
     "SessionError",
     "TurnResult",
+    "Verdict",
     "decide",
+    "judge",
     "make_chat_model",
     "move_store_aside",
     "resolve_provider",
     "run_eval",
+    "serve_mcp",
     "store_path",
     "unevaluated_warning",
 ]

@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from blase.project import Project, find_project
+from blase.project import Project
 
 from ._errors import SessionError
-from ._gate import AUTONOMY, Budgets
+from ._gate import Budgets
 from ._pilot_state import SYSTEM_PROMPT, AutopilotState
 from ._report import AutopilotReport
 from ._session import TrackedScope
@@ -99,12 +99,7 @@ class Autopilot(TrackedScope):
         from ._graph import hash_text
         from ._providers import ProviderSpec, attach_project, make_chat_model, resolve_provider
 
-        self.project = project if isinstance(project, Project) else find_project(project)
-        config = self.project.config().agent
-        self.autonomy = autonomy or config.autonomy
-        if self.autonomy not in AUTONOMY:
-            raise SessionError(f"unknown autonomy level {self.autonomy!r}", hint=f"choose one of: {', '.join(AUTONOMY)}")
-        self.budgets = budgets or Budgets.from_config(config)
+        config = self._settle(project, autonomy, budgets)
         if llm is None:
             self.spec = resolve_provider(provider=provider, model=model, base_url=base_url, config=config)
             llm = attach_project(make_chat_model(self.spec), self.project)
@@ -151,15 +146,9 @@ class Autopilot(TrackedScope):
     # ------------------------------------------------------------------ lifecycle
 
     def _start_track(self) -> None:
-        from blase.track import Track
-
         params = {"provider": self.spec.provider, "model": self.spec.model, "autonomy": self.autonomy,
                   "prompt_hash": self.prompt_hash, "mode": "autopilot", "overrides": list(self._overrides)}
-        self._track = Track("autopilot", project=self.project, kind="agent-session", params=params,
-                            tags={"autopilot": "1"}, sample_resources=False)
-        self._track.start()
-        self.session_id = self._track.run_id
-        self._track.set_tag("session", self.session_id)
+        self._start_session_run("autopilot", params, {"autopilot": "1"})
         self._record("session_start", provider=self.spec.provider, model=self.spec.model, label=self.spec.label,
                      autonomy=self.autonomy, prompt="autopilot (agent/_autopilot.py)", prompt_hash=self.prompt_hash,
                      resumed=False, mode="autopilot")
@@ -168,15 +157,6 @@ class Autopilot(TrackedScope):
     def run_id(self) -> str:
         """The driver's own Track run (kind ``agent-session``)."""
         return self.session_id
-
-    def _record(self, event: str, **fields: Any) -> None:
-        if self._track is not None and self._track.active:
-            try:
-                self._track.log_event(event, **fields)
-            except Exception:
-                logger.warning("could not record %s", event, exc_info=True)
-        if self.on_event is not None:
-            self.on_event(event, fields)
 
     # ------------------------------------------------------------------ driving
 

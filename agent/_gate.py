@@ -16,13 +16,45 @@ question for what ``auto`` runs without asking.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from enum import Enum
+from typing import Any
 
-__all__ = ["AUTONOMY", "Budgets", "Decision", "decide"]
+__all__ = ["AUTONOMY", "Budgets", "Decision", "Limit", "Verdict", "decide", "judge"]
 
 AUTONOMY: tuple[str, ...] = ("manual", "semi", "auto")
 
-Decision = Literal["run", "ask", "recommend", "deny"]
+
+class Decision(str, Enum):
+    """What the gate does with one call (a ``str``, so ``Decision.RUN == "run"``)."""
+
+    RUN = "run"
+    ASK = "ask"
+    RECOMMEND = "recommend"
+    DENY = "deny"
+
+
+class Limit(str, Enum):
+    """Why a call was denied, when a limit denied it (control flow reads this, never the text)."""
+
+    AUTONOMY = "autonomy"
+    TOOL_CALLS = "tool_calls"
+    SECONDS = "seconds"
+    WRITE_ACTIONS = "write_actions"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gate's decision for one call, the one-line reason people read, and the limit that
+    denied it (None unless denied)."""
+
+    decision: Decision
+    reason: str
+    limit: Limit | None = None
+
+    @property
+    def ends_question(self) -> bool:
+        """A limit that stops the whole question (every later call would be denied too)."""
+        return self.limit in (Limit.TOOL_CALLS, Limit.SECONDS, Limit.AUTONOMY)
 
 
 @dataclass(frozen=True)
@@ -44,7 +76,7 @@ class Budgets:
         )
 
 
-def decide(
+def judge(
     autonomy: str,
     risk: str,
     *,
@@ -52,25 +84,35 @@ def decide(
     write_actions: int,
     elapsed: float,
     budgets: Budgets,
-) -> tuple[Decision, str]:
-    """The gate's decision for one call and a one-line reason.
+) -> Verdict:
+    """The gate: what happens to one call of risk ``risk`` at ``autonomy``.
 
-    ``tool_calls`` and ``write_actions`` count what already ran for this question.
+    ``tool_calls`` and ``write_actions`` count what already ran for this question. The chat
+    graph, the autopilot graph and the MCP server all decide with this function.
     """
     if autonomy not in AUTONOMY:
-        return "deny", f"unknown autonomy level {autonomy!r}"
+        return Verdict(Decision.DENY, f"unknown autonomy level {autonomy!r}", Limit.AUTONOMY)
     if tool_calls >= budgets.max_tool_calls:
-        return "deny", f"tool-call budget reached ({budgets.max_tool_calls} per question)"
+        return Verdict(Decision.DENY, f"tool-call budget reached ({budgets.max_tool_calls} per question)",
+                       Limit.TOOL_CALLS)
     if elapsed >= budgets.max_seconds:
-        return "deny", f"time budget reached ({budgets.max_seconds:g}s per question)"
+        return Verdict(Decision.DENY, f"time budget reached ({budgets.max_seconds:g}s per question)", Limit.SECONDS)
     if risk == "read":
-        return "run", "read tools always run"
+        return Verdict(Decision.RUN, "read tools always run")
     if autonomy == "manual":
-        return "recommend", f"autonomy manual: {risk} tools become recommendations"
+        return Verdict(Decision.RECOMMEND, f"autonomy manual: {risk} tools become recommendations")
     if risk == "destructive":
-        return "ask", "destructive tools always need a person's approval"
+        return Verdict(Decision.ASK, "destructive tools always need a person's approval")
     if autonomy == "semi":
-        return "ask", "autonomy semi: write tools need a person's approval"
+        return Verdict(Decision.ASK, "autonomy semi: write tools need a person's approval")
     if write_actions >= budgets.max_write_actions:
-        return "deny", f"write budget reached ({budgets.max_write_actions} write actions per question)"
-    return "run", "autonomy auto: write tool within budget"
+        return Verdict(Decision.DENY,
+                       f"write budget reached ({budgets.max_write_actions} write actions per question)",
+                       Limit.WRITE_ACTIONS)
+    return Verdict(Decision.RUN, "autonomy auto: write tool within budget")
+
+
+def decide(autonomy: str, risk: str, **counts: Any) -> tuple[Decision, str]:
+    """:func:`judge` as a ``(decision, reason)`` pair (same keyword arguments)."""
+    verdict = judge(autonomy, risk, **counts)
+    return verdict.decision, verdict.reason

@@ -1,13 +1,13 @@
 """The LangGraph graph: model -> gate -> (ask) -> execute -> model ... -> answer.
 
 - ``model`` calls the chat model with the system prompt, the conversation and the tool specs.
-- ``gate`` validates every proposed call with pydantic (an unknown tool or bad arguments goes
-  back to the model as a tool error) and decides per call with :func:`~agent._gate.decide`.
-- ``ask`` pauses on LangGraph's ``interrupt`` once per call that needs a person; the resume
-  value approves, rejects (with a note for the model) or edits the arguments.
-- ``execute`` runs what may run and answers every call with a ToolMessage: the summarised
-  result, the error, the recommendation (the exact ``blase`` command), the rejection or the
-  budget that stopped it.
+- ``gate``, ``ask`` and ``execute`` are the shared :class:`~agent._calls.CallGate` (the same
+  one the autopilot and the MCP server use): every proposed call is validated with pydantic (an
+  unknown tool or bad arguments goes back to the model as a tool error) and judged by
+  :func:`~agent._gate.judge`; ``ask`` pauses on LangGraph's ``interrupt`` once per call that
+  needs a person (approve, reject with a note, or edit the arguments); ``execute`` runs what
+  may run and answers every call with a ToolMessage: the summarised result, the error, the
+  recommendation (the exact ``blase`` command), the rejection or the budget that stopped it.
 - ``finish`` ends a question that a budget, repeated invalid calls or Ctrl-C stopped.
 """
 
@@ -17,10 +17,9 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
 from typing import Annotated, Any, TypedDict
 
-from blase.tools import TOOLS, ToolContext, ToolError, get_tool, tool_schemas
+from blase.tools import TOOLS, ToolContext, tool_schemas
 from langchain_core.messages import (
     AIMessage,
     AnyMessage,
@@ -31,17 +30,14 @@ from langchain_core.messages import (
 )
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
-from langgraph.types import interrupt
 
-from ._gate import Budgets, decide
+from ._calls import CallGate, Counters, Proposal, Recorder, Status, invalid_streak, proposed_calls
+from ._gate import Budgets
 
 __all__ = ["AgentState", "Recorder", "build_graph", "hash_text"]
 
 logger = logging.getLogger(__name__)
 
-Recorder = Callable[..., None]
-#: Longest tool result the model sees (characters of JSON); longer ones are cut with a note.
-MAX_RESULT_CHARS = 6000
 #: Conversation kept in the model's window (characters); older whole questions are dropped.
 MAX_HISTORY_CHARS = 24000
 
@@ -80,31 +76,6 @@ def _window(messages: list[BaseMessage], max_chars: int) -> list[BaseMessage]:
         if i in starts:
             keep_from = i
     return messages[keep_from:]
-
-
-def _result_text(output: Any) -> str:
-    text = output.model_dump_json(exclude_defaults=False) if hasattr(output, "model_dump_json") else json.dumps(output, default=str)
-    if len(text) > MAX_RESULT_CHARS:
-        text = text[:MAX_RESULT_CHARS] + f" ... [result truncated: {len(text) - MAX_RESULT_CHARS} more characters]"
-    return text
-
-
-def _summary(output: Any) -> str:
-    """One line for people and for Track: the output's counts and headline fields."""
-    data = output.model_dump() if hasattr(output, "model_dump") else {}
-    parts = []
-    for key, value in data.items():
-        if key == "notes":
-            continue
-        if isinstance(value, list):
-            parts.append(f"{key}: {len(value)}")
-        elif isinstance(value, dict):
-            parts.append(f"{key}: {len(value)} keys")
-        elif value is not None:
-            parts.append(f"{key}={str(value)[:60]}")
-        if len(parts) >= 6:
-            break
-    return ", ".join(parts)
 
 
 def build_graph(
@@ -170,63 +141,17 @@ def build_graph(
         )
         return {"messages": [ai]}
 
+    gate = CallGate(record, budgets)
+
     def gate_node(state: AgentState) -> dict[str, Any]:
         ai = state["messages"][-1]
         assert isinstance(ai, AIMessage)
-        autonomy = state.get("autonomy", "manual")
-        calls = [dict(c) for c in ai.tool_calls]
-        for bad in ai.invalid_tool_calls:
-            calls.append({
-                "name": bad.get("name") or "(none)", "args": {"_invalid": str(bad.get("args"))[:300]},
-                "id": bad.get("id"), "invalid": bad.get("error") or "arguments are not valid JSON",
-            })
-        rewritten = False
-        for n, c in enumerate(calls):
-            if not c.get("id"):
-                c["id"] = f"call_{ai.id or 'x'}_{n}"
-                rewritten = True
-        if ai.invalid_tool_calls:
-            rewritten = True
-        tool_calls, writes = state.get("tool_calls", 0), state.get("write_actions", 0)
-        elapsed = time.time() - state.get("turn_started", time.time())
-        pending: list[dict[str, Any]] = []
-        any_invalid = False
-        for c in calls:
-            item: dict[str, Any] = {"id": c["id"], "name": c["name"], "args": c.get("args") or {}, "risk": None}
-            record("tool_proposal", call_id=c["id"], tool=c["name"], args=item["args"])
-            if c.get("invalid"):
-                item.update(decision="error", message=f"your call to {c['name']} was malformed: {c['invalid']}. "
-                            "Send the arguments as one JSON object matching the tool's schema.")
-            else:
-                try:
-                    tool = get_tool(c["name"])
-                    args = tool.validate(item["args"])
-                except ToolError as exc:
-                    item.update(decision="error", message=str(exc))
-                else:
-                    risk = tool.risk_for(args)
-                    item["risk"] = risk
-                    item["args"] = args.model_dump(mode="json", exclude_none=True)
-                    item["command"] = tool.recommend(args)
-                    decision, reason = decide(
-                        autonomy, risk, tool_calls=tool_calls, write_actions=writes,
-                        elapsed=elapsed, budgets=budgets,
-                    )
-                    item.update(decision=decision, reason=reason)
-                    if decision == "run":
-                        tool_calls += 1
-                        writes += risk != "read"
-                    elif decision == "ask":
-                        item["asked_at"] = time.time()
-            if item["decision"] == "error":
-                any_invalid = True
-                record("gate", call_id=item["id"], tool=item["name"], decision="error", by="gate",
-                       reason=item["message"][:300])
-            else:
-                record("gate", call_id=item["id"], tool=item["name"], decision=_word(item["decision"]),
-                       by="gate", risk=item["risk"], reason=item["reason"])
-            pending.append(item)
-        update: dict[str, Any] = {"pending": pending, "invalid": state.get("invalid", 0) + 1 if any_invalid else 0}
+        calls, rewritten = proposed_calls(ai)
+        counters = Counters(state.get("tool_calls", 0), state.get("write_actions", 0),
+                            time.time() - state.get("turn_started", time.time()))
+        pending = gate.review(calls, autonomy=state.get("autonomy", "manual"), counters=counters)
+        update: dict[str, Any] = {"pending": [p.state() for p in pending],
+                                  "invalid": invalid_streak(state.get("invalid", 0), pending)}
         if rewritten:
             # The conversation must show every call the model made, so each gets an answer.
             fixed = [{"name": c["name"], "args": c.get("args") or {}, "id": c["id"], "type": "tool_call"} for c in calls]
@@ -235,80 +160,38 @@ def build_graph(
         return update
 
     def ask_node(state: AgentState) -> dict[str, Any]:
-        pending = [dict(p) for p in state["pending"]]
-        index = next(i for i, p in enumerate(pending) if p["decision"] == "ask")
-        item = pending[index]
-        answer = interrupt({
-            "tool": item["name"], "args": item["args"], "risk": item["risk"], "reason": item["reason"],
-            "call_id": item["id"], "command": item.get("command"),
-        })
-        action, args, note, by = _read_answer(answer)
-        waited = time.time() - item.get("asked_at", time.time())
-        update: dict[str, Any] = {"turn_started": state.get("turn_started", time.time()) + waited}
-        if action == "edit" and args is not None:
-            try:
-                tool = get_tool(item["name"])
-                valid = tool.validate(args)
-            except ToolError as exc:
-                item.update(decision="error", message=f"the person's edited arguments are invalid: {exc}")
-                record("gate", call_id=item["id"], tool=item["name"], decision="error", by=by, reason=str(exc)[:300])
-            else:
-                new_risk = tool.risk_for(valid)
-                item.update(args=valid.model_dump(mode="json", exclude_none=True), decision="run",
-                            edited=True, risk=new_risk, command=tool.recommend(valid))
-                record("gate", call_id=item["id"], tool=item["name"], decision="approved", by=by,
-                       edited=True, args=item["args"], note=note)
-        elif action in ("approve", "edit"):
-            item["decision"] = "run"
-            record("gate", call_id=item["id"], tool=item["name"], decision="approved", by=by, note=note)
-        else:
-            item.update(decision="rejected", note=note)
-            record("gate", call_id=item["id"], tool=item["name"], decision="rejected", by=by, note=note)
-        pending[index] = item
-        update["pending"] = pending
-        return update
+        pending, waited = gate.ask(Proposal.load(state["pending"]))
+        return {"pending": [p.state() for p in pending],
+                "turn_started": state.get("turn_started", time.time()) + waited}
 
     def execute_node(state: AgentState) -> dict[str, Any]:
         messages: list[ToolMessage] = []
-        tool_calls, writes = state.get("tool_calls", 0), state.get("write_actions", 0)
+        counters = Counters(state.get("tool_calls", 0), state.get("write_actions", 0))
         recommendations = list(state.get("recommendations", []))
         stop = None
-        for item in state.get("pending", []):
-            name, call_id = item["name"], item["id"]
-            decision = item["decision"]
-            status = "success"
+        for p in Proposal.load(state.get("pending", [])):
+            ok = p.status in (Status.RUN, Status.RECOMMEND)
             if stop == "interrupted":
-                content = "Not run: the person interrupted the previous tool (Ctrl-C)."
-                status = "error"
-            elif decision == "run":
-                tool_calls += 1
-                writes += item.get("risk") != "read"
-                content, status, stop_now = _run_tool(item, ctx, record)
-                stop = stop_now or stop
-            elif decision == "recommend":
-                recommendations.append({"tool": name, "args": item["args"], "risk": item["risk"],
-                                        "command": item["command"]})
-                content = (f"Not run: {item['reason']}. Recommend it to the person instead; they can run:\n"
-                           f"    {item['command']}\nSay in one line what it would do and why.")
-            elif decision == "rejected":
-                note = f" Their note: {item['note']}" if item.get("note") else ""
-                content = f"The person rejected this call to {name}; it did not run.{note} Do not retry it unchanged."
-                status = "error"
-            elif decision == "deny":
-                content = f"Not run: {item['reason']}. Stop calling tools and answer with what you have."
-                status = "error"
-                if "budget" in item["reason"] and "write" not in item["reason"]:
-                    stop = stop or f"stopped: {item['reason']}"
+                content, ok = "Not run: the person interrupted the previous tool (Ctrl-C).", False
+            elif p.status is Status.RUN:
+                counters.ran(p.risk)
+                done = gate.run(p, ctx)
+                content, ok, stop = done.content, done.ok, done.stop or stop
             else:
-                content = f"Tool error: {item.get('message', 'invalid call')}"
-                status = "error"
-            messages.append(ToolMessage(content=content, tool_call_id=call_id, name=name, status=status))
+                content = p.outcome()
+                if p.status is Status.RECOMMEND:
+                    recommendations.append({"tool": p.name, "args": p.args, "risk": p.risk, "command": p.command})
+                if p.ends_question:
+                    stop = stop or f"stopped: {p.reason}"
+            messages.append(ToolMessage(content=content, tool_call_id=p.id, name=p.name,
+                                        status="success" if ok else "error"))
         invalid = state.get("invalid", 0)
         if stop is None and invalid >= budgets.max_invalid_calls:
             stop = f"stopped: the model made invalid tool calls {invalid} times in a row"
         return {
-            "messages": messages, "pending": [], "tool_calls": tool_calls, "write_actions": writes,
-            "rounds": state.get("rounds", 0) + 1, "recommendations": recommendations, "stop": stop,
+            "messages": messages, "pending": [], "tool_calls": counters.tool_calls,
+            "write_actions": counters.write_actions, "rounds": state.get("rounds", 0) + 1,
+            "recommendations": recommendations, "stop": stop,
         }
 
     def finish_node(state: AgentState) -> dict[str, Any]:
@@ -327,7 +210,7 @@ def build_graph(
         return END
 
     def after_gate(state: AgentState) -> str:
-        return "ask" if any(p["decision"] == "ask" for p in state.get("pending", [])) else "execute"
+        return "ask" if any(p.status is Status.ASK for p in Proposal.load(state.get("pending", []))) else "execute"
 
     def after_execute(state: AgentState) -> str:
         return "finish" if state.get("stop") else "model"
@@ -345,50 +228,3 @@ def build_graph(
     graph.add_conditional_edges("execute", after_execute, ["model", "finish"])
     graph.add_edge("finish", END)
     return graph.compile(checkpointer=checkpointer)
-
-
-def _word(decision: str) -> str:
-    return {"run": "ran", "ask": "asked", "recommend": "recommended", "deny": "denied"}.get(decision, decision)
-
-
-def _read_answer(answer: Any) -> tuple[str, dict[str, Any] | None, str | None, str]:
-    """``(action, edited args, note, who)`` from a resume value: a dict, a bool or y/n text."""
-    if isinstance(answer, bool):
-        return ("approve" if answer else "reject"), None, None, "person"
-    if isinstance(answer, str):
-        word = answer.strip().lower()
-        return ("approve" if word in ("y", "yes", "approve", "ok") else "reject"), None, None, "person"
-    if isinstance(answer, dict):
-        action = str(answer.get("action", "reject")).lower()
-        if action not in ("approve", "reject", "edit"):
-            action = "reject"
-        args = answer.get("args")
-        return action, args if isinstance(args, dict) else None, answer.get("note"), str(answer.get("by", "person"))
-    return "reject", None, None, "person"
-
-
-def _run_tool(item: dict[str, Any], ctx: ToolContext, record: Recorder) -> tuple[str, str, str | None]:
-    """Run one approved call: ``(content for the model, status, stop reason or None)``."""
-    name, call_id = item["name"], item["id"]
-    before = len(ctx.started_runs)
-    started = time.perf_counter()
-    try:
-        output = get_tool(name)(item["args"], ctx)
-    except KeyboardInterrupt:
-        runs = ctx.started_runs[before:]
-        record("tool_result", call_id=call_id, tool=name, status="interrupted", runs=runs,
-               seconds=round(time.perf_counter() - started, 3))
-        return (f"Interrupted by the person (Ctrl-C) while {name} ran"
-                + (f"; run {', '.join(runs)} is marked interrupted" if runs else "") + "."), "error", "interrupted"
-    except ToolError as exc:
-        record("tool_result", call_id=call_id, tool=name, status="error", error=str(exc)[:500],
-               runs=ctx.started_runs[before:], seconds=round(time.perf_counter() - started, 3))
-        return f"Tool error: {exc}", "error", None
-    except Exception as exc:  # a tool bug must not end the session: the model hears of it
-        logger.debug("tool %s raised", name, exc_info=True)
-        record("tool_result", call_id=call_id, tool=name, status="error",
-               error=f"{type(exc).__name__}: {exc}"[:500], runs=ctx.started_runs[before:])
-        return f"Tool error: {name} failed unexpectedly ({type(exc).__name__}: {exc})", "error", None
-    record("tool_result", call_id=call_id, tool=name, status="ok", summary=_summary(output),
-           runs=ctx.started_runs[before:], seconds=round(time.perf_counter() - started, 3))
-    return _result_text(output), "success", None

@@ -4,11 +4,12 @@
 - ``next`` takes the next step of the run under review, summarises its record and picks the
   tools for that moment; with no step left (or a stop) it goes to ``report``.
 - ``model`` asks the model for one decision about the step.
-- ``gate`` validates each proposal (pydantic, and a config change against ProjectConfig) and
-  decides with :func:`~agent._gate.decide`; only the first write or destructive proposal of a
-  step counts (one change at a time).
-- ``ask`` pauses on ``interrupt`` for a person; ``execute`` runs what may run, turns the rest
-  into recommendations, rejections or budget denials, and records an ``agent_decision`` each.
+- ``gate``, ``ask`` and ``execute`` go through the shared :class:`~agent._calls.CallGate` (the
+  chat graph's and the MCP server's too): each proposal is validated (pydantic, and a config
+  change against ProjectConfig) and judged by :func:`~agent._gate.judge`; only the first write
+  or destructive proposal of a step counts (one change at a time). ``ask`` pauses on
+  ``interrupt`` for a person; ``execute`` runs what may run, turns the rest into
+  recommendations, rejections or budget denials, and records an ``agent_decision`` each.
   An executed config change re-runs the pipeline from the affected step; the review goes on
   with the new run.
 - ``report`` writes the final report.
@@ -22,10 +23,9 @@ from typing import Any
 from blase.tools import Tool, ToolError, get_tool
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import interrupt
 
-from ._gate import decide
-from ._graph import _read_answer, _result_text, _summary, hash_text
+from ._calls import CallGate, Counters, Proposal, Status, invalid_streak, proposed_calls
+from ._graph import hash_text
 from ._pilot_state import SYSTEM_PROMPT, AutopilotState, summary_json
 from ._proposals import (
     ACCEPT_DOC,
@@ -90,17 +90,23 @@ def build_pilot_graph(pilot: Any, *, checkpointer: Any = None) -> Any:
     record = pilot._record
     budgets = pilot.budgets
 
-    def describe(item: dict[str, Any], tool: Tool, args: Any, state: AutopilotState) -> None:
-        """Fill in what a proposal would do: the planned config change, and the command."""
-        if item["name"] == CHANGE:
-            change = plan_change(pilot.project, list(state.get("overrides", [])), args.key, args.value,
-                                 ctx=pilot.ctx)
-            item["change"] = {"key": change.key, "value": change.value, "before": change.before,
-                              "pair": change.pair, "from_step": change.from_step,
-                              "overrides": list(change.overrides)}
-            item["command"] = change.command
-        else:
-            item["command"] = tool.recommend(args)
+    def gate_for(state: AutopilotState) -> CallGate:
+        """The shared gate, with this moment's tools and a config change planned against the
+        overrides in effect."""
+        overrides = list(state.get("overrides", []))
+
+        def describe(p: Proposal, tool: Tool, args: Any) -> None:
+            if p.name == CHANGE:
+                change = plan_change(pilot.project, overrides, args.key, args.value, ctx=pilot.ctx)
+                p.change = {"key": change.key, "value": change.value, "before": change.before,
+                            "pair": change.pair, "from_step": change.from_step,
+                            "overrides": list(change.overrides)}
+                p.command = change.command
+            else:
+                p.command = tool.recommend(args)
+
+        return CallGate(record, budgets, lookup=lambda name: _lookup(own, name), describe=describe,
+                        free={ACCEPT: "accepting a step needs no approval"})
 
     def pipeline_node(state: AutopilotState) -> dict[str, Any]:
         plan = state["plan"]
@@ -171,96 +177,41 @@ def build_pilot_graph(pilot: Any, *, checkpointer: Any = None) -> Any:
 
     def answered_node(state: AutopilotState) -> dict[str, Any]:
         ai = state["messages"][-1]
-        action = _action(state, {"name": ACCEPT, "args": {"reason": str(ai.content)[:300]}, "risk": "read"},
-                         "accepted", by="model", gate_reason="the model answered without a proposal")
+        accepted = Proposal(id="", name=ACCEPT, args={"reason": str(ai.content)[:300]}, risk="read")
+        action = _action(state, accepted, "accepted", by="model", gate_reason="the model answered without a proposal")
         return {"actions": [*state.get("actions", []), action], "step_done": True}
 
     def gate_node(state: AutopilotState) -> dict[str, Any]:
         ai = state["messages"][-1]
-        autonomy = state.get("autonomy", "manual")
-        calls = [dict(c) for c in ai.tool_calls]
-        for bad in ai.invalid_tool_calls:
-            calls.append({"name": bad.get("name") or "(none)", "args": {}, "id": bad.get("id"),
-                          "invalid": bad.get("error") or "arguments are not valid JSON"})
-        for n, c in enumerate(calls):
-            c["id"] = c.get("id") or f"call_{ai.id or 'x'}_{n}"
-        calls_made, writes = state.get("tool_calls", 0), state.get("write_actions", 0)
-        allowed = set(state.get("tool_names") or [])
-        pending: list[dict[str, Any]] = []
-        acting = False
-        for c in calls:
-            item: dict[str, Any] = {"id": c["id"], "name": c["name"], "args": c.get("args") or {}, "risk": None}
-            record("tool_proposal", call_id=c["id"], tool=c["name"], args=item["args"], step=state.get("step"))
-            try:
-                if c.get("invalid"):
-                    raise ToolError(f"your call to {c['name']} was malformed: {c['invalid']}",
-                                    hint="send the arguments as one JSON object matching the tool's schema")
-                if c["name"] not in allowed:
-                    raise ToolError(f"{c['name']} is not available after this step",
-                                    hint=f"call one of: {', '.join(sorted(allowed))}")
-                tool = _lookup(own, c["name"])
-                args = tool.validate(item["args"])
-                item["args"] = args.model_dump(mode="json", exclude_none=True)
-                risk = tool.risk_for(args)
-                item["risk"] = risk
-                if risk != "read" and acting:
-                    raise ToolError("one change per step: this proposal was not considered",
-                                    hint="propose it again after the re-run, if it is still needed")
-                describe(item, tool, args, state)
-            except ToolError as exc:
-                item.update(decision="error", message=str(exc))
-                record("gate", call_id=item["id"], tool=item["name"], decision="error", by="gate",
-                       reason=str(exc)[:300])
-                pending.append(item)
-                continue
-            acting = acting or risk != "read"
-            if c["name"] == ACCEPT:
-                decision, reason = "run", "accepting a step needs no approval"
-            else:
-                decision, reason = decide(autonomy, risk, tool_calls=calls_made, write_actions=writes,
-                                          elapsed=state.get("agent_seconds", 0.0), budgets=budgets)
-            item.update(decision=decision, reason=reason)
-            if decision == "run":
-                calls_made += 1
-                writes += risk != "read"
-            elif decision == "ask":
-                item["asked_at"] = time.time()
-            record("gate", call_id=item["id"], tool=item["name"], decision=_word(decision), by="gate", risk=risk,
-                   reason=reason)
-            pending.append(item)
+        calls, _ = proposed_calls(ai)
+        counters = Counters(state.get("tool_calls", 0), state.get("write_actions", 0), state.get("agent_seconds", 0.0))
+        pending = gate_for(state).review(calls, autonomy=state.get("autonomy", "manual"), counters=counters,
+                                         allowed=state.get("tool_names") or [], one_change=True,
+                                         step=state.get("step"))
         fixed = [{"name": c["name"], "args": c.get("args") or {}, "id": c["id"], "type": "tool_call"} for c in calls]
         messages = [*state["messages"][:-1], AIMessage(content=ai.content, tool_calls=fixed, id=ai.id)]
-        return {"pending": pending, "messages": messages}
+        return {"pending": [p.state() for p in pending], "messages": messages}
 
     def ask_node(state: AutopilotState) -> dict[str, Any]:
-        pending = [dict(p) for p in state["pending"]]
-        index = next(i for i, p in enumerate(pending) if p["decision"] == "ask")
-        item = pending[index]
-        answer = interrupt({"tool": item["name"], "args": item["args"], "risk": item["risk"],
-                            "reason": item["reason"], "call_id": item["id"], "command": item.get("command"),
-                            "step": state.get("step"), "run": state.get("run_id")})
-        action, args, note, by = _read_answer(answer)
-        item["by"] = by
-        if action == "edit" and args is not None:
-            try:
-                tool = _lookup(own, item["name"])
-                valid = tool.validate(args)
-                item["args"] = valid.model_dump(mode="json", exclude_none=True)
-                describe(item, tool, valid, state)
-                item.update(decision="run", edited=True, approved=True)
-                record("gate", call_id=item["id"], tool=item["name"], decision="approved", by=by, edited=True,
-                       args=item["args"], note=note)
-            except ToolError as exc:
-                item.update(decision="error", message=f"the person's edited arguments are invalid: {exc}")
-                record("gate", call_id=item["id"], tool=item["name"], decision="error", by=by, reason=str(exc)[:300])
-        elif action in ("approve", "edit"):
-            item.update(decision="run", approved=True)
-            record("gate", call_id=item["id"], tool=item["name"], decision="approved", by=by, note=note)
-        else:
-            item.update(decision="rejected", note=note)
-            record("gate", call_id=item["id"], tool=item["name"], decision="rejected", by=by, note=note)
-        pending[index] = item
-        return {"pending": pending}
+        pending, _ = gate_for(state).ask(Proposal.load(state["pending"]), step=state.get("step"),
+                                         run=state.get("run_id"))
+        return {"pending": [p.state() for p in pending]}
+
+    def rerun(p: Proposal, state: AutopilotState) -> tuple[str, dict[str, Any]]:
+        """An approved config change: the pipeline again from the step it affects."""
+        change = p.change or {}
+        info = pilot.run_pipeline(change["overrides"], from_step=change["from_step"],
+                                  cause={"step": state.get("step"), "key": change["key"],
+                                         "value": change["value"], "from_run": state.get("run_id")})
+        record("pipeline_run", run=info["run_id"], status=info["status"], cause=info["cause"],
+               seconds=info["seconds"])
+        record("tool_result", call_id=p.id, tool=p.name, status="ok",
+               summary=f"run {info['run_id']} {info['status']} from {change['from_step']}",
+               runs=[info["run_id"]], seconds=info["seconds"])
+        content = summary_json({"run_id": info["run_id"], "status": info["status"],
+                                "from_step": change["from_step"], "metrics": _metrics(pilot, info["run_id"]),
+                                "error": info["error"]})
+        return content, info
 
     def execute_node(state: AutopilotState) -> dict[str, Any]:
         started = time.perf_counter()
@@ -270,97 +221,63 @@ def build_pilot_graph(pilot: Any, *, checkpointer: Any = None) -> Any:
         runs = list(state.get("runs", []))
         overrides = list(state.get("overrides", []))
         update: dict[str, Any] = {}
-        calls_made, writes = state.get("tool_calls", 0), state.get("write_actions", 0)
-        invalid = state.get("invalid", 0)
+        counters = Counters(state.get("tool_calls", 0), state.get("write_actions", 0))
+        pending = Proposal.load(state.get("pending", []))
+        gate = gate_for(state)
         step_done = False
-        any_error = False
-        for item in state.get("pending", []):
-            name, decision = item["name"], item["decision"]
-            status, result_run, content = "success", None, ""
-            if decision == "run":
-                calls_made += 1
-                writes += item.get("risk") not in ("read", None)
-                if name == ACCEPT:
+        for p in pending:
+            ok, result_run = True, None
+            if p.status is Status.RUN:
+                counters.ran(p.risk)
+                word = "approved" if p.approved else "ran"
+                if p.name == ACCEPT:
                     content, word = "Accepted; the driver goes on.", "accepted"
-                    step_done = True
-                elif name == CHANGE:
-                    change = item["change"]
-                    info = pilot.run_pipeline(change["overrides"], from_step=change["from_step"],
-                                              cause={"step": state.get("step"), "key": change["key"],
-                                                     "value": change["value"], "from_run": state.get("run_id")})
+                elif p.name == CHANGE:
+                    content, info = rerun(p, state)
                     pipeline_seconds += info["seconds"]
                     result_run = info["run_id"]
                     runs.append(info)
-                    overrides = list(change["overrides"])
-                    record("pipeline_run", run=info["run_id"], status=info["status"], cause=info["cause"],
-                           seconds=info["seconds"])
-                    metrics = _metrics(pilot, info["run_id"])
-                    content = summary_json({"run_id": info["run_id"], "status": info["status"],
-                                            "from_step": change["from_step"], "metrics": metrics,
-                                            "error": info["error"]})
-                    record("tool_result", call_id=item["id"], tool=name, status="ok",
-                           summary=f"run {info['run_id']} {info['status']} from {change['from_step']}",
-                           runs=[info["run_id"]], seconds=info["seconds"])
-                    update.update(run_id=info["run_id"], queue=_queue(pilot, info["run_id"], change["from_step"]))
-                    word = "approved" if item.get("approved") else "ran"
-                    step_done = True
+                    overrides = list((p.change or {})["overrides"])
+                    update.update(run_id=info["run_id"], queue=_queue(pilot, info["run_id"], info["from_step"]))
                 else:
-                    before = len(pilot.ctx.started_runs)
-                    t0 = time.perf_counter()
-                    try:
-                        output = _lookup(own, name)(item["args"], pilot.ctx)
-                    except ToolError as exc:
-                        content, status, word = f"Tool error: {exc}", "error", "failed"
-                        record("tool_result", call_id=item["id"], tool=name, status="error", error=str(exc)[:500])
-                    else:
-                        content = _result_text(output)
-                        word = "approved" if item.get("approved") else "ran"
-                        new = pilot.ctx.started_runs[before:]
-                        result_run = new[-1] if new else None
-                        record("tool_result", call_id=item["id"], tool=name, status="ok", summary=_summary(output),
-                               runs=new, seconds=round(time.perf_counter() - t0, 3))
-                    if item.get("risk") != "read":
-                        step_done = True
-            elif decision == "recommend":
-                word, step_done = "recommended", True
-                content = f"Not run: {item['reason']}. It is recommended to the person as: {item['command']}"
-            elif decision == "rejected":
-                word, step_done, status = "rejected", True, "error"
-                content = f"The person rejected this call to {name}; it did not run." + (
-                    f" Their note: {item['note']}" if item.get("note") else "")
-            elif decision == "deny":
-                word, step_done, status = "denied", True, "error"
-                content = f"Not run: {item['reason']}."
+                    done = gate.run(p, pilot.ctx)
+                    if done.stop == "interrupted":
+                        raise KeyboardInterrupt
+                    content, ok = done.content, done.ok
+                    word = word if ok else "failed"
+                    result_run = done.runs[-1] if done.runs else None
+                step_done = step_done or p.name == ACCEPT or p.risk != "read"
             else:
-                word, status, any_error = "error", "error", True
-                content = f"Tool error: {item.get('message', 'invalid call')}"
-            messages.append(ToolMessage(content=content, tool_call_id=item["id"], name=name, status=status))
-            if word != "error" and not (item.get("risk") == "read" and name != ACCEPT):
-                actions.append(_action(state, item, word, by=item.get("by", "gate"), gate_reason=item.get("reason"),
-                                       result_run=result_run, note=item.get("note")))
-        invalid = invalid + 1 if any_error else 0
+                content, ok = p.outcome(), p.status is Status.RECOMMEND
+                word = p.status.word
+                step_done = step_done or p.status is not Status.ERROR
+            messages.append(ToolMessage(content=content, tool_call_id=p.id, name=p.name,
+                                        status="success" if ok else "error"))
+            if p.status is not Status.ERROR and not (p.risk == "read" and p.name != ACCEPT):
+                actions.append(_action(state, p, word, by=p.by, gate_reason=p.reason or None,
+                                       result_run=result_run, note=p.note))
+        invalid = invalid_streak(state.get("invalid", 0), pending)
         rounds = state.get("rounds", 0) + 1
         if rounds >= pilot.max_rounds or invalid >= budgets.max_invalid_calls:
             step_done = True
         if step_done and not any(a["run"] == state.get("run_id") and a["step"] == state.get("step") for a in actions):
-            actions.append(_action(state, {"name": "(read tools only)", "args": {}}, "undecided", by="model",
+            actions.append(_action(state, Proposal(id="", name="(read tools only)"), "undecided", by="model",
                                    gate_reason="the model read but proposed nothing within its rounds"))
         agent = state.get("agent_seconds", 0.0) + (time.perf_counter() - started) - pipeline_seconds
         return {**update, "messages": messages, "actions": actions, "runs": runs, "overrides": overrides,
-                "pending": [], "tool_calls": calls_made, "write_actions": writes, "invalid": invalid,
-                "rounds": rounds, "step_done": step_done, "agent_seconds": agent}
+                "pending": [], "tool_calls": counters.tool_calls, "write_actions": counters.write_actions,
+                "invalid": invalid, "rounds": rounds, "step_done": step_done, "agent_seconds": agent}
 
-    def _action(state: AutopilotState, item: dict[str, Any], decision: str, *, by: str,
+    def _action(state: AutopilotState, p: Proposal, decision: str, *, by: str,
                 gate_reason: str | None = None, result_run: str | None = None, note: str | None = None) -> dict[str, Any]:
-        args = item.get("args") or {}
-        change = item.get("change") or {}
+        change = p.change or {}
         summary = f"{change['key']}={_short(change['value'])}" if change else ", ".join(
-            f"{k}={_short(v)}" for k, v in args.items() if k != "reason")
-        command = item.get("command")
+            f"{k}={_short(v)}" for k, v in p.args.items() if k != "reason")
+        command = p.command
         if decision == "recommended" and change:
             command = rerun_command(change["overrides"], change["from_step"])
-        action = {"run": state.get("run_id"), "step": state.get("step"), "tool": item["name"], "args": args,
-                  "risk": item.get("risk"), "decision": decision, "by": by, "reason": str(args.get("reason") or "")[:300],
+        action = {"run": state.get("run_id"), "step": state.get("step"), "tool": p.name, "args": p.args,
+                  "risk": p.risk, "decision": decision, "by": by, "reason": str(p.args.get("reason") or "")[:300],
                   "gate_reason": gate_reason, "command": command, "summary": summary, "result_run": result_run,
                   "note": note, "change": change or None}
         record("agent_decision", **action)
@@ -370,7 +287,7 @@ def build_pilot_graph(pilot: Any, *, checkpointer: Any = None) -> Any:
         return "model" if state.get("step") else "report"
 
     def after_gate(state: AutopilotState) -> str:
-        return "ask" if any(p["decision"] == "ask" for p in state.get("pending", [])) else "execute"
+        return "ask" if any(p.status is Status.ASK for p in Proposal.load(state.get("pending", []))) else "execute"
 
     def after_execute(state: AutopilotState) -> str:
         return "next" if state.get("step_done") else "model"
@@ -424,6 +341,3 @@ def _short(value: Any) -> str:
     text = value if isinstance(value, str) else summary_json(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
-
-def _word(decision: str) -> str:
-    return {"run": "ran", "ask": "asked", "recommend": "recommended", "deny": "denied"}.get(decision, decision)

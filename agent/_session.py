@@ -108,10 +108,44 @@ class TurnResult:
 
 class TrackedScope:
     """A Track run plus a checkpointer connection, closed together; as a context manager the
-    run ends ``interrupted`` on Ctrl-C, ``failed`` on an error, else ``finished``."""
+    run ends ``interrupted`` on Ctrl-C, ``failed`` on an error, else ``finished``. What the
+    chat session, the autopilot and the MCP server share."""
 
     _track: Any = None
     _conn: Any = None
+    on_event: Callable[[str, dict[str, Any]], None] | None = None
+
+    def _settle(self, project: Project | str | Path | None, autonomy: str | None,
+                budgets: Budgets | None) -> Any:
+        """The project, the autonomy level (checked) and the budgets, from the arguments or
+        ``blase.yaml``'s ``agent:`` section (returned)."""
+        self.project = project if isinstance(project, Project) else find_project(project)
+        config = self.project.config().agent
+        self.autonomy = autonomy or config.autonomy
+        if self.autonomy not in AUTONOMY:
+            raise SessionError(f"unknown autonomy level {self.autonomy!r}", hint=f"choose one of: {', '.join(AUTONOMY)}")
+        self.budgets = budgets or Budgets.from_config(config)
+        return config
+
+    def _start_session_run(self, name: str, params: dict[str, Any], tags: dict[str, str]) -> None:
+        """Start this scope's own ``agent-session`` Track run; its id is the session id."""
+        from blase.track import Track
+
+        self._track = Track(name, project=self.project, kind="agent-session", params=params, tags=tags,
+                            sample_resources=False)
+        self._track.start()
+        self.session_id = self._track.run_id
+        self._track.set_tag("session", self.session_id)
+
+    def _record(self, event: str, **fields: Any) -> None:
+        """One event in the session's run (and to ``on_event``); recording never fails a call."""
+        if self._track is not None and self._track.active:
+            try:
+                self._track.log_event(event, **fields)
+            except Exception:
+                logger.warning("could not record %s in the session run", event, exc_info=True)
+        if self.on_event is not None:
+            self.on_event(event, fields)
 
     def close(self, status: str = "finished") -> None:
         """End the Track run and close the store (a conversation stays resumable)."""
@@ -166,12 +200,7 @@ class Session(TrackedScope):
         auto_approve: bool | str = False,
         budgets: Budgets | None = None,
     ) -> None:
-        self.project = project if isinstance(project, Project) else find_project(project)
-        config = self.project.config().agent
-        self.autonomy = autonomy or config.autonomy
-        if self.autonomy not in AUTONOMY:
-            raise SessionError(f"unknown autonomy level {self.autonomy!r}", hint=f"choose one of: {', '.join(AUTONOMY)}")
-        self.budgets = budgets or Budgets.from_config(config)
+        config = self._settle(project, autonomy, budgets)
         self.on_event = on_event
         self.auto_approve = auto_approve
         self._turn_events: list[dict[str, Any]] = []
@@ -287,15 +316,8 @@ class Session(TrackedScope):
     # ------------------------------------------------------------------ recording
 
     def _record(self, event: str, **fields: Any) -> None:
-        entry = {"event": event, **fields}
-        self._turn_events.append(entry)
-        if self._track is not None and self._track.active:
-            try:
-                self._track.log_event(event, **fields)
-            except Exception:  # the record must not take the conversation down
-                logger.warning("could not record %s in session run", event, exc_info=True)
-        if self.on_event is not None:
-            self.on_event(event, fields)
+        self._turn_events.append({"event": event, **fields})
+        super()._record(event, **fields)
 
     # ------------------------------------------------------------------ conversation
 

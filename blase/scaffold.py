@@ -23,7 +23,26 @@ __all__ = ["PLUGIN_KINDS", "TEMPLATES", "PluginPackage", "create_plugin", "creat
 
 logger = logging.getLogger(__name__)
 
-TEMPLATES = ("tabular",)
+TEMPLATES = ("tabular", "json", "rl")
+
+
+@dataclass(frozen=True)
+class _Example:
+    """A template's bundled data (``blase.datasets``) and what its blase.yaml starts with."""
+
+    dataset: str
+    file: str
+    label: str
+    scripts: tuple[str, ...]
+    #: data.source and data.label written without the example (``--no-example``).
+    empty: tuple[str, str] = ("data/train.csv", "target")
+
+
+_EXAMPLES = {
+    "tabular": _Example("penguins", "penguins.csv", "species", ("train.py", "transforms.py")),
+    "json": _Example("orders", "orders.ndjson", "returned", ("items.py",), ("data/records.ndjson", "target")),
+    "rl": _Example("cartpole", "cartpole.csv", "action", ("env.py",), ("data/observations.csv", "action")),
+}
 _FOLDERS = ("scripts", "data", "models", "outputs", "runs", ".blase")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -96,13 +115,14 @@ def _fill(root: Path, *, name: str, template: str, example: bool) -> None:
     for folder in _FOLDERS:
         (root / folder).mkdir()
     tpl = resources.files("blase.templates").joinpath(template)
+    spec = _EXAMPLES[template]
     if example:
         from blase.datasets import dataset_path
 
-        shutil.copyfile(dataset_path("penguins"), root / "data" / "penguins.csv")
-        values = {"name": name, "source": "data/penguins.csv", "label": "species"}
+        shutil.copyfile(dataset_path(spec.dataset), root / "data" / spec.file)
+        values = {"name": name, "source": f"data/{spec.file}", "label": spec.label}
     else:
-        values = {"name": name, "source": "data/train.csv", "label": "target"}
+        values = {"name": name, "source": spec.empty[0], "label": spec.empty[1]}
 
     def render(text: str) -> str:
         for key, value in values.items():
@@ -112,7 +132,7 @@ def _fill(root: Path, *, name: str, template: str, example: bool) -> None:
     (root / CONFIG_NAME).write_text(render(tpl.joinpath("blase.yaml").read_text()))
     (root / "README.md").write_text(render(tpl.joinpath("README.md").read_text()))
     (root / ".gitignore").write_text(tpl.joinpath("gitignore.txt").read_text())
-    for script in ("train.py", "transforms.py"):
+    for script in spec.scripts:
         (root / "scripts" / script).write_text(tpl.joinpath("scripts", script + ".tmpl").read_text())
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -28,10 +29,21 @@ def _seed_and_isolate(monkeypatch):
 
 @pytest.fixture
 def project(tmp_path):
-    """A fresh project made by `blase create` (with the bundled example data)."""
+    """A fresh project made by `blase create` (with the bundled example data), training the
+    template's MLP alone: tests of other things need one quick, deterministic torch model, not
+    ``train.model: auto``'s three candidates (tests/test_auto_model.py runs the template as is)."""
     from blase.scaffold import create_project
 
-    return create_project(tmp_path / "proj")
+    return pin_mlp(create_project(tmp_path / "proj"))
+
+
+def pin_mlp(project):
+    """``project`` with ``train.model: mlp`` instead of the template's ``auto``."""
+    text = project.config_path.read_text()
+    pinned = re.sub(r"(?m)^  model: auto\b", "  model: mlp ", text, count=1)
+    assert pinned != text, "the template no longer says `model: auto`: update pin_mlp"
+    project.config_path.write_text(pinned)
+    return project
 
 
 @dataclass

@@ -129,7 +129,11 @@ def test_demo_runs_the_whole_pipeline(blase_exe, tmp_path):
     for step in ("extract", "transform", "prepare", "train", "evaluate", "deploy"):
         assert f"ok {step}" in r.stdout
     assert "accuracy" in r.stdout and "baseline" in r.stdout
-    assert (tmp_path / "d" / "models" / "d" / "v1" / "model.safetensors").is_file()
+    # train.model auto: the package holds the model that won, named in its model.json
+    v1 = tmp_path / "d" / "models" / "d" / "v1"
+    spec = json.loads((v1 / "model.json").read_text())
+    assert spec["name"] in ("glm", "mlp", "lightgbm")
+    assert all((v1 / f).is_file() for f in spec["files"])
     assert list((tmp_path / "d" / "outputs").glob("*/confusion_matrix.png"))
     # the demo's model updates on new data (the template's `call:` transform once put the label
     # column elsewhere than at fit time, and update failed with "this is a bug in Blase")
@@ -224,7 +228,7 @@ def test_check_compares_the_config_with_the_data_header(cli, project):
     cfg.write_text(text)
     r = cli("check", cwd=project.root)
     assert r.exit_code == 1
-    assert "data.label (line 9): 'specie' is not a column of data/penguins.csv" in r.stderr
+    assert "data.label (line 10): 'specie' is not a column of data/penguins.csv" in r.stderr
     assert "did you mean 'species'?" in r.stderr
     assert "transform[0].columns" in r.stderr and "did you mean 'island'?" in r.stderr
     assert "is valid" not in r.stdout and "Traceback" not in r.stderr

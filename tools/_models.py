@@ -137,10 +137,7 @@ class SwitchOutput(ToolOutput):
 
 
 def _promote_command(a: PromoteInput) -> str:
-    return (
-        "python -c \"from blase.deploy import promote; from blase.project import find_project; "
-        f"promote(find_project(), {a.name!r}, {a.version!r}, reason='by hand')\""
-    )
+    return f"blase promote {quote(a.name)} {quote(a.version)}"
 
 
 @tool(risk="destructive", command=_promote_command)

@@ -19,7 +19,7 @@ def create(
     name: Annotated[Path, typer.Argument(help="Folder of the new project; its name is the project's name.")],
     template: Annotated[str, typer.Option("--template", "-t", help="Project template.")] = "tabular",
     example: Annotated[
-        bool, typer.Option("--example/--no-example", help="Include the bundled penguins data in data/.")
+        bool, typer.Option("--example/--no-example", help="Include the template's bundled data in data/ (penguins, orders, CartPole).")
     ] = True,
     kind: Annotated[
         str, typer.Option("--kind", help="With --template plugin: operation, source, drift_test, step or model.")
@@ -42,7 +42,8 @@ def create(
     project = create_project(name, template=template, example=example)
     out = common.out()
     out.print(f"[green]created[/] project [bold]{project.name}[/] at {project.root}")
-    out.print(f"  next: cd {name} && python scripts/train.py && blase runs")
+    first = "python scripts/train.py && blase runs" if template == "tabular" else "blase run"
+    out.print(f"  next: cd {name} && {first}")
 
 
 @app.command()
@@ -501,4 +502,4 @@ def predict(
 
 # Commands of later subsystems live in their own modules and register on `app` on import
 # (they import blase.cli._common, never this module).
-from blase.cli import _assistant, _monitor, _plugins, _repro, _ui  # noqa: E402, F401
+from blase.cli import _assistant, _mcp, _monitor, _plugins, _repro, _serve, _ui, _upgrade  # noqa: E402, F401

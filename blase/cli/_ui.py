@@ -23,13 +23,13 @@ def ui(
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind; other than 127.0.0.1 needs --token.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on (0: a free one).")] = 8765,
-    read_only: Annotated[bool, typer.Option("--read-only", help="Refuse every change (promote, rollback).")] = False,
+    read_only: Annotated[bool, typer.Option("--read-only", help="Refuse every change (promote, rollback, builder save/run/new project).")] = False,
     token: Annotated[
         str | None, typer.Option("--token", help="Token the page sends with every change (default: a new one).")
     ] = None,
     open_browser: Annotated[bool, typer.Option("--open", help="Open the page in the default browser.")] = False,
 ) -> None:
-    """Start a local web app: runs across projects, a run, compare two runs, models.
+    """Start a local web app: runs across projects, a run, compare two runs, models, pipeline builder.
 
     Example: [bold]blase ui --project churn --project fraud --read-only[/]
     """

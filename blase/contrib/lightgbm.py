@@ -78,10 +78,11 @@ class LightGBMModel(ModelKind):
         return params
 
     def _dataset(self, data: TrainingData, split: str, params: dict[str, Any],
-                 reference: lgb.Dataset | None = None) -> lgb.Dataset:
-        sequences = [ShardSequence(data, shard) for shard in data.shards(split)]
-        return lgb.Dataset(sequences, label=data.labels(split), reference=reference, params=params,
-                           free_raw_data=True)
+                 reference: lgb.Dataset | None = None, *, also: str | None = None) -> lgb.Dataset:
+        splits = [split] if also is None else [split, also]
+        sequences = [ShardSequence(data, shard) for s in splits for shard in data.shards(s)]
+        labels = np.concatenate([data.labels(s) for s in splits])
+        return lgb.Dataset(sequences, label=labels, reference=reference, params=params, free_raw_data=True)
 
     def fit(self, data: TrainingData, ctx: FitContext) -> LightGBMModel:
         o: LightGBMOptions = self.options  # type: ignore[assignment]
@@ -99,15 +100,18 @@ class LightGBMModel(ModelKind):
         except lgb.basic.LightGBMError as exc:
             raise TrainError(f"lightgbm failed: {exc}",
                              hint="check train.options in blase.yaml (see `blase plugins --json` for the schema)") from exc
-        self.booster_ = booster
         metric = _OBJECTIVE[data.task][1]
         curve = list(history.get("val", {}).get(metric, []))
         best = booster.best_iteration if has_val and o.early_stopping_rounds and booster.best_iteration > 0 else None
-        details = {"rounds": booster.current_iteration(), "best_iteration": best - 1 if best else None,
+        refit = bool(best) and ctx.refits(data)
+        if refit:  # the rounds the val split chose, on train + val (train.refit)
+            booster = lgb.train(params, self._dataset(data, "train", params, also="val"), num_boost_round=best)
+        self.booster_ = booster
+        details = {"rounds": len(curve) or booster.current_iteration(), "best_iteration": best - 1 if best else None,
                    "trees": best or booster.current_iteration(),
                    "best_metric": curve[best - 1] if best and curve else None,
                    "monitor": f"val_{metric}" if has_val else None,
-                   "stopped_early": bool(best) and booster.current_iteration() < o.n_estimators}
+                   "stopped_early": bool(best) and len(curve) < o.n_estimators, "refit": refit}
         warnings = [] if has_val else ["no val split: no early stopping, the model keeps every round"]
         self.report_ = FitReport(details=details, warnings=warnings,
                                  history=[{"round": i + 1, f"val_{metric}": v} for i, v in enumerate(curve)])

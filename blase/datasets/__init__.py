@@ -7,11 +7,13 @@ from pathlib import Path
 
 __all__ = ["dataset_path"]
 
-_DATASETS = {"penguins": "penguins.csv"}
+_DATASETS = {"penguins": "penguins.csv", "orders": "orders.ndjson", "cartpole": "cartpole.csv"}
 
 
 def dataset_path(name: str) -> Path:
-    """Path of a bundled dataset file (``"penguins"``: 344 rows, 3 species, with NAs)."""
+    """Path of a bundled dataset file (``"penguins"``: 344 rows, 3 species, with NAs;
+    ``"orders"``: 3,000 generated nested JSON orders; ``"cartpole"``: CartPole-v1 observations
+    and the actions of a balancing controller)."""
     if name not in _DATASETS:
         from blase.errors import BlaseError
 

@@ -196,11 +196,12 @@ class Extract:
         """New data read as the training data was: when it is in a source plugin's format and
         the model package recorded that plugin's options (``extract_options``: the sheet, the
         header row), they apply again. Otherwise it is ``Extract(source, options)``."""
-        extract = cls(source, options, project=project)
         recorded = dict(recorded or {})
+        named = recorded.pop("format", None)  # the plugin data.format named (nested_json for .ndjson files)
+        extract = cls(source, options, format=named if options is None else None, project=project)
         plugin_options = isinstance(recorded.get("options"), dict) and "batch_rows" in recorded
         if options is None and plugin_options and extract.resolved_source().format not in FORMATS:
-            return cls(source, PluginOptions(**recorded), project=project)
+            return cls(source, PluginOptions(**recorded), format=named, project=project)
         return extract
 
     # ------------------------------------------------------------------ resolution
@@ -304,7 +305,8 @@ class Extract:
 
     def _plugin_expr(self, con: duckdb.DuckDBPyConnection) -> str:
         plugin, reader = self._plugin_reader()
-        stream = PluginStream(plugin, reader, self._resolve(), self._opts.batch_rows, self._plugin_failures)
+        stream = PluginStream(plugin, reader, self._resolve(), self._opts.batch_rows, self._plugin_failures,
+                              bad_rows=self._opts.bad_rows, rejects_file=self._rejects_path().with_suffix(".ndjson"))
         return register(con, stream.open(), "plugin")
 
     def with_bad_rows(self, policy: str) -> Extract:
@@ -681,6 +683,8 @@ class Extract:
                     self._report_rejects(con, tables, stats)
             elif source.format in ("json", "ndjson") and policy == "skip":
                 stats.rows_rejected = self._json_skipped(rows_out, stats)
+            elif self._plugin is not None and self._plugin[1].rows_rejected:
+                self._plugin_rejects(stats)
             stats.rows_in = stats.rows_out + stats.rows_rejected
             self.stats = stats
             if stats.rows_in == 0 and source.files:
@@ -732,6 +736,15 @@ class Extract:
             )
         for w in stats.warnings:
             logger.warning("extract %s: %s", source.label, w)
+
+    def _plugin_rejects(self, stats: ExtractStats) -> None:
+        """The records a source plugin set aside (``bad_rows: quarantine``), counted and reported."""
+        n = stats.rows_rejected = self._plugin[1].rows_rejected  # type: ignore[index]
+        path = self._rejects_path().with_suffix(".ndjson")
+        if path.is_file():
+            stats.rejects_path = path
+        stats.warnings.append(f"{n} bad record{'s' if n != 1 else ''} quarantined to {display_path(path, self._base_dir)}")
+        logger.warning("extract %s: %s", self._resolve().label, stats.warnings[-1])
 
     def _json_skipped(self, rows_out: int, stats: ExtractStats) -> int:
         """Rows dropped from newline-delimited JSON: non-blank lines that gave no row."""

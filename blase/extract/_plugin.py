@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import itertools
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -66,6 +66,19 @@ class SourceReader(ABC):
         rows, each with the same schema. Raise :class:`~blase.errors.ExtractError` naming the
         row and column of a value it cannot read."""
 
+    #: Records the reader set aside under ``data.bad_rows: quarantine`` in the last stream
+    #: (counted in the run as rejected rows).
+    rows_rejected: int = 0
+
+    def begin(  # noqa: B027 (an optional hook)
+        self, files: Sequence[Path], *, bad_rows: str = "error", rejects_file: Path | None = None,
+        base_dir: Path | None = None,
+    ) -> None:
+        """Called before each stream over the source with all its ``files`` (a reader that
+        needs a schema across files learns it here), the ``data.bad_rows`` policy, the file
+        where quarantined records go, and the folder file names are shown relative to.
+        Default: nothing."""
+
     def write_example(self, folder: Path) -> Path:
         """Write a small file of this format into ``folder`` and return it: the conformance
         checks (``blase plugin check``) read it. Override it; the default says so."""
@@ -85,7 +98,8 @@ class PluginStream:
     """
 
     def __init__(self, plugin: Plugin, reader: SourceReader, source: ResolvedSource, batch_rows: int,
-                 failures: list[BlaseError]) -> None:
+                 failures: list[BlaseError], *, bad_rows: str = "error", rejects_file: Path | None = None) -> None:
+        self.bad_rows, self.rejects_file = bad_rows, rejects_file
         self.plugin = plugin
         self.reader = reader
         self.source = source
@@ -96,6 +110,12 @@ class PluginStream:
         """The stream, its schema taken from the first batch (read now)."""
         import pyarrow as pa
 
+        try:
+            self.reader.begin(self.source.files, bad_rows=self.bad_rows, rejects_file=self.rejects_file,
+                              base_dir=self.source.base_dir)
+        except BlaseError as exc:
+            self.failures.append(exc)
+            raise
         batches = self._batches()
         try:
             first = next(batches)

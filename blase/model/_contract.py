@@ -43,7 +43,10 @@ from blase.model._data import TrainingData
 from blase.model._errors import ExportUnsupported
 from blase.model._spec import ModelSpec
 
-__all__ = ["FitContext", "FitReport", "ModelKind"]
+__all__ = ["REFIT_AUTO_ROWS", "FitContext", "FitReport", "ModelKind"]
+
+#: ``train.refit: auto`` refits on train + val when they hold at most this many rows.
+REFIT_AUTO_ROWS = 50_000
 
 
 @dataclass
@@ -77,6 +80,20 @@ class FitContext:
     project_root: Path | None = None
     track: Any = None
     resume: bool = False
+    #: The project's ``plugins:`` entries (a kind that builds other kinds, such as ``auto``,
+    #: finds project model plugins through them).
+    plugins: list[Any] = field(default_factory=list)
+
+    def refits(self, data: TrainingData) -> bool:
+        """Whether ``train.refit`` asks to fit again on train + val once the val split has
+        chosen what it chooses (epochs, rounds, a penalty): ``auto`` when they hold at most
+        :data:`REFIT_AUTO_ROWS` rows; never without a val split."""
+        if not data.rows("val"):
+            return False
+        setting = getattr(self.train, "refit", "auto") if self.train is not None else "auto"
+        if setting == "auto":
+            return data.rows("train") + data.rows("val") <= REFIT_AUTO_ROWS
+        return bool(setting)
     on_epoch_end: Callable[..., None] | None = None
 
 
@@ -122,6 +139,13 @@ class ModelKind(ABC):
 
     def __init__(self, options: BaseModel | None = None) -> None:
         self.options = options
+
+    @classmethod
+    def example(cls) -> tuple[str, dict[str, Any]] | None:
+        """The project template whose bundled data the conformance checks (``blase plugin
+        check``) fit on, and the options they use, for a kind that needs other data than the
+        tabular template's (a policy for an environment). Default: None (tabular, defaults)."""
+        return None
 
     @abstractmethod
     def fit(self, data: TrainingData, ctx: FitContext) -> ModelKind:

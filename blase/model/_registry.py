@@ -32,6 +32,11 @@ BUILTIN_MODEL_PLUGINS: tuple[Plugin, ...] = (
            description="a linear model in torch (logistic, softmax or linear regression)", origin="blase"),
     Plugin(name="mlp", kind="model", target="blase.train:MLPModel", version=__version__,
            description="a tabular MLP in torch (train.hidden, dropout, batch_norm, linear_skip)", origin="blase"),
+    Plugin(name="glm", kind="model", target="blase.model._glm:GLMModel", version=__version__,
+           description="ridge, logistic or softmax regression fitted exactly, its L2 penalty chosen by "
+           "cross-validation (scikit-learn's RidgeCV / LogisticRegression)", origin="blase"),
+    Plugin(name="auto", kind="model", target="blase.model._auto:AutoModel", version=__version__,
+           description="fits glm, mlp and lightgbm and keeps the best on the val split", origin="blase"),
 )
 #: Torch networks from a factory script (``scripts/model.py:build_model``) or a class.
 _TORCH = Plugin(name="torch", kind="model", target="blase.train:TorchModel", version=__version__,

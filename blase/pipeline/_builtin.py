@@ -119,6 +119,8 @@ class ExtractStep(Step):
         extract = Extract.from_config(ctx.config.data, ctx.project)
         result = extract.to_parquet(out_dir, memory=ctx.memory)
         options = extract.options.model_dump(mode="json") if hasattr(extract.options, "model_dump") else {}
+        if "batch_rows" in options and ctx.config.data.format != "auto":
+            options["format"] = ctx.config.data.format  # a source plugin named by data.format reads new data too
         schema = result.details.get("schema") or {f.name: str(f.type) for f in extract.schema()}
         digest = next(iter(result.outputs.values()), "")
         result.outputs = {"data": digest}
@@ -305,7 +307,7 @@ class TrainStep(Step):
 
         fit = FitContext(out_dir=out_dir, seed=ctx.config.seed, train=train, project_root=ctx.code_root,
                          track=ctx.track, on_epoch_end=keep_epoch, memory=memory_budget(ctx.memory),
-                         tmp_dir=ctx.project.tmp_dir)
+                         tmp_dir=ctx.project.tmp_dir, plugins=list(ctx.config.plugins))
         ctx.project.tmp_dir.mkdir(parents=True, exist_ok=True)
         result = None
         if kept is not None:

@@ -140,6 +140,13 @@ class Step(ABC):
     def __init__(self, options: BaseModel | None = None) -> None:
         self.options = options
 
+    @classmethod
+    def example(cls) -> tuple[str, list[str]] | None:
+        """The project template the conformance checks (``blase plugin check``) run up to
+        this step, and their ``--set`` overrides, for a step that needs another kind of
+        project than the tabular template (a policy). Default: None."""
+        return None
+
     # -- what the cache key covers ------------------------------------------------------------
 
     def config_sections(self, config: Any) -> Mapping[str, Any]:

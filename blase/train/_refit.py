@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from blase.model import REFIT_AUTO_ROWS
+
 __all__ = ["REFIT_AUTO_ROWS", "RefitPlan", "refit_plan"]
 
-#: ``refit: auto`` refits when the train and val splits hold at most this many rows.
-REFIT_AUTO_ROWS = 50_000
 #: The folder (inside the train step's output) the refit pass writes, removed afterwards.
 REFIT_DIR = ".refit"
 

@@ -436,7 +436,9 @@ class Train:
             _clear_outputs(out)
 
         run = track if track is not None else active_run()
-        if run is not None and not getattr(run, "active", True):
+        if run is False:  # asked not to log (a candidate of train.model auto)
+            run = None
+        elif run is not None and not getattr(run, "active", True):
             logger.warning("track %r is not active; metrics are not logged", run)
             run = None
 

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from blase.errors import BlaseError, RunNotFoundError
 from blase.ui._api import Dashboard, RunsQuery, UIError
+from blase.ui._builder import Builder
 
 __all__ = ["UIServer", "make_server", "serve"]
 
@@ -32,9 +33,10 @@ logger = logging.getLogger(__name__)
 TOKEN_HEADER = "X-Blase-Token"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 #: The page's files, by URL name (nothing else under static/ is served).
-STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
+STATIC = {"app.js": "text/javascript", "style.css": "text/css", "builder.js": "text/javascript",
+          "builder.css": "text/css"}
 #: Paths the page handles itself: the server answers them with index.html.
-PAGES = ("/", "/runs", "/run", "/compare", "/models")
+PAGES = ("/", "/runs", "/run", "/compare", "/models", "/builder")
 MAX_BODY = 64 * 1024
 
 
@@ -46,6 +48,10 @@ class UIServer:
     token: str
     loopback: bool
     lock: threading.Lock = field(default_factory=threading.Lock)
+    builder: Builder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.builder = Builder(self.dashboard)
 
 
 def make_server(dashboard: Dashboard, *, host: str = "127.0.0.1", port: int = 8765,
@@ -134,6 +140,8 @@ class Handler(BaseHTTPRequestHandler):
             self._json(dash.models())
         elif path.startswith("/api/runs/"):
             self._run_route(path.removeprefix("/api/runs/"))
+        elif path.startswith("/api/builder/"):
+            self._json(self.ui.builder.get(path.removeprefix("/api/builder/"), params))
         else:
             raise UIError(f"no page {path!r}", status=404)
 
@@ -158,6 +166,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(dash.promote(_need(body, "project"), _need(body, "model"), _need(body, "version")))
             elif url.path == "/api/models/rollback":
                 self._json(dash.rollback(_need(body, "project"), _need(body, "model"), body.get("to")))
+            elif url.path.startswith("/api/builder/"):
+                self._json(self.ui.builder.post(url.path.removeprefix("/api/builder/"), body))
             else:
                 raise UIError(f"no action {url.path!r}", status=404)
 

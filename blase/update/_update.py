@@ -398,7 +398,8 @@ class Update:
         project.tmp_dir.mkdir(parents=True, exist_ok=True)
         fit_model(kind, shards, FitContext(out_dir=out, seed=pconfig.seed, train=pconfig.train, init=init,
                                            memory=memory_budget(pconfig.memory), tmp_dir=project.tmp_dir,
-                                           project_root=project.root, track=track))
+                                           project_root=project.root, track=track,
+                                           plugins=list(pconfig.plugins)))
 
     @staticmethod
     def _evaluate(model: Any, shards: Path, out: Path, split: str) -> dict[str, float]:

@@ -240,6 +240,7 @@ async function route() {
     if (path.startsWith("/run/")) await runPage(decodeURIComponent(path.slice(5)));
     else if (path === "/compare") await comparePage();
     else if (path === "/models") await modelsPage();
+    else if (path === "/builder") await builderPage(current);  // builder.js
     else await runsPage();
     document.body.dataset.page = path.split("/")[1] || "runs";
   } catch (err) {

@@ -1,0 +1,232 @@
+"""``train.model: auto``: fit a few kinds, keep the one the val split scores best.
+
+Which model class suits a data set is rarely known in advance: a nearly linear target wants
+a penalised linear model, interactions want trees or an MLP. ``auto`` (what ``blase schema
+--write`` puts in a new blase.yaml) fits each of ``candidates`` (by default ``glm``, ``mlp``
+and ``lightgbm``) on the train split, scores each on the val split (regression: the mean
+squared error; classification: accuracy, ties broken by the log loss), and keeps the best,
+unless a candidate earlier in the list (simpler) is within one standard error of it on the
+paired per-row val losses (the one-standard-error rule): on a small val split the differences
+between models are mostly noise, and the simpler model generalises better. With ``train.refit``
+(``auto``: at most 50,000 rows) the winner is then fitted again as its own kind would be
+(its refit on train + val included); otherwise the candidate's own fit is kept.
+
+Above ``compare_rows`` training rows, comparing would multiply the training time of a large
+data set, so ``auto`` trains ``large`` alone (``mlp`` by default: it streams the shards under
+the memory budget, where LightGBM's binned copy of the data would not fit).
+
+``model.json`` names the kind that won, so predict, monitor and deploy load it as if it had
+been named in blase.yaml; the train step's record keeps every candidate's val scores
+(``blase inspect`` shows them) and the run logs a ``model_selection`` event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from blase.model._contract import FitContext, FitReport, ModelKind
+from blase.model._data import TrainingData
+from blase.model._errors import TrainError
+from blase.model._fit import HISTORY_JSON
+from blase.model._registry import model_kind, model_plugin
+from blase.model._spec import ModelSpec
+
+__all__ = ["AutoModel", "AutoOptions"]
+
+
+class AutoOptions(BaseModel):
+    """``train.options`` of ``train.model: auto``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    candidates: list[str] = Field(
+        default_factory=lambda: ["glm", "mlp", "lightgbm"], min_length=1,
+        description="the kinds to compare, simplest first (a tie keeps the earlier one)")
+    compare_rows: int = Field(
+        default=200_000, ge=1, description="compare the candidates when train and val hold at most "
+        "this many rows; above it, train `large` alone")
+    large: str = Field(default="mlp", description="the kind trained alone above compare_rows")
+
+    @field_validator("candidates")
+    @classmethod
+    def _no_auto(cls, value: list[str]) -> list[str]:
+        if "auto" in value:
+            raise ValueError("'auto' cannot be one of its own candidates")
+        if len(set(value)) != len(value):
+            raise ValueError("each candidate once")
+        return value
+
+
+class AutoModel(ModelKind):
+    """The best of a few kinds on the val split; options: :class:`AutoOptions`."""
+
+    name = "auto"
+    config_model = AutoOptions
+
+    def __init__(self, options: AutoOptions | None = None) -> None:
+        super().__init__(options if options is not None else AutoOptions())
+
+    def fit(self, data: TrainingData, ctx: FitContext) -> AutoModel:
+        o: AutoOptions = self.options  # type: ignore[assignment]
+        rows = data.rows("train") + data.rows("val")
+        if rows > o.compare_rows or not data.rows("val"):
+            why = (f"train and val hold {rows:,} rows (> compare_rows {o.compare_rows:,})" if data.rows("val")
+                   else "no val split to compare candidates on")
+            self.winner_ = self._kind(o.large, ctx)
+            self.winner_.fit(data, ctx)
+            self._finish(o.large, why, {}, [], self.winner_.report_)
+            return self
+
+        scratch = Path(ctx.tmp_dir or ctx.out_dir) / "candidates"
+        quiet = ctx.train.model_copy(update={"refit": False}) if ctx.train is not None else None
+        results: dict[str, dict[str, Any]] = {}
+        fitted: dict[str, ModelKind] = {}
+        losses: dict[str, dict[str, np.ndarray]] = {}
+        skipped: list[str] = []
+        for name in o.candidates:
+            plugin = model_plugin(name, root=ctx.project_root, entries=ctx.plugins)  # a misspelt name fails here
+            missing = plugin.missing()
+            if missing:  # a candidate whose library is not installed is left out, and said so
+                fix = f"pip install 'blase[{plugin.extra}]'" if plugin.extra else f"pip install {' '.join(missing)}"
+                skipped.append(f"{name}: needs {', '.join(missing)} ({fix})")
+                continue
+            kind = self._kind(name, ctx)
+            folder = scratch / name
+            folder.mkdir(parents=True, exist_ok=True)
+            sub = dataclasses.replace(ctx, out_dir=folder, train=quiet, track=False, init=None,
+                                      resume=False, on_epoch_end=None)
+            start = time.perf_counter()
+            kind.fit(data, sub)
+            losses[name] = _val_losses(kind, data)
+            results[name] = {**_summary(losses[name]), "seconds": round(time.perf_counter() - start, 3)}
+            fitted[name] = kind
+        if not fitted:
+            raise TrainError("train.model auto: no candidate could be fitted (" + "; ".join(skipped) + ")",
+                             hint="install a candidate's extra, or name the candidates in train.options.candidates")
+        best, chosen_by = _choose(losses, o.candidates)
+        refit = ctx.refits(data)
+        if refit:
+            self.winner_ = self._kind(best, ctx)
+            self.winner_.fit(data, dataclasses.replace(ctx, init=None, resume=False))
+        else:
+            self.winner_ = fitted[best]
+        why = f"{chosen_by} of {', '.join(fitted)}" + (" (then refit on train + val)" if refit else "")
+        self._finish(best, why, results, skipped, self.winner_.report_)
+        _log_selection(ctx.track, best, why, results)
+        return self
+
+    def _kind(self, name: str, ctx: FitContext) -> ModelKind:
+        if name == "auto":
+            raise TrainError("train.options.large cannot be 'auto'", hint="name a model kind, e.g. mlp")
+        return model_kind(name, {}, root=ctx.project_root, entries=ctx.plugins)
+
+    def _finish(self, name: str, why: str, results: dict[str, dict[str, Any]], skipped: list[str],
+                report: FitReport) -> None:
+        details = {**report.details, "auto": {"chosen": name, "reason": why, "candidates": results,
+                                              "skipped": skipped}}
+        left_out = [f"train.model auto left out {s}" for s in skipped]
+        self.report_ = FitReport(details=details, history=report.history, warnings=[*report.warnings, *left_out],
+                                 inputs=dict(report.inputs))
+        self.chosen_ = name
+
+    def save(self, folder: Path) -> None:
+        self.winner_.save(folder)
+        # a torch winner wrote its epochs beside its weights: keep them with the model
+        source = getattr(self.winner_, "folder_", None)
+        if self.report_.history is None and source is not None:
+            src, dst = Path(source) / HISTORY_JSON, Path(folder) / HISTORY_JSON
+            if src.is_file() and src.resolve() != dst.resolve():
+                shutil.copyfile(src, dst)
+
+    @classmethod
+    def load(cls, folder: Path, spec: ModelSpec) -> ModelKind:
+        # model.json names the kind that won, never "auto": this is reached only by mistake
+        raise TrainError(f"{folder}/model.json names model 'auto', which is never saved as such",
+                         hint="train again (`blase run --from train`)")
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.winner_.predict(x)
+
+    def export_onnx(self, path: Path, n_features: int) -> None:
+        self.winner_.export_onnx(path, n_features)
+
+    def describe(self, data: TrainingData) -> ModelSpec:
+        return self.winner_.describe(data)
+
+    def versions(self) -> dict[str, str]:
+        return self.winner_.versions()
+
+    def code(self, root: Path | None) -> dict[str, Any]:
+        return {}
+
+
+def _log_selection(track: Any, chosen: str, why: str, results: dict[str, dict[str, Any]]) -> None:
+    """A ``model_selection`` event and each candidate's val scores (``auto.<kind>.<metric>``)."""
+    if track is None:
+        from blase.track import active_run
+
+        track = active_run()
+    if track is None or track is False or not getattr(track, "active", True):
+        return
+    track.log_event("model_selection", chosen=chosen, reason=why, candidates=results)
+    track.log_metrics({f"auto.{name}.{k}": v for name, r in results.items() for k, v in r.items()
+                       if k != "seconds" and math.isfinite(v)})
+
+
+def _val_losses(kind: ModelKind, data: TrainingData) -> dict[str, np.ndarray]:
+    """The candidate's per-row val losses: squared error (regression), or 0/1 error and log
+    loss (classification)."""
+    sq, err, nll = [], [], []
+    for x, y in data.chunks("val"):
+        z = np.asarray(kind.predict(x), dtype=np.float64)
+        if data.task == "regression":
+            sq.append((z.reshape(len(y)) - np.asarray(y, dtype=np.float64)) ** 2)
+        elif data.task == "binary":
+            s = z.reshape(len(y))
+            t = np.asarray(y, dtype=np.float64)
+            err.append(((s > 0) != (t > 0.5)).astype(np.float64))
+            nll.append(np.logaddexp(0.0, s) - t * s)
+        else:
+            z = z.reshape(len(y), -1)
+            zmax = z.max(axis=1, keepdims=True)
+            lse = zmax[:, 0] + np.log(np.exp(z - zmax).sum(axis=1))
+            err.append((z.argmax(axis=1) != y).astype(np.float64))
+            nll.append(lse - z[np.arange(len(y)), y])
+    if data.task == "regression":
+        return {"sq": np.concatenate(sq)}
+    return {"err": np.concatenate(err), "nll": np.concatenate(nll)}
+
+
+def _summary(losses: dict[str, np.ndarray]) -> dict[str, float]:
+    if "sq" in losses:
+        return {"val_mse": float(losses["sq"].mean())}
+    return {"val_accuracy": float(1.0 - losses["err"].mean()), "val_logloss": float(losses["nll"].mean())}
+
+
+def _choose(losses: dict[str, dict[str, np.ndarray]], order: list[str]) -> tuple[str, str]:
+    """The one-standard-error rule: the best candidate by the mean val loss (squared error,
+    or 0/1 error with the log loss breaking ties), unless an earlier (simpler) one is within
+    one standard error of it on the paired per-row differences; then the earliest such."""
+    key = "sq" if "sq" in next(iter(losses.values())) else "err"
+
+    def rank(name: str) -> tuple[float, float]:
+        mean = float(losses[name][key].mean())
+        tie = float(losses[name]["nll"].mean()) if key == "err" else 0.0
+        return (mean if math.isfinite(mean) else math.inf, tie if math.isfinite(tie) else math.inf)
+
+    names = [n for n in order if n in losses]
+    best = min(names, key=lambda n: (rank(n), names.index(n)))
+    for name in names[: names.index(best)]:
+        diff = losses[name][key] - losses[best][key]
+        se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else 0.0
+        if math.isfinite(float(diff.mean())) and float(diff.mean()) <= se:
+            return name, f"within one standard error of {best}'s val loss, and simpler"
+    return best, "the best val loss"

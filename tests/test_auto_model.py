@@ -1,0 +1,187 @@
+"""The default model: ``glm`` (ridge / logistic regression with a chosen penalty) and ``auto``
+(the best of glm, mlp and lightgbm on the val split), on real shards of scikit-learn's bundled
+data sets and on generated data whose best model class is known.
+
+scikit-learn is the reference the issue measures against: glm must be the same model as
+``RidgeCV`` and ``LogisticRegression`` on the same rows (not a look-alike), and ``auto`` must
+pick the model class that suits the data.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from blase.config import TrainConfig
+from blase.errors import ConfigError
+from blase.model import FitContext, TrainError, TrainingData, fit_model, load_trained, model_kind
+
+
+def _prepared(tmp_path, frame: pd.DataFrame, label: str, *, seed: int = 3):
+    from blase.prepare import Prepare
+
+    source = tmp_path / "data.parquet"
+    frame.to_parquet(source)
+    out = tmp_path / "shards"
+    Prepare(label, split=(0.7, 0.15, 0.15), seed=seed).run(source, out)
+    return out
+
+
+def _scaled(name: str) -> pd.DataFrame:
+    """A scikit-learn data set with standardised features (what schema's transform gives)."""
+    from sklearn import datasets
+
+    frame = getattr(datasets, f"load_{name}")(as_frame=True).frame.rename(columns=str)
+    x = frame.drop(columns=["target"])
+    frame[x.columns] = (x - x.mean()) / x.std()
+    return frame
+
+
+def _fit(tmp_path, shards, name: str, options=None, **train):
+    out = tmp_path / name
+    result = fit_model(model_kind(name, options or {}), shards,
+                       FitContext(out_dir=out, seed=0, train=TrainConfig(**train)))
+    return result, load_trained(out)
+
+
+# -- glm is scikit-learn's linear model ---------------------------------------------------------
+
+
+def test_glm_regression_is_ridge_with_the_penalty_ridgecv_chooses(tmp_path):
+    from sklearn.linear_model import RidgeCV
+
+    shards = _prepared(tmp_path, _scaled("diabetes"), "target")
+    data = TrainingData(shards)
+    alphas = [1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3]
+    result, model = _fit(tmp_path, shards, "glm", refit=False)
+    xt, yt = data.matrix("train")
+    reference = RidgeCV(alphas=alphas, gcv_mode="eigen").fit(xt.astype(np.float64), yt)
+    assert result.details["alpha"] == reference.alpha_
+    xs, _ = data.matrix("test")
+    np.testing.assert_allclose(model.predict(xs), reference.predict(xs), rtol=1e-4, atol=1e-3)
+
+
+def test_glm_classification_is_logistic_regression(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    shards = _prepared(tmp_path, _scaled("wine"), "target")
+    data = TrainingData(shards)
+    _, model = _fit(tmp_path, shards, "glm", {"alpha": 1.0}, refit=False)
+    xt, yt = data.matrix("train")
+    reference = LogisticRegression(C=1.0, tol=1e-10, max_iter=10_000).fit(xt.astype(np.float64), yt)
+    xs, _ = data.matrix("test")
+    ours = model.predict(xs)
+    assert ours.shape == (len(xs), 3)
+    np.testing.assert_allclose(ours - ours.mean(axis=1, keepdims=True),
+                               reference.decision_function(xs) - reference.decision_function(xs).mean(axis=1, keepdims=True),
+                               atol=2e-3)
+    assert (ours.argmax(axis=1) == reference.predict(xs)).all()
+
+
+def test_glm_binary_gives_one_logit_and_refits_on_train_and_val(tmp_path):
+    shards = _prepared(tmp_path, _scaled("breast_cancer"), "target")
+    result, model = _fit(tmp_path, shards, "glm")
+    data = TrainingData(shards)
+    xs, ys = data.matrix("test")
+    scores = model.predict(xs)
+    assert scores.shape == (len(xs),)
+    assert ((scores > 0) == (ys == 1)).mean() > 0.93
+    assert result.details["refit"] is True
+    # chosen on the val split's log loss, one score per penalty tried
+    assert result.details["alpha_chosen_by"] == "the val split's log loss"
+    assert len(result.details["alpha_scores"]) == 7
+
+
+def test_glm_is_deterministic_and_exports_onnx_with_the_same_scores(tmp_path):
+    import onnxruntime as ort
+
+    shards = _prepared(tmp_path, _scaled("wine"), "target")
+    _fit(tmp_path / "a", shards, "glm")
+    _fit(tmp_path / "b", shards, "glm")
+    assert (tmp_path / "a/glm/glm.safetensors").read_bytes() == (tmp_path / "b/glm/glm.safetensors").read_bytes()
+    model = load_trained(tmp_path / "a/glm")
+    xs, _ = TrainingData(shards).matrix("test")
+    model.export_onnx(tmp_path / "m.onnx", xs.shape[1])
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"features": xs})[0], model.predict(xs), atol=1e-4)
+
+
+def test_glm_balanced_class_weights_raise_the_minority_recall(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 4))
+    y = (x[:, 0] + 0.8 * rng.normal(size=3000) > 1.6).astype(int)  # about 7% positives
+    frame = pd.DataFrame(x, columns=list("abcd")).assign(y=y)
+    shards = _prepared(tmp_path, frame, "y")
+    xs, ys = TrainingData(shards).matrix("test")
+    _, plain = _fit(tmp_path / "p", shards, "glm")
+    _, weighted = _fit(tmp_path / "w", shards, "glm", class_weights="balanced")
+    recall = [float(((m.predict(xs) > 0) & (ys == 1)).sum() / (ys == 1).sum()) for m in (plain, weighted)]
+    assert recall[1] > recall[0] + 0.2
+
+
+# -- auto picks the model class that suits the data ----------------------------------------------
+
+
+def _generated(kind: str, n: int = 4000) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(n, 5))
+    if kind == "linear":
+        y = x @ np.array([1.0, -2.0, 0.5, 0.0, 3.0]) + 0.5 * rng.normal(size=n)
+    else:  # an interaction and thresholds: what trees find and a linear model cannot
+        y = 3.0 * (x[:, 0] > 0) * (x[:, 1] > 0.5) + np.where(x[:, 2] > 1, 2.0, -1.0) + 0.1 * rng.normal(size=n)
+    return pd.DataFrame(x, columns=[f"f{i}" for i in range(5)]).assign(y=y)
+
+
+@pytest.mark.parametrize(("shape", "chosen"), [("linear", "glm"), ("trees", "lightgbm")])
+def test_auto_keeps_the_model_class_that_suits_the_data(tmp_path, shape, chosen):
+    shards = _prepared(tmp_path, _generated(shape), "y")
+    result, model = _fit(tmp_path, shards, "auto", epochs=5)
+    auto = result.details["auto"]
+    assert auto["chosen"] == chosen, auto
+    assert set(auto["candidates"]) == {"glm", "mlp", "lightgbm"}
+    assert all("val_mse" in c for c in auto["candidates"].values())
+    # model.json names the winner, so predict loads it without knowing about auto
+    spec = json.loads((tmp_path / "auto/model.json").read_text())
+    assert spec["name"] == chosen
+    assert type(model).__name__ == {"glm": "GLMModel", "lightgbm": "LightGBMModel"}[chosen]
+    assert result.outputs.keys() >= {"model.json", *spec["files"]}
+
+
+def test_auto_above_compare_rows_trains_the_large_kind_alone(tmp_path):
+    shards = _prepared(tmp_path, _generated("linear", 600), "y")
+    result, _ = _fit(tmp_path, shards, "auto", {"compare_rows": 100, "large": "glm"})
+    assert result.details["auto"]["chosen"] == "glm"
+    assert result.details["auto"]["candidates"] == {}
+    assert "compare_rows 100" in result.details["auto"]["reason"]
+
+
+def test_auto_names_a_misspelt_candidate_and_refuses_itself(tmp_path):
+    shards = _prepared(tmp_path, _generated("linear", 600), "y")
+    with pytest.raises(TrainError, match=r"unknown model 'lightgmb' .*did you mean 'lightgbm'"):
+        _fit(tmp_path, shards, "auto", {"candidates": ["glm", "lightgmb"]})
+    with pytest.raises(ConfigError, match=r"auto.*cannot be one of its own candidates"):
+        model_kind("auto", {"candidates": ["auto", "glm"]})
+
+
+def test_the_template_trains_auto_end_to_end_and_predicts(cli, tmp_path):
+    """`blase create`'s project (train.model: auto) runs, records the candidates, deploys the
+    winner, and `blase predict` scores raw rows with it."""
+    from blase.scaffold import create_project
+
+    project = create_project(tmp_path / "proj")
+    config = yaml.safe_load(project.config_path.read_text())
+    assert config["train"]["model"] == "auto"
+    done = cli("run", cwd=project.root)
+    assert done.exit_code == 0, done.stdout + done.stderr
+    run = json.loads(cli("inspect", "latest", "--json", cwd=project.root).stdout)
+    chosen = [e["data"] for e in run["event_list"] if e.get("event") == "model_selection"]
+    assert len(chosen) == 1 and chosen[0]["chosen"] in {"glm", "mlp", "lightgbm"}, chosen
+    assert {f"auto.{k}.val_accuracy" for k in ("glm", "mlp", "lightgbm")} <= set(run["metric_counts"])
+    out = tmp_path / "scores.csv"
+    done = cli("predict", "proj", "data/penguins.csv", "--out", str(out), cwd=project.root)
+    assert done.exit_code == 0, done.stdout + done.stderr
+    assert len(pd.read_csv(out)) == 344
