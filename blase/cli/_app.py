@@ -92,11 +92,14 @@ def runs(
         str | None, typer.Option("--status", help="Only runs with this status (running, finished, failed, interrupted).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array of run objects.")] = False,
+    remote: Annotated[str | None, typer.Option("--remote", help="List the runs pushed to this remote instead.")] = None,
 ) -> None:
     """List runs, newest first, across one or several projects (queried with DuckDB).
 
     Example: [bold]blase runs --where "metrics.test_accuracy > 0.9" --sort -test_accuracy -n 5[/]
     """
+    if remote is not None:
+        return _remote.remote_runs_table(remote, (project or [None])[0], as_json)
     from blase.cli._render import runs_table
     from blase.track import list_runs
 
@@ -502,4 +505,4 @@ def predict(
 
 # Commands of later subsystems live in their own modules and register on `app` on import
 # (they import blase.cli._common, never this module).
-from blase.cli import _assistant, _mcp, _monitor, _plugins, _repro, _serve, _ui, _upgrade  # noqa: E402, F401
+from blase.cli import _assistant, _mcp, _monitor, _plugins, _remote, _repro, _serve, _ui, _upgrade  # noqa: E402, F401

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from blase._fs import AtomicTarget
+from blase.cloud import is_remote
 from blase.deploy._package import DeployError, ModelPackage
 from blase.deploy._runner import model_runner
 from blase.project import Project
@@ -266,8 +267,8 @@ def predict(
     out = Path(out)
     if out.suffix not in (".parquet", ".csv"):
         raise DeployError(f"--out {out} must end in .parquet or .csv")
-    data_path = Path(data)
-    if not data_path.is_absolute() and not data_path.exists():
+    data_path = str(data) if is_remote(data) else Path(data)
+    if isinstance(data_path, Path) and not data_path.is_absolute() and not data_path.exists():
         data_path = project.root / data_path
     source = str(data)
     extract = Extract.like_training(str(data_path), package.info.get("extract_options"), project=project)

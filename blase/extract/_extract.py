@@ -6,12 +6,13 @@ import logging
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from blase._duck import connect, sql_ident
 from blase._fs import disk_guard
+from blase.cloud import is_remote
 from blase.errors import BlaseError, ExtractError
 from blase.extract._badrows import (
     RejectTables,
@@ -49,6 +50,7 @@ from blase.extract._sources import (
     display_path,
     first_row,
     resolve_source,
+    source_label,
 )
 from blase.extract._write import write_parts
 from blase.progress import Bar, progress
@@ -267,6 +269,12 @@ class Extract:
         ``data.format``, or by the suffixes plugins declare when the built-ins cannot tell)."""
         where = {"format": fmt, "table": table, "base_dir": self._base_dir,
                  "project_root": self.project.root if self.project else None}
+        if is_remote(self.source):  # a bucket: its objects, staged on disk, read as local files
+            from blase.extract._remote import stage_remote
+
+            local = Extract(stage_remote(self.source, self.project), format=fmt, project=self.project)
+            found = local._locate(fmt, table)
+            return replace(found, spec=self.source, label=source_label(self.source.rstrip("/*")))
         if fmt is not None and fmt not in FORMATS:
             plugin = self._plugin_set().require("source", fmt, used_by="data.format")
             return resolve_source(self.source, plugins={s: fmt for s in plugin.suffixes} or {"": fmt}, **where)
@@ -846,6 +854,8 @@ class Extract:
 
     def _input_key(self) -> str:
         source = self._resolve()
+        if is_remote(self.source):
+            return self.source
         if source.format == "postgres":
             return f"postgres:{source.table}"
         if source.is_many:

@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from blase.cloud import is_remote, list_objects
 from blase.errors import BlaseError
 from blase.pipeline._review import (
     review_deploy,
@@ -93,6 +94,8 @@ class ExtractStep(Step):
         from blase.hashing import StatCache, hash_file
 
         data, root = ctx.config.data, ctx.project.root
+        if is_remote(data.source):  # a bucket: each object's ETag/generation and size, listed, not read
+            return {f"data.{obj.url}": obj.fingerprint for obj in list_objects(str(data.source))}
         source = Extract(data.source, format=None if data.format == "auto" else data.format,
                          project=ctx.project).resolved_source()
         if source.format == "postgres" or not source.files:
