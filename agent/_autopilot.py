@@ -97,12 +97,12 @@ class Autopilot(TrackedScope):
         max_rounds: int | None = None,
     ) -> None:
         from ._graph import hash_text
-        from ._providers import ProviderSpec, make_chat_model, resolve_provider
+        from ._providers import ProviderSpec, attach_project, make_chat_model, resolve_provider
 
         config = self._settle(project, autonomy, budgets)
         if llm is None:
             self.spec = resolve_provider(provider=provider, model=model, base_url=base_url, config=config)
-            llm = make_chat_model(self.spec)
+            llm = attach_project(make_chat_model(self.spec), self.project)
         else:
             self.spec = ProviderSpec(provider or "custom", model or type(llm).__name__, base_url, source="given")
         self.llm = llm

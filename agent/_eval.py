@@ -33,7 +33,7 @@ from typing import Any
 
 from blase.project import Project
 
-from .eval_tasks import ANY, TASKS, EvalTask, ExpectedCall, suite_hash
+from .eval_tasks import ANY, TASKS, EvalTask, ExpectedCall, load_suite, suite_hash
 
 __all__ = [
     "CATEGORIES",
@@ -322,6 +322,9 @@ class Attempt:
     model_calls: int
     latency_s: list[float] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    #: Seconds to the model's first token in this attempt (None: no token was generated; the
+    #: embedded model's decoder often fills a call with no model call at all).
+    first_token_s: float | None = None
 
 
 @dataclass
@@ -337,6 +340,7 @@ class EvalResult:
     complete: bool = True
     run_id: str | None = None
     suite: str = ""
+    suite_file: str = "built-in"
 
     def per_category(self) -> dict[str, dict[str, Any]]:
         """``{category: {tasks, attempts, pass_rate, pass_k}}`` plus ``all``."""
@@ -356,16 +360,25 @@ class EvalResult:
         return out
 
     def latency(self) -> dict[str, float]:
-        """Seconds per model call (one turn of the model)."""
+        """Seconds per model call (one turn of the model), the model's seconds in a turn with one
+        tool call (``turn_p50_s``) and to the first generated token (``first_token_p50_s``)."""
         values = [v for a in self.attempts for v in a.latency_s]
         if not values:
             return {}
-        return {"mean_s": statistics.fmean(values), "p50_s": statistics.median(values), "max_s": max(values),
-                "calls": float(len(values))}
+        out = {"mean_s": statistics.fmean(values), "p50_s": statistics.median(values), "max_s": max(values),
+               "calls": float(len(values))}
+        # the model's time in a turn that made one tool call (the tool's own run time excluded)
+        turns = [sum(a.latency_s) for a in self.attempts if len(a.calls) == 1]
+        firsts = [a.first_token_s for a in self.attempts if a.first_token_s is not None]
+        if turns:
+            out["turn_p50_s"] = statistics.median(turns)
+        if firsts:
+            out["first_token_p50_s"] = statistics.median(firsts)
+        return out
 
     def to_json(self) -> dict[str, Any]:
         return {"provider": self.provider, "model": self.model, "label": self.label, "k": self.k,
-                "suite": self.suite, "complete": self.complete, "tasks": self.tasks, "run_id": self.run_id,
+                "suite": self.suite, "suite_file": self.suite_file, "complete": self.complete, "tasks": self.tasks, "run_id": self.run_id,
                 "categories": self.per_category(), "latency": self.latency(),
                 "attempts": [asdict(a) for a in self.attempts]}
 
@@ -378,9 +391,9 @@ def _calls(ai: Any) -> list[dict[str, Any]]:
 
 
 def select_tasks(*, categories: list[str] | None = None, ids: list[str] | None = None,
-                 limit: int | None = None) -> list[EvalTask]:
+                 limit: int | None = None, suite: tuple[EvalTask, ...] = TASKS) -> list[EvalTask]:
     """The tasks to run: by category and id, at most ``limit`` per category, in suite order."""
-    chosen = [t for t in TASKS if (not categories or t.category in categories)
+    chosen = [t for t in suite if (not categories or t.category in categories)
               and (not ids or t.id in ids or any(t.id.startswith(i) for i in ids))]
     if limit is not None:
         counts: dict[str, int] = {}
@@ -408,28 +421,35 @@ def run_eval(
     workdir: Path | None = None,
     keep: bool = False,
     on_attempt: Callable[[Attempt], None] | None = None,
+    tasks_file: str | Path | None = None,
 ) -> EvalResult:
-    """Run the suite ``k`` times and record the scores (in ``record_in``, else the scratch project)."""
+    """Run the suite ``k`` times and record the scores (in ``record_in``, else the scratch project).
+
+    ``tasks_file``: a suite file in the format of :func:`~agent.eval_tasks.load_suite` instead of
+    the built-in suite."""
     from blase.prompts import read_prompt
     from blase.tools import tool_schemas
     from langchain_core.messages import HumanMessage, SystemMessage
 
     from ._gate import Budgets
-    from ._providers import ProviderSpec, make_chat_model, resolve_provider
+    from ._providers import ProviderSpec, attach_project, make_chat_model, resolve_provider
     from ._session import Session
 
     if k < 1:
         raise ValueError("k must be at least 1")
+    suite = load_suite(tasks_file) if tasks_file is not None else TASKS
     if llm is None:
         spec = resolve_provider(provider=provider, model=model, base_url=base_url)
         llm = make_chat_model(spec)
     else:
         spec = ProviderSpec(provider or "custom", model or type(llm).__name__, base_url, source="given")
-    tasks = select_tasks(categories=categories, ids=ids, limit=limit)
+    tasks = select_tasks(categories=categories, ids=ids, limit=limit, suite=suite)
     result = EvalResult(spec.provider, spec.model, spec.label, k, [t.id for t in tasks],
-                        complete=len(tasks) == len(TASKS), suite=suite_hash())
+                        complete=len(tasks) == len(suite), suite=suite_hash(suite),
+                        suite_file=str(tasks_file) if tasks_file is not None else "built-in")
     folder = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="blase-eval-"))
     project, facts = build_scratch_project(folder)
+    attach_project(llm, project)
     system = read_prompt("system.md") + f"\n\nProject: {project.name}.\n\nAutonomy level now: auto."
     bound = llm.bind_tools(tool_schemas())
     try:
@@ -441,6 +461,7 @@ def run_eval(
                     ai = bound.invoke([SystemMessage(system), HumanMessage(prompt)])
                     seconds = time.perf_counter() - started
                     latency = [float((ai.response_metadata or {}).get("latency_s", seconds))]
+                    first = (ai.response_metadata or {}).get("first_token_s")
                     calls = _calls(ai)
                     score = score_single(task, calls, facts) if task.category == "single" \
                         else score_irrelevance(task, calls, str(ai.content))
@@ -455,12 +476,14 @@ def run_eval(
                         turn = sess.send(fill(task.prompt, task_facts))
                     seconds = time.perf_counter() - started
                     latency = [float(e.get("latency_s") or 0.0) for e in turn.events if e["event"] == "model_call"]
+                    first = next(((e.get("decode") or {}).get("first_token_s") for e in turn.events
+                                  if e["event"] == "model_call"), None)
                     names = [e["tool"] for e in turn.events if e["event"] == "tool_result"]
                     score = score_state(task, project, before, task_facts)
                 if score.passed and sum(latency) > timeout:
                     score = Score(False, f"timeout: {sum(latency):.0f}s > {timeout:g}s")
                 attempt = Attempt(task.id, task.category, repeat, score.passed, score.reason, round(seconds, 3),
-                                  len(latency), [round(v, 3) for v in latency], names)
+                                  len(latency), [round(v, 3) for v in latency], names, first)
                 result.attempts.append(attempt)
                 if on_attempt is not None:
                     on_attempt(attempt)
@@ -475,7 +498,7 @@ def _record(result: EvalResult, project: Project, *, timeout: float, limit: int 
     from blase.track import Track
 
     params = {"provider": result.provider, "model": result.model, "label": result.label, "k": result.k,
-              "suite": result.suite, "complete": result.complete, "tasks": len(result.tasks),
+              "suite": result.suite, "suite_file": result.suite_file, "complete": result.complete, "tasks": len(result.tasks),
               "limit": limit, "timeout_s": timeout}
     with Track(f"agent-eval-{result.provider}", project=project, kind="agent-eval", params=params,
                tags={"provider": result.provider}, sample_resources=False) as track:
@@ -507,6 +530,8 @@ def eval_on_record(project: Project, provider: str, model: str) -> list[dict[str
     found = []
     for r in list_runs([project.root]):
         if r.kind != "agent-eval" or r.status != "finished" or not _same_model(r.params, provider, model):
+            continue
+        if r.params.get("suite_file", "built-in") != "built-in":  # a user's suite says nothing of autonomy
             continue
         score = r.metrics.get("pass_rate.all")
         if isinstance(score, (int, float)):

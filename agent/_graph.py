@@ -137,7 +137,7 @@ def build_graph(
             input_tokens=usage.get("input_tokens"), output_tokens=usage.get("output_tokens"),
             latency_s=round(meta.get("latency_s", latency), 3), tools_bound=not no_tools,
             tool_calls=[c["name"] for c in ai.tool_calls] + [f"(invalid) {c.get('name')}" for c in ai.invalid_tool_calls],
-            text=str(ai.content)[:500],
+            text=str(ai.content)[:500], decode=meta.get("decode"),
         )
         return {"messages": [ai]}
 

@@ -165,7 +165,7 @@ def build_pilot_graph(pilot: Any, *, checkpointer: Any = None) -> Any:
                input_tokens=usage.get("input_tokens"), output_tokens=usage.get("output_tokens"),
                latency_s=round(meta.get("latency_s", latency), 3), tools_bound=True, step=state.get("step"),
                tool_calls=[c["name"] for c in ai.tool_calls] + [f"(invalid) {c.get('name')}" for c in ai.invalid_tool_calls],
-               text=str(ai.content)[:500])
+               text=str(ai.content)[:500], decode=meta.get("decode"))
         return {"messages": [*state.get("messages", []), ai],
                 "agent_seconds": state.get("agent_seconds", 0.0) + latency}
 

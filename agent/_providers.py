@@ -98,6 +98,7 @@ class ProviderSpec:
     source: str = "auto"
     timeout: float = DEFAULT_TIMEOUT
     max_retries: int = 2
+    tool_retrieval: int | None = None
 
     @property
     def small(self) -> bool:
@@ -169,12 +170,13 @@ def resolve_provider(
     try:
         timeout = float(env.get("BLASE_LLM_TIMEOUT") or DEFAULT_TIMEOUT)
         retries = int(env.get("BLASE_LLM_RETRIES") or 2)
+        shown = int(env.get("BLASE_LLM_TOOL_RETRIEVAL") or 0) or getattr(config, "tool_retrieval", None)
     except ValueError:
         raise ProviderError(
-            "BLASE_LLM_TIMEOUT / BLASE_LLM_RETRIES must be numbers",
-            hint="e.g. BLASE_LLM_TIMEOUT=60 BLASE_LLM_RETRIES=2",
+            "BLASE_LLM_TIMEOUT / BLASE_LLM_RETRIES / BLASE_LLM_TOOL_RETRIEVAL must be numbers",
+            hint="e.g. BLASE_LLM_TIMEOUT=60 BLASE_LLM_RETRIES=2 BLASE_LLM_TOOL_RETRIEVAL=8",
         ) from None
-    common = {"source": source, "timeout": timeout, "max_retries": retries}
+    common = {"source": source, "timeout": timeout, "max_retries": retries, "tool_retrieval": shown}
 
     if chosen == "auto":
         if env.get("OPENAI_API_KEY") or env.get("OPENAI_BASE_URL"):  # empty means unset
@@ -287,6 +289,11 @@ class _Adapter(BaseChatModel):
     provider: str = "openai"
     timeout: float = DEFAULT_TIMEOUT
     max_retries: int = 2
+    #: Show the model only this many tools, those that fit the request best (None: all).
+    tool_retrieval: int | None = None
+    #: The project whose runs, models and files are the allowed argument values (see
+    #: :func:`attach_project`); None: arguments are constrained by their schemas only.
+    project_root: str | None = None
 
     @property
     def _llm_type(self) -> str:
@@ -297,6 +304,23 @@ class _Adapter(BaseChatModel):
     ) -> Runnable:
         """Bind OpenAI-style function specs (or anything LangChain can convert) to the model."""
         return self.bind(tools=_openai_tools(tools), tool_choice=tool_choice, **kwargs)
+
+    def _shown(self, messages: Sequence[BaseMessage], tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        """The tools sent with this request: all, or the ``tool_retrieval`` best for it."""
+        if not tools or not self.tool_retrieval or len(tools) <= self.tool_retrieval:
+            return tools
+        from ._decode import retrieve_specs
+
+        return retrieve_specs(messages, tools, self.tool_retrieval)
+
+    def _values(self) -> Any:
+        from ._values import ProjectValues, project_values
+
+        if self.project_root is None:
+            return ProjectValues()
+        from blase.project import find_project
+
+        return project_values(find_project(self.project_root))
 
     def _meta(self, started: float) -> dict[str, Any]:
         return {"provider": self.provider, "model_name": self.model, "latency_s": round(time.perf_counter() - started, 3)}
@@ -310,6 +334,9 @@ class OpenAIChat(_Adapter):
 
     base_url: str | None = None
     api_key: str | None = None
+    #: Decide tool calls in two structured-output requests (the tool or none, then its
+    #: arguments under its schema) instead of native tool calling.
+    two_stage: bool = False
     _client: Any = PrivateAttr(default=None)
 
     def _get_client(self) -> Any:
@@ -338,7 +365,10 @@ class OpenAIChat(_Adapter):
         import openai
 
         client = self._get_client()
+        if tools and self.two_stage:
+            return self._two_stage(client, messages, tools, tool_choice)
         request: dict[str, Any] = {"model": self.model, "messages": to_openai_messages(messages)}
+        tools = self._shown(messages, tools)
         if tools:
             request["tools"] = tools
             if tool_choice:
@@ -375,6 +405,18 @@ class OpenAIChat(_Adapter):
         message = choice.message.model_dump(exclude_none=True)
         usage = response.usage.model_dump() if response.usage is not None else None
         meta = {**self._meta(started), "model_name": response.model or self.model, "finish_reason": choice.finish_reason}
+        return ChatResult(generations=[ChatGeneration(message=ai_from_openai(message, usage=usage, meta=meta))])
+
+
+    def _two_stage(self, client: Any, messages: list[BaseMessage], tools: list[dict[str, Any]],
+                   tool_choice: Any) -> ChatResult:
+        from ._decode import OpenAIConstrained
+        from ._turns import tool_turn
+
+        started = time.perf_counter()
+        message, usage, decode = tool_turn(OpenAIConstrained(client, self.model), messages, tools, tool_choice,
+                                           self._values(), "model")
+        meta = {**self._meta(started), "decode": decode, "first_token_s": decode.get("first_token_s")}
         return ChatResult(generations=[ChatGeneration(message=ai_from_openai(message, usage=usage, meta=meta))])
 
 
@@ -437,7 +479,7 @@ class OllamaChat(_Adapter):
             last = attempt == self.max_retries
             try:
                 response = self._client.chat(
-                    model=self.model, messages=_ollama_messages(messages), tools=tools or None,
+                    model=self.model, messages=_ollama_messages(messages), tools=self._shown(messages, tools) or None,
                     stream=False, options=options,
                 )
                 break
@@ -507,13 +549,23 @@ def _close_llamas() -> None:
 
 
 class LlamaCppChat(_Adapter):
-    """An embedded GGUF model through llama-cpp-python, tool calls constrained by grammar."""
+    """An embedded GGUF model through llama-cpp-python.
+
+    With tools bound, a turn is decided by :func:`agent._decode.decide_call`: the tools that fit
+    the request, the tool (or none) and its arguments under grammars, the project's values as
+    the allowed values. After tool results, the answer states their facts rendered by code
+    (:mod:`agent._facts`); with ``answer_lead`` the model writes a sentence in front.
+    """
 
     provider: str = "llamacpp"
     n_ctx: int = 8192
     max_tokens: int = 384
     #: Small models loop on their own output without it.
     repeat_penalty: float = 1.3
+    #: ``retrieval`` (the best retrieved tool, or none) or ``model`` (the model picks among them).
+    tool_choice_policy: str = "retrieval"
+    #: Let the model write a sentence before the facts of a tool result (off: a 135M model's invent).
+    answer_lead: bool = False
 
     def _generate(
         self,
@@ -525,6 +577,27 @@ class LlamaCppChat(_Adapter):
         **kwargs: Any,
     ) -> ChatResult:
         llama = _load_llama(self.model, self.n_ctx)
+        started = time.perf_counter()
+        if tools:
+            from ._decode import LlamaConstrained
+            from ._turns import tool_turn
+
+            message, usage, decode = tool_turn(LlamaConstrained(llama), messages, tools, tool_choice, self._values(),
+                                               self.tool_choice_policy)
+        elif messages and isinstance(messages[-1], ToolMessage):
+            from ._turns import facts_answer
+
+            message, usage, decode = facts_answer(llama, messages, lead=self.answer_lead)
+        else:
+            (message, usage), decode = self._chat(llama, messages, stop, **kwargs), {}
+        meta = {**self._meta(started), "model_name": Path(self.model).name, "decode": decode or None,
+                "first_token_s": decode.get("first_token_s") if decode else None}
+        ai = ai_from_openai(_unescaped(message), usage=usage, meta=meta)
+        return ChatResult(generations=[ChatGeneration(message=ai)])
+
+    def _chat(self, llama: Any, messages: list[BaseMessage], stop: list[str] | None,
+              **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A plain answer, no tools (a question no tool fits)."""
         request: dict[str, Any] = {
             "messages": _template_safe(_chatml_messages(messages)),
             "temperature": kwargs.get("temperature", 0.0),
@@ -532,12 +605,8 @@ class LlamaCppChat(_Adapter):
             "repeat_penalty": kwargs.get("repeat_penalty", self.repeat_penalty),
             "stream": False,
         }
-        if tools:
-            request["tools"] = tools
-            request["tool_choice"] = tool_choice or "auto"
         if stop:
             request["stop"] = stop
-        started = time.perf_counter()
         try:
             response = llama.create_chat_completion(**request)
         except ValueError as exc:  # llama.cpp reports a prompt over n_ctx as ValueError
@@ -545,28 +614,14 @@ class LlamaCppChat(_Adapter):
                 f"the embedded model could not answer: {exc}",
                 hint="start a new session (the conversation outgrew the model's context)",
             ) from None
-        choice = response["choices"][0]
-        message = dict(choice["message"])
-        usage = dict(response.get("usage") or {})
-        if tools and not message.get("tool_calls") and _empty_answer(message.get("content")):
-            # chatml-function-calling chose "message:" but constrains that message to a function
-            # name or nothing; ask again without tools for the text itself.
-            request.pop("tools", None)
-            request.pop("tool_choice", None)
-            again = llama.create_chat_completion(**request)
-            message = dict(again["choices"][0]["message"])
-            for k, v in (again.get("usage") or {}).items():
-                usage[k] = usage.get(k, 0) + v
-        meta = {**self._meta(started), "model_name": Path(self.model).name, "finish_reason": choice.get("finish_reason")}
-        ai = ai_from_openai(_unescaped(message), usage=usage, meta=meta)
-        return ChatResult(generations=[ChatGeneration(message=ai)])
+        return dict(response["choices"][0]["message"]), dict(response.get("usage") or {})
 
 
-def _empty_answer(content: Any) -> bool:
-    import re
-
-    text = str(content or "").strip()
-    return not text or re.fullmatch(r"functions\.\w+:?", text) is not None
+def attach_project(llm: Any, project: Any) -> Any:
+    """Let an embedded model use ``project``'s runs, models and files as argument values."""
+    if isinstance(llm, _Adapter):
+        llm.project_root = str(project.root)
+    return llm
 
 
 # What markupsafe writes for the characters it escapes (``&#34;`` for a double quote).
@@ -639,9 +694,10 @@ def _chatml_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
 
 def make_chat_model(spec: ProviderSpec) -> BaseChatModel:
     """The chat model for ``spec``."""
-    common = {"model": spec.model, "timeout": spec.timeout, "max_retries": spec.max_retries}
+    common = {"model": spec.model, "timeout": spec.timeout, "max_retries": spec.max_retries,
+              "tool_retrieval": spec.tool_retrieval}
     if spec.provider == "openai":
-        return OpenAIChat(base_url=spec.base_url, **common)
+        return OpenAIChat(base_url=spec.base_url, two_stage=os.environ.get("BLASE_LLM_TWO_STAGE", "") == "1", **common)
     if spec.provider == "ollama":
         return OllamaChat(host=spec.base_url, **common)
     if spec.provider == "llamacpp":

@@ -210,11 +210,11 @@ class Session(TrackedScope):
         from blase.prompts import read_prompt
 
         from ._graph import build_graph, hash_text
-        from ._providers import ProviderSpec, make_chat_model, resolve_provider
+        from ._providers import ProviderSpec, attach_project, make_chat_model, resolve_provider
 
         if llm is None:
             self.spec = resolve_provider(provider=provider, model=model, base_url=base_url, config=config)
-            llm = make_chat_model(self.spec)
+            llm = attach_project(make_chat_model(self.spec), self.project)
         else:
             self.spec = ProviderSpec(provider or "custom", model or type(llm).__name__, base_url, source="given")
         self.model_label = self.spec.label

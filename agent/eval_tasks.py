@@ -1,4 +1,5 @@
-"""The fixed task suite of ``blase agent eval``.
+"""The task suites of ``blase agent eval``: the format, its loader, and the built-in suite
+(``eval_suite.yaml`` next to this module; a user's own suite is a file in the same format).
 
 Three categories, after the Berkeley Function Calling Leaderboard and tau-bench:
 
@@ -11,8 +12,9 @@ Three categories, after the Berkeley Function Calling Leaderboard and tau-bench:
   final state (a run exists with these params, this version is current), not by the calls.
 
 Prompts and accepted values may name ``{run}``, ``{run2}`` (two pipeline runs of the scratch
-project), ``{model}`` (its model), filled in when the suite runs. Changing a task changes the
-suite's hash, which every recorded eval carries.
+project), ``{model}`` (its model) and, after setup ``promote_latest``, ``{previous}``; they are
+filled in when the suite runs. Changing a task changes the suite's hash, which every recorded
+eval carries.
 """
 
 from __future__ import annotations
@@ -21,9 +23,13 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-__all__ = ["ANY", "TASKS", "EvalTask", "ExpectedCall", "StateCheck", "suite_hash"]
+from ._errors import AgentError
+
+__all__ = ["ANY", "BUILTIN_SUITE", "TASKS", "EvalSuiteError", "EvalTask", "ExpectedCall", "StateCheck",
+           "load_suite", "suite_hash"]
 
 #: An accepted value meaning "present, any value that validates".
 ANY = "<any>"
@@ -66,99 +72,141 @@ class EvalTask:
     setup: str | None = None
 
 
-def _one(tool: str, optional: tuple[str, ...] = (), unordered: tuple[str, ...] = (), **args: Any) -> tuple[ExpectedCall, ...]:
-    return (ExpectedCall(tool, {k: v if isinstance(v, tuple) else (v,) for k, v in args.items()},
-                         frozenset(optional), frozenset(unordered)),)
+#: The setups a multi-step task may name (see ``agent._eval._setup``).
+SETUPS: tuple[str, ...] = ("current_not_v1", "promote_latest", "no_predictions")
+CHECK_KINDS: tuple[str, ...] = ("new_run", "version_added", "current_version", "file_rows", "best_deployed")
+CATEGORY_NAMES: tuple[str, ...] = ("single", "irrelevance", "multi")
+BUILTIN_SUITE = Path(__file__).with_name("eval_suite.yaml")
+
+_TASK_KEYS = ("id", "category", "prompt", "expected", "checks", "setup")
+_CALL_KEYS = ("tool", "args", "optional", "unordered")
 
 
-SINGLE: tuple[EvalTask, ...] = (
-    EvalTask("s01-list-runs", "single", "List the 5 most recent runs.", _one("list_runs", limit=5)),
-    EvalTask("s02-failed-runs", "single", "Which runs failed? Only list the failed ones.",
-             _one("list_runs", optional=("limit",), status="failed", limit=ANY)
-             + _one("list_runs", optional=("limit",), where=("status = 'failed'", "status='failed'"), limit=ANY)),
-    EvalTask("s03-inspect", "single", "Show me the details of run {run}.", _one("inspect_run", run="{run}")),
-    EvalTask("s04-log-tail", "single", "Show the last 5 events of run {run}.",
-             _one("read_run_log", run="{run}", tail=5)),
-    EvalTask("s05-log-event", "single", "Show the step_failed events of run {run}.",
-             _one("read_run_log", optional=("tail",), run="{run}", event="step_failed", tail=ANY)),
-    EvalTask("s06-compare", "single", "Compare the metrics of runs {run} and {run2} side by side.",
-             _one("compare_runs", unordered=("runs",), runs=(["{run}", "{run2}"],))),
-    EvalTask("s07-diff", "single", "What changed between run {run} and run {run2}? Diff them.",
-             _one("diff_runs", a="{run}", b="{run2}") + _one("diff_runs", a="{run2}", b="{run}")),
-    EvalTask("s08-preview", "single", "Show me the first 10 rows of data/penguins.csv.",
-             _one("preview_data", path="data/penguins.csv", rows=10)),
-    EvalTask("s09-schema", "single", "Suggest a schema for data/penguins.csv; the label is species.",
-             _one("suggest_schema", path="data/penguins.csv", label="species")),
-    EvalTask("s10-config", "single", "Show me this project's blase.yaml configuration.", _one("show_config")),
-    EvalTask("s11-models", "single", "Which models are deployed, and which version of each is current?",
-             _one("list_models")),
-    EvalTask("s12-drift", "single", "Check data/new.csv for drift against model {model}.",
-             _one("check_drift", model="{model}", data="data/new.csv")),
-    EvalTask("s13-run-step", "single", "Run only the train step, with train.epochs=3.",
-             _one("run_step", optional=("memory",), step="train", overrides=(["train.epochs=3"],), memory=ANY)),
-    EvalTask("s14-run-pipeline", "single", "Run the whole pipeline with the override train.lr=0.05.",
-             _one("run_pipeline", optional=("from_step", "to_step"), overrides=(["train.lr=0.05"],),
-                  from_step="extract", to_step="deploy")),
-    EvalTask("s15-evaluate", "single", "Evaluate the model of run {run} on the test split.",
-             _one("evaluate", run="{run}")),
-    EvalTask("s16-deploy", "single", "Deploy run {run} as a new model version.",
-             _one("deploy", optional=("name",), run="{run}", name="{model}")),
-    EvalTask("s17-predict", "single", "Predict data/new.csv with model {model} and write the predictions to outputs/pred.csv.",
-             _one("predict", model=("{model}",), data="data/new.csv", out="outputs/pred.csv")),
-    EvalTask("s18-promote", "single", "Make version v1 of model {model} the current version.",
-             _one("promote", name="{model}", version="v1")),
-    EvalTask("s19-rollback", "single", "Roll model {model} back to version v1.",
-             _one("rollback", name="{model}", to="v1")),
-    EvalTask("s20-update", "single", "Fine-tune model {model} on the new labelled data in data/new.csv.",
-             _one("trigger_update", optional=("mode", "replay"), model="{model}", data="data/new.csv",
-                  mode="finetune", replay=ANY)),
-    EvalTask("s21-gc", "single", "Which cached files would garbage collection delete if we keep the last 3 runs? Do not delete anything.",
-             _one("gc", optional=("dry_run",), keep_last=3, dry_run=True)),
-    EvalTask("s22-reproduce", "single", "Reproduce run {run} and verify the result is identical.",
-             _one("reproduce", run="{run}", verify=True)),
-)
+class EvalSuiteError(AgentError):
+    """An eval suite file is not in the documented format."""
 
-IRRELEVANCE: tuple[EvalTask, ...] = tuple(
-    EvalTask(f"i{n:02d}-{slug}", "irrelevance", prompt)
-    for n, (slug, prompt) in enumerate((
-        ("capital", "What is the capital of France?"),
-        ("haiku", "Write a haiku about penguins."),
-        ("translate", "Translate 'good morning' into Spanish."),
-        ("weather", "What will the weather be in Paris tomorrow?"),
-        ("restaurant", "Book a table for two at an Italian restaurant tonight."),
-        ("email", "Send an email to my manager saying the model is ready."),
-        ("arithmetic", "What is 17 times 23?"),
-        ("shopping", "Order a new GPU for me from an online shop."),
-        ("joke", "Tell me a joke about statistics."),
-        ("python", "How do I reverse a list in Python?"),
-    ), start=1)
-)
 
-MULTI: tuple[EvalTask, ...] = (
-    EvalTask("m01-epochs", "multi", "Retrain the model with 3 epochs: run the pipeline with train.epochs=3.",
-             checks=(StateCheck("new_run", {"params": {"train.epochs": 3}}),)),
-    EvalTask("m02-seed", "multi", "Run the pipeline again with seed 7 (override seed=7).",
-             checks=(StateCheck("new_run", {"params": {"seed": 7}}),)),
-    EvalTask("m03-class-weights", "multi", "Train with balanced class weights (train.class_weights=balanced) and evaluate the result.",
-             checks=(StateCheck("new_run", {"params": {"train.class_weights": "balanced"}, "evaluated": True}),)),
-    EvalTask("m04-package", "multi", "Package the latest pipeline run as a new version of model {model}.",
-             checks=(StateCheck("version_added", {"model": "{model}", "count": 1}),)),
-    EvalTask("m05-promote-v1", "multi", "Make v1 the current version of model {model}.",
-             checks=(StateCheck("current_version", {"model": "{model}", "version": "v1"}),), setup="current_not_v1"),
-    EvalTask("m06-rollback", "multi", "Roll model {model} back to the version that was current before the last promotion.",
-             checks=(StateCheck("current_version", {"model": "{model}", "version": "{previous}"}),),
-             setup="promote_latest"),
-    EvalTask("m07-predict", "multi", "Score data/new.csv with model {model} and save the predictions to outputs/eval-pred.csv.",
-             checks=(StateCheck("file_rows", {"path": "outputs/eval-pred.csv", "min_rows": 10}),), setup="no_predictions"),
-    EvalTask("m08-evaluate", "multi", "Evaluate the most recently trained model again on the test split.",
-             checks=(StateCheck("new_run", {"steps": "evaluate"}),)),
-    EvalTask("m09-deploy-best", "multi", "Find the pipeline run with the best test accuracy and deploy it as a new version of model {model}.",
-             checks=(StateCheck("version_added", {"model": "{model}", "count": 1}),
-                     StateCheck("best_deployed", {"model": "{model}", "metric": "test.accuracy"}))),
-)
+def _fail(path: Path, where: str, problem: str, fix: str) -> EvalSuiteError:
+    return EvalSuiteError(f"{path}: {where}: {problem}", hint=fix)
 
-#: The whole suite, in the order it runs (nothing acts before the multi-step tasks).
-TASKS: tuple[EvalTask, ...] = SINGLE + IRRELEVANCE + MULTI
+
+def _unknown(path: Path, where: str, got: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    import difflib
+
+    for key in got:
+        if key not in allowed:
+            near = difflib.get_close_matches(str(key), allowed, n=1)
+            raise _fail(path, where, f"unknown key {key!r}",
+                        f"did you mean {near[0]!r}?" if near else f"allowed keys: {', '.join(allowed)}")
+
+
+def _expected(path: Path, where: str, raw: Any) -> ExpectedCall:
+    from blase.tools import TOOLS
+
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("tool"), str):
+        raise _fail(path, where, "an expected call must be a mapping with a 'tool' name",
+                    "write e.g. {tool: list_runs, args: {limit: 5}}")
+    _unknown(path, where, raw, _CALL_KEYS)
+    if raw["tool"] not in TOOLS:
+        raise _fail(path, where, f"no tool {raw['tool']!r}", f"tools: {', '.join(TOOLS)}")
+    args = raw.get("args") or {}
+    if not isinstance(args, Mapping):
+        raise _fail(path, f"{where}.args", "must be a mapping of argument: accepted value",
+                    "write e.g. args: {run: '{run}', tail: 5}")
+    accepted: dict[str, tuple[Any, ...]] = {}
+    for key, value in args.items():
+        if isinstance(value, Mapping):
+            if set(value) != {"one_of"} or not isinstance(value["one_of"], list) or not value["one_of"]:
+                raise _fail(path, f"{where}.args.{key}", "a mapping here must be {one_of: [value, ...]}",
+                            "list the accepted values under one_of, or give one value")
+            accepted[key] = tuple(value["one_of"])
+        else:
+            accepted[key] = (value,)
+    optional, unordered = frozenset(raw.get("optional") or ()), frozenset(raw.get("unordered") or ())
+    for name, keys in (("optional", optional), ("unordered", unordered)):
+        stray = sorted(keys - set(accepted))
+        if stray:
+            raise _fail(path, f"{where}.{name}", f"{', '.join(stray)} not among the args",
+                        f"name only arguments listed under args in {name}")
+    return ExpectedCall(raw["tool"], accepted, optional, unordered)
+
+
+def _check(path: Path, where: str, raw: Any) -> StateCheck:
+    if not isinstance(raw, Mapping) or len(raw) != 1:
+        raise _fail(path, where, "a check is a mapping with one key, its kind",
+                    f"write e.g. {{current_version: {{model: '{{model}}', version: v1}}}}; kinds: {', '.join(CHECK_KINDS)}")
+    kind, spec = next(iter(raw.items()))
+    if kind not in CHECK_KINDS:
+        _unknown(path, where, raw, CHECK_KINDS)
+    return StateCheck(str(kind), dict(spec or {}))
+
+
+def _task(path: Path, n: int, raw: Any) -> EvalTask:
+    where = f"task {n + 1}"
+    if not isinstance(raw, Mapping):
+        raise _fail(path, where, "a task must be a mapping", "give it id, category and prompt")
+    where = f"task {n + 1} ({raw.get('id', 'no id')})"
+    _unknown(path, where, raw, _TASK_KEYS)
+    for key in ("id", "category", "prompt"):
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            raise _fail(path, where, f"missing or empty {key!r}", "every task needs id, category and prompt")
+    category = raw["category"]
+    if category not in CATEGORY_NAMES:
+        raise _fail(path, f"{where}.category", f"unknown category {category!r}",
+                    f"choose one of: {', '.join(CATEGORY_NAMES)}")
+    expected = tuple(_expected(path, f"{where}.expected[{i}]", e) for i, e in enumerate(raw.get("expected") or []))
+    checks = tuple(_check(path, f"{where}.checks[{i}]", c) for i, c in enumerate(raw.get("checks") or []))
+    setup = raw.get("setup")
+    if category == "single" and not expected:
+        raise _fail(path, where, "a single task needs at least one expected call", "add expected: [{tool: ...}]")
+    if category == "multi" and not checks:
+        raise _fail(path, where, "a multi task needs at least one state check", "add checks: [{new_run: {...}}]")
+    if category == "irrelevance" and (expected or checks):
+        raise _fail(path, where, "an irrelevance task expects no call", "remove expected and checks")
+    if setup is not None and setup not in SETUPS:
+        raise _fail(path, f"{where}.setup", f"unknown setup {setup!r}", f"choose one of: {', '.join(SETUPS)}")
+    return EvalTask(raw["id"], category, raw["prompt"], expected, checks, setup)
+
+
+def load_suite(path: str | Path) -> tuple[EvalTask, ...]:
+    """The tasks of a YAML or JSON suite file (format: README, "Your own eval suite").
+
+    Raises
+    ------
+    EvalSuiteError
+        The file is missing or not in the format; the message names the task and key.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EvalSuiteError(f"cannot read eval suite {path}: {exc.strerror or exc}",
+                             hint="pass the path of a .yaml or .json suite file to --tasks") from None
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise EvalSuiteError(f"{path} is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: "
+                             f"{str(exc).splitlines()[0]}", hint="fix the syntax at the place named") from None
+    if not isinstance(data, Mapping) or not isinstance(data.get("tasks"), list) or not data["tasks"]:
+        raise _fail(path, "top level", "expected a mapping with a non-empty 'tasks' list",
+                    "start the file with `tasks:` and one entry per task")
+    _unknown(path, "top level", data, ("tasks", "name"))
+    tasks = tuple(_task(path, n, raw) for n, raw in enumerate(data["tasks"]))
+    seen: set[str] = set()
+    for t in tasks:
+        if t.id in seen:
+            raise _fail(path, f"task {t.id}", "duplicate id", "give every task its own id")
+        seen.add(t.id)
+    return tasks
+
+
+#: The built-in suite, in the order it runs (nothing acts before the multi-step tasks).
+TASKS: tuple[EvalTask, ...] = load_suite(BUILTIN_SUITE)
+SINGLE = tuple(t for t in TASKS if t.category == "single")
+IRRELEVANCE = tuple(t for t in TASKS if t.category == "irrelevance")
+MULTI = tuple(t for t in TASKS if t.category == "multi")
 
 
 def suite_hash(tasks: tuple[EvalTask, ...] = TASKS) -> str:

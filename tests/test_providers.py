@@ -426,8 +426,8 @@ def test_live_embedded_model_lists_runs(tmp_path, blase_exe):
     """`blase chat -m "list my runs" --json` on a scratch project, through the real model.
 
     SmolLM2-135M is weak. What the test asserts is what the machinery guarantees, not the
-    model's judgement: the first model call is made with tools bound and the grammar of
-    chatml-function-calling, so any call it makes parses against a schema; the gate runs
+    model's judgement: the first model call is made with tools bound and decided by the
+    two-stage decoder (agent/_decode.py), so any call it makes fits a schema; the gate runs
     read tools; the session answers (a small model gets one tool round per question, then is
     called without tools, so it always ends with text). That the model picks list_runs for
     this question is checked separately below and reported, not assumed.
@@ -453,7 +453,7 @@ def test_live_embedded_model_lists_runs(tmp_path, blase_exe):
 
 @pytest.mark.llm
 def test_live_embedded_model_forced_tool_call():
-    """With tool_choice naming list_runs, the grammar guarantees a parsable list_runs call."""
+    """With tool_choice naming list_runs, the decoder makes a list_runs call that fits its schema."""
     gguf = _embedded()
     ai = _recorder().forced_call(LlamaCppChat(model=str(gguf)))
     assert [c["name"] for c in ai.tool_calls] == ["list_runs"]
@@ -505,3 +505,45 @@ def test_the_embedded_model_reads_and_answers_plain_quotes_not_html_entities(mon
         [SystemMessage(content='You are "Blase".'), HumanMessage(content=said)])
     assert "&#34;" not in echo.prompt and 'You are "Blase".' in echo.prompt
     assert answer.content == said
+
+
+def test_tool_retrieval_sends_native_tool_calling_only_the_tools_that_fit():
+    """Larger providers keep native tool calling; with tool_retrieval=N they see N tools."""
+    reply = _chat_completion({"content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "rollback", "arguments": '{"name": "shop"}'}}]},
+        "tool_calls")
+    with local_server(lambda m, p, b: (200, reply)) as (url, seen):
+        llm = OpenAIChat(model="m", base_url=f"{url}/v1", max_retries=0, tool_retrieval=4)
+        ai = llm.bind_tools(tool_schemas()).invoke(_msgs("roll model shop back to the previous version"))
+        OpenAIChat(model="m", base_url=f"{url}/v1", max_retries=0).bind_tools(tool_schemas()).invoke(_msgs())
+    sent = [t["function"]["name"] for t in seen[0]["body"]["tools"]]
+    assert len(sent) == 4 and sent[0] == "rollback"
+    assert len(seen[1]["body"]["tools"]) == len(tool_schemas())  # off by default
+    assert ai.tool_calls[0]["name"] == "rollback"
+    assert resolve_provider(provider="openai", env={"BLASE_LLM_TOOL_RETRIEVAL": "6"}).tool_retrieval == 6
+
+
+def test_two_stage_structured_output_for_an_openai_compatible_server():
+    """The tool (or none) and then its arguments, each under a JSON schema the server enforces;
+    the tool enum is the retrieved tools plus none, and the request's run id is filled by code."""
+    from blase.agent._values import ProjectValues
+
+    def answer(method, path, body):
+        fmt = body["response_format"]["json_schema"]
+        if fmt["name"] == "tool_choice":
+            return 200, _chat_completion({"content": json.dumps({"tool": "diff_runs"})})
+        return 200, _chat_completion({"content": json.dumps({"b": "latest"})})
+
+    with local_server(answer) as (url, seen):
+        llm = OpenAIChat(model="m", base_url=f"{url}/v1", max_retries=0, two_stage=True)
+        llm._values = lambda: ProjectValues(runs=("9eda4a1df875", "53071046dedf"))
+        ai = llm.bind_tools(tool_schemas()).invoke(_msgs("what changed in run 9eda4a1df875 compared to before?"))
+    choice = seen[0]["body"]["response_format"]["json_schema"]
+    options = choice["schema"]["properties"]["tool"]["enum"]
+    assert choice["strict"] is True and options[-1] == "none" and "diff_runs" in options and len(options) <= 9
+    args_schema = seen[1]["body"]["response_format"]["json_schema"]["schema"]
+    assert list(args_schema["properties"]) == ["b"]  # "a" was fixed by code from the request
+    assert args_schema["properties"]["b"]["enum"] == ["latest", "9eda4a1df875", "53071046dedf"]
+    assert ai.tool_calls[0]["name"] == "diff_runs"
+    assert ai.tool_calls[0]["args"] == {"a": "9eda4a1df875", "b": "latest"}
+    assert ai.response_metadata["decode"]["policy"] == "model"

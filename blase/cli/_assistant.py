@@ -502,6 +502,7 @@ def agent_eval(
     keep: Annotated[bool, typer.Option("--keep", help="Keep the scratch project (its path is printed).")] = False,
     project: ProjectOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    tasks_file: Annotated[Path | None, typer.Option("--tasks", help="A suite file (YAML/JSON) instead of the built-in suite.")] = None,
 ) -> None:
     """Score a model on a fixed suite of Blase tool-use tasks (single calls, irrelevance, multi-step).
 
@@ -510,6 +511,7 @@ def agent_eval(
     `--autonomy auto` consults.
 
     Example: [bold]blase agent eval --provider ollama --model qwen2.5:7b -k 3[/]
+    Your own suite: [bold]blase agent eval --tasks my-suite.yaml[/]
     """
     import importlib.util
 
@@ -539,7 +541,8 @@ def agent_eval(
                       + ("" if a.passed else f" [dim]{escape(a.reason)}[/]"))
 
     result = run_eval(provider=provider, model=model, base_url=base_url, k=k, categories=category, ids=task,
-                      limit=limit, timeout=timeout, record_in=here, keep=keep or here is None, on_attempt=progress)
+                      limit=limit, timeout=timeout, record_in=here, keep=keep or here is None, on_attempt=progress,
+                      tasks_file=tasks_file)
     if as_json:
         common.print_json(result.to_json())
         return
@@ -554,7 +557,8 @@ def agent_eval(
     lat = result.latency()
     if lat:
         out.print(f"latency per model call: mean {lat['mean_s']:.1f}s, median {lat['p50_s']:.1f}s, "
-                  f"max {lat['max_s']:.1f}s over {int(lat['calls'])} calls")
+                  f"max {lat['max_s']:.1f}s over {int(lat['calls'])} calls; median of a turn with one tool call "
+                  f"{lat.get('turn_p50_s', float('nan')):.1f}s, to the first token {lat.get('first_token_p50_s', float('nan')):.1f}s")
     if not result.complete:
         out.print("[yellow]a subset of the suite ran: this eval does not count for --autonomy auto[/]")
     out.print(f"recorded as run {result.run_id}" + (f" in {here.root}" if here else " in the scratch project"))

@@ -444,6 +444,7 @@ class AgentConfig(_Strict):
     provider: Literal["auto", "openai", "ollama", "llamacpp"] = "auto"
     model: str | None = None
     base_url: str | None = None
+    tool_retrieval: int | None = Field(default=None, ge=1)  # show the model only the N tools that fit best
     autonomy: Literal["manual", "semi", "auto"] = "manual"
     max_tool_calls: int = Field(default=20, ge=1)
     max_write_actions: int = Field(default=5, ge=0)

@@ -1,0 +1,310 @@
+"""Two-stage, grammar-constrained tool calls for small models.
+
+A 135M model cannot pick among twenty tools from a 3,500-token list, nor write their JSON
+reliably. Here one turn is:
+
+1. **Retrieval** (:mod:`agent._retrieval`): the request is scored against every bound tool;
+   at most :data:`~agent._retrieval.MAX_SHOWN` are shown, none when the request is about no
+   tool. A request that names something the project holds (a run id, a model, a data file,
+   a ``KEY=VALUE`` override) is about the project whatever its words.
+2. **Tool choice** under a grammar that allows only the shown tool names or ``none``.
+   With ``choice="retrieval"`` (the embedded model's default: on our development requests
+   the 135M model's own pick among eight tools was right about half as often as the best
+   retrieved tool) the model only chooses between the best tool and ``none`` when the
+   request names nothing of the project and retrieval is not sure; ``choice="model"`` lets
+   it choose among all the shown tools.
+3. **Arguments**: what the request names is filled in by code (:func:`agent._values.ground`);
+   the rest is generated under the tool's JSON schema, with the project's values (run ids,
+   model names, files, columns) as the allowed values.
+
+The decoder talks to a :class:`ConstrainedLM` (llama.cpp implements it); the result is a
+:class:`Decision` whose ``trace`` the model-call event records.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from ._retrieval import MAX_SHOWN, MIN_SCORE, Retrieved, ToolIndex
+from ._values import ARG_KINDS, Grounding, ProjectValues, ground, literals
+
+__all__ = ["NONE", "ConstrainedLM", "Decision", "LlamaConstrained", "OpenAIConstrained", "decide_call", "rank_tools"]
+
+NONE = "none"
+#: A best retrieval score at or above this needs no "is it about a tool?" question.
+SURE_SCORE = 6.0
+#: Share of a request's words the tools know above which an unsure retrieval still counts.
+MIN_COVERAGE = 0.5
+#: Score added per argument kind of a tool that the request spells out (a path, an override).
+LITERAL_BONUS = 2.0
+
+Choice = Literal["retrieval", "model"]
+
+
+class ConstrainedLM(Protocol):
+    """A model that can pick one of a set of words and write JSON under a schema."""
+
+    def pick(self, system: str, user: str, options: Sequence[str], prefix: str) -> tuple[str, dict[str, Any]]:
+        """One of ``options`` (and timings)."""
+        ...
+
+    def json(self, system: str, user: str, schema: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """An object valid under ``schema`` (and timings)."""
+        ...
+
+    def answer(self, system: str, user: str) -> tuple[str, dict[str, Any]]:
+        """A short free-text answer (and timings)."""
+        ...
+
+
+@dataclass
+class Decision:
+    """One tool call (``tool``, ``args``) or none, with how it was reached."""
+
+    tool: str | None
+    args: dict[str, Any] = field(default_factory=dict)
+    trace: dict[str, Any] = field(default_factory=dict)
+
+
+_INDEXES: dict[tuple[str, ...], ToolIndex] = {}
+
+
+def _index(specs: Sequence[Mapping[str, Any]]) -> ToolIndex:
+    key = tuple(json.dumps(s, sort_keys=True) for s in specs)
+    if key not in _INDEXES:
+        _INDEXES[key] = ToolIndex(specs)
+    return _INDEXES[key]
+
+
+def _anchors(request: str, values: ProjectValues) -> set[str]:
+    """Kinds of project values the request names (``run``, ``model``, ``data``, ``overrides`` ...)."""
+    lit = literals(request)
+    words = {w.lower() for w in lit.words}
+    found = set()
+    if any(r in request for r in values.runs) or any(len(w) >= 8 and any(r.startswith(w) for r in values.runs)
+                                                      for w in words):
+        found.add("run")
+    if any(m.lower() in words for m in values.models):
+        found |= {"model_ref", "model_name"}
+    if lit.paths:
+        found |= {"data", "out"}
+    if lit.overrides:
+        found.add("overrides")
+    if lit.versions:
+        found.add("version")
+    return found
+
+
+def rank_tools(request: str, specs: Sequence[Mapping[str, Any]], values: ProjectValues) -> list[Retrieved]:
+    """BM25 scores plus :data:`LITERAL_BONUS` per argument kind the request spells out."""
+    anchors = _anchors(request, values)
+    by_name = {s["function"]["name"]: s for s in specs}
+    ranked = []
+    for r in _index(specs).scores(request):
+        props = (by_name[r.name]["function"].get("parameters") or {}).get("properties") or {}
+        kinds = {ARG_KINDS.get(k) for k in props} & anchors
+        ranked.append(Retrieved(r.name, round(r.score + LITERAL_BONUS * len(kinds), 4)))
+    return sorted(ranked, key=lambda r: -r.score)
+
+
+def retrieve_specs(messages: Sequence[Any], specs: Sequence[Mapping[str, Any]], k: int) -> list[dict[str, Any]]:
+    """The ``k`` tools of ``specs`` that fit the latest human message best (for providers with
+    native tool calling: all stay possible, none is filtered for lack of score)."""
+    request = next((str(m.content) for m in reversed(messages) if getattr(m, "type", "") == "human"), "")
+    by_name = {s["function"]["name"]: dict(s) for s in specs}
+    return [by_name[r.name] for r in rank_tools(request, specs, ProjectValues())[:k]]
+
+
+def _first_sentence(text: str) -> str:
+    text = re.sub(r"\[risk: \w+\]\s*", "", text).strip()
+    return text.split(". ")[0].rstrip(".")
+
+
+_PICK_SYSTEM = ("You pick the tool that does what the user asks about their machine-learning project, "
+                "or none when no tool fits (general knowledge, chat, anything else).\nTools:\n")
+
+
+def _choose(request: str, ranked: list[Retrieved], specs: Mapping[str, Mapping[str, Any]], anchored: bool,
+            coverage: float, lm: ConstrainedLM, choice: Choice, trace: dict[str, Any]) -> str | None:
+    best = ranked[0] if ranked else None
+    if best is None or (best.score < MIN_SCORE and not anchored):
+        trace["choice"] = "none: retrieval found no tool"
+        return None
+    shown = [r.name for r in ranked[:MAX_SHOWN] if r.score > 0]
+    trace["shown"] = shown
+    if choice == "retrieval":
+        if anchored or best.score >= SURE_SCORE or coverage > MIN_COVERAGE:
+            trace["choice"] = "retrieval"
+            return best.name
+        trace["choice"] = f"none: {coverage:.0%} of the request's words name anything a tool does"
+        return None
+    options = shown
+    lines = "\n".join(f"- {n}: {_first_sentence(specs[n]['function'].get('description', ''))}" for n in options)
+    picked, timing = lm.pick(_PICK_SYSTEM + lines + f"\n- {NONE}: no tool fits", request, [*options, NONE], "Tool:")
+    trace["choice"] = f"model among {len(options) + 1}"
+    trace.setdefault("calls", []).append({"stage": "tool", **timing})
+    return None if picked == NONE else picked
+
+
+def _arg_schema(prop: Mapping[str, Any], allowed: list[Any] | None) -> dict[str, Any]:
+    if allowed is None:
+        keep = {k: v for k, v in prop.items() if k in ("type", "items", "minimum", "maximum", "minItems", "maxItems", "enum")}
+        return keep or {"type": "string"}
+    if prop.get("type") == "array":
+        if allowed and isinstance(allowed[0], list):  # whole lists the request spelled out
+            return {"enum": allowed}
+        items = {"type": "string", "enum": list(dict.fromkeys(allowed))}
+        return {"type": "array", "items": items, "minItems": prop.get("minItems", 1),
+                "maxItems": min(prop.get("maxItems", 4), 4)}
+    return {"type": prop.get("type", "string"), "enum": list(dict.fromkeys(allowed))}
+
+
+def _arguments(request: str, spec: Mapping[str, Any], values: ProjectValues, lm: ConstrainedLM,
+               trace: dict[str, Any]) -> dict[str, Any]:
+    fn = spec["function"]
+    params = fn.get("parameters") or {}
+    grounding: Grounding = ground(request, params, values)
+    trace["fixed"] = sorted(grounding.fixed)
+    if grounding.complete:
+        return dict(grounding.fixed)
+    props = params.get("properties") or {}
+    open_props = {k: _arg_schema(props[k], v) for k, v in grounding.choices.items()}
+    schema = {"type": "object", "properties": open_props, "required": list(open_props),
+              "additionalProperties": False}
+    lines = "\n".join(f"- {k}: {props[k].get('description', '')}" for k in open_props)
+    known = ", ".join(f"{k}={json.dumps(v)}" for k, v in grounding.fixed.items())
+    system = (f"Write the JSON arguments of the tool {fn['name']} for the user's request.\n"
+              f"{_first_sentence(fn.get('description', ''))}.\nArguments:\n{lines}"
+              + (f"\nAlready set: {known}" if known else ""))
+    generated, timing = lm.json(system, request, schema)
+    trace.setdefault("calls", []).append({"stage": "arguments", **timing})
+    trace["generated"] = sorted(generated)
+    return {**grounding.fixed, **generated}
+
+
+def decide_call(request: str, specs: Sequence[Mapping[str, Any]], values: ProjectValues, lm: ConstrainedLM,
+                *, choice: Choice = "retrieval", force: str | None = None) -> Decision:
+    """The tool call (or none) for ``request`` among the tools ``specs`` (``force``: this tool,
+    only its arguments are decided)."""
+    started = time.perf_counter()
+    trace: dict[str, Any] = {"policy": choice}
+    by_name = {s["function"]["name"]: s for s in specs}
+    ranked = rank_tools(request, specs, values)
+    trace["retrieved"] = [[r.name, r.score] for r in ranked[:MAX_SHOWN] if r.score > 0]
+    anchored = bool(_anchors(request, values))
+    coverage = _index(specs).coverage(request)
+    if force is not None and force in by_name:
+        tool: str | None = force
+        trace["choice"] = "forced"
+    else:
+        tool = _choose(request, ranked, by_name, anchored, coverage, lm, choice, trace)
+    args = _arguments(request, by_name[tool], values, lm, trace) if tool else {}
+    trace["seconds"] = round(time.perf_counter() - started, 3)
+    return Decision(tool, args, trace)
+
+
+# ---------------------------------------------------------------------- llama.cpp
+
+
+def chatml(system: str, user: str, prefix: str = "") -> str:
+    """A ChatML prompt (SmolLM2's template) ending in the assistant's turn and ``prefix``."""
+    return (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n"
+            f"<|im_start|>assistant\n{prefix}")
+
+
+class LlamaConstrained:
+    """:class:`ConstrainedLM` over a ``llama_cpp.Llama``: GBNF grammars, greedy decoding."""
+
+    def __init__(self, llama: Any) -> None:
+        self.llama = llama
+
+    def complete(self, prompt: str, *, grammar: Any = None, max_tokens: int = 64,
+                 stop: Sequence[str] = ("<|im_end|>",), repeat_penalty: float = 1.0) -> tuple[str, dict[str, Any]]:
+        """Greedy completion of ``prompt``, streamed to time its first token."""
+        started = time.perf_counter()
+        first = None
+        parts = []
+        for chunk in self.llama.create_completion(prompt, max_tokens=max_tokens, temperature=0.0, grammar=grammar,
+                                                  stop=list(stop), stream=True,
+                                                  repeat_penalty=repeat_penalty):
+            if first is None:
+                first = time.perf_counter() - started
+            parts.append(chunk["choices"][0]["text"])
+        seconds = time.perf_counter() - started
+        timing = {"prompt_tokens": len(self.llama.tokenize(prompt.encode("utf-8"), special=True)),
+                  "output_tokens": len(parts), "first_token_s": round(first if first is not None else seconds, 3),
+                  "seconds": round(seconds, 3)}
+        return "".join(parts), timing
+
+    def pick(self, system: str, user: str, options: Sequence[str], prefix: str) -> tuple[str, dict[str, Any]]:
+        from llama_cpp import LlamaGrammar
+
+        grammar = LlamaGrammar.from_string('root ::= " " (' + " | ".join(json.dumps(o) for o in options) + ")",
+                                           verbose=False)
+        text, timing = self.complete(chatml(system, user, prefix), grammar=grammar, max_tokens=16)
+        text = text.strip()
+        return (text if text in options else options[-1]), timing
+
+    def json(self, system: str, user: str, schema: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        from llama_cpp import LlamaGrammar
+
+        grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+        text, timing = self.complete(chatml(system, user), grammar=grammar, max_tokens=160)
+        return _object(text), timing
+
+    def answer(self, system: str, user: str) -> tuple[str, dict[str, Any]]:
+        text, timing = self.complete(chatml(system, user), max_tokens=60, repeat_penalty=1.3)
+        return text.strip(), timing
+
+
+def _object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:  # cut at max_tokens: the grammar allows nothing else
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+class OpenAIConstrained:
+    """:class:`ConstrainedLM` over an OpenAI-compatible server with structured output
+    (``response_format`` of type ``json_schema``, strict): OpenAI, vLLM, llama.cpp's server,
+    recent Ollama."""
+
+    def __init__(self, client: Any, model: str) -> None:
+        self.client = client
+        self.model = model
+
+    def _ask(self, system: str, user: str, schema: Mapping[str, Any] | None, name: str) -> tuple[str, dict[str, Any]]:
+        started = time.perf_counter()
+        request: dict[str, Any] = {"model": self.model, "temperature": 0,
+                                   "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
+        if schema is not None:
+            request["response_format"] = {"type": "json_schema",
+                                          "json_schema": {"name": name, "strict": True, "schema": dict(schema)}}
+        response = self.client.chat.completions.create(**request)
+        usage = response.usage
+        seconds = round(time.perf_counter() - started, 3)
+        timing = {"prompt_tokens": getattr(usage, "prompt_tokens", 0) or 0,
+                  "output_tokens": getattr(usage, "completion_tokens", 0) or 0, "first_token_s": seconds,
+                  "seconds": seconds}
+        return response.choices[0].message.content or "", timing
+
+    def pick(self, system: str, user: str, options: Sequence[str], prefix: str) -> tuple[str, dict[str, Any]]:
+        schema = {"type": "object", "properties": {"tool": {"type": "string", "enum": list(options)}},
+                  "required": ["tool"], "additionalProperties": False}
+        text, timing = self._ask(system, user, schema, "tool_choice")
+        picked = _object(text).get("tool")
+        return (picked if picked in options else options[-1]), timing
+
+    def json(self, system: str, user: str, schema: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        text, timing = self._ask(system, user, schema, "arguments")
+        return _object(text), timing
+
+    def answer(self, system: str, user: str) -> tuple[str, dict[str, Any]]:
+        text, timing = self._ask(system, user, None, "answer")
+        return text.strip(), timing

@@ -1,0 +1,155 @@
+"""Which tools a request is about: BM25 over each tool's name, description, argument
+descriptions and a few words people use for it.
+
+Small models pick worse as the tool list grows, so a turn shows the model only the tools
+that fit the request (at most :data:`MAX_SHOWN`). The index is lexical and built from the
+tool registry in milliseconds: nothing is downloaded or loaded at run time. Its scores also
+gate the "no tool" choice: a request that shares no meaningful word with any tool (a
+haiku, the capital of France) gets no tool shown at all.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["MAX_SHOWN", "MIN_SCORE", "Retrieved", "ToolIndex", "tokens"]
+
+#: The most tools a turn shows the model.
+MAX_SHOWN = 8
+#: Below this best score a request is about no tool (set on the development set in
+#: tests/test_agent_retrieval.py, never on the eval suite).
+MIN_SCORE = 2.0
+
+_STOP = frozenset(["a", "an", "the", "of", "to", "in", "on", "at", "by", "for", "from", "with", "and", "or", "but", "not", "no", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "done", "doing", "this", "that", "these", "those", "it", "its", "me", "my", "i", "you", "your", "we", "our", "us", "he", "she", "they", "them", "their", "what", "which", "who", "whom", "how", "why", "when", "where", "there", "here", "can", "could", "would", "should", "will", "shall", "may", "might", "must", "please", "show", "tell", "give", "let", "make", "get", "got", "want", "need", "know", "see", "some", "any", "all", "each", "every", "one", "only", "also", "just", "about", "into", "over", "than", "then", "so", "as", "if", "up", "out", "new", "now", "again", "more", "most", "very", "s", "t"])
+
+#: Words people use for a tool that its description does not say (synonyms, not requests).
+_VOCAB: Mapping[str, str] = {
+    "list_runs": "overview runs history experiments recent newest latest failed finished status sort best top table",
+    "inspect_run": "run details detail summary params metrics artifacts error info about",
+    "read_run_log": "log logs events event tail last lines happened failure step_failed trace",
+    "compare_runs": "compare comparison side by side versus vs metrics better worse between",
+    "diff_runs": "diff difference differences changed change between why hashes versus",
+    "preview_data": "preview rows head first peek look columns file csv parquet sample table data",
+    "suggest_schema": "schema column kinds types label profile infer suggest features dataset",
+    "show_config": "config configuration settings yaml blase.yaml setup",
+    "list_models": "models deployed versions current serving which registry",
+    "check_drift": "drift shift distribution changed new data retrain recommendation monitor",
+    "run_step": "step only single train transform prepare extract evaluate run once",
+    "run_pipeline": "pipeline run whole full again retrain train override overrides seed epochs rerun",
+    "evaluate": "evaluate evaluation test split score accuracy metrics assess",
+    "reproduce": "reproduce rerun replay identical same verify determinism reproducible",
+    "deploy": "deploy package release ship version new version model",
+    "predict": "predict predictions score scoring inference infer apply write output",
+    "trigger_update": "update finetune fine tune retrain new labelled labeled data incremental",
+    "promote": "promote current make switch serve production activate version",
+    "rollback": "rollback roll back revert previous undo version before",
+    "gc": "gc garbage collect clean cleanup cache delete free disk space prune keep",
+}
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case word stems of ``text`` without stop words; ``fine-tune`` and ``roll back``
+    also give ``finetune`` and ``rollback``, and ``snake_case`` names give their parts."""
+    words = re.findall(r"[a-z0-9]+(?:[_-][a-z0-9]+)*", text.lower())
+    out = []
+    for w in words:
+        parts = re.split(r"[_-]", w)
+        if len(parts) > 1:
+            out.append("".join(parts))
+        out += parts
+    joined = [a + b for a, b in itertools.pairwise(words) if a in ("roll", "fine", "garbage")]
+    return [_stem(w) for w in out + joined if w not in _STOP and not w.isdigit() and len(w) > 1]
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """A tool and its score for one request."""
+
+    name: str
+    score: float
+
+
+class ToolIndex:
+    """BM25 (k1=1.2, b=0.75) over one document per tool.
+
+    Parameters
+    ----------
+    schemas:
+        OpenAI-style function specs (``{"type": "function", "function": {...}}``).
+    vocab:
+        Extra words per tool name (default: :data:`_VOCAB`).
+    """
+
+    k1 = 1.2
+    b = 0.75
+
+    def __init__(self, schemas: Sequence[Mapping[str, Any]], vocab: Mapping[str, str] | None = None) -> None:
+        self.schemas = list(schemas)
+        vocab = _VOCAB if vocab is None else vocab
+        self.names = [s["function"]["name"] for s in self.schemas]
+        self.docs_ = [Counter(tokens(_document(s["function"], vocab.get(s["function"]["name"], ""))))
+                      for s in self.schemas]
+        n = len(self.docs_)
+        df = Counter(t for d in self.docs_ for t in d)
+        self.idf_ = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+        self.avgdl_ = sum(sum(d.values()) for d in self.docs_) / max(n, 1)
+
+    def scores(self, request: str) -> list[Retrieved]:
+        """Every tool with its score for ``request``, best first (ties: registry order)."""
+        query = set(tokens(request))
+        out = []
+        for name, doc in zip(self.names, self.docs_, strict=False):
+            length = sum(doc.values())
+            score = 0.0
+            for term in query:
+                tf = doc.get(term, 0)
+                if tf:
+                    norm = tf + self.k1 * (1 - self.b + self.b * length / self.avgdl_)
+                    score += self.idf_[term] * tf * (self.k1 + 1) / norm
+            out.append(Retrieved(name, round(score, 4)))
+        return sorted(out, key=lambda r: -r.score)
+
+    def coverage(self, request: str) -> float:
+        """Share of the request's words that some tool's document has (0 for no words): a
+        request mostly in words no tool knows is about something else."""
+        query = set(tokens(request))
+        return sum(t in self.idf_ for t in query) / len(query) if query else 0.0
+
+    def retrieve(self, request: str, k: int = MAX_SHOWN, min_score: float = MIN_SCORE) -> list[Retrieved]:
+        """The ``k`` best tools for ``request``; none when even the best scores under ``min_score``."""
+        ranked = self.scores(request)
+        if not ranked or ranked[0].score < min_score:
+            return []
+        return [r for r in ranked[:k] if r.score > 0]
+
+    def shown(self, request: str, k: int = MAX_SHOWN, min_score: float = MIN_SCORE) -> list[dict[str, Any]]:
+        """The specs of the tools :meth:`retrieve` picks, in score order."""
+        by_name = dict(zip(self.names, self.schemas, strict=False))
+        return [by_name[r.name] for r in self.retrieve(request, k, min_score)]
+
+
+def _document(fn: Mapping[str, Any], extra: str) -> str:
+    props = (fn.get("parameters") or {}).get("properties") or {}
+    args = " ".join(f"{k} {v.get('description', '')} {' '.join(map(str, v.get('enum', [])))}"
+                    for k, v in props.items())
+    description = re.sub(r"\[risk: \w+\]", "", fn.get("description", ""))
+    # the name counts three times: it is the strongest evidence of what a tool does
+    return " ".join([fn["name"]] * 3 + [description, args, extra])
+
+
+def names_of(specs: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Tool names of OpenAI-style specs."""
+    return [s["function"]["name"] for s in specs]

@@ -1,0 +1,272 @@
+"""What the project already knows, and which of it a request names: the allowed values of
+tool arguments for a small model.
+
+:func:`project_values` reads run ids, model names and versions, data files and their
+columns from the project (cheap: folder listings and CSV headers). :func:`ground` turns a
+request and a tool's JSON schema into the arguments the request fixes outright (a run id it
+names, a ``KEY=VALUE`` override, a path) and, for the rest, the values allowed when the model
+generates them (an enum of run ids, of model names...). Nothing here calls a model.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from blase.project import Project
+
+__all__ = ["Grounding", "ProjectValues", "ground", "literals", "project_values"]
+
+_DATA_SUFFIXES = {".csv", ".parquet", ".json", ".ndjson", ".jsonl", ".arrow", ".feather", ".sqlite", ".duckdb", ".db"}
+_NUMBER_WORDS = {w: n for n, w in enumerate(
+    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"])}
+
+
+#: Most run ids offered to the model as the allowed values of a run argument (newest first).
+MAX_OFFERED_RUNS = 30
+
+
+@dataclass(frozen=True)
+class ProjectValues:
+    """Values tool arguments can take in one project (run ids newest first)."""
+
+    runs: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    versions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    data_files: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+
+
+def project_values(project: Project | None) -> ProjectValues:
+    """What ``project`` holds now (every run, so an old run named in a request is known);
+    empty values without a project."""
+    if project is None:
+        return ProjectValues()
+    runs_dir = project.runs_dir
+    runs: list[str] = []
+    if runs_dir.is_dir():
+        entries = [e for e in runs_dir.iterdir() if e.is_dir() and not e.name.startswith(".")]
+        runs = [e.name for e in sorted(entries, key=lambda e: e.stat().st_mtime, reverse=True)]
+    from blase.deploy import list_models
+
+    try:
+        models = list_models(project)
+    except Exception:  # a damaged model folder must not stop the assistant from answering
+        models = []
+    files = _data_files(project.root / "data")
+    columns: list[str] = []
+    for f in files[:20]:
+        if f.suffix.lower() == ".csv":
+            with open(f, encoding="utf-8", errors="replace") as fh:
+                header = fh.readline().strip()
+            columns += [c.strip().strip('"') for c in header.split(",") if c.strip()]
+    return ProjectValues(
+        runs=tuple(runs), models=tuple(m.name for m in models),
+        versions={m.name: tuple(m.versions) for m in models},
+        data_files=tuple(project.relative(f) for f in files), columns=tuple(dict.fromkeys(columns)),
+    )
+
+
+def _data_files(folder: Path, *, depth: int = 2, cap: int = 200) -> list[Path]:
+    """Data files under ``folder``, two levels deep and at most ``cap`` of them (a folder of a
+    million images must not slow every turn)."""
+    found: list[Path] = []
+    level = [folder] if folder.is_dir() else []
+    for _ in range(depth):
+        below = []
+        for d in level:
+            for entry in sorted(d.iterdir()):
+                if entry.is_dir():
+                    below.append(entry)
+                elif entry.suffix.lower() in _DATA_SUFFIXES:
+                    found.append(entry)
+                if len(found) >= cap:
+                    return sorted(found)
+        level = below
+    return sorted(found)
+
+
+# ---------------------------------------------------------------------- request literals
+
+_OVERRIDE = re.compile(r"\b([A-Za-z_][\w-]*(?:\.[\w-]+)*)\s*=\s*([^\s,;()'\"]+)")
+_PATH = re.compile(r"(?<![\w@])((?:\.{0,2}/)?[\w.-]+(?:/[\w.*-]+)*\.[A-Za-z][\w]{1,7}|[\w.-]+(?:/[\w.*-]+)+/?)(?![\w@])")
+_VERSION = re.compile(r"\bv\d+\b")
+_SIZE = re.compile(r"\b\d+(?:\.\d+)?\s?[KMGT]i?B\b", re.I)
+_QUOTED = re.compile(r"[\"'`]([^\"'`]{1,80})[\"'`]")
+
+
+@dataclass(frozen=True)
+class Literals:
+    """The values a request spells out, and its remaining words."""
+
+    overrides: tuple[str, ...]
+    paths: tuple[str, ...]
+    versions: tuple[str, ...]
+    sizes: tuple[str, ...]
+    quoted: tuple[str, ...]
+    numbers: tuple[int, ...]
+    words: tuple[str, ...]
+    identifiers: tuple[str, ...]
+
+
+def literals(request: str) -> Literals:
+    """Overrides, paths, versions, sizes, numbers and words of ``request`` (words inside a
+    literal are not words: ``train`` of ``train.lr=0.1`` does not name the train step)."""
+    rest = request
+    overrides = tuple(f"{k}={v.rstrip('.')}" for k, v in _OVERRIDE.findall(rest))
+    rest = _OVERRIDE.sub(" ", rest)
+    quoted = tuple(_QUOTED.findall(rest))
+    paths = tuple(p.rstrip(".") for p in _PATH.findall(rest) if not re.fullmatch(r"[\d.]+", p))
+    rest = _PATH.sub(" ", rest)
+    sizes = tuple(s.replace(" ", "").upper() for s in _SIZE.findall(rest))
+    rest = _SIZE.sub(" ", rest)
+    versions = tuple(_VERSION.findall(rest))
+    words = tuple(re.findall(r"[A-Za-z0-9][\w-]*", rest))
+    numbers = tuple(int(w) if w.isdigit() else _NUMBER_WORDS[w.lower()] for w in words
+                    if (w.isdigit() and len(w) < 6) or w.lower() in _NUMBER_WORDS)
+    identifiers = tuple(w for w in words if "_" in w.strip("_"))
+    return Literals(overrides, paths, versions, sizes, quoted, numbers, words, identifiers)
+
+
+# ---------------------------------------------------------------------- grounding
+
+#: What kind of value each argument name takes (the tools share these names).
+ARG_KINDS: Mapping[str, str] = {
+    "run": "run", "a": "run", "b": "run", "resume": "run", "runs": "runs",
+    "model": "model_ref", "name": "model_name", "version": "version", "to": "version",
+    "path": "data", "data": "data", "out": "out", "overrides": "overrides", "label": "column",
+    "event": "identifier", "memory": "size", "max_size": "size", "status": "status", "kind": "kind",
+}
+_STATUS = ("running", "finished", "failed", "interrupted")
+_KINDS = ("pipeline", "deploy", "agent-session", "agent-eval")
+_LATEST = {"latest", "last", "recent", "newest", "previous"}
+
+
+@dataclass
+class Grounding:
+    """Arguments the request fixes (``fixed``), the allowed values of the ones the model
+    must still generate (``choices``; ``None`` means any value of the schema's type), and
+    the argument names to leave out."""
+
+    fixed: dict[str, Any] = field(default_factory=dict)
+    choices: dict[str, list[Any] | None] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return not self.choices
+
+
+def _mentioned(value: str, words: set[str]) -> bool:
+    norm = re.sub(r"[^a-z0-9]", "", value.lower())
+    return bool(norm) and norm in words
+
+
+def _norm_words(lit: Literals) -> set[str]:
+    low = [re.sub(r"[^a-z0-9]", "", w.lower()) for w in lit.words]
+    return set(low) | {a + b for a, b in itertools.pairwise(low)}
+
+
+def _runs_named(request: str, values: ProjectValues) -> list[str]:
+    found = []
+    for token in re.findall(r"[\w-]{6,}", request):
+        match = [r for r in values.runs if r == token or (len(token) >= 8 and r.startswith(token))]
+        if match and match[0] not in found:
+            found.append(match[0])
+    return found
+
+
+def _candidates(kind: str, prop: Mapping[str, Any], request: str, lit: Literals, words: set[str],
+                values: ProjectValues, paths: list[str]) -> tuple[list[Any], list[Any]]:
+    """``(named, allowed)``: values of this kind the request names, and every value the project
+    allows when it names none (empty: unconstrained or nothing known)."""
+    if "enum" in prop:
+        named = [v for v in prop["enum"] if _mentioned(str(v), words)]
+        return named, list(prop["enum"])
+    if kind == "run":
+        named = _runs_named(request, values)
+        latest = ["latest"] if words & _LATEST else []
+        return named or latest, ["latest", *values.runs[:MAX_OFFERED_RUNS]]
+    if kind == "model_ref":
+        named = [m for m in values.models if _mentioned(m, words)]
+        named = [f"{m}@{lit.versions[0]}" if lit.versions and f"{m}@" in request else m for m in named]
+        return named, list(values.models)
+    if kind == "model_name":
+        return [m for m in values.models if _mentioned(m, words)], list(values.models)
+    if kind == "version":
+        every = sorted({v for vs in values.versions.values() for v in vs})
+        return list(lit.versions), every
+    if kind == "data":
+        known = [p for p in paths if p in values.data_files or p.startswith("data/")]
+        return known, list(values.data_files)
+    if kind == "out":
+        return [p for p in paths if p not in values.data_files and not p.startswith("data/")], []
+    if kind == "overrides":
+        return ([list(lit.overrides)] if lit.overrides else []), []
+    if kind == "column":
+        return [c for c in values.columns if _mentioned(c, words)], list(values.columns)
+    if kind == "identifier":
+        return list(lit.identifiers), []
+    if kind == "size":
+        return list(lit.sizes), []
+    if kind == "status":
+        return [s for s in _STATUS if _mentioned(s, words)], list(_STATUS)
+    if kind == "kind":
+        return [k for k in _KINDS if _mentioned(k, words) and k != "deploy"], list(_KINDS)
+    return [], []
+
+
+def ground(request: str, schema: Mapping[str, Any], values: ProjectValues) -> Grounding:
+    """Split a tool's arguments into what ``request`` fixes and what the model must choose.
+
+    An optional argument the request does not name is left out (its default applies); a
+    required one is offered with the project's values as its allowed values.
+    """
+    lit = literals(request)
+    words = _norm_words(lit)
+    paths = list(dict.fromkeys(lit.paths))
+    props: Mapping[str, Any] = schema.get("properties") or {}
+    required = set(schema.get("required") or [])
+    out = Grounding()
+    run_args = [k for k in props if ARG_KINDS.get(k) == "run"]
+    named_runs = _runs_named(request, values)
+    for key, prop in props.items():
+        kind = ARG_KINDS.get(key, prop.get("type", ""))
+        if kind == "runs":
+            if len(named_runs) >= int(prop.get("minItems", 1)):
+                out.fixed[key] = named_runs
+            elif key in required:
+                out.choices[key] = ["latest", *values.runs[:MAX_OFFERED_RUNS]]
+            continue
+        if kind == "run" and len(run_args) > 1:  # a, b: in the order the request names them
+            index = run_args.index(key)
+            if index < len(named_runs):
+                out.fixed[key] = named_runs[index]
+            elif key in required:
+                out.choices[key] = ["latest", *values.runs[:MAX_OFFERED_RUNS]]
+            continue
+        if kind in ("integer", "number"):
+            if lit.numbers:
+                out.fixed[key] = lit.numbers[0]
+            continue
+        if kind == "boolean":
+            if all(_mentioned(part, words) or any(w.startswith(part) for w in words)
+                   for part in key.split("_")):
+                out.fixed[key] = True
+            continue
+        named, allowed = _candidates(kind, prop, request, lit, words, values, paths)
+        if kind == "data" and named:
+            paths = [p for p in paths if p != named[0]]
+        if len(named) == 1:
+            out.fixed[key] = named[0]
+        elif named:
+            out.choices[key] = named
+        elif key in required:
+            if len(allowed) == 1:
+                out.fixed[key] = allowed[0]
+            else:
+                out.choices[key] = allowed or None
+    return out

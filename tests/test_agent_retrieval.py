@@ -1,0 +1,210 @@
+"""Tool retrieval, argument grounding and facts answers for small models (no model needed).
+
+The paraphrases and off-topic requests here are this file's own wording, not the eval suite's:
+retrieval must find the tool for requests it was never shown, and the suite's prompts must not
+be a lookup table.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("langgraph")
+
+from blase.agent._decode import NONE, decide_call, rank_tools
+from blase.agent._eval import fill
+from blase.agent._facts import lead_is_safe, parse_result, render_facts
+from blase.agent._retrieval import MAX_SHOWN, ToolIndex
+from blase.agent._values import ProjectValues, ground, literals
+from blase.agent.eval_tasks import SINGLE
+from blase.tools import get_tool, tool_schemas
+
+RUN, RUN2 = "53071046dedf", "9eda4a1df875"
+FACTS = {"run": RUN, "run2": RUN2, "model": "shop"}
+VALUES = ProjectValues(runs=(RUN2, RUN), models=("shop",), versions={"shop": ("v1", "v2")},
+                       data_files=("data/fresh.csv", "data/train.csv"), columns=("price", "island", "species"))
+
+#: (tool, request, the arguments a person means): this file's own wording.
+PARAPHRASES = [
+    ("list_runs", "Give me an overview of the last 10 experiments.", {"limit": 10}),
+    ("list_runs", "Did any of my runs crash? List only the failed runs.", {"status": "failed"}),
+    ("inspect_run", "What parameters and metrics does run {run} have?", {"run": RUN}),
+    ("read_run_log", "Print the last 3 log events of run {run2}.", {"run": RUN2, "tail": 3}),
+    ("read_run_log", "What happened in run {run}? Show its step_failed events.", {"run": RUN, "event": "step_failed"}),
+    ("compare_runs", "Put runs {run2} and {run} next to each other and compare their metrics.", {"runs": [RUN2, RUN]}),
+    ("diff_runs", "Why did run {run2} come out different from {run}? Show the diff.", {"a": RUN2, "b": RUN}),
+    ("preview_data", "Peek at 3 rows of data/train.csv.", {"path": "data/train.csv", "rows": 3}),
+    ("suggest_schema", "Which column kinds would you suggest for data/train.csv with island as label?",
+     {"path": "data/train.csv", "label": "island"}),
+    ("show_config", "Print the configuration of the project.", {}),
+    ("list_models", "What model versions do we have deployed?", {}),
+    ("check_drift", "Has data/fresh.csv shifted compared to the training data of model shop?",
+     {"model": "shop", "data": "data/fresh.csv"}),
+    ("run_step", "Only run the prepare step.", {"step": "prepare"}),
+    ("run_pipeline", "Run the full pipeline again with seed=3.", {"overrides": ["seed=3"]}),
+    ("evaluate", "Evaluate run {run2} on the test split again.", {"run": RUN2}),
+    ("reproduce", "Re-execute run {run2} and verify that it is reproducible.", {"run": RUN2, "verify": True}),
+    ("deploy", "Package run {run2} as a new version.", {"run": RUN2}),
+    ("predict", "Use model shop to score data/fresh.csv into outputs/scores.csv.",
+     {"model": "shop", "data": "data/fresh.csv", "out": "outputs/scores.csv"}),
+    ("trigger_update", "Retrain model shop from scratch on the labelled rows of data/fresh.csv.",
+     {"model": "shop", "data": "data/fresh.csv", "mode": "retrain"}),
+    ("promote", "Switch model shop so that v2 serves.", {"name": "shop", "version": "v2"}),
+    ("rollback", "Revert model shop to its previous version.", {"name": "shop"}),
+    ("gc", "Clean up the cache but keep the last 5 runs.", {"keep_last": 5}),
+]
+
+OFF_TOPIC = [
+    "Who wrote Pride and Prejudice?", "Compose a short poem about the sea.", "How do you say thank you in German?",
+    "Will it rain in London this weekend?", "Reserve two seats for the cinema tonight.",
+    "Text my colleague that I am late.", "What is the square root of 144?", "Buy me a new laptop online.",
+    "Tell me something funny about cats.", "How do I sort a dictionary by value in Python?",
+    "What time is it in Tokyo?", "Recommend a good book about history.",
+]
+
+
+class NoModel:
+    """A ConstrainedLM that fails the test if the decoder asks it anything."""
+
+    def pick(self, *a, **k):
+        raise AssertionError("the model was asked to pick a tool")
+
+    def json(self, *a, **k):
+        raise AssertionError("the model was asked for arguments")
+
+
+def _rank(request: str) -> list[str]:
+    return [r.name for r in rank_tools(request, tool_schemas(), VALUES)]
+
+
+@pytest.mark.parametrize("task", SINGLE, ids=lambda t: t.id)
+def test_retrieval_finds_the_tool_of_every_single_task_in_its_top_8(task):
+    top = _rank(fill(task.prompt, FACTS))[:MAX_SHOWN]
+    assert {e.tool for e in task.expected} & set(top), top
+
+
+@pytest.mark.parametrize(("tool", "request_", "args"), PARAPHRASES, ids=[p[1][:40] for p in PARAPHRASES])
+def test_retrieval_finds_paraphrases_it_was_never_shown(tool, request_, args):
+    assert tool in _rank(fill(request_, FACTS))[:3]
+
+
+def test_retrieval_ranks_the_right_tool_first_for_most_paraphrases():
+    first = [tool == _rank(fill(req, FACTS))[0] for tool, req, _ in PARAPHRASES]
+    assert sum(first) >= 0.85 * len(first), [p[1] for p, ok in zip(PARAPHRASES, first, strict=True) if not ok]
+
+
+@pytest.mark.parametrize(("tool", "request_", "args"), PARAPHRASES, ids=[p[1][:40] for p in PARAPHRASES])
+def test_paraphrases_get_the_arguments_they_name_without_a_model_call(tool, request_, args):
+    decision = decide_call(fill(request_, FACTS), tool_schemas(), VALUES, NoModel())
+    if decision.tool == tool:  # a wrong first rank is counted by the test above
+        assert decision.args == args
+        get_tool(tool).validate(decision.args)
+
+
+@pytest.mark.parametrize("request_", OFF_TOPIC)
+def test_off_topic_requests_get_no_tool(request_):
+    decision = decide_call(request_, tool_schemas(), VALUES, NoModel())
+    assert decision.tool is None, decision.trace
+
+
+def test_a_request_naming_a_project_value_is_never_off_topic():
+    """Words alone say little ("have a look at 9eda4a1df875"): a run id it names says it all."""
+    decision = decide_call(f"and {RUN2}?", tool_schemas(), VALUES, NoModel())
+    assert decision.tool is not None and RUN2 in json.dumps(decision.args)
+
+
+def test_the_index_is_built_from_the_registry_not_from_prompts():
+    index = ToolIndex(tool_schemas())
+    assert set(index.names) == {s["function"]["name"] for s in tool_schemas()}
+    # a tool renamed by a plugin is still found by its description
+    spec = {"type": "function", "function": {"name": "zz_unknown", "description": "Send a pager alert to on-call.",
+                                             "parameters": {"type": "object", "properties": {}}}}
+    assert ToolIndex([*tool_schemas(), spec]).retrieve("page the on-call person with an alert")[0].name == "zz_unknown"
+
+
+# ---------------------------------------------------------------------- grounding
+
+
+def test_literals_keep_override_and_path_words_out_of_the_words():
+    lit = literals("Run the train step with train.lr=0.05 on data/new.csv, memory 2GB, v3")
+    assert lit.overrides == ("train.lr=0.05",) and lit.paths == ("data/new.csv",)
+    assert lit.sizes == ("2GB",) and lit.versions == ("v3",)
+    assert lit.words.count("train") == 1  # the step word, not the one inside the override
+
+
+def test_ground_offers_project_values_for_required_arguments_it_cannot_fill():
+    params = get_tool("deploy").schema()["function"]["parameters"]
+    g = ground("package the best run", params, VALUES)
+    assert "run" not in g.fixed and g.choices["run"] == ["latest", RUN2, RUN]
+    g = ground("package the latest run", params, VALUES)
+    assert g.fixed == {"run": "latest"} and g.complete
+
+
+def test_ground_leaves_out_optional_arguments_the_request_does_not_name():
+    params = get_tool("read_run_log").schema()["function"]["parameters"]
+    g = ground(f"show the log of {RUN}", params, VALUES)
+    assert g.fixed == {"run": RUN} and g.complete
+
+
+# ---------------------------------------------------------------------- facts
+
+
+def test_facts_state_the_result_and_invent_nothing(project):
+    """A real list_runs result: every run id and metric in the facts is in the result."""
+    from blase.tools import ToolContext, call_tool
+
+    from blase.track import Track
+
+    ids = []
+    for accuracy in (0.8125, 0.90625):
+        with Track("pipeline", project=project, kind="pipeline", sample_resources=False) as track:
+            track.log_metrics({"test.accuracy": accuracy, "test.n": 64})
+            ids.append(track.run_id)
+    result = call_tool("list_runs", {"limit": 5}, ToolContext.for_project(project)).model_dump(mode="json")
+    text = "\n".join(render_facts("list_runs", result))
+    assert all(rid in text for rid in ids)
+    assert "test.accuracy=0.8125" in text and "test.accuracy=0.9062" in text
+    assert not lead_is_safe("Your best run is 0.123456 accurate.", text)
+    assert lead_is_safe("Here are your recent runs.", text)
+
+
+def test_facts_from_a_result_cut_to_its_size_budget():
+    full = {"runs": [{"id": f"run{i:08d}", "status": "finished", "metrics": {"acc": i / 10}} for i in range(40)],
+            "notes": []}
+    text = json.dumps(full)[:900] + " ... [result truncated: 2000 more characters]"
+    parsed = parse_result(text)
+    assert parsed["runs"][0]["id"] == "run00000000" and len(parsed["runs"]) < 40
+    assert "run00000000" in "\n".join(render_facts("list_runs", parsed))
+    assert parse_result("Tool error: no run abc") is None
+
+
+def test_none_is_a_choice_the_decoder_reports():
+    decision = decide_call("What is the capital of France?", tool_schemas(), VALUES, NoModel())
+    assert decision.tool is None and decision.trace["choice"].startswith(NONE)
+
+
+def test_ground_never_gives_two_run_arguments_the_same_named_run():
+    params = get_tool("diff_runs").schema()["function"]["parameters"]
+    g = ground(f"what changed in run {RUN} since then?", params, VALUES)
+    assert g.fixed == {"a": RUN} and g.choices == {"b": ["latest", RUN2, RUN]}
+
+
+def test_an_old_run_named_in_a_request_is_known_however_many_runs_came_after(project):
+    """Found by a second suite: after 30 newer runs, a request naming the first run lost it."""
+    import os
+    import time
+
+    from blase.agent._values import MAX_OFFERED_RUNS, project_values
+
+    ids = [f"{n:012x}" for n in range(MAX_OFFERED_RUNS + 5)]
+    for n, rid in enumerate(ids):
+        (project.runs_dir / rid).mkdir(parents=True)
+        os.utime(project.runs_dir / rid, (time.time() + n, time.time() + n))
+    values = project_values(project)
+    decision = decide_call(f"Show me the details of run {ids[0]}.", tool_schemas(), values, NoModel())
+    assert (decision.tool, decision.args) == ("inspect_run", {"run": ids[0]})
+    params = get_tool("deploy").schema()["function"]["parameters"]
+    offered = ground("package the best run", params, values).choices["run"]
+    assert len(offered) == MAX_OFFERED_RUNS + 1 and offered[1] == ids[-1]  # 'latest', then the newest
