@@ -143,3 +143,29 @@ def test_killed_workers_resume_to_the_weights_of_an_uninterrupted_run(shards, fu
     r = Train(_cfg(), seed=5).fit(shards, out, resume=True)
     assert r.details["resumed_from_epoch"] == state["epoch"]
     assert _bytes(out) == _bytes(full_run)
+
+
+# -- through the pipeline and the CLI ----------------------------------------------------------
+
+
+def test_run_nproc_with_train_model_auto_is_a_clear_error(cli, project):
+    r = cli("run", "--nproc", "2", cwd=project.root)
+    assert r.exit_code == 1
+    assert "train.distributed trains the torch models" in r.stderr and "model: mlp" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_blase_run_nproc_trains_the_train_step_in_two_processes(cli, project):
+    from blase.track import load_run
+
+    r = cli("run", "--nproc", "2", "--set", "train.model=mlp", "--set", "train.epochs=2",
+            "--set", "train.device=cpu", "--to", "train", "--json", cwd=project.root)
+    assert r.exit_code == 0, r.stderr
+    run = load_run(json.loads(r.stdout)["id"], [project.root])
+    assert run.status == "finished"
+    assert [p["step"] for p in run.metric_history["val_loss"]] == [1, 2]  # rank 0's, replayed
+    steps = [e["data"] for e in run.event_list if e.get("event") == "step"]
+    train = next(d for d in steps if d["step"] == "train")
+    assert train["details"]["world_size"] == 2 and train["details"]["epochs_run"] == 2
+    assert any("model.safetensors" in k for k in train["outputs"]), train["outputs"]  # rank 0 wrote
