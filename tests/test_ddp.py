@@ -4,6 +4,9 @@ and the config and launch errors."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -169,3 +172,36 @@ def test_blase_run_nproc_trains_the_train_step_in_two_processes(cli, project):
     train = next(d for d in steps if d["step"] == "train")
     assert train["details"]["world_size"] == 2 and train["details"]["epochs_run"] == 2
     assert any("model.safetensors" in k for k in train["outputs"]), train["outputs"]  # rank 0 wrote
+
+
+_FIT_SCRIPT = """
+import json, sys
+from blase.train import Train
+cfg = json.loads(sys.argv[3])
+Train(cfg, seed=5).fit(sys.argv[1], sys.argv[2], resume=True)
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_launching_process_stops_the_workers_and_resumes(shards, full_run, tmp_path):
+    """What `kill -9` of `blase run` does: torchrun and its workers follow it (no orphan goes
+    on writing), and the next run resumes from the last whole checkpoint."""
+    out = tmp_path / "killed"
+    state = out / "checkpoint" / "state.json"
+    parent = subprocess.Popen([sys.executable, "-c", _FIT_SCRIPT, str(shards), str(out),
+                               json.dumps(_cfg())], cwd=Path(__file__).parents[1])
+    workers: list[psutil.Process] = []
+    deadline = time.monotonic() + 120
+    while not state.is_file() and parent.poll() is None and time.monotonic() < deadline:
+        workers = psutil.Process(parent.pid).children(recursive=True) or workers
+        time.sleep(0.05)
+    assert parent.poll() is None, "the run ended before its first checkpoint"
+    workers = psutil.Process(parent.pid).children(recursive=True)
+    parent.kill()
+    parent.wait()
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive
+    assert 1 <= json.loads(state.read_text())["epoch"] <= 3
+
+    Train(_cfg(), seed=5).fit(shards, out, resume=True)
+    assert _bytes(out) == _bytes(full_run)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from blase.config import TrainConfig
+from blase.steps import StepResult
 from blase.train._checkpoint import write_json
 from blase.train._launch import RECORDS, RESULT
 from blase.train._ranks import Ranks
@@ -67,7 +68,7 @@ def _backend(config: TrainConfig) -> str:
     return "nccl" if resolve_device(config.device).type == "cuda" else "gloo"
 
 
-def _train(job: dict[str, Any], ranks: Ranks, job_dir: Path) -> None:
+def _train(job: dict[str, Any], ranks: Ranks, job_dir: Path) -> StepResult:
     config = TrainConfig.model_validate(job["config"])
     if config.threads is None:  # the processes on this machine share its cores
         local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
@@ -95,8 +96,7 @@ def _train(job: dict[str, Any], ranks: Ranks, job_dir: Path) -> None:
     finally:
         if relay is not None:
             relay.close()
-    if ranks.writer:
-        write_json(job_dir / RESULT, result.to_json())
+    return result
 
 
 def main(argv: list[str]) -> int:
@@ -111,8 +111,10 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format=f"[rank {ranks.rank}] %(levelname)s %(message)s")
     try:
         dist.init_process_group(backend=_backend(TrainConfig.model_validate(job["config"])))
-        _train(job, ranks, job_path.parent)
-        dist.barrier()
+        result = _train(job, ranks, job_path.parent)
+        dist.barrier()  # every rank has finished: the run is complete
+        if ranks.writer:
+            write_json(job_path.parent / RESULT, result.to_json())
     except BlaseError as exc:
         write_json(
             job_path.parent / f"error-{ranks.rank}.json",

@@ -136,7 +136,8 @@ def launch_fit(
     logger.info("train: %s", shlex.join(cmd))
     with measure_step() as meter, open(job_dir / LOG, "wb") as log:
         proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, env=_worker_env(dist), start_new_session=True
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=_worker_env(dist),
+            preexec_fn=_own_group_dying_with_parent,
         )
         try:
             _follow(proc, job_dir / RECORDS, run, on_epoch_end)
@@ -144,7 +145,12 @@ def launch_fit(
             _stop(proc)
             raise
     if proc.returncode != 0:
-        raise _failure(job_dir, proc.returncode)
+        if not (job_dir / RESULT).is_file():
+            raise _failure(job_dir, proc.returncode)
+        # rank 0 writes the result once every rank has finished: only the teardown failed
+        tail = (job_dir / LOG).read_text(errors="replace").splitlines()[-40:]
+        logger.warning("train: torchrun exited with status %d after training finished:\n%s",
+                       proc.returncode, "\n".join(tail))
     result = StepResult.from_json(json.loads((job_dir / RESULT).read_text()))
     shutil.rmtree(job_dir, ignore_errors=True)
     result.seconds = meter.seconds
@@ -184,6 +190,18 @@ def _replay(record: dict[str, Any], run: Any, on_epoch_end: EpochHook | None) ->
         run.log_event(record["event"], **record["fields"])
     else:
         run.log_metrics(record["metrics"], step=record["step"])
+
+
+def _own_group_dying_with_parent() -> None:
+    """In the torchrun child before exec: its own process group (Ctrl-C reaches this process,
+    which stops the workers between two checkpoints), and SIGTERM when this process dies, even
+    by SIGKILL (Linux), so no orphaned workers go on writing into the output folder."""
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
