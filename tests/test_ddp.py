@@ -205,3 +205,4 @@ def test_kill_9_of_the_launching_process_stops_the_workers_and_resumes(shards, f
 
     Train(_cfg(), seed=5).fit(shards, out, resume=True)
     assert _bytes(out) == _bytes(full_run)
+

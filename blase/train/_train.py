@@ -361,6 +361,10 @@ class Train:
         last when there is no val split), ``model.json`` (:class:`ModelSpec`),
         ``history.json`` (per-epoch metrics) and ``checkpoint/`` (the latest epoch).
 
+        With ``train.distributed`` the epochs run in ``torchrun`` worker processes (DDP; see
+        :mod:`blase.train._launch`): the same files, written by rank 0, the same result plus
+        ``world_size`` in its details; ``on_epoch_end`` is called here with ``model=None``.
+
         Parameters
         ----------
         shards_dir:
