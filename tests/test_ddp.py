@@ -206,3 +206,16 @@ def test_kill_9_of_the_launching_process_stops_the_workers_and_resumes(shards, f
     Train(_cfg(), seed=5).fit(shards, out, resume=True)
     assert _bytes(out) == _bytes(full_run)
 
+
+
+@pytest.mark.slow
+def test_an_error_in_the_workers_is_the_train_steps_error_naming_the_rank(shards, tmp_path):
+    root = tmp_path / "proj"
+    (root / "scripts").mkdir(parents=True)
+    (root / "scripts" / "model.py").write_text(
+        "def build_model(n_features, n_outputs, task):\n    raise RuntimeError('bad width')\n"
+    )
+    cfg = _cfg(model="scripts/model.py:build_model")
+    with pytest.raises(TrainError, match=r"failed on rank 0: model factory .*bad width"):
+        Train(cfg, project_root=root).fit(shards, tmp_path / "m")
+    assert not (tmp_path / "m" / "model.safetensors").exists()
