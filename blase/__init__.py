@@ -15,6 +15,7 @@ from blase._version import __version__
 from blase.errors import BlaseError
 
 if TYPE_CHECKING:
+    from blase._deprecation import deprecated
     from blase.config import ProjectConfig, load_config
     from blase.project import Project, find_project
     from blase.scaffold import create_project
@@ -27,6 +28,7 @@ __all__ = [
     "Track",
     "__version__",
     "create_project",
+    "deprecated",
     "find_project",
     "list_runs",
     "load_config",
@@ -34,6 +36,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "deprecated": "blase._deprecation",
     "Project": "blase.project",
     "find_project": "blase.project",
     "ProjectConfig": "blase.config",

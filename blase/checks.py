@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from blase.config import ProjectConfig, key_lines, load_config
+from blase.config import ProjectConfig, config_from_text, key_lines, load_config
 from blase.errors import BlaseError, ConfigError, ConfigProblem
 from blase.project import Project
 
@@ -36,10 +36,17 @@ class CheckResult:
                 "config": self.config.model_dump(mode="json")}
 
 
-def check_project(project: Project) -> CheckResult:
-    """Validate ``project``; raise :class:`ConfigError` listing every problem found."""
-    config = load_config(project.config_path)
-    text = project.config_path.read_text(encoding="utf-8")
+def check_project(project: Project, text: str | None = None) -> CheckResult:
+    """Validate ``project``; raise :class:`ConfigError` listing every problem found.
+
+    ``text``: a ``blase.yaml`` for the project not yet saved (the web app's builder checks
+    what it is about to write), checked instead of the file on disk.
+    """
+    if text is None:
+        config = load_config(project.config_path)
+        text = project.config_path.read_text(encoding="utf-8")
+    else:
+        config = config_from_text(text, file=project.config_path.name)
     lines = key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
     file = project.config_path.name
     problems: list[ConfigProblem] = []
@@ -80,12 +87,13 @@ def check_project(project: Project) -> CheckResult:
         if not glob.glob(str(full)) and not full.exists():
             warnings.append(f"data.source{line('data', 'source')}: {source} does not exist yet")
         else:
-            header, problem = _header(project, config)
-            if header is None:
+            schema, problem = _header(project, config)
+            if schema is None:
                 warnings.append(f"data.source{line('data', 'source')}: cannot read {source}: {problem}")
             else:
                 header_of = source
-                found, unsure = _column_problems(config, header, source)
+                found, unsure = _column_problems(config, schema.names, source,
+                                                 lambda i, step: _schema_only_plugin(project, i, step, schema))
                 problems += [ConfigProblem(file, lines.get(k), ".".join(map(str, k)),
                                            f"{_key(k)}{line(*k)}: {m}") for k, m in found]
                 warnings += [f"{_key(k)}{line(*k)}: {m}" for k, m in unsure]
@@ -97,14 +105,14 @@ def check_project(project: Project) -> CheckResult:
 
 def _plugin_problems(project: Project, config: ProjectConfig, file: str,
                      lines: dict[tuple[str | int, ...], int]) -> list[ConfigProblem]:
-    """The operation and drift-test plugins blase.yaml names: installed, and their options valid
-    (each loaded and its options validated, as `blase run` and `blase monitor` will)."""
+    """The operation, drift-test and step plugins blase.yaml names: installed, and their options
+    valid (each loaded and its options validated, as `blase run` and `blase monitor` will)."""
     from blase.monitor import chosen_tests
-    from blase.plugins import PluginError
+    from blase.plugins import PluginError, plugin_set
     from blase.transform import build_plugin_operation
 
     used = [(i, s) for i, s in enumerate(config.transform) if s.is_plugin]
-    if not used and all(c.test == "auto" for c in config.monitor.tests.values()):
+    if not used and not config.plugins and all(c.test == "auto" for c in config.monitor.tests.values()):
         return []
     problems: list[ConfigProblem] = []
 
@@ -117,14 +125,34 @@ def _plugin_problems(project: Project, config: ProjectConfig, file: str,
             problems.append(ConfigProblem(file, lines.get(key), _key(key), exc.message))
 
     try:
-        plugins = project.plugins()
+        plugins = plugin_set(project.root, config.plugins)  # the config checked, saved or not
     except PluginError as exc:
         return [ConfigProblem(file, lines.get(("plugins",)), "plugins", exc.message)]
     for i, step in used:
         attempt(("transform", i, "op"), lambda i=i, step=step: build_plugin_operation(
             plugins, str(step.op), step.options, index=i, config_path=project.config_path))
     attempt(("monitor", "tests"), lambda: chosen_tests(config.monitor, plugins, project.config_path))
+    for plugin in plugins.active("step"):
+        at = next((i for i, e in enumerate(config.plugins) if plugin.name == e.name or plugin.origin == e.path), None)
+        if at is not None:
+            attempt(("plugins", at), lambda p=plugin, at=at: _step_options(p, plugins.options.get(p.name, {}),
+                                                                          at, project))
     return problems
+
+
+def _step_options(plugin: Any, options: dict[str, Any], at: int, project: Project) -> None:
+    """A step plugin's ``options`` validated by its ``config_model`` (as the pipeline will)."""
+    from blase.config import validate_plugin_options
+    from blase.steps import Step
+
+    model = plugin.load_class(Step).config_model
+    if model is None:
+        if options:
+            raise ConfigError([ConfigProblem(project.config_path.name, None, f"plugins[{at}].options",
+                                             f"plugins[{at}].options: step plugin {plugin.name!r} takes no options")])
+        return
+    validate_plugin_options(model, options, at=("plugins", at, "options"), what=f"step plugin {plugin.name!r}",
+                            config_path=project.config_path)
 
 
 def _key(path: tuple[str | int, ...]) -> str:
@@ -135,14 +163,14 @@ def _key(path: tuple[str | int, ...]) -> str:
     return out
 
 
-def _header(project: Project, config: ProjectConfig) -> tuple[list[str] | None, str]:
-    """The source's column names (a schema read: the CSV sniffer or Parquet metadata, no
-    scan), or ``(None, why)`` when it cannot be read."""
+def _header(project: Project, config: ProjectConfig) -> tuple[Any, str]:
+    """The source's schema (a schema read: the CSV sniffer or Parquet metadata, no scan), or
+    ``(None, why)`` when it cannot be read."""
     from blase.errors import BlaseError
     from blase.extract import Extract
 
     try:
-        return Extract.from_config(config.data, project).schema().names, ""
+        return Extract.from_config(config.data, project).schema(), ""
     except BlaseError as exc:
         return None, exc.message.splitlines()[0]
     except Exception as exc:  # a reader's own error: the check reports it, run will too
@@ -152,7 +180,26 @@ def _header(project: Project, config: ProjectConfig) -> tuple[list[str] | None, 
 _Found = list[tuple[tuple[str | int, ...], str]]
 
 
-def _column_problems(config: ProjectConfig, header: list[str], source: str) -> tuple[_Found, _Found]:
+def _schema_only_plugin(project: Project, index: int, step: Any, schema: Any) -> list[str] | None:
+    """The columns after an operation plugin whose fit reads only the schema (``flatten``),
+    applied first to the source's columns; None for any other plugin."""
+    import pyarrow as pa
+
+    from blase.transform import build_plugin_operation
+
+    try:
+        op = build_plugin_operation(project.plugins(), str(step.op), step.options, index=index,
+                                    config_path=project.config_path)
+        if op.needs_data:
+            return None
+        empty = pa.Table.from_batches([], schema=schema)
+        return op.fit(empty, exclude=[c for c in (project.config().data.label,) if c]).output_schema(schema).names
+    except Exception:  # the run reports a plugin that cannot fit; the check only guesses
+        return None
+
+
+def _column_problems(config: ProjectConfig, header: list[str], source: str,
+                     plugin_columns: Any = None) -> tuple[_Found, _Found]:
     """Names in ``data.label``, ``data.key``, ``prepare.features`` and the transform's
     ``columns`` that are not columns where they are used: ``(problems, warnings)``.
 
@@ -193,7 +240,10 @@ def _column_problems(config: ProjectConfig, header: list[str], source: str) -> t
                 if name not in cols:
                     absent(("transform", i, "columns"), missing(name, cols, where))
         named = [c for c in (step.columns or []) if c in cols]
-        if step.call or step.is_plugin:
+        made = plugin_columns(i, step) if step.is_plugin and plugin_columns and cols == header else None
+        if made is not None:
+            cols = made
+        elif step.call or step.is_plugin:
             certain = False  # a function or plugin may add columns (or drop them: run says so)
         elif step.op in ("onehot", "hash", "ordinal", "drop"):
             cols = [c for c in cols if c not in named]

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -19,11 +20,111 @@ from blase._fs import replace_dir
 from blase.errors import ProjectError
 from blase.project import CONFIG_NAME, Project
 
-__all__ = ["PLUGIN_KINDS", "TEMPLATES", "PluginPackage", "create_plugin", "create_project"]
+__all__ = [
+    "PLUGIN_KINDS",
+    "PROJECT_TEMPLATES",
+    "TEMPLATES",
+    "PluginPackage",
+    "ProjectTemplate",
+    "create_plugin",
+    "create_project",
+    "register_template",
+]
 
 logger = logging.getLogger(__name__)
 
-TEMPLATES = ("tabular",)
+
+
+@dataclass(frozen=True)
+class ProjectTemplate:
+    """A kind of project ``blase create NAME --template NAME`` makes: the files under
+    ``blase/templates/<name>/`` (``blase.yaml``, ``README.md``, ``gitignore.txt`` and the
+    ``scripts``, each ``scripts/<file>.tmpl``) and the example data it writes.
+
+    Every template passes the same compatibility suite (``tests/test_templates.py``): create,
+    check, run, inspect, reproduce --verify, diff, deploy, predict on :attr:`new_data`,
+    monitor, update. Register one with :func:`register_template`.
+    """
+
+    name: str
+    #: One line for ``blase create --help`` and ``blase demo``: what the example data is.
+    description: str
+    #: The scripts copied into ``scripts/`` (from ``scripts/<name>.tmpl``).
+    scripts: tuple[str, ...]
+    #: Writes the example data under the project folder; returns the ``{{source}}`` (and any
+    #: other) values of ``blase.yaml``.
+    write_example: Callable[[Path], dict[str, str]]
+    #: ``blase.yaml``'s values without the example data (``--no-example``).
+    empty: dict[str, str]
+    #: Raw data (relative to the project) that ``blase predict``, ``monitor`` and ``update``
+    #: take in the examples and the compatibility suite: inputs the model never saw if possible.
+    new_data: str
+
+
+def _bundled(dataset: str, file: str, label: str) -> Callable[[Path], dict[str, str]]:
+    """A ``write_example`` that copies a bundled data set (``blase.datasets``) into ``data/``."""
+
+    def write(root: Path) -> dict[str, str]:
+        from blase.datasets import dataset_path
+
+        shutil.copyfile(dataset_path(dataset), root / "data" / file)
+        return {"source": f"data/{file}", "label": label}
+
+    return write
+
+
+def _digits(root: Path) -> dict[str, str]:
+    from blase.datasets import write_digit_images
+
+    write_digit_images(root / "data" / "images", range(500))
+    write_digit_images(root / "data" / "new", range(500, 600))
+    return {"source": "data/images"}
+
+
+def _tones(root: Path) -> dict[str, str]:
+    from blase.datasets import write_tone_clips
+
+    write_tone_clips(root / "data" / "clips", per_class=40, seed=0)
+    write_tone_clips(root / "data" / "new", per_class=10, seed=1)
+    return {"source": "data/clips"}
+
+
+#: The project templates by name, in the order ``blase create --help`` lists them.
+PROJECT_TEMPLATES: dict[str, ProjectTemplate] = {}
+
+
+def register_template(template: ProjectTemplate) -> None:
+    """Add a project template (its files live in ``blase/templates/<name>/``)."""
+    if template.name in PROJECT_TEMPLATES or template.name == "plugin":
+        raise ProjectError(f"template {template.name!r} is registered twice", hint="choose another name")
+    PROJECT_TEMPLATES[template.name] = template
+
+
+register_template(ProjectTemplate(
+    name="tabular", description="data/penguins.csv (344 Palmer penguins, 3 species, with NAs)",
+    scripts=("train.py", "transforms.py"), write_example=_bundled("penguins", "penguins.csv", "species"),
+    empty={"source": "data/train.csv", "label": "target"}, new_data="data/penguins.csv"))
+register_template(ProjectTemplate(
+    name="images", description="data/images/ (500 handwritten digits, 8x8 PNG, a folder per class; "
+                               "100 more in data/new/)",
+    scripts=("cnn.py",), write_example=_digits, empty={"source": "data/images"}, new_data="data/new"))
+register_template(ProjectTemplate(
+    name="audio", description="data/clips/ (160 generated one-second WAV clips: hum, whistle, chirp, noise; "
+                              "40 more in data/new/)",
+    scripts=("cnn.py",), write_example=_tones, empty={"source": "data/clips"}, new_data="data/new"))
+register_template(ProjectTemplate(
+    name="json", description="data/orders.ndjson (3,000 generated e-commerce orders: nested customer, items, "
+                             "payment; label `returned`)",
+    scripts=("items.py",), write_example=_bundled("orders", "orders.ndjson", "returned"),
+    empty={"source": "data/records.ndjson", "label": "target"}, new_data="data/orders.ndjson"))
+register_template(ProjectTemplate(
+    name="rl", description="data/cartpole.csv (4,500 CartPole-v1 observations and a balancing controller's "
+                           "actions; the policy trains in the environment)",
+    scripts=("env.py",), write_example=_bundled("cartpole", "cartpole.csv", "action"),
+    empty={"source": "data/observations.csv", "label": "action"}, new_data="data/cartpole.csv"))
+
+#: The names of the project templates (``plugin`` makes a plugin package instead).
+TEMPLATES = tuple(PROJECT_TEMPLATES)
 _FOLDERS = ("scripts", "data", "models", "outputs", "runs", ".blase")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -41,19 +142,21 @@ def create_project(
     path:
         The new folder. Its name becomes the project's name. It must not exist, or be empty.
     template:
-        One of :data:`TEMPLATES`.
+        One of :data:`TEMPLATES` (``tabular``, ``images``...).
     example:
-        Copy the bundled Palmer penguins data into ``data/`` and point ``blase.yaml`` at it,
-        so the example script and pipeline run at once. Without it ``data/`` is empty.
+        Write the template's bundled data into ``data/`` (the Palmer penguins, the digits)
+        and point ``blase.yaml`` at it, so the pipeline runs at once. Without it ``data/`` is
+        empty.
 
     Raises
     ------
     ProjectError
         When the folder is not empty, is inside another project, or the name is unusable.
     """
-    if template not in TEMPLATES:
+    if template not in PROJECT_TEMPLATES:
         raise ProjectError(
-            f"unknown template {template!r}", hint=f"choose one of: {', '.join(TEMPLATES)}"
+            f"unknown template {template!r}",
+            hint=f"choose one of: {', '.join(PROJECT_TEMPLATES)} (or plugin, for a plugin package)",
         )
     target = Path(path).expanduser().absolute()
     name = target.name
@@ -95,14 +198,9 @@ def create_project(
 def _fill(root: Path, *, name: str, template: str, example: bool) -> None:
     for folder in _FOLDERS:
         (root / folder).mkdir()
+    made = PROJECT_TEMPLATES[template]
     tpl = resources.files("blase.templates").joinpath(template)
-    if example:
-        from blase.datasets import dataset_path
-
-        shutil.copyfile(dataset_path("penguins"), root / "data" / "penguins.csv")
-        values = {"name": name, "source": "data/penguins.csv", "label": "species"}
-    else:
-        values = {"name": name, "source": "data/train.csv", "label": "target"}
+    values = {"name": name, **(made.write_example(root) if example else made.empty)}
 
     def render(text: str) -> str:
         for key, value in values.items():
@@ -112,7 +210,7 @@ def _fill(root: Path, *, name: str, template: str, example: bool) -> None:
     (root / CONFIG_NAME).write_text(render(tpl.joinpath("blase.yaml").read_text()))
     (root / "README.md").write_text(render(tpl.joinpath("README.md").read_text()))
     (root / ".gitignore").write_text(tpl.joinpath("gitignore.txt").read_text())
-    for script in ("train.py", "transforms.py"):
+    for script in made.scripts:
         (root / "scripts" / script).write_text(tpl.joinpath("scripts", script + ".tmpl").read_text())
 
 

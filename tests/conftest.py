@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -13,8 +14,9 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_isolate(monkeypatch):
-    """Deterministic randomness, and no project chosen by the environment."""
+def _seed_and_isolate(monkeypatch, tmp_path_factory):
+    """Deterministic randomness, no project chosen by the environment, and a user folder
+    (registered projects, saved views of `blase ui`) of the test session's own."""
     random.seed(0)
     try:
         import numpy as np
@@ -24,14 +26,26 @@ def _seed_and_isolate(monkeypatch):
         pass
     monkeypatch.delenv("BLASE_PROJECT", raising=False)
     monkeypatch.delenv("BLASE_DEBUG", raising=False)
+    monkeypatch.setenv("BLASE_HOME", str(tmp_path_factory.getbasetemp() / "blase-home"))
 
 
 @pytest.fixture
 def project(tmp_path):
-    """A fresh project made by `blase create` (with the bundled example data)."""
+    """A fresh project made by `blase create` (with the bundled example data), training the
+    template's MLP alone: tests of other things need one quick, deterministic torch model, not
+    ``train.model: auto``'s three candidates (tests/test_auto_model.py runs the template as is)."""
     from blase.scaffold import create_project
 
-    return create_project(tmp_path / "proj")
+    return pin_mlp(create_project(tmp_path / "proj"))
+
+
+def pin_mlp(project):
+    """``project`` with ``train.model: mlp`` instead of the template's ``auto``."""
+    text = project.config_path.read_text()
+    pinned = re.sub(r"(?m)^  model: auto\b", "  model: mlp ", text, count=1)
+    assert pinned != text, "the template no longer says `model: auto`: update pin_mlp"
+    project.config_path.write_text(pinned)
+    return project
 
 
 @dataclass

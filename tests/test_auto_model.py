@@ -161,15 +161,18 @@ def test_auto_above_compare_rows_trains_the_large_kind_alone(tmp_path):
 
 def test_auto_names_a_misspelt_candidate_and_refuses_itself(tmp_path):
     shards = _prepared(tmp_path, _generated("linear", 600), "y")
-    with pytest.raises(TrainError, match="unknown model 'lightgmb' .*did you mean 'lightgbm'"):
+    with pytest.raises(TrainError, match=r"unknown model 'lightgmb' .*did you mean 'lightgbm'"):
         _fit(tmp_path, shards, "auto", {"candidates": ["glm", "lightgmb"]})
-    with pytest.raises(ConfigError, match="auto.*cannot be one of its own candidates"):
+    with pytest.raises(ConfigError, match=r"auto.*cannot be one of its own candidates"):
         model_kind("auto", {"candidates": ["auto", "glm"]})
 
 
-def test_the_template_trains_auto_end_to_end_and_predicts(project, cli, tmp_path):
+def test_the_template_trains_auto_end_to_end_and_predicts(cli, tmp_path):
     """`blase create`'s project (train.model: auto) runs, records the candidates, deploys the
     winner, and `blase predict` scores raw rows with it."""
+    from blase.scaffold import create_project
+
+    project = create_project(tmp_path / "proj")
     config = yaml.safe_load(project.config_path.read_text())
     assert config["train"]["model"] == "auto"
     done = cli("run", cwd=project.root)

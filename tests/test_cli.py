@@ -228,7 +228,7 @@ def test_check_compares_the_config_with_the_data_header(cli, project):
     cfg.write_text(text)
     r = cli("check", cwd=project.root)
     assert r.exit_code == 1
-    assert "data.label (line 9): 'specie' is not a column of data/penguins.csv" in r.stderr
+    assert "data.label (line 10): 'specie' is not a column of data/penguins.csv" in r.stderr
     assert "did you mean 'species'?" in r.stderr
     assert "transform[0].columns" in r.stderr and "did you mean 'island'?" in r.stderr
     assert "is valid" not in r.stdout and "Traceback" not in r.stderr

@@ -19,13 +19,14 @@ from blase.deploy import (
     rollback,
 )
 from blase.pipeline import Pipeline
+from tests.conftest import pin_mlp
 
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory):
     from blase.scaffold import create_project
 
-    project = create_project(tmp_path_factory.mktemp("deploy") / "peng")
+    project = pin_mlp(create_project(tmp_path_factory.mktemp("deploy") / "peng"))
     result = Pipeline(project, overrides=["train.epochs=30"]).run()
     return project, result
 

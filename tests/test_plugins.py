@@ -274,11 +274,13 @@ def test_listing_plugins_imports_no_implementation(installed):
     code = ("import sys, blase.plugins as p; found = p.installed_plugins(); "
             "print(sorted(x.name for x in found), [m for m in ('blase_report._step', 'blase.contrib._excel', "
             "'blase.contrib._mmd', 'blase.contrib.xgboost', 'blase.contrib.lightgbm', 'blase.contrib.keras', "
-            "'python_calamine', 'xgboost', 'lightgbm', 'keras', 'blase.extract', 'blase.monitor') if m in sys.modules])")
+            "'python_calamine', 'xgboost', 'lightgbm', 'keras', 'blase.extract', 'blase.monitor', "
+            "'blase.contrib._images', 'blase.contrib._audio', 'PIL', 'soundfile') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(installed), "PATH": "/usr/bin:/bin"},
                          capture_output=True, text=True, check=True).stdout
     # Blase's own plugins (blase.contrib) are listed beside the package's, all from their manifests
-    assert out.strip() == "['excel', 'keras', 'lightgbm', 'mmd', 'report', 'xgboost'] []"
+    assert out.strip() == ("['audio', 'excel', 'image_cnn', 'image_errors', 'images', 'keras', 'lightgbm', 'mmd', "
+                           "'report', 'xgboost'] []")
 
 
 def test_plugins_of_a_project_do_not_load_when_blase_yaml_does_not_use_them(installed, project):

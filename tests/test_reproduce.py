@@ -14,7 +14,7 @@ from blase.lineage import run_lineage, trace
 from blase.pipeline import Pipeline, step_records
 from blase.reproduce import ReproduceError, RestoreError, reproduce, restore
 
-FAST = ["train.epochs=2", "evaluate.plots=false", "deploy.onnx=false"]
+FAST = ["train.model=mlp", "train.epochs=2", "evaluate.plots=false", "deploy.onnx=false"]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from blase.pipeline import Pipeline, default_registry
 from blase.reproduce import RestoreError, reproduce, restore
 from blase.steps import ReviewContext, Step, StepResult, TrainedModel, Verification
 
-FAST = ["train.epochs=2", "evaluate.plots=false", "deploy.onnx=false"]
+FAST = ["train.model=mlp", "train.epochs=2", "evaluate.plots=false", "deploy.onnx=false"]
 
 # A step after evaluate that writes a deterministic report and a stamp that differs per run.
 # STAMPED makes the stamp random; OVERRIDES adds the step's own verify, restore and review.

@@ -18,7 +18,7 @@ from blase.pipeline import Pipeline
 from blase.track import ContentStore, list_runs
 from blase.ui import Dashboard, UIError, make_server
 
-FAST = ["train.epochs=2", "deploy.onnx=false"]
+FAST = ["train.model=mlp", "train.epochs=2", "deploy.onnx=false"]
 
 
 @pytest.fixture(scope="module")

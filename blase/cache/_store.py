@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blase._formats import FORMATS
 from blase.errors import BlaseError
 from blase.hashing import StatCache, hash_bytes, hash_config, hash_file
 from blase.project import Project
@@ -43,7 +44,7 @@ __all__ = ["CacheError", "StepEntry", "StepStore", "StoreWriteError", "content_h
 logger = logging.getLogger(__name__)
 
 #: 2: results hold typed outputs relative to the entry (1 held rewritten absolute paths).
-ENTRY_FORMAT = 2
+ENTRY_FORMAT = FORMATS["store_entry"].current
 ENTRY_JSON = "entry.json"
 OUT = "out"
 USED = "used"

@@ -17,9 +17,9 @@ from blase.errors import ConfigError
 @app.command()
 def create(
     name: Annotated[Path, typer.Argument(help="Folder of the new project; its name is the project's name.")],
-    template: Annotated[str, typer.Option("--template", "-t", help="Project template.")] = "tabular",
+    template: Annotated[str, typer.Option("--template", "-t", help="tabular, images, or plugin.")] = "tabular",
     example: Annotated[
-        bool, typer.Option("--example/--no-example", help="Include the bundled penguins data in data/.")
+        bool, typer.Option("--example/--no-example", help="Include the template's bundled data in data/ (penguins, orders, CartPole, digits...).")
     ] = True,
     kind: Annotated[
         str, typer.Option("--kind", help="With --template plugin: operation, source, drift_test, step or model.")
@@ -32,6 +32,7 @@ def create(
     [bold]blase create blase-zclip --template plugin --kind operation[/]
     """
     from blase.scaffold import create_plugin, create_project
+    from blase.ui import remember_project
 
     if template == "plugin":
         made = create_plugin(name, kind=kind)
@@ -40,9 +41,11 @@ def create(
         return
 
     project = create_project(name, template=template, example=example)
+    remember_project(project.root)  # `blase ui` shows it from anywhere
     out = common.out()
     out.print(f"[green]created[/] project [bold]{project.name}[/] at {project.root}")
-    out.print(f"  next: cd {name} && python scripts/train.py && blase runs")
+    first = "python scripts/train.py" if template == "tabular" else "blase run"
+    out.print(f"  next: cd {name} && {first} && blase runs")
 
 
 @app.command()
@@ -91,11 +94,14 @@ def runs(
         str | None, typer.Option("--status", help="Only runs with this status (running, finished, failed, interrupted).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array of run objects.")] = False,
+    remote: Annotated[str | None, typer.Option("--remote", help="List the runs pushed to this remote instead.")] = None,
 ) -> None:
     """List runs, newest first, across one or several projects (queried with DuckDB).
 
     Example: [bold]blase runs --where "metrics.test_accuracy > 0.9" --sort -test_accuracy -n 5[/]
     """
+    if remote is not None:
+        return _remote.remote_runs_table(remote, (project or [None])[0], as_json)
     from blase.cli._render import runs_table
     from blase.track import list_runs
 
@@ -201,20 +207,23 @@ def doctor(
 @app.command()
 def demo(
     folder: Annotated[Path, typer.Argument(help="Where to create the demo project.")] = Path("blase-demo"),
+    template: Annotated[str, typer.Option("--template", "-t", help="tabular (penguins) or images (digits).")] = "tabular",
 ) -> None:
-    """Create a project with the bundled penguins data and run the whole pipeline on it.
+    """Create a project with a template's bundled data and run the whole pipeline on it.
 
-    Example: [bold]blase demo[/] (then [bold]cd blase-demo && blase runs[/])
+    Example: [bold]blase demo[/] (then [bold]cd blase-demo && blase runs[/]), or
+    [bold]blase demo digits --template images[/]
     """
     from blase.cli._render import deploy_line, metrics_vs_baseline, steps_table
     from blase.pipeline import Pipeline
-    from blase.scaffold import create_project
+    from blase.scaffold import PROJECT_TEMPLATES, create_project
     from blase.steps import Evaluation, Package
     from blase.track import load_run
 
     out = common.out()
-    project = create_project(folder)
-    out.print(f"[green]created[/] {project.root}: data/penguins.csv (344 Palmer penguins, 3 species, with NAs)")
+    project = create_project(folder, template=template)
+    made = PROJECT_TEMPLATES[template]
+    out.print(f"[green]created[/] {project.root}: {made.description}")
     out.print("running extract -> transform -> prepare -> train -> evaluate -> deploy ...")
 
     def on_step(step: str, state: str) -> None:
@@ -231,7 +240,7 @@ def demo(
     out.print(f"\nrun        {result.run_id}  (blase inspect {result.run_id})")
     out.print(f"model      {deploy_line(deployed, result.run_id)}")
     out.print(f"plots      {plots} in {project.relative(evaluation.root)}")
-    out.print(f"\nnext: cd {folder} && blase runs && blase predict {deployed.model} data/penguins.csv "
+    out.print(f"\nnext: cd {folder} && blase runs && blase predict {deployed.model} {made.new_data} "
               "--out outputs/predictions.parquet")
 
 
@@ -503,4 +512,4 @@ def predict(
 
 # Commands of later subsystems live in their own modules and register on `app` on import
 # (they import blase.cli._common, never this module).
-from blase.cli import _assistant, _mcp, _monitor, _plugins, _repro, _ui  # noqa: E402, F401
+from blase.cli import _assistant, _mcp, _monitor, _plugins, _remote, _repro, _serve, _ui, _upgrade  # noqa: E402, F401

@@ -236,6 +236,7 @@ def gc(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be freed.")] = False,
     project: ProjectOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    remote: Annotated[str | None, typer.Option("--remote", help="Collect this remote instead (pinned and deployed runs stay).")] = None,
 ) -> None:
     """Free cached step results, code snapshots and artifacts that no kept run needs.
 
@@ -243,6 +244,10 @@ def gc(
 
     Example: [bold]blase gc --keep-last 5 --dry-run[/]
     """
+    if remote is not None:
+        from blase.cli._remote import remote_gc
+
+        return remote_gc(remote, project, keep_last, dry_run, as_json)
     from blase.gc import collect
     from blase.project import find_project
 

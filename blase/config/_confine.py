@@ -14,6 +14,7 @@ import glob
 import os
 from pathlib import Path
 
+from blase.cloud import is_remote, split_url
 from blase.config._models import ProjectConfig
 from blase.errors import ConfigError, ConfigProblem
 
@@ -57,6 +58,11 @@ def _local_path(kind: str, value: str) -> str | None:
     return value
 
 
+def _bucket(url: str) -> str:
+    scheme, bucket, _key = split_url(url)
+    return f"{scheme}://{bucket}"
+
+
 def _outside(path: str, root: Path) -> bool:
     raw = Path(os.path.expanduser(path))
     full = (raw if raw.is_absolute() else root / raw).resolve()
@@ -77,9 +83,14 @@ def check_confined(
     if base is not None:
         trusted = {(kind, value) for kind, _key, value in config_places(base)}
     problems = []
+    buckets = {_bucket(value) for kind, value in trusted if kind == "data" and is_remote(value)}
     for kind, key, value in config_places(config):
         if (kind, value) in trusted:
             continue
+        if kind == "data" and is_remote(value):
+            if _bucket(value) not in buckets:
+                problems.append(ConfigProblem(file, None, key, f"{key}: {value!r} is a bucket blase.yaml does not name"))
+            continue  # another prefix of a bucket the person chose in blase.yaml
         path = _local_path(kind, value)
         if path is None:
             problems.append(ConfigProblem(file, None, key, f"{key}: {value!r} is not a file of the project"))
@@ -89,6 +100,7 @@ def check_confined(
         raise ConfigError(
             problems,
             hint="an override may only name files and code inside the project (e.g. data/x.csv, "
-            "scripts/transforms.py:fn); put anything else in blase.yaml yourself",
+            "scripts/transforms.py:fn) or objects of a bucket blase.yaml's data.source names; "
+            "put anything else in blase.yaml yourself",
         )
 

@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from blase._formats import FormatError, check_format
+
 __all__ = [
     "BUILTIN_FORMATS",
     "BUILTIN_OPS",
@@ -518,6 +520,10 @@ class PluginEntry(_Strict):
 class ProjectConfig(_Strict):
     """The whole of ``blase.yaml``."""
 
+    version: int | None = Field(
+        default=None,
+        description="the format of this file (blase upgrade sets it; none means the format before 1)",
+    )
     project: str = Field(description="the project's name")
     seed: int = 42
     memory: str | int = Field(
@@ -537,6 +543,15 @@ class ProjectConfig(_Strict):
         default_factory=list,
         description="plugins this project uses: installed ones by name, its own as scripts/x.py files",
     )
+
+    @field_validator("version")
+    @classmethod
+    def _readable_format(cls, value: int | None) -> int | None:
+        try:
+            check_format("config", value, "blase.yaml")
+        except FormatError as exc:
+            raise ValueError(f"{exc.message}; {exc.hint}") from None
+        return value
 
     @field_validator("plugins", mode="before")
     @classmethod

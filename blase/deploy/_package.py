@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from blase._formats import FORMATS, check_format
 from blase._fs import write_json_atomic
 from blase.deploy._versions import reserve_version
 from blase.errors import BlaseError
@@ -32,7 +33,7 @@ __all__ = ["DeployError", "ModelPackage", "build_package", "load_package", "seal
 
 logger = logging.getLogger(__name__)
 
-PACKAGE_VERSION = 1
+PACKAGE_VERSION = FORMATS["package"].current
 
 
 class DeployError(BlaseError):
@@ -69,6 +70,16 @@ class ModelPackage:
     @property
     def features(self) -> list[str]:
         return list(self.info["features"])
+
+    @property
+    def key(self) -> str | None:
+        """The training data's key column (``data.key``: an id, an image's path), which
+        predictions carry beside ``row_id`` so each row can be matched to its input."""
+        try:
+            key = json.loads((self.path / "manifest.json").read_text()).get("key")
+        except (OSError, ValueError):
+            return None
+        return key if isinstance(key, str) else None
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -444,6 +455,7 @@ def load_package(path: str | os.PathLike[str], *, verify: bool = True) -> ModelP
         info = json.loads(meta.read_text())
     except json.JSONDecodeError as exc:
         raise DeployError(f"{meta} is damaged: {exc}", hint="redeploy the run with `blase deploy RUN`") from None
+    check_format("package", info.get("package_version"), str(meta))
     if verify:
         verify_package(path, info)
     return ModelPackage(path, info["name"], info["version"], info)

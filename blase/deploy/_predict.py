@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,13 @@ from typing import Any
 import numpy as np
 
 from blase._fs import AtomicTarget
+from blase.cloud import is_remote
 from blase.deploy._package import DeployError, ModelPackage
 from blase.deploy._runner import model_runner
 from blase.project import Project
 
 __all__ = [
-    "PredictResult", "check_input_schema", "features_matrix", "fill_unimputed", "predict", "scores_to_columns",
+    "BatchNotes", "BatchScorer", "PredictResult", "check_input_schema", "features_matrix", "fill_unimputed", "predict", "scores_to_columns",
     "training_means",
 ]
 
@@ -56,11 +58,15 @@ def _family(arrow_type: str) -> str:
         return "text"
     if t == "null":
         return "null"
+    if t.startswith(("list<", "large_list<", "struct<")):
+        return t.split("<")[0]  # nested JSON: the transform casts the fields (a missing one is null)
     return t
 
 
-def check_input_schema(expected: dict[str, str], schema: Any, *, source: str, label: str | None) -> list[str]:
-    """Refuse data whose columns do not match; return notes (extra columns ignored)."""
+def check_input_schema(expected: dict[str, str], schema: Any, *, source: str, label: str | None,
+                       key: str | None = None) -> list[str]:
+    """Refuse data whose columns do not match; return notes (extra columns ignored; the label
+    and the key, which predictions carry, are not extra)."""
     found = {f.name: str(f.type) for f in schema}
     missing = [c for c in expected if c not in found]
     if missing:
@@ -79,7 +85,7 @@ def check_input_schema(expected: dict[str, str], schema: Any, *, source: str, la
             f"{source}: " + "; ".join(wrong),
             hint="fix the column's values or cast it (e.g. data.dtypes in blase.yaml) and retry",
         )
-    extra = [c for c in found if c not in expected and c != label]
+    extra = [c for c in found if c not in expected and c not in (label, key)]
     return [f"ignored {len(extra)} column(s) the model does not use: {', '.join(extra)}"] if extra else []
 
 
@@ -175,6 +181,75 @@ def scores_to_columns(task: str, scores: np.ndarray, classes: list[Any]) -> dict
     return out
 
 
+@dataclass
+class BatchNotes:
+    """What scoring changed in the data: unseen categories and means filled in, per column."""
+
+    unseen: dict[str, int] = field(default_factory=dict)
+    filled: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: BatchNotes) -> None:
+        for mine, theirs in ((self.unseen, other.unseen), (self.filled, other.filled)):
+            for col, n in theirs.items():
+                mine[col] = mine.get(col, 0) + int(n)
+
+    def messages(self, means: dict[str, float]) -> list[str]:
+        return [
+            f"{n:,} row(s) of column {col!r} had a category never seen in training "
+            "(encoded as the transform's unknown/other value)"
+            for col, n in self.unseen.items()
+        ] + [
+            f"{n:,} missing value(s) of column {col!r} filled with its training mean {means[col]:.6g}: "
+            "training had none there, so no impute op covers it (add `op: impute` for it in blase.yaml "
+            "and retrain to choose the fill)"
+            for col, n in self.filled.items()
+        ]
+
+
+class BatchScorer:
+    """A package's fitted transform and model, loaded once, scoring Arrow tables of raw rows.
+
+    ``blase predict`` feeds it the batches of a file; ``blase serve`` the rows of each request.
+    Safe to share between threads: the transform (whose last apply report is per call) runs
+    under a lock, the model outside it.
+    """
+
+    def __init__(self, package: ModelPackage, *, use_onnx: bool = False) -> None:
+        self.package = package
+        self.transform = package.load_transform()
+        self.means = training_means(package, self.transform)
+        self.run = model_runner(package, use_onnx=use_onnx)
+        self._lock = threading.Lock()
+
+    def check(self, schema: Any, *, source: str) -> list[str]:
+        """Refuse data whose columns the model cannot take (see :func:`check_input_schema`)."""
+        return check_input_schema(self.package.input_schema, schema, source=source, label=self.package.label,
+                                  key=self.package.key)
+
+    def score(self, table: Any, *, source: str, first_row: int = 0) -> tuple[Any, BatchNotes]:
+        """``row_id``, ``truth`` (when the label is there), ``prediction`` and ``prob_*`` columns."""
+        import pyarrow as pa
+
+        package = self.package
+        notes = BatchNotes()
+        truth = table[package.label] if package.label in table.column_names else None
+        keep = [c for c in package.input_schema if c in table.column_names]
+        with self._lock:
+            inputs, notes.filled = fill_unimputed(table.select(keep), self.means)
+            transformed = self.transform.apply(inputs)
+            report = getattr(self.transform, "last_apply_report", None)
+            for counts in (report.unseen.values() if report is not None else ()):
+                notes.add(BatchNotes(unseen=dict(counts)))
+        X = features_matrix(transformed, package.features, source=source)
+        cols: dict[str, Any] = {"row_id": np.arange(first_row, first_row + len(X), dtype=np.int64)}
+        if package.key is not None and package.key in table.column_names:
+            cols[package.key] = table[package.key]
+        if truth is not None:
+            cols["truth"] = truth
+        cols |= scores_to_columns(package.task, self.run(X), package.classes)
+        return pa.table(cols), notes
+
+
 def predict(
     project: Project,
     model: str | ModelPackage,
@@ -197,47 +272,30 @@ def predict(
     out = Path(out)
     if out.suffix not in (".parquet", ".csv"):
         raise DeployError(f"--out {out} must end in .parquet or .csv")
-    data_path = Path(data)
-    if not data_path.is_absolute() and not data_path.exists():
+    data_path = str(data) if is_remote(data) else Path(data)
+    if isinstance(data_path, Path) and not data_path.is_absolute() and not data_path.exists():
         data_path = project.root / data_path
     source = str(data)
     extract = Extract.like_training(str(data_path), package.info.get("extract_options"), project=project)
-    notes = check_input_schema(package.input_schema, extract.schema(), source=source, label=package.label)
-    transform = package.load_transform()
-    means = training_means(package, transform)
-    run = model_runner(package, use_onnx=use_onnx)
+    notes = check_input_schema(package.input_schema, extract.schema(), source=source, label=package.label,
+                               key=package.key)
+    scorer = BatchScorer(package, use_onnx=use_onnx)
     out.parent.mkdir(parents=True, exist_ok=True)
     target = AtomicTarget(out)
     tmp = target.tmp
     writer = None
     rows = 0
-    unseen: dict[str, int] = {}
-    filled: dict[str, int] = {}
+    changed = BatchNotes()
     try:
         with measure_step() as meter:
             for batch in extract.batches(memory=memory):
-                table = pa.Table.from_batches([batch])
-                truth = table[package.label] if package.label in table.column_names else None
-                keep = [c for c in package.input_schema if c in table.column_names]
-                inputs, fills = fill_unimputed(table.select(keep), means)
-                for col, n in fills.items():
-                    filled[col] = filled.get(col, 0) + n
-                transformed = transform.apply(inputs)
-                report = getattr(transform, "last_apply_report", None)
-                for counts in (report.unseen.values() if report is not None else ()):
-                    for col, n in counts.items():
-                        unseen[col] = unseen.get(col, 0) + int(n)
-                X = features_matrix(transformed, package.features, source=source)
-                cols = {"row_id": np.arange(rows, rows + len(X), dtype=np.int64)}
-                if truth is not None:
-                    cols["truth"] = truth
-                cols |= scores_to_columns(package.task, run(X), package.classes)
-                result = pa.table(cols)
+                result, batch_notes = scorer.score(pa.Table.from_batches([batch]), source=source, first_row=rows)
+                changed.add(batch_notes)
                 if writer is None:
                     writer = (pq.ParquetWriter(tmp, result.schema) if out.suffix == ".parquet"
                               else pacsv.CSVWriter(tmp, result.schema))
                 writer.write_table(result)
-                rows += len(X)
+                rows += result.num_rows
             if writer is None:
                 raise DeployError(f"{source} has no rows to predict")
             writer.close()
@@ -247,16 +305,6 @@ def predict(
         if writer is not None:
             writer.close()
         target.discard()
-    warnings = notes + [
-        f"{n:,} row(s) of column {col!r} had a category never seen in training "
-        "(encoded as the transform's unknown/other value)"
-        for col, n in unseen.items()
-    ] + [
-        f"{n:,} missing value(s) of column {col!r} filled with its training mean {means[col]:.6g}: "
-        "training had none there, so no impute op covers it (add `op: impute` for it in blase.yaml "
-        "and retrain to choose the fill)"
-        for col, n in filled.items()
-    ]
+    warnings = notes + changed.messages(scorer.means)
     return PredictResult(package.name, package.version, rows, str(out), meter.seconds,
                          meter.peak_rss_bytes, warnings)
-

@@ -6,12 +6,13 @@ import logging
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from blase._duck import connect, sql_ident
-from blase._fs import disk_guard
+from blase._fs import atomic_path, disk_guard
+from blase.cloud import is_remote
 from blase.errors import BlaseError, ExtractError
 from blase.extract._badrows import (
     RejectTables,
@@ -49,6 +50,7 @@ from blase.extract._sources import (
     display_path,
     first_row,
     resolve_source,
+    source_label,
 )
 from blase.extract._write import write_parts
 from blase.progress import Bar, progress
@@ -196,11 +198,12 @@ class Extract:
         """New data read as the training data was: when it is in a source plugin's format and
         the model package recorded that plugin's options (``extract_options``: the sheet, the
         header row), they apply again. Otherwise it is ``Extract(source, options)``."""
-        extract = cls(source, options, project=project)
         recorded = dict(recorded or {})
+        named = recorded.pop("format", None)  # the plugin data.format named (nested_json for .ndjson files)
+        extract = cls(source, options, format=named if options is None else None, project=project)
         plugin_options = isinstance(recorded.get("options"), dict) and "batch_rows" in recorded
         if options is None and plugin_options and extract.resolved_source().format not in FORMATS:
-            return cls(source, PluginOptions(**recorded), project=project)
+            return cls(source, PluginOptions(**recorded), format=named, project=project)
         return extract
 
     # ------------------------------------------------------------------ resolution
@@ -266,6 +269,12 @@ class Extract:
         ``data.format``, or by the suffixes plugins declare when the built-ins cannot tell)."""
         where = {"format": fmt, "table": table, "base_dir": self._base_dir,
                  "project_root": self.project.root if self.project else None}
+        if is_remote(self.source):  # a bucket: its objects, staged on disk, read as local files
+            from blase.extract._remote import stage_remote
+
+            local = Extract(stage_remote(self.source, self.project), format=fmt, project=self.project)
+            found = local._locate(fmt, table)
+            return replace(found, spec=self.source, label=source_label(self.source.rstrip("/*")))
         if fmt is not None and fmt not in FORMATS:
             plugin = self._plugin_set().require("source", fmt, used_by="data.format")
             return resolve_source(self.source, plugins={s: fmt for s in plugin.suffixes} or {"": fmt}, **where)
@@ -304,7 +313,8 @@ class Extract:
 
     def _plugin_expr(self, con: duckdb.DuckDBPyConnection) -> str:
         plugin, reader = self._plugin_reader()
-        stream = PluginStream(plugin, reader, self._resolve(), self._opts.batch_rows, self._plugin_failures)
+        stream = PluginStream(plugin, reader, self._resolve(), self._opts.batch_rows, self._plugin_failures,
+                              bad_rows=self._opts.bad_rows, rejects_file=self._rejects_path().with_suffix(".ndjson"))
         return register(con, stream.open(), "plugin")
 
     def with_bad_rows(self, policy: str) -> Extract:
@@ -350,7 +360,9 @@ class Extract:
             self._checked = True
             return
         if not self._checked:
-            for path in source.files:
+            # a reader of a whole collection (a folder of images) reports or quarantines its own bad files
+            collection = source.format not in FORMATS and self._plugin_reader()[1].reads_collection
+            for path in () if collection else source.files:
                 if path.is_file() and path.stat().st_size == 0:
                     raise ExtractError(
                         f"{display_path(path, source.base_dir)} is empty (0 bytes): it holds no data",
@@ -681,6 +693,10 @@ class Extract:
                     self._report_rejects(con, tables, stats)
             elif source.format in ("json", "ndjson") and policy == "skip":
                 stats.rows_rejected = self._json_skipped(rows_out, stats)
+            elif self._plugin is not None and self._plugin[1].rows_rejected:
+                self._plugin_rejects(stats)
+            elif self._plugin is not None and self._plugin[1].rejected:
+                stats.rows_rejected = self._quarantine_files(self._plugin[1].rejected, stats)
             stats.rows_in = stats.rows_out + stats.rows_rejected
             self.stats = stats
             if stats.rows_in == 0 and source.files:
@@ -733,6 +749,29 @@ class Extract:
         for w in stats.warnings:
             logger.warning("extract %s: %s", source.label, w)
 
+    def _plugin_rejects(self, stats: ExtractStats) -> None:
+        """The records a source plugin set aside (``bad_rows: quarantine``), counted and reported."""
+        n = stats.rows_rejected = self._plugin[1].rows_rejected  # type: ignore[index]
+        path = self._rejects_path().with_suffix(".ndjson")
+        if path.is_file():
+            stats.rejects_path = path
+        stats.warnings.append(f"{n} bad record{'s' if n != 1 else ''} quarantined to {display_path(path, self._base_dir)}")
+        logger.warning("extract %s: %s", self._resolve().label, stats.warnings[-1])
+    def _quarantine_files(self, rejected: list[tuple[str, str]], stats: ExtractStats) -> int:
+        """List the files a source plugin set aside in ``outputs/rejects/<source>.csv``."""
+        import csv
+
+        path = self._rejects_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["file", "reason"])
+            writer.writerows((display_path(Path(f), self._base_dir), why) for f, why in rejected)
+        stats.rejects_path = path
+        stats.warnings.append(f"{len(rejected)} bad file{'s' if len(rejected) != 1 else ''} quarantined "
+                              f"to {display_path(path, self._base_dir)}")
+        return len(rejected)
+
     def _json_skipped(self, rows_out: int, stats: ExtractStats) -> int:
         """Rows dropped from newline-delimited JSON: non-blank lines that gave no row."""
         source = self._resolve()
@@ -767,7 +806,7 @@ class Extract:
         """
         import pyarrow.parquet as pq
 
-        from blase.hashing import hash_file, hash_files
+        from blase.hashing import StatCache, hash_file, hash_files
 
         out = Path(out_dir)
         if not out.is_absolute():
@@ -789,10 +828,10 @@ class Extract:
             warnings.append(
                 "Postgres tables are not content-hashed; the step cannot tell if the table changed"
             )
-        elif source.is_many:
-            inputs[key] = hash_files(source.files)
-        else:
-            inputs[key] = hash_file(source.files[0])
+        else:  # through the project's stat cache: an unchanged folder of many files is not read again
+            cache = StatCache.for_project(self.project) if self.project else None
+            inputs[key] = (hash_files(source.files, cache=cache) if source.is_many
+                           else hash_file(source.files[0], cache=cache))
         out_key = self.project.relative(out) if self.project else str(out)
         final_schema = pq.read_schema(finals[0])
         details: dict[str, Any] = {
@@ -833,6 +872,8 @@ class Extract:
 
     def _input_key(self) -> str:
         source = self._resolve()
+        if is_remote(self.source):
+            return self.source
         if source.format == "postgres":
             return f"postgres:{source.table}"
         if source.is_many:

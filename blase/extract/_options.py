@@ -135,6 +135,7 @@ class PluginOptions(_Options):
 
     options: dict[str, Any] = Field(default_factory=dict, description="the plugin's own options")
     batch_rows: int = Field(default=16_384, ge=1, description="rows per batch the plugin yields at most")
+    bad_rows: BadRows = Field(default="error", description="what a reader that checks its records does with a bad one")
 
 
 SourceOptions = (
@@ -146,7 +147,7 @@ def options_for(fmt: str, data: DataConfig) -> SourceOptions:
     """The options for a source of format ``fmt`` from the ``data:`` section of blase.yaml."""
     dtypes = dict(data.dtypes)
     if fmt not in ("csv", "parquet", "json", "ndjson", "arrow", "sqlite", "duckdb", "postgres"):
-        return PluginOptions(dtypes=dtypes, options=dict(data.options))
+        return PluginOptions(dtypes=dtypes, options=dict(data.options), bad_rows=data.bad_rows)
     if data.options:
         logger.warning("data.options are a source plugin's; ignored for %s", fmt)
     if fmt == "csv":

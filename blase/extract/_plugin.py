@@ -24,8 +24,9 @@ with an :class:`~blase.errors.ExtractError` naming the plugin and the file.
 from __future__ import annotations
 
 import itertools
+import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
     from blase.plugins import Plugin
 
-__all__ = ["PluginStream", "SourceReader", "load_reader_class"]
+__all__ = ["PluginStream", "SourceReader", "collection_root", "load_reader_class"]
 
 
 class SourceReader(ABC):
@@ -56,9 +57,16 @@ class SourceReader(ABC):
 
     name: ClassVar[str] = ""
     config_model: ClassVar[type[BaseModel] | None] = None
+    #: True for a reader of a whole collection of files at once (:meth:`read_files`): a folder
+    #: of images decoded in worker processes and indexed once, a listing of paths and labels.
+    reads_collection: ClassVar[bool] = False
 
     def __init__(self, options: BaseModel | None = None) -> None:
         self.options = options
+        #: Files the reader set aside (``(path, why)``) in its last pass, when its options say
+        #: to quarantine bad files: Extract lists them in ``outputs/rejects/`` and counts them
+        #: as rejected rows. A reader clears it when it starts a pass.
+        self.rejected: list[tuple[str, str]] = []
 
     @abstractmethod
     def read(self, path: Path, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
@@ -66,10 +74,45 @@ class SourceReader(ABC):
         rows, each with the same schema. Raise :class:`~blase.errors.ExtractError` naming the
         row and column of a value it cannot read."""
 
+    #: Records the reader set aside under ``data.bad_rows: quarantine`` in the last stream
+    #: (counted in the run as rejected rows).
+    rows_rejected: int = 0
+
+    def begin(  # noqa: B027 (an optional hook)
+        self, files: Sequence[Path], *, bad_rows: str = "error", rejects_file: Path | None = None,
+        base_dir: Path | None = None,
+    ) -> None:
+        """Called before each stream over the source with all its ``files`` (a reader that
+        needs a schema across files learns it here), the ``data.bad_rows`` policy, the file
+        where quarantined records go, and the folder file names are shown relative to.
+        Default: nothing."""
+    def read_files(self, files: Sequence[Path], *, root: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """For a reader with :attr:`reads_collection`: yield the rows of all ``files`` (every
+        file of the source, sorted) as record batches of at most ``batch_rows`` rows. ``root``
+        is the folder the source names (or holds the file or glob it names): paths and
+        labels (a class per subfolder) are relative to it. Raise
+        :class:`~blase.errors.ExtractError` naming the file at fault. Default: :meth:`read`
+        file by file."""
+        for path in files:
+            yield from self.read(path, batch_rows=batch_rows)
+
     def write_example(self, folder: Path) -> Path:
         """Write a small file of this format into ``folder`` and return it: the conformance
         checks (``blase plugin check``) read it. Override it; the default says so."""
         raise NotImplementedError(f"{type(self).__name__} does not define write_example(folder)")
+
+
+def collection_root(source: ResolvedSource) -> Path:
+    """The folder a source names: the folder itself, the folder of a file, or the part of a
+    glob before its first wildcard."""
+    spec = Path(source.spec).expanduser()
+    if not spec.is_absolute() and source.base_dir is not None:
+        spec = source.base_dir / spec
+    if spec.is_dir():
+        return spec
+    text = str(spec)
+    cut = min((text.index(c) for c in "*?[" if c in text), default=None)
+    return Path(os.path.dirname(text[:cut])) if cut is not None else spec.parent
 
 
 def load_reader_class(plugin: Plugin) -> type[SourceReader]:
@@ -85,7 +128,8 @@ class PluginStream:
     """
 
     def __init__(self, plugin: Plugin, reader: SourceReader, source: ResolvedSource, batch_rows: int,
-                 failures: list[BlaseError]) -> None:
+                 failures: list[BlaseError], *, bad_rows: str = "error", rejects_file: Path | None = None) -> None:
+        self.bad_rows, self.rejects_file = bad_rows, rejects_file
         self.plugin = plugin
         self.reader = reader
         self.source = source
@@ -96,6 +140,12 @@ class PluginStream:
         """The stream, its schema taken from the first batch (read now)."""
         import pyarrow as pa
 
+        try:
+            self.reader.begin(self.source.files, bad_rows=self.bad_rows, rejects_file=self.rejects_file,
+                              base_dir=self.source.base_dir)
+        except BlaseError as exc:
+            self.failures.append(exc)
+            raise
         batches = self._batches()
         try:
             first = next(batches)
@@ -108,8 +158,13 @@ class PluginStream:
     def _batches(self) -> Iterator[pa.RecordBatch]:
         schema = None
         first_file = None
-        for path in self.source.files:
-            for batch in self._read(path):
+        if self.reader.reads_collection:  # one call over every file (the reader names the culprit)
+            parts: Iterator[tuple[Path, Iterator[pa.RecordBatch]]] = iter(
+                [(self.source.files[0], self._read(None))])
+        else:
+            parts = ((path, self._read(path)) for path in self.source.files)
+        for path, batches in parts:
+            for batch in batches:
                 if schema is None:
                     schema, first_file = batch.schema, path
                 elif not batch.schema.equals(schema):
@@ -117,12 +172,17 @@ class PluginStream:
                 yield from (batch.slice(i, self.batch_rows) for i in range(0, max(batch.num_rows, 1),
                                                                            self.batch_rows))
 
-    def _read(self, path: Path) -> Iterator[pa.RecordBatch]:
+    def _read(self, path: Path | None) -> Iterator[pa.RecordBatch]:
+        """The batches of one file, or (``path`` None) of a collection reader's every file."""
         import pyarrow as pa
 
-        shown = display_path(path, self.source.base_dir)
+        shown = (f"{len(self.source.files)} files of {self.source.spec}" if path is None
+                 else display_path(path, self.source.base_dir))
         try:
-            for item in self.reader.read(path, batch_rows=self.batch_rows):
+            items = (self.reader.read(path, batch_rows=self.batch_rows) if path is not None else
+                     self.reader.read_files(self.source.files, root=collection_root(self.source),
+                                            batch_rows=self.batch_rows))
+            for item in items:
                 if isinstance(item, pa.Table):
                     yield from item.to_batches()
                 elif isinstance(item, pa.RecordBatch):

@@ -25,6 +25,7 @@ __all__ = [
     "display_path",
     "first_row",
     "resolve_source",
+    "source_label",
 ]
 
 FORMATS = ("csv", "parquet", "json", "ndjson", "arrow", "sqlite", "duckdb", "postgres")
@@ -136,6 +137,10 @@ def _label(text: str) -> str:
         name = name[: -len(suffix)]
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "source"
     return name
+
+
+#: A file-name-safe short name for a source (a bucket URL's objects are named after the URL).
+source_label = _label
 
 
 def _missing(

@@ -130,15 +130,27 @@ class ModelKind(ABC):
     can_continue:
         Whether :meth:`fit` can continue from ``ctx.init`` (more boosting rounds, more
         epochs from the deployed weights); ``blase update`` retrains from scratch otherwise.
+    check_template:
+        The project template (``blase create --template``) whose data ``blase plugin check``
+        fits the kind on: ``tabular`` (the penguins), ``images``...
     """
 
     name: ClassVar[str] = ""
     config_model: ClassVar[type[BaseModel] | None] = None
     files: ClassVar[tuple[str, ...]] = ()
     can_continue: ClassVar[bool] = False
+    check_template: ClassVar[str] = "tabular"
 
     def __init__(self, options: BaseModel | None = None) -> None:
         self.options = options
+
+    @classmethod
+    def example(cls) -> tuple[str, dict[str, Any]] | None:
+        """The project template whose bundled data the conformance checks (``blase plugin
+        check``) fit on, and the options they use, for a kind that needs other data than the
+        tabular template's (a policy for an environment). Default: :attr:`check_template` with
+        the default options (None for ``tabular``)."""
+        return None if cls.check_template == "tabular" else (cls.check_template, {})
 
     @abstractmethod
     def fit(self, data: TrainingData, ctx: FitContext) -> ModelKind:

@@ -243,6 +243,11 @@ class Monitor:
                 raise MonitorError(exc.message, hint=exc.hint) from None
             found = {f.name: str(f.type) for f in schema}
             refs, chosen = _monitored(profile, config)
+            nested = [c for c, t in package.input_schema.items() if c not in profile.columns and c != package.label
+                      and t.startswith(("struct<", "list<", "large_list<"))]
+            if nested:  # nested JSON: the profile holds flat columns only
+                chosen.append(f"not compared: {', '.join(nested)} (nested objects and lists; the prediction "
+                              "drift still reflects them)")
             notes = [*notes, *chosen]
             self._tests = chosen_tests(config, self._plugins(project), project.config_path)
             has_label = package.label in found and profile.label is not None

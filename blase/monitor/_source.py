@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from blase.cloud import is_remote
 from blase.errors import MonitorError
 from blase.project import Project
 
@@ -39,6 +40,12 @@ def open_new_data(data: Any, project: Project, bad_rows: str, con: Any = None,
     """
     import pyarrow as pa
 
+    if isinstance(data, str) and is_remote(data):  # a bucket: Extract lists and stages it
+        from blase.extract import CSVOptions, Extract
+
+        csv = data.lower().endswith((".csv", ".tsv", ".txt", ".csv.gz", ".csv.zst"))
+        extract = Extract.like_training(data, recorded, CSVOptions(bad_rows=bad_rows) if csv else None, project=project)
+        return extract, extract.schema(con), data, None
     if isinstance(data, (str, os.PathLike)):
         from blase.extract import CSVOptions, Extract
 

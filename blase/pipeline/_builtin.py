@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from blase.cloud import is_remote, list_objects
 from blase.errors import BlaseError
 from blase.pipeline._review import (
     review_deploy,
@@ -93,6 +94,8 @@ class ExtractStep(Step):
         from blase.hashing import StatCache, hash_file
 
         data, root = ctx.config.data, ctx.project.root
+        if is_remote(data.source):  # a bucket: each object's ETag/generation and size, listed, not read
+            return {f"data.{obj.url}": obj.fingerprint for obj in list_objects(str(data.source))}
         source = Extract(data.source, format=None if data.format == "auto" else data.format,
                          project=ctx.project).resolved_source()
         if source.format == "postgres" or not source.files:
@@ -119,6 +122,8 @@ class ExtractStep(Step):
         extract = Extract.from_config(ctx.config.data, ctx.project)
         result = extract.to_parquet(out_dir, memory=ctx.memory)
         options = extract.options.model_dump(mode="json") if hasattr(extract.options, "model_dump") else {}
+        if "batch_rows" in options and ctx.config.data.format != "auto":
+            options["format"] = ctx.config.data.format  # a source plugin named by data.format reads new data too
         schema = result.details.get("schema") or {f.name: str(f.type) for f in extract.schema()}
         digest = next(iter(result.outputs.values()), "")
         result.outputs = {"data": digest}

@@ -24,10 +24,11 @@ from blase.prepare._split import row_hash
 from blase.prepare._tfrecord import write_tfrecord
 
 if TYPE_CHECKING:
-    from blase.prepare._dataset import ShardDataset
+    from blase.prepare._dataset import ImageView, ShardDataset
 
 __all__ = [
     "MAX_CLASSES_INTEGER",
+    "ImageView",
     "Layout",
     "Manifest",
     "OneHotGroup",
@@ -42,8 +43,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "ShardDataset":
-        from blase.prepare._dataset import ShardDataset
+    if name in ("ShardDataset", "ImageView"):
+        from blase.prepare import _dataset
 
-        return ShardDataset
+        return getattr(_dataset, name)
     raise AttributeError(f"module 'blase.prepare' has no attribute {name!r}")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,36 @@ from blase.errors import PrepareError
 from blase.prepare._manifest import Manifest, read_manifest
 from blase.prepare._rows import ShardRows
 
-__all__ = ["ShardDataset"]
+__all__ = ["ImageView", "ShardDataset"]
+
+
+@dataclass(frozen=True)
+class ImageView:
+    """How :class:`ShardDataset` shapes rows into images: the ``prefix`` features (``px_`` of
+    the ``images`` source, ``mel_`` of ``audio``; 0-255, row-major, channels last) become
+    float32 ``[b, channels, size, size]`` in [0, 1]. With ``flip`` half the images of a
+    batch are mirrored left-right, with ``crop`` each is shifted by up to ``crop`` pixels
+    (edge pixels repeated), both drawn from the dataset's seed, epoch, shard and batch."""
+
+    channels: int
+    size: int
+    flip: bool = False
+    crop: int = 0
+    prefix: str = "px_"
+
+    def apply(self, x: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+        images = x.reshape(len(x), self.size, self.size, self.channels).transpose(0, 3, 1, 2) / np.float32(255)
+        if rng is None:
+            return np.ascontiguousarray(images, dtype=np.float32)
+        if self.flip:
+            mirrored = rng.random(len(images)) < 0.5
+            images[mirrored] = images[mirrored, :, :, ::-1]
+        if self.crop:
+            c, n = self.crop, self.size
+            padded = np.pad(images, ((0, 0), (0, 0), (c, c), (c, c)), mode="edge")
+            shifts = rng.integers(0, 2 * c + 1, size=(len(images), 2))
+            images = np.stack([padded[i, :, dy:dy + n, dx:dx + n] for i, (dy, dx) in enumerate(shifts)])
+        return np.ascontiguousarray(images, dtype=np.float32)
 
 
 class ShardDataset(IterableDataset):
@@ -59,6 +89,9 @@ class ShardDataset(IterableDataset):
         Seed of the shuffle.
     drop_last:
         Drop the short last batch of each shard.
+    image:
+        An :class:`ImageView`: yield ``X`` as images ``[b, channels, size, size]`` (augmented,
+        when it says so, on shuffled passes only).
     rank, world_size:
         This process's share of each shard's rows in distributed training (see above).
     even:
@@ -67,7 +100,8 @@ class ShardDataset(IterableDataset):
     Yields
     ------
     tuple of torch.Tensor
-        ``X`` float32 ``[b, n_features]`` and ``y`` (int64 class codes, or float32 targets).
+        ``X`` float32 ``[b, n_features]`` (or images) and ``y`` (int64 class codes, or float32
+        targets).
     """
 
     def __init__(
@@ -78,6 +112,7 @@ class ShardDataset(IterableDataset):
         shuffle: bool = True,
         seed: int = 0,
         drop_last: bool = False,
+        image: ImageView | None = None,
         *,
         rank: int = 0,
         world_size: int = 1,
@@ -109,6 +144,17 @@ class ShardDataset(IterableDataset):
         self.rank, self.world_size, self.even = int(rank), int(world_size), even
         self.epoch = 0
         self.shards = [shard for name in splits for shard in self.manifest.shards[name]]
+        self.image = image
+        self._columns: np.ndarray | None = None
+        if image is not None:
+            self._columns = np.asarray([i for i, f in enumerate(self.manifest.features) if f.startswith(image.prefix)])
+            if len(self._columns) != image.channels * image.size * image.size:
+                raise PrepareError(
+                    f"{len(self._columns)} features of {self.root / 'manifest.json'} start with {image.prefix!r}; "
+                    f"an image of {image.channels} x {image.size} x {image.size} needs "
+                    f"{image.channels * image.size * image.size}",
+                    hint="give ImageView the channels and size the source wrote (data.options)",
+                )
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose permutation the next iteration uses (seed + epoch)."""
@@ -155,7 +201,7 @@ class ShardDataset(IterableDataset):
         stop = n - n % b if self.drop_last else n
         perm = self._rng(i).permutation(n) if self.shuffle else None
         if self.world_size > 1:
-            yield from self._rank_batches(x, y, np.arange(n) if perm is None else perm)
+            yield from self._rank_batches(i, x, y, np.arange(n) if perm is None else perm)
             return
         for start in range(0, stop, b):
             end = min(start + b, n)
@@ -164,10 +210,16 @@ class ShardDataset(IterableDataset):
             else:
                 idx = np.sort(perm[start:end])
                 xb, yb = x[idx], y[idx]
-            yield torch.from_numpy(xb), torch.from_numpy(yb)
+            yield self._batch(i, start, xb, yb)
+
+    def _batch(self, i: int, start: int, xb: Any, yb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.image is not None:
+            rng = self._rng(i, start) if self.shuffle else None
+            xb = self.image.apply(np.asarray(xb)[:, self._columns], rng)
+        return torch.from_numpy(xb), torch.from_numpy(np.asarray(yb))
 
     def _rank_batches(
-        self, x: Any, y: np.ndarray, perm: np.ndarray
+        self, i: int, x: Any, y: np.ndarray, perm: np.ndarray
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         w = self.world_size
         if self.even:
@@ -177,7 +229,7 @@ class ShardDataset(IterableDataset):
         stop = n - n % b if self.drop_last else n
         for start in range(0, stop, b):
             idx = np.sort(mine[start : start + b])
-            yield torch.from_numpy(x[idx]), torch.from_numpy(np.asarray(y[idx]))
+            yield self._batch(i, start * w + self.rank, x[idx], y[idx])  # augment per rank
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for i in self._my_shards():

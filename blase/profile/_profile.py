@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from blase._duck import sql_ident, sql_quote
+from blase._formats import FORMATS, check_format
 from blase._fs import write_json_atomic
 from blase.errors import MonitorError
 from blase.profile._scan import grouped_counts
@@ -56,7 +57,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PROFILE_FILE = "reference_profile.json"
-PROFILE_VERSION = 1
+PROFILE_VERSION = FORMATS["profile"].current
 #: Reference values kept per column (a reservoir sample; all of them when fewer).
 SAMPLE_SIZE = 1000
 #: Text columns with more distinct values than this are profiled by hash buckets.
@@ -226,7 +227,7 @@ class ReferenceProfile:
             baseline=dict(data.get("baseline") or {}),
             source=data.get("source", ""),
             created_at=data.get("created_at", ""),
-            version=int(data.get("version", PROFILE_VERSION)),
+            version=check_format("profile", data.get("version", PROFILE_VERSION), PROFILE_FILE),
         )
 
     def save(self, path: str | os.PathLike[str]) -> Path:

@@ -66,6 +66,10 @@ def grouped_counts(
         return _grouped_counts_once(con, relation, keys, sample=sample, sample_columns=sample_columns)
     out: dict[str, Any] = {}
     width = MAX_GROUPING_SETS - 1
+    # several scans: a source that streams once (a source plugin's, an Arrow stream) is read
+    # into a temporary table first (DuckDB spills it to disk under its memory limit)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE __blase_scanned AS SELECT * FROM {relation}").fetchall()
+    relation = "__blase_scanned"
     for start in range(0, len(names), width):
         chunk = {name: keys[name] for name in names[start : start + width]}
         out.update(_grouped_counts_once(

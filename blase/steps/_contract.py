@@ -117,6 +117,9 @@ class Step(ABC):
         What the assistant gathers before :meth:`review` (``blase run --autonomy``):
         ``"profile"`` (the training data's profile), ``"new_data"`` (data files other than
         the training source).
+    check_template:
+        For a plugin step: the project template (``blase create --template``) that ``blase
+        plugin check`` runs it in (``tabular`` by default, ``images``...).
     review_tools:
         The assistant's tools (names in ``blase.tools``) offered after this step;
         ``review_tools_if_stopped`` are offered too when the run stopped before the
@@ -136,9 +139,18 @@ class Step(ABC):
     review_inputs: ClassVar[frozenset[str]] = frozenset()
     review_tools: ClassVar[tuple[str, ...]] = ("propose_config_change", "accept_step")
     review_tools_if_stopped: ClassVar[tuple[str, ...]] = ()
+    check_template: ClassVar[str] = "tabular"
 
     def __init__(self, options: BaseModel | None = None) -> None:
         self.options = options
+
+    @classmethod
+    def example(cls) -> tuple[str, list[str]] | None:
+        """The project template the conformance checks (``blase plugin check``) run up to
+        this step, and their ``--set`` overrides, for a step that needs another kind of
+        project than the tabular template (a policy). Default: :attr:`check_template` with
+        ``train.epochs=2`` (None for ``tabular``)."""
+        return None if cls.check_template == "tabular" else (cls.check_template, ["train.epochs=2"])
 
     # -- what the cache key covers ------------------------------------------------------------
 

@@ -32,9 +32,10 @@ def pickle_files(folder: Path) -> list[str]:
     return found
 
 
-def options_checks(model: Any) -> Iterator[tuple[str, Callable[[], str | None]]]:
+def options_checks(model: Any, given: dict[str, Any] | None = None) -> Iterator[tuple[str, Callable[[], str | None]]]:
     """``options_round_trip`` and ``bad_options_refused`` for a plugin's options ``model``
-    (a pydantic model class, or None for a plugin without options: both pass)."""
+    (a pydantic model class, or None for a plugin without options: both pass); ``given``:
+    the values of options without a default (an operation's :meth:`example`)."""
     from pydantic import BaseModel, ValidationError
 
     def round_trip() -> str | None:
@@ -42,7 +43,7 @@ def options_checks(model: Any) -> Iterator[tuple[str, Callable[[], str | None]]]
             return None
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             return "config_model is not a pydantic model"
-        options = model()
+        options = model(**(given or {}))
         again = model.model_validate(json.loads(json.dumps(options.model_dump(mode="json"))))
         return None if again == options else f"options change in a JSON round trip: {options!r} -> {again!r}"
 

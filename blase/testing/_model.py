@@ -25,10 +25,12 @@ Check = Callable[[], str | None]
 
 
 class _ModelHarness:
-    """The bundled penguins data prepared into shards by a small real project."""
+    """A small real project's data prepared into shards: the project template the kind names
+    (:attr:`~blase.model.ModelKind.check_template`; the penguins of ``tabular`` by default)."""
 
-    def __init__(self) -> None:
+    def __init__(self, template: str = "tabular") -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="blase-plugin-check-"))
+        self.template = template
         self._shards: Path | None = None
 
     def shards(self) -> Path:
@@ -36,7 +38,7 @@ class _ModelHarness:
             from blase.pipeline import Pipeline
             from blase.scaffold import create_project
 
-            project = create_project(self.tmp / "proj")
+            project = create_project(self.tmp / "proj", template=self.template)
             result = Pipeline(project).run(to_step="prepare")
             self._shards = result.steps["prepare"].output.root
         return self._shards
@@ -63,9 +65,10 @@ def model_checks(plugin: Any, cls: Any) -> Iterator[tuple[str, Check]]:
     yield "contract", contract
     if not (isinstance(cls, type) and issubclass(cls, ModelKind)):
         return
-    options = cls.config_model() if cls.config_model is not None else None
+    template, given = cls.example() or ("tabular", {})
+    options = cls.config_model(**given) if cls.config_model is not None else None
     yield from options_checks(cls.config_model)
-    harness = _ModelHarness()
+    harness = _ModelHarness(template)
     fits: dict[str, tuple[Any, Path]] = {}
 
     def fits_and_predicts() -> str | None:
@@ -91,8 +94,10 @@ def model_checks(plugin: Any, cls: Any) -> Iterator[tuple[str, Check]]:
         if "a" not in fits:
             return "not fitted"
         fits["b"] = harness.fit(cls(options), "b")
+        # the files a package keeps (training logs such as history.json hold times)
+        kept = {"model.json", *cls.files}
         a, b = _hash_tree(fits["a"][1]), _hash_tree(fits["b"][1])
-        differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        differ = sorted(k for k in set(a) | set(b) if k in kept and a.get(k) != b.get(k))
         return None if not differ else f"the same data and seed gave other files: {', '.join(differ)}"
 
     def no_pickle() -> str | None:

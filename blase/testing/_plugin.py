@@ -69,8 +69,9 @@ class _StepHarness:
             from blase.scaffold import create_project
             from blase.steps import StepContext
 
-            project = create_project(self.tmp / "proj")
-            pipe = Pipeline(project, overrides=["train.epochs=2", "evaluate.plots=false"])
+            template, overrides = self.step.example() or ("tabular", ["train.epochs=2"])
+            project = create_project(self.tmp / "proj", template=template)
+            pipe = Pipeline(project, overrides=[*overrides, "evaluate.plots=false"])
             upto = self.step.after or pipe.steps[-1]
             result = pipe.run(to_step=upto)
             inputs = {n: result.steps[n].output for n in self.step.needs if n in result.steps}

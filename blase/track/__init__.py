@@ -18,18 +18,27 @@ Each run is an append-only folder ``<project>/runs/<run_id>/`` (see ``_layout``)
 are stored once by content hash in ``<project>/.blase/store``.
 """
 
+from blase.track._index import RunFilter, RunIndex
+from blase.track._indexed import AGGREGATES, IndexedRun, MetricStat, lower_is_better, read_histories
 from blase.track._models import RunDetail, RunSummary
 from blase.track._query import list_runs, load_run
 from blase.track._store import ContentStore, StoredObject
 from blase.track._writer import Track, active_run
 
 __all__ = [
+    "AGGREGATES",
     "ContentStore",
+    "IndexedRun",
+    "MetricStat",
     "RunDetail",
+    "RunFilter",
+    "RunIndex",
     "RunSummary",
     "StoredObject",
     "Track",
     "active_run",
     "list_runs",
     "load_run",
+    "lower_is_better",
+    "read_histories",
 ]

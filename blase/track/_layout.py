@@ -23,8 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from blase import _fs
+from blase._formats import FORMATS
 
 META = "meta.json"
+#: ``meta.json``'s ``format`` (see :mod:`blase._formats`); a run without one is format 0.
+RUN_FORMAT = FORMATS["run"].current
 LOG = "log.jsonl"
 METRICS = "metrics.csv"
 RESOURCES = "resources.csv"

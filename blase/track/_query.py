@@ -67,6 +67,11 @@ def _roots(projects: ProjectsArg) -> list[Path]:
 
 def _run_dirs(root: Path) -> list[Path]:
     """Run folders of a project (hidden folders, such as runs being created, are skipped)."""
+    return [Path(p) for p in run_paths(root)]
+
+
+def run_paths(root: Path) -> list[str]:
+    """:func:`_run_dirs` as path strings (cheaper to hash: the run index meets them every second)."""
     runs = root / "runs"
     try:
         entries = list(os.scandir(runs))
@@ -81,9 +86,8 @@ def _run_dirs(root: Path) -> list[Path]:
     for e in entries:
         if e.name.startswith(".") or not e.is_dir():
             continue
-        path = Path(e.path)
-        if L.is_run_id(e.name) or (path / L.META).exists() or (path / L.LOG).exists():
-            out.append(path)
+        if L.is_run_id(e.name) or any(os.path.exists(os.path.join(e.path, f)) for f in (L.META, L.LOG)):
+            out.append(e.path)
     return out
 
 
@@ -258,24 +262,31 @@ def _query(
         # The user's expression runs on this table only: no files, no extensions.
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
-        sql = "SELECT _row FROM runs"
-        if where and where.strip():
-            sql += f" WHERE ({rewrite_where(where, columns)})"
-        order = []
-        if sort and sort.strip():
-            col, desc = resolve_sort(sort, columns)
-            order.append(f"{_ident(col)} {'DESC' if desc else 'ASC'} NULLS LAST")
-        order += ["started_at DESC NULLS LAST", "id"]
-        sql += " ORDER BY " + ", ".join(order)
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        try:
-            rows = con.execute(sql).fetchall()
-        except duckdb.Error as exc:
-            raise _sql_error(where, exc, columns) from None
+        sql_where = rewrite_where(where, columns) if where and where.strip() else None
+        order = resolve_sort(sort, columns) if sort and sort.strip() else None
+        rows = select_rows(con, where, sql_where, order, columns, limit)
     finally:
         con.close()
-    return [runs[i] for (i,) in rows]
+    return [runs[i] for i in rows]
+
+
+def select_rows(con: Any, where: str | None, sql_where: str | None, order: tuple[str, bool] | None,
+                columns: dict[str, str], limit: int | None = None) -> list[int]:
+    """The ``_row`` numbers of table ``runs`` that pass ``sql_where``, sorted by ``order``
+    (then newest first); a DuckDB error becomes a :class:`TrackError` about ``where``."""
+    import duckdb
+
+    sql = "SELECT _row FROM runs"
+    if sql_where:
+        sql += f" WHERE ({sql_where})"
+    keys = [f"{_ident(order[0])} {'DESC' if order[1] else 'ASC'} NULLS LAST"] if order else []
+    sql += " ORDER BY " + ", ".join([*keys, "started_at DESC NULLS LAST", "id"])
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    try:
+        return [i for (i,) in con.execute(sql).fetchall()]
+    except duckdb.Error as exc:
+        raise _sql_error(where, exc, columns) from None
 
 
 def _sql_error(where: str | None, exc: Exception, columns: dict[str, str]) -> TrackError:

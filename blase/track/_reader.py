@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blase._formats import FormatError, check_format
 from blase.track import _layout as L
 from blase.track._models import RunDetail, RunSummary
 
@@ -94,6 +95,10 @@ def read_meta(run_dir: Path, damage: list[str]) -> dict[str, Any]:
     try:
         meta = L.read_json(run_dir / L.META)
         if isinstance(meta, dict):
+            try:
+                check_format("run", meta.get("format"), str(run_dir / L.META))
+            except FormatError as exc:  # a run of a newer Blase: listed, with what to do
+                damage.append(f"{L.META}: {exc.message} ({exc.hint})")
             return meta
         damage.append(f"{L.META}: not a JSON object")
     except FileNotFoundError:

@@ -263,6 +263,7 @@ class Track:
             staging = runs / f".tmp-{run_id}"
             staging.mkdir()
             meta = {
+                "format": L.RUN_FORMAT,
                 "id": run_id,
                 "name": name,
                 "project": str(proj.root),

@@ -47,10 +47,8 @@ class TorchModel(ModelKind):
     def fit(self, data: TrainingData, ctx: FitContext) -> TorchModel:
         trainer = Train(ctx.train, seed=ctx.seed, project_root=ctx.project_root)
         init = ctx.init if isinstance(ctx.init, TorchModel) else None
-        if init is not None:
-            trainer.set_model(init.module_)
-        else:
-            trainer.set_model(self.name if self.name != "torch" else trainer.config.model)
+        network = self.build_network(data, ctx)
+        trainer.set_model(network if network is not None else trainer.config.model)
         result = trainer.fit(data.root, ctx.out_dir, resume=ctx.resume, track=ctx.track,
                              on_epoch_end=ctx.on_epoch_end)
         self.folder_ = Path(ctx.out_dir)
@@ -61,6 +59,15 @@ class TorchModel(ModelKind):
                                  inputs=dict(result.inputs))
         self.module_: nn.Module | None = None
         return self
+
+    def build_network(self, data: TrainingData, ctx: FitContext) -> nn.Module | str | None:
+        """What :meth:`fit` trains: the fitted model's network to continue from
+        (``ctx.init``), else the built-in's name, or None for ``train.model`` (a factory script). A
+        torch model plugin overrides it to return its own ``nn.Module`` (and :meth:`load`
+        to rebuild it from its ``model.json`` options)."""
+        if isinstance(ctx.init, TorchModel):
+            return ctx.init.network()
+        return self.name if self.name != "torch" else None
 
     def save(self, folder: Path) -> None:
         if Path(folder).resolve() != self.folder_.resolve():

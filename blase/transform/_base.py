@@ -283,10 +283,21 @@ class Operation:
 
     op_name: ClassVar[str] = ""
     preserves_rows: ClassVar[bool] = True
+    #: True for operations that may give more rows than they get (``explode``: one row per
+    #: list element); such an operation also sets ``preserves_rows = False``.
+    adds_rows: ClassVar[bool] = False
     #: False for operations whose fit only looks at the schema (no pass over the data).
     needs_data: ClassVar[bool] = True
     #: The column kind picked when ``columns`` is ``None`` (``None``: ``columns`` is required).
     default_kind: ClassVar[str | None] = None
+
+    @classmethod
+    def example(cls) -> tuple[dict[str, Any], pa.Table] | None:
+        """Options and a table for the conformance checks (``blase plugin check``), for an
+        operation that needs other columns than :func:`blase.testing.sample_table` has (a
+        list to explode) or options without defaults. Default: None (the sample table, the
+        default options)."""
+        return None
 
     # ------------------------------------------------------------- parameters
 

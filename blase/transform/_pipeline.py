@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from blase._duck import connect, sql_quote
+from blase._formats import FORMATS, check_format
 from blase._fs import replace_dir, write_json_atomic
 from blase.errors import TransformError
 from blase.steps import StepResult, measure_step
@@ -78,7 +79,7 @@ __all__ = ["OPERATIONS", "ApplyReport", "Transform", "from_step_config"]
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = FORMATS["transform"].current
 STATE_FILE = "transform.json"
 #: Built-in operations by the name used in blase.yaml and saved state.
 OPERATIONS: dict[str, type[Operation]] = {
@@ -665,9 +666,9 @@ class Transform:
         """Rebuild a fitted transform from :meth:`to_json` output."""
         if on_code_change not in ("warn", "error", "ignore"):
             raise TransformError(f"on_code_change must be warn, error or ignore, not {on_code_change!r}")
-        if data.get("version") != FORMAT_VERSION:
-            raise TransformError(f"{source}: unsupported version {data.get('version')!r}",
-                                 hint=f"this Blase reads version {FORMAT_VERSION}; refit the transform")
+        if check_format("transform", data.get("version"), source) < 1:
+            raise TransformError(f"{source}: no format version (not a Blase transform state)",
+                                 hint=f"this Blase reads versions 1 to {FORMAT_VERSION}; refit the transform")
         ops: list[Operation] = []
         plugins: PluginSet | None = None
         for i, entry in enumerate(data["operations"]):

@@ -9,20 +9,35 @@ promotes and rolls back models through :mod:`blase.deploy`, like ``blase promote
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from blase.errors import BlaseError
 from blase.project import Project, find_project
+from blase.track import AGGREGATES, RunFilter, RunIndex
+from blase.ui._registry import UserRegistry, remember_project
+from blase.ui._views import (
+    MAX_COMPARE,
+    compare_runs,
+    decisions_by_step,
+    lineage_graph,
+    monitor_rows,
+    resource_series,
+    thin,
+)
 
 __all__ = ["Dashboard", "RunsQuery", "UIError"]
 
-#: Points of one metric's history sent to the page (evenly thinned beyond this).
-MAX_HISTORY_POINTS = 500
 #: Longest text of one event's data shown on a run page.
 MAX_EVENT_TEXT = 400
+
+
+#: Seconds a page may show an index older than this before a request refreshes it itself (the
+#: server refreshes it in the background every :data:`REFRESH_EVERY` seconds).
+MAX_AGE = 2.0
+REFRESH_EVERY = 1.0
 
 
 class UIError(BlaseError):
@@ -35,12 +50,19 @@ class UIError(BlaseError):
 
 @dataclass
 class RunsQuery:
-    """The runs table's filter, sort and page (``where`` and ``sort`` as in ``blase runs``)."""
+    """The runs table's filter, sort, columns and page.
+
+    ``where`` and ``sort`` read as in ``blase runs`` (``sort`` also takes ``min(NAME)``,
+    ``max(NAME)``, ``best(NAME)``); ``project`` is a project's name or folder; ``filters`` are
+    the quick filters (:class:`~blase.track.RunFilter`); ``cols`` names the table's columns:
+    ``NAME`` or ``NAME:latest|min|max|best`` for a metric, ``params.KEY`` or ``tags.KEY``.
+    """
 
     where: str | None = None
     sort: str | None = None
     project: str | None = None
-    status: str | None = None
+    filters: RunFilter = field(default_factory=RunFilter)
+    cols: list[str] = field(default_factory=list)
     page: int = 1
     per_page: int = 50
 
@@ -53,16 +75,36 @@ class Dashboard:
     projects:
         Project folders (or folders inside projects); default: the current project.
     read_only:
-        Refuse every change (promote, rollback) with a :class:`UIError` (403).
+        Refuse every change (promote, rollback, answering the assistant) with a :class:`UIError` (403).
+    registry:
+        The user-level list of projects and saved views: its projects are shown too.
+    assistant_llm:
+        Makes the chat model a resumed assistant session talks to after an approval (default:
+        the provider ``blase.yaml`` names, as ``blase chat`` chooses it).
     """
 
-    def __init__(self, projects: Sequence[Path | str] | None = None, *, read_only: bool = False) -> None:
-        found = [find_project(p) for p in projects] if projects else [find_project()]
+    def __init__(self, projects: Sequence[Path | str] | None = None, *, read_only: bool = False,
+                 registry: UserRegistry | None = None, assistant_llm: Callable[[], Any] | None = None) -> None:
+        self.registry = registry
+        given = list(projects or [])
+        if registry is not None:
+            given += [p for p in registry.projects() if p not in given]
+        found = [find_project(p) for p in given] if given else [find_project()]
         self.projects: list[Project] = []
         for project in found:
             if project.root not in [p.root for p in self.projects]:
                 self.projects.append(project)
         self.read_only = read_only
+        self.index = RunIndex(self._roots())
+        self.assistant_llm = assistant_llm
+
+    def add_project(self, project: Project) -> None:
+        """Show one more project (its runs join the index on its next refresh); registered for
+        later ``blase ui`` runs as ``blase create`` registers it."""
+        if project.root not in self._roots():
+            self.projects.append(project)
+            self.index.add_project(project.root)
+        remember_project(project.root)
 
     # ------------------------------------------------------------------ lookups
 
@@ -78,58 +120,109 @@ class Dashboard:
         return [p.root for p in self.projects]
 
     def _load(self, ref: str, *, history: bool) -> Any:
-        from blase.track import load_run
+        return self.index.load(ref, history=history)
 
-        return load_run(ref, self._roots(), history=history)
+    def _names(self) -> dict[str, str]:
+        return {str(p.root): p.name for p in self.projects}
 
     # ------------------------------------------------------------------ reading
 
     def info(self) -> dict[str, Any]:
-        """The projects shown and whether changes are allowed."""
+        """The projects shown, whether changes are allowed, and the saved views."""
         return {
             "read_only": self.read_only,
             "projects": [{"name": p.name, "path": str(p.root)} for p in self.projects],
+            "views": self.registry.views() if self.registry is not None else {},
         }
 
     def runs(self, query: RunsQuery) -> dict[str, Any]:
-        """One page of the runs table, filtered and sorted by DuckDB as ``blase runs`` does."""
-        from blase.track import list_runs
-
+        """One page of the runs table: quick filters, then ``where`` and ``sort`` in DuckDB,
+        over the incremental run index (10,000 runs answer in well under a second)."""
         if query.page < 1 or not 1 <= query.per_page <= 1000:
             raise UIError(
                 f"page {query.page} of {query.per_page} runs is not a page",
                 hint="page counts from 1; per_page is 1 to 1000",
             )
-        roots = [self.project(query.project).root] if query.project else self._roots()
-        found = list_runs(roots, where=query.where or None, sort=query.sort or None, status=query.status or None)
+        filters = query.filters
+        if query.project:
+            filters = replace(filters, projects=[str(self.project(query.project).root)])
+        found = self.index.query(query.where or None, query.sort or None, filters, max_age=MAX_AGE)
         start = (query.page - 1) * query.per_page
-        shown = found[start : start + query.per_page]
-        names = {str(p.root): p.name for p in self.projects}
+        names = self._names()
+        columns = [_column(c) for c in query.cols]
         rows = []
-        for run in shown:
-            row = run.to_json()
-            row["project_name"] = names.get(run.project, Path(run.project).name)
+        for run in found[start : start + query.per_page]:
+            row = run.summary.to_json()
+            row.pop("damage", None)
+            row["project_name"] = names.get(run.summary.project, Path(run.summary.project).name)
+            row["cols"] = {label: _cell(run, kind, key, agg) for label, kind, key, agg in columns}
             rows.append(row)
-        return {
-            "runs": rows,
-            "total": len(found),
-            "page": query.page,
-            "per_page": query.per_page,
-            "metrics": sorted({k for r in found for k in r.metrics}),
-            "params": sorted({k for r in found for k in r.params}),
-        }
+        keys = self.index.all_keys()
+        return {"runs": rows, "total": len(found), "page": query.page, "per_page": query.per_page,
+                "metrics": keys["metrics"], "params": keys["params"], "tags": keys["tags"],
+                "columns": [c[0] for c in columns]}
 
     def run(self, ref: str) -> dict[str, Any]:
-        """A run: its steps, params, latest metrics, thinned metric history, artifacts, events."""
+        """A run: steps (with the assistant's decisions), params, metrics with thinned history,
+        resource series, artifacts, events, and its lineage graph when it is a pipeline run."""
         run = self._load(ref, history=True)
         data = run.to_json()
-        data["metric_history"] = {k: _thin(v) for k, v in data["metric_history"].items()}
+        data["metric_history"] = {k: thin(v) for k, v in data["metric_history"].items()}
         data["steps"] = steps_of(run.event_list)
         data["event_list"] = [_event_row(e) for e in run.event_list]
         data["project_name"] = Path(run.project).name
+        data["resource_series"] = resource_series(run.path)
+        data["lineage"] = self._lineage(run)
+        decisions = self._decisions(run)
+        for step in data["steps"]:
+            step["decisions"] = decisions.get(step["step"], [])
         for art in data["artifacts"]:
             art["type"] = mimetypes.guess_type(str(art["name"]))[0] or "application/octet-stream"
         return data
+
+    def _lineage(self, run: Any) -> dict[str, Any] | None:
+        from blase.lineage import LineageError, run_lineage
+
+        if not any(e.get("event") == "step_cache" for e in run.event_list):
+            return None
+        try:
+            return lineage_graph(run_lineage(self.project(run.project), run.id))
+        except LineageError:
+            return None
+
+    def _decisions(self, run: Any) -> dict[str, list[dict[str, Any]]]:
+        sid = run.tags.get("agent_session")
+        if not sid:
+            return {}
+        try:
+            return decisions_by_step(self._load(sid, history=False), run.id)
+        except BlaseError:
+            return {}
+
+    def compare_many(self, refs: Sequence[str], metrics: Sequence[str] = ()) -> dict[str, Any]:
+        """2 to 10 runs side by side: differing params, latest metrics, overlaid histories and
+        parallel-coordinate axes; for two runs of one project also what ``blase diff`` shows."""
+        refs = [r for r in dict.fromkeys(refs) if r]
+        if not 2 <= len(refs) <= MAX_COMPARE:
+            raise UIError(f"{len(refs)} runs given; a compare view shows 2 to {MAX_COMPARE}",
+                          hint="tick 2 to 10 runs in the runs table, then 'Compare selected'")
+        runs = [self._indexed(r) for r in refs]
+        data = compare_runs(runs, self._names(), list(metrics))
+        if len(runs) == 2 and runs[0].summary.project == runs[1].summary.project:
+            data["diff"] = self.compare(runs[0].id, runs[1].id)
+        return data
+
+    def _indexed(self, ref: str) -> Any:
+        """The index's entry of run ``ref`` (an id, a unique prefix, a name or ``latest``)."""
+        entry = self.index.get(ref.strip().lower())
+        if entry is None:
+            entry = self.index.get(self._load(ref, history=False).id)
+        if entry is None:  # newer than the index's last refresh
+            self.index.refresh()
+            entry = self.index.get(self._load(ref, history=False).id)
+        if entry is None:
+            raise UIError(f"run {ref!r} is not in the index", hint="reload the page", status=404)
+        return entry
 
     def compare(self, a: str, b: str) -> dict[str, Any]:
         """What differs between runs ``a`` and ``b`` (``blase diff``), with both runs' names."""
@@ -155,9 +248,99 @@ class Dashboard:
                 row = model.to_json()
                 row.update(project=str(project.root), project_name=project.name,
                            history=_promotions(model.path),
-                           metrics={v: _version_metrics(model.path / v) for v in row.get("versions", [])})
+                           metrics={v: _version_metrics(model.path / v) for v in row.get("versions", [])},
+                           monitor=self.monitor_history(project, model.name))
                 out.append(row)
         return {"models": out, "read_only": self.read_only}
+
+    def monitor_history(self, project: Project, model: str) -> list[dict[str, Any]]:
+        """The model's finished ``blase monitor`` checks, oldest first: drift share, drift per
+        column, current metrics; each check's HTML report is its ``monitor/report.html``."""
+        checks = self.index.query(filters=RunFilter(projects=[str(project.root)], kind="monitor", model=model),
+                                  max_age=MAX_AGE)
+        verdicts = {}
+        for check in checks:
+            run = self._load(check.id, history=False)
+            verdicts[check.id] = next((e.get("data") or {} for e in run.event_list if e.get("event") == "monitor"), {})
+        return monitor_rows(checks, verdicts)
+
+    # ------------------------------------------------------------------ the assistant
+
+    def sessions(self) -> dict[str, Any]:
+        """The assistant's sessions (chat and ``blase run --autonomy``), newest first, each with
+        its runs and the call waiting for a person, if any."""
+        names = self._names()
+        by_session: dict[tuple[str, str], list[Any]] = {}
+        for run in self.index.query(filters=RunFilter(kind="agent-session"), max_age=MAX_AGE):
+            s = run.summary
+            by_session.setdefault((s.project, str(s.tags.get("session") or s.id)), []).append(s)
+        out = []
+        for (project, sid), runs in by_session.items():
+            first = min(runs, key=lambda r: r.started_at or "")
+            out.append({"session": sid, "project": project, "project_name": names.get(project, Path(project).name),
+                        "started_at": first.started_at, "autonomy": runs[0].params.get("autonomy"),
+                        "model": runs[0].params.get("model"), "runs": [r.id for r in runs],
+                        "status": runs[0].status, "autopilot": any(r.tags.get("autopilot") for r in runs),
+                        "pending": self._pending(self.project(project), sid)})
+        out.sort(key=lambda x: x["started_at"] or "", reverse=True)
+        return {"sessions": out, "read_only": self.read_only}
+
+    def session(self, sid: str) -> dict[str, Any]:
+        """A session's replay: every event of its runs, oldest first, and the waiting call."""
+        def of_session() -> list[Any]:
+            return [r for r in self.index.query(filters=RunFilter(kind="agent-session"), max_age=MAX_AGE)
+                    if str(r.summary.tags.get("session") or r.id) == sid or r.id == sid]
+
+        runs = of_session()
+        if not runs:  # newer than the index's last refresh?
+            self.index.refresh()
+            runs = of_session()
+        if not runs:
+            raise UIError(f"no assistant session {sid!r}", hint="the assistant page lists the sessions", status=404)
+        project = self.project(runs[0].summary.project)
+        events = []
+        for summary in sorted((r.summary for r in runs), key=lambda x: x.started_at or ""):
+            run = self._load(summary.id, history=False)
+            events += [{**_event_row(e), "run": run.id} for e in run.event_list]
+        autopilot = any(r.summary.tags.get("autopilot") for r in runs)
+        return {"session": sid, "project": str(project.root), "events": events, "autopilot": autopilot,
+                "pending": self._pending(project, sid), "read_only": self.read_only}
+
+    def _pending(self, project: Project, sid: str) -> dict[str, Any] | None:
+        from blase.ui._assistant import pending_call
+
+        return pending_call(project, sid)
+
+    def decide(self, sid: str, action: str, *, args: dict[str, Any] | None = None,
+               note: str | None = None) -> dict[str, Any]:
+        """Approve, reject or edit the call session ``sid`` waits on, through the same gate as
+        ``blase chat`` (the decision is recorded as a person's, from ``blase ui``)."""
+        from blase.ui._assistant import decide_pending
+
+        self._allow_change(f"{action} of the assistant's proposal")
+        detail = self.session(sid)
+        if detail["autopilot"]:
+            raise UIError(f"session {sid} is a `blase run --autonomy` pipeline: its proposal is answered where "
+                          "that command waits", hint="answer it in the terminal that runs `blase run --autonomy semi`",
+                          status=409)
+        return decide_pending(self.project(detail["project"]), sid, action, args=args, note=note,
+                              llm=self.assistant_llm)
+
+    # ------------------------------------------------------------------ saved views
+
+    def save_view(self, name: str, query: str) -> dict[str, Any]:
+        """Save the runs page's query string as view ``name`` (user-level, see ``UserRegistry``)."""
+        self._registry().save_view(name, query)
+        return {"views": self._registry().views()}
+
+    def delete_view(self, name: str) -> dict[str, Any]:
+        self._registry().delete_view(name)
+        return {"views": self._registry().views()}
+
+    def _registry(self) -> UserRegistry:
+        if self.registry is None:
+            self.registry = UserRegistry()
+        return self.registry
 
     def artifact(self, ref: str, name: str) -> tuple[Path, str]:
         """The stored file of artifact ``name`` of run ``ref``, and its media type.
@@ -229,6 +412,27 @@ def steps_of(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(steps.values())
 
 
+def _column(spec: str) -> tuple[str, str, str, str]:
+    """``(label, kind, key, aggregate)`` of a runs-table column: ``val_loss:min``,
+    ``metrics.acc``, ``params.lr``, ``tags.model``."""
+    spec = spec.strip()
+    name, _, agg = spec.rpartition(":") if ":" in spec else (spec, "", "latest")
+    agg = agg or "latest"
+    for group in ("params", "tags"):
+        if name.startswith(group + "."):
+            return spec, group, name.removeprefix(group + "."), "latest"
+    if agg not in AGGREGATES:
+        raise UIError(f"column {spec!r}: {agg!r} is not one of {', '.join(AGGREGATES)}",
+                      hint="write a metric column as NAME or NAME:latest|min|max|best")
+    return spec, "metrics", name.removeprefix("metrics."), agg
+
+
+def _cell(run: Any, kind: str, key: str, agg: str) -> Any:
+    if kind == "metrics":
+        return run.metric(key, agg)
+    return getattr(run.summary, kind).get(key)
+
+
 def _event_row(event: dict[str, Any]) -> dict[str, Any]:
     import json
 
@@ -237,14 +441,6 @@ def _event_row(event: dict[str, Any]) -> dict[str, Any]:
     if len(text) > MAX_EVENT_TEXT:
         text = text[:MAX_EVENT_TEXT] + " ..."
     return {"t": event.get("t"), "event": event.get("event"), "step": data.get("step"), "data": text}
-
-
-def _thin(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if len(points) <= MAX_HISTORY_POINTS:
-        return points
-    stride = len(points) / MAX_HISTORY_POINTS
-    kept = [points[int(i * stride)] for i in range(MAX_HISTORY_POINTS - 1)]
-    return [*kept, points[-1]]
 
 
 def _version_metrics(folder: Path) -> dict[str, float]:

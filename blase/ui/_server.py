@@ -23,7 +23,9 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from blase.errors import BlaseError, RunNotFoundError
-from blase.ui._api import Dashboard, RunsQuery, UIError
+from blase.track import RunFilter
+from blase.ui._api import REFRESH_EVERY, Dashboard, RunsQuery, UIError
+from blase.ui._builder import Builder
 
 __all__ = ["UIServer", "make_server", "serve"]
 
@@ -32,9 +34,10 @@ logger = logging.getLogger(__name__)
 TOKEN_HEADER = "X-Blase-Token"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 #: The page's files, by URL name (nothing else under static/ is served).
-STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
+STATIC = {"app.js": "text/javascript", "style.css": "text/css", "builder.js": "text/javascript",
+          "builder.css": "text/css"}
 #: Paths the page handles itself: the server answers them with index.html.
-PAGES = ("/", "/runs", "/run", "/compare", "/models")
+PAGES = ("/", "/runs", "/run", "/compare", "/models", "/assistant", "/builder")
 MAX_BODY = 64 * 1024
 
 
@@ -46,6 +49,10 @@ class UIServer:
     token: str
     loopback: bool
     lock: threading.Lock = field(default_factory=threading.Lock)
+    builder: Builder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.builder = Builder(self.dashboard)
 
 
 def make_server(dashboard: Dashboard, *, host: str = "127.0.0.1", port: int = 8765,
@@ -63,9 +70,22 @@ def make_server(dashboard: Dashboard, *, host: str = "127.0.0.1", port: int = 87
                       hint=f"add --token TOKEN, e.g. `blase ui --host {host} --token {secrets.token_urlsafe(16)}`")
     state = UIServer(dashboard, token or secrets.token_urlsafe(24), loopback)
     handler = type("BoundHandler", (Handler,), {"ui": state})
-    server = ThreadingHTTPServer((host, port), handler)
+    server = _Server((host, port), handler)
     server.daemon_threads = True
+    dashboard.index.keep_fresh(REFRESH_EVERY)  # reads the runs now; the runs table waits for that
+    server.index = dashboard.index
     return server, state
+
+
+class _Server(ThreadingHTTPServer):
+    """Stops the run index's background refresh when it closes."""
+
+    index: Any = None
+
+    def server_close(self) -> None:
+        if self.index is not None:
+            self.index.stop()
+        super().server_close()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -120,7 +140,7 @@ class Handler(BaseHTTPRequestHandler):
     def _get(self, url: Any) -> None:
         path, params = url.path, {k: v[-1] for k, v in parse_qs(url.query).items()}
         dash = self.ui.dashboard
-        if path in PAGES or path.startswith("/run/"):
+        if path in PAGES or path.startswith(("/run/", "/session/")):
             self._page()
         elif path.startswith("/static/"):
             self._static(path.removeprefix("/static/"))
@@ -128,12 +148,20 @@ class Handler(BaseHTTPRequestHandler):
             self._json(dash.info())
         elif path == "/api/runs":
             self._json(dash.runs(_runs_query(params)))
+        elif path == "/api/compare" and "runs" in params:
+            self._json(dash.compare_many(_list(params.get("runs")), _list(params.get("metrics"))))
         elif path == "/api/compare":
             self._json(dash.compare(_need(params, "a"), _need(params, "b")))
+        elif path == "/api/sessions":
+            self._json(dash.sessions())
+        elif path.startswith("/api/sessions/"):
+            self._json(dash.session(unquote(path.removeprefix("/api/sessions/"))))
         elif path == "/api/models":
             self._json(dash.models())
         elif path.startswith("/api/runs/"):
             self._run_route(path.removeprefix("/api/runs/"))
+        elif path.startswith("/api/builder/"):
+            self._json(self.ui.builder.get(path.removeprefix("/api/builder/"), params))
         else:
             raise UIError(f"no page {path!r}", status=404)
 
@@ -158,6 +186,17 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(dash.promote(_need(body, "project"), _need(body, "model"), _need(body, "version")))
             elif url.path == "/api/models/rollback":
                 self._json(dash.rollback(_need(body, "project"), _need(body, "model"), body.get("to")))
+            elif url.path == "/api/views":
+                self._json(dash.save_view(_need(body, "name"), str(body.get("query") or "")))
+            elif url.path == "/api/views/delete":
+                self._json(dash.delete_view(_need(body, "name")))
+            elif url.path.startswith("/api/sessions/") and url.path.endswith("/decide"):
+                sid = unquote(url.path.removeprefix("/api/sessions/").removesuffix("/decide"))
+                args = body.get("args")
+                self._json(dash.decide(sid, _need(body, "action"), args=args if isinstance(args, dict) else None,
+                                       note=body.get("note") if isinstance(body.get("note"), str) else None))
+            elif url.path.startswith("/api/builder/"):
+                self._json(self.ui.builder.post(url.path.removeprefix("/api/builder/"), body))
             else:
                 raise UIError(f"no action {url.path!r}", status=404)
 
@@ -248,8 +287,14 @@ def _runs_query(params: dict[str, str]) -> RunsQuery:
         page, per_page = int(params.get("page") or 1), int(params.get("per_page") or 50)
     except ValueError:
         raise UIError("page and per_page are whole numbers") from None
+    quick = {k: params.get(k) or None for k in ("status", "kind", "model", "since", "until", "hash")}
     return RunsQuery(where=params.get("where"), sort=params.get("sort"), project=params.get("project"),
-                     status=params.get("status"), page=page, per_page=per_page)
+                     filters=RunFilter(**quick), cols=_list(params.get("cols")), page=page, per_page=per_page)
+
+
+def _list(value: str | None) -> list[str]:
+    """``"a,b,,c"`` -> ``["a", "b", "c"]``."""
+    return [x.strip() for x in (value or "").split(",") if x.strip()]
 
 
 def serve(dashboard: Dashboard, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,

@@ -299,6 +299,8 @@ class Update:
         work.mkdir(parents=True, exist_ok=True)
         files = sorted(str(p) for p in raw.rglob("*.parquet"))
         cols = [*package.input_schema, package.label]
+        if package.key and package.key not in cols and files and package.key in _names(files[0]):
+            cols.append(package.key)  # the transform passes the key through (the split uses it)
         select = ", ".join(sql_ident(c) for c in cols)
         src = f"read_parquet([{', '.join(sql_quote(f) for f in files)}], file_row_number = true, filename = true)"
         # the file's name, not its path: the extract lives in a temporary folder, and a split
@@ -503,3 +505,9 @@ class Update:
         profile.save(candidate.path / PROFILE_FILE)
         seal_package(candidate.path)  # record the hashes of the rewritten package.json and the profile
         return candidate.version
+
+
+def _names(parquet_file: str) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return pq.read_schema(parquet_file).names

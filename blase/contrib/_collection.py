@@ -1,0 +1,381 @@
+"""What the ``images`` and ``audio`` sources share: a collection of media files (a folder with a
+class per subfolder, or a CSV/Parquet listing of paths and labels), decoded once by worker
+processes into fixed-size uint8 rows and indexed, so reading the folder again decodes only the
+files that changed.
+
+A kind subclasses :class:`CollectionReader`: its :attr:`~CollectionReader.suffixes`, the
+worker function that decodes one file (:meth:`~CollectionReader.decoder`, in a light module),
+the manifest columns it records per file (:attr:`~CollectionReader.meta`), and the columns it
+computes from the decoded values (:meth:`~CollectionReader.statistics`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from abc import abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from blase.contrib._decode import decode_many
+from blase.errors import ExtractError
+from blase.extract import SourceReader
+
+__all__ = ["CollectionIndex", "CollectionOptions", "CollectionReader"]
+
+logger = logging.getLogger(__name__)
+
+_LISTINGS = (".csv", ".parquet")
+#: Files decoded in the calling process below this count (starting workers costs ~0.3 s).
+_POOL_MIN = 64
+_BASE = [("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("inode", pa.int64()),
+         ("hash", pa.string()), ("label", pa.string()), ("error", pa.string())]
+
+
+class CollectionOptions(BaseModel):
+    """The options every media source takes (``data.options``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    workers: int | None = Field(default=None, ge=1, description="decoding processes (default: the cores, up to 8)")
+    bad_files: Literal["error", "quarantine"] = Field(
+        default="error", description="a file that cannot be decoded: fail naming it, or list it in outputs/rejects/")
+    path_column: str = Field(default="path", description="a CSV/Parquet listing: the column of file paths")
+    label_column: str | None = Field(default="label", description="a listing: the column of labels (None: none)")
+
+
+@dataclass
+class _Entry:
+    path: str
+    rel: str
+    label: str | None
+
+
+def _index_dir(root: Path) -> Path:
+    """``.blase/index`` of the project around ``root``, else the user's cache folder."""
+    for folder in (root, *root.parents):
+        if (folder / ".blase").is_dir():
+            return folder / ".blase" / "index"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "blase" / "index"
+
+
+class CollectionIndex:
+    """What is known about each file of one folder under one set of decoding options.
+
+    ``manifest.parquet`` holds a row per file (path, size, mtime, inode, content hash, label,
+    why it could not be decoded, and the kind's own columns: an image's width and height) and
+    ``values.npy`` the decoded uint8 rows in the same order, memory-mapped. :meth:`update`
+    stats every file and decodes only those whose size, mtime or inode changed since (the
+    stat cache's rule); when nothing changed nothing is written.
+    """
+
+    def __init__(self, root: Path, name: str, key: str, width: int, meta: list[tuple[str, pa.DataType]]) -> None:
+        import xxhash
+
+        digest = xxhash.xxh3_64_hexdigest(f"{root.resolve()}|{key}".encode("utf-8", "surrogateescape"))
+        self.folder = _index_dir(root) / f"{name}-{digest}"
+        self.width = width
+        self.schema = pa.schema(_BASE + meta)
+        self.meta = [m for m, _ in meta]
+        self.hits = self.misses = 0
+        self.manifest: pa.Table | None = None
+        self.values: np.ndarray | None = None
+
+    @property
+    def file(self) -> Path:
+        return self.folder / "manifest.parquet"
+
+    def _load(self) -> tuple[pa.Table, np.ndarray] | None:
+        import pyarrow.parquet as pq
+
+        try:
+            manifest = pq.read_table(self.file)
+            values = np.load(self.folder / "values.npy", mmap_mode="r")
+        except (OSError, ValueError, pa.ArrowInvalid):
+            return None  # a rebuildable cache: a missing or bad one is rebuilt
+        if values.shape != (manifest.num_rows, self.width) or manifest.schema != self.schema:
+            return None
+        return manifest, values
+
+    def update(self, entries: list[_Entry], decode: Callable[[list[str]], list[dict[str, Any]]],
+               chunk: int) -> None:
+        """Bring the index up to date with ``entries`` (decoding with ``decode``); then
+        :attr:`manifest` and :attr:`values` describe them, in their order."""
+        stats = _stat_all([e.path for e in entries])
+        old = self._load()
+        rows = np.full(len(entries), -1, dtype=np.int64)
+        if old is not None:
+            where = {p: i for i, p in enumerate(old[0].column("path").to_pylist())}
+            at = np.asarray([where.get(e.rel, -1) for e in entries], dtype=np.int64)
+            now = np.asarray([(st.st_size, st.st_mtime_ns, st.st_ino) for st in stats], dtype=np.int64).reshape(-1, 3)
+            then = np.column_stack([old[0].column(c).to_numpy() for c in ("size", "mtime_ns", "inode")])
+            same = (at >= 0) & (then[np.maximum(at, 0)] == now).all(axis=1) if len(then) else at >= 0
+            rows[same] = at[same]
+        self.hits = int((rows >= 0).sum())
+        self.misses = len(entries) - self.hits
+        if old is not None and self.misses == 0 and np.array_equal(rows, np.arange(old[0].num_rows)):
+            labels = pa.array([e.label for e in entries], pa.string())
+            self.manifest = old[0].set_column(old[0].schema.get_field_index("label"), "label", labels)
+            self.values = old[1]
+            return
+        self._rewrite(entries, stats, rows, old, decode, chunk)
+
+    def _rewrite(self, entries: list[_Entry], stats: list[os.stat_result], rows: np.ndarray,
+                 old: tuple[pa.Table, np.ndarray] | None, decode: Callable[[list[str]], list[dict[str, Any]]],
+                 chunk: int) -> None:
+        import pyarrow.parquet as pq
+
+        from blase._fs import replace_dir
+
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=self.folder.parent))
+        try:
+            values = np.lib.format.open_memmap(tmp / "values.npy", mode="w+", dtype=np.uint8,
+                                               shape=(len(entries), self.width))
+            known = old[0].to_pylist() if old is not None else []
+            kept = ["hash", "error", *self.meta]
+            records: list[dict[str, Any]] = []
+            for start in range(0, len(entries), chunk):
+                part = np.arange(start, min(start + chunk, len(entries)))
+                hit = part[rows[part] >= 0]
+                if len(hit):
+                    values[hit] = old[1][rows[hit]]  # type: ignore[index]
+                todo = [int(k) for k in part if rows[k] < 0]
+                results = dict(zip(todo, decode([entries[k].path for k in todo]), strict=True))
+                for k in part:
+                    st = stats[k]
+                    record = {"path": entries[k].rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                              "inode": st.st_ino, "label": entries[k].label}
+                    if rows[k] >= 0:
+                        record |= {c: known[rows[k]][c] for c in kept}
+                    else:
+                        got = results[int(k)]
+                        record |= {c: got.get(c) for c in kept}
+                        if got.get("values") is not None:
+                            values[k] = np.frombuffer(got["values"], dtype=np.uint8)
+                    records.append(record)
+            values.flush()
+            del values
+            pq.write_table(pa.Table.from_pylist(records, schema=self.schema), tmp / "manifest.parquet")
+            replace_dir(tmp, self.folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.manifest = pq.read_table(self.file)
+        self.values = np.load(self.folder / "values.npy", mmap_mode="r")
+
+
+class CollectionReader(SourceReader):
+    """A source plugin over a collection of media files (see the module docstring)."""
+
+    reads_collection = True
+    #: The file suffixes of the kind (``.png``...); a listing is a ``.csv`` or ``.parquet``.
+    suffixes: ClassVar[tuple[str, ...]] = ()
+    #: The columns of the values (``px_`` for pixels).
+    prefix: ClassVar[str] = "v_"
+    #: The manifest columns the decoder returns per file besides its values.
+    meta: ClassVar[list[tuple[str, pa.DataType]]] = []
+
+    @property
+    def opts(self) -> Any:
+        return self.options if self.options is not None else self.config_model()  # type: ignore[misc]
+
+    @abstractmethod
+    def decoder(self) -> tuple[str, dict[str, Any]]:
+        """``(kind, params)``: :func:`blase.contrib._decode.decode_many` decodes a file with
+        ``DECODERS[kind](path, **params)``."""
+
+    @abstractmethod
+    def width(self) -> int:
+        """The uint8 values per file."""
+
+    @abstractmethod
+    def statistics(self, values: np.ndarray) -> list[tuple[str, pa.Array]]:
+        """The columns computed from a batch of decoded rows (what Monitor compares)."""
+
+    def statistic_names(self) -> list[str]:
+        return [name for name, _ in self.statistics(np.zeros((1, self.width()), dtype=np.uint8))]
+
+    def schema(self) -> pa.Schema:
+        fields = [("path", pa.string()), ("label", pa.string()), *self.meta, ("bytes", pa.int64())]
+        fields += [(name, pa.float32()) for name in self.statistic_names()]
+        return pa.schema(fields + [(f"{self.prefix}{i:05d}", pa.uint8()) for i in range(self.width())])
+
+    def read(self, path: Path, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        yield from self.read_files([path], root=path.parent, batch_rows=batch_rows)
+
+    def index(self, files: Sequence[Path], *, root: Path) -> CollectionIndex:
+        """The index of ``files``, brought up to date (new and changed files decoded)."""
+        entries = self._entries(files, root)
+        if not entries:
+            raise ExtractError(f"{root} holds no {self.name} files ({', '.join(self.suffixes)})",
+                               hint=f"put the files in class subfolders (data/{self.name}/CLASS/FILE), "
+                                    "or list them in a CSV of path,label")
+        kind, params = self.decoder()
+        index = CollectionIndex(root, self.name, f"{kind}|{sorted(params.items())}", self.width(), self.meta)
+        workers = self._workers()
+        pool: ProcessPoolExecutor | None = None
+
+        def decode(paths: list[str]) -> list[dict[str, Any]]:
+            nonlocal pool, workers
+            if len(paths) < _POOL_MIN or workers < 2:
+                return decode_many(kind, paths, params)
+            if pool is None:
+                pool = _pool(workers)
+            n = max(1, -(-len(paths) // (4 * workers)))
+            parts = [paths[i:i + n] for i in range(0, len(paths), n)]
+            try:
+                return [r for part in pool.map(decode_many, [kind] * len(parts), parts, [params] * len(parts))
+                        for r in part]
+            except BrokenProcessPool:  # workers that cannot start (a script read from stdin)
+                logger.warning("%s: the decoding processes failed to start; decoding in this one", self.name)
+                workers = 1
+                return decode_many(kind, paths, params)
+
+        try:
+            index.update(entries, decode, chunk=max(256, 64 * workers))
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+        self.index_stats = {"files": len(entries), "unchanged": index.hits, "decoded": index.misses}
+        return index
+
+    def read_files(self, files: Sequence[Path], *, root: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        self.rejected = []
+        index = self.index(files, root=root)
+        assert index.manifest is not None and index.values is not None
+        errors = index.manifest.column("error")
+        if errors.null_count < len(errors):
+            for i in np.flatnonzero(~np.asarray(errors.is_null())):
+                self._bad(str(root / index.manifest.column("path")[int(i)].as_py()), errors[int(i)].as_py())
+        schema = self.schema()
+        chunk = max(1, min(batch_rows, 4096))
+        for start in range(0, index.manifest.num_rows, chunk):
+            part = index.manifest.slice(start, chunk)
+            good = np.asarray(part.column("error").is_null())
+            batch = self._batch(part.filter(pa.array(good)), np.asarray(index.values[start:start + chunk])[good],
+                                schema)
+            if batch.num_rows:
+                yield batch
+
+    def _batch(self, manifest: pa.Table, values: np.ndarray, schema: pa.Schema) -> pa.RecordBatch:
+        columns: list[Any] = [manifest.column(c).combine_chunks() for c in ("path", "label", *(m for m, _ in self.meta))]
+        columns.append(manifest.column("size").combine_chunks())
+        columns += [array for _, array in self.statistics(values)]
+        columns += [pa.array(values[:, i]) for i in range(values.shape[1])]
+        return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+    def write_example(self, folder: Path) -> Path:
+        """A few files of two classes under ``folder`` and a listing of them (what ``blase
+        plugin check`` reads)."""
+        root = Path(folder) / self.name
+        rows = [f"{path.relative_to(root).as_posix()},{path.parent.name}" for path in self.example_files(root)]
+        listing = root / "labels.csv"
+        listing.write_text("path,label\n" + "\n".join(rows) + "\n")
+        return listing
+
+    def example_files(self, root: Path) -> list[Path]:
+        """Write a few example files of two classes under ``root/CLASS/``; return them."""
+        raise NotImplementedError(f"{type(self).__name__} does not define example_files(root)")
+
+    # -- the files --------------------------------------------------------------------------------
+
+    def _entries(self, files: Sequence[Path], root: Path) -> list[_Entry]:
+        out: list[_Entry] = []
+        top = os.fspath(root).rstrip(os.sep) + os.sep
+        for path in files:  # plain strings: pathlib costs more than the stat on 100,000 files
+            text = os.fspath(path)
+            suffix = os.path.splitext(text)[1].lower()
+            if suffix in _LISTINGS:
+                out.extend(self._listed(Path(text), root))
+            elif suffix in self.suffixes:
+                rel = text[len(top):].replace(os.sep, "/") if text.startswith(top) else _relative(Path(text), root)
+                slash = rel.find("/")
+                out.append(_Entry(text, rel, rel[:slash] if slash > 0 else None))
+        return out
+
+    def _listed(self, listing: Path, root: Path) -> list[_Entry]:
+        opts = self.opts
+        if listing.suffix.lower() == ".csv":
+            import pyarrow.csv as pcsv
+
+            types = {opts.path_column: pa.string(), **({opts.label_column: pa.string()} if opts.label_column else {})}
+            table = pcsv.read_csv(listing, convert_options=pcsv.ConvertOptions(column_types=types))
+        else:
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(listing)
+        for column in (opts.path_column, opts.label_column):
+            if column and column not in table.column_names:
+                raise ExtractError(f"{listing}: no column {column!r} (columns: {', '.join(table.column_names)})",
+                                   hint="set data.options.path_column / label_column to the listing's columns")
+        paths = table.column(opts.path_column).to_pylist()
+        labels = table.column(opts.label_column).to_pylist() if opts.label_column else [None] * len(paths)
+        out = []
+        for row, (text, label) in enumerate(zip(paths, labels, strict=True), start=2):
+            if not text:
+                raise ExtractError(f"{listing}, row {row}: column {opts.path_column!r} is empty",
+                                   hint="give every row the path of a file (relative to the listing's folder)")
+            path = Path(text) if Path(text).is_absolute() else listing.parent / text
+            if not path.is_file():
+                raise ExtractError(f"{listing}, row {row}: {self.name} file {text} does not exist ({path})",
+                                   hint="fix the path (relative to the listing's folder) or remove the row")
+            out.append(_Entry(str(path), _relative(path, root), None if label is None else str(label)))
+        return out
+
+    def _bad(self, path: str, error: str) -> None:
+        if self.opts.bad_files == "quarantine":
+            self.rejected.append((path, error))
+            return
+        raise ExtractError(f"{self.name} file {path} {error}",
+                           hint="replace or delete the file, or set data.options.bad_files: quarantine to "
+                                "list such files in outputs/rejects/ and go on without them")
+
+    def _workers(self) -> int:
+        if self.opts.workers is not None:
+            return int(self.opts.workers)
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:
+            cores = os.cpu_count() or 1
+        return max(1, min(cores, 8))
+
+
+def _stat_all(paths: list[str], threads: int = 8) -> list[os.stat_result]:
+    """``os.stat`` of every path, in threads: a stat waits on the kernel without the GIL, and
+    a re-scan of a big unchanged folder is nothing but stats."""
+    if len(paths) < 2048:
+        return [os.stat(p) for p in paths]
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = len(paths)
+    parts = [paths[i * n // threads:(i + 1) * n // threads] for i in range(threads)]
+    with ThreadPoolExecutor(threads) as pool:
+        return [st for part in pool.map(lambda ps: [os.stat(p) for p in ps], parts) for st in part]
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes forked from a fork server that imported only the decoding module: the
+    reader runs inside DuckDB's scan threads, and forking a threaded process can deadlock."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["blase.contrib._decode"])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context)

@@ -1,0 +1,91 @@
+"""The assistant's waiting calls, read and answered for the web app.
+
+A ``semi`` (or ``auto``, for a destructive tool) session pauses on a LangGraph ``interrupt``
+saved in the project's checkpointer (``.blase/agent/sessions.sqlite``). :func:`pending_call`
+reads that checkpoint without starting anything, so listing sessions has no side effect.
+:func:`decide_pending` answers it the way ``blase chat --resume`` does: it resumes the session
+(:class:`blase.agent.Session`, a new Track run of the session) and calls
+:meth:`~blase.agent.Session.decide`, so the same gate runs the call and records the decision,
+made ``by`` a person from ``blase ui``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from blase.errors import BlaseError
+from blase.project import Project
+
+__all__ = ["DECIDED_BY", "decide_pending", "pending_call"]
+
+logger = logging.getLogger(__name__)
+
+#: Who a decision made on the assistant page is recorded as made by.
+DECIDED_BY = "person (blase ui)"
+ACTIONS = ("approve", "reject", "edit")
+
+
+def _agent_installed() -> bool:
+    return importlib.util.find_spec("langgraph") is not None
+
+
+def pending_call(project: Project, session_id: str) -> dict[str, Any] | None:
+    """The call session ``session_id`` waits on (``tool``, ``args``, ``risk``, ``reason``,
+    ``command``), or ``None``; read-only, and ``None`` without the ``agent`` extra."""
+    if not _agent_installed():
+        return None
+    from blase.agent import store_path
+
+    path = store_path(project)
+    if not path.is_file():
+        return None
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        found = SqliteSaver(conn).get_tuple({"configurable": {"thread_id": session_id}})
+    except Exception:  # a damaged or foreign store: the page says nothing waits
+        logger.debug("cannot read the session store %s", path, exc_info=True)
+        return None
+    finally:
+        conn.close()
+    for _task, channel, value in (found.pending_writes or []) if found else []:
+        if channel != "__interrupt__":
+            continue
+        for intr in value if isinstance(value, (list, tuple)) else [value]:
+            data = getattr(intr, "value", None)
+            if isinstance(data, dict) and "tool" in data:
+                return {k: data.get(k) for k in ("call_id", "tool", "args", "risk", "reason", "command")}
+    return None
+
+
+def decide_pending(project: Project, session_id: str, action: str, *, args: dict[str, Any] | None = None,
+                   note: str | None = None, llm: Callable[[], Any] | None = None) -> dict[str, Any]:
+    """Answer the waiting call of ``session_id``: ``approve``, ``reject`` (``note`` goes to the
+    model) or ``edit`` (new ``args``); returns the turn (answer, next waiting call, events).
+
+    ``llm`` makes the chat model the resumed session talks to (default: the provider of
+    ``blase.yaml``, as ``blase chat`` chooses it).
+
+    Raises
+    ------
+    BlaseError
+        Without the ``agent`` extra, for an unknown action, or when nothing waits.
+    """
+    if action not in ACTIONS:
+        raise BlaseError(f"unknown decision {action!r}", hint=f"choose one of: {', '.join(ACTIONS)}")
+    if action == "edit" and not isinstance(args, dict):
+        raise BlaseError("an edit needs the new arguments as a JSON object", hint='send e.g. {"args": {"key": "v"}}')
+    if not _agent_installed():
+        raise BlaseError("the assistant is not installed here", hint="pip install 'blase[agent]'")
+    if pending_call(project, session_id) is None:
+        raise BlaseError(f"session {session_id} waits on no call", hint="reload the assistant page")
+    from blase.agent import Session
+
+    with Session(project, session_id=session_id, llm=llm() if llm is not None else None) as session:
+        turn = session.decide(action, args=args, note=note or None, by=DECIDED_BY)
+        return turn.to_json()
