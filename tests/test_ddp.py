@@ -152,7 +152,7 @@ def test_killed_workers_resume_to_the_weights_of_an_uninterrupted_run(shards, fu
 
 
 def test_run_nproc_with_train_model_auto_is_a_clear_error(cli, project):
-    r = cli("run", "--nproc", "2", cwd=project.root)
+    r = cli("run", "--nproc", "2", "--set", "train.model=auto", cwd=project.root)
     assert r.exit_code == 1
     assert "train.distributed trains the torch models" in r.stderr and "model: mlp" in r.stderr
     assert "Traceback" not in r.stderr
