@@ -13,3 +13,6 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$OUT/gpu.txt"
 python3 -m pytest -q -p no:cacheprovider tests/test_train_cuda.py tests/test_train.py 2>&1 | tee "$OUT/pytest.txt"
 python3 bench/train.py --quick 2>&1 | tee "$OUT/bench_train.txt"
+# distributed training: the 2-process gloo tests, then nccl with one process per GPU
+python3 -m pytest -q -p no:cacheprovider tests/test_ddp.py 2>&1 | tee "$OUT/pytest_ddp.txt"
+python3 bench/ddp.py --device cuda --rows 400000 2>&1 | tee "$OUT/bench_ddp.txt"

@@ -30,6 +30,7 @@ __all__ = [
     "AgentConfig",
     "DataConfig",
     "DeployConfig",
+    "DistributedConfig",
     "DriftTestChoice",
     "EvaluateConfig",
     "MonitorConfig",
@@ -250,6 +251,29 @@ class PrepareConfig(_Strict):
     drop_null_label: bool = Field(default=False, description="drop rows whose label is null instead of failing")
 
 
+class DistributedConfig(_Strict):
+    """``train.distributed``: train a torch model with DDP, launched through ``torchrun``."""
+
+    nproc_per_node: int = Field(default=1, ge=1, description="processes on this machine (one per GPU)")
+    backend: Literal["auto", "gloo", "nccl"] = Field(
+        default="auto", description="auto: nccl when training on CUDA, else gloo"
+    )
+    nnodes: int = Field(default=1, ge=1, description="machines; more than 1 needs a shared filesystem")
+    node_rank: int = Field(default=0, ge=0, description="this machine's index (0 writes the model)")
+    master_addr: str = Field(default="127.0.0.1", description="node 0's address (nnodes > 1)")
+    master_port: int = Field(default=29500, ge=1, le=65535, description="node 0's port (nnodes > 1)")
+
+    @model_validator(mode="after")
+    def _rank_in_range(self) -> DistributedConfig:
+        if self.node_rank >= self.nnodes:
+            raise ValueError(f"node_rank {self.node_rank} must be below nnodes {self.nnodes}")
+        return self
+
+
+#: The models ``train.distributed`` can train: the torch kinds (a factory script too).
+DISTRIBUTED_MODELS = ("linear", "mlp")
+
+
 class TrainConfig(_Strict):
     model: str = Field(
         default="mlp",
@@ -292,6 +316,28 @@ class TrainConfig(_Strict):
     )
     mixed_precision: bool = False
     deterministic: bool = True
+    distributed: DistributedConfig | None = Field(
+        default=None,
+        description="train with DDP through torchrun: {nproc_per_node: N, backend: gloo|nccl} "
+        "(linear, mlp or a factory script)",
+    )
+
+    @model_validator(mode="after")
+    def _distributed_needs_torch(self) -> TrainConfig:
+        if self.distributed is not None and self.model not in DISTRIBUTED_MODELS and ":" not in self.model:
+            raise ValueError(
+                f"train.distributed trains the torch models (linear, mlp, a factory script), not "
+                f"model {self.model!r}: set `model: mlp` under train:, or remove train.distributed"
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_no_distributed(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # a single-process config dumps (and so hashes) as it did before the key existed
+        data = handler(self)
+        if isinstance(data, dict) and data.get("distributed", 0) is None:
+            data.pop("distributed")
+        return data
 
 
 class EvaluateConfig(_Strict):

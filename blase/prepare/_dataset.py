@@ -12,6 +12,13 @@ Use it with ``DataLoader(dataset, batch_size=None, num_workers=k)`` (the dataset
 and call :meth:`ShardDataset.set_epoch` before each epoch. With ``persistent_workers=True``
 the workers keep the epoch they were started with, so leave that off when calling
 ``set_epoch``.
+
+For distributed training (DDP) each process passes its ``rank`` and the ``world_size``: it
+then reads a disjoint share of every shard's rows, ``perm[rank::world_size]`` of the epoch's
+seeded permutation. With ``even=True`` (training) the rows past the last multiple of
+``world_size`` in each shard are left out that epoch, so every process takes the same number
+of batches (DDP steps together); with ``even=False`` (evaluation) every row is read by exactly
+one process. With ``world_size=1`` nothing changes.
 """
 
 from __future__ import annotations
@@ -85,6 +92,10 @@ class ShardDataset(IterableDataset):
     image:
         An :class:`ImageView`: yield ``X`` as images ``[b, channels, size, size]`` (augmented,
         when it says so, on shuffled passes only).
+    rank, world_size:
+        This process's share of each shard's rows in distributed training (see above).
+    even:
+        With ``world_size > 1``: give every process the same number of rows per shard.
 
     Yields
     ------
@@ -102,6 +113,10 @@ class ShardDataset(IterableDataset):
         seed: int = 0,
         drop_last: bool = False,
         image: ImageView | None = None,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        even: bool = True,
     ) -> None:
         super().__init__()
         self.root = Path(out_dir)
@@ -122,6 +137,11 @@ class ShardDataset(IterableDataset):
         self.shuffle = shuffle
         self.seed = int(seed)
         self.drop_last = drop_last
+        if not 0 <= rank < world_size:
+            raise PrepareError(
+                f"rank {rank} is not in 0..{world_size - 1}", hint="pass 0 <= rank < world_size"
+            )
+        self.rank, self.world_size, self.even = int(rank), int(world_size), even
         self.epoch = 0
         self.shards = [shard for name in splits for shard in self.manifest.shards[name]]
         self.image = image
@@ -142,13 +162,20 @@ class ShardDataset(IterableDataset):
 
     @property
     def rows(self) -> int:
-        return sum(s.rows for s in self.shards)
+        """Rows this process reads per epoch."""
+        return sum(self._my_rows(s.rows) for s in self.shards)
+
+    def _my_rows(self, n: int) -> int:
+        w = self.world_size
+        if w == 1:
+            return n
+        return n // w if self.even else len(range(self.rank, n, w))
 
     def _batches_in(self, rows: int) -> int:
         return rows // self.batch_size if self.drop_last else math.ceil(rows / self.batch_size)
 
     def __len__(self) -> int:
-        return sum(self._batches_in(s.rows) for s in self.shards)
+        return sum(self._batches_in(self._my_rows(s.rows)) for s in self.shards)
 
     def _rng(self, *extra: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch, *extra])
@@ -173,6 +200,9 @@ class ShardDataset(IterableDataset):
         b = self.batch_size
         stop = n - n % b if self.drop_last else n
         perm = self._rng(i).permutation(n) if self.shuffle else None
+        if self.world_size > 1:
+            yield from self._rank_batches(i, x, y, np.arange(n) if perm is None else perm)
+            return
         for start in range(0, stop, b):
             end = min(start + b, n)
             if perm is None:
@@ -180,10 +210,26 @@ class ShardDataset(IterableDataset):
             else:
                 idx = np.sort(perm[start:end])
                 xb, yb = x[idx], y[idx]
-            if self.image is not None:
-                rng = self._rng(i, start) if self.shuffle else None
-                xb = self.image.apply(np.asarray(xb)[:, self._columns], rng)
-            yield torch.from_numpy(xb), torch.from_numpy(yb)
+            yield self._batch(i, start, xb, yb)
+
+    def _batch(self, i: int, start: int, xb: Any, yb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.image is not None:
+            rng = self._rng(i, start) if self.shuffle else None
+            xb = self.image.apply(np.asarray(xb)[:, self._columns], rng)
+        return torch.from_numpy(xb), torch.from_numpy(np.asarray(yb))
+
+    def _rank_batches(
+        self, i: int, x: Any, y: np.ndarray, perm: np.ndarray
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        w = self.world_size
+        if self.even:
+            perm = perm[: len(perm) - len(perm) % w]
+        mine = perm[self.rank :: w]
+        n, b = len(mine), self.batch_size
+        stop = n - n % b if self.drop_last else n
+        for start in range(0, stop, b):
+            idx = np.sort(mine[start : start + b])
+            yield self._batch(i, start * w + self.rank, x[idx], y[idx])  # augment per rank
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for i in self._my_shards():

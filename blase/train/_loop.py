@@ -38,6 +38,7 @@ from blase.train._checkpoint import (
 )
 from blase.train._device import rng_state, set_rng_state
 from blase.train._errors import TrainError
+from blase.train._ranks import SINGLE, Ranks
 
 if TYPE_CHECKING:
     from blase.train._train import Train
@@ -118,8 +119,13 @@ class EpochLoop:
         shards: Path,
         task: str,
         fingerprint: dict[str, Any],
+        net: nn.Module | None = None,
+        ranks: Ranks = SINGLE,
     ) -> None:
         self.owner = owner
+        # ``net`` trains (a DDP wrapper in distributed training); ``model`` is evaluated and saved
+        self.net = model if net is None else net
+        self.ranks = ranks
         self.cfg = owner.config
         self.model = model
         self.optimizer = optimizer
@@ -213,11 +219,19 @@ class EpochLoop:
 
         cfg, owner = self.cfg, self.owner
         total_epochs = cfg.epochs if epochs is None else epochs
+        share = {"rank": self.ranks.rank, "world_size": self.ranks.world}
         train_ds = ShardDataset(
-            self.shards, splits, batch_size=cfg.batch_size, shuffle=True, seed=owner.seed
+            self.shards, splits, batch_size=cfg.batch_size, shuffle=True, seed=owner.seed, **share
         )
         val_ds = (
-            ShardDataset(self.shards, "val", batch_size=max(cfg.batch_size, 1024), shuffle=False)
+            ShardDataset(
+                self.shards,
+                "val",
+                batch_size=max(cfg.batch_size, 1024),
+                shuffle=False,
+                even=False,
+                **share,
+            )
             if val_rows
             else None
         )
@@ -236,6 +250,8 @@ class EpochLoop:
                 self._end_epoch(metrics, has_val=val_ds is not None)
                 if on_epoch_end is not None:
                     on_epoch_end(epoch=self.epoch, metrics=dict(metrics), model=self.model)
+        if not self.ranks.writer:
+            return
         # e.g. a finished run resumed after its model file was removed
         if not (self.out / MODEL_WEIGHTS).is_file():
             with disk_guard("the weights", self.out / MODEL_WEIGHTS):
@@ -266,7 +282,7 @@ class EpochLoop:
         )
 
     def _train_epoch(self, ds: Any, bar: Any) -> dict[str, Any]:
-        cfg, model, opt, dev = self.cfg, self.model, self.optimizer, self.device
+        cfg, model, opt, dev = self.cfg, self.net, self.optimizer, self.device
         run, log_every = self.run_, self.owner.log_every
         epoch = self.epoch + 1
         ds.set_epoch(self.epoch)
@@ -348,6 +364,9 @@ class EpochLoop:
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         seconds = time.perf_counter() - start
+        if self.ranks.distributed:  # every process's rows count
+            total, denom, all_rows = self.ranks.sum(total, denom, torch.tensor(rows, device=dev))
+            rows = int(all_rows.item())
         train_loss = (total / denom).item() if rows else float("nan")
         if not math.isfinite(train_loss):
             raise self._nan(epoch, "end of the epoch", train_loss)
@@ -386,6 +405,11 @@ class EpochLoop:
                     sq += ((out.reshape(-1) - yb.float()) ** 2).sum()
                 n += xb.shape[0]
         model.train()
+        if self.ranks.distributed:  # each process read a share of the val rows
+            total, denom, correct, sq, all_n = self.ranks.sum(
+                total, denom, correct, sq, torch.tensor(n, device=dev)
+            )
+            n = int(all_n.item())
         val_loss = (total / denom).item()
         if not math.isfinite(val_loss):
             raise self._nan(self.epoch + 1, "on the val split", val_loss)
@@ -395,6 +419,11 @@ class EpochLoop:
         else:
             metrics["val_accuracy"] = correct.item() / max(n, 1)
         return metrics
+
+    def _write_weights(self, what: str, path: Path) -> None:
+        if self.ranks.writer:
+            with disk_guard(what, path):
+                write_tensors(path, self.model.state_dict())
 
     def _end_epoch(self, metrics: dict[str, Any], *, has_val: bool) -> None:
         cfg = self.cfg
@@ -407,22 +436,21 @@ class EpochLoop:
             )
             if better:
                 self.best, self.best_epoch, self.bad_epochs = value, self.epoch, 0
-                with disk_guard("the best weights", weights_path):
-                    write_tensors(weights_path, self.model.state_dict())
+                self._write_weights("the best weights", weights_path)
             else:
                 self.bad_epochs += 1
             if cfg.early_stopping and self.bad_epochs >= cfg.early_stopping:
                 self.stopped = True
         else:
-            with disk_guard("the weights", weights_path):
-                write_tensors(weights_path, self.model.state_dict())
+            self._write_weights("the weights", weights_path)
         if self.scheduler is not None:
             self.scheduler.step()
         metrics["best_epoch"] = self.best_epoch
         self.history.append(dict(metrics))
-        self._save()
-        with disk_guard("the history", self.out / HISTORY_JSON):
-            write_json(self.out / HISTORY_JSON, self.history)
+        if self.ranks.writer:
+            self._save()
+            with disk_guard("the history", self.out / HISTORY_JSON):
+                write_json(self.out / HISTORY_JSON, self.history)
         if self.run_ is not None:
             self.run_.log_metrics(
                 {k: v for k, v in metrics.items() if k not in ("epoch", "best_epoch")},

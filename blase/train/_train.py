@@ -37,6 +37,7 @@ from blase.train._models import (
     load_script_factory,
     n_outputs_for,
 )
+from blase.train._ranks import SINGLE, Ranks
 from blase.train._refit import RefitPlan, keep_refit_weights, refit_dir, refit_plan
 from blase.train._scale import feature_scale_warning
 
@@ -125,6 +126,8 @@ class Train:
         self.gamma = gamma
         self._model: nn.Module | str | None = None
         self._init_kwargs: dict[str, Any] | None = None
+        #: Set in a DDP worker process (blase.train._ddp); None in the process that launches it.
+        self._ranks: Ranks | None = None
 
     @classmethod
     def from_config(cls, config: Any, **overrides: Any) -> Train:
@@ -267,8 +270,12 @@ class Train:
             shards=first.shards,
             task=first.task,
             fingerprint=first.fingerprint,
+            net=first.net,
+            ranks=first.ranks,
         )
         loop.run(0, None, splits=("train", "val"), epochs=plan.epochs, label="refit")
+        if not first.ranks.writer:
+            return
         with disk_guard("the refit weights", first.out / MODEL_WEIGHTS):
             keep_refit_weights(first.out, MODEL_WEIGHTS)
 
@@ -354,6 +361,10 @@ class Train:
         last when there is no val split), ``model.json`` (:class:`ModelSpec`),
         ``history.json`` (per-epoch metrics) and ``checkpoint/`` (the latest epoch).
 
+        With ``train.distributed`` the epochs run in ``torchrun`` worker processes (DDP; see
+        :mod:`blase.train._launch`): the same files, written by rank 0, the same result plus
+        ``world_size`` in its details; ``on_epoch_end`` is called here with ``model=None``.
+
         Parameters
         ----------
         shards_dir:
@@ -388,6 +399,13 @@ class Train:
         from blase.prepare import read_manifest
         from blase.track import active_run
 
+        if self.config.distributed is not None and self._ranks is None:
+            from blase.train._launch import launch_fit
+
+            return launch_fit(
+                self, shards_dir, out_dir, resume=resume, track=track, on_epoch_end=on_epoch_end
+            )
+        ranks = self._ranks or SINGLE
         shards = Path(shards_dir)
         manifest = read_manifest(shards)
         manifest_path = shards / "manifest.json"
@@ -417,8 +435,9 @@ class Train:
         cfg = self.config
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        remove_stale(out)
-        device = resolve_device(cfg.device)
+        if ranks.writer:
+            remove_stale(out)
+        device = ranks.device(resolve_device(cfg.device))
         amp = bool(cfg.mixed_precision and device.type == "cuda")
         if cfg.mixed_precision and not amp:
             logger.info("mixed precision is used on CUDA only; training in float32 on %s", device)
@@ -432,7 +451,7 @@ class Train:
             )
         if ckpt is not None:
             _check_fingerprint(ckpt.state.get("fingerprint", {}), fingerprint, ckpt.path)
-        if ckpt is None:
+        if ckpt is None and ranks.writer:
             _clear_outputs(out)
 
         run = track if track is not None else active_run()
@@ -489,11 +508,14 @@ class Train:
                 shards=shards,
                 task=task,
                 fingerprint=fingerprint,
+                net=ranks.wrap(model, device),
+                ranks=ranks,
             )
             if ckpt is not None:
                 loop.restore(ckpt)
-            with disk_guard("the model spec", out / MODEL_JSON):
-                write_json(out / MODEL_JSON, spec.to_json())
+            if ranks.writer:
+                with disk_guard("the model spec", out / MODEL_JSON):
+                    write_json(out / MODEL_JSON, spec.to_json())
             if run is not None:
                 run.log_event(
                     "train_start",
@@ -543,7 +565,9 @@ class Train:
         result = StepResult(
             step=self.step,
             inputs=inputs,
-            outputs={"model": hash_file(weights_path), "spec": hash_file(out / MODEL_JSON)},
+            outputs={"model": hash_file(weights_path), "spec": hash_file(out / MODEL_JSON)}
+            if ranks.writer
+            else {},
             rows_in=train_rows + val_rows,
             rows_out=0,
             seconds=meter.seconds,
