@@ -279,8 +279,8 @@ def test_listing_plugins_imports_no_implementation(installed):
     out = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(installed), "PATH": "/usr/bin:/bin"},
                          capture_output=True, text=True, check=True).stdout
     # Blase's own plugins (blase.contrib) are listed beside the package's, all from their manifests
-    assert out.strip() == ("['audio', 'excel', 'image_cnn', 'image_errors', 'images', 'keras', 'lightgbm', 'mmd', "
-                           "'report', 'xgboost'] []")
+    assert out.strip() == ("['audio', 'excel', 'explode', 'flatten', 'image_cnn', 'image_errors', 'images', 'keras', "
+                           "'lightgbm', 'mmd', 'nested_json', 'ppo', 'report', 'rl_evaluate', 'xgboost'] []")
 
 
 def test_plugins_of_a_project_do_not_load_when_blase_yaml_does_not_use_them(installed, project):

@@ -17,6 +17,7 @@ from blase.config import config_from_dict
 from blase.deploy import DeployError, resolve_model
 from blase.errors import ConfigError, TransformError
 from blase.pipeline import Pipeline
+from tests.conftest import pin_mlp
 
 INJECTION = "1=1); COPY (SELECT 42 AS x) TO '{target}'; SELECT 1 WHERE (1=1"
 
@@ -26,7 +27,7 @@ def deployed(tmp_path_factory):
     """A project with one deployed model (a short training run)."""
     from blase.scaffold import create_project
 
-    project = create_project(tmp_path_factory.mktemp("security") / "peng")
+    project = pin_mlp(create_project(tmp_path_factory.mktemp("security") / "peng"))
     Pipeline(project, overrides=["train.epochs=3"]).run()
     return project
 

@@ -101,10 +101,11 @@ def test_predict_on_raw_new_data(made, cli, tmp_path):
     key = Project(made.root).config().data.key
     if key:  # each prediction names its input (an image's path), and the key is not "ignored"
         assert key in table.column_names and f"does not use: {key}" not in predicted.stdout + predicted.stderr
-    if "truth" in table.column_names:  # the raw data is labelled: the model beats chance
+    if "truth" in table.column_names:  # the raw data is labelled: the model beats the majority class
         truth, pred = table["truth"].to_pylist(), table["prediction"].to_pylist()
         accuracy = sum(t == p for t, p in zip(truth, pred, strict=True)) / len(truth)
-        assert accuracy > 1.5 / len(set(truth)), accuracy  # chance is 1 / classes
+        majority = max(truth.count(t) for t in set(truth)) / len(truth)
+        assert accuracy > majority + 0.05, (accuracy, majority)
 
 
 def test_monitor_the_new_data(made, cli):

@@ -18,7 +18,7 @@ class. This kind fits the same model class the way they do:
 With a val split and ``train.refit`` (``auto``: at most 50,000 rows), the model is fitted again
 on train + val with the chosen alpha, as the ``*CV`` estimators refit. ``train.class_weights:
 balanced`` weighs the rows. Deterministic: the same shards give the same weights, bit for bit.
-Weights are saved as ``glm.safetensors`` (float64), and the model exports to ONNX.
+Weights are saved as ``model.safetensors`` (float64, safetensors), and the model exports to ONNX.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from blase.model._spec import ModelSpec
 
 __all__ = ["GLMModel", "GLMOptions"]
 
-WEIGHTS_FILE = "glm.safetensors"
+WEIGHTS_FILE = "model.safetensors"  # every model.* file but model.json is the weights (reproduce --verify)
 #: Splits whose rows take at most this share of the memory budget are held in memory.
 _IN_MEMORY_SHARE = 0.25
 _DEFAULT_MEMORY = 2 << 30
