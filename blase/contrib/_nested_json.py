@@ -70,7 +70,9 @@ class NestedJSONOptions(BaseModel):
 def _duck_connect() -> Any:
     import duckdb
 
-    return duckdb.connect(config={"threads": 2, "memory_limit": "256MB", "preserve_insertion_order": True})
+    # one thread: with two, the rows keep their order but the batches' sizes vary from run to run,
+    # so extract's Parquet (its row groups and pages) was not the same bytes twice (reproduce --verify)
+    return duckdb.connect(config={"threads": 1, "memory_limit": "256MB", "preserve_insertion_order": True})
 
 
 def _duck_columns(schema: pa.Schema, files: Sequence[Path]) -> tuple[str, dict[str, str]] | None:
@@ -86,6 +88,22 @@ def _duck_columns(schema: pa.Schema, files: Sequence[Path]) -> tuple[str, dict[s
     finally:
         con.close()
     return ("array" if arrays.pop() else "newline_delimited"), columns
+
+
+def _exact_batches(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """``batches`` regrouped into batches of exactly ``rows`` rows (the last may be shorter)."""
+    held: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        held.append(batch)
+        count += batch.num_rows
+        while count >= rows:
+            table = pa.Table.from_batches(held).combine_chunks()
+            yield from table.slice(0, rows).to_batches(max_chunksize=rows)
+            rest = table.slice(rows)
+            held, count = rest.to_batches(), rest.num_rows
+    if count:
+        yield from pa.Table.from_batches(held).combine_chunks().to_batches(max_chunksize=rows)
 
 
 def _duck_read(path: Path, fmt: str, columns: dict[str, str], *, batch_rows: int) -> Iterator[pa.RecordBatch]:
@@ -140,6 +158,12 @@ class NestedJSONReader(SourceReader):
             self._key = key
 
     def read(self, path: Path, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        # batches of exactly batch_rows rows (the last shorter), whichever path read them: extract
+        # writes a row group per batch, so the same rows must come in the same batches to give
+        # the same Parquet bytes (reproduce --verify)
+        yield from _exact_batches(self._read(path, batch_rows=batch_rows), batch_rows)
+
+    def _read(self, path: Path, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
         if self._schema is None:
             self.begin([path], base_dir=self._base)
         if self._duck is not None:

@@ -135,7 +135,9 @@ def compare_runs(runs: list[Any], names: dict[str, str], metrics: list[str] | No
               if len({_key(s.params.get(k)) for s in summaries}) > 1}
     all_metrics = sorted({k for s in summaries for k in s.metrics})
     if not metrics:
-        shared = [m for m in all_metrics if all(m in r.stats and r.stats[m].count > 1 for r in runs)]
+        # a run whose min/max pass has not reached it yet has no stats: its latest values decide
+        shared = [m for m in all_metrics
+                  if all(r.stats[m].count > 1 if m in r.stats else m in r.summary.metrics for r in runs)]
         metrics = shared[:DEFAULT_COMPARE_METRICS]
     points = read_histories([s.path for s in summaries if s.path is not None], metrics)
     history = {m: [[[step if step is not None else i, value] for i, (step, value) in
