@@ -20,6 +20,7 @@ __all__ = [
     "out",
     "print_error",
     "print_json",
+    "size",
     "use_project",
 ]
 
@@ -99,3 +100,10 @@ def print_error(message: str) -> None:
     console.print(f"[bold red]error:[/] {escape(first)}")
     if rest:
         console.print(escape(rest))
+
+
+def size(n: int) -> str:
+    """A byte count for people (``1.2 GB``), as every command prints one."""
+    from blase.resources import format_size
+
+    return format_size(int(n))

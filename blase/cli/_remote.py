@@ -23,12 +23,6 @@ def _project(project: Any) -> Any:
     return find_project()
 
 
-def _size(n: int) -> str:
-    from blase.resources import format_size
-
-    return format_size(n)
-
-
 @remote_app.command("add")
 def remote_add(
     name: Annotated[str, typer.Argument(help="A short name, e.g. lab.")],
@@ -113,7 +107,7 @@ def push(
         return
     out = common.out()
     out.print(f"[green]pushed[/] {len(report.runs)} run(s) to {target.name}: sent {report.objects_sent} of "
-              f"{report.objects_total} file(s), {_size(report.bytes_sent)} of {_size(report.bytes_total)}")
+              f"{report.objects_total} file(s), {common.size(report.bytes_sent)} of {common.size(report.bytes_total)}")
     for run_id, why in report.skipped.items():
         out.print(f"[yellow]skipped[/] {run_id}: {why}")
     for warning in report.warnings:
@@ -142,7 +136,7 @@ def pull(
         return
     what = ", ".join([*(f"run {r}" for r in report.runs), *report.models]) or ref
     common.out().print(f"[green]pulled[/] {what} from {source.name}: {report.steps} step result(s), "
-                       f"{report.objects_fetched} file(s), {_size(report.bytes_fetched)}", highlight=False)
+                       f"{report.objects_fetched} file(s), {common.size(report.bytes_fetched)}", highlight=False)
 
 
 def remote_runs_table(name: str, project: Any, as_json: bool) -> None:
@@ -175,7 +169,7 @@ def remote_gc(name: str, project: Any, keep_last: int | None, dry_run: bool, as_
     out = common.out()
     verb = "would remove" if dry_run else "removed"
     out.print(f"{verb} {len(report.removed_runs)} run(s) and {report.removed_files} file(s) "
-              f"({_size(report.freed_bytes)} of objects) from {name}; kept {len(report.kept_runs)} run(s)")
+              f"({common.size(report.freed_bytes)} of objects) from {name}; kept {len(report.kept_runs)} run(s)")
     for run_id, why in report.protected.items():
         out.print(f"  [dim]kept {run_id}: {why}[/]")
 

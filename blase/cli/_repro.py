@@ -19,12 +19,6 @@ def _short(value: Any, n: int = 12) -> str:
     return text[:n] if len(text) == 32 and all(c in "0123456789abcdef" for c in text) else text
 
 
-def _size(n: int) -> str:
-    from blase.resources import format_size
-
-    return format_size(int(n))
-
-
 def _step_rows(steps: list[Any]) -> Any:
     from rich.markup import escape
     from rich.table import Table
@@ -258,13 +252,13 @@ def gc(
         return
     out = common.out()
     verb = "would free" if dry_run else "freed"
-    out.print(f"{verb} {_size(report.freed_bytes)}: {len(report.entries)} step result(s), "
+    out.print(f"{verb} {common.size(report.freed_bytes)}: {len(report.entries)} step result(s), "
               f"{len(report.objects)} stored file(s), {len(report.temporary)} leftover folder(s)")
     for e in report.entries:
-        out.print(f"  {e['step']:<9} {_short(e['key'])} of run {e['run']}  {_size(e['bytes'])}")
+        out.print(f"  {e['step']:<9} {_short(e['key'])} of run {e['run']}  {common.size(e['bytes'])}")
     for run_id, why in report.protected.items():
         out.print(f"  [dim]kept {run_id}: {why}[/]")
-    out.print(f"store now {_size(report.store_bytes)}; kept {len(report.kept_runs)} run(s)")
+    out.print(f"store now {common.size(report.store_bytes)}; kept {len(report.kept_runs)} run(s)")
 
 
 @app.command()
