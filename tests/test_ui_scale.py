@@ -440,13 +440,15 @@ def test_a_semi_proposal_is_approved_through_the_gate_by_a_person(project, spy_w
     assert ("spy_write", "approved", "person (blase ui)") in _gates(project, sid)
 
 
-def test_an_autopilot_proposal_is_left_to_its_terminal(sweep_ui, sweep):
+@needs_agent
+def test_an_autopilot_session_that_waits_on_nothing_refuses_a_decision(sweep_ui, sweep):
+    # answering a waiting `blase run --autonomy` from the page: tests/test_ui_autopilot.py
     project, _ids = sweep
     with Track("autopilot", project=project.root, kind="agent-session", tags={"autopilot": "1"},
                sample_resources=False) as run:
         run.set_tag("session", run.run_id)
     status, data = sweep_ui.json(f"/api/sessions/{run.run_id}/decide", {"action": "approve"})
-    assert status == 409 and "blase run --autonomy" in data["error"]
+    assert status == 400 and "waits on no call" in data["error"]
     status, session = sweep_ui.json(f"/api/sessions/{run.run_id}")
     assert status == 200 and session["autopilot"] is True
 

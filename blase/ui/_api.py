@@ -303,8 +303,13 @@ class Dashboard:
             run = self._load(summary.id, history=False)
             events += [{**_event_row(e), "run": run.id} for e in run.event_list]
         autopilot = any(r.summary.tags.get("autopilot") for r in runs)
+        pending = self._pending(project, sid)
+        if autopilot and pending is not None:
+            from blase.ui._assistant import autopilot_answer
+
+            pending["answered"] = autopilot_answer(project, sid, str(pending.get("call_id") or ""))
         return {"session": sid, "project": str(project.root), "events": events, "autopilot": autopilot,
-                "pending": self._pending(project, sid), "read_only": self.read_only}
+                "pending": pending, "read_only": self.read_only}
 
     def _pending(self, project: Project, sid: str) -> dict[str, Any] | None:
         from blase.ui._assistant import pending_call
@@ -315,16 +320,17 @@ class Dashboard:
                note: str | None = None) -> dict[str, Any]:
         """Approve, reject or edit the call session ``sid`` waits on, through the same gate as
         ``blase chat`` (the decision is recorded as a person's, from ``blase ui``)."""
-        from blase.ui._assistant import decide_pending
+        from blase.ui._assistant import AnswerConflict, answer_autopilot, decide_pending
 
         self._allow_change(f"{action} of the assistant's proposal")
         detail = self.session(sid)
-        if detail["autopilot"]:
-            raise UIError(f"session {sid} is a `blase run --autonomy` pipeline: its proposal is answered where "
-                          "that command waits", hint="answer it in the terminal that runs `blase run --autonomy semi`",
-                          status=409)
-        return decide_pending(self.project(detail["project"]), sid, action, args=args, note=note,
-                              llm=self.assistant_llm)
+        project = self.project(detail["project"])
+        if detail["autopilot"]:  # its own process waits: it gets the answer, unless the terminal was first
+            try:
+                return answer_autopilot(project, sid, action, args=args, note=note)
+            except AnswerConflict as exc:
+                raise UIError(exc.message, hint=exc.hint, status=409) from None
+        return decide_pending(project, sid, action, args=args, note=note, llm=self.assistant_llm)
 
     # ------------------------------------------------------------------ saved views
 

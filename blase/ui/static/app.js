@@ -454,6 +454,8 @@ async function sessionPage(sid) {
   show(route, h("h1", {}, `Session ${d.session}`), d.pending ? pendingBox(d) : h("p", { class: "muted" }, "nothing waits for a person"),
     h("h2", {}, "Replay"), events);
   document.body.dataset.ready = "session";
+  // a `blase run --autonomy` process answers in its own time (or its terminal answers first): look again
+  if (d.autopilot && d.pending) setTimeout(() => { if (route === ROUTE) sessionPage(sid).catch(showError); }, LIVE_EVERY);
 }
 
 function pendingBox(d) {
@@ -468,17 +470,20 @@ function pendingBox(d) {
     if (action === "reject" && note.value) body.note = note.value;
     try {
       const turn = await api(`/api/sessions/${encodeURIComponent(d.session)}/decide`, body);
+      ++ROUTE;  // the page drawn next replaces this one (and stops its polling)
       await sessionPage(d.session);
-      if (turn.answer) document.getElementById("app").prepend(h("p", { class: "answer" }, "assistant: " + turn.answer));
-    } catch (err) { showError(err); }
+      if (turn.answer) document.getElementById("app").prepend(h("p", { class: "answer" }, (d.autopilot ? "" : "assistant: ") + turn.answer));
+    } catch (err) { showError(err); if (d.autopilot) sessionPage(d.session).catch(showError); }
   };
+  const answered = p.answered;
   return h("div", { class: "pending-box" }, h("h2", {}, "Waiting for you"),
     h("p", {}, h("strong", {}, p.tool), ` (${p.risk}) · ${p.reason}`), p.command ? h("pre", {}, p.command) : "",
     h("p", {}, "arguments:"), args, h("p", {}, note),
     h("p", {}, ["approve", "reject", "edit"].map((a) =>
-      h("button", { class: "decide-" + a, disabled: d.read_only || d.autopilot, onclick: () => decide(a) }, a === "edit" ? "run with these arguments" : a))),
+      h("button", { class: "decide-" + a, disabled: d.read_only || !!answered, onclick: () => decide(a) }, a === "edit" ? "run with these arguments" : a))),
     d.read_only ? h("p", { class: "muted" }, "read-only: decisions are off") : "",
-    d.autopilot ? h("p", { class: "muted" }, "a `blase run --autonomy` pipeline: answer it in the terminal where it waits") : "");
+    answered ? h("p", { class: "answered" }, `answered: ${answered.action} by ${answered.by}; the pipeline goes on`)
+      : d.autopilot ? h("p", { class: "muted" }, "a `blase run --autonomy` pipeline: answer here or in its terminal (the first answer counts)") : "");
 }
 
 // ------------------------------------------------------------------ routing
