@@ -156,11 +156,13 @@ class Dashboard:
             row.pop("damage", None)
             row["project_name"] = names.get(run.summary.project, Path(run.summary.project).name)
             row["cols"] = {label: _cell(run, kind, key, agg) for label, kind, key, agg in columns}
+            # an ended run met for the first time: its min/max/best are still being read
+            row["stats_pending"] = not run.metrics_offset and bool(run.metrics_size) and run.summary.status != "running"
             rows.append(row)
         keys = self.index.all_keys()
         return {"runs": rows, "total": len(found), "page": query.page, "per_page": query.per_page,
                 "metrics": keys["metrics"], "params": keys["params"], "tags": keys["tags"],
-                "columns": [c[0] for c in columns]}
+                "columns": [c[0] for c in columns], "index": self.index.progress()}
 
     def run(self, ref: str) -> dict[str, Any]:
         """A run: steps (with the assistant's decisions), params, metrics with thinned history,

@@ -148,6 +148,8 @@ class Handler(BaseHTTPRequestHandler):
             self._json(dash.info())
         elif path == "/api/runs":
             self._json(dash.runs(_runs_query(params)))
+        elif path == "/api/index":  # answers at once, also while the first listing is under way
+            self._json(dash.index.progress())
         elif path == "/api/compare" and "runs" in params:
             self._json(dash.compare_many(_list(params.get("runs")), _list(params.get("metrics"))))
         elif path == "/api/compare":

@@ -183,7 +183,7 @@ async function runsPage() {
   } else if (q.get("view")) {
     throw new Error(`no saved view ${q.get("view")}; saved views: ${Object.keys(INFO.views).join(", ") || "none yet"}`);
   }
-  const data = await api("/api/runs?" + q.toString());
+  const data = await withIndexProgress(route, api("/api/runs?" + q.toString()));
   const metricCols = data.columns.length ? data.columns : data.metrics.filter((m) => m.startsWith("test.")).slice(0, 4);
   const input = (name, placeholder, extra) => h("input", { name, placeholder, value: q.get(name) || "", ...(extra || {}) });
   const form = h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); go(form); } },
@@ -207,19 +207,64 @@ async function runsPage() {
     h("th", { class: "sortable", onclick: () => sortBy(c) }, c)),
   ...metricCols.map((m) => h("th", { class: "sortable", onclick: () => sortBy(sortKey(m)) }, m))];
   const value = (r, m) => (data.columns.length ? r.cols[m] : r.metrics[m]);
+  const ix = data.index || {};
+  const reading = ix.stats_pending ? `reading ${(ix.stats_done || 0).toLocaleString()} / ${(ix.stats_total || 0).toLocaleString()} runs' metrics` : "";
+  // a min/max/best column of a run whose metrics.csv the index has not read yet
+  const cell = (r, m) => (r.stats_pending && /:(min|max|best)$/.test(m) && value(r, m) == null
+    ? h("span", { class: "pending-stat", title: "min/max not read yet: " + reading }, "…") : fmt(value(r, m)));
   const rows = data.runs.map((r) => h("tr", {},
     h("td", {}, h("input", { type: "checkbox", class: "pick", value: r.id })),
     h("td", {}, link("/run/" + encodeURIComponent(r.id), r.id)), h("td", {}, r.name), h("td", {}, r.project_name),
     h("td", { class: "status-" + r.status }, r.status), h("td", {}, r.started_at || ""),
     h("td", { class: "num" }, fmt(r.duration_s)),
-    ...metricCols.map((m) => h("td", { class: "num" }, fmt(value(r, m))))));
+    ...metricCols.map((m) => h("td", { class: "num" }, cell(r, m)))));
   const pages = Math.max(1, Math.ceil(data.total / data.per_page));
   const pager = h("p", {}, `${data.total} runs, page ${data.page} of ${pages} `,
     data.page > 1 ? h("button", { onclick: () => { q.set("page", data.page - 1); nav("/runs?" + q); } }, "previous") : "",
     data.page < pages ? h("button", { onclick: () => { q.set("page", data.page + 1); nav("/runs?" + q); } }, "next") : "");
-  show(route, h("h1", {}, "Runs"), form, views,
+  const note = ix.stats_pending ? h("p", { class: "index-progress" },
+    `Indexing: ${reading} for their min, max and best (${ix.seconds} s so far; each run's metrics.csv is read once, `
+    + "then kept in .blase/run-index.json). Sorting by min/max/best places the runs not read yet last.") : "";
+  show(route, h("h1", {}, "Runs"), note, form, views,
     h("table", { id: "runs" }, h("thead", {}, h("tr", {}, head)), h("tbody", {}, rows)), pager);
   document.body.dataset.ready = "runs";
+  // redraw as the index's min/max pass goes on (the page's query, filters and page kept)
+  if (ix.stats_pending) setTimeout(() => redrawRuns(route), LIVE_EVERY);
+}
+
+// Draw the runs page again unless the user is typing in its filters; ticked runs stay ticked.
+function redrawRuns(route) {
+  if (route !== ROUTE) return;
+  if (document.activeElement && document.activeElement.closest("form.filters")) {
+    setTimeout(() => redrawRuns(route), LIVE_EVERY);
+    return;
+  }
+  const ticked = new Set([...document.querySelectorAll("input.pick:checked")].map((x) => x.value));
+  ROUTE = route + 1;  // this drawing is the current page now
+  runsPage().then(() => {
+    for (const box of document.querySelectorAll("input.pick")) box.checked = ticked.has(box.value);
+  }).catch(showError);
+}
+
+// While `promise` (a runs query) waits for the index's first listing of the run folders,
+// show how far that listing is (it can take seconds over thousands of runs never indexed).
+async function withIndexProgress(route, promise) {
+  let waiting = true;
+  const poll = async () => {
+    await new Promise((r) => setTimeout(r, 400));
+    while (waiting && route === ROUTE) {
+      try {
+        const p = await api("/api/index");
+        if (waiting && !p.ready) {
+          show(route, h("h1", {}, "Runs"), h("p", { class: "index-progress" },
+            `Indexing the run folders: ${p.listed.toLocaleString()} / ${(p.to_list || 0).toLocaleString()} read (${p.seconds} s)`));
+        }
+      } catch (err) { /* the runs query reports errors */ }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  };
+  poll();
+  try { return await promise; } finally { waiting = false; }
 }
 
 async function saveView(q) {
