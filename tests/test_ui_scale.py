@@ -58,6 +58,37 @@ def sweep(tmp_path):
 # ---------------------------------------------------------------------- the index
 
 
+def _as_written_before_metric_stats(root: Path) -> None:
+    """Drop ``metric_stats`` from every run's summary.json: runs as a Blase before 0.x wrote them
+    (the index must then read their metrics.csv for min and max)."""
+    for summary in (root / "runs").glob("*/summary.json"):
+        data = json.loads(summary.read_text())
+        data.pop("metric_stats", None)
+        summary.write_text(json.dumps(data))
+
+
+def test_an_ended_run_brings_its_min_max_in_its_summary(tmp_path, monkeypatch):
+    import blase.track._index as index_module
+    from blase.scaffold import create_project
+
+    project = create_project(tmp_path / "p", example=False)
+    ids = [_track_run(project.root, f"r{i}", {"i": i}, {"loss": [1.0, 0.2 - i / 100, 0.5], "acc": [i]})
+           for i in range(9)]
+
+    def no_pass(batch, **kwargs):
+        raise AssertionError(f"{len(batch)} runs read from metrics.csv")
+
+    monkeypatch.setattr(index_module, "stats_in_parallel", no_pass)
+    monkeypatch.setattr(index_module, "read_new_metrics", no_pass)
+    index = RunIndex([project.root])
+    index.refresh()
+    run = index.get(ids[4])
+    assert (run.metric("loss", "min"), run.metric("loss", "max"), run.metric("loss")) == (0.16, 1.0, 0.5)
+    assert run.stats["loss"].count == 3 and run.metric("acc", "best") == 4
+    assert [r.id for r in index.query(sort="min(loss)")][:2] == [ids[8], ids[7]]
+    assert index.progress()["stats_total"] == 0
+
+
 def test_index_keeps_min_max_best_and_sorts_by_them(sweep):
     project, (a, b, c) = sweep
     index = RunIndex([project.root])
@@ -108,6 +139,7 @@ def test_a_first_index_lists_runs_before_their_min_and_max_are_read(tmp_path, mo
 
     project = create_project(tmp_path / "many", example=False)
     ids = [_track_run(project.root, f"r{i}", {"i": i}, {"loss": [1.0, 0.5 - i / 100]}) for i in range(10)]
+    _as_written_before_metric_stats(project.root)
     reading, release = threading.Event(), threading.Event()
     real = index_module.stats_in_parallel
 
@@ -566,6 +598,7 @@ def test_browser_runs_page_shows_the_min_max_pass_and_fills_in_as_it_ends(tmp_pa
     project = create_project(tmp_path / "many", example=False)
     for i in range(10):
         _track_run(project.root, f"r{i}", {"i": i}, {"loss": [1.0, 0.5 - i / 100]})
+    _as_written_before_metric_stats(project.root)
     release = threading.Event()
     real = index_module.stats_in_parallel
 

@@ -129,6 +129,8 @@ def index_run(run_dir: Path, root: Path, sig: tuple[Any, ...], old: IndexedRun |
     entry = IndexedRun(summary, hashes, signature=sig, metrics_size=sig[1])
     if cached is not None and summary.status != "running":
         entry.signature = ("done", *sig)  # the writer ended: its summary matches the complete logs
+        if _stats_from_summary(entry, cached.get("metric_stats")):
+            return entry  # the writer kept min, max and count: no need to read metrics.csv
     if old is not None and old.metrics_offset and sig[1] is not None and sig[1] >= old.metrics_offset:
         # go on from there, on a copy: readers of the current snapshot may be iterating the old one
         entry.stats = {k: MetricStat(v.latest, v.min, v.max, v.count) for k, v in old.stats.items()}
@@ -136,6 +138,22 @@ def index_run(run_dir: Path, root: Path, sig: tuple[Any, ...], old: IndexedRun |
     if summary.status == "running" or entry.metrics_offset:
         read_new_metrics(entry)
     return entry
+
+
+def _stats_from_summary(entry: IndexedRun, stats: Any) -> bool:
+    """Take ``summary.json``'s ``metric_stats`` (``{name: [min, max, count]}``, written by Track
+    since the run index used them); False when absent or malformed (then the file is read)."""
+    if not isinstance(stats, dict) or not entry.metrics_size:
+        return False
+    latest = entry.summary.metrics
+    try:
+        entry.stats = {name: MetricStat(float(latest[name]) if isinstance(latest.get(name), (int, float)) else hi,
+                                        float(lo), float(hi), int(n)) for name, (lo, hi, n) in stats.items()}
+    except (TypeError, ValueError):
+        entry.stats = {}
+        return False
+    entry.metrics_offset = entry.metrics_size
+    return True
 
 
 def read_new_metrics(entry: IndexedRun) -> None:
