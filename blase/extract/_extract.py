@@ -503,6 +503,27 @@ class Extract:
         finally:
             con.close()
 
+    def sample(self, n: int = 2000, *, seed: int = 0) -> pa.Table:
+        """A random sample of ``n`` rows of the whole source (all of them when it has fewer),
+        the same rows for the same ``seed`` and files; bad rows dropped as in :meth:`preview`.
+
+        DuckDB's reservoir sampling keeps ``n`` rows while it streams the source once, so
+        memory holds the sample, never the file. It runs on one thread: a seeded reservoir is
+        repeatable only there.
+        """
+        con = self._connect(memory_budget("512MB"))
+        try:
+            con.execute("SET threads = 1")
+            return self._run(
+                con,
+                lambda: con.sql(
+                    f"SELECT * FROM {self._expr(con, errors=self._lenient())} "
+                    f"USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE ({int(seed)})"
+                ).to_arrow_table(),
+            )
+        finally:
+            con.close()
+
     def count(self) -> int:
         """The number of rows (good rows only when bad rows are skipped or quarantined)."""
         source = self._resolve()
