@@ -8,8 +8,9 @@ promotes and rolls back models through :mod:`blase.deploy`, like ``blase promote
 
 from __future__ import annotations
 
+import json
 import mimetypes
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from blase.errors import BlaseError
 from blase.project import Project, find_project
 from blase.track import AGGREGATES, RunFilter, RunIndex
+from blase.ui._events import stream_start
 from blase.ui._registry import UserRegistry, remember_project
 from blase.ui._views import (
     MAX_COMPARE,
@@ -167,8 +169,12 @@ class Dashboard:
     def run(self, ref: str) -> dict[str, Any]:
         """A run: steps (with the assistant's decisions), params, metrics with thinned history,
         resource series, artifacts, events, and its lineage graph when it is a pipeline run."""
+        entry = self.index.get(ref.strip().lower())
+        # where a page's event stream starts: the files' ends before they are read (nothing missed)
+        start = stream_start(entry.summary.path) if entry is not None else None
         run = self._load(ref, history=True)
         data = run.to_json()
+        data["stream_from"] = start or stream_start(run.path)
         data["metric_history"] = {k: thin(v) for k, v in data["metric_history"].items()}
         data["steps"] = steps_of(run.event_list)
         data["event_list"] = [_event_row(e) for e in run.event_list]
@@ -181,6 +187,33 @@ class Dashboard:
         for art in data["artifacts"]:
             art["type"] = mimetypes.guess_type(str(art["name"]))[0] or "application/octet-stream"
         return data
+
+    def run_events(self, ref: str, start: str | None, *, stopping: Callable[[], bool]) -> Iterator[bytes]:
+        """Server-Sent Events of run ``ref`` from position ``start`` (``"M:L"``, see
+        :mod:`blase.ui._events`; ``None``: from now) until the run ends or ``stopping()``."""
+        from blase.ui._events import RunStream, parse_position
+
+        run = self._load(ref, history=False)
+        if run.path is None:
+            raise UIError(f"run {run.id} has no folder to stream from", status=404)
+        try:
+            stream = RunStream(run.path, start if start else None)
+            if start:
+                parse_position(start)
+        except ValueError:
+            raise UIError(f"{start!r} is not a stream position", hint="give from=METRICS_BYTES:LOG_BYTES, "
+                          "as the run's stream_from says") from None
+        run_dir, run_id = run.path, run.id
+
+        def status() -> str:
+            try:
+                return str(json.loads((run_dir / "summary.json").read_text(encoding="utf-8")).get("status") or "ended")
+            except (OSError, ValueError, AttributeError):
+                pass  # the writer has not ended (or was killed: the index tells from its heartbeat)
+            entry = self.index.get(run_id)
+            return entry.summary.status if entry is not None and entry.summary.status != "unknown" else "running"
+
+        return stream.messages(status, stopping)
 
     def _lineage(self, run: Any) -> dict[str, Any] | None:
         from blase.lineage import LineageError, run_lineage
@@ -466,21 +499,13 @@ def _version_metrics(folder: Path) -> dict[str, float]:
 
 
 def _promotions(folder: Path, last: int = 10) -> list[dict[str, Any]]:
-    import json
+    from blase.ui._events import json_objects
 
     try:
         lines = (folder / "promotions.jsonl").read_text(encoding="utf-8").splitlines()
     except OSError:
         return []
-    out = []
-    for line in lines[-last:]:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            out.append(record)
-    return out
+    return json_objects(lines[-last:])
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -313,6 +313,78 @@ const LIVE_EVERY = 2000;
 async function runPage(ref) {
   const route = ROUTE;
   const r = await api("/api/runs/" + encodeURIComponent(ref));
+  const live = r.status === "running";
+  const stream = live && window.EventSource && !FOLLOWING.failed.has(r.id);
+  drawRun(route, r, live ? (stream ? "events" : "polling") : null);
+  if (stream) followRun(route, ref, r);
+  else if (live) setTimeout(() => { if (route === ROUTE) runPage(ref).catch(showError); }, LIVE_EVERY);
+}
+
+// A running run's page follows its Server-Sent Events (/api/runs/ID/events): new points and
+// log records are added to the run as drawn and the page is drawn again (at most every
+// REDRAW_EVERY ms); a step's event or the run's end fetches the whole run again. Where the
+// stream cannot open, the page falls back to asking again every LIVE_EVERY ms.
+const FOLLOWING = { failed: new Set() };
+const REDRAW_EVERY = 300;
+const MAX_SHOWN_POINTS = 1000;
+
+function followRun(route, ref, r) {
+  stopFollowing();
+  const es = FOLLOWING.es = new EventSource(`/api/runs/${encodeURIComponent(r.id)}/events?from=${encodeURIComponent(r.stream_from)}`);
+  let scheduled = false;
+  const alive = () => { if (route !== ROUTE) { es.close(); return false; } return true; };
+  const redraw = (whole) => {
+    if (scheduled) return;
+    scheduled = true;
+    setTimeout(() => {
+      scheduled = false;
+      if (!alive()) return;
+      if (whole) { es.close(); runPage(ref).catch(showError); } else drawRun(route, r, "events");
+    }, REDRAW_EVERY);
+  };
+  es.addEventListener("metrics", (e) => { if (alive()) { addPoints(r, JSON.parse(e.data).points); redraw(false); } });
+  es.addEventListener("log", (e) => { if (alive()) redraw(addRecords(r, JSON.parse(e.data).records)); });
+  es.addEventListener("end", () => { es.close(); if (route === ROUTE) runPage(ref).catch(showError); });
+  es.onerror = () => {
+    if (es.readyState !== EventSource.CLOSED || !alive()) return;  // CONNECTING: the browser retries itself
+    FOLLOWING.failed.add(r.id);  // refused (or no server): poll instead
+    runPage(ref).catch(showError);
+  };
+}
+
+// Close the stream of the page left (a browser keeps at most 6 connections to one server).
+function stopFollowing() {
+  if (FOLLOWING.es) FOLLOWING.es.close();
+  FOLLOWING.es = null;
+}
+
+function addPoints(r, points) {
+  for (const p of points) {
+    const hist = r.metric_history[p.name] || (r.metric_history[p.name] = []);
+    if (hist.length && p.time <= hist[hist.length - 1].time) continue;  // already read with the page
+    hist.push({ step: p.step, value: p.value, time: p.time });
+    if (hist.length > MAX_SHOWN_POINTS) r.metric_history[p.name] = hist.filter((_, i) => i % 2 === 0 || i === hist.length - 1);
+    r.metrics[p.name] = p.value;
+    r.metric_counts[p.name] = (r.metric_counts[p.name] || 0) + 1;
+  }
+}
+
+// Log records into the run as drawn; true when the whole run must be read again (a step
+// started or ended, an artifact, the status: what the server derives the steps table from).
+function addRecords(r, records) {
+  let whole = false;
+  for (const rec of records) {
+    if (rec.kind === "param") r.params[rec.key] = rec.value;
+    else if (rec.kind === "tag") r.tags[rec.key] = rec.value;
+    else if (rec.kind === "event") {
+      r.event_list.push({ t: rec.t, event: rec.event, step: (rec.data || {}).step, data: JSON.stringify(rec.data || {}) });
+      whole = whole || String(rec.event).startsWith("step");
+    } else if (rec.kind === "artifact" || rec.kind === "status") whole = true;
+  }
+  return whole;
+}
+
+function drawRun(route, r, liveMode) {
   const decisions = (s) => (s.decisions || []).map((d) => h("div", { class: "decision" },
     `assistant: ${d.tool || ""} ${d.summary || ""} → ${d.decision}${d.by && !["gate", "model"].includes(d.by) ? " by " + d.by : ""}`,
     d.reason ? h("div", { class: "muted" }, "why: " + d.reason) : ""));
@@ -337,8 +409,8 @@ async function runPage(ref) {
     : h("p", { class: "muted" }, "no resource samples");
   const events = table(["time", "event", "step", "data"], r.event_list.map((e) =>
     [new Date(e.t * 1000).toISOString(), e.event, e.step || "", h("code", {}, e.data)]));
-  const live = r.status === "running";
-  show(route, h("h1", {}, `Run ${r.name} `, h("span", { class: "muted" }, r.id), live ? h("span", { class: "live" }, " live") : ""),
+  show(route, h("h1", {}, `Run ${r.name} `, h("span", { class: "muted" }, r.id),
+    liveMode ? h("span", { class: "live", id: "live-mode", title: liveMode === "events" ? "updated as the run writes (Server-Sent Events)" : `asked again every ${LIVE_EVERY / 1000} s` }, `live (${liveMode})`) : ""),
     h("p", {}, h("span", { class: "status-" + r.status, id: "run-status" }, r.status), ` · project ${r.project_name} · started ${r.started_at || "?"} · ${fmt(r.duration_s)} s`),
     r.error ? h("pre", {}, `${r.error.type}: ${r.error.message}`) : "",
     r.steps.length ? [h("h2", {}, "Steps"), steps] : "", r.lineage ? [h("h2", {}, "Lineage"), lineageGraph(r.lineage)] : "",
@@ -346,7 +418,6 @@ async function runPage(ref) {
     arts.length ? arts : h("p", { class: "muted" }, "none"), h("h2", {}, "Params"), params,
     h("h2", {}, "Events"), events);
   document.body.dataset.ready = "run";
-  if (live) setTimeout(() => { if (route === ROUTE) runPage(ref).catch(showError); }, LIVE_EVERY);
 }
 
 // From raw files and code (left) through the steps to the model (right), as an SVG drawing.
@@ -537,6 +608,7 @@ function nav(url) { history.pushState(null, "", url); route(); }
 
 async function route() {
   const current = ++ROUTE;
+  stopFollowing();
   const path = location.pathname;
   try {
     if (path.startsWith("/run/")) await runPage(decodeURIComponent(path.slice(5)));
