@@ -459,3 +459,20 @@ def test_previews_read_a_seeded_random_sample_of_the_whole_file_or_its_first_row
     assert [row[0] for row in head["rows"]] == list(range(20))
     status, err = ui.json("/api/builder/source", {"source": "data/big.csv", "rows": "random"})
     assert status == 400 and "rows 'random'" in err["error"] and "rows: first" in err["hint"]
+
+
+def test_a_large_csv_is_previewed_from_blocks_spread_over_the_whole_file(ui, alpha, monkeypatch):
+    import blase._sample
+
+    monkeypatch.setattr(blase._sample, "MIN_BYTES", 10_000)  # "large": this 150 KB file, for the test
+    n = 12_000
+    (alpha.root / "data" / "big.csv").write_text(
+        "id,x\n" + "".join(f"{i},{i % 97}\n" for i in range(n)))
+    status, src = ui.json("/api/builder/source", {"source": "data/big.csv"})
+    assert status == 200 and src["sample"]["kind"] == "sample" and src["sample"]["method"] == "blocks"
+    assert 1500 <= src["sample"]["rows"] <= 2000
+    doc = _state(ui)["doc"]
+    doc["data"] = {**doc["data"], "source": "data/big.csv", "label": "x"}
+    doc["transform"] = [{"op": "filter", "where": "id >= 9000"}]
+    status, after = ui.json("/api/builder/preview", {"doc": doc, "upto": 0})
+    assert status == 200 and 0.15 < after["rows_out"] / after["rows_in"] < 0.35  # the last quarter of the file

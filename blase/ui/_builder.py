@@ -215,8 +215,10 @@ class Builder:
                 total = estimate_rows(files) if files else None
             except (OSError, ValueError):
                 total = None
-            kind = rows if table.num_rows >= SAMPLE_ROWS else "all"  # a small source: every row
-            about = {"kind": kind, "rows": table.num_rows, "seed": SAMPLE_SEED if kind == "sample" else None,
+            method = (table.schema.metadata or {}).get(b"blase.sample", b"").decode()
+            # fewer rows than asked for from a reservoir or the first rows: the source is that small
+            kind = rows if table.num_rows >= SAMPLE_ROWS or method == "blocks" else "all"
+            about = {"kind": kind, "rows": table.num_rows, "method": method or None, "seed": SAMPLE_SEED if kind == "sample" else None,
                      "of_about": total}
             if stamps is None:
                 return table, about
