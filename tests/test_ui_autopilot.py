@@ -13,9 +13,12 @@ import time
 
 import pytest
 
+import tests.test_ui as test_ui
 from blase.ui import Dashboard
-from tests.test_ui import Client
+from tests.test_ui import SCREENSHOTS, Client
 from tests.test_ui_scale import _gates
+
+browser_page = test_ui.browser_page
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("langgraph") is None,
                                 reason="the agent extra is not installed (pip install -e '.[dev]')")
@@ -163,3 +166,45 @@ def test_the_terminal_prompt_reads_a_line_or_gives_way_to_the_page(monkeypatch, 
         writer.flush()
         assert _prompt_until("approve?", "n", lambda: False) == "n"  # the default
     assert "approve? [n]:" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_browser_rejects_a_waiting_autopilot_proposal(project, browser_page):
+    from blase.agent import AnswerBox, Autopilot
+    from playwright.sync_api import expect
+
+    outcome: dict = {}
+
+    def drive():
+        with Autopilot(project, autonomy="semi", llm=_pilot_llm(), overrides=QUICK) as pilot:
+            outcome["sid"] = pilot.session_id
+            result = pilot.start()
+            while result.pending is not None:  # no terminal: the page answers
+                result = pilot.wait_for_person(poll=0.05, timeout=90)
+            outcome["report"] = result.report
+
+    pilot_thread = threading.Thread(target=drive, daemon=True)
+    pilot_thread.start()
+    client = Client(Dashboard([project.root]))
+    page = browser_page
+    try:
+        sid = _wait_for(lambda: outcome.get("sid"), "the session")
+        _wait_for(lambda: AnswerBox(project, sid).waiting(), "the pilot to wait")
+        page.goto(client.base + f"/session/{sid}")
+        box = page.locator(".pending-box")
+        expect(box).to_contain_text("propose_config_change")
+        expect(box).to_contain_text("answer here or in its terminal")
+        page.fill("input[name=note]", "median is fine")
+        page.click("button.decide-reject")
+        expect(page.locator("p.answer")).to_contain_text("reject sent to the waiting")
+        page.screenshot(path=str(SCREENSHOTS / "assistant-autopilot-answered.png"), full_page=True)
+        # the second proposal (at evaluate) comes; the page, polling, shows it: reject it too
+        expect(page.locator(".pending-box")).to_contain_text("train.class_weights", timeout=60_000)
+        page.click("button.decide-reject")
+        pilot_thread.join(120)
+        expect(page.locator(".pending-box")).to_have_count(0, timeout=30_000)
+    finally:
+        client.close()
+    assert [r["note"] for r in outcome["report"].rejected] == ["median is fine", None]
+    gates = [g for g in _gates(project, sid) if g[1] in ("approved", "rejected")]
+    assert gates == [("propose_config_change", "rejected", "person (blase ui)")] * 2
