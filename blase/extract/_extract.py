@@ -511,7 +511,7 @@ class Extract:
         so memory holds the sample, never the file (on one thread: a seeded reservoir repeats
         only there). One plain CSV file of :data:`blase._sample.MIN_BYTES` or more is sampled
         by position instead (:func:`blase._sample.byte_range_sample`: runs of rows from 64
-        evenly spaced places, about 1 % of the file read), so a preview of a 100 GB file takes
+        evenly spaced places, a few hundred KB read whatever its size), so a preview of a 100 GB file takes
         as long as one of 100 MB. The table's schema metadata ``blase.sample`` says which:
         ``reservoir`` or ``blocks``.
         """

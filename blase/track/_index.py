@@ -170,6 +170,7 @@ class RunIndex:
                         first = False
                 except Exception:  # the next round tries again
                     logger.warning("refreshing the run index failed", exc_info=True)
+                    self._listed.set()  # a query waiting for the first snapshot refreshes itself (and sees why)
                 wait = max(every, 3 * self.refresh_seconds)
 
         self._background = True
@@ -248,7 +249,6 @@ class RunIndex:
     def _publish(self, runs: dict[str, IndexedRun], changed: bool, started: float) -> None:
         """Make ``runs`` the snapshot queries read (when it changed), as of ``started``."""
         with self._lock:
-            self._listed.set()
             if changed or not self.refreshed_at:
                 self._runs = runs
                 self._by_id = {r.id: r for r in runs.values()}
@@ -256,6 +256,7 @@ class RunIndex:
                 self._keys = None
                 self._column_cache = {}
             self.refreshed_at = started
+        self._listed.set()  # after refreshed_at: a query it wakes finds the snapshot
 
     def _read(self, runs: dict[str, IndexedRun], fresh: list[tuple[str, Path, tuple[Any, ...]]],
               ) -> tuple[bool, list[IndexedRun]]:

@@ -191,7 +191,7 @@ class Dashboard:
     def run_events(self, ref: str, start: str | None, *, stopping: Callable[[], bool]) -> Iterator[bytes]:
         """Server-Sent Events of run ``ref`` from position ``start`` (``"M:L"``, see
         :mod:`blase.ui._events`; ``None``: from now) until the run ends or ``stopping()``."""
-        from blase.ui._events import RunStream, parse_position
+        from blase.ui._events import SUMMARY_FILE, RunStream, parse_position
 
         run = self._load(ref, history=False)
         if run.path is None:
@@ -207,7 +207,7 @@ class Dashboard:
 
         def status() -> str:
             try:
-                return str(json.loads((run_dir / "summary.json").read_text(encoding="utf-8")).get("status") or "ended")
+                return str(json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8")).get("status") or "ended")
             except (OSError, ValueError, AttributeError):
                 pass  # the writer has not ended (or was killed: the index tells from its heartbeat)
             entry = self.index.get(run_id)

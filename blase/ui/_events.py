@@ -27,11 +27,12 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["KEEPALIVE", "POLL", "RunStream", "finite", "json_objects", "parse_position", "sse_message", "stream_start"]
+__all__ = ["KEEPALIVE", "POLL", "SUMMARY_FILE", "RunStream", "finite", "json_objects", "parse_position", "sse_message", "stream_start"]
 
 #: A run folder's logs (as :class:`blase.track.Track` names them).
 METRICS_FILE = "metrics.csv"
 LOG_FILE = "log.jsonl"
+SUMMARY_FILE = "summary.json"  # written when the run's writer ends
 #: Seconds between two looks at the run's files.
 POLL = 0.25
 #: Seconds of silence before a keep-alive comment.

@@ -211,7 +211,7 @@ function sampleNote(s) {
   return h("p", { class: "sample-note" }, s.kind === "first"
     ? `The first ${s.rows.toLocaleString()} rows${of} (not a sample: the rest of the file may differ).`
     : s.method === "blocks"
-      ? `A sample of ${s.rows.toLocaleString()} rows${of}: runs of rows from 64 places spread evenly over the whole file (a large CSV: about 1 % of it read; the same rows each time).`
+      ? `A sample of ${s.rows.toLocaleString()} rows${of}: runs of rows from 64 places spread evenly over the whole file (a large CSV: a few hundred KB of it read; the same rows each time).`
       : `A random sample of ${s.rows.toLocaleString()} rows${of}, drawn from the whole source (seed ${s.seed}: the same rows each time).`);
 }
 
