@@ -166,6 +166,40 @@ def test_a_first_index_lists_runs_before_their_min_and_max_are_read(tmp_path, mo
     assert index.progress()["stats_done"] == 10 and not index.progress()["stats_pending"]
 
 
+def test_the_first_listing_reports_its_progress_while_a_query_waits_for_it(tmp_path, monkeypatch):
+    import threading
+
+    import blase.track._index as index_module
+    from blase.scaffold import create_project
+
+    project = create_project(tmp_path / "many", example=False)
+    ids = [_track_run(project.root, f"r{i}", {"i": i}, {"loss": [1.0, 0.5]}) for i in range(6)]
+    halfway, release = threading.Event(), threading.Event()
+    real, calls = index_module.index_run, []
+
+    def slow_index_run(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:  # three run folders read, the fourth waits
+            halfway.set()
+            release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(index_module, "index_run", slow_index_run)
+    client = Client(Dashboard([project.root]))  # its index lists the runs in the background
+    try:
+        assert halfway.wait(30)
+        status, progress = client.json("/api/index")  # answers at once while /api/runs would wait
+        assert status == 200 and progress["ready"] is False and progress["listing"] is True
+        assert (progress["listed"], progress["to_list"]) == (3, 6)
+        threading.Timer(0.5, release.set).start()
+        status, runs = client.json("/api/runs")  # waits for the listing, not longer
+        assert status == 200 and runs["total"] == 6 and {r["id"] for r in runs["runs"]} == set(ids)
+        assert runs["index"]["ready"] is True and runs["index"]["listed"] == 6
+    finally:
+        release.set()
+        client.close()
+
+
 def test_the_parallel_min_max_pass_equals_reading_every_line(tmp_path):
     """Oracle: the Python reader that folds every line of metrics.csv into min/max/count."""
     import copy
