@@ -62,10 +62,17 @@ class AutoOptions(BaseModel):
     large: str = Field(default="mlp", description="the kind trained alone above compare_rows")
     cv_folds: int = Field(
         default=5, ge=0, description="score the candidates by this many folds of cross-validation on "
-        "train + val when they hold at most cv_rows rows (0 or 1: score on the val split)")
+        "train + val when they hold at most cv_rows rows (0: score on the val split; else at least 3)")
     cv_rows: int = Field(
         default=10_000, ge=0, description="the most rows (train + val) for which cross-validation "
         "replaces the val split")
+
+    @field_validator("cv_folds")
+    @classmethod
+    def _three_folds(cls, value: int) -> int:
+        if value in (1, 2):
+            raise ValueError("0 (score on the val split) or at least 3 folds (one scores, one tunes, the rest train)")
+        return value
 
     @field_validator("candidates")
     @classmethod
@@ -122,7 +129,7 @@ class AutoModel(ModelKind):
                                           resume=False, on_epoch_end=None)
                 kind = self._kind(name, ctx)
                 kind.fit(fold, sub)
-                parts.append((_val_losses(kind, fold), rows_of))
+                parts.append((_val_losses(kind, fold, "test" if folds else "val"), rows_of))
             fitted[name] = kind
             losses[name] = _in_row_order(parts, rows)
             prefix = "cv" if folds else "val"
@@ -203,11 +210,11 @@ def _log_selection(track: Any, chosen: str, why: str, results: dict[str, dict[st
                        if k != "seconds" and math.isfinite(v)})
 
 
-def _val_losses(kind: ModelKind, data: TrainingData) -> dict[str, np.ndarray]:
-    """The candidate's per-row val losses: squared error (regression), or 0/1 error and log
-    loss (classification)."""
+def _val_losses(kind: ModelKind, data: TrainingData, split: str = "val") -> dict[str, np.ndarray]:
+    """The candidate's per-row losses on ``split``: squared error (regression), or 0/1 error
+    and log loss (classification)."""
     sq, err, nll = [], [], []
-    for x, y in data.chunks("val"):
+    for x, y in data.chunks(split):
         z = np.asarray(kind.predict(x), dtype=np.float64)
         if data.task == "regression":
             sq.append((z.reshape(len(y)) - np.asarray(y, dtype=np.float64)) ** 2)
@@ -247,13 +254,15 @@ def _in_row_order(parts: list[tuple[dict[str, np.ndarray], np.ndarray | None]], 
 
 
 def _folds(data: TrainingData, o: AutoOptions, seed: int, folder: Path) -> list[tuple[TrainingData, np.ndarray]]:
-    """``cv_folds`` folds of train + val as prepared folders of their own (fold ``i``'s rows
-    are its val split, the others its train split), with each fold's row positions in train +
-    val; none when the data is too large for this or too small for the folds.
+    """``cv_folds`` folds of train + val as prepared folders of their own, with each fold's
+    row positions in train + val; none when the data is too large for this or too small for
+    the folds. Fold ``i``'s folder scores a candidate on its test split (fold ``i``), lets it
+    choose epochs, rounds or a penalty on its val split (fold ``i + 1``), and trains it on the
+    rest: a candidate that tuned on the rows it is scored on would look better than it is.
 
     Folds are stratified by class for classification, so every fold sees every class."""
     rows = data.rows("train") + data.rows("val")
-    if o.cv_folds < 2 or rows > o.cv_rows or rows < 2 * o.cv_folds:
+    if o.cv_folds < 3 or rows > o.cv_rows or rows < 2 * o.cv_folds:
         return []
     xt, yt = data.matrix("train")
     xv, yv = data.matrix("val")
@@ -264,8 +273,10 @@ def _folds(data: TrainingData, o: AutoOptions, seed: int, folder: Path) -> list[
     out = []
     for i in range(o.cv_folds):
         at = np.flatnonzero(fold_of == i)
-        rest = np.flatnonzero(fold_of != i)
-        out.append((_write_fold(data, folder / f"fold{i + 1}", {"train": rest, "val": at}, x, y), at))
+        inner = (i + 1) % o.cv_folds  # the fold a candidate stops early or tunes on: never the one it is scored on
+        splits = {"train": np.flatnonzero((fold_of != i) & (fold_of != inner)), "val": np.flatnonzero(fold_of == inner),
+                  "test": at}
+        out.append((_write_fold(data, folder / f"fold{i + 1}", splits, x, y), at))
     return out
 
 
