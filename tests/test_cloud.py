@@ -68,19 +68,24 @@ def test_pipeline_reads_a_bucket_and_an_unchanged_bucket_downloads_nothing(proje
     assert "s3://lab-data/penguins/part-2.parquet changed" in result.reasons["extract"]
 
 
-def test_predict_and_monitor_read_new_data_from_a_bucket(project, s3, cli):
+def predict_and_monitor_from(fs, scheme: str, project, cli) -> None:
+    """Train on the local data, then predict and monitor the same rows uploaded to ``scheme://incoming/march/``."""
     Pipeline(project, overrides=FAST).run()
-    s3.mkdir("incoming")
-    s3.put(str(project.root / "data" / "penguins.csv"), "incoming/march/penguins.csv")
+    fs.mkdir("incoming")
+    fs.put(str(project.root / "data" / "penguins.csv"), "incoming/march/penguins.csv")
     out = project.root / "outputs" / "scored.parquet"
-    res = cli("predict", project.name, "s3://incoming/march/penguins.csv", "--out", str(out), cwd=project.root)
+    res = cli("predict", project.name, f"{scheme}://incoming/march/penguins.csv", "--out", str(out), cwd=project.root)
     assert res.exit_code == 0, res.stdout + res.stderr
     assert pq.read_table(out).num_rows == 344
-    res = cli("monitor", project.name, "s3://incoming/march/", "--json", cwd=project.root)
+    res = cli("monitor", project.name, f"{scheme}://incoming/march/", "--json", cwd=project.root)
     assert res.exit_code == 0, res.stdout + res.stderr
     report = json.loads(res.stdout)
-    assert report["rows"] == 344 and report["data"] == "s3://incoming/march/"
+    assert report["rows"] == 344 and report["data"] == f"{scheme}://incoming/march/"
     assert report["drift_share"] == 0.0  # the training data again: nothing drifted
+
+
+def test_predict_and_monitor_read_new_data_from_a_bucket(project, s3, cli):
+    predict_and_monitor_from(s3, "s3", project, cli)
 
 
 def test_missing_bucket_and_empty_prefix_are_clear_errors(project, s3, cli):
