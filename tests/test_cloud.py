@@ -88,17 +88,22 @@ def test_predict_and_monitor_read_new_data_from_a_bucket(project, s3, cli):
     predict_and_monitor_from(s3, "s3", project, cli)
 
 
-def test_missing_bucket_and_empty_prefix_are_clear_errors(project, s3, cli):
-    s3.mkdir("empty-bucket")
-    with pytest.raises(CloudError, match=r"bucket s3://no-such-bucket does not exist"):
-        list_objects("s3://no-such-bucket/data/*.csv")
-    with pytest.raises(CloudError, match=r"s3://empty-bucket/data/\*\.csv matches no objects"):
-        list_objects("s3://empty-bucket/data/*.csv")
-    _use_source(project, "s3://no-such-bucket/penguins/*.parquet")
+def missing_and_empty_are_clear_errors(fs, scheme: str, project, cli) -> None:
+    """A missing bucket (listing and `blase run`) and a prefix that matches nothing, each in one line."""
+    fs.mkdir("empty-bucket")
+    with pytest.raises(CloudError, match=rf"bucket {scheme}://no-such-bucket does not exist"):
+        list_objects(f"{scheme}://no-such-bucket/data/*.csv")
+    with pytest.raises(CloudError, match=rf"{scheme}://empty-bucket/data/\*\.csv matches no objects"):
+        list_objects(f"{scheme}://empty-bucket/data/*.csv")
+    _use_source(project, f"{scheme}://no-such-bucket/penguins/*.parquet")
     res = cli("run", "--set", "train.epochs=1", cwd=project.root)
-    assert res.exit_code == 1
     text = res.stdout + res.stderr
-    assert "s3://no-such-bucket does not exist" in text and "Traceback" not in text
+    assert res.exit_code == 1
+    assert f"{scheme}://no-such-bucket does not exist" in text and "Traceback" not in text
+
+
+def test_missing_bucket_and_empty_prefix_are_clear_errors(project, s3, cli):
+    missing_and_empty_are_clear_errors(s3, "s3", project, cli)
 
 
 def test_an_override_may_name_another_prefix_of_the_same_bucket_only(project, s3):

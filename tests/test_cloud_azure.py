@@ -14,6 +14,7 @@ from tests.test_cloud import (
     FAST,
     _upload_penguins,
     _use_source,
+    missing_and_empty_are_clear_errors,
     pcsv_table,
     predict_and_monitor_from,
 )
@@ -45,19 +46,10 @@ def test_predict_and_monitor_read_new_data_from_a_container(project, azure, cli)
 
 
 def test_missing_container_empty_prefix_and_a_wrong_key_are_clear_errors(project, azure, monkeypatch, cli):
-    azure.mkdir("empty")
-    with pytest.raises(CloudError, match=r"bucket az://no-such does not exist"):
-        list_objects("az://no-such/data/*.csv")
-    with pytest.raises(CloudError, match=r"az://empty/data/\*\.csv matches no objects"):
-        list_objects("az://empty/data/*.csv")
-    _use_source(project, "az://no-such/penguins/*.parquet")
-    res = cli("run", "--set", "train.epochs=1", cwd=project.root)
-    text = res.stdout + res.stderr
-    assert res.exit_code == 1 and "az://no-such does not exist" in text and "Traceback" not in text
-
+    missing_and_empty_are_clear_errors(azure, "az", project, cli)
     import os
 
     wrong = os.environ["AZURE_STORAGE_CONNECTION_STRING"].replace(cloud_servers.AZURITE_KEY, "d3Jvbmc=")
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", wrong)
-    with pytest.raises(CloudError, match=r"access denied to az://empty/.*AZURE_STORAGE_CONNECTION_STRING"):
-        list_objects("az://empty/data/*.csv")
+    with pytest.raises(CloudError, match=r"access denied to az://empty-bucket/.*AZURE_STORAGE_CONNECTION_STRING"):
+        list_objects("az://empty-bucket/data/*.csv")
