@@ -263,7 +263,11 @@ class PrepareConfig(_Strict):
 class DistributedConfig(_Strict):
     """``train.distributed``: train a torch model with DDP, launched through ``torchrun``."""
 
-    nproc_per_node: int = Field(default=1, ge=1, description="processes on this machine (one per GPU)")
+    nproc_per_node: int = Field(default=1, ge=1, description="processes on this machine (one per GPU); "
+                                "with launcher: ray, the Ray Train workers, placed anywhere on the cluster")
+    launcher: Literal["torchrun", "ray"] = Field(
+        default="torchrun", description="torchrun, or ray: Ray Train's TorchTrainer runs the same loop "
+        "(the cluster of ray: in blase.yaml)")
     backend: Literal["auto", "gloo", "nccl"] = Field(
         default="auto", description="auto: nccl when training on CUDA, else gloo"
     )
@@ -276,7 +280,18 @@ class DistributedConfig(_Strict):
     def _rank_in_range(self) -> DistributedConfig:
         if self.node_rank >= self.nnodes:
             raise ValueError(f"node_rank {self.node_rank} must be below nnodes {self.nnodes}")
+        if self.launcher == "ray" and self.nnodes > 1:
+            raise ValueError("with launcher: ray, Ray places the workers on the cluster's nodes: remove nnodes "
+                             "and set nproc_per_node to the number of workers")
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_torchrun(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # a torchrun config dumps (and so hashes) as it did before the key existed
+        data = handler(self)
+        if isinstance(data, dict) and data.get("launcher") == "torchrun":
+            data.pop("launcher")
+        return data
 
 
 #: The models ``train.distributed`` can train: the torch kinds (a factory script too).

@@ -64,6 +64,12 @@ class RayExecutor:
 
     name = "ray"
 
+    @classmethod
+    def from_config(cls, ray: Any) -> RayExecutor:
+        """The executor of a :class:`~blase.config.RayConfig` (``ray:`` in blase.yaml)."""
+        part = None if ray.partition_size == "auto" else parse_size(ray.partition_size)
+        return cls(address=ray.address, task_memory=ray.task_memory, num_cpus=ray.num_cpus, part_bytes=part)
+
     def start(self) -> Any:
         """The ``ray`` module, connected (an already initialised Ray is used as it is)."""
         ray = _import_ray()
@@ -142,6 +148,4 @@ def executor_for(config: Any) -> RayExecutor | None:
     """The executor ``config`` (a :class:`~blase.config.ProjectConfig`) asks for; None: local."""
     if getattr(config, "executor", "local") != "ray":
         return None
-    ray = config.ray
-    part = None if ray.partition_size == "auto" else parse_size(ray.partition_size)
-    return RayExecutor(address=ray.address, task_memory=ray.task_memory, num_cpus=ray.num_cpus, part_bytes=part)
+    return RayExecutor.from_config(config.ray)

@@ -22,7 +22,7 @@ from typing import Any
 
 from blase.cloud import is_remote, list_objects
 from blase.errors import BlaseError
-from blase.executor import executor_for
+from blase.executor import RayExecutor, executor_for
 from blase.pipeline._review import (
     review_deploy,
     review_evaluate,
@@ -301,6 +301,8 @@ class TrainStep(Step):
         from blase.resources import memory_budget
 
         train = ctx.config.train
+        if train.distributed is not None and train.distributed.launcher == "ray":
+            RayExecutor.from_config(ctx.config.ray).start()  # Ray Train joins the cluster of `ray:`
         kind = model_kind(train.model, train.options, root=ctx.project.root, entries=ctx.config.plugins)
         shards = _need(inputs, "prepare", Shards).shards_dir
         kept = kept_checkpoint(ctx.project, ctx.resume_from) if ctx.resume_from else None
