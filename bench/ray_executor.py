@@ -29,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.cloud import _table  # noqa: E402
 from blase.pipeline import Pipeline, step_records  # noqa: E402
 from blase.project import Project  # noqa: E402
 
@@ -91,12 +92,9 @@ def main() -> None:
             for step in STEPS:
                 same = "yes" if local_files[step] == ray_files[step] else "NO"
                 rows.append((f"{source} ({split})", step, local[step], on_ray[step], same))
-    print(f"\n{args.rows:,} rows x 11 columns, {os.cpu_count()} CPU cores; ray.init {ray_init:.1f} s (not in the steps)\n")
-    print("| source | step | local s | ray s | ray / local | same bytes |")
-    print("| --- | --- | ---: | ---: | ---: | --- |")
-    for source, step, local_s, ray_s, same in rows:
-        print(f"| {source} | {step} | {local_s:.2f} | {ray_s:.2f} | {ray_s / local_s:.2f} | {same} |")
-
+    _table(f"{args.rows:,} rows x 11 columns, {os.cpu_count()} CPU cores; ray.init {ray_init:.1f} s (not in the steps)",
+           ["source", "step", "local s", "ray s", "ray / local", "same bytes"],
+           [[source, step, f"{a:.2f}", f"{b:.2f}", f"{b / a:.2f}", same] for source, step, a, b, same in rows])
 
 if __name__ == "__main__":
     main()

@@ -40,7 +40,7 @@ from blase.extract._options import (
     TableOptions,
     options_for,
 )
-from blase.extract._parts import PARTITIONED_FORMATS, Part, stream_parts
+from blase.extract._parts import PARTITIONED_FORMATS, Part, exact_batches, stream_parts
 from blase.extract._plugin import PluginStream, SourceReader, load_reader_class
 from blase.extract._readers import file_columns, register, source_expr, sqlite_count
 from blase.extract._sources import (
@@ -698,7 +698,7 @@ class Extract:
                                           bar.advance if bar is not None else None)
                 else:
                     reader = con.sql(f"SELECT * FROM {expr}").to_arrow_reader(rows)
-                for batch in reader:
+                for batch in exact_batches(reader, rows):
                     rows_out += batch.num_rows
                     if executor is not None:
                         pass  # the partitions advance the bar as they finish

@@ -1,14 +1,15 @@
 """Extract split into partitions (a file, or whole row groups of a Parquet file) for an executor.
 
-A partition reads exactly the rows the single stream reads for that file, in the same batches:
-DuckDB cuts its Arrow batches at file (and Parquet row group) boundaries, so a stream over
-all files is the partitions' batches one after another, and the Parquet parts written from
-them are the same bytes whichever executor read them.
+A partition reads exactly the rows the single stream reads for that file. DuckDB's batches
+follow its own scan units (a CSV file read alone is cut into parallel buffers, read among
+several files it is not), so both executors hand their rows through :func:`exact_batches`:
+batches of exactly ``batch_rows`` rows in source order, which the Parquet parts are written
+from, the same bytes whichever executor read them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from blase.extract._extract import Extract
     from blase.extract._sources import ResolvedSource
 
-__all__ = ["PARTITIONED_FORMATS", "Part", "PartJob", "plan_parts", "read_part", "stream_parts"]
+__all__ = ["PARTITIONED_FORMATS", "Part", "PartJob", "exact_batches", "plan_parts", "read_part", "stream_parts"]
 
 #: The formats whose files an executor reads in parallel (tables, Postgres and plugins: one stream).
 PARTITIONED_FORMATS = ("csv", "parquet", "json", "ndjson", "arrow")
@@ -105,3 +106,26 @@ def stream_parts(extract: Extract, executor: RayExecutor, budget: int, batch_row
         yield from batches
         if advance is not None:
             advance(part.nbytes)
+
+
+def exact_batches(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """The rows of ``batches`` in order, in batches of exactly ``rows`` rows (the last one may be
+    shorter): what extract writes a row group from, whoever cut the batches it was given."""
+    import pyarrow as pa
+
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        if not pending and batch.num_rows == rows:
+            yield batch
+            continue
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, rows).combine_chunks().to_batches()[0]
+            rest = table.slice(rows)
+            pending = rest.to_batches() if rest.num_rows else []
+            held -= rows
+    if held:
+        yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]

@@ -77,6 +77,8 @@ class ExtractStep(Step):
 
     name = "extract"
     output_type = Extracted
+    #: 2: row groups of exactly the batch size, whichever executor read the files (not DuckDB's scan units)
+    version = 2
     review_inputs = frozenset({"profile"})
     review_tools = ("propose_config_change", "accept_step", "preview_data", "read_run_log")
 
