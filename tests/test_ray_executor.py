@@ -132,6 +132,26 @@ def test_a_bad_row_in_one_task_is_the_local_error_and_nothing_is_written(data_pr
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.tmp-*"))
 
 
+def test_a_file_too_big_for_a_task_and_a_table_source_are_read_here_with_a_warning(data_project, tmp_path):
+    import sqlite3
+
+    from blase.executor import RayExecutor
+    from blase.extract import Extract
+
+    csv = data_project.root / "data" / "parts" / "p0.csv"
+    local = Extract(csv).to_parquet(tmp_path / "local", memory="512MB")
+    small = Extract(csv).to_parquet(tmp_path / "small", memory="512MB", executor=RayExecutor(task_memory="64KB"))
+    assert small.details["executor"] == "local"
+    assert any("p0.csv" in w and "over half of a task's memory" in w for w in small.warnings), small.warnings
+    assert list(small.outputs.values()) == list(local.outputs.values())
+    with sqlite3.connect(tmp_path / "t.sqlite") as con:
+        con.execute("CREATE TABLE t (x INTEGER)")
+        con.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(10)])
+    table = Extract(f"{tmp_path}/t.sqlite:t").to_parquet(tmp_path / "table", executor=RayExecutor(task_memory="256MB"))
+    assert table.rows_out == 10 and table.details["executor"] == "local"
+    assert any("sqlite sources are read as one stream" in w for w in table.warnings)
+
+
 def test_ray_settings_are_checked_with_the_key_and_the_fix():
     with pytest.raises(ConfigError, match="executor"):
         config_from_text("project: p\nexecutor: spark\n")

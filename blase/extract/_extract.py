@@ -40,7 +40,13 @@ from blase.extract._options import (
     TableOptions,
     options_for,
 )
-from blase.extract._parts import PARTITIONED_FORMATS, Part, exact_batches, stream_parts
+from blase.extract._parts import (
+    PARTITIONED_FORMATS,
+    Part,
+    exact_batches,
+    oversized_file,
+    stream_parts,
+)
 from blase.extract._plugin import PluginStream, SourceReader, load_reader_class
 from blase.extract._readers import file_columns, register, source_expr, sqlite_count
 from blase.extract._sources import (
@@ -162,6 +168,8 @@ class Extract:
         self._config_path: Path | None = None
         #: A row range of a one-file Parquet source (an executor's partition), or None: all rows.
         self._rows: tuple[int, int] | None = None
+        #: Where the last stream was read: "local", or the executor's name.
+        self._ran_on = "local"
 
     def __repr__(self) -> str:
         return f"Extract({self.source!r}, {self.options!r})"
@@ -666,10 +674,13 @@ class Extract:
         source = self._resolve()
         policy = self._policy()
         self.stats = None
-        unsplit = self.not_partitioned() if executor is not None else None
+        unsplit = None
+        if executor is not None:
+            unsplit = self.not_partitioned() or oversized_file(source, executor.memory_per_task(budget))
         if unsplit is not None:
             logger.warning("extract %s runs on this machine, not in %s tasks: %s", source.label, executor.name, unsplit)
             executor = None
+        self._ran_on = executor.name if executor is not None else "local"
         con = self._connect(budget)
         tables = RejectTables.fresh() if source.format == "csv" and policy != "error" else None
         try:
@@ -885,7 +896,7 @@ class Extract:
             "columns": final_schema.names,
             "schema": {f.name: str(f.type) for f in final_schema},
             "bad_rows": self._policy(),
-            "executor": executor.name if executor is not None and self.not_partitioned() is None else "local",
+            "executor": self._ran_on,
             "rejects_file": (
                 self.project.relative(stats.rejects_path)
                 if self.project

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from blase.extract._extract import Extract
     from blase.extract._sources import ResolvedSource
 
-__all__ = ["PARTITIONED_FORMATS", "Part", "PartJob", "exact_batches", "plan_parts", "read_part", "stream_parts"]
+__all__ = ["PARTITIONED_FORMATS", "Part", "PartJob", "exact_batches", "oversized_file", "plan_parts", "read_part",
+           "stream_parts"]
 
 #: The formats whose files an executor reads in parallel (tables, Postgres and plugins: one stream).
 PARTITIONED_FORMATS = ("csv", "parquet", "json", "ndjson", "arrow")
@@ -72,6 +73,22 @@ def plan_parts(source: ResolvedSource, target_bytes: int) -> list[Part]:
             size += group.total_byte_size
         parts.append(Part(str(f), (start, rows) if meta.num_row_groups > 1 else None, size))
     return parts
+
+
+def oversized_file(source: ResolvedSource, task_memory: int) -> str | None:
+    """Why a task could not hold one of ``source``'s files (a task holds a whole file's batches,
+    only a Parquet file splits further); None when every file fits in half a task's memory."""
+    from blase.extract._sources import display_path
+    from blase.resources import format_size
+
+    if source.format == "parquet":
+        return None
+    for f in source.files:
+        size = f.stat().st_size
+        if size > task_memory // 2:
+            return (f"{display_path(f, source.base_dir)} ({format_size(size)}) is over half of a task's memory "
+                    f"({format_size(task_memory)}; ray.task_memory)")
+    return None
 
 
 def read_part(job: PartJob) -> list[pa.RecordBatch]:
