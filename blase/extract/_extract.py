@@ -698,6 +698,8 @@ class Extract:
             return f"{source.format} sources are read as one stream"
         if self._policy() != "error":
             return f"bad_rows: {self._policy()} is counted in one pass"
+        if getattr(self._opts, "union_by_name", False):
+            return "union_by_name matches the files' columns in one pass"
         return None
 
     def _stream(
