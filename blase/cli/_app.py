@@ -311,6 +311,7 @@ def run(
     provider: Annotated[str | None, typer.Option("--provider", help="With --autonomy: openai, ollama or llamacpp.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="With --autonomy: model name (llamacpp: a .gguf path).")] = None,
     nproc: Annotated[int | None, typer.Option("--nproc", min=1, help="Train with DDP on N processes (torchrun): train.distributed.nproc_per_node.")] = None,
+    executor: Annotated[str | None, typer.Option("--executor", help="Where the data steps run: local, or ray (Ray tasks; ray.address in blase.yaml).")] = None,
 ) -> None:
     """Run the pipeline of blase.yaml: extract, transform, prepare, train, evaluate, deploy.
 
@@ -320,6 +321,7 @@ def run(
     Example: [bold]blase run --set train.epochs=5 --memory 2GB[/] or [bold]blase run --autonomy semi[/]
     """
     overrides = [*(overrides or []), f"train.distributed.nproc_per_node={nproc}"] if nproc else overrides
+    overrides = [*(overrides or []), f"executor={executor}"] if executor else overrides
     if autonomy is not None or yes or provider is not None or model is not None:
         from blase.cli._assistant import run_with_assistant
 
