@@ -65,7 +65,8 @@ def main() -> int:
     parser.add_argument("--installer", choices=["uv", "pip"], default="uv" if shutil.which("uv") else "pip")
     parser.add_argument("--keep", type=Path, help="make the venvs here and keep them (default: a temporary folder)")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="blase-extras-")) if args.keep is None else args.keep
+    work = Path(tempfile.mkdtemp(prefix="blase-extras-")) if args.keep is None else args.keep.resolve()
+    work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
         wheel = build_wheel(work)
@@ -84,6 +85,7 @@ def main() -> int:
 
 def build_wheel(work: Path) -> Path:
     out = work / "dist"
+    shutil.rmtree(out, ignore_errors=True)  # a kept folder's wheel of an earlier checkout
     run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(out)])
     return next(out.glob("blase-*.whl"))
 
