@@ -526,7 +526,8 @@ def run_with_assistant(
 
 # ---------------------------------------------------------------------- blase agent eval
 
-agent_app = typer.Typer(name="agent", help="The assistant's own tools: evaluate a model on Blase's tool suite.",
+agent_app = typer.Typer(name="agent", help="The assistant's own tools: evaluate a model on Blase's tool suite.\n\n"
+                        "Example: [bold]blase agent eval --provider ollama --model qwen2.5:7b -k 3[/]",
                         no_args_is_help=True)
 app.add_typer(agent_app)
 
