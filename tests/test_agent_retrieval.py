@@ -297,3 +297,16 @@ def test_the_second_round_acts_on_the_run_the_first_one_found():
     failed = [*asked, AIMessage("", tool_calls=[{"name": "list_runs", "args": {}, "id": "c1"}]),
               ToolMessage("Tool error: no runs", tool_call_id="c1", name="list_runs", status="error")]
     assert tool_turn(NoModel(), failed, tools, None, METRIC_VALUES, "retrieval") is None
+
+
+def test_facts_of_a_run_log_show_times_and_event_data_as_pairs_not_raw_json():
+    from blase.tools._base import clip_value
+
+    data = {"step": "evaluate", "inputs": {"shards": "ab" * 16, "model": "cd" * 16}, "outputs": {"p": "x" * 400}}
+    clipped = clip_value(data, 200)  # what read_run_log sends for a long event: cut JSON text
+    assert isinstance(clipped, str) and clipped.startswith('{"step"')
+    result = {"run": RUN, "events": [{"time": 1796652000.5, "event": "step", "data": clipped}], "matched": 1, "total": 9}
+    lines = render_facts("read_run_log", parse_result(json.dumps(result)))
+    row = next(line for line in lines if line.startswith("- event step"))
+    assert "time=2026-12-07 " in row and row.count("UTC") == 1
+    assert "data: step=evaluate, inputs=(shards=" + "ab" * 16 in row and '{"' not in row
