@@ -161,14 +161,16 @@ def test_deploy_latest_is_the_newest_pipeline_run_with_a_model(deployed, tmp_pat
 
     from blase.project import find_project
     from blase.scaffold import create_project
-    from blase.track import Track
+    from blase.track import Track, list_runs, load_run
 
-    project, result = deployed
+    project, _ = deployed
     copy = find_project(shutil.copytree(project.root, tmp_path / "peng"))
+    newest_pipeline = next(r.id for r in list_runs([copy.root]) if r.kind == "pipeline")  # newest first
     with Track("a note", project=copy) as note:
-        note.log_event("note", text="newer than the pipeline run")
+        note.log_event("note", text="newer than every pipeline run")
+    assert load_run("latest", [copy.root]).id == note.run_id
     package = deploy_run(copy, "latest", name="peng")
-    assert package.run_id == result.run_id and note.run_id != result.run_id
+    assert package.run_id == newest_pipeline
     empty = create_project(tmp_path / "empty")
     with pytest.raises(DeployError, match="no pipeline run has a trained model") as caught:
         deploy_run(empty, "latest")
