@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from ._retrieval import MAX_SHOWN, MIN_SCORE, Retrieved, ToolIndex
+from ._retrieval import MAX_SHOWN, MIN_SCORE, Retrieved, ToolIndex, tokens
 from ._values import (
     ARG_KINDS,
     Grounding,
@@ -134,23 +134,29 @@ def is_question(request: str) -> bool:
     return bool(_QUESTION.match(request))
 
 
-def _fits_enum(request: str, props: Mapping[str, Any], keys: list[str]) -> bool:
+def _fits_enum(request: str, props: Mapping[str, Any], keys: list[str], tools: set[str]) -> bool:
     """Whether the values the request names of this enum fit these arguments: one value named
-    alone fits one argument (``step``); two, or one after "from"/"to", fit a range."""
+    alone fits one argument (``step``); two, or one after "from"/"to", fit a range.
+
+    A value that is also a tool's name ("deploy", "evaluate") named alone is that tool's
+    evidence, unless the request also names the argument ("the deploy step")."""
     named = named_in_order(request, list(props[keys[0]]["enum"]))
     if len(keys) == 1:
-        return len(named) == 1 and range_end(request, named[0]) is None
+        noun = set(tokens(keys[0])) & set(tokens(request))
+        return (len(named) == 1 and range_end(request, named[0]) is None
+                and (str(named[0]) not in tools or bool(noun)))
     return len(named) >= 2 or (len(named) == 1 and range_end(request, named[0]) is not None)
 
 
-def _structure_bonus(request: str, spec: Mapping[str, Any], anchors: set[str], question: bool) -> float:
+def _structure_bonus(request: str, spec: Mapping[str, Any], anchors: set[str], question: bool,
+                     tools: set[str]) -> float:
     """What the request's structure says for one tool: :data:`LITERAL_BONUS` per argument kind it
     spells out, per enum whose named values fit its arguments (one step, or a range of steps),
     and for a read tool when the request is a question."""
     fn = spec["function"]
     props = (fn.get("parameters") or {}).get("properties") or {}
     kinds = {ARG_KINDS.get(k) for k in props} & anchors
-    fits = sum(_fits_enum(request, props, keys) for keys in enum_groups(props))
+    fits = sum(_fits_enum(request, props, keys, tools) for keys in enum_groups(props))
     reads = question and "[risk: read]" in fn.get("description", "")
     return LITERAL_BONUS * (len(kinds) + fits + reads)
 
@@ -162,7 +168,8 @@ def rank_tools(request: str, specs: Sequence[Mapping[str, Any]], values: Project
     anchors = _anchors(request, values)
     question = is_question(request) if question is None else question
     by_name = {s["function"]["name"]: s for s in specs}
-    ranked = [Retrieved(r.name, round(r.score + _structure_bonus(request, by_name[r.name], anchors, question), 4))
+    ranked = [Retrieved(r.name, round(r.score + _structure_bonus(request, by_name[r.name], anchors, question,
+                                                                 set(by_name)), 4))
               for r in _index(specs).scores(request)]
     return sorted(ranked, key=lambda r: -r.score)
 
