@@ -28,6 +28,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._answers import AnswerBox, ClaimResult
     from ._autopilot import Autopilot, AutopilotResult
     from ._errors import AgentError, ProviderError, SessionError
     from ._eval import CATEGORIES as EVAL_CATEGORIES
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 #: ``blase mcp`` and the gate load without LangChain/LangGraph, which only the chat graphs,
 #: the providers and the eval need.
 _EXPORTS: dict[str, tuple[str, str]] = {
+    **dict.fromkeys(("AnswerBox", "ClaimResult"), ("_answers", "")),
     **dict.fromkeys(("Autopilot", "AutopilotResult"), ("_autopilot", "")),
     **dict.fromkeys(("AgentError", "ProviderError", "SessionError"), ("_errors", "")),
     "EVAL_CATEGORIES": ("_eval", "CATEGORIES"),
@@ -74,11 +76,13 @@ __all__ = [
     "AUTONOMY",
     "EVAL_CATEGORIES",
     "AgentError",
+    "AnswerBox",
     "Approval",
     "Autopilot",
     "AutopilotReport",
     "AutopilotResult",
     "Budgets",
+    "ClaimResult",
     "Decision",
     "Limit",
     "McpSession",

@@ -503,6 +503,40 @@ class Extract:
         finally:
             con.close()
 
+    def sample(self, n: int = 2000, *, seed: int = 0) -> pa.Table:
+        """About ``n`` rows drawn from the whole source (all of them when it has fewer), the
+        same rows for the same ``seed`` and files; bad rows dropped as in :meth:`preview`.
+
+        A random sample: DuckDB's reservoir keeps ``n`` rows while it streams the source once,
+        so memory holds the sample, never the file (on one thread: a seeded reservoir repeats
+        only there). One plain CSV file of :data:`blase._sample.MIN_BYTES` or more is sampled
+        by position instead (:func:`blase._sample.byte_range_sample`: runs of rows from 64
+        evenly spaced places, a few hundred KB read whatever its size), so a preview of a 100 GB file takes
+        as long as one of 100 MB. The table's schema metadata ``blase.sample`` says which:
+        ``reservoir`` or ``blocks``.
+        """
+        from blase._sample import byte_range_sample
+
+        con = self._connect(memory_budget("512MB"))
+        try:
+            con.execute("SET threads = 1")
+            relation = self._expr(con, errors=self._lenient())
+            source = self._resolve()
+
+            def draw() -> pa.Table:
+                if source.format == "csv" and len(source.files) == 1:
+                    tmp = self.project.tmp_dir if self.project else None
+                    table = byte_range_sample(con, source.files[0], relation, int(n), tmp_dir=tmp)
+                    if table is not None:
+                        return table.replace_schema_metadata({"blase.sample": "blocks"})
+                table = con.sql(f"SELECT * FROM {relation} USING SAMPLE reservoir({int(n)} ROWS) "
+                                f"REPEATABLE ({int(seed)})").to_arrow_table()
+                return table.replace_schema_metadata({"blase.sample": "reservoir"})
+
+            return self._run(con, draw)
+        finally:
+            con.close()
+
     def count(self) -> int:
         """The number of rows (good rows only when bad rows are skipped or quarantined)."""
         source = self._resolve()

@@ -14,7 +14,10 @@ the transformed table, often wide (one-hot), never goes to disk and back:
   :meth:`Transform.run`, into a scratch folder that prepare then reads.
 
 Every row carries ``__idx``, its position in the input files (file by file, in sorted
-order): the row id in the shards and, without a key column, what the split hashes.
+order): the row id in the shards and, without a key column, what the split hashes. It is the
+same whichever way the transform runs, unless an operation without a SQL form drops or adds
+rows (a filter or ``explode`` applied on Arrow batches): then rows are numbered as they come
+out of the transform.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from blase._duck import sql_quote
+from blase._duck import row_index_sql, sql_quote
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -40,17 +43,6 @@ ROW_ID = "__idx"
 def _parquet_relation(files: list[Path]) -> str:
     listed = ", ".join(sql_quote(str(f)) for f in files)
     return f"read_parquet([{listed}])"
-
-
-def _row_index_sql(files: list[Path]) -> str:
-    if len(files) == 1:
-        return "CAST(file_row_number AS BIGINT)"
-    import pyarrow.parquet as pq
-
-    sizes = [pq.read_metadata(f).num_rows for f in files]
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).tolist()
-    listed = ", ".join(str(int(o)) for o in offsets)
-    return f"([{listed}]::BIGINT[])[CAST(file_index AS BIGINT) + 1] + CAST(file_row_number AS BIGINT)"
 
 
 @dataclass
@@ -96,9 +88,16 @@ def open_feed(con: Any, files: list[Path], transform: Transform | None, scratch:
     if transform is not None:
         n = len(transform.operations)
         if transform._sql_prefix("auto") < n:
-            files = transform.write([str(f) for f in files], scratch, memory=memory)
+            # the operations without SQL run on Arrow batches into scratch, which carries each
+            # row's position in the input files through them (when they all keep the rows)
+            files = transform.write([str(f) for f in files], scratch, memory=memory, row_index=ROW_ID)
             transform = None
-    base = f"(SELECT *, {_row_index_sql(files)} AS {ROW_ID} FROM {_parquet_relation(files)})"
+            carried = f"(SELECT * FROM {_parquet_relation(files)})"
+            if ROW_ID in _describe(con, carried):
+                columns = _describe(con, carried)
+                columns.pop(ROW_ID)
+                return Feed(carried, columns)
+    base = f"(SELECT *, {row_index_sql(files)} AS {ROW_ID} FROM {_parquet_relation(files)})"
     if transform is None:
         columns = _describe(con, base)
         columns.pop(ROW_ID, None)
