@@ -42,6 +42,7 @@ from ._values import (
     named_in_order,
     norm_words,
     range_end,
+    said_settings,
 )
 
 __all__ = [
@@ -115,7 +116,7 @@ def _anchors(request: str, values: ProjectValues) -> set[str]:
         found |= {"model_ref", "model_name"}
     if lit.paths:
         found |= {"data", "out"}
-    if lit.overrides:
+    if lit.overrides or said_settings(request):
         found.add("overrides")
     if lit.versions:
         found.add("version")

@@ -10,6 +10,7 @@ generates them (an enum of run ids, of model names...). Nothing here calls a mod
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Mapping
@@ -28,9 +29,11 @@ __all__ = [
     "mentioned",
     "named_in_order",
     "norm_words",
+    "pipeline_settings",
     "project_values",
     "range_end",
     "ranges",
+    "said_settings",
 ]
 
 _DATA_SUFFIXES = {".csv", ".parquet", ".json", ".ndjson", ".jsonl", ".arrow", ".feather", ".sqlite", ".duckdb", ".db"}
@@ -161,6 +164,58 @@ def literals(request: str) -> Literals:
     return Literals(overrides, paths, versions, sizes, quoted, numbers, words, identifiers)
 
 
+# ---------------------------------------------------------------------- settings in words
+
+#: Sections of blase.yaml a pipeline run's ``--set`` changes (transform is a list: its items are
+#: named by index, which words do not give).
+_PIPELINE_SECTIONS = ("", "data", "prepare", "train", "evaluate", "deploy")
+#: Other words for a setting than its key's own ("lr" is what people call the learning rate).
+_SAY = {"lr": ("learning rate", "lr")}
+_NUM = r"(\d+(?:\.\d+)?(?:e-?\d+)?|" + "|".join(_NUMBER_WORDS) + r")"
+
+
+@functools.cache
+def pipeline_settings() -> dict[str, str]:
+    """Phrase -> key for every numeric setting of the pipeline's sections (``epochs`` ->
+    ``train.epochs``, ``learning rate`` -> ``train.lr``), from the config's own models."""
+    import typing
+
+    from pydantic import BaseModel
+
+    from blase.config import ProjectConfig
+
+    out: dict[str, str] = {}
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, info in model.model_fields.items():
+            args = [a for a in typing.get_args(info.annotation) if a is not type(None)] or [info.annotation]
+            sub = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
+            key = f"{prefix}{name}"
+            if sub is not None and key in _PIPELINE_SECTIONS:
+                walk(sub, f"{key}.")
+            elif prefix.rstrip(".") in _PIPELINE_SECTIONS and any(a in (int, float) for a in args) and name not in ("version", "memory"):
+                for phrase in _SAY.get(name, (name.replace("_", " "),)):
+                    out.setdefault(phrase, key)  # the first section that has it (train's epochs)
+
+    walk(ProjectConfig, "")
+    return out
+
+
+def said_settings(request: str) -> list[str]:
+    """``KEY=VALUE`` overrides for numeric settings a request states in words ("with 4 epochs",
+    "a learning rate of 0.05", "seed 11"); keys it also spells as ``KEY=VALUE`` are left to that."""
+    spelled = {o.split("=", 1)[0] for o in literals(request).overrides}
+    out = []
+    for phrase, key in pipeline_settings().items():
+        words = r"\s+".join(map(re.escape, phrase.split()))
+        found = (re.search(rf"\b{_NUM}\s+{words}\b", request, re.I)
+                 or re.search(rf"\b{words}\s*(?:of|to|=|:|at|is)?\s*{_NUM}(?!\w|\.\d)", request, re.I))
+        if found and key not in spelled:
+            value = found.group(1).lower()
+            out.append(f"{key}={_NUMBER_WORDS.get(value, value)}")
+    return out
+
+
 # ---------------------------------------------------------------------- grounding
 
 #: What kind of value each argument name takes (the tools share these names).
@@ -240,7 +295,8 @@ def _candidates(kind: str, prop: Mapping[str, Any], request: str, lit: Literals,
     if kind == "out":
         return [p for p in paths if p not in values.data_files and not p.startswith("data/")], []
     if kind == "overrides":
-        return ([list(lit.overrides)] if lit.overrides else []), []
+        every = [*lit.overrides, *said_settings(request)]
+        return ([every] if every else []), []
     if kind == "column":
         return [c for c in values.columns if mentioned(c, words)], list(values.columns)
     if kind == "metric":

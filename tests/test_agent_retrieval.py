@@ -310,3 +310,18 @@ def test_facts_of_a_run_log_show_times_and_event_data_as_pairs_not_raw_json():
     row = next(line for line in lines if line.startswith("- event step"))
     assert "time=2026-12-07 " in row and row.count("UTC") == 1
     assert "data: step=evaluate, inputs=(shards=" + "ab" * 16 in row and '{"' not in row
+
+
+@pytest.mark.parametrize(("request_", "overrides"), [
+    ("Run the pipeline again with a learning rate of 0.05.", ["train.lr=0.05"]),
+    ("Rerun everything with seed 11.", ["seed=11"]),
+    ("Run the full pipeline, three epochs and dropout 0.2 this time.", ["train.dropout=0.2", "train.epochs=3"]),
+    ("Run the pipeline with train.epochs=3 and batch size 16.", ["train.epochs=3", "train.batch_size=16"]),
+])
+def test_settings_stated_in_words_become_overrides_from_the_configs_own_keys(request_, overrides):
+    from blase.agent._values import pipeline_settings
+
+    assert pipeline_settings()["epochs"] == "train.epochs" and "version" not in pipeline_settings()
+    decision = decide_call(request_, tool_schemas(), VALUES, NoModel())
+    assert decision.tool == "run_pipeline" and sorted(decision.args["overrides"]) == sorted(overrides)
+    get_tool("run_pipeline").validate(decision.args)
