@@ -18,22 +18,59 @@ eval`` (:mod:`agent._eval`) scores a model on a fixed suite of tool-use tasks; `
 (:class:`McpSession`) serves the same tools, behind the same gate, to any MCP client.
 
 Importing this package needs the ``agent`` extra (``pip install 'blase[agent]'``). Nothing in
-:mod:`blase` imports it.
+:mod:`blase` imports it. Each name is imported on first use, so the gate and ``blase mcp`` start
+without LangChain and LangGraph (only the graphs, the providers and the eval load them).
 """
 
 from __future__ import annotations
 
-from ._answers import AnswerBox, ClaimResult
-from ._autopilot import Autopilot, AutopilotResult
-from ._errors import AgentError, ProviderError, SessionError
-from ._eval import CATEGORIES as EVAL_CATEGORIES
-from ._eval import run_eval, unevaluated_warning
-from ._gate import AUTONOMY, Budgets, Decision, Limit, Verdict, decide, judge
-from ._mcp import McpSession
-from ._mcp import serve as serve_mcp
-from ._providers import ProviderSpec, make_chat_model, resolve_provider
-from ._report import AutopilotReport
-from ._session import Approval, Session, TurnResult, move_store_aside, store_path
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._answers import AnswerBox, ClaimResult
+    from ._autopilot import Autopilot, AutopilotResult
+    from ._errors import AgentError, ProviderError, SessionError
+    from ._eval import CATEGORIES as EVAL_CATEGORIES
+    from ._eval import run_eval, unevaluated_warning
+    from ._gate import AUTONOMY, Budgets, Decision, Limit, Verdict, decide, judge
+    from ._mcp import McpSession
+    from ._mcp import serve as serve_mcp
+    from ._providers import ProviderSpec, make_chat_model, resolve_provider
+    from ._report import AutopilotReport
+    from ._session import Approval, Session, TurnResult, move_store_aside, store_path
+
+#: Where each public name lives (module, name there). Resolved on first use (PEP 562), so
+#: ``blase mcp`` and the gate load without LangChain/LangGraph, which only the chat graphs,
+#: the providers and the eval need.
+_EXPORTS: dict[str, tuple[str, str]] = {
+    **dict.fromkeys(("AnswerBox", "ClaimResult"), ("_answers", "")),
+    **dict.fromkeys(("Autopilot", "AutopilotResult"), ("_autopilot", "")),
+    **dict.fromkeys(("AgentError", "ProviderError", "SessionError"), ("_errors", "")),
+    "EVAL_CATEGORIES": ("_eval", "CATEGORIES"),
+    **dict.fromkeys(("run_eval", "unevaluated_warning"), ("_eval", "")),
+    **dict.fromkeys(("AUTONOMY", "Budgets", "Decision", "Limit", "Verdict", "decide", "judge"), ("_gate", "")),
+    "McpSession": ("_mcp", ""),
+    "serve_mcp": ("_mcp", "serve"),
+    **dict.fromkeys(("ProviderSpec", "make_chat_model", "resolve_provider"), ("_providers", "")),
+    "AutopilotReport": ("_report", ""),
+    **dict.fromkeys(("Approval", "Session", "TurnResult", "move_store_aside", "store_path"), ("_session", "")),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(import_module(f".{module}", __name__), attr or name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "AUTONOMY",

@@ -30,10 +30,32 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from ._retrieval import MAX_SHOWN, MIN_SCORE, Retrieved, ToolIndex
-from ._values import ARG_KINDS, Grounding, ProjectValues, ground, literals
+from ._retrieval import MAX_SHOWN, MIN_SCORE, Retrieved, ToolIndex, tokens
+from ._values import (
+    ARG_KINDS,
+    Grounding,
+    ProjectValues,
+    enum_groups,
+    ground,
+    literals,
+    mentioned,
+    named_in_order,
+    norm_words,
+    range_end,
+    said_settings,
+)
 
-__all__ = ["NONE", "ConstrainedLM", "Decision", "LlamaConstrained", "OpenAIConstrained", "decide_call", "rank_tools"]
+__all__ = [
+    "NONE",
+    "ConstrainedLM",
+    "Decision",
+    "LlamaConstrained",
+    "OpenAIConstrained",
+    "Pick",
+    "decide_call",
+    "rank_tools",
+    "retrieval_pick",
+]
 
 NONE = "none"
 #: A best retrieval score at or above this needs no "is it about a tool?" question.
@@ -85,6 +107,7 @@ def _anchors(request: str, values: ProjectValues) -> set[str]:
     """Kinds of project values the request names (``run``, ``model``, ``data``, ``overrides`` ...)."""
     lit = literals(request)
     words = {w.lower() for w in lit.words}
+    norm = norm_words(lit)
     found = set()
     if any(r in request for r in values.runs) or any(len(w) >= 8 and any(r.startswith(w) for r in values.runs)
                                                       for w in words):
@@ -93,22 +116,62 @@ def _anchors(request: str, values: ProjectValues) -> set[str]:
         found |= {"model_ref", "model_name"}
     if lit.paths:
         found |= {"data", "out"}
-    if lit.overrides:
+    if lit.overrides or said_settings(request):
         found.add("overrides")
     if lit.versions:
         found.add("version")
+    if any(mentioned(m, norm) for m in values.metrics):
+        found.add("metric")
     return found
 
 
-def rank_tools(request: str, specs: Sequence[Mapping[str, Any]], values: ProjectValues) -> list[Retrieved]:
-    """BM25 scores plus :data:`LITERAL_BONUS` per argument kind the request spells out."""
+_QUESTION = re.compile(r"^\s*(?:what|which|who|whose|how|why|when|where|did|does|do|is|are|was|were|has|have)\b",
+                       re.I)
+
+
+def is_question(request: str) -> bool:
+    """A request asked as a question ("which versions are deployed?"), not an order: it wants a
+    read. "Can you run ...?" is an order, politely."""
+    return bool(_QUESTION.match(request))
+
+
+def _fits_enum(request: str, props: Mapping[str, Any], keys: list[str], tools: set[str]) -> bool:
+    """Whether the values the request names of this enum fit these arguments: one value named
+    alone fits one argument (``step``); two, or one after "from"/"to", fit a range.
+
+    A value that is also a tool's name ("deploy", "evaluate") named alone is that tool's
+    evidence, unless the request also names the argument ("the deploy step")."""
+    named = named_in_order(request, list(props[keys[0]]["enum"]))
+    if len(keys) == 1:
+        noun = set(tokens(keys[0])) & set(tokens(request))
+        return (len(named) == 1 and range_end(request, named[0]) is None
+                and (str(named[0]) not in tools or bool(noun)))
+    return len(named) >= 2 or (len(named) == 1 and range_end(request, named[0]) is not None)
+
+
+def _structure_bonus(request: str, spec: Mapping[str, Any], anchors: set[str], question: bool,
+                     tools: set[str]) -> float:
+    """What the request's structure says for one tool: :data:`LITERAL_BONUS` per argument kind it
+    spells out, per enum whose named values fit its arguments (one step, or a range of steps),
+    and for a read tool when the request is a question."""
+    fn = spec["function"]
+    props = (fn.get("parameters") or {}).get("properties") or {}
+    kinds = {ARG_KINDS.get(k) for k in props} & anchors
+    fits = sum(_fits_enum(request, props, keys, tools) for keys in enum_groups(props))
+    reads = question and "[risk: read]" in fn.get("description", "")
+    return LITERAL_BONUS * (len(kinds) + fits + reads)
+
+
+def rank_tools(request: str, specs: Sequence[Mapping[str, Any]], values: ProjectValues,
+               *, question: bool | None = None) -> list[Retrieved]:
+    """BM25 scores plus what the request's structure says (:func:`_structure_bonus`; ``question``:
+    whether to count the question cue, by default when the request is one)."""
     anchors = _anchors(request, values)
+    question = is_question(request) if question is None else question
     by_name = {s["function"]["name"]: s for s in specs}
-    ranked = []
-    for r in _index(specs).scores(request):
-        props = (by_name[r.name]["function"].get("parameters") or {}).get("properties") or {}
-        kinds = {ARG_KINDS.get(k) for k in props} & anchors
-        ranked.append(Retrieved(r.name, round(r.score + LITERAL_BONUS * len(kinds), 4)))
+    ranked = [Retrieved(r.name, round(r.score + _structure_bonus(request, by_name[r.name], anchors, question,
+                                                                 set(by_name)), 4))
+              for r in _index(specs).scores(request)]
     return sorted(ranked, key=lambda r: -r.score)
 
 
@@ -132,13 +195,15 @@ _PICK_SYSTEM = ("You pick the tool that does what the user asks about their mach
 def _choose(request: str, ranked: list[Retrieved], specs: Mapping[str, Mapping[str, Any]], anchored: bool,
             coverage: float, lm: ConstrainedLM, choice: Choice, trace: dict[str, Any]) -> str | None:
     best = ranked[0] if ranked else None
-    if best is None or (best.score < MIN_SCORE and not anchored):
+    # a question's cue only orders the tools: it never makes an off-topic question about one
+    about = rank_tools(request, list(specs.values()), ProjectValues(), question=False)[0].score if ranked else 0.0
+    if best is None or (about < MIN_SCORE and not anchored):
         trace["choice"] = "none: retrieval found no tool"
         return None
     shown = [r.name for r in ranked[:MAX_SHOWN] if r.score > 0]
     trace["shown"] = shown
     if choice == "retrieval":
-        if anchored or best.score >= SURE_SCORE or coverage > MIN_COVERAGE:
+        if anchored or about >= SURE_SCORE or coverage > MIN_COVERAGE:
             trace["choice"] = "retrieval"
             return best.name
         trace["choice"] = f"none: {coverage:.0%} of the request's words name anything a tool does"
@@ -149,6 +214,30 @@ def _choose(request: str, ranked: list[Retrieved], specs: Mapping[str, Mapping[s
     trace["choice"] = f"model among {len(options) + 1}"
     trace.setdefault("calls", []).append({"stage": "tool", **timing})
     return None if picked == NONE else picked
+
+
+@dataclass(frozen=True)
+class Pick:
+    """What retrieval alone picks for a request: the tool (``None``: no tool), its risk class and
+    the kinds of value its arguments take (``run``, ``model_ref`` ...)."""
+
+    tool: str | None
+    risk: str | None = None
+    kinds: frozenset[str] = frozenset()
+
+
+def retrieval_pick(request: str, specs: Sequence[Mapping[str, Any]], values: ProjectValues) -> Pick:
+    """The tool retrieval alone picks for ``request`` (no model is asked)."""
+    by_name = {s["function"]["name"]: s for s in specs}
+    ranked = rank_tools(request, specs, values)
+    name = _choose(request, ranked, by_name, bool(_anchors(request, values)), _index(specs).coverage(request),
+                   None, "retrieval", {})  # type: ignore[arg-type]  # the retrieval policy never asks a model
+    if name is None:
+        return Pick(None)
+    fn = by_name[name]["function"]
+    risk = re.match(r"\[risk: (\w+)\]", fn.get("description", ""))
+    props = (fn.get("parameters") or {}).get("properties") or {}
+    return Pick(name, risk.group(1) if risk else None, frozenset(ARG_KINDS.get(k, "") for k in props) - {""})
 
 
 def _arg_schema(prop: Mapping[str, Any], allowed: list[Any] | None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 __all__ = ["lead_is_safe", "parse_result", "render_facts"]
@@ -19,7 +20,8 @@ __all__ = ["lead_is_safe", "parse_result", "render_facts"]
 #: Most lines of facts in one answer.
 MAX_LINES = 14
 _KEY_FIELDS = ("id", "name", "version", "current", "status", "kind", "step", "event", "source", "path")
-_TRUNCATED = re.compile(r"\s*\.\.\. \[result truncated: \d+ more characters\]\s*$")
+#: The notes that cut a result (the graph's size budget) or a value in it (a tool's clip_text).
+_TRUNCATED = re.compile(r"\s*\.\.\. \[(?:result truncated: )?\d+ more characters(?: truncated)?\]\s*$")
 
 
 def _scan(text: str) -> tuple[list[str], int]:
@@ -66,26 +68,48 @@ def parse_result(text: str) -> Any:
         return None
 
 
-def _value(v: Any) -> str:
+#: Keys whose number is a Unix time (a log event's ``time``), shown as a UTC time.
+_TIME_KEYS = ("time", "t", "timestamp")
+#: Longest rendering of one value.
+MAX_VALUE_CHARS = 160
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 3] + "..."
+
+
+def _value(v: Any, key: str = "") -> str:
     if isinstance(v, bool) or v is None:
         return str(v).lower()
+    if key in _TIME_KEYS and isinstance(v, (int, float)) and v > 1e9:
+        return datetime.fromtimestamp(v, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, list):
-        return ", ".join(_value(x) for x in v[:8]) + (f" (+{len(v) - 8} more)" if len(v) > 8 else "")
+        return _cut(", ".join(_value(x) for x in v[:8]) + (f" (+{len(v) - 8} more)" if len(v) > 8 else ""))
     if isinstance(v, dict):
-        return ", ".join(f"{k}={_value(x)}" for k, x in list(v.items())[:6])
+        return _cut(", ".join(f"{k}={_inner(x, str(k))}" for k, x in list(v.items())[:6]))
     text = str(v)
-    return text if len(text) <= 120 else text[:117] + "..."
+    if text.lstrip().startswith(("{", "[")):  # JSON kept as text (a clipped event's data): its values
+        parsed = parse_result(text)
+        if isinstance(parsed, (dict, list)):
+            return _value(parsed, key)
+    return _cut(text)
+
+
+def _inner(v: Any, key: str) -> str:
+    """A value inside another: a nested object in parentheses, so its pairs stay apart."""
+    text = _value(v, key)
+    return f"({text})" if isinstance(v, dict) else text
 
 
 def _row(item: Mapping[str, Any]) -> str:
-    head = [f"{k} {_value(item[k])}" for k in _KEY_FIELDS if item.get(k) not in (None, "", [], {})]
+    head = [f"{k} {_value(item[k], k)}" for k in _KEY_FIELDS if item.get(k) not in (None, "", [], {})]
     rest = []
     for k, v in item.items():
         if k in _KEY_FIELDS or v in (None, "", [], {}) or k.endswith("_at"):
             continue
-        rest.append(f"{k}: {_value(v)}" if isinstance(v, dict) else f"{k}={_value(v)}")
+        rest.append(f"{k}: {_value(v, k)}" if isinstance(v, dict) or k == "data" else f"{k}={_value(v, k)}")
         if len(rest) >= 4:
             break
     return "; ".join([", ".join(head), *rest]) if head else "; ".join(rest)

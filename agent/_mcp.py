@@ -10,8 +10,9 @@ call goes through the same gate as ``blase chat`` and ``blase run --autonomy``
   in ``semi``, and run within the budgets in ``auto``;
 - ``destructive`` tools always ask a person.
 
-Asking a person is MCP *elicitation*: the client shows the call and the command and sends
-back approve or decline. A client that cannot elicit gets a refusal naming the command a
+Asking a person is MCP *elicitation*: the client shows the call and the command and a form
+(:mod:`agent._elicit`) where the person approves, declines, or edits the arguments first; an
+edit is validated against the tool's schema and recorded as edited, as in ``blase chat``. A client that cannot elicit gets a refusal naming the command a
 person can run (``blase promote churn v3``). Paths are confined to the project as for the
 assistant. The server's record is an ``agent-session`` Track run (tag ``mcp``): every call's
 ``tool_proposal``, ``gate`` decision (who decided: the gate, the person through the client,
@@ -25,6 +26,7 @@ that loops is refused until the window moves on.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import threading
 import time
@@ -33,11 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from blase.tools import TOOLS, Tool, ToolContext
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from blase.project import Project
 
 from ._calls import CallGate, Counters, Proposal, Status, ToolRun
+from ._elicit import approval_form, read_form
 from ._errors import SessionError
 from ._gate import Budgets
 from ._session import TrackedScope
@@ -51,13 +54,6 @@ TRANSPORTS: tuple[str, ...] = ("stdio", "http")
 NOBODY = "mcp (the client cannot ask a person)"
 #: The longest budget window: the calls of the last minute count as one question.
 WINDOW_SECONDS = 60.0
-
-
-class ApprovalForm(BaseModel):
-    """What the person answers in the client (MCP elicitation: flat, primitive fields)."""
-
-    approve: bool = Field(description="Run this call now?")
-    note: str = Field("", description="Optional: why, or what to do instead.")
 
 
 class McpSession(TrackedScope):
@@ -165,22 +161,35 @@ def _can_ask(ctx: Any) -> bool:
     return bool(session.check_client_capability(wanted) and getattr(session, "can_send_request", True))
 
 
-async def _ask_person(ctx: Any, session: McpSession, p: Proposal, client: str) -> Proposal:
-    """Elicit the person's answer through the client; a failed elicitation is a refusal."""
-    from mcp.server.elicitation import AcceptedElicitation, elicit_with_validation
+#: How many times a person is asked again after an edit the tool's schema rejects.
+EDIT_TRIES = 3
 
+
+async def _ask_person(ctx: Any, session: McpSession, p: Proposal, client: str) -> Proposal:
+    """Elicit the person's answer through the client: approve, decline, or edit the arguments.
+
+    An edit goes through the gate like one in ``blase chat`` (validated against the tool's
+    schema, recorded as an edited approval); an invalid one is asked again with the error, up to
+    :data:`EDIT_TRIES` times. A failed elicitation is a refusal."""
     by = f"person (via {client})"
-    message = (f"Blase wants to run {p.name} ({p.risk}) in project {session.project.name}:\n"
-               f"    {p.command}\nWhy it asks: {p.reason}.\nApprove?")
-    try:
-        result = await elicit_with_validation(ctx.session, message, ApprovalForm, related_request_id=ctx.request_id)
-    except Exception as exc:  # the client failed to ask: nobody approved
-        logger.info("elicitation failed: %s", exc)
-        return session.gate.answer(p, {"action": "reject", "by": by, "note": f"the client could not ask ({exc})"})
-    if isinstance(result, AcceptedElicitation) and result.data.approve:
-        return session.gate.answer(p, {"action": "approve", "by": by, "note": result.data.note or None})
-    note = result.data.note if isinstance(result, AcceptedElicitation) else f"{result.__class__.__name__}"
-    return session.gate.answer(p, {"action": "reject", "by": by, "note": note or None})
+    form = approval_form(p, session.gate.lookup(p.name))
+    problem = ""
+    for _ in range(EDIT_TRIES):
+        message = (f"{problem}Blase wants to run {p.name} ({p.risk}) in project {session.project.name}:\n"
+                   f"    {p.command}\nWhy it asks: {p.reason}.\n"
+                   "Approve? You may change the arguments below first; it then runs with your values.")
+        try:
+            result = await ctx.session.elicit_form(message, form.schema, related_request_id=ctx.request_id)
+        except Exception as exc:  # the client failed to ask: nobody approved
+            logger.info("elicitation failed: %s", exc)
+            return session.gate.answer(p, {"action": "reject", "by": by, "note": f"the client could not ask ({exc})"})
+        if result.action != "accept":
+            return session.gate.answer(p, {"action": "reject", "by": by, "note": f"the person chose {result.action}"})
+        answered = session.gate.answer(p, read_form(p, form, result.content, by=by))
+        if answered.status is not Status.ERROR:
+            return answered
+        problem = f"Your edit was not run: {answered.message}\nCorrect it, or decline.\n\n"
+    return answered
 
 
 def build_server(session: McpSession) -> Any:
@@ -210,7 +219,10 @@ def build_server(session: McpSession) -> Any:
             return text(p.outcome(), error=True)
         done = await anyio.to_thread.run_sync(session.run, p)
         structured = done.output.model_dump(mode="json") if isinstance(done.output, BaseModel) else None
-        return text(done.content, error=not done.ok, structured=structured)
+        content = done.content
+        if p.edited:  # the client's model must know what ran: not what it proposed
+            content = f"The person edited the arguments; it ran as {p.command} with {json.dumps(p.args)}.\n{content}"
+        return text(content, error=not done.ok, structured=structured)
 
     instructions = (
         f"Blase tools for the project {session.project.name} ({session.project.root}); autonomy "

@@ -366,7 +366,10 @@ class OpenAIChat(_Adapter):
 
         client = self._get_client()
         if tools and self.two_stage:
-            return self._two_stage(client, messages, tools, tool_choice)
+            decided = self._two_stage(client, messages, tools, tool_choice)
+            if decided is not None:
+                return decided
+            tools = None  # every clause of the request had its round: the model answers from the results
         request: dict[str, Any] = {"model": self.model, "messages": to_openai_messages(messages)}
         tools = self._shown(messages, tools)
         if tools:
@@ -409,13 +412,15 @@ class OpenAIChat(_Adapter):
 
 
     def _two_stage(self, client: Any, messages: list[BaseMessage], tools: list[dict[str, Any]],
-                   tool_choice: Any) -> ChatResult:
+                   tool_choice: Any) -> ChatResult | None:
         from ._decode import OpenAIConstrained
         from ._turns import tool_turn
 
         started = time.perf_counter()
-        message, usage, decode = tool_turn(OpenAIConstrained(client, self.model), messages, tools, tool_choice,
-                                           self._values(), "model")
+        turn = tool_turn(OpenAIConstrained(client, self.model), messages, tools, tool_choice, self._values(), "model")
+        if turn is None:
+            return None
+        message, usage, decode = turn
         meta = {**self._meta(started), "decode": decode, "first_token_s": decode.get("first_token_s")}
         return ChatResult(generations=[ChatGeneration(message=ai_from_openai(message, usage=usage, meta=meta))])
 
@@ -578,12 +583,15 @@ class LlamaCppChat(_Adapter):
     ) -> ChatResult:
         llama = _load_llama(self.model, self.n_ctx)
         started = time.perf_counter()
+        turn = None
         if tools:
             from ._decode import LlamaConstrained
             from ._turns import tool_turn
 
-            message, usage, decode = tool_turn(LlamaConstrained(llama), messages, tools, tool_choice, self._values(),
-                                               self.tool_choice_policy)
+            turn = tool_turn(LlamaConstrained(llama), messages, tools, tool_choice, self._values(),
+                             self.tool_choice_policy)
+        if turn is not None:
+            message, usage, decode = turn
         elif messages and isinstance(messages[-1], ToolMessage):
             from ._turns import facts_answer
 

@@ -31,14 +31,14 @@ _STOP = frozenset(["a", "an", "the", "of", "to", "in", "on", "at", "by", "for", 
 #: Words people use for a tool that its description does not say (synonyms, not requests).
 _VOCAB: Mapping[str, str] = {
     "list_runs": "overview runs history experiments recent newest latest failed finished status sort best top table",
-    "inspect_run": "run details detail summary params metrics artifacts error info about",
+    "inspect_run": "run details detail summary params metrics artifacts error info",
     "read_run_log": "log logs events event tail last lines happened failure step_failed trace",
-    "compare_runs": "compare comparison side by side versus vs metrics better worse between",
-    "diff_runs": "diff difference differences changed change between why hashes versus",
+    "compare_runs": "compare comparison side versus vs metrics better worse between",
+    "diff_runs": "diff difference differences changed change between hashes versus",
     "preview_data": "preview rows head first peek look columns file csv parquet sample table data",
     "suggest_schema": "schema column kinds types label profile infer suggest features dataset",
     "show_config": "config configuration settings yaml blase.yaml setup",
-    "list_models": "models deployed versions current serving which registry",
+    "list_models": "models deployed versions current serving registry",
     "check_drift": "drift shift distribution changed new data retrain recommendation monitor",
     "run_step": "step only single train transform prepare extract evaluate run once",
     "run_pipeline": "pipeline run whole full again retrain train override overrides seed epochs rerun",
@@ -51,6 +51,11 @@ _VOCAB: Mapping[str, str] = {
     "rollback": "rollback roll back revert previous undo version before",
     "gc": "gc garbage collect clean cleanup cache delete free disk space prune keep",
 }
+
+
+#: Common words that are still evidence because a tool's own vocabulary lists them ("make" ...
+#: current, "only" one step, run "again"): dropping them would silently delete those synonyms.
+_SKIPPED = _STOP - {w for words in _VOCAB.values() for w in words.split()}
 
 
 def _stem(word: str) -> str:
@@ -71,7 +76,7 @@ def tokens(text: str) -> list[str]:
             out.append("".join(parts))
         out += parts
     joined = [a + b for a, b in itertools.pairwise(words) if a in ("roll", "fine", "garbage")]
-    return [_stem(w) for w in out + joined if w not in _STOP and not w.isdigit() and len(w) > 1]
+    return [_stem(w) for w in out + joined if w not in _SKIPPED and not w.isdigit() and len(w) > 1]
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,7 @@ class ToolIndex:
     """
 
     k1 = 1.2
-    b = 0.75
+    b = 0.5
 
     def __init__(self, schemas: Sequence[Mapping[str, Any]], vocab: Mapping[str, str] | None = None) -> None:
         self.schemas = list(schemas)

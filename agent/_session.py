@@ -27,6 +27,9 @@ __all__ = ["Approval", "Session", "TurnResult", "move_store_aside", "store_path"
 logger = logging.getLogger(__name__)
 
 STORE_NAME = "sessions.sqlite"
+#: Tool rounds per question for a small model: a read, then an action on what it found
+#: (agent/_clauses.py); it plans nothing longer.
+MAX_SMALL_ROUNDS = 2
 
 
 def store_path(project: Project) -> Path:
@@ -238,7 +241,7 @@ class Session(TrackedScope):
             llm, ctx=self.ctx, record=self._record, budgets=self.budgets,
             system_prompt=self.prompt + f"\n\nProject: {self.project.name}.",
             provider=self.spec.provider, model_name=self.spec.model,
-            max_tool_rounds=1 if self.spec.small else None, checkpointer=self._saver,
+            max_tool_rounds=MAX_SMALL_ROUNDS if self.spec.small else None, checkpointer=self._saver,
         )
         self.config = {"configurable": {"thread_id": self.session_id},
                        "recursion_limit": 4 * self.budgets.max_tool_calls + 25}

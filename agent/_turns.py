@@ -16,7 +16,8 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from ._decode import Choice, ConstrainedLM, LlamaConstrained, chatml, decide_call
+from ._clauses import clauses, first_run, resolve
+from ._decode import Choice, ConstrainedLM, LlamaConstrained, chatml, decide_call, retrieval_pick
 from ._facts import lead_is_safe, parse_result, render_facts
 from ._values import ProjectValues
 
@@ -50,12 +51,44 @@ def _usage(calls: Sequence[Mapping[str, Any]]) -> dict[str, int]:
             "completion_tokens": sum(c.get("output_tokens", 0) for c in calls)}
 
 
+def _rounds(messages: Sequence[BaseMessage]) -> tuple[int, list[ToolMessage]]:
+    """Tool rounds since the latest request, and the results of the last one."""
+    rounds, last = 0, []
+    for m in reversed(messages):
+        if isinstance(m, HumanMessage):
+            break
+        if isinstance(m, AIMessage) and m.tool_calls:
+            rounds += 1
+    if rounds:
+        last = _turn_results(messages)
+    return rounds, last
+
+
+def _failed(results: Sequence[ToolMessage]) -> bool:
+    return not results or any(m.status == "error" or str(m.content).startswith(("Not run", "The person rejected"))
+                              for m in results)
+
+
 def tool_turn(lm: ConstrainedLM, messages: Sequence[BaseMessage], tools: Sequence[Mapping[str, Any]],
-              tool_choice: Any, values: ProjectValues, policy: Choice) -> tuple[Message, dict[str, int], dict[str, Any]]:
-    """The model's move for the latest request: one tool call, or a short answer when none fits."""
+              tool_choice: Any, values: ProjectValues, policy: Choice
+              ) -> tuple[Message, dict[str, int], dict[str, Any]] | None:
+    """The model's move for the latest request: one tool call, or a short answer when none fits;
+    ``None`` once every clause of the request had its round (or a round failed): then the
+    results are answered.
+
+    A request that reads and then acts on what it found is two clauses (:func:`~agent._clauses.clauses`),
+    decided one per round; the second's "it" is the run the first one's result names."""
     request = _request(messages)
-    decision = decide_call(request, tools, values, lm, choice=policy, force=_forced(tool_choice))
+    forced = _forced(tool_choice)
+    parts = [request] if forced else clauses(request, lambda text: retrieval_pick(text, tools, values))
+    done, last = _rounds(messages)
+    if done >= len(parts) or (done and _failed(last)):
+        return None
+    clause = resolve(parts[done], first_run([str(m.content) for m in last], values)) if done else parts[0]
+    decision = decide_call(clause, tools, values, lm, choice=policy, force=forced)
     trace = decision.trace
+    if len(parts) > 1:
+        trace["clause"] = {"index": done, "of": len(parts), "text": clause}
     if decision.tool is not None:
         call = {"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
                 "function": {"name": decision.tool, "arguments": json.dumps(decision.args)}}
@@ -69,12 +102,14 @@ def tool_turn(lm: ConstrainedLM, messages: Sequence[BaseMessage], tools: Sequenc
     return message, _usage(calls), trace
 
 
-def _turn_results(messages: Sequence[BaseMessage]) -> list[ToolMessage]:
+def _turn_results(messages: Sequence[BaseMessage], *, since: type[BaseMessage] = AIMessage) -> list[ToolMessage]:
+    """The tool results after the latest ``since`` message (the last round's, or with
+    ``HumanMessage`` every round's of the question)."""
     out: list[ToolMessage] = []
     for m in reversed(messages):
         if isinstance(m, ToolMessage):
             out.append(m)
-        elif isinstance(m, AIMessage):
+        elif isinstance(m, since):
             break
     return list(reversed(out))
 
@@ -101,7 +136,7 @@ def facts_answer(llama: Any, messages: Sequence[BaseMessage], *, lead: bool = Fa
     The embedded 135M model's sentences invent (asked to introduce a run list it wrote of
     "the 2019 NBA season"), so ``lead`` is off for it; a failed or refused call is always told
     word for word, with no sentence in front."""
-    results = _turn_results(messages)
+    results = _turn_results(messages, since=HumanMessage)
     facts = "\n".join(facts_lines(results))
     trace: dict[str, Any] = {"answer": "facts rendered by code", "lead_kept": False, "calls": []}
     if not lead or any(m.status == "error" or str(m.content).startswith("Not run") for m in results):

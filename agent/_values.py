@@ -10,6 +10,7 @@ generates them (an enum of run ids, of model names...). Nothing here calls a mod
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Mapping
@@ -19,7 +20,21 @@ from typing import Any
 
 from blase.project import Project
 
-__all__ = ["Grounding", "ProjectValues", "ground", "literals", "project_values"]
+__all__ = [
+    "Grounding",
+    "ProjectValues",
+    "enum_groups",
+    "ground",
+    "literals",
+    "mentioned",
+    "named_in_order",
+    "norm_words",
+    "pipeline_settings",
+    "project_values",
+    "range_end",
+    "ranges",
+    "said_settings",
+]
 
 _DATA_SUFFIXES = {".csv", ".parquet", ".json", ".ndjson", ".jsonl", ".arrow", ".feather", ".sqlite", ".duckdb", ".db"}
 _NUMBER_WORDS = {w: n for n, w in enumerate(
@@ -39,6 +54,7 @@ class ProjectValues:
     versions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     data_files: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
 
 
 def project_values(project: Project | None) -> ProjectValues:
@@ -68,7 +84,23 @@ def project_values(project: Project | None) -> ProjectValues:
         runs=tuple(runs), models=tuple(m.name for m in models),
         versions={m.name: tuple(m.versions) for m in models},
         data_files=tuple(project.relative(f) for f in files), columns=tuple(dict.fromkeys(columns)),
+        metrics=_metric_names(project),
     )
+
+
+#: Runs whose metric names are read (newest first): enough to know what a project logs.
+METRIC_RUNS = 20
+
+
+def _metric_names(project: Project) -> tuple[str, ...]:
+    """The metric names the newest runs logged (``test.accuracy``, ``val.loss`` ...)."""
+    from blase.track import list_runs
+
+    try:
+        runs = list_runs([project.root], limit=METRIC_RUNS)
+    except Exception:  # an unreadable run must not stop the assistant from answering
+        return ()
+    return tuple(dict.fromkeys(m for r in runs for m in r.metrics))
 
 
 def _data_files(folder: Path, *, depth: int = 2, cap: int = 200) -> list[Path]:
@@ -132,6 +164,58 @@ def literals(request: str) -> Literals:
     return Literals(overrides, paths, versions, sizes, quoted, numbers, words, identifiers)
 
 
+# ---------------------------------------------------------------------- settings in words
+
+#: Sections of blase.yaml a pipeline run's ``--set`` changes (transform is a list: its items are
+#: named by index, which words do not give).
+_PIPELINE_SECTIONS = ("", "data", "prepare", "train", "evaluate", "deploy")
+#: Other words for a setting than its key's own ("lr" is what people call the learning rate).
+_SAY = {"lr": ("learning rate", "lr")}
+_NUM = r"(\d+(?:\.\d+)?(?:e-?\d+)?|" + "|".join(_NUMBER_WORDS) + r")"
+
+
+@functools.cache
+def pipeline_settings() -> dict[str, str]:
+    """Phrase -> key for every numeric setting of the pipeline's sections (``epochs`` ->
+    ``train.epochs``, ``learning rate`` -> ``train.lr``), from the config's own models."""
+    import typing
+
+    from pydantic import BaseModel
+
+    from blase.config import ProjectConfig
+
+    out: dict[str, str] = {}
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, info in model.model_fields.items():
+            args = [a for a in typing.get_args(info.annotation) if a is not type(None)] or [info.annotation]
+            sub = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
+            key = f"{prefix}{name}"
+            if sub is not None and key in _PIPELINE_SECTIONS:
+                walk(sub, f"{key}.")
+            elif prefix.rstrip(".") in _PIPELINE_SECTIONS and any(a in (int, float) for a in args) and name not in ("version", "memory"):
+                for phrase in _SAY.get(name, (name.replace("_", " "),)):
+                    out.setdefault(phrase, key)  # the first section that has it (train's epochs)
+
+    walk(ProjectConfig, "")
+    return out
+
+
+def said_settings(request: str) -> list[str]:
+    """``KEY=VALUE`` overrides for numeric settings a request states in words ("with 4 epochs",
+    "a learning rate of 0.05", "seed 11"); keys it also spells as ``KEY=VALUE`` are left to that."""
+    spelled = {o.split("=", 1)[0] for o in literals(request).overrides}
+    out = []
+    for phrase, key in pipeline_settings().items():
+        words = r"\s+".join(map(re.escape, phrase.split()))
+        found = (re.search(rf"\b{_NUM}\s+{words}\b", request, re.I)
+                 or re.search(rf"\b{words}\s*(?:of|to|=|:|at|is)?\s*{_NUM}(?!\w|\.\d)", request, re.I))
+        if found and key not in spelled:
+            value = found.group(1).lower()
+            out.append(f"{key}={_NUMBER_WORDS.get(value, value)}")
+    return out
+
+
 # ---------------------------------------------------------------------- grounding
 
 #: What kind of value each argument name takes (the tools share these names).
@@ -140,7 +224,13 @@ ARG_KINDS: Mapping[str, str] = {
     "model": "model_ref", "name": "model_name", "version": "version", "to": "version",
     "path": "data", "data": "data", "out": "out", "overrides": "overrides", "label": "column",
     "event": "identifier", "memory": "size", "max_size": "size", "status": "status", "kind": "kind",
+    "sort": "metric",
 }
+#: Words that ask for the highest or the lowest value of a metric first.
+_HIGH = {"best", "highest", "top", "max", "maximum", "largest", "most", "greatest"}
+_LOW = {"lowest", "min", "minimum", "smallest", "least", "worst"}
+#: Metrics where lower is better ("the best loss" is the lowest).
+_LOWER_IS_BETTER = re.compile(r"loss|error|mse|rmse|mae|mape|logloss|brier|perplexity", re.I)
 _STATUS = ("running", "finished", "failed", "interrupted")
 _KINDS = ("pipeline", "deploy", "agent-session", "agent-eval")
 _LATEST = {"latest", "last", "recent", "newest", "previous"}
@@ -160,12 +250,12 @@ class Grounding:
         return not self.choices
 
 
-def _mentioned(value: str, words: set[str]) -> bool:
+def mentioned(value: str, words: set[str]) -> bool:
     norm = re.sub(r"[^a-z0-9]", "", value.lower())
     return bool(norm) and norm in words
 
 
-def _norm_words(lit: Literals) -> set[str]:
+def norm_words(lit: Literals) -> set[str]:
     low = [re.sub(r"[^a-z0-9]", "", w.lower()) for w in lit.words]
     return set(low) | {a + b for a, b in itertools.pairwise(low)}
 
@@ -184,18 +274,18 @@ def _candidates(kind: str, prop: Mapping[str, Any], request: str, lit: Literals,
     """``(named, allowed)``: values of this kind the request names, and every value the project
     allows when it names none (empty: unconstrained or nothing known)."""
     if "enum" in prop:
-        named = [v for v in prop["enum"] if _mentioned(str(v), words)]
+        named = [v for v in prop["enum"] if mentioned(str(v), words)]
         return named, list(prop["enum"])
     if kind == "run":
         named = _runs_named(request, values)
         latest = ["latest"] if words & _LATEST else []
         return named or latest, ["latest", *values.runs[:MAX_OFFERED_RUNS]]
     if kind == "model_ref":
-        named = [m for m in values.models if _mentioned(m, words)]
+        named = [m for m in values.models if mentioned(m, words)]
         named = [f"{m}@{lit.versions[0]}" if lit.versions and f"{m}@" in request else m for m in named]
         return named, list(values.models)
     if kind == "model_name":
-        return [m for m in values.models if _mentioned(m, words)], list(values.models)
+        return [m for m in values.models if mentioned(m, words)], list(values.models)
     if kind == "version":
         every = sorted({v for vs in values.versions.values() for v in vs})
         return list(lit.versions), every
@@ -205,18 +295,74 @@ def _candidates(kind: str, prop: Mapping[str, Any], request: str, lit: Literals,
     if kind == "out":
         return [p for p in paths if p not in values.data_files and not p.startswith("data/")], []
     if kind == "overrides":
-        return ([list(lit.overrides)] if lit.overrides else []), []
+        every = [*lit.overrides, *said_settings(request)]
+        return ([every] if every else []), []
     if kind == "column":
-        return [c for c in values.columns if _mentioned(c, words)], list(values.columns)
+        return [c for c in values.columns if mentioned(c, words)], list(values.columns)
+    if kind == "metric":
+        return [_ordered(m, words) for m in values.metrics if mentioned(m, words)], []
     if kind == "identifier":
         return list(lit.identifiers), []
     if kind == "size":
         return list(lit.sizes), []
     if kind == "status":
-        return [s for s in _STATUS if _mentioned(s, words)], list(_STATUS)
+        return [s for s in _STATUS if mentioned(s, words)], list(_STATUS)
     if kind == "kind":
-        return [k for k in _KINDS if _mentioned(k, words) and k != "deploy"], list(_KINDS)
+        return [k for k in _KINDS if mentioned(k, words) and k != "deploy"], list(_KINDS)
     return [], []
+
+
+def enum_groups(props: Mapping[str, Any]) -> list[list[str]]:
+    """The arguments that take an enum, grouped by the enum: one argument (``step``), or two or
+    more that are the ends of a range over its values (``from_step``, ``to_step``: start first)."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for key, prop in props.items():
+        if prop.get("enum"):
+            groups.setdefault(tuple(map(str, prop["enum"])), []).append(key)
+    return list(groups.values())
+
+
+def ranges(props: Mapping[str, Any]) -> list[list[str]]:
+    """The groups of :func:`enum_groups` that are ranges."""
+    return [keys for keys in enum_groups(props) if len(keys) > 1]
+
+
+def named_in_order(request: str, enum: list[Any]) -> list[Any]:
+    """The values of ``enum`` the request names, in the enum's own order (a pipeline's steps run in it)."""
+    words = norm_words(literals(request))
+    return [v for v in enum if mentioned(str(v), words)]
+
+
+_END = r"(?:to|until|till|through|thru|upto)"
+_START = r"(?:from|starting\s+(?:at|with|from)|after)"
+
+
+def range_end(request: str, value: Any) -> str | None:
+    """``"start"`` or ``"end"`` when the request leads to ``value`` with "from ..." or
+    "to/until/through ..." (one end of a range), else ``None`` (the value is named alone)."""
+    for end, words in (("end", _END), ("start", _START)):
+        if re.search(rf"\b{words}\s+(?:the\s+)?{re.escape(str(value))}\b", request, re.I):
+            return end
+    return None
+
+
+def _ground_range(request: str, keys: list[str], enum: list[Any]) -> dict[str, Any]:
+    """The ends of a range the request names: two values or more span from the first to the
+    last; one value is the end when "to/until/through" leads to it, else the start."""
+    named = named_in_order(request, enum)
+    if len(named) >= 2:
+        return {keys[0]: named[0], keys[-1]: named[-1]}
+    if not named:
+        return {}
+    return {keys[-1] if range_end(request, named[0]) == "end" else keys[0]: named[0]}
+
+
+def _ordered(metric: str, words: set[str]) -> str:
+    """A sort key for ``metric``: descending (``-metric``) unless the request asks for the lowest,
+    or for the best of a metric where lower is better."""
+    lower_better = bool(_LOWER_IS_BETTER.search(metric))
+    low = bool(words & _LOW) or (lower_better and bool(words & {"best", "top"}))
+    return metric if low else f"-{metric}"
 
 
 def ground(request: str, schema: Mapping[str, Any], values: ProjectValues) -> Grounding:
@@ -226,14 +372,22 @@ def ground(request: str, schema: Mapping[str, Any], values: ProjectValues) -> Gr
     required one is offered with the project's values as its allowed values.
     """
     lit = literals(request)
-    words = _norm_words(lit)
+    words = norm_words(lit)
     paths = list(dict.fromkeys(lit.paths))
     props: Mapping[str, Any] = schema.get("properties") or {}
     required = set(schema.get("required") or [])
     out = Grounding()
     run_args = [k for k in props if ARG_KINDS.get(k) == "run"]
     named_runs = _runs_named(request, values)
+    in_range = set()
+    for keys in ranges(props):
+        out.fixed.update(_ground_range(request, keys, list(props[keys[0]]["enum"])))
+        in_range.update(keys)
     for key, prop in props.items():
+        if key in in_range:
+            if key in required and key not in out.fixed:
+                out.choices[key] = list(prop["enum"])
+            continue
         kind = ARG_KINDS.get(key, prop.get("type", ""))
         if kind == "runs":
             if len(named_runs) >= int(prop.get("minItems", 1)):
@@ -253,7 +407,7 @@ def ground(request: str, schema: Mapping[str, Any], values: ProjectValues) -> Gr
                 out.fixed[key] = lit.numbers[0]
             continue
         if kind == "boolean":
-            if all(_mentioned(part, words) or any(w.startswith(part) for w in words)
+            if all(mentioned(part, words) or any(w.startswith(part) for w in words)
                    for part in key.split("_")):
                 out.fixed[key] = True
             continue

@@ -142,3 +142,29 @@ def test_after_a_read_tool_the_answer_states_the_results_facts_and_invents_none(
     assert {rid for rid, _ in stated} >= set(ids)
     for rid, value in stated:
         assert float(value) == pytest.approx(known[rid].metrics["test.accuracy"], rel=1e-3)
+
+
+def test_a_read_then_an_action_on_what_it_found_in_two_rounds(project):
+    """"Find the best run and deploy it" with the embedded model at autonomy auto: the first round
+    sorts the runs by the metric, the second deploys the run the first one found."""
+    from blase.agent import Session
+
+    from blase.deploy import list_models, load_package, resolve_model
+    from blase.pipeline import Pipeline
+    from blase.track import list_runs
+
+    # the better run first, so the newest (what "latest" would give) is the worse one
+    for overrides in (["train.epochs=20"], ["train.epochs=1", "train.lr=0.00001"]):
+        Pipeline(project, overrides=overrides).run()
+    runs = [r for r in list_runs([project.root]) if r.kind == "pipeline"]
+    best = max(runs, key=lambda r: r.metrics["test.accuracy"])
+    assert best.id == runs[-1].id and best.metrics["test.accuracy"] > runs[0].metrics["test.accuracy"]
+    with Session(project, autonomy="auto", provider="llamacpp") as s:
+        turn = s.send("Find the pipeline run with the best test accuracy and deploy it as a new version.")
+    ran = [(e["tool"], e["status"]) for e in turn.events if e["event"] == "tool_result"]
+    assert ran == [("list_runs", "ok"), ("deploy", "ok")], turn.events
+    (model,) = list_models(project)
+    deployed = load_package(resolve_model(project, model.name).path).run_id
+    accuracy = {r.id: r.metrics["test.accuracy"] for r in runs}
+    assert accuracy[deployed] == accuracy[best.id], accuracy  # the best (or a run tied with it)
+    assert deployed in turn.answer and model.name in turn.answer  # the facts of both rounds

@@ -8,6 +8,7 @@ be a lookup table.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -208,3 +209,119 @@ def test_an_old_run_named_in_a_request_is_known_however_many_runs_came_after(pro
     params = get_tool("deploy").schema()["function"]["parameters"]
     offered = ground("package the best run", params, values).choices["run"]
     assert len(offered) == MAX_OFFERED_RUNS + 1 and offered[1] == ids[-1]  # 'latest', then the newest
+
+
+# ---------------------------------------------------------------------- structure: ranges, questions, metrics, clauses
+
+METRIC_VALUES = replace(VALUES, metrics=("test.accuracy", "val.loss"))
+
+
+@pytest.mark.parametrize(("request_", "tool", "args"), [
+    ("Execute the steps transform through train.", "run_pipeline", {"from_step": "transform", "to_step": "train"}),
+    ("Do prepare and train, with seed=4.", "run_pipeline",
+     {"from_step": "prepare", "to_step": "train", "overrides": ["seed=4"]}),
+    ("Run the pipeline until the train step.", "run_pipeline", {"to_step": "train"}),
+    ("Start the pipeline from prepare.", "run_pipeline", {"from_step": "prepare"}),
+    ("Execute just the evaluate step.", "run_step", {"step": "evaluate"}),
+])
+def test_steps_named_alone_or_as_a_range_pick_the_tool_that_holds_them(request_, tool, args):
+    """One step named alone is run_step's; two steps, or one after "from"/"until", are the ends
+    of run_pipeline's range (in pipeline order, whatever order the request names them in)."""
+    decision = decide_call(request_, tool_schemas(), VALUES, NoModel())
+    assert (decision.tool, decision.args) == (tool, args)
+
+
+@pytest.mark.parametrize(("request_", "sort"), [
+    ("Which run scored the highest test accuracy?", "-test.accuracy"),
+    ("Show the run with the lowest test accuracy.", "test.accuracy"),
+    ("Sort my runs by val loss, best first.", "val.loss"),  # lower is better for a loss
+])
+def test_a_metric_the_project_logs_sorts_the_run_list(request_, sort):
+    decision = decide_call(request_, tool_schemas(), METRIC_VALUES, NoModel())
+    assert decision.tool == "list_runs" and decision.args["sort"] == sort
+    get_tool("list_runs").validate(decision.args)
+
+
+def test_a_question_prefers_a_read_tool_and_a_tools_own_common_words_count():
+    from blase.agent._decode import is_question
+
+    assert is_question("What model versions do we have deployed?") and not is_question("Can you deploy run x?")
+    assert _rank("What model versions do we have deployed?")[0] == "list_models"
+    # "make" and "only" are stop words elsewhere, but words of promote's and run_step's own vocabulary
+    assert decide_call("Make v2 the version that serves for shop.", tool_schemas(), VALUES, NoModel()).args == {
+        "name": "shop", "version": "v2"}
+    assert _rank("Rerun only the transform step.")[0] == "run_step"
+
+
+def _split(request: str) -> list[str]:
+    from blase.agent._clauses import clauses
+    from blase.agent._decode import retrieval_pick
+
+    return clauses(request, lambda text: retrieval_pick(text, tool_schemas(), METRIC_VALUES))
+
+
+def test_a_read_then_an_action_on_what_it_found_is_two_clauses():
+    assert _split("Which run has the lowest val loss? Reproduce it and verify.") == [
+        "Which run has the lowest val loss", "Reproduce it and verify."]
+    assert _split("Look up the run with the highest test accuracy, then package it as a new version of shop.") == [
+        "Look up the run with the highest test accuracy", "package it as a new version of shop."]
+    # one clause: a conditional action (a small model cannot judge "if needed"), an action that
+    # refers to nothing found, a write first, a range of steps, two runs of one comparison
+    for whole in ["Check the drift of data/fresh.csv against model shop and retrain it if needed.",
+                  "List my runs and deploy run 9eda4a1df875 as shop.",
+                  "Train with seed=3 and evaluate it.",
+                  f"Put runs {RUN2} and {RUN} next to each other and compare their metrics."]:
+        assert _split(whole) == [whole]
+
+
+def test_the_second_round_acts_on_the_run_the_first_one_found():
+    from blase.agent._turns import tool_turn
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+    tools = tool_schemas()
+    asked = [HumanMessage("Find the run with the best test accuracy and deploy it as a new version of model shop.")]
+    first = tool_turn(NoModel(), asked, tools, None, METRIC_VALUES, "retrieval")
+    call = first[0]["tool_calls"][0]["function"]
+    assert call["name"] == "list_runs" and json.loads(call["arguments"]) == {"sort": "-test.accuracy"}
+    listed = json.dumps({"notes": [], "runs": [{"id": RUN, "name": "b"}, {"id": RUN2, "name": "a"}]})
+    history = [*asked, AIMessage("", tool_calls=[{"name": "list_runs", "args": {}, "id": "c1"}]),
+               ToolMessage(listed, tool_call_id="c1", name="list_runs")]
+    second = tool_turn(NoModel(), history, tools, None, METRIC_VALUES, "retrieval")
+    call = second[0]["tool_calls"][0]["function"]
+    assert call["name"] == "deploy" and json.loads(call["arguments"]) == {"run": RUN, "name": "shop"}
+    assert second[2]["clause"] == {"index": 1, "of": 2, "text": f"deploy run {RUN} as a new version of model shop."}
+    done = [*history, AIMessage("", tool_calls=[{"name": "deploy", "args": {}, "id": "c2"}]),
+            ToolMessage('{"name": "shop", "version": "v3"}', tool_call_id="c2", name="deploy")]
+    assert tool_turn(NoModel(), done, tools, None, METRIC_VALUES, "retrieval") is None  # now the answer
+    # a read that found nothing, or a refused action, ends the question: nothing acts on a guess
+    failed = [*asked, AIMessage("", tool_calls=[{"name": "list_runs", "args": {}, "id": "c1"}]),
+              ToolMessage("Tool error: no runs", tool_call_id="c1", name="list_runs", status="error")]
+    assert tool_turn(NoModel(), failed, tools, None, METRIC_VALUES, "retrieval") is None
+
+
+def test_facts_of_a_run_log_show_times_and_event_data_as_pairs_not_raw_json():
+    from blase.tools._base import clip_value
+
+    data = {"step": "evaluate", "inputs": {"shards": "ab" * 16, "model": "cd" * 16}, "outputs": {"p": "x" * 400}}
+    clipped = clip_value(data, 200)  # what read_run_log sends for a long event: cut JSON text
+    assert isinstance(clipped, str) and clipped.startswith('{"step"')
+    result = {"run": RUN, "events": [{"time": 1796652000.5, "event": "step", "data": clipped}], "matched": 1, "total": 9}
+    lines = render_facts("read_run_log", parse_result(json.dumps(result)))
+    row = next(line for line in lines if line.startswith("- event step"))
+    assert "time=2026-12-07 " in row and row.count("UTC") == 1
+    assert "data: step=evaluate, inputs=(shards=" + "ab" * 16 in row and '{"' not in row
+
+
+@pytest.mark.parametrize(("request_", "overrides"), [
+    ("Run the pipeline again with a learning rate of 0.05.", ["train.lr=0.05"]),
+    ("Rerun everything with seed 11.", ["seed=11"]),
+    ("Run the full pipeline, three epochs and dropout 0.2 this time.", ["train.dropout=0.2", "train.epochs=3"]),
+    ("Run the pipeline with train.epochs=3 and batch size 16.", ["train.epochs=3", "train.batch_size=16"]),
+])
+def test_settings_stated_in_words_become_overrides_from_the_configs_own_keys(request_, overrides):
+    from blase.agent._values import pipeline_settings
+
+    assert pipeline_settings()["epochs"] == "train.epochs" and "version" not in pipeline_settings()
+    decision = decide_call(request_, tool_schemas(), VALUES, NoModel())
+    assert decision.tool == "run_pipeline" and sorted(decision.args["overrides"]) == sorted(overrides)
+    get_tool("run_pipeline").validate(decision.args)

@@ -152,3 +152,26 @@ def test_a_function_that_returns_another_type_names_the_column(tmp_path):
     t.fit(pa.table({"n": pa.array([1, 2, 3], pa.int64()), "y": [0, 1, 0]}))
     with pytest.raises(TransformError, match="returned column 'n' as string, but at fit time it was int64"):
         t.apply(pa.table({"n": pa.array([1, 2000], pa.int64()), "y": [0, 1]}))
+
+
+def test_deploy_latest_is_the_newest_pipeline_run_with_a_model(deployed, tmp_path):
+    """A newer run without a model (a note, an assistant session, an evaluate-only run) is not
+    what `blase deploy latest` packages."""
+    import shutil
+
+    from blase.project import find_project
+    from blase.scaffold import create_project
+    from blase.track import Track, list_runs, load_run
+
+    project, _ = deployed
+    copy = find_project(shutil.copytree(project.root, tmp_path / "peng"))
+    newest_pipeline = next(r.id for r in list_runs([copy.root]) if r.kind == "pipeline")  # newest first
+    with Track("a note", project=copy) as note:
+        note.log_event("note", text="newer than every pipeline run")
+    assert load_run("latest", [copy.root]).id == note.run_id
+    package = deploy_run(copy, "latest", name="peng")
+    assert package.run_id == newest_pipeline
+    empty = create_project(tmp_path / "empty")
+    with pytest.raises(DeployError, match="no pipeline run has a trained model") as caught:
+        deploy_run(empty, "latest")
+    assert "blase run" in caught.value.hint

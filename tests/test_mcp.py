@@ -212,6 +212,68 @@ def test_auto_runs_writes_and_asks_a_person_before_destructive(project_dir):
     assert linked == [newest.id]
 
 
+# ---------------------------------------------------------------------- a person edits the arguments
+
+
+class Editor:
+    """An elicitation callback: a person who answers each question with the next form of ``answers``."""
+
+    def __init__(self, *answers: dict) -> None:
+        self.answers = list(answers)
+        self.asked: list[types.ElicitRequestFormParams] = []
+
+    async def __call__(self, context, params) -> types.ElicitResult:
+        self.asked.append(params)
+        return types.ElicitResult(action="accept", content=self.answers[len(self.asked) - 1])
+
+
+@pytest.mark.slow
+def test_semi_a_person_edits_the_arguments_and_the_edit_is_validated_and_recorded(project_dir, cli):
+    before = _pipeline_runs(project_dir)
+    person = Editor({"approve": True, "step": "bake"}, {"approve": True, "step": "extract", "overrides": "",
+                                                             "note": "extract first"})
+
+    async def script(s: ClientSession):
+        return await s.call_tool("run_step", {"step": "prepare", "overrides": ["train.epochs=3"]})
+
+    result = talk(project_dir, "semi", script, person=person)
+    assert not result.is_error, _text(result)
+    # the form showed the proposed values, typed from the tool's schema
+    form = person.asked[0].requested_schema["properties"]
+    assert form["step"]["default"] == "prepare" and "extract" in form["step"]["enum"]
+    assert json.loads(form["overrides"]["default"]) == ["train.epochs=3"]
+    # an edit the schema rejects is not run: the person is asked again, told what is wrong
+    assert len(person.asked) == 2 and "Your edit was not run" in person.asked[1].message
+    assert "step: Input should be 'extract'" in person.asked[1].message
+    # what ran is the person's edit (the step changed, the overrides cleared), and the client's model is told so
+    assert result.structured_content["status"] == "finished"
+    assert [s["step"] for s in result.structured_content["steps"]] == ["extract"]
+    assert _text(result).startswith("The person edited the arguments; it ran as blase run --from extract")
+    assert _pipeline_runs(project_dir) == before + 1
+    events = _events(project_dir, _mcp_session_run(project_dir))
+    assert [e["args"] for e in events if e["event"] == "tool_proposal"] == [
+        {"step": "prepare", "overrides": ["train.epochs=3"]}]
+    decided = [(e["decision"], e["by"], e.get("edited"), e.get("args")) for e in events if e["event"] == "gate"]
+    assert decided == [("asked", "gate", None, None), ("error", "person (via mcp)", None, None),
+                       ("approved", "person (via mcp)", True, {"step": "extract", "overrides": []})]
+    replay = cli("session", _mcp_session_run(project_dir), "--project", str(project_dir))
+    assert "run_step: approved (edited) by person (via mcp)" in replay.stdout
+
+
+@pytest.mark.slow
+def test_auto_an_edited_destructive_call_runs_only_as_edited(project_dir):
+    # the client's model proposes promoting v1 (already current); the person makes it v2
+    person = Editor({"approve": True, "name": "proj", "version": "v2"})
+
+    async def script(s: ClientSession):
+        return await s.call_tool("promote", {"name": "proj", "version": "v1"})
+
+    result = talk(project_dir, "auto", script, person=person)
+    assert not result.is_error, _text(result)
+    assert result.structured_content["current"] == "v2" and _current(project_dir) == "v2"
+    assert "blase promote proj v2" in _text(result)
+
+
 # ---------------------------------------------------------------------- prompt injection
 
 
@@ -337,3 +399,49 @@ def test_auto_write_budget_counts_the_calls_of_a_time_window(project, monkeypatc
         time.sleep(1.1)  # the window moves on
         again, done = call(session, "3")
         assert again.status is Status.RUN and done.ok and ran == ["0", "1", "3"]
+
+
+def test_approval_forms_are_valid_elicitation_schemas_and_read_back_as_gate_answers():
+    from blase.agent._calls import Proposal
+    from blase.agent._elicit import approval_form, read_form
+    from blase.tools import TOOLS, get_tool
+    from mcp_types._v2025_11_25 import PrimitiveSchemaDefinition
+    from pydantic import TypeAdapter
+
+    spec_field = TypeAdapter(PrimitiveSchemaDefinition)
+    for tool in TOOLS.values():  # every tool's form is flat and primitive, as MCP requires
+        for value in approval_form(Proposal(id="1", name=tool.name), tool).schema["properties"].values():
+            spec_field.validate_python(value)
+    p = Proposal(id="1", name="gc", args={"dry_run": True})
+    form = approval_form(p, get_tool("gc"))
+    assert form.schema["properties"]["dry_run"] == {
+        "type": "boolean", "title": "dry_run", "default": True,
+        "description": get_tool("gc").schema()["function"]["parameters"]["properties"]["dry_run"]["description"]}
+    assert read_form(p, form, {"approve": True, "dry_run": True, "keep_last": None}, by="me")["action"] == "approve"
+    assert read_form(p, form, {"approve": False, "note": " no "}, by="me") == {"action": "reject", "by": "me",
+                                                                                "note": "no"}
+    assert read_form(p, form, {"approve": True, "keep_last": 3}, by="me") == {
+        "action": "edit", "args": {"dry_run": True, "keep_last": 3}, "by": "me", "note": None}
+    runs = Proposal(id="2", name="compare_runs", args={"runs": ["a", "b"]})
+    form = approval_form(runs, get_tool("compare_runs"))
+    assert json.loads(form.schema["properties"]["runs"]["default"]) == ["a", "b"]
+    assert read_form(runs, form, {"approve": True, "runs": '["a", "c"]'}, by="me")["args"] == {"runs": ["a", "c"]}
+    # text that is not JSON goes to the gate as is: its validation names the argument
+    assert read_form(runs, form, {"approve": True, "runs": "a, c"}, by="me")["args"] == {"runs": "a, c"}
+
+
+def test_the_mcp_server_lists_and_runs_tools_without_langchain(project):
+    """`blase mcp` starts in well under a second more than the SDK: no LangChain/LangGraph import."""
+    script = (
+        "import sys, anyio\n"
+        "from blase.agent import McpSession\n"
+        "from blase.agent._mcp import build_server\n"
+        f"s = McpSession({str(project.root)!r}, autonomy='manual')\n"
+        "build_server(s)\n"
+        "assert s.run(s.check('list_runs', {'limit': 3}, client='t')).ok\n"
+        "s.close('finished')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(('langchain', 'langgraph', 'langsmith'))}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -43,7 +43,7 @@ def mcp(
     from blase.project import find_project
 
     common.use_project(project)
-    if importlib.util.find_spec("mcp") is None or importlib.util.find_spec("langgraph") is None:
+    if importlib.util.find_spec("mcp") is None:
         raise BlaseError("blase mcp needs the agent extra (with the mcp SDK)", hint="pip install 'blase[agent]'")
     from blase.agent import McpSession, serve_mcp
 

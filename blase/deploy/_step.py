@@ -37,12 +37,16 @@ from blase.steps import (
     StepResult,
     TrainedModel,
     finished_steps,
+    latest_with,
     step_records,
 )
 
 __all__ = ["deploy_outputs", "deploy_run", "deployed_already"]
 
 logger = logging.getLogger(__name__)
+
+#: The steps whose outputs a package needs (a run that finished them has a model to deploy).
+_MODEL_STEPS = ("extract", "transform", "prepare", "train")
 
 #: The steps whose outputs a package is made of.
 _PACKAGED = ("extract", "transform", "prepare", "train")
@@ -158,13 +162,22 @@ def deployed_already(project: Project, config: Any, keys: Mapping[str, str]) -> 
 def deploy_run(
     project: Project, run: str, *, name: str | None = None, promote_it: bool = False
 ) -> ModelPackage:
-    """``blase deploy RUN``: package a finished (or partly finished) pipeline run."""
+    """``blase deploy RUN``: package a finished (or partly finished) pipeline run.
+
+    ``latest`` (or ``last``) is the newest pipeline run with a trained model: a newer run that
+    has none (evaluate only, a deploy, an assistant session) has nothing to package."""
     from blase.config import load_config
     from blase.track import Track
 
     if name is not None:
         model_folder(project, name)  # a name, never a path: refused before any run is recorded
-    run_id, done = finished_steps(project, run)
+    if run.strip().lower() in ("latest", "last"):
+        run_id, done = latest_with(project, _MODEL_STEPS)
+        if run_id is None:
+            raise DeployError("no pipeline run has a trained model to package yet",
+                              hint="train one with `blase run`, then `blase deploy latest`")
+    else:
+        run_id, done = finished_steps(project, run)
     keys = {s: rec.get("key") for s, rec in step_records(project, run_id).items() if s in done}
     inputs = {s: r.output for s, r in done.items() if r.output is not None}
     config = load_config(project.config_path)
