@@ -37,14 +37,16 @@ def test_a_folder_per_class_gives_labels_sizes_statistics_and_pixels(tmp_path):
     assert table.num_rows == 6
     assert sorted(set(table["label"].to_pylist())) == ["dark", "light"]
     assert set(table["width"].to_pylist()) == {12} and set(table["height"].to_pylist()) == {10}
-    pixels = [c for c in table.column_names if c.startswith("px_")]
-    assert len(pixels) == 4 * 4 * 3 and table.schema.field(pixels[0]).type == pa.uint8()
+    # the pixels are one tensor column: each row's 4 x 4 x 3 bytes
+    assert not [c for c in table.column_names if c.startswith("px_")]
+    assert table.schema.field("px").type == pa.binary()
+    assert {len(v) for v in table["px"].to_pylist()} == {4 * 4 * 3}
     rows = table.to_pylist()
     dark = [r["brightness"] for r in rows if r["label"] == "dark"]
     light = [r["brightness"] for r in rows if r["label"] == "light"]
     assert max(dark) < 60 < 180 < min(light)
     # the statistics are those of the pixels written
-    first = np.asarray([rows[0][c] for c in pixels], dtype=np.float32)
+    first = np.frombuffer(rows[0]["px"], dtype=np.uint8).astype(np.float32)
     assert rows[0]["brightness"] == pytest.approx(first.mean(), rel=1e-5)
 
 
@@ -166,8 +168,8 @@ def test_shard_dataset_yields_seeded_augmented_image_batches(tmp_path):
     plain = ShardDataset(tmp_path / "shards", batch_size=16, shuffle=False, image=ImageView(3, 4))
     ((x, _),) = list(plain)
     assert x.shape == (16, 3, 4, 4) and float(x.min()) >= 0.0 and float(x.max()) <= 1.0
-    # channel r of the first image is its px_ values at offsets 0, 3, 6... divided by 255
-    first = np.asarray([table["px_00000"][0].as_py(), table["px_00003"][0].as_py()]) / 255
+    # channel r of the first image is its px bytes at offsets 0, 3, 6... divided by 255
+    first = np.frombuffer(table["px"][0].as_py(), dtype=np.uint8)[[0, 3]] / 255
     assert np.allclose(x[0, 0, 0, :2].numpy(), first)
     view = ImageView(3, 4, flip=True, crop=1)
     a = [b for b, _ in ShardDataset(tmp_path / "shards", batch_size=16, seed=5, image=view)]

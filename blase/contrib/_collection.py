@@ -181,7 +181,8 @@ class CollectionReader(SourceReader):
     reads_collection = True
     #: The file suffixes of the kind (``.png``...); a listing is a ``.csv`` or ``.parquet``.
     suffixes: ClassVar[tuple[str, ...]] = ()
-    #: The columns of the values (``px_`` for pixels).
+    #: The tensor column of the values (``px_`` for pixels: the column ``px``, whose bytes
+    #: Prepare turns into the features ``px_00000``...).
     prefix: ClassVar[str] = "v_"
     #: The manifest columns the decoder returns per file besides its values.
     meta: ClassVar[list[tuple[str, pa.DataType]]] = []
@@ -209,7 +210,12 @@ class CollectionReader(SourceReader):
     def schema(self) -> pa.Schema:
         fields = [("path", pa.string()), ("label", pa.string()), *self.meta, ("bytes", pa.int64())]
         fields += [(name, pa.float32()) for name in self.statistic_names()]
-        return pa.schema(fields + [(f"{self.prefix}{i:05d}", pa.uint8()) for i in range(self.width())])
+        return pa.schema([*fields, (self.column, pa.binary())])
+
+    @property
+    def column(self) -> str:
+        """The tensor column: each row's ``width()`` uint8 values as one binary value."""
+        return self.prefix.rstrip("_")
 
     def read(self, path: Path, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
         yield from self.read_files([path], root=path.parent, batch_rows=batch_rows)
@@ -272,7 +278,7 @@ class CollectionReader(SourceReader):
         columns: list[Any] = [manifest.column(c).combine_chunks() for c in ("path", "label", *(m for m, _ in self.meta))]
         columns.append(manifest.column("size").combine_chunks())
         columns += [array for _, array in self.statistics(values)]
-        columns += [pa.array(values[:, i]) for i in range(values.shape[1])]
+        columns.append(_binary(values))
         return pa.RecordBatch.from_arrays(columns, schema=schema)
 
     def write_example(self, folder: Path) -> Path:
@@ -362,6 +368,13 @@ def _stat_all(paths: list[str], threads: int = 8) -> list[os.stat_result]:
     parts = [paths[i * n // threads:(i + 1) * n // threads] for i in range(threads)]
     with ThreadPoolExecutor(threads) as pool:
         return [st for part in pool.map(lambda ps: [os.stat(p) for p in ps], parts) for st in part]
+
+
+def _binary(values: np.ndarray) -> pa.Array:
+    """The rows of a uint8 ``[n, width]`` block as a binary array (one buffer copy)."""
+    n, width = values.shape
+    offsets = pa.py_buffer((np.arange(n + 1, dtype=np.int32) * width).tobytes())
+    return pa.Array.from_buffers(pa.binary(), n, [None, offsets, pa.py_buffer(np.ascontiguousarray(values).tobytes())])
 
 
 def _relative(path: Path, root: Path) -> str:
