@@ -191,6 +191,14 @@ def features_matrix(table: Any, features: list[str], *, source: str = "the data"
     return out
 
 
+def package_features(package: Any, transform: Any, table: Any, *, source: str = "the data") -> np.ndarray:
+    """The float32 model inputs of raw rows ``table``: the package's input columns, nulls no
+    impute covers filled with the training means, through the fitted ``transform``."""
+    inputs = [c for c in package.input_schema if c in table.column_names]
+    filled, _ = fill_unimputed(table.select(inputs), training_means(package, transform))
+    return features_matrix(transform.apply(filled), package.features, source=source)
+
+
 def scores_to_columns(task: str, scores: np.ndarray, classes: list[Any]) -> dict[str, Any]:
     """Turn model outputs (logits) into prediction and probability columns."""
     scores = np.asarray(scores, dtype=np.float64)
