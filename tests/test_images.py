@@ -178,3 +178,15 @@ def test_shard_dataset_yields_seeded_augmented_image_batches(tmp_path):
     assert torch.equal(a[0], b[0]) and not torch.equal(a[0], c[0])
     with pytest.raises(Exception, match="an image of 1 x 4 x 4 needs 16"):
         ShardDataset(tmp_path / "shards", image=ImageView(1, 4))
+
+
+def test_the_extract_hashes_the_folder_with_the_index_digests_as_hash_files_does(tmp_path):
+    from blase.hashing import hash_files
+
+    root = _folder(tmp_path / "images")
+    (tmp_path / ".blase").mkdir()
+    extract = Extract(str(root), PluginOptions(options={"size": 4, "workers": 1}), format="images")
+    result = extract.to_parquet(tmp_path / "out")
+    files = sorted(root.rglob("*.png"))
+    assert len(extract._plugin[1].digests) == len(files)  # the index knew every file's digest
+    assert list(result.inputs.values()) == [hash_files(files)]

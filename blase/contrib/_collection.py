@@ -227,6 +227,7 @@ class CollectionReader(SourceReader):
     def index(self, files: Sequence[Path], *, root: Path) -> CollectionIndex:
         """The index of ``files``, brought up to date (new and changed files decoded)."""
         entries, stats = self._scan(files, root)
+        self._paths = [os.path.abspath(e.path) for e in entries]
         if not entries:
             raise ExtractError(f"{root} holds no {self.name} files ({', '.join(self.suffixes)})",
                                hint=f"put the files in class subfolders (data/{self.name}/CLASS/FILE), "
@@ -264,6 +265,8 @@ class CollectionReader(SourceReader):
         self.rejected = []
         index = self.index(files, root=root)
         assert index.manifest is not None and index.values is not None
+        if len(self._paths) == index.manifest.num_rows:
+            self.digests = dict(zip(self._paths, index.manifest.column("hash").to_pylist(), strict=True))
         errors = index.manifest.column("error")
         if errors.null_count < len(errors):
             for i in np.flatnonzero(~np.asarray(errors.is_null())):

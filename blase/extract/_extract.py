@@ -830,7 +830,8 @@ class Extract:
             )
         else:  # through the project's stat cache: an unchanged folder of many files is not read again
             cache = StatCache.for_project(self.project) if self.project else None
-            inputs[key] = (hash_files(source.files, cache=cache) if source.is_many
+            known = self._plugin[1].digests if self._plugin is not None else None
+            inputs[key] = (hash_files(source.files, cache=cache, digests=known) if source.is_many
                            else hash_file(source.files[0], cache=cache))
         out_key = self.project.relative(out) if self.project else str(out)
         final_schema = pq.read_schema(finals[0])

@@ -67,6 +67,11 @@ class SourceReader(ABC):
         #: to quarantine bad files: Extract lists them in ``outputs/rejects/`` and counts them
         #: as rejected rows. A reader clears it when it starts a pass.
         self.rejected: list[tuple[str, str]] = []
+        #: Content digests of the files read in the last pass (xxh3-128, as
+        #: :func:`blase.hashing.hash_file` gives), by absolute path, when the reader knew them
+        #: (a collection's index): Extract hashes the source with them instead of reading
+        #: every file again.
+        self.digests: dict[str, str] = {}
 
     @abstractmethod
     def read(self, path: Path, *, batch_rows: int) -> Iterator[pa.RecordBatch]:

@@ -62,12 +62,17 @@ _INSTALLED: tuple[tuple[Any, ...], list[Plugin]] | None = None
 
 
 def _path_state() -> tuple[Any, ...]:
-    """``sys.path`` and each folder's mtime: installing or removing a package (its
-    ``*.dist-info``) changes its folder's, so a scan made in the same state is still true."""
+    """``sys.path`` and the mtime of each of its package folders (``site-packages``,
+    ``dist-packages``; other entries, such as a script's folder, change for other reasons):
+    installing or removing a package (its ``*.dist-info``) changes its folder's, so a scan
+    made in the same state is still true."""
     out: list[Any] = []
     for entry in sys.path:
+        if os.path.basename(entry.rstrip(os.sep)) not in ("site-packages", "dist-packages"):
+            out.append(entry)
+            continue
         try:
-            out.append((entry, os.stat(entry or ".").st_mtime_ns))
+            out.append((entry, os.stat(entry).st_mtime_ns))
         except OSError:
             out.append((entry, None))
     return tuple(out)

@@ -62,8 +62,8 @@ class ImageView:
 
     def images(self, x: np.ndarray, rng: np.random.Generator | None) -> torch.Tensor:
         """Rows as a float32 tensor ``[b, channels, size, size]`` in [0, 1]: the augmentation
-        moves the stored values (uint8 from a tensor column: a quarter of the bytes), torch
-        scales them."""
+        moves the stored values (uint8 from a tensor column: a quarter of the bytes), then
+        they are scaled once."""
         images = x.reshape(len(x), self.size, self.size, self.channels)
         if rng is not None and self.flip:
             mirrored = rng.random(len(images)) < 0.5
@@ -76,11 +76,12 @@ class ImageView:
             rows = shifts[:, :1] + np.arange(n)  # [b, n]: each image's window, one gather for all
             cols = shifts[:, 1:] + np.arange(n)
             images = padded[np.arange(len(images))[:, None, None], rows[:, :, None], cols[:, None, :]]
-        images = np.ascontiguousarray(images)
-        if not images.flags.writeable:  # a view of the read-only memory map: torch wants to own it
-            images = images.copy()
-        out = torch.from_numpy(images).permute(0, 3, 1, 2)
-        return out.to(torch.float32).div_(255.0).contiguous()
+        # channels first and scaled in numpy, on this thread: torch's intra-op threads, on a
+        # machine whose cores are busy, wait for one (measured: 0.3 ms a batch here, median
+        # 90 ms through torch with 2 threads under load)
+        out = np.ascontiguousarray(images.transpose(0, 3, 1, 2)).astype(np.float32)
+        out /= np.float32(255)
+        return torch.from_numpy(out)
 
 
 class ShardDataset(IterableDataset):

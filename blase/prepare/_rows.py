@@ -102,6 +102,8 @@ class ShardRows:
         from the tensor block without a float copy; None when they are not stored there."""
         if self._tensor_at is None:
             return None
+        if np.array_equal(features, self._tensor_at):  # an image view of the whole tensor
+            return np.asarray(self.tensor[index])  # type: ignore[index]
         where = {int(p): j for j, p in enumerate(self._tensor_at)}
         cols = [where.get(int(f), -1) for f in features]
         if min(cols, default=-1) < 0:
