@@ -54,11 +54,28 @@ class CollectionOptions(BaseModel):
     label_column: str | None = Field(default="label", description="a listing: the column of labels (None: none)")
 
 
-@dataclass(slots=True)
-class _Entry:
-    path: str
-    rel: str
-    label: str | None
+@dataclass
+class _Entries:
+    """The files of a collection: each one's path, its path relative to the root (what the
+    manifest keys), and its label. Three lists, not an object per file: a re-scan of 100,000
+    files spends its time here and in ``stat``."""
+
+    paths: list[str]
+    rels: list[str]
+    labels: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def add(self, path: str, rel: str, label: str | None) -> None:
+        self.paths.append(path)
+        self.rels.append(rel)
+        self.labels.append(label)
+
+    def extend(self, other: _Entries) -> None:
+        self.paths += other.paths
+        self.rels += other.rels
+        self.labels += other.labels
 
 
 def _index_dir(root: Path) -> Path:
@@ -107,14 +124,14 @@ class CollectionIndex:
             return None
         return manifest, values
 
-    def update(self, entries: list[_Entry], stats: np.ndarray,
+    def update(self, entries: _Entries, stats: np.ndarray,
                decode: Callable[[list[str]], list[dict[str, Any]]], chunk: int) -> None:
         """Bring the index up to date with ``entries`` (their ``stats``: size, mtime and
         inode; decoding with ``decode``); then
         :attr:`manifest` and :attr:`values` describe them, in their order."""
         old = self._load()
         rows = np.full(len(entries), -1, dtype=np.int64)
-        rels = [e.rel for e in entries]
+        rels = entries.rels
         if old is not None:
             known = old[0].column("path").to_pylist()
             if known == rels:  # the same files in the same order: no lookup
@@ -128,13 +145,13 @@ class CollectionIndex:
         self.hits = int((rows >= 0).sum())
         self.misses = len(entries) - self.hits
         if old is not None and self.misses == 0 and np.array_equal(rows, np.arange(old[0].num_rows)):
-            labels = pa.array([e.label for e in entries], pa.string())
+            labels = pa.array(entries.labels, pa.string())
             self.manifest = old[0].set_column(old[0].schema.get_field_index("label"), "label", labels)
             self.values = old[1]
             return
         self._rewrite(entries, stats, rows, old, decode, chunk)
 
-    def _rewrite(self, entries: list[_Entry], stats: np.ndarray, rows: np.ndarray,
+    def _rewrite(self, entries: _Entries, stats: np.ndarray, rows: np.ndarray,
                  old: tuple[pa.Table, np.ndarray] | None, decode: Callable[[list[str]], list[dict[str, Any]]],
                  chunk: int) -> None:
         import pyarrow.parquet as pq
@@ -155,11 +172,11 @@ class CollectionIndex:
                 if len(hit):
                     values[hit] = old[1][rows[hit]]  # type: ignore[index]
                 todo = [int(k) for k in part if rows[k] < 0]
-                results = dict(zip(todo, decode([entries[k].path for k in todo]), strict=True))
+                results = dict(zip(todo, decode([entries.paths[k] for k in todo]), strict=True))
                 for k in part:
                     size, mtime_ns, inode = (int(v) for v in stats[k])
-                    record = {"path": entries[k].rel, "size": size, "mtime_ns": mtime_ns,
-                              "inode": inode, "label": entries[k].label}
+                    record = {"path": entries.rels[k], "size": size, "mtime_ns": mtime_ns,
+                              "inode": inode, "label": entries.labels[k]}
                     if rows[k] >= 0:
                         record |= {c: known[rows[k]][c] for c in kept}
                     else:
@@ -226,8 +243,9 @@ class CollectionReader(SourceReader):
 
     def index(self, files: Sequence[Path], *, root: Path) -> CollectionIndex:
         """The index of ``files``, brought up to date (new and changed files decoded)."""
-        entries, stats = self._scan(files, root)
-        self._paths = [os.path.abspath(e.path) for e in entries]
+        entries = self._entries(files, root)
+        stats = _stat_all(entries.paths)
+        self._paths = [p if os.path.isabs(p) else os.path.abspath(p) for p in entries.paths]
         if not entries:
             raise ExtractError(f"{root} holds no {self.name} files ({', '.join(self.suffixes)})",
                                hint=f"put the files in class subfolders (data/{self.name}/CLASS/FILE), "
@@ -303,48 +321,32 @@ class CollectionReader(SourceReader):
 
     # -- the files --------------------------------------------------------------------------------
 
-    def _scan(self, files: Sequence[Path], root: Path, threads: int = 4) -> tuple[list[_Entry], np.ndarray]:
-        """The entries of ``files`` and ``[n, 3]`` int64 of their size, mtime (ns) and inode.
-
-        A re-scan of a big unchanged folder is nothing but this: the files are cut into parts
-        that threads name and ``stat``, so one thread's Python work runs while the others
-        wait on the kernel (a stat releases the GIL)."""
-        def part(some: Sequence[Path]) -> tuple[list[_Entry], np.ndarray]:
-            entries = self._entries(some, root)
-            return entries, _stat_some([e.path for e in entries])
-
-        n = len(files)
-        if n < 2048:
-            return part(files)
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(threads) as pool:
-            done = list(pool.map(part, [files[i * n // threads:(i + 1) * n // threads] for i in range(threads)]))
-        return [e for entries, _ in done for e in entries], np.concatenate([st for _, st in done])
-
-    def _entries(self, files: Sequence[Path], root: Path) -> list[_Entry]:
-        out: list[_Entry] = []
+    def _entries(self, files: Sequence[Path], root: Path) -> _Entries:
+        texts = list(map(os.fspath, files))
         top = os.fspath(root).rstrip(os.sep) + os.sep
-        cut = len(top)
-        suffixes = frozenset(self.suffixes)
-        # plain strings and str methods: pathlib (and splitext) cost more than the stat itself
-        # on 100,000 files
-        for path in files:
-            text = os.fspath(path)
-            dot = text.rfind(".")
-            suffix = text[dot:].lower() if dot > text.rfind(os.sep) else ""
-            if suffix in suffixes:
-                if text.startswith(top):
-                    rel = text[cut:] if os.sep == "/" else text[cut:].replace(os.sep, "/")
-                else:
-                    rel = _relative(Path(text), root)
-                label, slash, _ = rel.partition("/")
-                out.append(_Entry(text, rel, label if slash and label else None))
-            elif suffix in _LISTINGS:
+        media = tuple(self.suffixes)
+        if not any(t.lower().endswith(_LISTINGS) for t in texts) and all(t.startswith(top) for t in texts):
+            # the common case, a folder: plain string operations over lists (pathlib, splitext
+            # or an object per file cost more than the stat itself on 100,000 files)
+            keep = [t for t in texts if t.lower().endswith(media)]
+            rels = [t[len(top):] for t in keep]
+            if os.sep != "/":
+                rels = [r.replace(os.sep, "/") for r in rels]
+            labels = [(parts[0] or None) if parts[1] else None for parts in (r.partition("/") for r in rels)]
+            return _Entries(keep, rels, labels)
+        out = _Entries([], [], [])
+        for text in texts:
+            low = text.lower()
+            if low.endswith(_LISTINGS):
                 out.extend(self._listed(Path(text), root))
+            elif low.endswith(media):
+                rel = (text[len(top):].replace(os.sep, "/") if text.startswith(top)
+                       else _relative(Path(text), root))
+                label, slash, _ = rel.partition("/")
+                out.add(text, rel, label if slash and label else None)
         return out
 
-    def _listed(self, listing: Path, root: Path) -> list[_Entry]:
+    def _listed(self, listing: Path, root: Path) -> _Entries:
         opts = self.opts
         if listing.suffix.lower() == ".csv":
             import pyarrow.csv as pcsv
@@ -361,7 +363,7 @@ class CollectionReader(SourceReader):
                                    hint="set data.options.path_column / label_column to the listing's columns")
         paths = table.column(opts.path_column).to_pylist()
         labels = table.column(opts.label_column).to_pylist() if opts.label_column else [None] * len(paths)
-        out = []
+        out = _Entries([], [], [])
         for row, (text, label) in enumerate(zip(paths, labels, strict=True), start=2):
             if not text:
                 raise ExtractError(f"{listing}, row {row}: column {opts.path_column!r} is empty",
@@ -370,7 +372,7 @@ class CollectionReader(SourceReader):
             if not path.is_file():
                 raise ExtractError(f"{listing}, row {row}: {self.name} file {text} does not exist ({path})",
                                    hint="fix the path (relative to the listing's folder) or remove the row")
-            out.append(_Entry(str(path), _relative(path, root), None if label is None else str(label)))
+            out.add(str(path), _relative(path, root), None if label is None else str(label))
         return out
 
     def _bad(self, path: str, error: str) -> None:
@@ -397,6 +399,19 @@ def _stat_some(paths: list[str]) -> np.ndarray:
         st = os.stat(p)
         out.append((st.st_size, st.st_mtime_ns, st.st_ino))
     return np.asarray(out, dtype=np.int64).reshape(-1, 3)
+
+
+def _stat_all(paths: list[str], threads: int = 4) -> np.ndarray:
+    """``[n, 3]`` int64: size, mtime (ns) and inode of every path, stat'ed by threads (a stat
+    waits on the kernel without the GIL; a re-scan of an unchanged folder is nothing else)."""
+    n = len(paths)
+    if n < 2048:
+        return _stat_some(paths)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads) as pool:
+        parts = list(pool.map(_stat_some, [paths[i * n // threads:(i + 1) * n // threads] for i in range(threads)]))
+    return np.concatenate(parts)
 
 
 def _binary(values: np.ndarray) -> pa.Array:
