@@ -190,3 +190,29 @@ def test_the_extract_hashes_the_folder_with_the_index_digests_as_hash_files_does
     files = sorted(root.rglob("*.png"))
     assert len(extract._plugin[1].digests) == len(files)  # the index knew every file's digest
     assert list(result.inputs.values()) == [hash_files(files)]
+
+
+def test_a_run_keys_the_folder_by_the_index_not_a_stat_cache_entry_per_image(tmp_path):
+    """The extract step's cache key takes each image's digest from the index (as hash_file
+    gives it), so a run writes no stat-cache entry per image, and a second run is a cache hit."""
+    from blase.hashing import hash_files
+    from blase.pipeline import Pipeline
+    from blase.scaffold import create_project
+
+    project = create_project(tmp_path / "digits", template="images")
+    first = Pipeline(project).run(to_step="extract")
+    stat_entries = list((project.root / ".blase" / "cache" / "stat").rglob("*.json"))
+    images = sorted((project.root / "data" / "images").rglob("*.png"))
+    assert len(images) == 500 and len(stat_entries) < 10
+    again = Pipeline(project).run(to_step="extract")
+    assert first.run_id and "extract" in first.steps and "extract" not in first.cached
+    assert "extract" in again.cached, again.reasons
+    one = images[0]
+    one.write_bytes(one.read_bytes())  # same bytes, new mtime: the index re-reads it, same digest
+    assert "extract" in Pipeline(project).run(to_step="extract").cached
+    with one.open("ab") as fh:
+        fh.write(b"\0")  # a changed file (PNG readers ignore trailing bytes): a new key
+    changed = Pipeline(project).run(to_step="extract")
+    assert "extract" not in changed.cached
+    # the step's record: the folder's digest over the files' contents, as hash_files gives it
+    assert changed.steps["extract"].inputs == {"data/images": hash_files(images)}

@@ -283,8 +283,7 @@ class CollectionReader(SourceReader):
         self.rejected = []
         index = self.index(files, root=root)
         assert index.manifest is not None and index.values is not None
-        if len(self._paths) == index.manifest.num_rows:
-            self.digests = dict(zip(self._paths, index.manifest.column("hash").to_pylist(), strict=True))
+        self.digests = self._digests(index)
         errors = index.manifest.column("error")
         if errors.null_count < len(errors):
             for i in np.flatnonzero(~np.asarray(errors.is_null())):
@@ -298,6 +297,16 @@ class CollectionReader(SourceReader):
                                 schema)
             if batch.num_rows:
                 yield batch
+
+    def content_digests(self, files: Sequence[Path], *, root: Path) -> dict[str, str] | None:
+        """The index's digest of each file (the index brought up to date first)."""
+        return self._digests(self.index(files, root=root)) or None
+
+    def _digests(self, index: CollectionIndex) -> dict[str, str]:
+        assert index.manifest is not None
+        if len(self._paths) != index.manifest.num_rows:
+            return {}
+        return dict(zip(self._paths, index.manifest.column("hash").to_pylist(), strict=True))
 
     def _batch(self, manifest: pa.Table, values: np.ndarray, schema: pa.Schema) -> pa.RecordBatch:
         columns: list[Any] = [manifest.column(c).combine_chunks() for c in ("path", "label", *(m for m, _ in self.meta))]

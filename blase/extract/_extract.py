@@ -40,7 +40,7 @@ from blase.extract._options import (
     TableOptions,
     options_for,
 )
-from blase.extract._plugin import PluginStream, SourceReader, load_reader_class
+from blase.extract._plugin import PluginStream, SourceReader, collection_root, load_reader_class
 from blase.extract._readers import file_columns, register, source_expr, sqlite_count
 from blase.extract._sources import (
     FORMATS,
@@ -256,6 +256,17 @@ class Extract:
             )
         self._resolved, self._opts = source, opts
         return source
+
+    def file_digests(self) -> dict[str, str] | None:
+        """Content digests of the source's files (as :func:`blase.hashing.hash_file` gives),
+        by absolute path, when its reader keeps an index of them (a folder of images or audio,
+        brought up to date: new and changed files are decoded now); else None. What a run's
+        cache key takes instead of hashing every file of a big folder again."""
+        source = self._resolve()
+        if source.format in FORMATS:
+            return None
+        reader = self._plugin_reader()[1]
+        return reader.content_digests(source.files, root=collection_root(source))
 
     def resolved_source(self) -> ResolvedSource:
         """Where the data is (its files) and the format it is read as (a built-in or a source

@@ -79,6 +79,11 @@ class SourceReader(ABC):
         rows, each with the same schema. Raise :class:`~blase.errors.ExtractError` naming the
         row and column of a value it cannot read."""
 
+    def content_digests(self, files: Sequence[Path], *, root: Path) -> dict[str, str] | None:
+        """Content digests of ``files`` (xxh3-128 of their bytes), by absolute path, when the
+        reader keeps them (an index); None (the default): Blase hashes the files itself."""
+        return None
+
     #: Records the reader set aside under ``data.bad_rows: quarantine`` in the last stream
     #: (counted in the run as rejected rows).
     rows_rejected: int = 0
