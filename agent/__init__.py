@@ -23,6 +23,7 @@ Importing this package needs the ``agent`` extra (``pip install 'blase[agent]'``
 
 from __future__ import annotations
 
+from ._answers import AnswerBox, ClaimResult
 from ._autopilot import Autopilot, AutopilotResult
 from ._errors import AgentError, ProviderError, SessionError
 from ._eval import CATEGORIES as EVAL_CATEGORIES
@@ -38,11 +39,13 @@ __all__ = [
     "AUTONOMY",
     "EVAL_CATEGORIES",
     "AgentError",
+    "AnswerBox",
     "Approval",
     "Autopilot",
     "AutopilotReport",
     "AutopilotResult",
     "Budgets",
+    "ClaimResult",
     "Decision",
     "Limit",
     "McpSession",

@@ -188,6 +188,40 @@ class Autopilot(TrackedScope):
 
         return self.resume(Command(resume={"action": action, "args": args, "note": note, "by": by}))
 
+    def wait_for_person(self, ask: Callable[[Any, Callable[[], bool]], dict[str, Any] | None] | None = None, *,
+                        poll: float = 0.25, timeout: float | None = None) -> AutopilotResult:
+        """Wait for the answer to the waiting proposal, from ``ask`` (the terminal) or from
+        ``blase ui`` (the session's :class:`~agent._answers.AnswerBox`), whichever comes first,
+        then go on as :meth:`decide` does.
+
+        ``ask(approval, answered)`` asks a person and returns ``decide``'s keyword arguments, or
+        ``None`` once ``answered()`` says another place answered first. Without ``ask`` the
+        answer comes from the page only (``timeout`` seconds at most).
+
+        Raises
+        ------
+        SessionError
+            When nothing waits, or no answer comes within ``timeout``.
+        """
+        from ._answers import AnswerBox
+
+        pending = self.pending
+        if pending is None:
+            raise SessionError("no proposal is waiting for approval")
+        box = AnswerBox(self.project, self.session_id)
+        box.open(pending.call_id)
+        try:
+            mine = ask(pending, lambda: box.answer(pending.call_id) is not None) if ask is not None else None
+            if mine is not None:
+                stands = box.claim(pending.call_id, {"by": "person", **mine}).answer
+            else:
+                stands = box.wait(pending.call_id, poll=poll, timeout=timeout)
+        finally:
+            box.close()
+        args = stands.get("args")
+        return self.decide(str(stands["action"]), args=args if isinstance(args, dict) else None,
+                           note=stands.get("note") or None, by=str(stands.get("by") or "person"))
+
     def resume(self, command: Any) -> AutopilotResult:
         """Continue after an interrupt with a LangGraph ``Command(resume=...)``."""
         if self.pending is None:

@@ -157,7 +157,8 @@ def measure(blase: str, envs: dict[str, dict[str, str]], repeat: int, warmup: in
 
 def print_table(runs: dict[str, list[float]], plugins: dict[str, list[str]], repeat: int) -> None:
     reference = statistics.median(runs["hidden"])
-    print(f"\n## `blase --help`, {repeat} fresh processes per mode (interleaved)\n")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\n## `blase --help`, {repeat} fresh processes per mode (interleaved; load average {load})\n")
     print("| mode | blase.plugins entry points | median ms | min ms | max ms | vs hidden |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for name, times in runs.items():

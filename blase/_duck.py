@@ -64,6 +64,21 @@ def budget_note(memory: int | str | None) -> str:
     return f"{format_size(budget)} (DuckDB {format_size(int(budget * DUCKDB_SHARE))})"
 
 
+def row_index_sql(files: list[str] | list[Path]) -> str:
+    """A ``BIGINT`` expression, inside ``read_parquet([files...])``, for each row's position in
+    ``files`` taken file by file in the order given (DuckDB's ``file_index`` and
+    ``file_row_number`` virtual columns; no extra pass over the data)."""
+    if len(files) == 1:
+        return "CAST(file_row_number AS BIGINT)"
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    sizes = [pq.read_metadata(f).num_rows for f in files]
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).tolist()
+    listed = ", ".join(str(int(o)) for o in offsets)
+    return f"([{listed}]::BIGINT[])[CAST(file_index AS BIGINT) + 1] + CAST(file_row_number AS BIGINT)"
+
+
 def sql_quote(value: str) -> str:
     """A SQL string literal."""
     return "'" + str(value).replace("'", "''") + "'"

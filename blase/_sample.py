@@ -85,7 +85,8 @@ def byte_range_sample(con: Any, path: str | os.PathLike[str], relation: str, row
     p = Path(path).resolve()
     if not p.is_file() or p.suffix.lower() not in (".csv", ".tsv", ".txt") or p.stat().st_size < MIN_BYTES:
         return None
-    literal = sql_quote(str(p))
+    # the relation names the file as given (a symlink, say) or resolved
+    literal = next((q for q in (sql_quote(str(path)), sql_quote(str(p))) if q in relation), sql_quote(str(p)))
     if relation.count(literal) != 1 or "header=true" not in relation:
         return None
     match = re.search(r"\bskip=(\d+)", relation)

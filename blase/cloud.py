@@ -154,7 +154,9 @@ def translate(exc: BaseException, url: str) -> CloudError:
     """A :class:`CloudError` naming ``url`` for what a client raised."""
     scheme, bucket, _key = split_url(url)
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if isinstance(exc, PermissionError) or "AccessDenied" in text or "Forbidden" in text or "403" in text:
+    denied = ("AccessDenied", "Forbidden", "403", "failed to authenticate", "AuthorizationFailure")
+    if isinstance(exc, PermissionError) or getattr(exc, "status_code", None) in (401, 403) or any(
+            word in text for word in denied):
         return CloudError(f"access denied to {url} ({text}); tried {credential_source(url)}",
                           hint=f"give these credentials read access to {scheme}://{bucket}, or set "
                           "other ones the standard way (AWS_PROFILE, GOOGLE_APPLICATION_CREDENTIALS, "
@@ -168,9 +170,10 @@ def translate(exc: BaseException, url: str) -> CloudError:
         return CloudError(f"bucket {scheme}://{bucket} does not exist ({text})",
                           hint="check the bucket name in data.source, and the endpoint "
                           "(AWS_ENDPOINT_URL_S3 for MinIO and other S3-compatible servers)")
+    endpoints = ("the BlobEndpoint of AZURE_STORAGE_CONNECTION_STRING" if scheme in ("az", "abfs")
+                 else "AWS_ENDPOINT_URL_S3 for S3-compatible servers")
     return CloudError(f"cannot read {url}: {type(exc).__name__}: {text}",
-                      hint="check the URL, the network and the endpoint (AWS_ENDPOINT_URL_S3 for "
-                      "S3-compatible servers)")
+                      hint=f"check the URL, the network and the endpoint ({endpoints})")
 
 
 def _check_bucket(fs: Any, url: str) -> None:

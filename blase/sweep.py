@@ -129,8 +129,9 @@ def sweep(project: Project, sets: list[str], *, parallel: int = 1, sample: int |
     sweep does not make a model version per configuration (`blase deploy RUN` the best one).
 
     ``executor="ray"`` runs the configurations as Ray tasks (one CPU each, at most
-    ``parallel`` at a time) on the cluster ``RAY_ADDRESS`` names, else on a local Ray; every
-    node must see the project folder at the same path (a shared filesystem).
+    ``parallel`` at a time) on the cluster ``ray.address`` in blase.yaml or ``RAY_ADDRESS``
+    names, else on a local Ray; every node must see the project folder at the same path (a
+    shared filesystem).
     """
     from blase.config import parse_overrides
     from blase.pipeline import Pipeline
@@ -175,15 +176,11 @@ def sweep(project: Project, sets: list[str], *, parallel: int = 1, sample: int |
 def _on_ray(runs: list[SweepRun], finish: Callable[[SweepRun, dict[str, Any]], None], parallel: int,
             args: tuple[str], base: list[str], memory: str | None, to_step: str | None, tags: dict[str, str]) -> None:
     """Run ``runs`` as Ray tasks, at most ``parallel`` in flight, calling ``finish`` as each ends."""
-    import os
+    from blase.executor import RayExecutor
+    from blase.pipeline import Pipeline
 
-    try:
-        import ray
-    except ImportError:
-        raise SweepError("--executor ray needs Ray, which is not installed",
-                         hint="pip install 'blase[ray]', or use --executor local") from None
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=False)
+    # the cluster of `ray:` in blase.yaml (ray.address, else RAY_ADDRESS, else a local Ray)
+    ray = RayExecutor.from_config(Pipeline(args[0], overrides=base).config.ray).start()
     task = ray.remote(num_cpus=1)(_run_one)
     pending: dict[Any, SweepRun] = {}
     queue = list(runs)

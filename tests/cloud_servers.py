@@ -105,3 +105,92 @@ def gcs(gcs_endpoint: str, monkeypatch: pytest.MonkeyPatch):
     from blase.cloud import filesystem
 
     return filesystem("gs://any")
+
+
+#: Azurite's well-known development account (published in its README; not a secret).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def _azurite_command() -> str | None:
+    """``azurite-blob`` on PATH, from $AZURITE_BLOB, or where .ci/run installs it (npm)."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    for candidate in (os.environ.get("AZURITE_BLOB"), shutil.which("azurite-blob"),
+                      str(Path.home() / ".cache" / "blase-node" / "node_modules" / ".bin" / "azurite-blob")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+class AzuriteLog:
+    """Counts the object downloads Azurite's debug log records."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+        self.start = 0
+
+    def _lines(self) -> list[str]:
+        text = self.path.read_text(errors="replace") if self.path.is_file() else ""
+        return text[self.start:].splitlines()
+
+    def object_gets(self, container: str) -> int:
+        pattern = re.compile(rf"RequestMethod=GET RequestURL=http://[^/]+/{AZURITE_ACCOUNT}/{re.escape(container)}/[^ ?]+ ")
+        return sum(1 for line in self._lines() if pattern.search(line))
+
+    def clear(self) -> None:
+        self.start = len(self.path.read_text(errors="replace")) if self.path.is_file() else 0
+
+
+@pytest.fixture(scope="session")
+def azurite_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, AzuriteLog]]:
+    """Azurite's blob service on 127.0.0.1 (a node process; skipped without node or azurite)."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    pytest.importorskip("adlfs", reason="the cloud extra (pip install 'blase[cloud]')")
+    command = _azurite_command()
+    if shutil.which("node") is None or command is None:
+        pytest.skip("Azurite needs node and `npm install azurite` (.ci/run installs it)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    folder = tmp_path_factory.mktemp("azurite")
+    log = folder / "debug.log"
+    proc = subprocess.Popen([command, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(folder),
+                             "--silent", "--skipApiVersionCheck", "--loose", "--disableTelemetry", "--debug", str(log)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.skip(f"Azurite did not start (exit code {proc.poll()})")
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}", AzuriteLog(log)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def azure(azurite_endpoint: tuple[str, AzuriteLog], monkeypatch: pytest.MonkeyPatch):
+    """An adlfs filesystem on Azurite, Blase pointed at it the standard way
+    (``AZURE_STORAGE_CONNECTION_STRING``); ``fs.requests`` counts object downloads."""
+    endpoint, log = azurite_endpoint
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING",
+                       f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+                       f"BlobEndpoint={endpoint};")
+    from blase.cloud import filesystem
+
+    fs = filesystem("az://any")
+    log.clear()
+    fs.requests = log
+    return fs

@@ -91,8 +91,8 @@ def test_glm_binary_gives_one_logit_and_refits_on_train_and_val(tmp_path):
     assert scores.shape == (len(xs),)
     assert ((scores > 0) == (ys == 1)).mean() > 0.93
     assert result.details["refit"] is True
-    # chosen on the val split's log loss, one score per penalty tried
-    assert result.details["alpha_chosen_by"] == "the val split's log loss"
+    # 455 rows: chosen by the out-of-fold log loss on train + val, one score per penalty tried
+    assert result.details["alpha_chosen_by"] == "5-fold cross-validation log loss on train + val"
     assert len(result.details["alpha_scores"]) == 7
 
 
@@ -143,7 +143,9 @@ def test_auto_keeps_the_model_class_that_suits_the_data(tmp_path, shape, chosen)
     auto = result.details["auto"]
     assert auto["chosen"] == chosen, auto
     assert set(auto["candidates"]) == {"glm", "mlp", "lightgbm"}
-    assert all("val_mse" in c for c in auto["candidates"].values())
+    # 4,000 rows: scored by 5-fold cross-validation on train + val, not the 600-row val split
+    assert all("cv_mse" in c for c in auto["candidates"].values())
+    assert "5-fold cross-validation on train + val" in auto["reason"]
     # model.json names the winner, so predict loads it without knowing about auto
     spec = json.loads((tmp_path / "auto/model.json").read_text())
     assert spec["name"] == chosen
@@ -157,6 +159,14 @@ def test_auto_above_compare_rows_trains_the_large_kind_alone(tmp_path):
     assert result.details["auto"]["chosen"] == "glm"
     assert result.details["auto"]["candidates"] == {}
     assert "compare_rows 100" in result.details["auto"]["reason"]
+
+
+def test_auto_scores_on_the_val_split_without_cross_validation(tmp_path):
+    shards = _prepared(tmp_path, _generated("linear", 1500), "y")
+    result, _ = _fit(tmp_path, shards, "auto", {"cv_folds": 0, "candidates": ["glm", "lightgbm"]})
+    auto = result.details["auto"]
+    assert auto["chosen"] == "glm" and "scored by the val split" in auto["reason"]
+    assert all("val_mse" in c for c in auto["candidates"].values())
 
 
 def test_auto_names_a_misspelt_candidate_and_refuses_itself(tmp_path):
@@ -180,7 +190,7 @@ def test_the_template_trains_auto_end_to_end_and_predicts(cli, tmp_path):
     run = json.loads(cli("inspect", "latest", "--json", cwd=project.root).stdout)
     chosen = [e["data"] for e in run["event_list"] if e.get("event") == "model_selection"]
     assert len(chosen) == 1 and chosen[0]["chosen"] in {"glm", "mlp", "lightgbm"}, chosen
-    assert {f"auto.{k}.val_accuracy" for k in ("glm", "mlp", "lightgbm")} <= set(run["metric_counts"])
+    assert {f"auto.{k}.cv_accuracy" for k in ("glm", "mlp", "lightgbm")} <= set(run["metric_counts"])
     out = tmp_path / "scores.csv"
     done = cli("predict", "proj", "data/penguins.csv", "--out", str(out), cwd=project.root)
     assert done.exit_code == 0, done.stdout + done.stderr

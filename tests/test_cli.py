@@ -101,6 +101,28 @@ def test_debug_after_the_command_works_like_before_it(blase_exe, tmp_path):
     assert r.exit_code != 0 and "Traceback" in r.stderr and "ProjectError" in r.stderr
 
 
+def test_project_between_a_group_and_its_subcommand_goes_to_the_root(cli, project, tmp_path):
+    from blase.cli._common import root_options_first
+
+    assert root_options_first(["remote", "-p", "X", "list", "--debug"]) == ["--debug", "-p", "X", "remote", "list"]
+    assert root_options_first(["runs", "--project", "X"]) == ["runs", "--project", "X"]  # runs has its own
+    assert root_options_first(["chat", "-m", "x", "--", "--debug"]) == ["chat", "-m", "x", "--", "--debug"]
+    r = cli("remote", "--project", str(project.root), "add", "lab", str(tmp_path / "lab"), cwd=tmp_path)
+    assert r.exit_code == 0, r.stderr
+    assert "lab" in cli("remote", "list", "--project", str(project.root), cwd=tmp_path).stdout
+
+
+def test_create_takes_its_folder_from_project_before_or_after(cli, tmp_path):
+    assert cli("--project", "before", "create", cwd=tmp_path).exit_code == 0
+    assert cli("create", "--project", "after", cwd=tmp_path).exit_code == 0
+    assert (tmp_path / "before" / "blase.yaml").is_file() and (tmp_path / "after" / "blase.yaml").is_file()
+    r = cli("create", "one", "--project", "two", cwd=tmp_path)
+    assert r.exit_code == 1 and "two folders for the new project: one and two" in r.stderr
+    assert not (tmp_path / "one").exists() and not (tmp_path / "two").exists()
+    r = cli("create", cwd=tmp_path)
+    assert r.exit_code == 1 and "blase create churn" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_doctor_reports_the_machine(cli, project):
     r = cli("doctor", "--json", cwd=project.root)
     assert r.exit_code == 0, r.stderr

@@ -68,32 +68,42 @@ def test_pipeline_reads_a_bucket_and_an_unchanged_bucket_downloads_nothing(proje
     assert "s3://lab-data/penguins/part-2.parquet changed" in result.reasons["extract"]
 
 
-def test_predict_and_monitor_read_new_data_from_a_bucket(project, s3, cli):
+def predict_and_monitor_from(fs, scheme: str, project, cli) -> None:
+    """Train on the local data, then predict and monitor the same rows uploaded to ``scheme://incoming/march/``."""
     Pipeline(project, overrides=FAST).run()
-    s3.mkdir("incoming")
-    s3.put(str(project.root / "data" / "penguins.csv"), "incoming/march/penguins.csv")
+    fs.mkdir("incoming")
+    fs.put(str(project.root / "data" / "penguins.csv"), "incoming/march/penguins.csv")
     out = project.root / "outputs" / "scored.parquet"
-    res = cli("predict", project.name, "s3://incoming/march/penguins.csv", "--out", str(out), cwd=project.root)
+    res = cli("predict", project.name, f"{scheme}://incoming/march/penguins.csv", "--out", str(out), cwd=project.root)
     assert res.exit_code == 0, res.stdout + res.stderr
     assert pq.read_table(out).num_rows == 344
-    res = cli("monitor", project.name, "s3://incoming/march/", "--json", cwd=project.root)
+    res = cli("monitor", project.name, f"{scheme}://incoming/march/", "--json", cwd=project.root)
     assert res.exit_code == 0, res.stdout + res.stderr
     report = json.loads(res.stdout)
-    assert report["rows"] == 344 and report["data"] == "s3://incoming/march/"
+    assert report["rows"] == 344 and report["data"] == f"{scheme}://incoming/march/"
     assert report["drift_share"] == 0.0  # the training data again: nothing drifted
 
 
-def test_missing_bucket_and_empty_prefix_are_clear_errors(project, s3, cli):
-    s3.mkdir("empty-bucket")
-    with pytest.raises(CloudError, match=r"bucket s3://no-such-bucket does not exist"):
-        list_objects("s3://no-such-bucket/data/*.csv")
-    with pytest.raises(CloudError, match=r"s3://empty-bucket/data/\*\.csv matches no objects"):
-        list_objects("s3://empty-bucket/data/*.csv")
-    _use_source(project, "s3://no-such-bucket/penguins/*.parquet")
+def test_predict_and_monitor_read_new_data_from_a_bucket(project, s3, cli):
+    predict_and_monitor_from(s3, "s3", project, cli)
+
+
+def missing_and_empty_are_clear_errors(fs, scheme: str, project, cli) -> None:
+    """A missing bucket (listing and `blase run`) and a prefix that matches nothing, each in one line."""
+    fs.mkdir("empty-bucket")
+    with pytest.raises(CloudError, match=rf"bucket {scheme}://no-such-bucket does not exist"):
+        list_objects(f"{scheme}://no-such-bucket/data/*.csv")
+    with pytest.raises(CloudError, match=rf"{scheme}://empty-bucket/data/\*\.csv matches no objects"):
+        list_objects(f"{scheme}://empty-bucket/data/*.csv")
+    _use_source(project, f"{scheme}://no-such-bucket/penguins/*.parquet")
     res = cli("run", "--set", "train.epochs=1", cwd=project.root)
-    assert res.exit_code == 1
     text = res.stdout + res.stderr
-    assert "s3://no-such-bucket does not exist" in text and "Traceback" not in text
+    assert res.exit_code == 1
+    assert f"{scheme}://no-such-bucket does not exist" in text and "Traceback" not in text
+
+
+def test_missing_bucket_and_empty_prefix_are_clear_errors(project, s3, cli):
+    missing_and_empty_are_clear_errors(s3, "s3", project, cli)
 
 
 def test_an_override_may_name_another_prefix_of_the_same_bucket_only(project, s3):

@@ -25,3 +25,22 @@ def test_site_builds_strict_with_every_command_and_the_api(tmp_path):
     api = (tmp_path / "site" / "api" / "deploy" / "index.html").read_text()
     assert 'id="blase.deploy.ModelService"' in api and 'id="blase.deploy.predict"' in api
     assert not (tmp_path / "site" / "_hooks.py").exists()
+    site = tmp_path / "site"
+    for page in ("getting-started", "steps/extract", "steps/train", "steps/monitor", "templates/images",
+                 "assistant", "ui", "plugins", "scale-out", "reproducibility", "benchmarks", "troubleshooting"):
+        assert (site / page / "index.html").is_file(), page
+    train = (site / "steps" / "train" / "index.html").read_text()
+    assert "<code>train.early_stopping</code>" in train  # the keys table from TrainConfig
+    trouble = (site / "troubleshooting" / "index.html").read_text()
+    assert "did you mean" in trouble and trouble.count("<li>") > 100  # the hints, from the code
+
+
+def test_every_error_with_a_hint_is_on_the_troubleshooting_page():
+    """docs/_hooks.py reads the raises from the source: a new error class with a hint shows up."""
+    spec = importlib.util.spec_from_file_location("docs_hooks", ROOT / "docs" / "_hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    found = hooks.error_hints()
+    assert {"DeployError", "ExtractError", "ServeError"} <= set(found)
+    messages = [m for m, _, _ in found["DeployError"]]
+    assert any("already exists; blase predict does not overwrite it" in m for m in messages)

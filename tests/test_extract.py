@@ -532,3 +532,19 @@ def test_quarantine_without_bad_rows_writes_an_empty_rejects_file(
     assert (tmp_path / "outputs" / "rejects" / "cities.csv").read_text().splitlines() == [
         "file,line,column,error,raw"
     ]
+
+
+def test_extract_writes_row_groups_of_exactly_the_batch_size_whatever_the_readers_cut():
+    """DuckDB cuts batches at its own scan units (a CSV read alone is split into parallel buffers,
+    read among other files it is not): extract re-cuts them, so every executor writes the same row groups."""
+    import pyarrow as pa
+
+    from blase.extract._parts import exact_batches
+
+    table = pa.table({"x": list(range(23)), "s": [f"v{i}" for i in range(23)]})
+    cuts = [table.slice(0, 3), table.slice(3, 10), table.slice(13, 1), table.slice(14, 9)]
+    got = list(exact_batches((t.to_batches()[0] for t in cuts), 5))
+    assert [b.num_rows for b in got] == [5, 5, 5, 5, 3]
+    assert pa.Table.from_batches(got).equals(table)
+    again = list(exact_batches(table.to_batches(max_chunksize=7), 5))
+    assert all(a.equals(b) for a, b in zip(got, again, strict=True))

@@ -99,11 +99,11 @@ def parse(command: str) -> None:
 
 
 def _parse(words: list[str]) -> None:
-    from blase.cli import _debug_first
     from blase.cli._app import app
+    from blase.cli._common import root_options_first
 
     cmd = typer.main.get_command(app)
-    ctx = cmd.make_context("blase", _debug_first(words))
+    ctx = cmd.make_context("blase", root_options_first(words))
     while hasattr(cmd, "resolve_command"):  # a group: find the subcommand and parse its part
         rest = [*getattr(ctx, "_protected_args", getattr(ctx, "protected_args", [])), *ctx.args]
         if not rest:

@@ -565,6 +565,41 @@ def test_prepare_through_a_transform_with_a_python_step(tmp_path):
     assert _same_rows(tmp_path / "fused", tmp_path / "two")
 
 
+def test_row_ids_and_split_do_not_depend_on_how_the_transform_runs(tmp_path):
+    """A Python step (no SQL form) makes prepare apply the transform on Arrow batches; each
+    shard row still carries its position in the source files (after a filter too), so the
+    split (hashed from it) is the one the all-SQL transform gives, and the ids point back at
+    the rows."""
+    from blase.prepare import read_manifest
+    from blase.transform import Filter, Impute, OneHot, Transform, UserFunction
+
+    raw = _raw_for_transform(tmp_path)
+    source_y = pa.concat_tables([pq.read_table(f) for f in sorted(raw.glob("*.parquet"))]).column("y").to_numpy()
+
+    def double(table: pa.Table) -> pa.Table:
+        import pyarrow.compute as pc
+
+        return table.set_column(table.column_names.index("x"), "x", pc.multiply(table.column("x"), 2.0))
+
+    first = [Filter("tier = 'a'"), Impute(strategy="mean", columns=["x"])]  # a filter drops about half the rows
+    sql_only = Transform([*first, OneHot(columns=["city", "tier"])], exclude=["y"])
+    python = Transform([*first, UserFunction(double), OneHot(columns=["city", "tier"])], exclude=["y"])
+    Prepare(label="y").run(raw, tmp_path / "sql", transform=sql_only.fit(raw))
+    Prepare(label="y").run(raw, tmp_path / "python", transform=python.fit(raw))
+
+    def ids(out: Path) -> dict[str, np.ndarray]:
+        m = read_manifest(out)
+        return {split: np.concatenate([np.load(out / s.ids_file) for s in shards]) for split, shards in m.shards.items()}
+
+    a, b = ids(tmp_path / "sql"), ids(tmp_path / "python")
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    m = read_manifest(tmp_path / "python")
+    for shards in m.shards.values():
+        for shard in shards:
+            labels = np.load(tmp_path / "python" / shard.labels_file)
+            assert np.array_equal(source_y[np.load(tmp_path / "python" / shard.ids_file)], labels)
+
+
 def test_prepare_refuses_an_unfitted_transform(tmp_path):
     from blase.transform import NotFittedError, OneHot, Transform
 

@@ -142,50 +142,203 @@ def test_cli_commands_and_options_match_their_golden_files():
         assert not stale, f"golden files of commands that are gone: {stale} (regenerate to remove them)"
 
 
-# -- the --json outputs ------------------------------------------------------------------
+def test_every_help_has_an_example():
+    """`blase --help`, each group's and each command's help show one (bold) example to copy."""
+    missing = [name for name, text in cli_texts().items() if "Example: [bold]blase " not in text]
+    assert missing == []
 
-#: Commands run with --json on a trained demo project: their top-level keys are the contract
-#: (for an array, the keys of its items).
-JSON_COMMANDS = {
-    "runs": ["runs", "--json"],
-    "inspect": ["inspect", "latest", "--json"],
-    "models": ["models", "--json"],
-    "check": ["check", "--json"],
-    "deploy": ["deploy", "latest", "--json"],
-    "predict": ["predict", "{name}", "data/penguins.csv", "--out", "{root}/outputs/golden.csv", "--force", "--json"],
-    "schema": ["schema", "data/penguins.csv", "--label", "species", "--json"],
-    "gc": ["gc", "--dry-run", "--json"],
-    "plugins": ["plugins", "--json"],
-    "trace": ["trace", "{name}@v1", "--json"],
-    "run": ["run", "--json"],
-    "upgrade": ["upgrade", "--dry-run", "--json"],
+
+# -- every command, run for real, with --project after it; the keys of its --json --------------
+
+#: How the test runs each command on a trained project, from a folder outside it, with
+#: ``--project PROJECT`` (and, for half of them, ``--debug``) AFTER the command: the arguments,
+#: the exit codes that count as done, and (``json``) whether its ``--json`` keys are golden.
+#: Placeholders: {name} the model, {run}/{run2} the two pipeline runs, {tmp} a scratch folder,
+#: {project} the project. A command that serves (serve, ui, mcp) runs as a process until it answers.
+COMMANDS: dict[str, dict] = {
+    # --project names the new folder; the project's own folder holds files, so demo refuses it and
+    # says which (the whole demo is tests/test_cli.py's)
+    "blase create": {"args": ["create"], "project": "{tmp}/made", "made": "{tmp}/made/blase.yaml"},
+    "blase demo": {"args": ["demo"], "codes": (1,), "stderr": "{project} is not empty"},
+    "blase check": {"args": ["check", "--json"], "json": True},
+    "blase schema": {"args": ["schema", "data/penguins.csv", "--label", "species", "--json"], "json": True},
+    "blase run": {"args": ["run", "--json"], "json": True},
+    "blase runs": {"args": ["runs", "--json"], "json": True},
+    "blase inspect": {"args": ["inspect", "{run}", "--json"], "json": True},
+    "blase inspect --lineage": {"args": ["inspect", "{run}", "--lineage", "--json"], "json": True},
+    "blase diff": {"args": ["diff", "{run}", "{run2}", "--json"], "json": True},
+    "blase trace": {"args": ["trace", "{name}@v1", "--json"], "json": True},
+    "blase reproduce": {"args": ["reproduce", "{run}", "--verify", "--json"], "json": True},
+    "blase restore": {"args": ["restore", "{run}", "--step", "transform", "--out", "{tmp}/restored", "--json"],
+                      "json": True},
+    "blase deploy": {"args": ["deploy", "{run}", "--json"], "json": True},
+    "blase models": {"args": ["models", "--json"], "json": True},
+    "blase promote": {"args": ["promote", "{name}", "v1"]},
+    "blase rollback": {"args": ["rollback", "{name}", "--to", "v1"]},
+    "blase predict": {"args": ["predict", "{name}", "{project}/data/penguins.csv", "--out", "{tmp}/p.csv",
+                               "--force", "--json"], "json": True},
+    "blase monitor": {"args": ["monitor", "{name}", "{project}/data/penguins.csv", "--json"], "json": True},
+    "blase update": {"args": ["update", "{name}", "{project}/data/penguins.csv", "--epochs", "1", "--json"],
+                     "json": True},
+    "blase gc": {"args": ["gc", "--dry-run", "--json"], "json": True},
+    "blase pin": {"args": ["pin", "{run}"]},
+    "blase upgrade": {"args": ["upgrade", "--dry-run", "--json"], "json": True},
+    "blase doctor": {"args": ["doctor", "--json"], "json": True, "codes": (0, 1)},
+    "blase plugins": {"args": ["plugins", "--json"], "json": True},
+    "blase plugin check": {"args": ["plugin", "check", "mmd", "--json"], "json": True},
+    "blase sweep": {"args": ["sweep", "--set", "train.epochs=1,2", "--to", "train", "--json"], "json": True},
+    "blase remote add": {"args": ["remote", "add", "share", "{tmp}/share"]},
+    "blase remote list": {"args": ["remote", "list", "--json"], "json": True},
+    "blase remote verify": {"args": ["remote", "verify", "lab"]},
+    "blase remote remove": {"args": ["remote", "remove", "old"], "before": [["remote", "add", "old", "{tmp}/old"]]},
+    "blase push": {"args": ["push", "{run}", "--remote", "lab", "--json"], "json": True},
+    "blase pull": {"args": ["pull", "{run}", "--remote", "lab", "--json"], "json": True,
+                   "before": [["push", "{run}", "--remote", "lab"]]},
+    "blase chat": {"args": ["chat", "-m", "list my runs", "--json", "--provider", "openai", "--model", "local",
+                            "--base-url", "{llm}"], "json": True},
+    "blase session": {"args": ["session", "latest", "--json"], "json": True,
+                      "before": [["chat", "-m", "list my runs", "--provider", "openai", "--model", "local",
+                                  "--base-url", "{llm}"]]},
+    # parsed only: its run builds a scratch project (17 s); tests/test_eval.py runs it with --project
+    "blase agent eval": {"args": ["agent", "eval", "--task", "i01", "--help"]},
+    "blase serve": {"serve": ["serve", "{name}", "--port", "{port}"], "path": "/health"},
+    "blase ui": {"serve": ["ui", "--port", "{port}", "--only"], "path": "/"},
+    "blase mcp": {"serve": ["mcp", "--transport", "http", "--port", "{port}"], "path": None},
 }
 
 
-def json_keys(value: object) -> str:
+def json_keys(value: object) -> list[str]:
+    """The key paths of a JSON value (``artifacts[].hash``), values left out, three levels deep
+    (an event's own payload may grow). A dict whose keys are data (metric names with dots,
+    columns, params) shows as ``*``, its values' keys merged."""
+    return sorted({path.lstrip(".") for path in _key_paths(value, "", 3)})
+
+
+def _key_paths(value: object, prefix: str, depth: int) -> set[str]:
+    if depth == 0:
+        return {prefix}
     if isinstance(value, list):
-        return "[] of " + (json_keys(value[0]) if value else "nothing")
+        return {k for item in value for k in _key_paths(item, f"{prefix}[]", depth - 1)} or {f"{prefix}[]"}
     if isinstance(value, dict):
-        return "{" + ", ".join(sorted(value)) + "}"
-    return type(value).__name__
+        if not value:
+            return {prefix + "{}"}
+        record = all(re.fullmatch(r"[a-z][a-z0-9_]*", k) for k in value)
+        return {k for key, v in value.items()
+                for k in _key_paths(v, f"{prefix}.{key if record else '*'}", depth - 1)}
+    return {prefix}
+
+
+def _leaf_commands() -> list[str]:
+    names = list(cli_texts())
+    return [n for n in names if n != "blase" and not any(o.startswith(n + " ") for o in names)]
+
+
+def test_every_command_has_a_case_here():
+    """A command added without a line in COMMANDS fails: it must run with --project after it."""
+    covered = {name.replace(" --lineage", "") for name in COMMANDS}
+    assert sorted(set(_leaf_commands()) - covered) == []
 
 
 @pytest.fixture(scope="module")
-def demo_project(tmp_path_factory):
+def trained(tmp_path_factory):
     from blase.pipeline import Pipeline
+    from blase.remote import add_remote
     from blase.scaffold import create_project
 
-    project = pin_mlp(create_project(tmp_path_factory.mktemp("api") / "golden"))
-    Pipeline(project, overrides=["train.epochs=3"]).run()
-    return project
+    base = tmp_path_factory.mktemp("every")
+    project = pin_mlp(create_project(base / "golden"))
+    first = Pipeline(project, overrides=["train.epochs=3"]).run().run_id
+    second = Pipeline(project, overrides=["train.epochs=2"]).run(from_step="train").run_id
+    add_remote(project, "lab", str(base / "lab"))
+    (base / "elsewhere").mkdir()
+    return project, first, second, base
+
+
+@pytest.fixture(scope="module")
+def llm():
+    """A real OpenAI-compatible HTTP server answering every chat turn with a list_runs call, then text."""
+    from tests.test_providers import _chat_completion, _tool_reply, local_server
+
+    def handle(method, path, body):
+        last = (body.get("messages") or [{}])[-1]
+        if last.get("role") == "tool":
+            return 200, _chat_completion({"content": "Here are your runs."})
+        if body.get("tools"):
+            return 200, _tool_reply("list_runs", {"limit": 5})
+        return 200, _chat_completion({"content": "I can't help with that."})
+
+    with local_server(handle) as (url, _):
+        yield f"{url}/v1"
+
+
+def _fill(args: list[str], values: dict[str, str]) -> list[str]:
+    return [a.format(**values) for a in args]
 
 
 @pytest.mark.slow
-def test_json_outputs_keep_their_keys(demo_project, cli):
-    for command, args in JSON_COMMANDS.items():
-        args = [a.format(name=demo_project.name, root=demo_project.root) for a in args]
-        result = cli(*args, "--project", str(demo_project.root))
-        assert result.exit_code == 0, f"blase {' '.join(args)}: {result.stderr}"
-        shown = " ".join(args).replace(str(demo_project.root), "PROJECT")
-        text = f"blase {shown}\n{json_keys(json.loads(result.stdout))}\n"
-        check_golden(GOLDEN / "cli_json" / f"{command}.txt", text, f"the keys of `blase {command} --json`")
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_command_runs_with_project_after_it(command, trained, llm, cli, tmp_path):
+    """Each command, from a folder outside the project, with ``--project DIR`` after it (and
+    ``--debug`` after every other one): it acts on that project; its --json keys match the golden file."""
+    project, first, second, base = trained
+    case = COMMANDS[command]
+    values = {"name": project.name, "run": first, "run2": second, "tmp": str(tmp_path),
+              "project": str(project.root), "llm": llm, "port": str(_free_port())}
+    if "serve" in case:
+        return _serve_answers(_fill(case["serve"], values), case["path"], values, project.root, base)
+    for before in case.get("before", []):
+        done = cli(*_fill(before, values), "--project", str(project.root), cwd=base / "elsewhere")
+        assert done.exit_code == 0, done.stderr
+    args = _fill(case["args"], values)
+    debug = ["--debug"] if list(COMMANDS).index(command) % 2 and case.get("codes", (0,)) == (0,) else []
+    where = case.get("project", "{project}").format(**values)
+    result = cli(*args, "--project", where, *debug, cwd=base / "elsewhere")
+    assert result.exit_code in case.get("codes", (0,)), f"blase {' '.join(args)}: {result.stdout}{result.stderr}"
+    if "stderr" in case:
+        assert case["stderr"].format(**values) in result.stderr
+    if "made" in case:
+        assert Path(case["made"].format(**values)).is_file()
+    if case.get("json"):
+        shown = " ".join(args).replace(str(project.root), "PROJECT").replace(str(tmp_path), "TMP")
+        shown = shown.replace(first, "RUN").replace(second, "RUN2").replace(llm, "LLM")
+        keys = "\n".join(json_keys(json.loads(result.stdout)))
+        name = command.removeprefix("blase ").replace(" --", "_").replace(" ", "_")
+        check_golden(GOLDEN / "cli_json" / f"{name}.txt", f"blase {shown} --project PROJECT\n{keys}\n",
+                     f"the keys of `{command} --json`")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve_answers(args: list[str], path: str | None, values: dict, root: Path, cwd: Path) -> None:
+    """Start ``blase ARGS --project ROOT --debug`` as a process; done when its port answers."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    cmd = [sys.executable, "-m", "blase", *args, "--project", str(root), "--debug"]
+    proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[1].decode()
+            try:
+                if path is None:
+                    socket.create_connection(("127.0.0.1", int(values["port"])), timeout=1).close()
+                    return
+                with urllib.request.urlopen(f"http://127.0.0.1:{values['port']}{path}", timeout=2) as answer:
+                    assert answer.status == 200
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError(f"blase {' '.join(args)} did not answer in 60 s")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

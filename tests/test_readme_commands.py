@@ -1,4 +1,5 @@
-"""Every `blase ...` command README.md shows must parse, and its `--set` pairs must apply.
+"""Every `blase ...` command README.md and the docs pages (docs/**/*.md) show must parse, and
+its `--set` pairs must apply.
 
 A documented command that the CLI rejects (an unknown option, a `--set` key that cannot be
 applied to the config `blase create` writes) fails here instead of on a user's first try.
@@ -13,14 +14,21 @@ from pathlib import Path
 import pytest
 import typer.main
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+#: The documentation users read: the front page and every page of the docs site.
+DOCUMENTS = [README, *sorted((ROOT / "docs").rglob("*.md"))]
 #: Words that stand for something the reader fills in (table syntax, not a command to type).
 _PLACEHOLDER = re.compile(r"\[|\.\.\.|\||\b[A-Z]{2,}(_[A-Z]+)*\b")
 
 
+def _text() -> str:
+    return "\n".join(path.read_text(encoding="utf-8") for path in DOCUMENTS)
+
+
 def _commands() -> list[str]:
     """Whole commands: the lines of the code blocks."""
-    text = README.read_text(encoding="utf-8")
+    text = _text()
     found: list[str] = []
     for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S):
         for line in block.splitlines():
@@ -34,7 +42,7 @@ def _commands() -> list[str]:
 
 def _mentions() -> list[str]:
     """Commands quoted in the text (their arguments may be left out: `blase monitor --act`)."""
-    text = README.read_text(encoding="utf-8")
+    text = _text()
     found: list[str] = []
     prose = re.sub(r"```.*?```", "", text, flags=re.S)
     for line in prose.splitlines():
@@ -69,6 +77,19 @@ def test_the_readme_shows_commands():
     assert "blase monitor --act" in _mentions()
 
 
+def test_the_front_page_shows_every_command_with_an_example():
+    """README's command overview: one example line per command the CLI has (groups by their
+    subcommands), each of which parses above."""
+    from tests.test_public_api import cli_texts
+
+    text = README.read_text(encoding="utf-8")
+    overview = text[text.index("## Commands"):]
+    shown = {line.split("#")[0].strip() for line in overview.split("```")[1].splitlines()}
+    leaves = [c for c in cli_texts() if c != "blase" and not any(o.startswith(c + " ") for o in cli_texts())]
+    missing = [c for c in leaves if not any(line == c or line.startswith(c + " ") for line in shown)]
+    assert not missing, f"README's command overview has no example of {missing}"
+
+
 @pytest.mark.parametrize("command", _mentions())
 def test_readme_mention_names_a_command_and_its_options(command):
     try:
@@ -80,7 +101,14 @@ def test_readme_mention_names_a_command_and_its_options(command):
 
 @pytest.mark.parametrize("command", _commands())
 def test_readme_command_parses(command, tmp_path):
-    ctx = _parse(shlex.split(command)[1:])
+    args = shlex.split(command)[1:]
+    if args[:1] in (["--install-completion"], ["--show-completion"]):  # parsing would install it
+        from blase.cli._app import app
+
+        names = {n for p in typer.main.get_command(app).params for n in p.opts}
+        assert args[0] in names
+        return
+    ctx = _parse(args)
     assert not hasattr(ctx.command, "resolve_command"), f"{command!r} names no command"
     pairs = ctx.params.get("set") or ctx.params.get("overrides") or []
     if pairs:
@@ -95,8 +123,8 @@ def test_readme_command_parses(command, tmp_path):
 
 
 def test_set_reaches_a_list_item_as_the_readme_says(project, cli):
-    """README: `--set transform.1.strategy=mean` changes the second transform operation."""
-    assert "`transform.1.strategy=mean`" in README.read_text(encoding="utf-8")
+    """The docs: `--set transform.1.strategy=mean` changes the second transform operation."""
+    assert "blase run --set transform.1.strategy=mean" in _commands()
     r = cli("run", "--set", "transform.1.strategy=mean", "--to", "extract", "--json", cwd=project.root)
     assert r.exit_code == 0, r.stdout + r.stderr
     r = cli("inspect", "latest", "--json", cwd=project.root)

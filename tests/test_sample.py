@@ -44,6 +44,16 @@ def test_sample_is_real_typed_rows_from_the_whole_file(csv, monkeypatch):
     assert not list(csv.parent.glob("blase-sample-*"))
 
 
+def test_a_symlinked_file_is_sampled_as_its_relation_names_it(csv, tmp_path, monkeypatch):
+    monkeypatch.setattr(sampling, "MIN_BYTES", 0)
+    link = tmp_path / "data" / "rows.csv"
+    link.parent.mkdir()
+    link.symlink_to(csv)  # data/ holding a link to a big file elsewhere (bench/ui_builder.py does)
+    con = connect("256MB")
+    sample = sampling.byte_range_sample(con, link, _relation(con, link), 1000, tmp_dir=tmp_path)
+    assert sample is not None and 900 <= sample.num_rows <= 1000 and max(sample.column("id").to_pylist()) > 195_000
+
+
 def test_no_sample_where_it_cannot_read_by_position(csv, tmp_path, monkeypatch):
     con = connect("256MB")
     relation = _relation(con, csv)

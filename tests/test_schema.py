@@ -37,6 +37,7 @@ def _table(seed: int = 0) -> pa.Table:
             "latency": np.where(rng.random(N) < 0.08, rng.normal(0, 50, N), rng.normal(0, 1, N)),
             "island": rng.choice(["Biscoe", "Dream", "Torgersen"], N),  # categorical_low
             "zipcode": [f"z{v}" for v in rng.integers(0, 2500, N)],  # categorical_high
+            "aircraft": [f"a{v}" for v in rng.integers(0, 120, N)],  # categorical_high, each value common
             "species_code": [code[s] for s in species],  # leaks the label
             "version": ["v1"] * N,  # constant
             "is_adult": rng.random(N) > 0.3,  # boolean
@@ -71,6 +72,7 @@ def test_kinds(report):
         "latency": "continuous",
         "island": "categorical_low",
         "zipcode": "categorical_high",
+        "aircraft": "categorical_high",
         "species_code": "categorical_low",
         "version": "constant",
         "is_adult": "boolean",
@@ -110,6 +112,10 @@ def test_suggestions(report):
         "hash",
         "onehot",
     )
+    # 120 well-populated categories: each keeps its column (a cap of 20 would lump 100 of them)
+    [aircraft] = col("aircraft").suggestions
+    assert (aircraft.action, aircraft.params) == ("encode", {"max_categories": 255})
+    assert aircraft.reason.endswith("categories: one column each")
     assert _actions(col("seen_at")) == [("datetime", "datetime")]
     for name in ("penguin_id", "version", "notes", "species_code"):
         assert _actions(col(name)) == [("drop", "drop")], name

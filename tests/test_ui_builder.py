@@ -270,6 +270,8 @@ def test_browser_build_a_pipeline_by_drag_and_drop_fix_an_error_and_save(ui, alp
     expect(page.locator("#problems")).to_contain_text("valid")
     ops.nth(5).locator(".preview-op").click()
     expect(page.locator("#preview h3")).to_contain_text("After operation 6")
+    expect(page.locator("#preview .sample-note")).to_have_text("All 344 rows of the source.")
+    expect(page.locator("#preview #first-rows")).not_to_be_checked()  # the toggle: random sample by default
     assert page.locator("#preview table tbody tr").count() == 20
     page.click("#save")
     expect(page.locator("#diff")).to_contain_text("+  - op: onehot")
@@ -431,3 +433,46 @@ def test_a_blase_yaml_that_does_not_parse_gets_its_line_and_is_left_alone(ui, al
     status, err = ui.json("/api/builder/state")
     assert status == 400 and "YAML syntax error" in err["error"] and "line" in err["error"]
     assert "editor" in err["hint"] and alpha.config_path.read_text() == broken
+
+
+def test_previews_read_a_seeded_random_sample_of_the_whole_file_or_its_first_rows(ui, alpha):
+    n = 12_000
+    (alpha.root / "data" / "big.csv").write_text(
+        "id,x,island\n" + "".join(f"{i},{i % 97},{'Biscoe' if i % 4 else 'Dream'}\n" for i in range(n)))
+    status, src = ui.json("/api/builder/source", {"source": "data/big.csv"})
+    assert status == 200 and src["sample"]["kind"] == "sample" and src["sample"]["rows"] == 2000
+    assert src["sample"]["seed"] == 0 and abs(src["sample"]["of_about"] - n) < n * 0.05
+    doc = _state(ui)["doc"]
+    doc["data"] = {**doc["data"], "source": "data/big.csv", "label": "island"}
+    doc["transform"] = [{"op": "filter", "where": "id >= 6000"}]
+    status, after = ui.json("/api/builder/preview", {"doc": doc, "upto": 0})
+    # a sample of the whole file: about half its rows have id >= 6000 (the first 2,000 rows: none)
+    assert status == 200 and after["rows_in"] == 2000 and 800 < after["rows_out"] < 1200
+    assert after["sample"]["kind"] == "sample"
+    ids = [row[0] for row in after["rows"]]
+    assert ids and min(ids) >= 6000
+    again = ui.json("/api/builder/preview", {"doc": doc, "upto": 0})[1]
+    assert again["rows"] == after["rows"]  # seeded: the same rows on every preview
+    status, first = ui.json("/api/builder/preview", {"doc": doc, "upto": 0, "rows": "first"})
+    assert status == 200 and first["rows_in"] == 2000 and first["rows_out"] == 0 and first["sample"]["kind"] == "first"
+    status, head = ui.json("/api/builder/source", {"source": "data/big.csv", "rows": "first"})
+    assert [row[0] for row in head["rows"]] == list(range(20))
+    status, err = ui.json("/api/builder/source", {"source": "data/big.csv", "rows": "random"})
+    assert status == 400 and "rows 'random'" in err["error"] and "rows: first" in err["hint"]
+
+
+def test_a_large_csv_is_previewed_from_blocks_spread_over_the_whole_file(ui, alpha, monkeypatch):
+    import blase._sample
+
+    monkeypatch.setattr(blase._sample, "MIN_BYTES", 10_000)  # "large": this 150 KB file, for the test
+    n = 12_000
+    (alpha.root / "data" / "big.csv").write_text(
+        "id,x\n" + "".join(f"{i},{i % 97}\n" for i in range(n)))
+    status, src = ui.json("/api/builder/source", {"source": "data/big.csv"})
+    assert status == 200 and src["sample"]["kind"] == "sample" and src["sample"]["method"] == "blocks"
+    assert 1500 <= src["sample"]["rows"] <= 2000
+    doc = _state(ui)["doc"]
+    doc["data"] = {**doc["data"], "source": "data/big.csv", "label": "x"}
+    doc["transform"] = [{"op": "filter", "where": "id >= 9000"}]
+    status, after = ui.json("/api/builder/preview", {"doc": doc, "upto": 0})
+    assert status == 200 and 0.15 < after["rows_out"] / after["rows_in"] < 0.35  # the last quarter of the file

@@ -58,6 +58,37 @@ def sweep(tmp_path):
 # ---------------------------------------------------------------------- the index
 
 
+def _as_written_before_metric_stats(root: Path) -> None:
+    """Drop ``metric_stats`` from every run's summary.json: runs as a Blase before 0.x wrote them
+    (the index must then read their metrics.csv for min and max)."""
+    for summary in (root / "runs").glob("*/summary.json"):
+        data = json.loads(summary.read_text())
+        data.pop("metric_stats", None)
+        summary.write_text(json.dumps(data))
+
+
+def test_an_ended_run_brings_its_min_max_in_its_summary(tmp_path, monkeypatch):
+    import blase.track._index as index_module
+    from blase.scaffold import create_project
+
+    project = create_project(tmp_path / "p", example=False)
+    ids = [_track_run(project.root, f"r{i}", {"i": i}, {"loss": [1.0, 0.2 - i / 100, 0.5], "acc": [i]})
+           for i in range(9)]
+
+    def no_pass(batch, **kwargs):
+        raise AssertionError(f"{len(batch)} runs read from metrics.csv")
+
+    monkeypatch.setattr(index_module, "stats_in_parallel", no_pass)
+    monkeypatch.setattr(index_module, "read_new_metrics", no_pass)
+    index = RunIndex([project.root])
+    index.refresh()
+    run = index.get(ids[4])
+    assert (run.metric("loss", "min"), run.metric("loss", "max"), run.metric("loss")) == (0.16, 1.0, 0.5)
+    assert run.stats["loss"].count == 3 and run.metric("acc", "best") == 4
+    assert [r.id for r in index.query(sort="min(loss)")][:2] == [ids[8], ids[7]]
+    assert index.progress()["stats_total"] == 0
+
+
 def test_index_keeps_min_max_best_and_sorts_by_them(sweep):
     project, (a, b, c) = sweep
     index = RunIndex([project.root])
@@ -108,15 +139,16 @@ def test_a_first_index_lists_runs_before_their_min_and_max_are_read(tmp_path, mo
 
     project = create_project(tmp_path / "many", example=False)
     ids = [_track_run(project.root, f"r{i}", {"i": i}, {"loss": [1.0, 0.5 - i / 100]}) for i in range(10)]
+    _as_written_before_metric_stats(project.root)
     reading, release = threading.Event(), threading.Event()
-    real = index_module.stats_in_one_pass
+    real = index_module.stats_in_parallel
 
-    def slow_pass(batch):
+    def slow_pass(batch, **kwargs):
         reading.set()
         release.wait(30)
-        real(batch)
+        real(batch, **kwargs)
 
-    monkeypatch.setattr(index_module, "stats_in_one_pass", slow_pass)
+    monkeypatch.setattr(index_module, "stats_in_parallel", slow_pass)
     index = RunIndex([project.root])
     worker = threading.Thread(target=index.refresh)
     worker.start()
@@ -125,10 +157,83 @@ def test_a_first_index_lists_runs_before_their_min_and_max_are_read(tmp_path, mo
         listed = {r.id: r for r in index.runs(max_age=60)}  # the snapshot published before the pass
         assert set(listed) == set(ids) and listed[ids[3]].metric("loss") == 0.47
         assert listed[ids[3]].metric("loss", "min") is None
+        assert index.progress() == {**index.progress(), "ready": True, "listed": 10, "to_list": 10,
+                                    "stats_done": 0, "stats_total": 10, "stats_pending": True}
     finally:
         release.set()
         worker.join(30)
     assert index.get(ids[3]).metric("loss", "min") == 0.47 and index.get(ids[3]).metric("loss", "max") == 1.0
+    assert index.progress()["stats_done"] == 10 and not index.progress()["stats_pending"]
+
+
+def test_the_first_listing_reports_its_progress_while_a_query_waits_for_it(tmp_path, monkeypatch):
+    import threading
+
+    import blase.track._index as index_module
+    from blase.scaffold import create_project
+
+    project = create_project(tmp_path / "many", example=False)
+    ids = [_track_run(project.root, f"r{i}", {"i": i}, {"loss": [1.0, 0.5]}) for i in range(6)]
+    halfway, release = threading.Event(), threading.Event()
+    real, calls = index_module.index_run, []
+
+    def slow_index_run(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:  # three run folders read, the fourth waits
+            halfway.set()
+            release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(index_module, "index_run", slow_index_run)
+    client = Client(Dashboard([project.root]))  # its index lists the runs in the background
+    try:
+        assert halfway.wait(30)
+        status, progress = client.json("/api/index")  # answers at once while /api/runs would wait
+        assert status == 200 and progress["ready"] is False and progress["listing"] is True
+        assert (progress["listed"], progress["to_list"]) == (3, 6)
+        threading.Timer(0.5, release.set).start()
+        status, runs = client.json("/api/runs")  # waits for the listing, not longer
+        assert status == 200 and runs["total"] == 6 and {r["id"] for r in runs["runs"]} == set(ids)
+        assert runs["index"]["ready"] is True and runs["index"]["listed"] == 6
+    finally:
+        release.set()
+        client.close()
+
+
+def test_the_parallel_min_max_pass_equals_reading_every_line(tmp_path):
+    """Oracle: the Python reader that folds every line of metrics.csv into min/max/count."""
+    import copy
+    import random
+
+    from blase.scaffold import create_project
+    from blase.track._indexed import read_new_metrics, stats_in_parallel
+
+    project = create_project(tmp_path / "many", example=False)
+    rng = random.Random(7)
+    for i in range(12):
+        curves = {name: [rng.uniform(-5, 5) for _ in range(rng.randint(1, 40))]
+                  for name in ("loss", "test.acc", "odd, name")}  # a name CSV must quote
+        _track_run(project.root, f"r{i}", {"i": i}, curves)
+    damaged = sorted((project.root / "runs").iterdir())[3] / "metrics.csv"
+    with open(damaged, "a") as f:  # a damaged line in an ended run (written by hand, say)
+        f.write("1.0,2,loss\n")
+    index = RunIndex([project.root])
+    index.refresh()
+    entries = [index.get(r.id) for r in index.runs()]
+    oracle = []
+    for entry in entries:
+        fresh = copy.deepcopy(entry)
+        fresh.stats, fresh.metrics_offset = {}, 0
+        read_new_metrics(fresh)
+        oracle.append(fresh)
+    for entry in entries:
+        entry.stats, entry.metrics_offset = {}, 0
+    stats_in_parallel(entries, threads=3)
+    for entry, want in zip(entries, oracle, strict=True):
+        assert entry.metrics_offset == want.metrics_offset > 0
+        assert {k: (v.min, v.max, v.count) for k, v in entry.stats.items()} == {
+            k: (v.min, v.max, v.count) for k, v in want.stats.items()}  # repr'd floats read back exactly
+        assert set(entry.stats) == {"loss", "test.acc", "odd, name"}
 
 
 def test_quick_filters_by_model_date_and_hash_prefix(sweep):
@@ -440,13 +545,15 @@ def test_a_semi_proposal_is_approved_through_the_gate_by_a_person(project, spy_w
     assert ("spy_write", "approved", "person (blase ui)") in _gates(project, sid)
 
 
-def test_an_autopilot_proposal_is_left_to_its_terminal(sweep_ui, sweep):
+@needs_agent
+def test_an_autopilot_session_that_waits_on_nothing_refuses_a_decision(sweep_ui, sweep):
+    # answering a waiting `blase run --autonomy` from the page: tests/test_ui_autopilot.py
     project, _ids = sweep
     with Track("autopilot", project=project.root, kind="agent-session", tags={"autopilot": "1"},
                sample_resources=False) as run:
         run.set_tag("session", run.run_id)
     status, data = sweep_ui.json(f"/api/sessions/{run.run_id}/decide", {"action": "approve"})
-    assert status == 409 and "blase run --autonomy" in data["error"]
+    assert status == 400 and "waits on no call" in data["error"]
     status, session = sweep_ui.json(f"/api/sessions/{run.run_id}")
     assert status == 200 and session["autopilot"] is True
 
@@ -511,6 +618,46 @@ def test_browser_min_column_sort_quick_filter_and_a_saved_view(sweep_ui, sweep, 
     expect(page.locator("#runs tbody tr")).to_have_count(1)
     assert c in page.inner_text("#runs tbody") and page.input_value("input[name=model]") == "gbdt"
     page.screenshot(path=str(SCREENSHOTS / "runs-view.png"), full_page=True)
+
+
+@pytest.mark.slow
+def test_browser_runs_page_shows_the_min_max_pass_and_fills_in_as_it_ends(tmp_path, monkeypatch, browser_page):
+    import threading
+
+    from playwright.sync_api import expect
+
+    import blase.track._index as index_module
+    from blase.scaffold import create_project
+
+    project = create_project(tmp_path / "many", example=False)
+    for i in range(10):
+        _track_run(project.root, f"r{i}", {"i": i}, {"loss": [1.0, 0.5 - i / 100]})
+    _as_written_before_metric_stats(project.root)
+    release = threading.Event()
+    real = index_module.stats_in_parallel
+
+    def slow_pass(batch, **kwargs):
+        release.wait(60)
+        real(batch, **kwargs)
+
+    monkeypatch.setattr(index_module, "stats_in_parallel", slow_pass)
+    client = Client(Dashboard([project.root]))
+    page = browser_page
+    try:
+        page.goto(client.base + "/runs?cols=loss:min,loss")
+        expect(page.locator("p.index-progress")).to_contain_text("reading 0 / 10 runs' metrics")
+        expect(page.locator("#runs tbody tr")).to_have_count(10)
+        expect(page.locator("#runs tbody td .pending-stat")).to_have_count(10)  # min: not read yet
+        assert "0.4100" in page.inner_text("#runs tbody")  # the latest values are there already
+        page.screenshot(path=str(SCREENSHOTS / "runs-indexing.png"), full_page=True)
+        release.set()
+        expect(page.locator("p.index-progress")).to_have_count(0)  # redrawn without a reload
+        expect(page.locator("#runs tbody td .pending-stat")).to_have_count(0)
+        cells = page.locator("#runs tbody tr td:nth-child(8)").all_inner_texts()
+        assert sorted(cells) == sorted(f"{0.5 - i / 100:.4f}" for i in range(10))
+    finally:
+        release.set()
+        client.close()
 
 
 @pytest.mark.slow

@@ -19,9 +19,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``blase`` console script."""
     from blase.cli._app import app
     from blase.cli._common import print_error as _print_error
+    from blase.cli._common import root_options_first
     from blase.errors import BlaseError
 
-    args = _debug_first(list(sys.argv[1:] if argv is None else argv))
+    args = root_options_first(list(sys.argv[1:] if argv is None else argv))
     if hasattr(signal, "SIGXFSZ") and threading.current_thread() is threading.main_thread():
         # over the file size limit a write raises EFBIG (a message naming the file) instead of
         # the signal killing the process; CPython does this too, an embedding host may not
@@ -50,15 +51,3 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(2)
 
-
-def _debug_first(args: list[str]) -> list[str]:
-    """Move ``--debug`` to the front, so ``blase runs --debug`` works like ``blase --debug runs``.
-
-    ``--debug`` is an option of the root command; Click rejects it after a subcommand. Arguments
-    after ``--`` are left alone.
-    """
-    end = args.index("--") if "--" in args else len(args)
-    if "--debug" not in args[:end]:
-        return args
-    rest = [a for a in args[:end] if a != "--debug"] + args[end:]
-    return ["--debug", *rest]

@@ -11,19 +11,28 @@ from blase.cli import _common as common
 from blase.cli._common import TRUST_HELP, ProjectOpt, app
 from blase.errors import ConfigError
 
+#: ``--project`` of the commands that make a project: it names the new folder.
+NewProjectOpt = Annotated[
+    Path | None, typer.Option("--project", "-p", help="The new project's folder (instead of the argument).")
+]
+
 # -- create / check -------------------------------------------------------------------------
 
 
 @app.command()
 def create(
-    name: Annotated[Path, typer.Argument(help="Folder of the new project; its name is the project's name.")],
-    template: Annotated[str, typer.Option("--template", "-t", help="tabular, images, or plugin.")] = "tabular",
+    ctx: typer.Context,
+    name: Annotated[
+        Path | None, typer.Argument(help="Folder of the new project; its name is the project's name (or give --project).")
+    ] = None,
+    template: Annotated[str, typer.Option("--template", "-t", help="tabular, images, audio, json, rl, or plugin.")] = "tabular",
     example: Annotated[
         bool, typer.Option("--example/--no-example", help="Include the template's bundled data in data/ (penguins, orders, CartPole, digits...).")
     ] = True,
     kind: Annotated[
         str, typer.Option("--kind", help="With --template plugin: operation, source, drift_test, step or model.")
     ] = "operation",
+    project_dir: NewProjectOpt = None,
 ) -> None:
     """Create a project folder: blase.yaml, scripts/, data/, models/, outputs/, runs/, .blase/.
 
@@ -34,6 +43,7 @@ def create(
     from blase.scaffold import create_plugin, create_project
     from blase.ui import remember_project
 
+    name = common.new_project_folder(name, project_dir, ctx)
     if template == "plugin":
         made = create_plugin(name, kind=kind)
         common.out().print(f"[green]created[/] {kind} plugin [bold]{made.name}[/] (package {made.module}) at {made.folder}")
@@ -206,8 +216,14 @@ def doctor(
 
 @app.command()
 def demo(
-    folder: Annotated[Path, typer.Argument(help="Where to create the demo project.")] = Path("blase-demo"),
-    template: Annotated[str, typer.Option("--template", "-t", help="tabular (penguins) or images (digits).")] = "tabular",
+    ctx: typer.Context,
+    folder: Annotated[
+        Path | None, typer.Argument(help="Where to create the demo project (default: blase-demo, or --project).")
+    ] = None,
+    template: Annotated[
+        str, typer.Option("--template", "-t", help="tabular (penguins), images (digits), audio, json or rl.")
+    ] = "tabular",
+    project_dir: NewProjectOpt = None,
 ) -> None:
     """Create a project with a template's bundled data and run the whole pipeline on it.
 
@@ -221,6 +237,7 @@ def demo(
     from blase.track import load_run
 
     out = common.out()
+    folder = common.new_project_folder(folder, project_dir, ctx, default=Path("blase-demo"))
     project = create_project(folder, template=template)
     made = PROJECT_TEMPLATES[template]
     out.print(f"[green]created[/] {project.root}: {made.description}")
@@ -311,6 +328,7 @@ def run(
     provider: Annotated[str | None, typer.Option("--provider", help="With --autonomy: openai, ollama or llamacpp.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="With --autonomy: model name (llamacpp: a .gguf path).")] = None,
     nproc: Annotated[int | None, typer.Option("--nproc", min=1, help="Train with DDP on N processes (torchrun): train.distributed.nproc_per_node.")] = None,
+    executor: Annotated[str | None, typer.Option("--executor", help="Where the data steps run: local, or ray (Ray tasks; ray.address in blase.yaml).")] = None,
 ) -> None:
     """Run the pipeline of blase.yaml: extract, transform, prepare, train, evaluate, deploy.
 
@@ -320,6 +338,7 @@ def run(
     Example: [bold]blase run --set train.epochs=5 --memory 2GB[/] or [bold]blase run --autonomy semi[/]
     """
     overrides = [*(overrides or []), f"train.distributed.nproc_per_node={nproc}"] if nproc else overrides
+    overrides = [*(overrides or []), f"executor={executor}"] if executor else overrides
     if autonomy is not None or yes or provider is not None or model is not None:
         from blase.cli._assistant import run_with_assistant
 

@@ -172,23 +172,35 @@ def _show_turn(out: Any, turn: Any) -> None:
         out.print(f"[magenta]{escape(turn.stopped)}[/]")
 
 
-def _ask_person(out: Any, pending: Any) -> dict[str, Any]:
-    """Ask about one waiting call; returns the decision as keyword arguments of decide()."""
+def _ask_person(out: Any, pending: Any, answered: Any = None) -> dict[str, Any] | None:
+    """Ask about one waiting call; returns the decision as keyword arguments of decide(), or
+    ``None`` when ``answered()`` says it was answered elsewhere (``blase ui``) first."""
     from rich.markup import escape
     from rich.panel import Panel
 
     body = (f"[bold]{pending.tool}[/] ({pending.risk})\nargs: {escape(json.dumps(pending.args))}\n"
             f"why asked: {escape(pending.reason)}\nsame as: {escape(pending.command or '')}")
     out.print(Panel(body, title="approval needed", border_style="yellow"))
+    if answered is not None:
+        out.print("[dim]or answer it on this session's page of `blase ui`[/]")
+
+    def ask(text: str, default: str) -> str | None:
+        return _prompt_until(text, default, answered)
+
     while True:
-        answer = typer.prompt("approve? [y]es / [n]o / [e]dit", default="n").strip().lower()
+        answer = ask("approve? [y]es / [n]o / [e]dit", "n")
+        if answer is None:
+            return None
+        answer = answer.strip().lower()
         if answer in ("y", "yes"):
             return {"action": "approve"}
         if answer in ("n", "no"):
-            note = typer.prompt("note for the assistant (optional)", default="", show_default=False)
-            return {"action": "reject", "note": note or None}
+            note = ask("note for the assistant (optional)", "")
+            return None if note is None else {"action": "reject", "note": note or None}
         if answer in ("e", "edit"):
-            text = typer.prompt("arguments as JSON", default=json.dumps(pending.args))
+            text = ask("arguments as JSON", json.dumps(pending.args))
+            if text is None:
+                return None
             try:
                 args = json.loads(text)
             except json.JSONDecodeError as exc:
@@ -198,6 +210,40 @@ def _ask_person(out: Any, pending: Any) -> dict[str, Any]:
                 out.print("[red]the arguments must be a JSON object[/]")
                 continue
             return {"action": "edit", "args": args}
+
+
+def _prompt_until(text: str, default: str, answered: Any) -> str | None:
+    """``typer.prompt``, except that on a terminal (or pipe) it gives up and returns ``None``
+    as soon as ``answered()`` is true; where stdin cannot be polled it is a plain prompt."""
+    import select
+    import sys
+
+    try:
+        fd = sys.stdin.fileno()
+        select.select([fd], [], [], 0)
+    except (AttributeError, OSError, ValueError):  # no real file (a test runner's stdin) or no select
+        fd = None
+    if answered is None or fd is None:
+        return typer.prompt(text, default=default, show_default=bool(default))
+    sys.stdout.write(f"{text} [{default}]: " if default else f"{text}: ")
+    sys.stdout.flush()
+    while True:
+        if answered():
+            sys.stdout.write("\n")
+            return None
+        ready, _, _ = select.select([fd], [], [], 0.25)
+        if ready:
+            line = sys.stdin.readline()
+            if not line:
+                raise EOFError
+            return line.rstrip("\n") or default
+
+
+def _terminal_answer(out: Any, pending: Any, answered: Any) -> dict[str, Any] | None:
+    try:
+        return _ask_person(out, pending, answered)
+    except (EOFError, typer.Abort):
+        return {"action": "reject", "note": "no answer (no terminal to ask)"}
 
 
 def _runs_table(out: Any, root: Path) -> None:
@@ -412,6 +458,8 @@ def _pilot_printer(out: Any) -> Any:
                       + (f" [dim]({escape(str(d.get('reason')))})[/]" if d.get("reason") else ""))
         elif event == "warning":
             out.print(f"[yellow]warning:[/] {escape(str(d.get('text')))}")
+        elif event == "gate" and str(d.get("by") or "").startswith("person ("):
+            out.print(f"[yellow]answered by {escape(str(d['by']))}:[/] {d.get('decision')} {d.get('tool')}")
 
     return on_event
 
@@ -455,11 +503,7 @@ def run_with_assistant(
             out.print(f"[dim]assistant {pilot.spec.label} · autonomy {pilot.autonomy} · session {pilot.session_id}[/]")
         result = pilot.start()
         while result.pending is not None:
-            try:
-                answer = _ask_person(out, result.pending)
-            except (EOFError, typer.Abort):
-                answer = {"action": "reject", "note": "no answer (no terminal to ask)"}
-            result = pilot.decide(**answer)
+            result = pilot.wait_for_person(lambda pending, answered: _terminal_answer(out, pending, answered))
         report = result.report
         assert report is not None
         if as_json:
@@ -482,7 +526,8 @@ def run_with_assistant(
 
 # ---------------------------------------------------------------------- blase agent eval
 
-agent_app = typer.Typer(name="agent", help="The assistant's own tools: evaluate a model on Blase's tool suite.",
+agent_app = typer.Typer(name="agent", help="The assistant's own tools: evaluate a model on Blase's tool suite.\n\n"
+                        "Example: [bold]blase agent eval --provider ollama --model qwen2.5:7b -k 3[/]",
                         no_args_is_help=True)
 app.add_typer(agent_app)
 

@@ -14,7 +14,8 @@ from blase.cli._common import out as _out
 from blase.cli._common import print_json as _print_json
 from blase.cli._common import use_project as _use_project
 
-plugin_app = typer.Typer(help="Check a plugin against its kind's contract.", no_args_is_help=True)
+plugin_app = typer.Typer(help="Check a plugin against its kind's contract.\n\n"
+                         "Example: [bold]blase plugin check scripts/report.py[/]", no_args_is_help=True)
 app.add_typer(plugin_app, name="plugin")
 
 

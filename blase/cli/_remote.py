@@ -12,7 +12,9 @@ import typer
 from blase.cli import _common as common
 from blase.cli._common import ProjectOpt, app
 
-remote_app = typer.Typer(help="Name the remotes (buckets or shared folders) runs are pushed to.", no_args_is_help=True)
+remote_app = typer.Typer(help="Name the remotes (buckets or shared folders) runs are pushed to.\n\n"
+                         "Example: [bold]blase remote add lab s3://lab-bucket/blase[/] then [bold]blase remote list[/]",
+                         no_args_is_help=True)
 app.add_typer(remote_app, name="remote")
 
 

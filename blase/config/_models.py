@@ -79,6 +79,15 @@ def _check_size(value: str | int | None) -> str | int | None:
     return value
 
 
+def _size_value(value: str | int) -> str | int:
+    """A field validator's check of a size, its error a plain ValueError pydantic reports."""
+    try:
+        _check_size(value)
+    except Exception as exc:  # ResourceError carries the readable message
+        raise ValueError(getattr(exc, "message", str(exc))) from None
+    return value
+
+
 class DataConfig(_Strict):
     """Where the raw data lives and what to predict."""
 
@@ -254,7 +263,11 @@ class PrepareConfig(_Strict):
 class DistributedConfig(_Strict):
     """``train.distributed``: train a torch model with DDP, launched through ``torchrun``."""
 
-    nproc_per_node: int = Field(default=1, ge=1, description="processes on this machine (one per GPU)")
+    nproc_per_node: int = Field(default=1, ge=1, description="processes on this machine (one per GPU); "
+                                "with launcher: ray, the Ray Train workers, placed anywhere on the cluster")
+    launcher: Literal["torchrun", "ray"] = Field(
+        default="torchrun", description="torchrun, or ray: Ray Train's TorchTrainer runs the same loop "
+        "(the cluster of ray: in blase.yaml)")
     backend: Literal["auto", "gloo", "nccl"] = Field(
         default="auto", description="auto: nccl when training on CUDA, else gloo"
     )
@@ -267,7 +280,18 @@ class DistributedConfig(_Strict):
     def _rank_in_range(self) -> DistributedConfig:
         if self.node_rank >= self.nnodes:
             raise ValueError(f"node_rank {self.node_rank} must be below nnodes {self.nnodes}")
+        if self.launcher == "ray" and self.nnodes > 1:
+            raise ValueError("with launcher: ray, Ray places the workers on the cluster's nodes: remove nnodes "
+                             "and set nproc_per_node to the number of workers")
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_torchrun(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # a torchrun config dumps (and so hashes) as it did before the key existed
+        data = handler(self)
+        if isinstance(data, dict) and data.get("launcher") == "torchrun":
+            data.pop("launcher")
+        return data
 
 
 #: The models ``train.distributed`` can train: the torch kinds (a factory script too).
@@ -518,6 +542,28 @@ class PluginEntry(_Strict):
         return self
 
 
+class RayConfig(_Strict):
+    """``ray:``: the Ray cluster of ``executor: ray``."""
+
+    address: str | None = Field(
+        default=None,
+        description="a running cluster (ray://host:10001, host:6379 or auto); none: RAY_ADDRESS, "
+        "else a local Ray started for the run. Its nodes must see the project's files at the same path",
+    )
+    task_memory: str | int = Field(
+        default="auto", description="memory budget of each data task, e.g. '1GB'; auto: the step's budget "
+        "shared among the cluster's CPUs (at least 256MB)")
+    num_cpus: int | None = Field(default=None, ge=1, description="CPUs of a local Ray started for the run (default: all)")
+    partition_size: str | int = Field(
+        default="auto", description="uncompressed size of one task's share of a large Parquet file (whole row "
+        "groups), e.g. '64MB'; auto: a quarter of task_memory")
+
+    @field_validator("task_memory", "partition_size")
+    @classmethod
+    def _task_memory_is_a_size(cls, value: str | int) -> str | int:
+        return _size_value(value)
+
+
 class ProjectConfig(_Strict):
     """The whole of ``blase.yaml``."""
 
@@ -530,6 +576,10 @@ class ProjectConfig(_Strict):
     memory: str | int = Field(
         default="auto", description="memory budget for data steps: 'auto' or a size like '2GB'"
     )
+    executor: Literal["local", "ray"] = Field(
+        default="local", description="where the data steps read their partitions: local, or ray (Ray tasks; "
+        "the same shards, bit for bit)")
+    ray: RayConfig = Field(default_factory=RayConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     transform: list[TransformStep] = Field(default_factory=list)
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
@@ -565,8 +615,4 @@ class ProjectConfig(_Strict):
     @field_validator("memory")
     @classmethod
     def _memory_is_a_size(cls, value: str | int) -> str | int:
-        try:
-            _check_size(value)
-        except Exception as exc:  # ResourceError carries the readable message
-            raise ValueError(getattr(exc, "message", str(exc))) from None
-        return value
+        return _size_value(value)

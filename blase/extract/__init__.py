@@ -27,8 +27,9 @@ from blase.extract._options import (
     SourceOptions,
     TableOptions,
 )
+from blase.extract._parts import Part, plan_parts
 from blase.extract._plugin import SourceReader
-from blase.extract._sources import resolve_source
+from blase.extract._sources import ResolvedSource, resolve_source
 
 __all__ = [
     "DEFAULT_NULL_VALUES",
@@ -38,10 +39,13 @@ __all__ = [
     "ExtractStats",
     "JSONOptions",
     "ParquetOptions",
+    "Part",
     "PluginOptions",
     "PostgresOptions",
+    "ResolvedSource",
     "SourceOptions",
     "SourceReader",
     "TableOptions",
+    "plan_parts",
     "resolve_source",
 ]

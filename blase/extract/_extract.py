@@ -40,6 +40,13 @@ from blase.extract._options import (
     TableOptions,
     options_for,
 )
+from blase.extract._parts import (
+    PARTITIONED_FORMATS,
+    Part,
+    exact_batches,
+    oversized_file,
+    stream_parts,
+)
 from blase.extract._plugin import PluginStream, SourceReader, collection_root, load_reader_class
 from blase.extract._readers import file_columns, register, source_expr, sqlite_count
 from blase.extract._sources import (
@@ -63,6 +70,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from blase.config import DataConfig
+    from blase.executor import RayExecutor
     from blase.plugins import Plugin, PluginSet
 
 __all__ = ["Extract", "ExtractStats"]
@@ -158,6 +166,10 @@ class Extract:
         self._plugin_failures: list[BlaseError] = []
         #: blase.yaml, when built from it (a plugin's options errors name its lines).
         self._config_path: Path | None = None
+        #: A row range of a one-file Parquet source (an executor's partition), or None: all rows.
+        self._rows: tuple[int, int] | None = None
+        #: Where the last stream was read: "local", or the executor's name.
+        self._ran_on = "local"
 
     def __repr__(self) -> str:
         return f"Extract({self.source!r}, {self.options!r})"
@@ -423,6 +435,16 @@ class Extract:
                     "DATE, TIMESTAMP, DECIMAL(18,3)",
                 )
 
+    def for_part(self, part: Part) -> Extract:
+        """An Extract of one partition of this source (a file, or a row range of a Parquet
+        file) that reads it as this one decided (its CSV dialect and types, its columns),
+        without checking the files again: what an executor's task runs."""
+        self._resolve()
+        extract = Extract(part.file, self._opts, format=self._resolve().format, project=self.project)
+        extract._csv_plan, extract._raw_columns, extract._rows = self._csv_plan, self._raw_columns, part.rows
+        extract._checked = True
+        return extract
+
     def _shown(self) -> str:
         source = self._resolve()
         if source.files and not source.is_many:
@@ -432,7 +454,7 @@ class Extract:
     def _raw_expr(self, con: duckdb.DuckDBPyConnection, *, ignore_errors: bool) -> str:
         if self._resolve().format not in FORMATS:
             return self._plugin_expr(con)
-        return source_expr(con, self._resolve(), self._opts, ignore_errors=ignore_errors)
+        return source_expr(con, self._resolve(), self._opts, ignore_errors=ignore_errors, rows=self._rows)
 
     def _expr(
         self,
@@ -511,6 +533,40 @@ class Extract:
                     f"SELECT * FROM {self._expr(con, errors=self._lenient())} LIMIT {int(n)}"
                 ).to_arrow_table(),
             )
+        finally:
+            con.close()
+
+    def sample(self, n: int = 2000, *, seed: int = 0) -> pa.Table:
+        """About ``n`` rows drawn from the whole source (all of them when it has fewer), the
+        same rows for the same ``seed`` and files; bad rows dropped as in :meth:`preview`.
+
+        A random sample: DuckDB's reservoir keeps ``n`` rows while it streams the source once,
+        so memory holds the sample, never the file (on one thread: a seeded reservoir repeats
+        only there). One plain CSV file of :data:`blase._sample.MIN_BYTES` or more is sampled
+        by position instead (:func:`blase._sample.byte_range_sample`: runs of rows from 64
+        evenly spaced places, a few hundred KB read whatever its size), so a preview of a 100 GB file takes
+        as long as one of 100 MB. The table's schema metadata ``blase.sample`` says which:
+        ``reservoir`` or ``blocks``.
+        """
+        from blase._sample import byte_range_sample
+
+        con = self._connect(memory_budget("512MB"))
+        try:
+            con.execute("SET threads = 1")
+            relation = self._expr(con, errors=self._lenient())
+            source = self._resolve()
+
+            def draw() -> pa.Table:
+                if source.format == "csv" and len(source.files) == 1:
+                    tmp = self.project.tmp_dir if self.project else None
+                    table = byte_range_sample(con, source.files[0], relation, int(n), tmp_dir=tmp)
+                    if table is not None:
+                        return table.replace_schema_metadata({"blase.sample": "blocks"})
+                table = con.sql(f"SELECT * FROM {relation} USING SAMPLE reservoir({int(n)} ROWS) "
+                                f"REPEATABLE ({int(seed)})").to_arrow_table()
+                return table.replace_schema_metadata({"blase.sample": "reservoir"})
+
+            return self._run(con, draw)
         finally:
             con.close()
 
@@ -646,14 +702,32 @@ class Extract:
 
         return with_bar()
 
+    def not_partitioned(self) -> str | None:
+        """Why an executor cannot split this source into partitions (None: it can)."""
+        source = self._resolve()
+        if source.format not in PARTITIONED_FORMATS:
+            return f"{source.format} sources are read as one stream"
+        if self._policy() != "error":
+            return f"bad_rows: {self._policy()} is counted in one pass"
+        if getattr(self._opts, "union_by_name", False):
+            return "union_by_name matches the files' columns in one pass"
+        return None
+
     def _stream(
-        self, budget: int, batch_rows: int | None, bar: Bar | None
+        self, budget: int, batch_rows: int | None, bar: Bar | None, executor: RayExecutor | None = None
     ) -> Iterator[pa.RecordBatch]:
         import duckdb
 
         source = self._resolve()
         policy = self._policy()
         self.stats = None
+        unsplit = None
+        if executor is not None:
+            unsplit = self.not_partitioned() or oversized_file(source, executor.memory_per_task(budget))
+        if unsplit is not None:
+            logger.warning("extract %s runs on this machine, not in %s tasks: %s", source.label, executor.name, unsplit)
+            executor = None
+        self._ran_on = executor.name if executor is not None else "local"
         con = self._connect(budget)
         tables = RejectTables.fresh() if source.format == "csv" and policy != "error" else None
         try:
@@ -676,10 +750,17 @@ class Extract:
             rows_out = 0
             done = 0.0
             try:
-                reader = con.sql(f"SELECT * FROM {expr}").to_arrow_reader(rows)
-                for batch in reader:
+                if executor is not None:
+                    columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {expr}").fetchall()]
+                    reader = stream_parts(self, executor, budget, rows, columns,
+                                          bar.advance if bar is not None else None)
+                else:
+                    reader = con.sql(f"SELECT * FROM {expr}").to_arrow_reader(rows)
+                for batch in exact_batches(reader, rows):
                     rows_out += batch.num_rows
-                    if bar is not None and total:
+                    if executor is not None:
+                        pass  # the partitions advance the bar as they finish
+                    elif bar is not None and total:
                         now = max(con.query_progress(), 0.0) / 100.0 * total
                         if now > done:
                             bar.advance(now - done)
@@ -695,9 +776,11 @@ class Extract:
                     raise
                 # pyarrow's reader hands DuckDB's read errors on as a bare OSError
                 raise self._translate(exc) from exc
-            if bar is not None and total and total > done:
+            if bar is not None and total and total > done and executor is None:
                 bar.advance(total - done)
             stats = ExtractStats(rows_out=rows_out, batch_rows=rows)
+            if unsplit is not None:
+                stats.warnings.append(f"read on this machine, not in Ray tasks: {unsplit}")
             if tables is not None:
                 stats.rows_rejected = rejected_rows(con, tables)
                 if stats.rows_rejected or policy == "quarantine":
@@ -806,9 +889,15 @@ class Extract:
     # ------------------------------------------------------------------ the step
 
     def to_parquet(
-        self, out_dir: str | os.PathLike[str], memory: int | str | None = None
+        self, out_dir: str | os.PathLike[str], memory: int | str | None = None, *,
+        executor: RayExecutor | None = None,
     ) -> StepResult:
         """Extract the whole source into ``out_dir/part-00000.parquet``, ... (zstd).
+
+        ``executor`` (a :class:`~blase.executor.RayExecutor`) reads the files, and the row
+        groups of large Parquet files, in its tasks; the parts are the same bytes. Sources it
+        cannot split (tables, Postgres, plugins, a ``bad_rows`` other than ``error``) are read
+        here, with a warning in the result.
 
         The parts are written into a temporary folder next to ``out_dir`` and renamed into
         place at the end, so ``out_dir`` is never half-written; an existing ``out_dir`` is
@@ -830,7 +919,7 @@ class Extract:
         ):
             shown = self.project.relative(out) if self.project else str(out)
             with disk_guard("the extracted data into", shown, ExtractError):
-                finals = write_parts(self._stream(budget, None, bar), out, empty_schema=self.schema)
+                finals = write_parts(self._stream(budget, None, bar, executor), out, empty_schema=self.schema)
         stats = self.stats or ExtractStats()
         key = self._input_key()
         inputs: dict[str, str] = {}
@@ -855,6 +944,7 @@ class Extract:
             "columns": final_schema.names,
             "schema": {f.name: str(f.type) for f in final_schema},
             "bad_rows": self._policy(),
+            "executor": self._ran_on,
             "rejects_file": (
                 self.project.relative(stats.rejects_path)
                 if self.project

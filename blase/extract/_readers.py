@@ -51,9 +51,14 @@ def json_expr(
     return f"read_json({_files_sql(files)}, {', '.join(args)})"
 
 
-def parquet_expr(files: tuple[Path, ...], opts: ParquetOptions) -> str:
+def parquet_expr(files: tuple[Path, ...], opts: ParquetOptions, rows: tuple[int, int] | None = None) -> str:
+    """``read_parquet`` of ``files``; ``rows``: only those rows of one file (whole row groups
+    are skipped, not read)."""
     union = ", union_by_name=true" if opts.union_by_name else ""
-    return f"read_parquet({_files_sql(files)}{union})"
+    expr = f"read_parquet({_files_sql(files)}{union})"
+    if rows is None:
+        return expr
+    return f"(SELECT * FROM {expr} WHERE file_row_number >= {int(rows[0])} AND file_row_number < {int(rows[1])})"
 
 
 def _is_ipc_file(path: Path) -> bool:
@@ -310,11 +315,13 @@ def source_expr(
     opts: Any,
     *,
     ignore_errors: bool = False,
+    rows: tuple[int, int] | None = None,
 ) -> str:
-    """A FROM-clause expression reading ``source`` (not CSV) on ``con``, before dtype casts."""
+    """A FROM-clause expression reading ``source`` (not CSV) on ``con``, before dtype casts
+    (``rows``: a row range of a one-file Parquet source)."""
     fmt = source.format
     if fmt == "parquet":
-        return parquet_expr(source.files, opts)
+        return parquet_expr(source.files, opts, rows)
     if fmt in ("json", "ndjson"):
         return json_expr(source.files, source, opts, ignore_errors=ignore_errors)
     if fmt == "arrow":

@@ -7,7 +7,11 @@ and ``lightgbm``) on the train split, scores each on the val split (regression: 
 squared error; classification: accuracy, ties broken by the log loss), and keeps the best,
 unless a candidate earlier in the list (simpler) is within one standard error of it on the
 paired per-row val losses (the one-standard-error rule): on a small val split the differences
-between models are mostly noise, and the simpler model generalises better. With ``train.refit``
+between models are mostly noise, and the simpler model generalises better. When train and val
+hold at most ``cv_rows`` rows (10,000), a val split of a few dozen rows ranks models mostly by
+chance, so the candidates are scored by ``cv_folds``-fold cross-validation on train + val
+instead (stratified for classification, seeded): every row is scored once, by a model that did
+not train on it, and the same rule picks on those per-row losses. With ``train.refit``
 (``auto``: at most 50,000 rows) the winner is then fitted again as its own kind would be
 (its refit on train + val included); otherwise the candidate's own fit is kept.
 
@@ -23,6 +27,7 @@ been named in blase.yaml; the train step's record keeps every candidate's val sc
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import shutil
 import time
@@ -36,6 +41,7 @@ from blase.model._contract import FitContext, FitReport, ModelKind
 from blase.model._data import TrainingData
 from blase.model._errors import TrainError
 from blase.model._fit import HISTORY_JSON
+from blase.model._folds import fold_ids
 from blase.model._registry import model_kind, model_plugin
 from blase.model._spec import ModelSpec
 
@@ -54,6 +60,19 @@ class AutoOptions(BaseModel):
         default=200_000, ge=1, description="compare the candidates when train and val hold at most "
         "this many rows; above it, train `large` alone")
     large: str = Field(default="mlp", description="the kind trained alone above compare_rows")
+    cv_folds: int = Field(
+        default=5, ge=0, description="score the candidates by this many folds of cross-validation on "
+        "train + val when they hold at most cv_rows rows (0: score on the val split; else at least 3)")
+    cv_rows: int = Field(
+        default=10_000, ge=0, description="the most rows (train + val) for which cross-validation "
+        "replaces the val split")
+
+    @field_validator("cv_folds")
+    @classmethod
+    def _three_folds(cls, value: int) -> int:
+        if value in (1, 2):
+            raise ValueError("0 (score on the val split) or at least 3 folds (one scores, one tunes, the rest train)")
+        return value
 
     @field_validator("candidates")
     @classmethod
@@ -87,9 +106,12 @@ class AutoModel(ModelKind):
 
         scratch = Path(ctx.tmp_dir or ctx.out_dir) / "candidates"
         quiet = ctx.train.model_copy(update={"refit": False}) if ctx.train is not None else None
+        folds = _folds(data, o, ctx.seed, scratch / "folds")
+        scored_on = (f"{len(folds)}-fold cross-validation on train + val ({rows:,} rows)" if folds
+                     else f"the val split ({data.rows('val'):,} rows)")
         results: dict[str, dict[str, Any]] = {}
-        fitted: dict[str, ModelKind] = {}
         losses: dict[str, dict[str, np.ndarray]] = {}
+        fitted: dict[str, ModelKind] = {}
         skipped: list[str] = []
         for name in o.candidates:
             plugin = model_plugin(name, root=ctx.project_root, entries=ctx.plugins)  # a misspelt name fails here
@@ -98,27 +120,34 @@ class AutoModel(ModelKind):
                 fix = f"pip install 'blase[{plugin.extra}]'" if plugin.extra else f"pip install {' '.join(missing)}"
                 skipped.append(f"{name}: needs {', '.join(missing)} ({fix})")
                 continue
-            kind = self._kind(name, ctx)
-            folder = scratch / name
-            folder.mkdir(parents=True, exist_ok=True)
-            sub = dataclasses.replace(ctx, out_dir=folder, train=quiet, track=False, init=None,
-                                      resume=False, on_epoch_end=None)
             start = time.perf_counter()
-            kind.fit(data, sub)
-            losses[name] = _val_losses(kind, data)
-            results[name] = {**_summary(losses[name]), "seconds": round(time.perf_counter() - start, 3)}
+            parts = []
+            for i, (fold, rows_of) in enumerate(folds or [(data, None)]):
+                folder = scratch / name / (f"fold{i + 1}" if folds else "")
+                folder.mkdir(parents=True, exist_ok=True)
+                sub = dataclasses.replace(ctx, out_dir=folder, train=quiet, track=False, init=None,
+                                          resume=False, on_epoch_end=None)
+                kind = self._kind(name, ctx)
+                kind.fit(fold, sub)
+                parts.append((_val_losses(kind, fold, "test" if folds else "val"), rows_of))
             fitted[name] = kind
-        if not fitted:
+            losses[name] = _in_row_order(parts, rows)
+            prefix = "cv" if folds else "val"
+            results[name] = {**_summary(losses[name], prefix), "seconds": round(time.perf_counter() - start, 3)}
+        if not losses:
             raise TrainError("train.model auto: no candidate could be fitted (" + "; ".join(skipped) + ")",
                              hint="install a candidate's extra, or name the candidates in train.options.candidates")
         best, chosen_by = _choose(losses, o.candidates)
         refit = ctx.refits(data)
-        if refit:
+        if refit or folds:
+            # fitted again on the real split as its own kind would be (then on train + val when
+            # train.refit allows): the candidates were fitted quietly, or on folds
             self.winner_ = self._kind(best, ctx)
             self.winner_.fit(data, dataclasses.replace(ctx, init=None, resume=False))
         else:
             self.winner_ = fitted[best]
-        why = f"{chosen_by} of {', '.join(fitted)}" + (" (then refit on train + val)" if refit else "")
+        why = (f"{chosen_by} of {', '.join(losses)}, scored by {scored_on}"
+               + (" (then refit on train + val)" if refit else ""))
         self._finish(best, why, results, skipped, self.winner_.report_)
         _log_selection(ctx.track, best, why, results)
         return self
@@ -181,11 +210,11 @@ def _log_selection(track: Any, chosen: str, why: str, results: dict[str, dict[st
                        if k != "seconds" and math.isfinite(v)})
 
 
-def _val_losses(kind: ModelKind, data: TrainingData) -> dict[str, np.ndarray]:
-    """The candidate's per-row val losses: squared error (regression), or 0/1 error and log
-    loss (classification)."""
+def _val_losses(kind: ModelKind, data: TrainingData, split: str = "val") -> dict[str, np.ndarray]:
+    """The candidate's per-row losses on ``split``: squared error (regression), or 0/1 error
+    and log loss (classification)."""
     sq, err, nll = [], [], []
-    for x, y in data.chunks("val"):
+    for x, y in data.chunks(split):
         z = np.asarray(kind.predict(x), dtype=np.float64)
         if data.task == "regression":
             sq.append((z.reshape(len(y)) - np.asarray(y, dtype=np.float64)) ** 2)
@@ -205,10 +234,74 @@ def _val_losses(kind: ModelKind, data: TrainingData) -> dict[str, np.ndarray]:
     return {"err": np.concatenate(err), "nll": np.concatenate(nll)}
 
 
-def _summary(losses: dict[str, np.ndarray]) -> dict[str, float]:
+def _summary(losses: dict[str, np.ndarray], prefix: str = "val") -> dict[str, float]:
     if "sq" in losses:
-        return {"val_mse": float(losses["sq"].mean())}
-    return {"val_accuracy": float(1.0 - losses["err"].mean()), "val_logloss": float(losses["nll"].mean())}
+        return {f"{prefix}_mse": float(losses["sq"].mean())}
+    return {f"{prefix}_accuracy": float(1.0 - losses["err"].mean()),
+            f"{prefix}_logloss": float(losses["nll"].mean())}
+
+
+def _in_row_order(parts: list[tuple[dict[str, np.ndarray], np.ndarray | None]], rows: int) -> dict[str, np.ndarray]:
+    """One candidate's per-row losses: the val split's as they are, or each fold's put back
+    at its rows' places in train + val (so candidates are compared row by row)."""
+    if parts[0][1] is None:
+        return parts[0][0]
+    out = {k: np.empty(rows) for k in parts[0][0]}
+    for losses, at in parts:
+        for k, v in losses.items():
+            out[k][at] = v
+    return out
+
+
+def _folds(data: TrainingData, o: AutoOptions, seed: int, folder: Path) -> list[tuple[TrainingData, np.ndarray]]:
+    """``cv_folds`` folds of train + val as prepared folders of their own, with each fold's
+    row positions in train + val; none when the data is too large for this or too small for
+    the folds. Fold ``i``'s folder scores a candidate on its test split (fold ``i``), lets it
+    choose epochs, rounds or a penalty on its val split (fold ``i + 1``), and trains it on the
+    rest: a candidate that tuned on the rows it is scored on would look better than it is.
+
+    Folds are stratified by class for classification, so every fold sees every class."""
+    rows = data.rows("train") + data.rows("val")
+    if o.cv_folds < 3 or rows > o.cv_rows or rows < 2 * o.cv_folds:
+        return []
+    xt, yt = data.matrix("train")
+    xv, yv = data.matrix("val")
+    x, y = np.concatenate([xt, xv]), np.concatenate([yt, yv])
+    fold_of = fold_ids(y, o.cv_folds, seed, stratify=data.task != "regression")
+    if fold_of is None:
+        return []
+    out = []
+    for i in range(o.cv_folds):
+        at = np.flatnonzero(fold_of == i)
+        inner = (i + 1) % o.cv_folds  # the fold a candidate stops early or tunes on: never the one it is scored on
+        splits = {"train": np.flatnonzero((fold_of != i) & (fold_of != inner)), "val": np.flatnonzero(fold_of == inner),
+                  "test": at}
+        out.append((_write_fold(data, folder / f"fold{i + 1}", splits, x, y), at))
+    return out
+
+
+def _write_fold(data: TrainingData, folder: Path, splits: dict[str, np.ndarray], x: np.ndarray,
+                y: np.ndarray) -> TrainingData:
+    """A prepared folder holding ``x[rows], y[rows]`` per split (plain float32 layout)."""
+    from blase.hashing import hash_file
+    from blase.prepare import ShardInfo
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shards, counts, class_counts = {}, {}, {}
+    for split, at in splits.items():
+        xf, yf = folder / f"{split}-x.npy", folder / f"{split}-y.npy"
+        np.save(xf, np.ascontiguousarray(x[at], dtype=np.float32))
+        np.save(yf, np.ascontiguousarray(y[at]).astype(data.manifest.y_dtype))
+        shards[split] = [ShardInfo(file=xf.name, labels_file=yf.name, rows=len(at), hash=hash_file(xf),
+                                   labels_hash=hash_file(yf))]
+        counts[split] = len(at)
+        if data.task != "regression":
+            codes, n = np.unique(y[at], return_counts=True)
+            class_counts[split] = {str(int(c)): int(k) for c, k in zip(codes, n, strict=True)}
+    manifest = data.manifest.model_copy(update={"shards": shards, "counts": counts, "class_counts": class_counts,
+                                                "layout": None})
+    (folder / "manifest.json").write_text(json.dumps(manifest.to_json()), encoding="utf-8")
+    return TrainingData(folder)
 
 
 def _choose(losses: dict[str, dict[str, np.ndarray]], order: list[str]) -> tuple[str, str]:

@@ -57,6 +57,10 @@ class GLMOptions(BaseModel):
         min_length=1, description="the penalties to choose from")
     max_iter: int = Field(default=500, ge=1, description="classification: L-BFGS iterations per fit")
     tol: float = Field(default=1e-6, gt=0, description="classification: L-BFGS gradient tolerance")
+    cv_folds: int = Field(
+        default=5, ge=0, description="classification: choose alpha by this many folds of "
+        "cross-validation on train + val when they hold at most cv_rows rows (0 or 1: the val split)")
+    cv_rows: int = Field(default=10_000, ge=0, description="the most rows (train + val) for cv_folds")
 
 
 class GLMModel(ModelKind):
@@ -78,11 +82,12 @@ class GLMModel(ModelKind):
         has_val = data.rows("val") > 0
         refit = ctx.refits(data)
         alphas = [o.alpha] if o.alpha is not None else sorted(o.alphas, reverse=True)
+        scores: dict[str, float] = {}
         if data.task != "regression" and not has_val and o.alpha is None:
             alphas = [1.0]  # nothing to choose by: scikit-learn's C = 1
         if data.task == "regression":
             stats = _RidgeStats.of(source.chunks("train"), data.n_features)
-            alpha, scores = (alphas[0], {}) if len(alphas) == 1 else stats.choose(alphas)
+            alpha, scores = (alphas[0], scores) if len(alphas) == 1 else stats.choose(alphas)
             w, b = stats.solve(alpha)
             val = _rmse(source, "val", w, b) if has_val else None
             if refit:
@@ -93,19 +98,27 @@ class GLMModel(ModelKind):
             metric, how = "val_rmse", "generalised cross-validation on the training rows"
         else:
             k = data.n_outputs
-            w, b, alpha, scores, val = None, None, alphas[0], {}, None
-            start = np.zeros((data.n_features + 1) * k)
-            for a in alphas:  # the largest penalty first: each fit warm-starts the next
-                wa, ba, start = _logistic(source, ("train",), data.task, k, a, o, start)
-                loss = _logloss(source, "val", data.task, wa, ba) if has_val else None
-                if loss is not None:
-                    scores[_fmt(a)] = loss
-                if w is None or (loss is not None and loss < val - 1e-12):
-                    w, b, alpha, val = wa, ba, a, loss
+            folds = _cv_folds(source, data, o, ctx.seed) if has_val and len(alphas) > 1 else None
+            if folds is not None:
+                alpha, scores = _cv_alpha(folds, data, k, alphas, o)
+                how = f"{o.cv_folds}-fold cross-validation log loss on train + val"
+                w, b, _ = _logistic(source, ("train",), data.task, k, alpha, o, np.zeros((data.n_features + 1) * k))
+                val = _logloss(source, "val", data.task, w, b)
+            else:
+                w, b, alpha, val = None, None, alphas[0], None
+                how = "the val split's log loss"
+                start = np.zeros((data.n_features + 1) * k)
+                for a in alphas:  # the largest penalty first: each fit warm-starts the next
+                    wa, ba, start = _logistic(source, ("train",), data.task, k, a, o, start)
+                    loss = _logloss(source, "val", data.task, wa, ba) if has_val else None
+                    if loss is not None:
+                        scores[_fmt(a)] = loss
+                    if w is None or (loss is not None and loss < val - 1e-12):
+                        w, b, alpha, val = wa, ba, a, loss
             if refit:
                 init = np.concatenate([w.ravel(), np.atleast_1d(b)])
                 w, b, _ = _logistic(source, ("train", "val"), data.task, k, alpha, o, init)
-            metric, how = "val_logloss", "the val split's log loss"
+            metric = "val_logloss"
         self.weight_, self.bias_ = np.asarray(w, dtype=np.float64), np.atleast_1d(np.asarray(b, dtype=np.float64))
         details: dict[str, Any] = {
             "alpha": alpha, "alpha_chosen_by": how if o.alpha is None and len(alphas) > 1 else "train.options.alpha",
@@ -336,6 +349,61 @@ def _logistic(source: _Rows, splits: tuple[str, ...], task: str, k: int, alpha: 
     theta = found.x
     w, b = theta[: d * k].reshape(d, k), theta[d * k :]
     return w, (b if k > 1 else b[:1]), theta
+
+
+class _Held:
+    """A :class:`_Rows` look-alike over rows already in memory (one fold of train + val)."""
+
+    def __init__(self, data: TrainingData, splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]) -> None:
+        self.data, self.splits = data, splits
+
+    def chunks(self, split: str) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        yield self.splits[split]
+
+
+def _cv_folds(source: _Rows, data: TrainingData, o: GLMOptions, seed: int) -> list[_Held] | None:
+    """Train + val cut into ``cv_folds`` stratified folds (fold i: its val split), or None when
+    they are too large for it or too small for the folds."""
+    from blase.model._folds import fold_ids
+
+    rows = data.rows("train") + data.rows("val")
+    if o.cv_folds < 2 or rows > o.cv_rows:
+        return None
+    parts = [c for split in ("train", "val") for c in source.chunks(split)]
+    x = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    sw = np.concatenate([p[2] for p in parts]) if parts[0][2] is not None else None
+    fold_of = fold_ids(y, o.cv_folds, seed, stratify=True)
+    if fold_of is None:
+        return None
+    out = []
+    for i in range(o.cv_folds):
+        inside, held = fold_of != i, fold_of == i
+        out.append(_Held(data, {
+            "train": (x[inside], y[inside], sw[inside] if sw is not None else None),
+            "val": (x[held], y[held], None),
+        }))
+    return out
+
+
+def _cv_alpha(folds: list[_Held], data: TrainingData, k: int, alphas: list[float],
+              o: GLMOptions) -> tuple[float, dict[str, float]]:
+    """The alpha with the lowest out-of-fold log loss (each row scored once, by the fit on the
+    other folds), and each alpha's; the fits of one fold warm-start from the larger alpha's."""
+    total = dict.fromkeys(alphas, 0.0)
+    rows = 0
+    # a log loss to rank penalties by: scikit-learn's tol, on the mean row loss as it scales it
+    o = o.model_copy(update={"tol": max(o.tol, 1e-4) * len(folds[0].splits["train"][1])})
+    for fold in folds:
+        n = len(fold.splits["val"][1])
+        rows += n
+        start = np.zeros((data.n_features + 1) * k)
+        for a in alphas:
+            w, b, start = _logistic(fold, ("train",), data.task, k, a, o, start)  # type: ignore[arg-type]
+            total[a] += _logloss(fold, "val", data.task, w, b) * n  # type: ignore[arg-type]
+    scores = {_fmt(a): t / rows for a, t in total.items()}
+    best = min(alphas, key=lambda a: (total[a], -a))  # a tie keeps the larger penalty
+    return best, scores
 
 
 def _logloss(source: _Rows, split: str, task: str, w: np.ndarray, b: np.ndarray) -> float:

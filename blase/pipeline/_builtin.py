@@ -23,6 +23,7 @@ from typing import Any
 
 from blase.cloud import is_remote, list_objects
 from blase.errors import BlaseError
+from blase.executor import RayExecutor, executor_for
 from blase.pipeline._review import (
     review_deploy,
     review_evaluate,
@@ -77,6 +78,8 @@ class ExtractStep(Step):
 
     name = "extract"
     output_type = Extracted
+    #: 2: row groups of exactly the batch size, whichever executor read the files (not DuckDB's scan units)
+    version = 2
     review_inputs = frozenset({"profile"})
     review_tools = ("propose_config_change", "accept_step", "preview_data", "read_run_log")
 
@@ -126,7 +129,7 @@ class ExtractStep(Step):
             raise StepConfigError("data.source is not set in blase.yaml",
                                   hint="add data: {source: data/FILE.csv, label: COLUMN}")
         extract = Extract.from_config(ctx.config.data, ctx.project)
-        result = extract.to_parquet(out_dir, memory=ctx.memory)
+        result = extract.to_parquet(out_dir, memory=ctx.memory, executor=executor_for(ctx.config))
         options = extract.options.model_dump(mode="json") if hasattr(extract.options, "model_dump") else {}
         if "batch_rows" in options and ctx.config.data.format != "auto":
             options["format"] = ctx.config.data.format  # a source plugin named by data.format reads new data too
@@ -237,7 +240,7 @@ class PrepareStep(Step):
         transform = Transform.load(fitted.state_file, project_root=ctx.code_root)
         name = f"{data.source} (after the transform)" if config.transform else str(data.source)
         result = prepare.run(_need(inputs, "extract", Extracted).data_dir, out_dir, memory=ctx.memory,
-                             transform=transform, source_name=name)
+                             transform=transform, source_name=name, executor=executor_for(ctx.config))
         result.output = Shards(root=out_dir, task=str(result.details.get("task", "")))
         result.details = _without(result.details, "manifest", "out_dir")
         return result
@@ -306,6 +309,8 @@ class TrainStep(Step):
         from blase.resources import memory_budget
 
         train = ctx.config.train
+        if train.distributed is not None and train.distributed.launcher == "ray":
+            RayExecutor.from_config(ctx.config.ray).start()  # Ray Train joins the cluster of `ray:`
         kind = model_kind(train.model, train.options, root=ctx.project.root, entries=ctx.config.plugins)
         shards = _need(inputs, "prepare", Shards).shards_dir
         kept = kept_checkpoint(ctx.project, ctx.resume_from) if ctx.resume_from else None

@@ -14,7 +14,10 @@ the transformed table, often wide (one-hot), never goes to disk and back:
   :meth:`Transform.run`, into a scratch folder that prepare then reads.
 
 Every row carries ``__idx``, its position in the input files (file by file, in sorted
-order): the row id in the shards and, without a key column, what the split hashes.
+order): the row id in the shards and, without a key column, what the split hashes. It is the
+same whichever way the transform runs, unless an operation without a SQL form drops or adds
+rows (a filter or ``explode`` applied on Arrow batches): then rows are numbered as they come
+out of the transform.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from blase._duck import sql_quote
+from blase._duck import row_index_sql, sql_quote
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -40,17 +43,6 @@ ROW_ID = "__idx"
 def _parquet_relation(files: list[Path]) -> str:
     listed = ", ".join(sql_quote(str(f)) for f in files)
     return f"read_parquet([{listed}])"
-
-
-def _row_index_sql(files: list[Path]) -> str:
-    if len(files) == 1:
-        return "CAST(file_row_number AS BIGINT)"
-    import pyarrow.parquet as pq
-
-    sizes = [pq.read_metadata(f).num_rows for f in files]
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).tolist()
-    listed = ", ".join(str(int(o)) for o in offsets)
-    return f"([{listed}]::BIGINT[])[CAST(file_index AS BIGINT) + 1] + CAST(file_row_number AS BIGINT)"
 
 
 @dataclass
@@ -75,19 +67,35 @@ class Feed:
     columns: dict[str, str]
     onehot: OneHot | None = None
     expanded: dict[str, tuple[str, int]] = field(default_factory=dict)
+    #: The Parquet files read (the transformed copies when the transform ran outside SQL).
+    files: list[Path] = field(default_factory=list)
+    #: The transform applied in ``relation``'s SQL (None: none, or it already ran into ``files``).
+    transform: Transform | None = None
 
 
 def _describe(con: Any, relation: str) -> dict[str, str]:
     return {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
 
 
+def _window_sql(con: Any, file: Path, window: tuple[int, int, int]) -> str:
+    """Rows ``start..stop-1`` of one file whose first row is row ``offset`` of the input (a
+    file a transform wrote with each row's position carries it already)."""
+    offset, start, stop = (int(v) for v in window)
+    relation = _parquet_relation([file])
+    idx = "" if ROW_ID in _describe(con, relation) else f", {offset} + CAST(file_row_number AS BIGINT) AS {ROW_ID}"
+    return f"(SELECT *{idx} FROM {relation} WHERE file_row_number >= {start} AND file_row_number < {stop})"
+
+
 def open_feed(con: Any, files: list[Path], transform: Transform | None, scratch: Path,
-              memory: int | str | None, *, protect: tuple[str, ...] = ()) -> Feed:
+              memory: int | str | None, *, protect: tuple[str, ...] = (),
+              window: tuple[int, int, int] | None = None) -> Feed:
     """The :class:`Feed` of ``files`` through ``transform`` (None: the files as they are).
 
     ``protect`` names columns (label, key) a final one-hot must not consume: if it does, the
     one-hot runs in SQL like the other operations. ``scratch`` receives the transformed
-    Parquet when the transform has an operation without a SQL form.
+    Parquet when the transform has an operation without a SQL form. ``window``, for one
+    file and a transform with a SQL form: ``(offset, start, stop)``, only that file's rows
+    ``start..stop-1``, with row ids from ``offset`` (an executor's partition).
     """
     from blase.transform import OneHot, is_other
 
@@ -96,13 +104,22 @@ def open_feed(con: Any, files: list[Path], transform: Transform | None, scratch:
     if transform is not None:
         n = len(transform.operations)
         if transform._sql_prefix("auto") < n:
-            files = transform.write([str(f) for f in files], scratch, memory=memory)
+            # the operations without SQL run on Arrow batches into scratch, which carries each
+            # row's position in the input files through them (when they all keep the rows)
+            files = [Path(f) for f in transform.write([str(f) for f in files], scratch, memory=memory,
+                                                      row_index=ROW_ID)]
             transform = None
-    base = f"(SELECT *, {_row_index_sql(files)} AS {ROW_ID} FROM {_parquet_relation(files)})"
+            carried = f"(SELECT * FROM {_parquet_relation(files)})"
+            if ROW_ID in _describe(con, carried):
+                columns = _describe(con, carried)
+                columns.pop(ROW_ID)
+                return Feed(carried, columns, files=list(files))
+    base = (_window_sql(con, files[0], window) if window is not None
+            else f"(SELECT *, {row_index_sql(files)} AS {ROW_ID} FROM {_parquet_relation(files)})")
     if transform is None:
         columns = _describe(con, base)
         columns.pop(ROW_ID, None)
-        return Feed(base, columns)
+        return Feed(base, columns, files=list(files))
     last = transform.operations[-1] if transform.operations else None
     onehot = last if type(last) is OneHot and not set(last.columns_) & set(protect) else None
     upto = n - 1 if onehot is not None else n
@@ -110,7 +127,7 @@ def open_feed(con: Any, files: list[Path], transform: Transform | None, scratch:
     described = _describe(con, relation)
     described.pop(ROW_ID, None)
     if onehot is None:
-        return Feed(relation, described)
+        return Feed(relation, described, files=list(files), transform=transform)
     columns: dict[str, str] = {}
     expanded: dict[str, tuple[str, int]] = {}
     for name, src, value in onehot._layout(list(described)):
@@ -121,7 +138,7 @@ def open_feed(con: Any, files: list[Path], transform: Transform | None, scratch:
         code = len(cats) if is_other(value) else cats.index(value)
         columns[name] = "UTINYINT"
         expanded[name] = (src, code)
-    return Feed(relation, columns, onehot, expanded)
+    return Feed(relation, columns, onehot, expanded, files=list(files), transform=transform)
 
 
 class OneHotCodes:

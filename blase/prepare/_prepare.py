@@ -27,6 +27,8 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +47,7 @@ from blase.prepare._manifest import (
     ShardInfo,
     TensorGroup,
 )
+from blase.prepare._parts import RowSink, fill_parts
 from blase.prepare._plan import MAX_CLASSES_INTEGER, Plan, TaskName, class_key, make_plan
 from blase.prepare._shards import SplitWriter, WriteBehind, WrittenShard
 from blase.prepare._split import (
@@ -62,6 +65,7 @@ from blase.resources import memory_budget
 from blase.steps import StepResult, measure_step
 
 if TYPE_CHECKING:
+    from blase.executor import RayExecutor
     from blase.transform import Transform
 
 __all__ = ["MAX_CLASSES_INTEGER", "Prepare"]
@@ -322,6 +326,7 @@ class Prepare:
         transform: Transform | None = None,
         *,
         source_name: str | None = None,
+        executor: RayExecutor | None = None,
     ) -> StepResult:
         """Split ``source`` and write shards and ``manifest.json`` into ``out_dir``.
 
@@ -344,6 +349,10 @@ class Prepare:
         source_name:
             How errors name the data (default: ``source``): the pipeline passes the user's
             ``data.source``, not the step cache's copy of it.
+        executor:
+            A :class:`~blase.executor.RayExecutor`: the rows (files, runs of row groups) are
+            transformed, split and turned into float32 in its tasks; the checks and the
+            stratified cut points stay here, and the shards are the same bytes.
 
         Returns
         -------
@@ -392,7 +401,7 @@ class Prepare:
                                      protect=protect)
                     plan = make_plan(self, con, files, feed, where, imputed=_imputed(transform))
                     source_hash = hash_file(files[0]) if len(files) == 1 else hash_files(files)
-                    writers, layout = self._stream(con, plan, feed, ratios, tmp, budget)
+                    writers, layout = self._stream(con, plan, feed, ratios, tmp, budget, executor)
                 finally:
                     con.close()
                 shutil.rmtree(tmp / ".duckdb", ignore_errors=True)
@@ -450,6 +459,7 @@ class Prepare:
                 "counts": counts,
                 "task": plan.task,
                 "n_features": len(plan.features),
+                "executor": executor.name if executor is not None else "local",
                 "manifest": str(out / MANIFEST_NAME),
                 "out_dir": str(out),
             },
@@ -477,9 +487,9 @@ class Prepare:
                     hint="rename it with a `rename` transform (blase.yaml transform:)",
                 )
 
-    def _stream(
-        self, con: Any, plan: Plan, feed: Feed, ratios: Ratios, root: Path, budget: int
-    ) -> tuple[dict[str, SplitWriter], Layout | None]:
+    def _hashed(self, plan: Plan, feed: Feed) -> tuple[str, list[int], OneHotCodes | None, Layout | None]:
+        """The query of each row's dense features, one-hot sources, label, row id and split
+        hash ``__h``; the positions of the dense features; the one-hot codes and layout."""
         label = sql_ident(self.label)
         in_tensor = {p for positions in plan.tensors.values() for p in positions}
         dense = [(j, f) for j, f in enumerate(plan.features) if f not in feed.expanded and j not in in_tensor]
@@ -504,18 +514,26 @@ class Prepare:
         if self.key is None:
             for name, expr in row_hash_sql("__idx", self.seed):
                 query = f"(SELECT *, {expr} AS {name} FROM {query})"
-        hashed = query
+        return query, [j for j, _ in dense], hot, layout
 
+    @staticmethod
+    def _final(hashed: str, dense: list[int], hot: OneHotCodes | None, case: str, *, tensors: int = 0) -> str:
+        """What :meth:`_fill` streams: ``hashed`` with each row's split (``case``)."""
+        cols = [f"__f{j}" for j in dense] + [f"__c{m}" for m in range(len(hot.sources if hot else []))]
+        cols += [f"__t{m}" for m in range(tensors)]
+        return f"SELECT {', '.join(cols)}, __y, {case} AS __split, __idx FROM {hashed}"
+
+    def _stream(
+        self, con: Any, plan: Plan, feed: Feed, ratios: Ratios, root: Path, budget: int,
+        executor: RayExecutor | None = None,
+    ) -> tuple[dict[str, SplitWriter], Layout | None]:
+        hashed, dense, hot, layout = self._hashed(plan, feed)
         if self.stratify:
             case = stratified_case_sql(
                 "__y", self._stratified_thresholds(con, plan, hashed, ratios)
             )
         else:
             case = split_case_sql(ratios)
-        cols = [f"__f{j}" for j, _ in dense] + [f"__c{m}" for m in range(len(hot.sources if hot else []))]
-        cols += [f"__t{m}" for m in range(len(tensors))]
-        final = f"SELECT {', '.join(cols)}, __y, {case} AS __split, __idx FROM {hashed}"
-
         d = len(plan.features)
         y_dtype = np.dtype("<f4") if plan.task == "regression" else np.dtype("<i8")
         sink = WriteBehind()
@@ -528,7 +546,11 @@ class Prepare:
             for s in SPLITS
         }
         try:
-            self._fill(con, plan, final, [j for j, _ in dense], hot, writers, budget)
+            if executor is None:
+                self._fill(con, plan, self._final(hashed, dense, hot, case, tensors=len(plan.tensors)), dense, hot,
+                           writers, budget)
+            else:
+                fill_parts(self, plan, feed, case, writers, executor, budget)
             for w in writers.values():
                 w.close()
             sink.drain()
@@ -537,7 +559,7 @@ class Prepare:
         return writers, layout
 
     def _fill(self, con: Any, plan: Plan, final: str, dense: list[int], hot: OneHotCodes | None,
-              writers: dict[str, SplitWriter], budget: int) -> None:
+              writers: Mapping[str, RowSink], budget: int, *, bar: bool = True) -> None:
         """Stream ``final`` (the ``dense`` feature columns, the one-hot sources, label, split,
         row id) into float32 rows (the dense features) and one-hot codes, and hand each
         split's rows to its writer."""
@@ -562,7 +584,7 @@ class Prepare:
         if plan.task != "regression":
             value_set = pa.array(plan.classes)
         reader = _arrow_reader(con.sql(final), batch_rows)
-        with progress("prepare", total=plan.rows) as bar:
+        with progress("prepare", total=plan.rows) if bar else nullcontext() as shown:
             for batch in reader:
                 n = batch.num_rows
                 if n == 0:
@@ -594,7 +616,8 @@ class Prepare:
                         writers[name].append(x[mask], y[mask], ids[mask],
                                              codes[mask] if codes is not None else None,
                                              tensor[mask] if tensor is not None else None)
-                bar.advance(n)
+                if shown is not None:
+                    shown.advance(n)
 
     def _stratified_thresholds(
         self, con: Any, plan: Plan, hashed: str, ratios: Ratios

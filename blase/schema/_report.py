@@ -13,6 +13,11 @@ from typing import Any
 
 #: Categorical columns with at most this many distinct values are one-hot encoded.
 LOW_CARDINALITY = 20
+#: Categorical columns with more values (up to 1,000) keep at most this many one-hot columns,
+#: the most frequent values then an "other" column: as many categories as gradient boosting's
+#: native categorical support bins (255). Capping at 20 instead loses what a column with a
+#: hundred well-populated values (aircraft models, product lines) says about the label.
+MANY_CATEGORIES = 255
 #: A text column whose mean length is above this is free text, not a category.
 TEXT_MEAN_LENGTH = 30
 #: A text column with at least this many distinct values per non-null row is an identifier.

@@ -12,6 +12,7 @@ from blase.schema._report import (
     IMBALANCE_SHARE,
     LABEL_NAMES,
     LOW_CARDINALITY,
+    MANY_CATEGORIES,
     OUTLIER_SHARE,
     TEXT_ID_SHARE,
     TEXT_MEAN_LENGTH,
@@ -135,14 +136,11 @@ def suggest(report: SchemaReport) -> None:
             )
         elif kind == "categorical_high":
             if col.cardinality <= 1000:
+                why = (f"{col.cardinality} categories: one column each" if col.cardinality <= MANY_CATEGORIES
+                       else f"{col.cardinality} categories: keep the {MANY_CATEGORIES - 1} most frequent, "
+                       "the rest as 'other'")
                 col.suggestions.append(
-                    Suggestion(
-                        "encode",
-                        "onehot",
-                        f"{col.cardinality} categories: keep "
-                        "the 20 most frequent, the rest as 'other'",
-                        {"max_categories": LOW_CARDINALITY},
-                    )
+                    Suggestion("encode", "onehot", why, {"max_categories": MANY_CATEGORIES})
                 )
             else:
                 n = min(1024, 1 << max(4, math.ceil(math.log2(col.cardinality / 8))))

@@ -10,8 +10,9 @@ writes into a run folder and never takes a lock a writer waits on.
 
 Besides the latest value of each metric the index keeps its minimum, maximum and number of
 points, so the runs table can show and sort by ``min(val_loss)`` or ``best(test.accuracy)``.
-Finished runs met for the first time are read in one DuckDB pass over their ``metrics.csv``
-files. Queries take the quick filters of the runs page (project, status, kind, model, dates,
+Finished runs met for the first time are published as soon as their summaries are read; the
+minimum and maximum follow from several parallel reads of their ``metrics.csv`` files, and
+:meth:`RunIndex.progress` says how far both passes are (the runs page shows it). Queries take the quick filters of the runs page (project, status, kind, model, dates,
 a run id or data/config/code hash prefix) in Python and ``where``/``sort`` in DuckDB, over a
 table that holds only the columns the query names.
 """
@@ -39,7 +40,7 @@ from blase.track._indexed import (
     read_new_metrics,
     run_signature,
     save_index,
-    stats_in_one_pass,
+    stats_in_parallel,
 )
 from blase.track._models import RunDetail, RunSummary
 from blase.track._query import (
@@ -54,9 +55,32 @@ from blase.track._query import (
 )
 from blase.track._reader import detail_run
 
-__all__ = ["RunFilter", "RunIndex"]
+__all__ = ["IndexProgress", "RunFilter", "RunIndex"]
+
+#: Seconds between two publications of the index while the min/max pass runs (each makes the
+#: runs read so far visible to queries: their min, max and best columns fill in as it goes).
+PUBLISH_EVERY = 2.0
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class IndexProgress:
+    """How far a refresh is: run folders read (``listed`` of ``to_list``) and ended runs whose
+    metric minimum and maximum are read (``stats_done`` of ``stats_total``)."""
+
+    listed: int = 0
+    to_list: int = 0
+    stats_done: int = 0
+    stats_total: int = 0
+    listing: bool = False
+    started: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"listed": self.listed, "to_list": self.to_list, "stats_done": self.stats_done,
+                "stats_total": self.stats_total, "listing": self.listing,
+                "stats_pending": self.stats_done < self.stats_total,
+                "seconds": round(time.time() - self.started, 1) if self.started else 0.0}
 
 
 @dataclass
@@ -128,6 +152,8 @@ class RunIndex:
         self._saved_done = -1
         self._con: Any = None
         self._stop = threading.Event()
+        self._listed = threading.Event()  # set when the first snapshot is published
+        self._progress = IndexProgress()
 
     def keep_fresh(self, every: float = 1.0) -> None:
         """Refresh in a daemon thread until :meth:`stop`: now, then every ``every`` seconds, or
@@ -144,14 +170,26 @@ class RunIndex:
                         first = False
                 except Exception:  # the next round tries again
                     logger.warning("refreshing the run index failed", exc_info=True)
+                    self._listed.set()  # a query waiting for the first snapshot refreshes itself (and sees why)
                 wait = max(every, 3 * self.refresh_seconds)
 
         self._background = True
         threading.Thread(target=loop, name="blase-run-index", daemon=True).start()
 
     def _maybe_refresh(self, max_age: float) -> None:
+        if self._background and not self.refreshed_at:
+            # the background thread lists the runs: wait for its first snapshot (not its min/max pass)
+            while not self._listed.wait(0.5) and not self._stop.is_set():
+                pass
+            if self.refreshed_at:
+                return
         if not self.refreshed_at or (not self._background and time.time() - self.refreshed_at >= max_age):
             self.refresh()
+
+    def progress(self) -> dict[str, Any]:
+        """How far the current (or last) refresh is (:class:`IndexProgress` as a dict), and
+        whether the runs are listed yet."""
+        return {**self._progress.to_json(), "ready": bool(self.refreshed_at)}
 
     def stop(self) -> None:
         self._stop.set()
@@ -183,6 +221,7 @@ class RunIndex:
                 self._saved_done = count_done(runs)
             seen: set[str] = set()
             fresh: list[tuple[str, Path, tuple[Any, ...]]] = []
+            progress = self._progress = IndexProgress(listing=True, started=started)
             for root in self.roots:
                 for key in run_paths(root):
                     seen.add(key)
@@ -194,10 +233,12 @@ class RunIndex:
             gone = set(runs) - seen
             for key in gone:
                 del runs[key]
+            progress.to_list = len(fresh)
             changed, batch = self._read(runs, fresh)
+            progress.listing, progress.stats_total = False, len(batch)
             self._publish(runs, changed or bool(gone), started)
-            if batch:  # minimum, maximum and count of the runs met for the first time: published after
-                _metric_stats(batch)
+            if batch:  # minimum, maximum and count of the runs met for the first time: published as read
+                self._metric_stats(runs, batch, started)
                 self._publish(runs, True, started)
             done = count_done(runs)
             if done != self._saved_done:
@@ -215,6 +256,7 @@ class RunIndex:
                 self._keys = None
                 self._column_cache = {}
             self.refreshed_at = started
+        self._listed.set()  # after refreshed_at: a query it wakes finds the snapshot
 
     def _read(self, runs: dict[str, IndexedRun], fresh: list[tuple[str, Path, tuple[Any, ...]]],
               ) -> tuple[bool, list[IndexedRun]]:
@@ -231,11 +273,31 @@ class RunIndex:
                 entry = IndexedRun(RunSummary(id=run_dir.name, name=run_dir.name, status="unknown", project=str(root),
                                               damage=[f"{run_dir.name}: unreadable ({exc})"], path=run_dir), signature=sig)
             runs[key] = entry
+            self._progress.listed += 1
             changed = changed or old is None or (old.signature, old.summary.status, old.metrics_offset) != (
                 entry.signature, entry.summary.status, entry.metrics_offset)
             if entry.summary.status != "running" and entry.metrics_offset == 0:
                 batch.append(entry)
         return changed, batch
+
+    def _metric_stats(self, runs: dict[str, IndexedRun], batch: list[IndexedRun], started: float) -> None:
+        """Read the metric statistics of ended runs (many in parallel, a few one by one),
+        publishing what is read every :data:`PUBLISH_EVERY` seconds."""
+        progress = self._progress
+        last = [time.time()]
+
+        def done(n: int) -> None:
+            progress.stats_done += n
+            if time.time() - last[0] >= PUBLISH_EVERY:
+                self._publish(runs, True, started)
+                last[0] = time.time()
+
+        if len(batch) >= BATCH_MIN_RUNS:
+            stats_in_parallel(batch, done=done)
+        for entry in batch:
+            if entry.metrics_offset == 0:
+                read_new_metrics(entry)
+        progress.stats_done = progress.stats_total
 
     # ------------------------------------------------------------------ reading
 
@@ -322,15 +384,6 @@ class RunIndex:
 
         rows = _duck_query(self._duckdb(), runs, keep, _columns_for(self.all_keys()), column, where, sort)
         return [runs[i] for i in rows]
-
-
-def _metric_stats(batch: list[IndexedRun]) -> None:
-    """Read the metric statistics of ended runs: many in one DuckDB pass, the rest one by one."""
-    if len(batch) >= BATCH_MIN_RUNS:
-        stats_in_one_pass(batch)
-    for entry in batch:
-        if entry.metrics_offset == 0:
-            read_new_metrics(entry)
 
 
 # ---------------------------------------------------------------------- where and sort

@@ -191,6 +191,9 @@ class Track:
         self._names: set[str] = set()
         self._quoted: dict[str, str] = {}
         self._latest: dict[str, float | int] = {}
+        # [min, max, count] per metric, kept as points are written: summary.json carries them, so
+        # the run index (`blase ui`) never has to read this run's metrics.csv for its min/max
+        self._stats: dict[str, list[Any]] = {}
         self._params: dict[str, Any] = {}
         self._tags: dict[str, str] = {}
         self._artifacts: dict[str, dict[str, Any]] = {}
@@ -376,6 +379,7 @@ class Track:
                 "ended": ended,
                 "params": self._params,
                 "metrics": self._latest,
+                "metric_stats": self._stats if self._flush_error is None else None,  # else: read the file
                 "tags": self._tags,
                 "artifacts": list(self._artifacts.values()),
                 "events": dict(self._events),
@@ -612,12 +616,21 @@ class Track:
             if not batch or self._metrics_f is None or self._metrics_f.closed:
                 return
             quoted = self._quoted
-            latest = self._latest
+            latest, stats = self._latest, self._stats
             lines = []
             add = lines.append
             for t, step, name, value in batch:
                 add(f"{t!r},{'' if step is None else step},{quoted[name]},{value!r}\n")
                 latest[name] = value
+                st = stats.get(name)
+                if st is None:
+                    stats[name] = [value, value, 1]
+                else:
+                    if value < st[0]:
+                        st[0] = value
+                    if value > st[1]:
+                        st[1] = value
+                    st[2] += 1
             try:
                 self._metrics_f.write("".join(lines))
                 self._metrics_f.flush()

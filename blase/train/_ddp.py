@@ -1,4 +1,5 @@
-"""A ``torchrun`` worker of distributed training: ``python -m blase.train._ddp OUT/.ddp/job.json``.
+"""A worker of distributed training: ``python -m blase.train._ddp OUT/.ddp/job.json`` under
+``torchrun``, or :func:`ray_worker` under Ray Train's ``TorchTrainer``.
 
 It joins the process group, builds the :class:`~blase.train.Train` the launcher
 (:mod:`blase.train._launch`) described, and runs its ``fit`` as one of the ranks; rank 0 hands
@@ -17,11 +18,11 @@ from typing import IO, Any
 from blase.config import TrainConfig
 from blase.steps import StepResult
 from blase.train._checkpoint import write_json
-from blase.train._launch import RECORDS, RESULT
+from blase.train._launch import RECORDS, RESULT, backend_for
 from blase.train._ranks import Ranks
 from blase.train._train import Train
 
-__all__ = ["TrackRelay", "main"]
+__all__ = ["TrackRelay", "main", "ray_worker", "run_rank"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,15 +60,6 @@ def _ranks_from_env() -> Ranks:
     )
 
 
-def _backend(config: TrainConfig) -> str:
-    wanted = config.distributed.backend if config.distributed is not None else "auto"
-    if wanted != "auto":
-        return wanted
-    from blase.train._device import resolve_device
-
-    return "nccl" if resolve_device(config.device).type == "cuda" else "gloo"
-
-
 def _train(job: dict[str, Any], ranks: Ranks, job_dir: Path) -> StepResult:
     config = TrainConfig.model_validate(job["config"])
     if config.threads is None:  # the processes on this machine share its cores
@@ -99,18 +91,17 @@ def _train(job: dict[str, Any], ranks: Ranks, job_dir: Path) -> StepResult:
     return result
 
 
-def main(argv: list[str]) -> int:
-    """A ``torchrun`` worker: ``python -m blase.train._ddp OUT/.ddp/job.json``."""
+def run_rank(job_path: Path, ranks: Ranks, *, join: bool) -> int:
+    """Train as rank ``ranks.rank`` of the job at ``job_path``; 0 on success. ``join``: this
+    process joins the process group itself (torchrun); Ray Train has joined it already."""
     import torch.distributed as dist
 
     from blase.errors import BlaseError
 
-    job_path = Path(argv[0])
     job = json.loads(job_path.read_text())
-    ranks = _ranks_from_env()
-    logging.basicConfig(level=logging.INFO, format=f"[rank {ranks.rank}] %(levelname)s %(message)s")
     try:
-        dist.init_process_group(backend=_backend(TrainConfig.model_validate(job["config"])))
+        if join:
+            dist.init_process_group(backend=backend_for(TrainConfig.model_validate(job["config"])))
         result = _train(job, ranks, job_path.parent)
         dist.barrier()  # every rank has finished: the run is complete
         if ranks.writer:
@@ -123,9 +114,28 @@ def main(argv: list[str]) -> int:
         logger.error("%s", exc)
         return 1
     finally:
-        if dist.is_initialized():
+        if join and dist.is_initialized():
             dist.destroy_process_group()
     return 0
+
+
+def main(argv: list[str]) -> int:
+    """A ``torchrun`` worker: ``python -m blase.train._ddp OUT/.ddp/job.json``."""
+    ranks = _ranks_from_env()
+    logging.basicConfig(level=logging.INFO, format=f"[rank {ranks.rank}] %(levelname)s %(message)s")
+    return run_rank(Path(argv[0]), ranks, join=True)
+
+
+def ray_worker(config: dict[str, Any]) -> None:
+    """A Ray Train worker (``train_loop_per_worker`` of a ``TorchTrainer``): ``config["job"]``."""
+    from ray import train
+
+    context = train.get_context()
+    ranks = Ranks(rank=context.get_world_rank(), world=context.get_world_size(),
+                  local_rank=context.get_local_rank())
+    os.environ.setdefault("LOCAL_WORLD_SIZE", str(context.get_local_world_size()))
+    if run_rank(Path(config["job"]), ranks, join=False) != 0:
+        raise RuntimeError(f"rank {ranks.rank} failed: see error-{ranks.rank}.json")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from blase.config import DistributedConfig
+from blase.config import DistributedConfig, TrainConfig
 from blase.steps import StepResult, measure_step
 from blase.train._checkpoint import remove_stale, write_json
 from blase.train._errors import TrainError
@@ -38,7 +38,8 @@ from blase.train._loop import EpochHook
 if TYPE_CHECKING:
     from blase.train._train import Train
 
-__all__ = ["JOB_DIR", "LOG", "RECORDS", "RESULT", "launch_fit", "torchrun_command"]
+__all__ = ["JOB_DIR", "LOG", "RECORDS", "RESULT", "backend_for", "launch_fit", "read_result", "torchrun_command",
+           "write_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -122,12 +123,7 @@ def launch_fit(
             f"the job this machine joins",
             hint=f"on this machine run: {shlex.join(cmd)}",
         )
-    job = _job(trainer, Path(shards_dir), out, resume)
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale(out)
-    shutil.rmtree(job_dir, ignore_errors=True)
-    job_dir.mkdir()
-    write_json(job_path, job)
+    write_job(trainer, Path(shards_dir), out, resume)
     if dist.nnodes > 1:
         other = [c.replace("--node_rank=0", "--node_rank=K") for c in cmd]
         logger.info("train: on each other node K run: %s", shlex.join(other))
@@ -151,18 +147,46 @@ def launch_fit(
         tail = (job_dir / LOG).read_text(errors="replace").splitlines()[-40:]
         logger.warning("train: torchrun exited with status %d after training finished:\n%s",
                        proc.returncode, "\n".join(tail))
+    return read_result(job_dir, meter.seconds, dist)
+
+
+def write_job(trainer: Train, shards: Path, out: Path, resume: bool) -> Path:
+    """``out/.ddp/job.json`` (a fresh folder; stale temporary files in ``out`` removed)."""
+    job = _job(trainer, shards, out, resume)
+    job_dir = out / JOB_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale(out)
+    shutil.rmtree(job_dir, ignore_errors=True)
+    job_dir.mkdir()
+    write_json(job_dir / JOB, job)
+    return job_dir / JOB
+
+
+def read_result(job_dir: Path, seconds: float, dist: DistributedConfig) -> StepResult:
+    """Rank 0's result, with the launch's time and shape; the job folder removed."""
     result = StepResult.from_json(json.loads((job_dir / RESULT).read_text()))
     shutil.rmtree(job_dir, ignore_errors=True)
-    result.seconds = meter.seconds
+    result.seconds = seconds
     result.details |= {
         "world_size": dist.nproc_per_node * dist.nnodes,
         "nproc_per_node": dist.nproc_per_node,
         "nnodes": dist.nnodes,
+        "launcher": dist.launcher,
     }
     return result
 
 
-def _follow(proc: subprocess.Popen[bytes], records: Path, run: Any, on_epoch_end: EpochHook | None) -> None:
+def backend_for(config: TrainConfig) -> str:
+    """The process group's backend: ``train.distributed.backend``; auto: nccl on CUDA, else gloo."""
+    wanted = config.distributed.backend if config.distributed is not None else "auto"
+    if wanted != "auto":
+        return wanted
+    from blase.train._device import resolve_device
+
+    return "nccl" if resolve_device(config.device).type == "cuda" else "gloo"
+
+
+def _follow(proc: Any, records: Path, run: Any, on_epoch_end: EpochHook | None) -> None:
     """Replay rank 0's records into ``run`` and ``on_epoch_end`` until the workers exit."""
     offset = 0
     while True:

@@ -400,7 +400,10 @@ class Train:
         from blase.track import active_run
 
         if self.config.distributed is not None and self._ranks is None:
-            from blase.train._launch import launch_fit
+            if self.config.distributed.launcher == "ray":
+                from blase.train._ray_launch import ray_fit as launch_fit
+            else:
+                from blase.train._launch import launch_fit
 
             return launch_fit(
                 self, shards_dir, out_dir, resume=resume, track=track, on_epoch_end=on_epoch_end

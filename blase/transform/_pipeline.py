@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from blase._duck import connect, sql_quote
+from blase._duck import connect, row_index_sql, sql_ident, sql_quote
 from blase._formats import FORMATS, check_format
 from blase._fs import replace_dir, write_json_atomic
 from blase.errors import TransformError
@@ -428,9 +428,12 @@ class Transform:
         *,
         count_unseen: bool = False,
         batch_rows: int = 65_536,
+        carry: str | None = None,
     ) -> None:
         """Apply operations ``start..stop-1`` to ``relation``, batch by batch, into
-        ``folder/part-*.parquet`` (one schema for all files: the first batch's)."""
+        ``folder/part-*.parquet`` (one schema for all files: the first batch's). ``carry``
+        names a column of ``relation`` the operations never see, put back last in each batch
+        (the operations keep the rows)."""
         import pyarrow.parquet as pq
 
         folder.mkdir(parents=True, exist_ok=True)
@@ -441,10 +444,17 @@ class Transform:
         try:
             for batch in reader:
                 table = pa.Table.from_batches([batch])
+                carried = table.column(carry) if carry else None
+                if carry:
+                    table = table.drop_columns([carry])
                 out = self._apply_ops(table, start, stop, report, count_unseen=count_unseen)
                 if schema is None:
                     done = stop == len(self.operations) and self.is_fitted
                     schema = self.output_schema_ if done else out.schema
+                    if carry:
+                        schema = schema.append(pa.field(carry, pa.int64()))
+                if carry:
+                    out = out.append_column(carry, carried)
                 out = _cast_present(out, schema)
                 if writer is None or rows_in_file >= ROWS_PER_FILE:
                     if writer is not None:
@@ -456,7 +466,10 @@ class Transform:
                 rows_in_file += out.num_rows
             if writer is None:  # no rows: still write the (empty) schema
                 empty = pa.Table.from_batches([], schema=reader.schema)
-                out = self._apply_ops(empty, start, stop, report, count_unseen=False)
+                out = self._apply_ops(empty.drop_columns([carry]) if carry else empty, start, stop, report,
+                                      count_unseen=False)
+                if carry:
+                    out = out.append_column(carry, pa.array([], pa.int64()))
                 pq.write_table(out, folder / "part-00000.parquet")
         finally:
             if writer is not None:
@@ -515,18 +528,24 @@ class Transform:
                 self.last_apply_report = report
         return self._result(meter, budget, files, out_dir, parts, report, applied)
 
-    def write(self, source: Any, folder: str | os.PathLike[str], memory: int | str | None = None) -> list[Path]:
+    def write(self, source: Any, folder: str | os.PathLike[str], memory: int | str | None = None, *,
+              row_index: str | None = None) -> list[Path]:
         """Apply the fitted transform to ``source`` and write ``folder/part-*.parquet`` (a new
-        folder; no state file, no step record). Returns the files written."""
+        folder; no state file, no step record). Returns the files written.
+
+        ``row_index`` (a column name) also writes each row's position in ``source``'s files,
+        file by file, passed through the operations unchanged (as the last column); it is left
+        out when an operation applied on Arrow batches may drop or add rows, since rows then
+        no longer match positions one to one."""
         from blase.resources import memory_budget
 
         self._check_fitted()
         folder = Path(folder)
-        self._write_parts(source, folder, memory, memory_budget(memory))
+        self._write_parts(source, folder, memory, memory_budget(memory), row_index=row_index)
         return sorted(folder.glob("part-*.parquet"))
 
     def _write_parts(self, source: Any, folder: Path, memory: int | str | None, budget: int, *,
-                     engine: str = "auto", count_unseen: bool = False,
+                     engine: str = "auto", count_unseen: bool = False, row_index: str | None = None,
                      ) -> tuple[list[str], ApplyReport, int, int]:
         """The apply pass into ``folder`` (created): the files read, the report, the number
         of operations run in SQL and the Arrow batch size."""
@@ -543,7 +562,12 @@ class Transform:
                 raise TransformError(f"{self._where(k, op)} has no SQL form; use engine='auto'")
             row_bytes = _row_bytes(files) if files else 64.0
             batch_rows = int(min(262_144, max(4_096, budget * 0.02 / max(row_bytes, 1.0))))
-            query = self.sql(src.relation, upto=k)
+            keep: list[str] = []
+            relation = src.relation
+            if row_index and files and all(op.preserves_rows for op in self.operations[k:]):
+                keep = [row_index]
+                relation = f"(SELECT *, {row_index_sql(files)} AS {sql_ident(row_index)} FROM {src.relation})"
+            query = self.sql(relation, upto=k, keep=keep)
             if count_unseen:
                 self._count_unseen_sql(con, src.relation, k, report)
             folder.mkdir(parents=True)
@@ -559,7 +583,7 @@ class Transform:
                     ) from None
             else:
                 self._stream(con, f"({query})", k, len(self.operations), folder, report,
-                             count_unseen=count_unseen, batch_rows=batch_rows)
+                             count_unseen=count_unseen, batch_rows=batch_rows, carry=keep[0] if keep else None)
         return files, report, k, batch_rows
 
     def _count_unseen_sql(self, con: duckdb.DuckDBPyConnection, relation: str, k: int,

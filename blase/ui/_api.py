@@ -8,8 +8,9 @@ promotes and rolls back models through :mod:`blase.deploy`, like ``blase promote
 
 from __future__ import annotations
 
+import json
 import mimetypes
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from blase.errors import BlaseError
 from blase.project import Project, find_project
 from blase.track import AGGREGATES, RunFilter, RunIndex
+from blase.ui._events import stream_start
 from blase.ui._registry import UserRegistry, remember_project
 from blase.ui._views import (
     MAX_COMPARE,
@@ -156,17 +158,23 @@ class Dashboard:
             row.pop("damage", None)
             row["project_name"] = names.get(run.summary.project, Path(run.summary.project).name)
             row["cols"] = {label: _cell(run, kind, key, agg) for label, kind, key, agg in columns}
+            # an ended run met for the first time: its min/max/best are still being read
+            row["stats_pending"] = not run.metrics_offset and bool(run.metrics_size) and run.summary.status != "running"
             rows.append(row)
         keys = self.index.all_keys()
         return {"runs": rows, "total": len(found), "page": query.page, "per_page": query.per_page,
                 "metrics": keys["metrics"], "params": keys["params"], "tags": keys["tags"],
-                "columns": [c[0] for c in columns]}
+                "columns": [c[0] for c in columns], "index": self.index.progress()}
 
     def run(self, ref: str) -> dict[str, Any]:
         """A run: steps (with the assistant's decisions), params, metrics with thinned history,
         resource series, artifacts, events, and its lineage graph when it is a pipeline run."""
+        entry = self.index.get(ref.strip().lower())
+        # where a page's event stream starts: the files' ends before they are read (nothing missed)
+        start = stream_start(entry.summary.path) if entry is not None else None
         run = self._load(ref, history=True)
         data = run.to_json()
+        data["stream_from"] = start or stream_start(run.path)
         data["metric_history"] = {k: thin(v) for k, v in data["metric_history"].items()}
         data["steps"] = steps_of(run.event_list)
         data["event_list"] = [_event_row(e) for e in run.event_list]
@@ -179,6 +187,33 @@ class Dashboard:
         for art in data["artifacts"]:
             art["type"] = mimetypes.guess_type(str(art["name"]))[0] or "application/octet-stream"
         return data
+
+    def run_events(self, ref: str, start: str | None, *, stopping: Callable[[], bool]) -> Iterator[bytes]:
+        """Server-Sent Events of run ``ref`` from position ``start`` (``"M:L"``, see
+        :mod:`blase.ui._events`; ``None``: from now) until the run ends or ``stopping()``."""
+        from blase.ui._events import SUMMARY_FILE, RunStream, parse_position
+
+        run = self._load(ref, history=False)
+        if run.path is None:
+            raise UIError(f"run {run.id} has no folder to stream from", status=404)
+        try:
+            stream = RunStream(run.path, start if start else None)
+            if start:
+                parse_position(start)
+        except ValueError:
+            raise UIError(f"{start!r} is not a stream position", hint="give from=METRICS_BYTES:LOG_BYTES, "
+                          "as the run's stream_from says") from None
+        run_dir, run_id = run.path, run.id
+
+        def status() -> str:
+            try:
+                return str(json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8")).get("status") or "ended")
+            except (OSError, ValueError, AttributeError):
+                pass  # the writer has not ended (or was killed: the index tells from its heartbeat)
+            entry = self.index.get(run_id)
+            return entry.summary.status if entry is not None and entry.summary.status != "unknown" else "running"
+
+        return stream.messages(status, stopping)
 
     def _lineage(self, run: Any) -> dict[str, Any] | None:
         from blase.lineage import LineageError, run_lineage
@@ -303,8 +338,13 @@ class Dashboard:
             run = self._load(summary.id, history=False)
             events += [{**_event_row(e), "run": run.id} for e in run.event_list]
         autopilot = any(r.summary.tags.get("autopilot") for r in runs)
+        pending = self._pending(project, sid)
+        if autopilot and pending is not None:
+            from blase.ui._assistant import autopilot_answer
+
+            pending["answered"] = autopilot_answer(project, sid, str(pending.get("call_id") or ""))
         return {"session": sid, "project": str(project.root), "events": events, "autopilot": autopilot,
-                "pending": self._pending(project, sid), "read_only": self.read_only}
+                "pending": pending, "read_only": self.read_only}
 
     def _pending(self, project: Project, sid: str) -> dict[str, Any] | None:
         from blase.ui._assistant import pending_call
@@ -315,16 +355,17 @@ class Dashboard:
                note: str | None = None) -> dict[str, Any]:
         """Approve, reject or edit the call session ``sid`` waits on, through the same gate as
         ``blase chat`` (the decision is recorded as a person's, from ``blase ui``)."""
-        from blase.ui._assistant import decide_pending
+        from blase.ui._assistant import AnswerConflict, answer_autopilot, decide_pending
 
         self._allow_change(f"{action} of the assistant's proposal")
         detail = self.session(sid)
-        if detail["autopilot"]:
-            raise UIError(f"session {sid} is a `blase run --autonomy` pipeline: its proposal is answered where "
-                          "that command waits", hint="answer it in the terminal that runs `blase run --autonomy semi`",
-                          status=409)
-        return decide_pending(self.project(detail["project"]), sid, action, args=args, note=note,
-                              llm=self.assistant_llm)
+        project = self.project(detail["project"])
+        if detail["autopilot"]:  # its own process waits: it gets the answer, unless the terminal was first
+            try:
+                return answer_autopilot(project, sid, action, args=args, note=note)
+            except AnswerConflict as exc:
+                raise UIError(exc.message, hint=exc.hint, status=409) from None
+        return decide_pending(project, sid, action, args=args, note=note, llm=self.assistant_llm)
 
     # ------------------------------------------------------------------ saved views
 
@@ -458,21 +499,13 @@ def _version_metrics(folder: Path) -> dict[str, float]:
 
 
 def _promotions(folder: Path, last: int = 10) -> list[dict[str, Any]]:
-    import json
+    from blase.ui._events import json_objects
 
     try:
         lines = (folder / "promotions.jsonl").read_text(encoding="utf-8").splitlines()
     except OSError:
         return []
-    out = []
-    for line in lines[-last:]:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            out.append(record)
-    return out
+    return json_objects(lines[-last:])
 
 
 def _inside(path: Path, folder: Path) -> bool:

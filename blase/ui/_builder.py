@@ -37,10 +37,15 @@ from blase.ui._yamledit import load_document, render, unified_diff, without_orig
 if TYPE_CHECKING:
     from blase.ui._api import Dashboard
 
-__all__ = ["PREVIEW_ROWS", "SAMPLE_ROWS", "Builder"]
+__all__ = ["PREVIEW_ROWS", "SAMPLE_KINDS", "SAMPLE_ROWS", "SAMPLE_SEED", "Builder"]
 
-#: Rows the transform preview fits and applies on (the first rows of the source).
+#: Rows the previews read and the transform preview fits and applies on: a seeded random sample
+#: of the whole source (or, on request, its first rows).
 SAMPLE_ROWS = 2000
+#: The seed of that sample: the same rows on every preview of the same files.
+SAMPLE_SEED = 0
+#: What a preview may read: ``sample`` (random rows of the whole source) or ``first`` (the first rows).
+SAMPLE_KINDS = ("sample", "first")
 #: Rows a preview shows.
 PREVIEW_ROWS = 20
 #: Samples kept between previews (a few sources at most are being edited at once).
@@ -79,9 +84,10 @@ class Builder:
             "check": lambda: self.check(project, _doc(body)),
             "diff": lambda: self.diff(project, _doc(body)),
             "save": lambda: self.save(project, _doc(body), _text(body, "base")),
-            "source": lambda: self.preview_source(project, _text(body, "source"), body.get("data")),
+            "source": lambda: self.preview_source(project, _text(body, "source"), body.get("data"),
+                                                  rows=_rows(body)),
             "suggest": lambda: self.suggest(project, _text(body, "source"), body.get("label")),
-            "preview": lambda: self.preview_transform(project, _doc(body), _index(body, "upto")),
+            "preview": lambda: self.preview_transform(project, _doc(body), _index(body, "upto"), rows=_rows(body)),
             "run": lambda: self.run(project, _text(body, "from_step")),
         }
         if route not in actions:
@@ -143,11 +149,13 @@ class Builder:
 
     # ------------------------------------------------------------------ previews
 
-    def preview_source(self, project: Project, source: str, data: Any = None) -> dict[str, Any]:
-        """The first rows and the schema of ``source`` (read with the ``data:`` settings given)."""
+    def preview_source(self, project: Project, source: str, data: Any = None, *, rows: str = "sample") -> dict[str, Any]:
+        """Rows and the schema of ``source`` (read with the ``data:`` settings given): from the
+        seeded random sample of the whole source, or its first rows (``rows="first"``)."""
         settings = dict(data) if isinstance(data, dict) else {}
         config = self._confined(project, {**settings, "source": source})
-        return _table_json(self._sample(project, config.data)) | {"source": source}
+        sample, about = self._sample(project, config.data, rows)
+        return _table_json(sample) | {"source": source, "sample": about}
 
     def suggest(self, project: Project, source: str, label: Any = None) -> dict[str, Any]:
         """``blase schema SOURCE``: each column's kind and suggested operations, as transform entries."""
@@ -160,9 +168,11 @@ class Builder:
         return {"columns": data["columns"], "label": data["label"], "label_candidates": data["label_candidates"][:5],
                 "warnings": data["warnings"], "transform": report.to_transform_config(), "rows": data["rows"]}
 
-    def preview_transform(self, project: Project, doc: dict[str, Any], upto: int) -> dict[str, Any]:
-        """The data after transform operations 0..``upto`` of ``doc``, fitted and applied on the
-        first :data:`SAMPLE_ROWS` rows of the source (DuckDB), with the first rows shown."""
+    def preview_transform(self, project: Project, doc: dict[str, Any], upto: int, *,
+                          rows: str = "sample") -> dict[str, Any]:
+        """The data after transform operations 0..``upto`` of ``doc``, fitted and applied on
+        :data:`SAMPLE_ROWS` rows of the source (a seeded random sample of all of it, or its first
+        rows with ``rows="first"``; DuckDB), with the first rows of the result shown."""
         from blase.transform import from_step_config
 
         config = config_from_dict(without_origins(doc), file="blase.yaml (unsaved)")
@@ -171,37 +181,50 @@ class Builder:
                           hint="operations are numbered from 0")
         check_confined(config, project.root, base=_saved(project), file="blase ui")
         started = time.perf_counter()
-        sample = self._sample(project, config.data)
+        sample, about = self._sample(project, config.data, rows)
         exclude = [c for c in (config.data.label, config.data.key) if c]
         transform = from_step_config(config.transform[: upto + 1], project.root, exclude=exclude)
         transform.fit(sample)
         out = transform.apply(sample)
         return _table_json(out) | {
             "upto": upto, "rows_in": sample.num_rows, "rows_out": out.num_rows,
-            "seconds": round(time.perf_counter() - started, 3), "notes": transform.fit_warnings,
+            "seconds": round(time.perf_counter() - started, 3), "notes": transform.fit_warnings, "sample": about,
         }
 
-    def _sample(self, project: Project, data: DataConfig) -> Any:
-        """The first :data:`SAMPLE_ROWS` rows of the source (as ``blase run`` reads them),
-        read again only when the ``data:`` settings or the files' sizes or times change."""
+    def _sample(self, project: Project, data: DataConfig, rows: str = "sample") -> tuple[Any, dict[str, Any]]:
+        """:data:`SAMPLE_ROWS` rows of the source as ``blase run`` reads them (a seeded random
+        sample of all of it, or its first rows), and what they are (``kind``, ``rows``, ``seed``,
+        ``of_about``: the source's rows when they can be told cheaply); read again only when the
+        ``data:`` settings or the files' sizes or times change."""
         import json
 
-        from blase._sample import data_files
+        from blase._sample import data_files, estimate_rows
         from blase.extract import Extract
 
         source = project.root / str(data.source)
         try:
-            stamps = [(str(f), os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in data_files(source)] or None
+            files = data_files(source)
+            stamps = [(str(f), os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files] or None
         except (OSError, BlaseError):
-            stamps = None  # not plain files (a table in a database file, a plugin's source): no reuse
-        key = json.dumps([str(project.root), data.model_dump(mode="json"), stamps], default=str)
+            files, stamps = [], None  # not plain files (a table in a database file, a plugin's source): no reuse
+        key = json.dumps([str(project.root), data.model_dump(mode="json"), stamps, rows], default=str)
         if stamps is None or key not in self._samples:
-            sample = Extract.from_config(data, project).preview(SAMPLE_ROWS)
+            extract = Extract.from_config(data, project)
+            table = extract.preview(SAMPLE_ROWS) if rows == "first" else extract.sample(SAMPLE_ROWS, seed=SAMPLE_SEED)
+            try:
+                total = estimate_rows(files) if files else None
+            except (OSError, ValueError):
+                total = None
+            method = (table.schema.metadata or {}).get(b"blase.sample", b"").decode()
+            # fewer rows than asked for from a reservoir or the first rows: the source is that small
+            kind = rows if table.num_rows >= SAMPLE_ROWS or method == "blocks" else "all"
+            about = {"kind": kind, "rows": table.num_rows, "method": method or None, "seed": SAMPLE_SEED if kind == "sample" else None,
+                     "of_about": total}
             if stamps is None:
-                return sample
+                return table, about
             while len(self._samples) >= MAX_SAMPLES:
                 self._samples.pop(next(iter(self._samples)))
-            self._samples[key] = sample
+            self._samples[key] = (table, about)
         return self._samples[key]
 
     def _confined(self, project: Project, data: dict[str, Any]) -> ProjectConfig:
@@ -288,6 +311,15 @@ def _table_json(table: Any) -> dict[str, Any]:
     shown = table.slice(0, PREVIEW_ROWS)
     return {"columns": [{"name": f.name, "type": str(f.type)} for f in table.schema],
             "rows": [list(r.values()) for r in shown.to_pylist()]}
+
+
+def _rows(body: dict[str, Any]) -> str:
+    """Which rows a preview reads: ``sample`` (the default) or ``first``."""
+    rows = body.get("rows") or "sample"
+    if rows not in SAMPLE_KINDS:
+        raise UIError(f"rows {rows!r} is not one of {', '.join(SAMPLE_KINDS)}",
+                      hint="send rows: sample (a random sample of the whole source) or rows: first")
+    return str(rows)
 
 
 def _digest(text: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import math
 import secrets
 import shutil
 import threading
@@ -26,6 +25,7 @@ from blase.errors import BlaseError, RunNotFoundError
 from blase.track import RunFilter
 from blase.ui._api import REFRESH_EVERY, Dashboard, RunsQuery, UIError
 from blase.ui._builder import Builder
+from blase.ui._events import finite
 
 __all__ = ["UIServer", "make_server", "serve"]
 
@@ -49,6 +49,8 @@ class UIServer:
     token: str
     loopback: bool
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Set when the server closes: open event streams end.
+    stopping: threading.Event = field(default_factory=threading.Event)
     builder: Builder = field(init=False)
 
     def __post_init__(self) -> None:
@@ -73,7 +75,7 @@ def make_server(dashboard: Dashboard, *, host: str = "127.0.0.1", port: int = 87
     server = _Server((host, port), handler)
     server.daemon_threads = True
     dashboard.index.keep_fresh(REFRESH_EVERY)  # reads the runs now; the runs table waits for that
-    server.index = dashboard.index
+    server.index, server.stopping = dashboard.index, state.stopping
     return server, state
 
 
@@ -81,8 +83,16 @@ class _Server(ThreadingHTTPServer):
     """Stops the run index's background refresh when it closes."""
 
     index: Any = None
+    stopping: threading.Event | None = None
+
+    def shutdown(self) -> None:
+        if self.stopping is not None:
+            self.stopping.set()  # the event streams end, so their threads do not outlive the server
+        super().shutdown()
 
     def server_close(self) -> None:
+        if self.stopping is not None:
+            self.stopping.set()
         if self.index is not None:
             self.index.stop()
         super().server_close()
@@ -148,6 +158,8 @@ class Handler(BaseHTTPRequestHandler):
             self._json(dash.info())
         elif path == "/api/runs":
             self._json(dash.runs(_runs_query(params)))
+        elif path == "/api/index":  # answers at once, also while the first listing is under way
+            self._json(dash.index.progress())
         elif path == "/api/compare" and "runs" in params:
             self._json(dash.compare_many(_list(params.get("runs")), _list(params.get("metrics"))))
         elif path == "/api/compare":
@@ -169,11 +181,26 @@ class Handler(BaseHTTPRequestHandler):
         ref, _, tail = rest.partition("/")
         if not tail:
             self._json(self.ui.dashboard.run(unquote(ref)))
+        elif tail == "events":
+            self._stream(unquote(ref))
         elif tail.startswith("artifacts/"):
             file, kind = self.ui.dashboard.artifact(unquote(ref), unquote(tail.removeprefix("artifacts/")))
             self._file(file, kind)
         else:
             raise UIError(f"no page /api/runs/{rest!r}", status=404)
+
+    def _stream(self, ref: str) -> None:
+        """Server-Sent Events of run ``ref`` (see :mod:`blase.ui._events`) until it ends."""
+        start = self.headers.get("Last-Event-ID") or (parse_qs(urlsplit(self.path).query).get("from") or [None])[0]
+        messages = self.ui.dashboard.run_events(ref, start, stopping=self.ui.stopping.is_set)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.end_headers()  # HTTP/1.0: the stream ends when the connection closes
+        for chunk in messages:
+            self.wfile.write(chunk)
+            self.wfile.flush()
 
     def _post(self, url: Any) -> None:
         if not self._has_token(query=False):
@@ -232,7 +259,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             text = json.dumps(data, default=str, allow_nan=False)
         except ValueError:  # a NaN or inf (a diverged loss): JSON has none, send them as strings
-            text = json.dumps(_finite(data), default=str)
+            text = json.dumps(finite(data), default=str)
         self._send(status, "application/json", text.encode())
 
     def _error(self, status: int, exc: BlaseError) -> None:
@@ -263,16 +290,6 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Security-Policy", "sandbox")
             self.end_headers()
             shutil.copyfileobj(f, self.wfile)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _need(data: dict[str, Any], key: str) -> str:

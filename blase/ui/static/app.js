@@ -183,7 +183,7 @@ async function runsPage() {
   } else if (q.get("view")) {
     throw new Error(`no saved view ${q.get("view")}; saved views: ${Object.keys(INFO.views).join(", ") || "none yet"}`);
   }
-  const data = await api("/api/runs?" + q.toString());
+  const data = await withIndexProgress(route, api("/api/runs?" + q.toString()));
   const metricCols = data.columns.length ? data.columns : data.metrics.filter((m) => m.startsWith("test.")).slice(0, 4);
   const input = (name, placeholder, extra) => h("input", { name, placeholder, value: q.get(name) || "", ...(extra || {}) });
   const form = h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); go(form); } },
@@ -207,19 +207,64 @@ async function runsPage() {
     h("th", { class: "sortable", onclick: () => sortBy(c) }, c)),
   ...metricCols.map((m) => h("th", { class: "sortable", onclick: () => sortBy(sortKey(m)) }, m))];
   const value = (r, m) => (data.columns.length ? r.cols[m] : r.metrics[m]);
+  const ix = data.index || {};
+  const reading = ix.stats_pending ? `reading ${(ix.stats_done || 0).toLocaleString()} / ${(ix.stats_total || 0).toLocaleString()} runs' metrics` : "";
+  // a min/max/best column of a run whose metrics.csv the index has not read yet
+  const cell = (r, m) => (r.stats_pending && /:(min|max|best)$/.test(m) && value(r, m) == null
+    ? h("span", { class: "pending-stat", title: "min/max not read yet: " + reading }, "…") : fmt(value(r, m)));
   const rows = data.runs.map((r) => h("tr", {},
     h("td", {}, h("input", { type: "checkbox", class: "pick", value: r.id })),
     h("td", {}, link("/run/" + encodeURIComponent(r.id), r.id)), h("td", {}, r.name), h("td", {}, r.project_name),
     h("td", { class: "status-" + r.status }, r.status), h("td", {}, r.started_at || ""),
     h("td", { class: "num" }, fmt(r.duration_s)),
-    ...metricCols.map((m) => h("td", { class: "num" }, fmt(value(r, m))))));
+    ...metricCols.map((m) => h("td", { class: "num" }, cell(r, m)))));
   const pages = Math.max(1, Math.ceil(data.total / data.per_page));
   const pager = h("p", {}, `${data.total} runs, page ${data.page} of ${pages} `,
     data.page > 1 ? h("button", { onclick: () => { q.set("page", data.page - 1); nav("/runs?" + q); } }, "previous") : "",
     data.page < pages ? h("button", { onclick: () => { q.set("page", data.page + 1); nav("/runs?" + q); } }, "next") : "");
-  show(route, h("h1", {}, "Runs"), form, views,
+  const note = ix.stats_pending ? h("p", { class: "index-progress" },
+    `Indexing: ${reading} for their min, max and best (${ix.seconds} s so far; each run's metrics.csv is read once, `
+    + "then kept in .blase/run-index.json). Sorting by min/max/best places the runs not read yet last.") : "";
+  show(route, h("h1", {}, "Runs"), note, form, views,
     h("table", { id: "runs" }, h("thead", {}, h("tr", {}, head)), h("tbody", {}, rows)), pager);
   document.body.dataset.ready = "runs";
+  // redraw as the index's min/max pass goes on (the page's query, filters and page kept)
+  if (ix.stats_pending) setTimeout(() => redrawRuns(route), LIVE_EVERY);
+}
+
+// Draw the runs page again unless the user is typing in its filters; ticked runs stay ticked.
+function redrawRuns(route) {
+  if (route !== ROUTE) return;
+  if (document.activeElement && document.activeElement.closest("form.filters")) {
+    setTimeout(() => redrawRuns(route), LIVE_EVERY);
+    return;
+  }
+  const ticked = new Set([...document.querySelectorAll("input.pick:checked")].map((x) => x.value));
+  ROUTE = route + 1;  // this drawing is the current page now
+  runsPage().then(() => {
+    for (const box of document.querySelectorAll("input.pick")) box.checked = ticked.has(box.value);
+  }).catch(showError);
+}
+
+// While `promise` (a runs query) waits for the index's first listing of the run folders,
+// show how far that listing is (it can take seconds over thousands of runs never indexed).
+async function withIndexProgress(route, promise) {
+  let waiting = true;
+  const poll = async () => {
+    await new Promise((r) => setTimeout(r, 400));
+    while (waiting && route === ROUTE) {
+      try {
+        const p = await api("/api/index");
+        if (waiting && !p.ready) {
+          show(route, h("h1", {}, "Runs"), h("p", { class: "index-progress" },
+            `Indexing the run folders: ${p.listed.toLocaleString()} / ${(p.to_list || 0).toLocaleString()} read (${p.seconds} s)`));
+        }
+      } catch (err) { /* the runs query reports errors */ }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  };
+  poll();
+  try { return await promise; } finally { waiting = false; }
 }
 
 async function saveView(q) {
@@ -268,6 +313,78 @@ const LIVE_EVERY = 2000;
 async function runPage(ref) {
   const route = ROUTE;
   const r = await api("/api/runs/" + encodeURIComponent(ref));
+  const live = r.status === "running";
+  const stream = live && window.EventSource && !FOLLOWING.failed.has(r.id);
+  drawRun(route, r, live ? (stream ? "events" : "polling") : null);
+  if (stream) followRun(route, ref, r);
+  else if (live) setTimeout(() => { if (route === ROUTE) runPage(ref).catch(showError); }, LIVE_EVERY);
+}
+
+// A running run's page follows its Server-Sent Events (/api/runs/ID/events): new points and
+// log records are added to the run as drawn and the page is drawn again (at most every
+// REDRAW_EVERY ms); a step's event or the run's end fetches the whole run again. Where the
+// stream cannot open, the page falls back to asking again every LIVE_EVERY ms.
+const FOLLOWING = { failed: new Set() };
+const REDRAW_EVERY = 300;
+const MAX_SHOWN_POINTS = 1000;
+
+function followRun(route, ref, r) {
+  stopFollowing();
+  const es = FOLLOWING.es = new EventSource(`/api/runs/${encodeURIComponent(r.id)}/events?from=${encodeURIComponent(r.stream_from)}`);
+  let scheduled = false;
+  const alive = () => { if (route !== ROUTE) { es.close(); return false; } return true; };
+  const redraw = (whole) => {
+    if (scheduled) return;
+    scheduled = true;
+    setTimeout(() => {
+      scheduled = false;
+      if (!alive()) return;
+      if (whole) { es.close(); runPage(ref).catch(showError); } else drawRun(route, r, "events");
+    }, REDRAW_EVERY);
+  };
+  es.addEventListener("metrics", (e) => { if (alive()) { addPoints(r, JSON.parse(e.data).points); redraw(false); } });
+  es.addEventListener("log", (e) => { if (alive()) redraw(addRecords(r, JSON.parse(e.data).records)); });
+  es.addEventListener("end", () => { es.close(); if (route === ROUTE) runPage(ref).catch(showError); });
+  es.onerror = () => {
+    if (es.readyState !== EventSource.CLOSED || !alive()) return;  // CONNECTING: the browser retries itself
+    FOLLOWING.failed.add(r.id);  // refused (or no server): poll instead
+    runPage(ref).catch(showError);
+  };
+}
+
+// Close the stream of the page left (a browser keeps at most 6 connections to one server).
+function stopFollowing() {
+  if (FOLLOWING.es) FOLLOWING.es.close();
+  FOLLOWING.es = null;
+}
+
+function addPoints(r, points) {
+  for (const p of points) {
+    const hist = r.metric_history[p.name] || (r.metric_history[p.name] = []);
+    if (hist.length && p.time <= hist[hist.length - 1].time) continue;  // already read with the page
+    hist.push({ step: p.step, value: p.value, time: p.time });
+    if (hist.length > MAX_SHOWN_POINTS) r.metric_history[p.name] = hist.filter((_, i) => i % 2 === 0 || i === hist.length - 1);
+    r.metrics[p.name] = p.value;
+    r.metric_counts[p.name] = (r.metric_counts[p.name] || 0) + 1;
+  }
+}
+
+// Log records into the run as drawn; true when the whole run must be read again (a step
+// started or ended, an artifact, the status: what the server derives the steps table from).
+function addRecords(r, records) {
+  let whole = false;
+  for (const rec of records) {
+    if (rec.kind === "param") r.params[rec.key] = rec.value;
+    else if (rec.kind === "tag") r.tags[rec.key] = rec.value;
+    else if (rec.kind === "event") {
+      r.event_list.push({ t: rec.t, event: rec.event, step: (rec.data || {}).step, data: JSON.stringify(rec.data || {}) });
+      whole = whole || String(rec.event).startsWith("step");
+    } else if (rec.kind === "artifact" || rec.kind === "status") whole = true;
+  }
+  return whole;
+}
+
+function drawRun(route, r, liveMode) {
   const decisions = (s) => (s.decisions || []).map((d) => h("div", { class: "decision" },
     `assistant: ${d.tool || ""} ${d.summary || ""} → ${d.decision}${d.by && !["gate", "model"].includes(d.by) ? " by " + d.by : ""}`,
     d.reason ? h("div", { class: "muted" }, "why: " + d.reason) : ""));
@@ -292,8 +409,8 @@ async function runPage(ref) {
     : h("p", { class: "muted" }, "no resource samples");
   const events = table(["time", "event", "step", "data"], r.event_list.map((e) =>
     [new Date(e.t * 1000).toISOString(), e.event, e.step || "", h("code", {}, e.data)]));
-  const live = r.status === "running";
-  show(route, h("h1", {}, `Run ${r.name} `, h("span", { class: "muted" }, r.id), live ? h("span", { class: "live" }, " live") : ""),
+  show(route, h("h1", {}, `Run ${r.name} `, h("span", { class: "muted" }, r.id),
+    liveMode ? h("span", { class: "live", id: "live-mode", title: liveMode === "events" ? "updated as the run writes (Server-Sent Events)" : `asked again every ${LIVE_EVERY / 1000} s` }, `live (${liveMode})`) : ""),
     h("p", {}, h("span", { class: "status-" + r.status, id: "run-status" }, r.status), ` · project ${r.project_name} · started ${r.started_at || "?"} · ${fmt(r.duration_s)} s`),
     r.error ? h("pre", {}, `${r.error.type}: ${r.error.message}`) : "",
     r.steps.length ? [h("h2", {}, "Steps"), steps] : "", r.lineage ? [h("h2", {}, "Lineage"), lineageGraph(r.lineage)] : "",
@@ -301,7 +418,6 @@ async function runPage(ref) {
     arts.length ? arts : h("p", { class: "muted" }, "none"), h("h2", {}, "Params"), params,
     h("h2", {}, "Events"), events);
   document.body.dataset.ready = "run";
-  if (live) setTimeout(() => { if (route === ROUTE) runPage(ref).catch(showError); }, LIVE_EVERY);
 }
 
 // From raw files and code (left) through the steps to the model (right), as an SVG drawing.
@@ -454,6 +570,8 @@ async function sessionPage(sid) {
   show(route, h("h1", {}, `Session ${d.session}`), d.pending ? pendingBox(d) : h("p", { class: "muted" }, "nothing waits for a person"),
     h("h2", {}, "Replay"), events);
   document.body.dataset.ready = "session";
+  // a `blase run --autonomy` process answers in its own time (or its terminal answers first): look again
+  if (d.autopilot && d.pending) setTimeout(() => { if (route === ROUTE) sessionPage(sid).catch(showError); }, LIVE_EVERY);
 }
 
 function pendingBox(d) {
@@ -468,17 +586,20 @@ function pendingBox(d) {
     if (action === "reject" && note.value) body.note = note.value;
     try {
       const turn = await api(`/api/sessions/${encodeURIComponent(d.session)}/decide`, body);
+      ++ROUTE;  // the page drawn next replaces this one (and stops its polling)
       await sessionPage(d.session);
-      if (turn.answer) document.getElementById("app").prepend(h("p", { class: "answer" }, "assistant: " + turn.answer));
-    } catch (err) { showError(err); }
+      if (turn.answer) document.getElementById("app").prepend(h("p", { class: "answer" }, (d.autopilot ? "" : "assistant: ") + turn.answer));
+    } catch (err) { showError(err); if (d.autopilot) sessionPage(d.session).catch(showError); }
   };
+  const answered = p.answered;
   return h("div", { class: "pending-box" }, h("h2", {}, "Waiting for you"),
     h("p", {}, h("strong", {}, p.tool), ` (${p.risk}) · ${p.reason}`), p.command ? h("pre", {}, p.command) : "",
     h("p", {}, "arguments:"), args, h("p", {}, note),
     h("p", {}, ["approve", "reject", "edit"].map((a) =>
-      h("button", { class: "decide-" + a, disabled: d.read_only || d.autopilot, onclick: () => decide(a) }, a === "edit" ? "run with these arguments" : a))),
+      h("button", { class: "decide-" + a, disabled: d.read_only || !!answered, onclick: () => decide(a) }, a === "edit" ? "run with these arguments" : a))),
     d.read_only ? h("p", { class: "muted" }, "read-only: decisions are off") : "",
-    d.autopilot ? h("p", { class: "muted" }, "a `blase run --autonomy` pipeline: answer it in the terminal where it waits") : "");
+    answered ? h("p", { class: "answered" }, `answered: ${answered.action} by ${answered.by}; the pipeline goes on`)
+      : d.autopilot ? h("p", { class: "muted" }, "a `blase run --autonomy` pipeline: answer here or in its terminal (the first answer counts)") : "");
 }
 
 // ------------------------------------------------------------------ routing
@@ -487,6 +608,7 @@ function nav(url) { history.pushState(null, "", url); route(); }
 
 async function route() {
   const current = ++ROUTE;
+  stopFollowing();
   const path = location.pathname;
   try {
     if (path.startsWith("/run/")) await runPage(decodeURIComponent(path.slice(5)));

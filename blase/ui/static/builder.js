@@ -195,10 +195,29 @@ async function previewOp(i) {
   const out = document.getElementById("preview");
   out.replaceChildren(h("p", { class: "muted" }, "fitting on a sample…"));
   try {
-    const r = await api("/api/builder/preview", { project: B.project, doc: B.doc, upto: i });
-    out.replaceChildren(h("h3", {}, `After operation ${i + 1}: ${r.rows_out} of ${r.rows_in} sample rows, ${r.columns.length} columns (${fmt(r.seconds)} s)`),
-      ...r.notes.map((n) => h("p", { class: "muted" }, n)), dataTable(r));
+    const r = await api("/api/builder/preview", { project: B.project, doc: B.doc, upto: i, rows: B.rows });
+    out.replaceChildren(h("h3", {}, `After operation ${i + 1}: ${r.rows_out} of ${r.rows_in} rows, ${r.columns.length} columns (${fmt(r.seconds)} s)`),
+      sampleNote(r.sample), rowsToggle(() => previewOp(i)), ...r.notes.map((n) => h("p", { class: "muted" }, n)), dataTable(r));
   } catch (err) { out.replaceChildren(h("pre", { class: "bad" }, String(err.message || err))); }
+}
+
+// Which rows the previews read: "sample" (a seeded random sample of the whole source) or "first".
+B.rows = "sample";
+
+function sampleNote(s) {
+  if (!s) return "";
+  const of = s.of_about ? ` of about ${s.of_about.toLocaleString()}` : "";
+  if (s.kind === "all") return h("p", { class: "sample-note" }, `All ${s.rows.toLocaleString()} rows of the source.`);
+  return h("p", { class: "sample-note" }, s.kind === "first"
+    ? `The first ${s.rows.toLocaleString()} rows${of} (not a sample: the rest of the file may differ).`
+    : s.method === "blocks"
+      ? `A sample of ${s.rows.toLocaleString()} rows${of}: runs of rows from 64 places spread evenly over the whole file (a large CSV: a few hundred KB of it read; the same rows each time).`
+      : `A random sample of ${s.rows.toLocaleString()} rows${of}, drawn from the whole source (seed ${s.seed}: the same rows each time).`);
+}
+
+function rowsToggle(again) {
+  return h("label", { class: "rows-toggle" }, h("input", { type: "checkbox", id: "first-rows", checked: B.rows === "first",
+    onchange: (e) => { B.rows = e.target.checked ? "first" : "sample"; again(); } }), " first rows instead of a random sample");
 }
 
 function dataTable(r) {
@@ -229,8 +248,9 @@ function sourcePanel(step) {
   const preview = async () => {
     out.replaceChildren(h("p", { class: "muted" }, "reading…"));
     try {
-      const r = await api("/api/builder/source", { project: B.project, source: data.source || "", data });
-      out.replaceChildren(h("h3", {}, `${r.source}: first ${r.rows.length} rows, ${r.columns.length} columns`), dataTable(r));
+      const r = await api("/api/builder/source", { project: B.project, source: data.source || "", data, rows: B.rows });
+      out.replaceChildren(h("h3", {}, `${r.source}: ${r.rows.length} rows shown, ${r.columns.length} columns`),
+        sampleNote(r.sample), rowsToggle(preview), dataTable(r));
     } catch (err) { out.replaceChildren(h("pre", { class: "bad" }, String(err.message || err))); }
   };
   const suggest = async () => {

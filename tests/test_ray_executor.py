@@ -1,0 +1,163 @@
+"""executor: ray: extract and prepare partitioned by file and row group as Ray tasks on a local
+Ray (2 CPUs), giving the local executor's shards bit for bit and the same step keys."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from blase.config import config_from_text
+from blase.errors import ConfigError, ExtractError
+from blase.pipeline import Pipeline, step_records
+from blase.track import load_run
+
+ray = pytest.importorskip("ray", reason="the ray extra (pip install 'blase[ray]')")
+
+pytestmark = pytest.mark.ray
+
+#: impute, scale and a final one-hot: prepare applies them in its tasks' SQL; stratified split
+SQL_TRANSFORM = ("transform=[{op: impute, strategy: median}, {op: scale, method: standard}, "
+                 "{op: onehot, columns: [cat]}]")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    """One local Ray for the module (started as a run would start it, with 2 CPUs)."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def data_project(tmp_path_factory):
+    """A project whose data is three CSV files and the same rows as one Parquet file of 9 row groups."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    from blase.scaffold import create_project
+    from tests.conftest import pin_mlp
+
+    project = pin_mlp(create_project(tmp_path_factory.mktemp("ray") / "proj"))
+    rng = np.random.default_rng(7)
+    n = 9_000
+    table = pa.table({
+        "x1": rng.normal(size=n), "x2": rng.integers(0, 100, n).astype(float),
+        "cat": rng.choice(["a", "b", "c"], n), "y": rng.choice(["yes", "no", "maybe"], n, p=[0.6, 0.3, 0.1]),
+    })
+    table = table.set_column(1, "x2", pa.array(np.where(rng.random(n) < 0.1, np.nan, table["x2"])))
+    (project.root / "data" / "parts").mkdir()
+    for i in range(3):
+        pcsv.write_csv(table.slice(i * 3000, 3000), project.root / "data" / "parts" / f"p{i}.csv")
+    pq.write_table(table, project.root / "data" / "big.parquet", row_group_size=1000)
+    return project
+
+
+def _run(project, executor: str, *sets: str):
+    overrides = ["prepare.stratify=true", "prepare.shard_rows=1500",
+                 f"executor={executor}", "ray.partition_size=20KB", *sets]
+    result = Pipeline(project.root, overrides=overrides).run(to_step="prepare", cache=False)
+    assert result.status == "finished"
+    return result, step_records(project, result.run_id)
+
+
+def _same_outputs(project, local, on_ray) -> None:
+    """The same step keys, extract parts and shard files (bytes); the manifests differ only in their date."""
+    (lres, lrec), (rres, rrec) = local, on_ray
+    for step in ("extract", "transform", "prepare"):
+        assert lrec[step]["key"] == rrec[step]["key"], step
+    assert lrec["extract"]["files"] == rrec["extract"]["files"]
+    shards = {f: h for f, h in lrec["prepare"]["files"].items() if f != "manifest.json"}
+    assert len(shards) > 6 and shards == {f: h for f, h in rrec["prepare"]["files"].items() if f != "manifest.json"}
+    assert lres.steps["prepare"].outputs["shards"] == rres.steps["prepare"].outputs["shards"]
+    manifests = [json.loads((r.steps["prepare"].output.root / "manifest.json").read_text()) for r in (lres, rres)]
+    for m in manifests:
+        m.pop("created_at")
+    assert manifests[0] == manifests[1]
+    assert rres.steps["extract"].details["executor"] == rres.steps["prepare"].details["executor"] == "ray"
+    assert lres.steps["prepare"].details["executor"] == "local"
+
+
+@pytest.mark.parametrize("source", ["data/parts/*.csv", "data/big.parquet"])
+def test_ray_tasks_write_the_local_executors_shards_bit_for_bit(data_project, source):
+    sets = (f"data.source={source}", "data.label=y", SQL_TRANSFORM)
+    local = _run(data_project, "local", *sets)
+    on_ray = _run(data_project, "ray", *sets)
+    _same_outputs(data_project, local, on_ray)
+    if source.endswith(".parquet"):  # 9 row groups of ~20 KB: the file was read in several tasks
+        from blase.extract import ResolvedSource, plan_parts
+
+        parts = plan_parts(ResolvedSource(source, "parquet", (data_project.root / source,)), 20_000)
+        assert len(parts) > 3 and parts[0].rows is not None
+
+
+def test_a_transform_without_sql_runs_here_and_the_tasks_read_its_output(data_project):
+    """The template's transform starts with a Python `call`: prepare's tasks read what it wrote."""
+    template = data_project.config_path.read_text()
+    assert "call: scripts/transforms.py" in template
+    local = _run(data_project, "local")
+    on_ray = _run(data_project, "ray")
+    _same_outputs(data_project, local, on_ray)
+
+
+def test_blase_run_executor_ray_trains_on_the_shards(data_project, cli):
+    res = cli("run", "--executor", "ray", "--no-cache", "--set", "train.epochs=1", "--set", "evaluate.plots=false",
+              "--to", "evaluate", "--json", cwd=data_project.root)
+    assert res.exit_code == 0, res.stdout + res.stderr
+    run = json.loads(res.stdout)
+    assert run["status"] == "finished" and "test.accuracy" in run["metrics"]
+    steps = {e["data"]["step"]: e["data"] for e in load_run(run["id"], [data_project.root]).event_list
+             if e.get("event") == "step"}
+    assert steps["extract"]["details"]["executor"] == steps["prepare"]["details"]["executor"] == "ray"
+
+
+def test_a_bad_row_in_one_task_is_the_local_error_and_nothing_is_written(data_project, tmp_path):
+    from blase.executor import RayExecutor
+    from blase.extract import Extract
+
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    (folder / "a.csv").write_text("x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(50)))
+    (folder / "b.csv").write_text("x,y\n1,0\n2,1\nthree,0\n")
+    with pytest.raises(ExtractError) as local:
+        Extract(f"{folder}/*.csv", format="csv").to_parquet(tmp_path / "local", memory="512MB")
+    with pytest.raises(ExtractError) as on_ray:
+        Extract(f"{folder}/*.csv", format="csv").to_parquet(tmp_path / "out", memory="512MB",
+                                                             executor=RayExecutor(task_memory="256MB"))
+    assert "b.csv" in str(on_ray.value) and "line 4" in str(on_ray.value)
+    assert re.sub(r"\s+", " ", str(on_ray.value)) == re.sub(r"\s+", " ", str(local.value))
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.tmp-*"))
+
+
+def test_a_file_too_big_for_a_task_and_a_table_source_are_read_here_with_a_warning(data_project, tmp_path):
+    import sqlite3
+
+    from blase.executor import RayExecutor
+    from blase.extract import Extract
+
+    csv = data_project.root / "data" / "parts" / "p0.csv"
+    local = Extract(csv).to_parquet(tmp_path / "local", memory="512MB")
+    small = Extract(csv).to_parquet(tmp_path / "small", memory="512MB", executor=RayExecutor(task_memory="64KB"))
+    assert small.details["executor"] == "local"
+    assert any("p0.csv" in w and "over half of a task's memory" in w for w in small.warnings), small.warnings
+    assert list(small.outputs.values()) == list(local.outputs.values())
+    with sqlite3.connect(tmp_path / "t.sqlite") as con:
+        con.execute("CREATE TABLE t (x INTEGER)")
+        con.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(10)])
+    table = Extract(f"{tmp_path}/t.sqlite:t").to_parquet(tmp_path / "table", executor=RayExecutor(task_memory="256MB"))
+    assert table.rows_out == 10 and table.details["executor"] == "local"
+    assert any("sqlite sources are read as one stream" in w for w in table.warnings)
+
+
+def test_ray_settings_are_checked_with_the_key_and_the_fix():
+    with pytest.raises(ConfigError, match="executor"):
+        config_from_text("project: p\nexecutor: spark\n")
+    with pytest.raises(ConfigError, match="task_memory"):
+        config_from_text("project: p\nexecutor: ray\nray: {task_memory: lots}\n")
+    from blase.executor import ExecutorError, RayExecutor
+
+    with pytest.raises(ExecutorError, match=r"more than the .* of memory the Ray cluster has free"):
+        RayExecutor(task_memory="100TB").memory_per_task(1 << 30)
