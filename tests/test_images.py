@@ -37,14 +37,16 @@ def test_a_folder_per_class_gives_labels_sizes_statistics_and_pixels(tmp_path):
     assert table.num_rows == 6
     assert sorted(set(table["label"].to_pylist())) == ["dark", "light"]
     assert set(table["width"].to_pylist()) == {12} and set(table["height"].to_pylist()) == {10}
-    pixels = [c for c in table.column_names if c.startswith("px_")]
-    assert len(pixels) == 4 * 4 * 3 and table.schema.field(pixels[0]).type == pa.uint8()
+    # the pixels are one tensor column: each row's 4 x 4 x 3 bytes
+    assert not [c for c in table.column_names if c.startswith("px_")]
+    assert table.schema.field("px").type == pa.binary()
+    assert {len(v) for v in table["px"].to_pylist()} == {4 * 4 * 3}
     rows = table.to_pylist()
     dark = [r["brightness"] for r in rows if r["label"] == "dark"]
     light = [r["brightness"] for r in rows if r["label"] == "light"]
     assert max(dark) < 60 < 180 < min(light)
     # the statistics are those of the pixels written
-    first = np.asarray([rows[0][c] for c in pixels], dtype=np.float32)
+    first = np.frombuffer(rows[0]["px"], dtype=np.uint8).astype(np.float32)
     assert rows[0]["brightness"] == pytest.approx(first.mean(), rel=1e-5)
 
 
@@ -166,8 +168,8 @@ def test_shard_dataset_yields_seeded_augmented_image_batches(tmp_path):
     plain = ShardDataset(tmp_path / "shards", batch_size=16, shuffle=False, image=ImageView(3, 4))
     ((x, _),) = list(plain)
     assert x.shape == (16, 3, 4, 4) and float(x.min()) >= 0.0 and float(x.max()) <= 1.0
-    # channel r of the first image is its px_ values at offsets 0, 3, 6... divided by 255
-    first = np.asarray([table["px_00000"][0].as_py(), table["px_00003"][0].as_py()]) / 255
+    # channel r of the first image is its px bytes at offsets 0, 3, 6... divided by 255
+    first = np.frombuffer(table["px"][0].as_py(), dtype=np.uint8)[[0, 3]] / 255
     assert np.allclose(x[0, 0, 0, :2].numpy(), first)
     view = ImageView(3, 4, flip=True, crop=1)
     a = [b for b, _ in ShardDataset(tmp_path / "shards", batch_size=16, seed=5, image=view)]
@@ -176,3 +178,41 @@ def test_shard_dataset_yields_seeded_augmented_image_batches(tmp_path):
     assert torch.equal(a[0], b[0]) and not torch.equal(a[0], c[0])
     with pytest.raises(Exception, match="an image of 1 x 4 x 4 needs 16"):
         ShardDataset(tmp_path / "shards", image=ImageView(1, 4))
+
+
+def test_the_extract_hashes_the_folder_with_the_index_digests_as_hash_files_does(tmp_path):
+    from blase.hashing import hash_files
+
+    root = _folder(tmp_path / "images")
+    (tmp_path / ".blase").mkdir()
+    extract = Extract(str(root), PluginOptions(options={"size": 4, "workers": 1}), format="images")
+    result = extract.to_parquet(tmp_path / "out")
+    files = sorted(root.rglob("*.png"))
+    assert len(extract._plugin[1].digests) == len(files)  # the index knew every file's digest
+    assert list(result.inputs.values()) == [hash_files(files)]
+
+
+def test_a_run_keys_the_folder_by_the_index_not_a_stat_cache_entry_per_image(tmp_path):
+    """The extract step's cache key takes each image's digest from the index (as hash_file
+    gives it), so a run writes no stat-cache entry per image, and a second run is a cache hit."""
+    from blase.hashing import hash_files
+    from blase.pipeline import Pipeline
+    from blase.scaffold import create_project
+
+    project = create_project(tmp_path / "digits", template="images")
+    first = Pipeline(project).run(to_step="extract")
+    stat_entries = list((project.root / ".blase" / "cache" / "stat").rglob("*.json"))
+    images = sorted((project.root / "data" / "images").rglob("*.png"))
+    assert len(images) == 500 and len(stat_entries) < 10
+    again = Pipeline(project).run(to_step="extract")
+    assert first.run_id and "extract" in first.steps and "extract" not in first.cached
+    assert "extract" in again.cached, again.reasons
+    one = images[0]
+    one.write_bytes(one.read_bytes())  # same bytes, new mtime: the index re-reads it, same digest
+    assert "extract" in Pipeline(project).run(to_step="extract").cached
+    with one.open("ab") as fh:
+        fh.write(b"\0")  # a changed file (PNG readers ignore trailing bytes): a new key
+    changed = Pipeline(project).run(to_step="extract")
+    assert "extract" not in changed.cached
+    # the step's record: the folder's digest over the files' contents, as hash_files gives it
+    assert changed.steps["extract"].inputs == {"data/images": hash_files(images)}

@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from blase.errors import BlaseError
+from blase.prepare import tensor_block
 from blase.steps import Evaluation, Extracted, Step, StepContext, StepOutput, StepResult
 
 __all__ = ["ImageErrorOptions", "ImageErrors", "ImageErrorsStep", "misclassified_pixels"]
@@ -53,12 +54,11 @@ def misclassified_pixels(predictions: Path, data_dir: Path, limit: int) -> tuple
     for part in sorted(data_dir.glob("*.parquet")):
         meta = pq.ParquetFile(part)
         n = meta.metadata.num_rows
-        names = [c for c in meta.schema_arrow.names if c.startswith("px_")]
         wanted = [j for j in order[k:] if ids[j] < at + n]
         if wanted:
-            if not names:
-                raise BlaseError(f"{part} has no px_ columns", hint="image_errors needs the images source")
-            block = np.column_stack([c.to_numpy() for c in meta.read(columns=names).columns])
+            if "px" not in meta.schema_arrow.names:
+                raise BlaseError(f"{part} has no px column (the pixels)", hint="image_errors needs the images source")
+            block = tensor_block(meta.read(columns=["px"]).column("px"))
             for j in wanted:
                 rows[j] = block[int(ids[j]) - at]
             k += len(wanted)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from blase.monitor import DriftOutcome, DriftSample, DriftTest
+from blase.monitor import DriftOutcome, DriftSample, DriftTest, mmd_squared, permutation_mmd
 
 __all__ = ["MMDOptions", "MMDTest", "mmd_squared"]
 
@@ -56,17 +56,6 @@ def _kernel(x: np.ndarray, y: np.ndarray, kind: str) -> np.ndarray:
     return np.exp(-d2 / (width if width > 0 else 1.0))
 
 
-def mmd_squared(kernel: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """MMD² for each column of ``weights`` (+1/n on one side, -1/m on the other): wᵀKw."""
-    return np.einsum("ip,ip->p", weights, kernel @ weights)
-
-
-def _weights(labels: np.ndarray, n: int) -> np.ndarray:
-    """Columns of +1/n (label True) and -1/m (False), one per row of ``labels`` (P, total)."""
-    m = labels.shape[-1] - n
-    return np.where(labels, 1.0 / n, -1.0 / m).T
-
-
 class MMDTest(DriftTest):
     """Maximum mean discrepancy; drift when the permutation p-value is below ``alpha``."""
 
@@ -84,13 +73,8 @@ class MMDTest(DriftTest):
         x = _subsample(reference.values, opts.max_rows, rng)
         y = _subsample(current.values, opts.max_rows, rng)
         kernel = _kernel(x, y, reference.kind)
-        n, total = len(x), len(x) + len(y)
-        observed = float(mmd_squared(kernel, _weights((np.arange(total) < n)[None, :], n))[0])
-        labels = np.zeros((opts.permutations, total), dtype=bool)
-        for row in labels:
-            row[rng.permutation(total)[:n]] = True
-        null = mmd_squared(kernel, _weights(labels, n))
-        p_value = float((1 + np.sum(null >= observed - 1e-12)) / (1 + opts.permutations))
-        return DriftOutcome(statistic=max(observed, 0.0), p_value=p_value, drifted=p_value < opts.alpha,
+        n = len(x)
+        observed, p_value = permutation_mmd(kernel, n, opts.permutations, rng)
+        return DriftOutcome(statistic=observed, p_value=p_value, drifted=p_value < opts.alpha,
                             threshold=opts.alpha,
                             note=f"MMD² on {n:,} reference and {len(y):,} new values, {opts.permutations} permutations")

@@ -24,6 +24,7 @@ from blase.deploy._predict import (
     check_input_schema,
     features_matrix,
     fill_unimputed,
+    package_features,
     predict,
     scores_to_columns,
     training_means,
@@ -37,12 +38,13 @@ from blase.deploy._registry import (
     resolve_model,
     rollback,
 )
-from blase.deploy._runner import model_runner
+from blase.deploy._runner import EMBEDDINGS_FILE, embedding_model, model_runner
 from blase.deploy._serve import ModelService, Prediction, ServeError
 from blase.deploy._step import deploy_outputs, deploy_run, deployed_already
 from blase.deploy._versions import reserve_version, stale_staging
 
 __all__ = [
+    "EMBEDDINGS_FILE",
     "BatchNotes",
     "BatchScorer",
     "DeployDecision",
@@ -60,6 +62,7 @@ __all__ = [
     "deploy_outputs",
     "deploy_run",
     "deployed_already",
+    "embedding_model",
     "features_matrix",
     "fill_unimputed",
     "list_models",
@@ -67,6 +70,7 @@ __all__ = [
     "make_model_server",
     "model_folder",
     "model_runner",
+    "package_features",
     "predict",
     "promote",
     "reserve_version",

@@ -130,19 +130,53 @@ def fill_unimputed(table: Any, means: dict[str, float]) -> tuple[Any, dict[str, 
     return table, filled
 
 
+def _tensor_sources(table: Any, features: list[str]) -> dict[str, tuple[str, int]]:
+    """Features that are a value of one of ``table``'s tensor columns (``px_00012`` of a
+    binary ``px``): feature -> (column, byte)."""
+    from blase.prepare import is_tensor_type
+
+    owners = [f.name for f in table.schema if is_tensor_type(str(f.type)) and f.name not in features]
+    out: dict[str, tuple[str, int]] = {}
+    for f in features:
+        for c in owners:
+            if f.startswith(c + "_") and f[len(c) + 1:].isdigit():
+                out[f] = (c, int(f[len(c) + 1:]))
+    return out
+
+
 def features_matrix(table: Any, features: list[str], *, source: str = "the data") -> np.ndarray:
-    """The float32 feature matrix of a transformed Arrow table, in manifest order."""
+    """The float32 feature matrix of a transformed Arrow table, in manifest order (a tensor
+    column stands for its values' features, as in Prepare)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    missing = [f for f in features if f not in table.column_names]
+    from blase.prepare import tensor_block
+
+    tensors = _tensor_sources(table, features)
+    missing = [f for f in features if f not in table.column_names and f not in tensors]
     if missing:
         raise DeployError(
             f"after the transform, {source} lacks feature(s) {', '.join(missing)}",
             hint="the data differs from the training data in a way the transform cannot absorb",
         )
-    columns = []
-    for name in features:
+    out = np.empty((table.num_rows, len(features)), dtype=np.float32)
+    blocks: dict[str, np.ndarray] = {}
+    for j, name in enumerate(features):
+        if name in tensors:
+            column, byte = tensors[name]
+            if column not in blocks:
+                try:
+                    blocks[column] = tensor_block(table[column])
+                except ValueError as exc:
+                    raise DeployError(f"tensor column {column!r} of {source}: {exc}",
+                                      hint="decode the files with the options the model was trained "
+                                           "with (the package records them)") from None
+            if byte >= blocks[column].shape[1]:
+                raise DeployError(f"tensor column {column!r} of {source} has {blocks[column].shape[1]} values "
+                                  f"per row; the model needs feature {name!r}",
+                                  hint="decode the files with the options the model was trained with")
+            out[:, j] = blocks[column][:, byte]
+            continue
         col = table[name]
         nulls = col.null_count
         if nulls:
@@ -153,10 +187,16 @@ def features_matrix(table: Any, features: list[str], *, source: str = "the data"
             )
         if pa.types.is_boolean(col.type):
             col = pc.cast(col, pa.int8())
-        columns.append(col.to_numpy(zero_copy_only=False).astype(np.float32, copy=False))
-    if not columns:
-        return np.zeros((table.num_rows, 0), dtype=np.float32)
-    return np.column_stack(columns).astype(np.float32, copy=False)
+        out[:, j] = col.to_numpy(zero_copy_only=False)
+    return out
+
+
+def package_features(package: Any, transform: Any, table: Any, *, source: str = "the data") -> np.ndarray:
+    """The float32 model inputs of raw rows ``table``: the package's input columns, nulls no
+    impute covers filled with the training means, through the fitted ``transform``."""
+    inputs = [c for c in package.input_schema if c in table.column_names]
+    filled, _ = fill_unimputed(table.select(inputs), training_means(package, transform))
+    return features_matrix(transform.apply(filled), package.features, source=source)
 
 
 def scores_to_columns(task: str, scores: np.ndarray, classes: list[Any]) -> dict[str, Any]:

@@ -58,6 +58,22 @@ def model_runner(package: Any, *, use_onnx: bool = False) -> Runner:
     return run_torch
 
 
+#: The model's embeddings of a seeded sample of its training rows, written by deploy for a
+#: model kind that has embeddings (Monitor's embedding drift), and how many rows at most.
+EMBEDDINGS_FILE = "reference_embeddings.npy"
+EMBEDDING_ROWS = 500
+
+
+def embedding_model(package: Any) -> Any | None:
+    """The trained model of ``package`` when its kind defines ``embeddings(x) -> [n, k]``
+    (what Monitor compares for embedding drift: ``image_cnn``'s penultimate layer), else
+    None; only model plugins can."""
+    if _model_kind(package.path) != "plugin":
+        return None
+    model = package.load_trained()
+    return model if callable(getattr(model, "embeddings", None)) else None
+
+
 def _model_kind(folder: Path) -> str:
     try:
         spec = json.loads((folder / "model.json").read_text())

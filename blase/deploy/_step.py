@@ -13,9 +13,10 @@ import logging
 import shutil
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from blase._fs import disk_cause, disk_guard
+from blase._fs import disk_cause, disk_guard, write_bytes_atomic
 from blase.deploy._decide import DeployDecision, decide_deploy
 from blase.deploy._package import (
     DeployError,
@@ -24,7 +25,9 @@ from blase.deploy._package import (
     load_package,
     seal_package,
 )
+from blase.deploy._predict import package_features
 from blase.deploy._registry import current_version, model_folder, promote
+from blase.deploy._runner import EMBEDDING_ROWS, EMBEDDINGS_FILE, embedding_model
 from blase.errors import BlaseError
 from blase.project import Project
 from blase.steps import (
@@ -228,6 +231,7 @@ def _package_run(project: Project, config: Any, run_id: str, inputs: Mapping[str
     )
     try:
         _save_reference_profile(package, extracted, evaluation, config)
+        _save_reference_embeddings(package, extracted, config)
         seal_package(package.path)  # the profile is a package file too: record its hash
     except BaseException:  # a version is whole or absent
         shutil.rmtree(package.path, ignore_errors=True)
@@ -251,6 +255,50 @@ def _decide(project: Project, config: Any, shards: Shards, name: str, metrics: d
         name=name, task=task, metrics=metrics, current=current, current_metrics=current_metrics, asked=asked,
         promote=config.deploy.promote if promote_it is None else promote_it, always=config.deploy.always,
     )
+
+
+def _save_reference_embeddings(package: ModelPackage, extracted: Extracted, config: Any) -> None:
+    """Write ``reference_embeddings.npy``: the model's embeddings of a seeded sample of the
+    training data, for a model kind that has them (:mod:`blase.monitor._embedding`)."""
+    import numpy as np
+
+    model = embedding_model(package)
+    if model is None or not Path(extracted.data_dir).is_dir():
+        return
+    table = _sample_rows(Path(extracted.data_dir), list(package.input_schema), EMBEDDING_ROWS, config.seed)
+    x = package_features(package, package.load_transform(), table, source=str(extracted.data_dir))
+    write_bytes_atomic(package.path / EMBEDDINGS_FILE, _npy_bytes(np.asarray(model.embeddings(x), np.float32)))
+
+
+def _npy_bytes(array: Any) -> bytes:
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _sample_rows(data_dir: Path, columns: list[str], n: int, seed: int) -> Any:
+    """A seeded sample of ``n`` rows (at most) of the Parquet parts in ``data_dir``, reading
+    only ``columns`` of the parts that hold a sampled row."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parts = sorted(data_dir.glob("*.parquet"))
+    sizes = [pq.ParquetFile(p).metadata.num_rows for p in parts]
+    total = sum(sizes)
+    pick = np.sort(np.random.default_rng(seed).choice(total, min(n, total), replace=False))
+    tables, at = [], 0
+    for part, size in zip(parts, sizes, strict=True):
+        mine = pick[(pick >= at) & (pick < at + size)] - at
+        if len(mine):
+            f = pq.ParquetFile(part)
+            tables.append(f.read(columns=[c for c in columns if c in f.schema_arrow.names]).take(mine))
+        at += size
+    return pa.concat_tables(tables)
 
 
 def _save_reference_profile(package: ModelPackage, extracted: Extracted, evaluation: Evaluation | None,

@@ -47,7 +47,7 @@ from blase.extract._parts import (
     oversized_file,
     stream_parts,
 )
-from blase.extract._plugin import PluginStream, SourceReader, load_reader_class
+from blase.extract._plugin import PluginStream, SourceReader, collection_root, load_reader_class
 from blase.extract._readers import file_columns, register, source_expr, sqlite_count
 from blase.extract._sources import (
     FORMATS,
@@ -268,6 +268,17 @@ class Extract:
             )
         self._resolved, self._opts = source, opts
         return source
+
+    def file_digests(self) -> dict[str, str] | None:
+        """Content digests of the source's files (as :func:`blase.hashing.hash_file` gives),
+        by absolute path, when its reader keeps an index of them (a folder of images or audio,
+        brought up to date: new and changed files are decoded now); else None. What a run's
+        cache key takes instead of hashing every file of a big folder again."""
+        source = self._resolve()
+        if source.format in FORMATS:
+            return None
+        reader = self._plugin_reader()[1]
+        return reader.content_digests(source.files, root=collection_root(source))
 
     def resolved_source(self) -> ResolvedSource:
         """Where the data is (its files) and the format it is read as (a built-in or a source
@@ -919,7 +930,8 @@ class Extract:
             )
         else:  # through the project's stat cache: an unchanged folder of many files is not read again
             cache = StatCache.for_project(self.project) if self.project else None
-            inputs[key] = (hash_files(source.files, cache=cache) if source.is_many
+            known = self._plugin[1].digests if self._plugin is not None else None
+            inputs[key] = (hash_files(source.files, cache=cache, digests=known) if source.is_many
                            else hash_file(source.files[0], cache=cache))
         out_key = self.project.relative(out) if self.project else str(out)
         final_schema = pq.read_schema(finals[0])

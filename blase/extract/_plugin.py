@@ -67,12 +67,22 @@ class SourceReader(ABC):
         #: to quarantine bad files: Extract lists them in ``outputs/rejects/`` and counts them
         #: as rejected rows. A reader clears it when it starts a pass.
         self.rejected: list[tuple[str, str]] = []
+        #: Content digests of the files read in the last pass (xxh3-128, as
+        #: :func:`blase.hashing.hash_file` gives), by absolute path, when the reader knew them
+        #: (a collection's index): Extract hashes the source with them instead of reading
+        #: every file again.
+        self.digests: dict[str, str] = {}
 
     @abstractmethod
     def read(self, path: Path, *, batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Yield the rows of ``path`` in order, as record batches of at most ``batch_rows``
         rows, each with the same schema. Raise :class:`~blase.errors.ExtractError` naming the
         row and column of a value it cannot read."""
+
+    def content_digests(self, files: Sequence[Path], *, root: Path) -> dict[str, str] | None:
+        """Content digests of ``files`` (xxh3-128 of their bytes), by absolute path, when the
+        reader keeps them (an index); None (the default): Blase hashes the files itself."""
+        return None
 
     #: Records the reader set aside under ``data.bad_rows: quarantine`` in the last stream
     #: (counted in the run as rejected rows).

@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ class ResolvedSource:
     is_many: bool = False
     base_dir: Path | None = None
 
-    @property
+    @cached_property
     def total_bytes(self) -> int:
         total = 0
         for f in self.files:
@@ -222,11 +223,10 @@ def resolve_source(
         if path.is_dir():
             files = tuple(
                 p
-                for p in sorted(path.rglob("*"))
-                if p.is_file()
-                and not p.name.startswith((".", "_"))
-                and format_of(p, plugins) is not None
-                and (format is None or _compatible(format_of(p, plugins), format))
+                for p in _files_under(path)
+                if not p.name.startswith((".", "_"))
+                and (found := format_of(p, plugins)) is not None
+                and (format is None or _compatible(found, format))
             )
             if not files:
                 raise ExtractError(
@@ -282,6 +282,28 @@ def resolve_source(
         is_many=many,
         base_dir=base_dir,
     )
+
+
+def _files_under(root: Path) -> list[Path]:
+    """The regular files under ``root`` (symlinked folders are not entered), in the order of
+    ``sorted(root.rglob("*"))``: by their parts. One ``scandir`` per folder, whose entries
+    know a regular file without a ``stat`` each (a folder of 100,000 images)."""
+    found: list[tuple[tuple[str, ...], str]] = []
+    stack: list[tuple[str, tuple[str, ...]]] = [(os.fspath(root), ())]
+    while stack:
+        folder, parts = stack.pop()
+        try:
+            entries = os.scandir(folder)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                if entry.is_dir() and not entry.is_symlink():
+                    stack.append((entry.path, (*parts, entry.name)))
+                elif entry.is_file():
+                    found.append(((*parts, entry.name), entry.path))
+    found.sort(key=lambda item: item[0])
+    return [Path(path) for _, path in found]
 
 
 def _compatible(found: str | None, wanted: str) -> bool:

@@ -11,7 +11,7 @@ import shutil
 import stat
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePath
 from typing import Any
@@ -266,6 +266,7 @@ def hash_files(
     root: PathLike | None = None,
     cache: StatCache | None = None,
     workers: int | None = None,
+    digests: Mapping[str, str] | None = None,
 ) -> str:
     """One digest for a set of files: their relative paths and contents, in no given order.
 
@@ -274,7 +275,8 @@ def hash_files(
     relative to ``root``, or to the deepest folder holding all of them when ``root`` is
     ``None``, so moving the whole set elsewhere keeps its digest. The same path given twice
     counts once. Files are hashed in a pool of ``workers`` threads (default twice the CPUs,
-    at most 16).
+    at most 16). ``digests`` holds :func:`hash_file` digests already known, by absolute path
+    (a source plugin's index of the files it just read): those files are not read again.
     """
     files = [os.path.abspath(os.fspath(p)) for p in paths]
     if not files:
@@ -295,15 +297,19 @@ def hash_files(
                 hint="Pass a root that holds every file, or leave root unset.",
             )
         by_rel[PurePath(rel).as_posix()] = f
+    known = {r: digests[f] for r, f in by_rel.items() if digests.get(f)} if digests else {}
+    by_rel = {r: f for r, f in by_rel.items() if r not in known}
     rels = list(by_rel)
+    if not rels:
+        return _combine(known.items())
     n = _workers(workers, len(rels))
     hash_one = functools.partial(hash_file, cache=cache)
     if n == 1:
-        digests = [hash_one(by_rel[r]) for r in rels]
+        found = [hash_one(by_rel[r]) for r in rels]
     else:
         with ThreadPoolExecutor(n, thread_name_prefix="blase-hash") as pool:
-            digests = list(pool.map(hash_one, (by_rel[r] for r in rels)))
-    return _combine(zip(rels, digests, strict=True))
+            found = list(pool.map(hash_one, (by_rel[r] for r in rels)))
+    return _combine([*zip(rels, found, strict=True), *known.items()])
 
 
 def _walk(root: str, include: tuple[str, ...] | None) -> Iterator[str]:

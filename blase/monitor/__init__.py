@@ -25,6 +25,7 @@ from blase.monitor._drift import (
     ColumnDrift,
     column_drift,
 )
+from blase.monitor._embedding import embedding_drift, mmd_squared, permutation_mmd
 from blase.monitor._monitor import Monitor, MonitorResult, primary_metric
 from blase.monitor._plugin import KINDS as DRIFT_TEST_KINDS
 from blase.monitor._plugin import (
@@ -73,11 +74,14 @@ __all__ = [
     "chi_square_test",
     "chosen_tests",
     "column_drift",
+    "embedding_drift",
     "jensen_shannon",
     "ks_test",
     "load_profile",
+    "mmd_squared",
     "monitor_history",
     "outcome_problem",
+    "permutation_mmd",
     "primary_metric",
     "psi",
     "psi_counts",

@@ -28,7 +28,7 @@ import numpy as np
 from blase.errors import MonitorError
 from blase.monitor._drift import SMALL_REFERENCE, ColumnDrift, column_drift
 from blase.monitor._plugin import chosen_tests
-from blase.monitor._score import ModelLoader, primary_metric, score_sample
+from blase.monitor._score import ModelLoader, primary_metric, score_embeddings, score_sample
 from blase.monitor._source import estimate_rows, label_as_classes, open_new_data
 from blase.profile import (
     NEW_KEY,
@@ -61,6 +61,8 @@ class MonitorResult:
     drift_threshold: float
     label: ColumnDrift | None = None
     prediction: ColumnDrift | None = None
+    #: Embedding drift (MMD of the model's penultimate layer), for models that have one.
+    embedding: dict[str, Any] | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     reference_metrics: dict[str, Any] = field(default_factory=dict)
     primary_metric: str = "accuracy"
@@ -87,7 +89,8 @@ class MonitorResult:
         (columns or predictions drifted below the triggers), or ``the model still fits``."""
         if self.retrain:
             return "retrain recommended"
-        if self.drifted_columns or (self.prediction is not None and self.prediction.drifted):
+        if self.drifted_columns or (self.prediction is not None and self.prediction.drifted) or \
+                (self.embedding is not None and self.embedding["drifted"]):
             return "drift found, no retrain trigger fired"
         return "the model still fits"
 
@@ -266,6 +269,7 @@ class Monitor:
                 self._compare(result, refs, counts, values, label=package.label, complete=complete)
                 if sample is not None and sample.num_rows:
                     score_sample(package, profile, sample, result, loader, complete=complete)
+                    score_embeddings(package, sample, loader, result, seed=int(getattr(config, "seed", 0) or 0))
         finally:
             con.close()
         self._recommend(result, config)

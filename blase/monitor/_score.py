@@ -18,7 +18,7 @@ from blase.evaluate import primary_metric
 from blase.monitor._drift import column_drift
 from blase.profile import CurrentColumn, ReferenceProfile
 
-__all__ = ["ModelLoader", "primary_metric", "score_sample"]
+__all__ = ["ModelLoader", "primary_metric", "score_embeddings", "score_sample"]
 
 
 def _load(package: Any, sample: Any = None, source: str = "") -> tuple[Any, Any, Any]:
@@ -36,11 +36,9 @@ def _load(package: Any, sample: Any = None, source: str = "") -> tuple[Any, Any,
 
 def _score(package: Any, transform: Any, run: Any, sample: Any, source: str) -> np.ndarray:
     """The model's raw scores on the raw rows ``sample``."""
-    from blase.deploy import features_matrix, fill_unimputed, training_means
+    from blase.deploy import package_features
 
-    inputs = [c for c in package.input_schema if c in sample.column_names]
-    table, _ = fill_unimputed(sample.select(inputs), training_means(package, transform))
-    return run(features_matrix(transform.apply(table), package.features, source=source))
+    return run(package_features(package, transform, sample, source=source))
 
 
 class ModelLoader:
@@ -80,6 +78,12 @@ class ModelLoader:
         if scores is not None and sample is self._sample:
             return scores
         return _score(self.package, transform, run, sample, source)
+
+    def transform(self) -> Any:
+        """The package's fitted transform (loaded in the background)."""
+        self.start()
+        assert self._future is not None
+        return self._future.result()[0]
 
     def __enter__(self) -> ModelLoader:
         return self
@@ -175,3 +179,26 @@ def _as_text(values: list[Any]) -> list[str | None]:
         return [r[0] for r in con.execute("SELECT CAST(v AS VARCHAR) FROM t").fetchall()]
     finally:
         con.close()
+
+
+def score_embeddings(package: Any, sample: Any, loader: ModelLoader, result: Any, *, seed: int) -> None:
+    """Embedding drift of ``sample`` (:mod:`blase.monitor._embedding`) when the package holds
+    reference embeddings: ``result.embedding`` and a line in ``result.notes``."""
+    from pathlib import Path
+
+    from blase.deploy import EMBEDDINGS_FILE, embedding_model, package_features
+    from blase.monitor._embedding import describe, embedding_drift
+
+    path = Path(package.path) / EMBEDDINGS_FILE
+    if not path.is_file() or sample is None or not sample.num_rows:
+        return
+    try:
+        model = embedding_model(package)
+        if model is None:
+            return
+        x = package_features(package, loader.transform(), sample, source=result.data)
+        result.embedding = embedding_drift(np.load(path), model.embeddings(x), seed=seed)
+    except Exception as exc:  # drift of the columns and predictions stands without it
+        result.notes.append(f"embedding drift skipped: {getattr(exc, 'message', exc)}")
+        return
+    result.notes.append(describe(result.embedding))

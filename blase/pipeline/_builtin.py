@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sys
 from collections.abc import Mapping
@@ -105,15 +106,20 @@ class ExtractStep(Step):
             return {f"data.{data.source}": UNCACHEABLE}
         cache = ctx.stat_cache or StatCache.for_project(ctx.project)
         out: dict[str, Any] = {}
+        known: dict[str, str] = {}
         if source.format not in (*BUILTIN_FORMATS, "postgres"):
             plugin = _plugin_set(ctx).require("source", source.format, used_by="data.format")
             out[f"plugin.{plugin.name}"] = plugin.version
+            # a media folder's index knows each file's digest: one stat per file, not a
+            # stat-cache entry read (or written) per file
+            known = Extract.from_config(data, ctx.project).file_digests() or {}
+        top = root.resolve()
         for path in source.files:
             try:
-                rel = Path(path).resolve().relative_to(root.resolve()).as_posix()
+                rel = Path(path).resolve().relative_to(top).as_posix()
             except ValueError:
                 rel = str(path)
-            out[f"data.{rel}"] = hash_file(path, cache=cache)
+            out[f"data.{rel}"] = known.get(os.path.abspath(path)) or hash_file(path, cache=cache)
         return out
 
     def run(self, inputs: Mapping[str, StepOutput], out_dir: Path, ctx: StepContext) -> StepResult:

@@ -10,6 +10,8 @@ by a built-in of its kind (a plugin can add, never replace).
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -55,12 +57,45 @@ def _as_plugins(obj: Any, origin: str) -> list[Plugin]:
     return out
 
 
+#: The last scan of the entry points, with the state of ``sys.path`` it was made in.
+_INSTALLED: tuple[tuple[Any, ...], list[Plugin]] | None = None
+
+
+def _path_state() -> tuple[Any, ...]:
+    """``sys.path`` and the mtime of each of its package folders (``site-packages``,
+    ``dist-packages``; other entries, such as a script's folder, change for other reasons):
+    installing or removing a package (its ``*.dist-info``) changes its folder's, so a scan
+    made in the same state is still true."""
+    out: list[Any] = []
+    for entry in sys.path:
+        if os.path.basename(entry.rstrip(os.sep)) not in ("site-packages", "dist-packages"):
+            out.append(entry)
+            continue
+        try:
+            out.append((entry, os.stat(entry).st_mtime_ns))
+        except OSError:
+            out.append((entry, None))
+    return tuple(out)
+
+
 def installed_plugins() -> list[Plugin]:
     """Every plugin installed packages publish under the ``blase.plugins`` entry points.
 
     A broken entry point does not hide the others: it is reported by :func:`plugin_set`
-    when a project uses it, and logged here.
+    when a project uses it, and logged here. The scan (reading every installed package's
+    metadata: ~0.5 s with 50 packages) is kept while ``sys.path`` and its folders are
+    unchanged, so a process that extracts twice scans once.
     """
+    global _INSTALLED
+    state = _path_state()
+    if _INSTALLED is not None and _INSTALLED[0] == state:
+        return list(_INSTALLED[1])
+    found = _scan_entry_points()
+    _INSTALLED = (state, found)
+    return list(found)
+
+
+def _scan_entry_points() -> list[Plugin]:
     from importlib.metadata import entry_points
 
     found: list[Plugin] = []

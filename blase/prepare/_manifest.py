@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from blase.errors import PrepareError
 
-__all__ = ["MANIFEST_NAME", "MANIFEST_VERSION", "Layout", "Manifest", "OneHotGroup", "ShardInfo",
+__all__ = ["MANIFEST_NAME", "MANIFEST_VERSION", "Layout", "Manifest", "OneHotGroup", "ShardInfo", "TensorGroup",
            "read_manifest"]
 
 MANIFEST_NAME = "manifest.json"
@@ -39,6 +39,10 @@ class ShardInfo(BaseModel):
         default=None, description="one-hot codes [rows, groups] (compact layout only)"
     )
     codes_hash: str | None = None
+    tensor_file: str | None = Field(
+        default=None, description="uint8 values of the tensor features [rows, width] (tensor layout)"
+    )
+    tensor_hash: str | None = None
 
 
 class OneHotGroup(BaseModel):
@@ -51,16 +55,34 @@ class OneHotGroup(BaseModel):
     features: list[int]
 
 
+class TensorGroup(BaseModel):
+    """One tensor column (:mod:`blase.prepare._tensor`) stored as uint8: ``features`` are the
+    positions (in the manifest's ``features``) of its values, in byte order; they are
+    ``width`` consecutive columns of the shard's ``.tensor.npy`` file from ``offset``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    column: str
+    features: list[int]
+    offset: int = 0
+
+
 class Layout(BaseModel):
     """How a compact shard stores its rows: the features at positions ``dense`` as float32
-    columns of the ``.npy`` file, and each one-hot group as one integer column of the
+    columns of the ``.npy`` file, each one-hot group as one integer column of the
     ``.codes.npy`` file holding the position of the feature that is 1 in that row (-1:
-    none). :class:`~blase.prepare.ShardRows` expands them to the float32 rows."""
+    none), and each tensor column as uint8 columns of the ``.tensor.npy`` file.
+    :class:`~blase.prepare.ShardRows` expands them to the float32 rows."""
 
     model_config = ConfigDict(extra="ignore")
 
     dense: list[int]
-    onehot: list[OneHotGroup]
+    onehot: list[OneHotGroup] = Field(default_factory=list)
+    tensors: list[TensorGroup] = Field(default_factory=list)
+
+    @property
+    def tensor_width(self) -> int:
+        return sum(len(t.features) for t in self.tensors)
 
 
 class Manifest(BaseModel):

@@ -37,25 +37,27 @@ class RowSink(Protocol):
     """Where :meth:`Prepare._fill` puts one split's rows (a shard writer, or a task's collector)."""
 
     def append(self, x: np.ndarray, y: np.ndarray, ids: np.ndarray | None = None,
-               codes: np.ndarray | None = None) -> None: ...
+               codes: np.ndarray | None = None, tensor: np.ndarray | None = None) -> None: ...
 
 
 @dataclass
 class SplitRows:
     """One split's rows of a partition, gathered in a task."""
 
-    pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]] = field(default_factory=list)
+    pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]] = field(
+        default_factory=list)
 
     def append(self, x: np.ndarray, y: np.ndarray, ids: np.ndarray | None = None,
-               codes: np.ndarray | None = None) -> None:
-        self.pieces.append((x, y, ids, codes))
+               codes: np.ndarray | None = None, tensor: np.ndarray | None = None) -> None:
+        self.pieces.append((x, y, ids, codes, tensor))
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None] | None:
         if not self.pieces:
             return None
-        x, y, ids, codes = zip(*self.pieces, strict=True)
+        x, y, ids, codes, tensor = zip(*self.pieces, strict=True)
         return (np.concatenate(x), np.concatenate(y), np.concatenate(ids),  # type: ignore[arg-type]
-                None if codes[0] is None else np.concatenate(codes))  # type: ignore[arg-type]
+                None if codes[0] is None else np.concatenate(codes),  # type: ignore[arg-type]
+                None if tensor[0] is None else np.concatenate(tensor))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -73,8 +75,10 @@ class PrepareJob:
     budget: int
 
 
-def prepare_part(job: PrepareJob) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]]:
-    """Each split's rows (float32 features, labels, row ids, one-hot codes) of one partition."""
+def prepare_part(job: PrepareJob) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None,
+                                                      np.ndarray | None]]:
+    """Each split's rows (float32 features, labels, row ids, one-hot codes, tensor values) of one
+    partition."""
     from blase.prepare._feed import open_feed
 
     scratch = Path(tempfile.mkdtemp(prefix="blase-prepare-"))
@@ -84,8 +88,8 @@ def prepare_part(job: PrepareJob) -> dict[str, tuple[np.ndarray, np.ndarray, np.
                          window=job.window)
         hashed, dense, hot, _ = job.prepare._hashed(job.plan, feed)
         rows = {name: SplitRows() for name in SPLITS}
-        job.prepare._fill(con, job.plan, job.prepare._final(hashed, dense, hot, job.case), dense, hot, rows,
-                          job.budget, bar=False)
+        final = job.prepare._final(hashed, dense, hot, job.case, tensors=len(job.plan.tensors))
+        job.prepare._fill(con, job.plan, final, dense, hot, rows, job.budget, bar=False)
     finally:
         con.close()
         shutil.rmtree(scratch, ignore_errors=True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from blase._duck import sql_ident
 from blase._labels import label_variants, variants_message
 from blase.errors import PrepareError
+from blase.prepare._tensor import is_tensor_type, tensor_feature_names
 
 if TYPE_CHECKING:
     from blase.prepare._feed import Feed
@@ -77,6 +78,8 @@ class Plan:
     class_counts: list[int]
     #: Warnings for the step's record (label values that differ only by whitespace or case).
     warnings: list[str] = field(default_factory=list)
+    #: Each tensor column and the positions (in :attr:`features`) of its values.
+    tensors: dict[str, list[int]] = field(default_factory=dict)
 
 
 def _missing(name: str, role: str, columns: dict[str, str], where: str) -> PrepareError:
@@ -96,7 +99,7 @@ def make_plan(prep: Prepare, con: Any, files: list[Path], feed: Feed, where: str
     if prep.features is None:
         features = [c for c in columns if c not in (prep.label, prep.key)]
     else:
-        features = list(prep.features)
+        features = _collapse_tensor_names(list(prep.features), columns)
         for f in features:
             if f not in columns:
                 raise _missing(f, "feature", columns, where)
@@ -110,9 +113,10 @@ def make_plan(prep: Prepare, con: Any, files: list[Path], feed: Feed, where: str
             f"{where} has no feature columns besides the label '{prep.label}'",
             hint="check the transform step's output",
         )
+    tensor_columns = [f for f in features if is_tensor_type(columns[f])]
     for f in features:
         dtype = columns[f]
-        if not (_is_numeric(dtype) or dtype == "BOOLEAN"):
+        if not (_is_numeric(dtype) or dtype == "BOOLEAN" or f in tensor_columns):
             raise PrepareError(
                 _kind_hint(f, dtype).split("; ")[0] + f" in {where}",
                 hint=_kind_hint(f, dtype).split("; ", 1)[-1],
@@ -129,6 +133,8 @@ def make_plan(prep: Prepare, con: Any, files: list[Path], feed: Feed, where: str
         aggs.append(f"count(*) FILTER (WHERE isnan({sql_ident(f)}))")
     for f in float_feats:
         aggs.append(f"count(*) FILTER (WHERE isinf({sql_ident(f)}))")
+    for f in tensor_columns:
+        aggs += [f"min(octet_length({sql_ident(f)}))", f"max(octet_length({sql_ident(f)}))"]
     if prep.key is not None:
         aggs.append(f"count({sql_ident(prep.key)})")
     want_distinct = label_type in _INT_TYPES and prep.task is None
@@ -171,8 +177,9 @@ def make_plan(prep: Prepare, con: Any, files: list[Path], feed: Feed, where: str
             f"features with missing values in {where} ({total:,} rows): " + "; ".join(problems),
             hint=hint,
         )
+    widths = _tensor_widths(tensor_columns, row[2 + n_sql + 2 * n_float:], where)
     if prep.key is not None:
-        key_count = int(row[2 + n_sql + 2 * n_float])
+        key_count = int(row[2 + n_sql + 2 * n_float + 2 * len(tensor_columns)])
         if key_count != total:
             raise PrepareError(
                 f"key column '{prep.key}' has {total - key_count:,} null values in {where}",
@@ -237,6 +244,7 @@ def make_plan(prep: Prepare, con: Any, files: list[Path], feed: Feed, where: str
             "taken as a regression target",
             hint="turn stratify off, or pass task='classification'",
         )
+    features, columns, tensors = _expand_tensors(features, columns, widths)
     return Plan(
         files,
         columns,
@@ -247,7 +255,59 @@ def make_plan(prep: Prepare, con: Any, files: list[Path], feed: Feed, where: str
         classes,
         class_counts,
         warnings,
+        tensors,
     )
+
+
+def _collapse_tensor_names(features: list[str], columns: dict[str, str]) -> list[str]:
+    """Explicit features (a deployed model's, for ``blase update``) name a tensor column's
+    values (``px_00000``...): each run of them becomes the column again."""
+    out: list[str] = []
+    tensors = [c for c, t in columns.items() if is_tensor_type(t)]
+    for f in features:
+        owner = next((c for c in tensors if f.startswith(c + "_") and f[len(c) + 1:].isdigit()), None)
+        if f not in columns and owner is not None:
+            if not out or out[-1] != owner:
+                out.append(owner)
+        else:
+            out.append(f)
+    return out
+
+
+def _tensor_widths(tensors: list[str], lengths: Any, where: str) -> dict[str, int]:
+    """Bytes per row of each tensor column (every row must have as many)."""
+    widths: dict[str, int] = {}
+    for k, name in enumerate(tensors):
+        low, high = lengths[2 * k], lengths[2 * k + 1]
+        if low is None or low != high or not low:
+            raise PrepareError(
+                f"feature '{name}' is a binary (tensor) column whose values have {low} to {high} bytes "
+                f"in {where}; a tensor feature needs the same number of bytes in every row",
+                hint="decode the files to one size (the images/audio sources' size options), or drop the "
+                "column (blase.yaml transform: `drop`)",
+            )
+        widths[name] = int(low)
+    return widths
+
+
+def _expand_tensors(features: list[str], columns: dict[str, str],
+                    widths: dict[str, int]) -> tuple[list[str], dict[str, str], dict[str, list[int]]]:
+    """Features with each tensor column replaced by its values' names, their types, and the
+    positions of each tensor column's values."""
+    if not widths:
+        return features, columns, {}
+    out: list[str] = []
+    types = dict(columns)
+    tensors: dict[str, list[int]] = {}
+    for f in features:
+        if f in widths:
+            names = tensor_feature_names(f, widths[f])
+            tensors[f] = list(range(len(out), len(out) + len(names)))
+            out += names
+            types.update(dict.fromkeys(names, "UTINYINT"))
+        else:
+            out.append(f)
+    return out, types, tensors
 
 def fixed_classes(prep: Prepare, pairs: list[Any], where: str) -> tuple[list[Any], list[int]]:
     """The fixed ``classes`` and the rows of each in the data (0 for an absent class)."""

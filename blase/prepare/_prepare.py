@@ -39,7 +39,14 @@ from blase._duck import budget_note, connect, sql_ident, sql_quote
 from blase._fs import disk_cause, replace_dir
 from blase.errors import PrepareError
 from blase.prepare._feed import ROW_ID, Feed, OneHotCodes, open_feed
-from blase.prepare._manifest import MANIFEST_NAME, Layout, Manifest, OneHotGroup, ShardInfo
+from blase.prepare._manifest import (
+    MANIFEST_NAME,
+    Layout,
+    Manifest,
+    OneHotGroup,
+    ShardInfo,
+    TensorGroup,
+)
 from blase.prepare._parts import RowSink, fill_parts
 from blase.prepare._plan import MAX_CLASSES_INTEGER, Plan, TaskName, class_key, make_plan
 from blase.prepare._shards import SplitWriter, WriteBehind, WrittenShard
@@ -52,6 +59,7 @@ from blase.prepare._split import (
     stratified_case_sql,
     stratified_cuts,
 )
+from blase.prepare._tensor import tensor_block
 from blase.progress import progress
 from blase.resources import memory_budget
 from blase.steps import StepResult, measure_step
@@ -149,7 +157,25 @@ def _ratios(split: Any) -> Ratios:
 def _shard_info(shard: WrittenShard, **extra: Any) -> ShardInfo:
     return ShardInfo(file=shard.file, labels_file=shard.labels_file, rows=shard.rows, hash=shard.hash,
                      labels_hash=shard.labels_hash, ids_file=shard.ids_file,
-                     codes_file=shard.codes_file, codes_hash=shard.codes_hash, **extra)
+                     codes_file=shard.codes_file, codes_hash=shard.codes_hash,
+                     tensor_file=shard.tensor_file, tensor_hash=shard.tensor_hash, **extra)
+
+
+def _tensor_groups(tensors: dict[str, list[int]]) -> list[TensorGroup]:
+    groups, offset = [], 0
+    for column, positions in tensors.items():
+        groups.append(TensorGroup(column=column, features=positions, offset=offset))
+        offset += len(positions)
+    return groups
+
+
+def _tensor_matrix(batch: Any, first: int, widths: list[int]) -> np.ndarray | None:
+    """The uint8 ``[n, sum(widths)]`` values of the batch's tensor columns (from ``first``)."""
+    if not widths:
+        return None
+    blocks = [tensor_block(batch.column(first + k), w) for k, w in enumerate(widths)]
+    # a copy: the writer thread still writes it after the Arrow batch is gone
+    return np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0].copy()
 
 
 def _transform_digest(transform: Transform) -> str:
@@ -412,7 +438,8 @@ class Prepare:
 
         shard_hashes = {s.file: s.hash for w in writers.values() for s in w.shards} | {
             s.labels_file: s.labels_hash for w in writers.values() for s in w.shards
-        } | {s.codes_file: s.codes_hash for w in writers.values() for s in w.shards if s.codes_file}
+        } | {s.codes_file: s.codes_hash for w in writers.values() for s in w.shards if s.codes_file} | {
+            s.tensor_file: s.tensor_hash for w in writers.values() for s in w.shards if s.tensor_file}
         counts = manifest.counts
         result = StepResult(
             step=self.step,
@@ -464,15 +491,19 @@ class Prepare:
         """The query of each row's dense features, one-hot sources, label, row id and split
         hash ``__h``; the positions of the dense features; the one-hot codes and layout."""
         label = sql_ident(self.label)
-        dense = [(j, f) for j, f in enumerate(plan.features) if f not in feed.expanded]
+        in_tensor = {p for positions in plan.tensors.values() for p in positions}
+        dense = [(j, f) for j, f in enumerate(plan.features) if f not in feed.expanded and j not in in_tensor]
         hot = OneHotCodes(feed, plan.features) if feed.onehot is not None else None
         hot = hot if hot is not None and hot.sources else None
-        layout = None if hot is None else Layout(
+        layout = None if hot is None and not plan.tensors else Layout(
             dense=[j for j, _ in dense],
-            onehot=[OneHotGroup(column=src, features=pos) for src, pos in hot.groups()],
+            onehot=[OneHotGroup(column=src, features=pos) for src, pos in hot.groups()] if hot else [],
+            tensors=_tensor_groups(plan.tensors),
         )
+        tensors = list(plan.tensors)
         select = [f"CAST({sql_ident(f)} AS FLOAT) AS __f{j}" for j, f in dense]
         select += [f"{sql_ident(c)} AS __c{m}" for m, c in enumerate(hot.sources if hot else [])]
+        select += [f"{sql_ident(c)} AS __t{m}" for m, c in enumerate(tensors)]
         base = f"SELECT {', '.join(select)}, {label} AS __y, {ROW_ID} AS __idx"
         if self.key is not None:
             base += f", {key_hash_sql(sql_ident(self.key), self.seed)} AS __h"
@@ -486,9 +517,10 @@ class Prepare:
         return query, [j for j, _ in dense], hot, layout
 
     @staticmethod
-    def _final(hashed: str, dense: list[int], hot: OneHotCodes | None, case: str) -> str:
+    def _final(hashed: str, dense: list[int], hot: OneHotCodes | None, case: str, *, tensors: int = 0) -> str:
         """What :meth:`_fill` streams: ``hashed`` with each row's split (``case``)."""
         cols = [f"__f{j}" for j in dense] + [f"__c{m}" for m in range(len(hot.sources if hot else []))]
+        cols += [f"__t{m}" for m in range(tensors)]
         return f"SELECT {', '.join(cols)}, __y, {case} AS __split, __idx FROM {hashed}"
 
     def _stream(
@@ -505,16 +537,18 @@ class Prepare:
         d = len(plan.features)
         y_dtype = np.dtype("<f4") if plan.task == "regression" else np.dtype("<i8")
         sink = WriteBehind()
-        width = len(dense) if hot else d
+        width = len(dense) if layout is not None else d
         writers = {
             s: SplitWriter(root, s, width, y_dtype, self.shard_rows, sink,
                            n_codes=len(hot.sources) if hot else 0,
-                           codes_dtype=hot.dtype if hot else np.dtype("<i2"))
+                           codes_dtype=hot.dtype if hot else np.dtype("<i2"),
+                           n_tensor=layout.tensor_width if layout is not None else 0)
             for s in SPLITS
         }
         try:
             if executor is None:
-                self._fill(con, plan, self._final(hashed, dense, hot, case), dense, hot, writers, budget)
+                self._fill(con, plan, self._final(hashed, dense, hot, case, tensors=len(plan.tensors)), dense, hot,
+                           writers, budget)
             else:
                 fill_parts(self, plan, feed, case, writers, executor, budget)
             for w in writers.values():
@@ -534,7 +568,11 @@ class Prepare:
 
         d = len(plan.features)
         n_dense = len(dense)
-        nd = n_dense + (len(hot.sources) if hot else 0)
+        n_hot = n_dense + (len(hot.sources) if hot else 0)
+        widths = [len(p) for p in plan.tensors.values()]
+        nd = n_hot + len(widths)
+        # tensor values are bytes: a float32 feature's 16 bytes per value become ~3
+        d = d - sum(widths) + sum(widths) // 5
         # Arrow batch, the float32 matrix and the per-split copies: about 16 bytes per value.
         # And the matrix stays under 16 MB: glibc hands blocks over 32 MB out as fresh mmap
         # pages, so bigger batches pay a page fault per 4 KB each time (measured: prepare at
@@ -555,7 +593,8 @@ class Prepare:
                 x = np.empty((n, n_dense), dtype=np.float32)
                 for i in range(n_dense):
                     x[:, i] = batch.column(i).to_numpy(zero_copy_only=False)
-                codes = hot.codes([batch.column(i) for i in range(n_dense, nd)]) if hot else None
+                codes = hot.codes([batch.column(i) for i in range(n_dense, n_hot)]) if hot else None
+                tensor = _tensor_matrix(batch, n_hot, widths)
                 ycol = batch.column(nd)  # the label, split and row id follow the features
                 if value_set is not None:
                     if ycol.type != value_set.type:
@@ -572,10 +611,11 @@ class Prepare:
                 for code, name in enumerate(SPLITS):
                     mask = split == code
                     if mask.all():
-                        writers[name].append(x, y, ids, codes)
+                        writers[name].append(x, y, ids, codes, tensor)
                     elif mask.any():
                         writers[name].append(x[mask], y[mask], ids[mask],
-                                             codes[mask] if codes is not None else None)
+                                             codes[mask] if codes is not None else None,
+                                             tensor[mask] if tensor is not None else None)
                 if shown is not None:
                     shown.advance(n)
 

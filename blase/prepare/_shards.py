@@ -107,6 +107,8 @@ class WrittenShard:
     ids_file: str | None = None
     codes_file: str | None = None
     codes_hash: str | None = None
+    tensor_file: str | None = None
+    tensor_hash: str | None = None
 
 
 @dataclass
@@ -122,11 +124,14 @@ class SplitWriter:
     #: One-hot groups stored as integer codes beside the float32 columns (0: none).
     n_codes: int = 0
     codes_dtype: np.dtype = field(default_factory=lambda: np.dtype("<i2"))
+    #: uint8 values of tensor columns per row, stored beside the float32 columns (0: none).
+    n_tensor: int = 0
     shards: list[WrittenShard] = field(default_factory=list)
     _x: NpyStream | None = None
     _y: NpyStream | None = None
     _ids: NpyStream | None = None
     _codes: NpyStream | None = None
+    _tensor: NpyStream | None = None
 
     def __post_init__(self) -> None:
         (self.root / self.split).mkdir(parents=True, exist_ok=True)
@@ -146,14 +151,17 @@ class SplitWriter:
         if self.n_codes:
             self._codes = NpyStream(Path(f"{base}.codes.npy"), self.codes_dtype, (self.n_codes,),
                                     self.shard_rows, self.sink)
+        if self.n_tensor:
+            self._tensor = NpyStream(Path(f"{base}.tensor.npy"), np.dtype("u1"), (self.n_tensor,),
+                                     self.shard_rows, self.sink)
 
     def _finish(self) -> None:
         assert self._x is not None and self._y is not None and self._ids is not None
-        for stream in (self._x, self._y, self._ids, self._codes):
+        for stream in (self._x, self._y, self._ids, self._codes, self._tensor):
             if stream is not None:
                 stream.close()
         rel = lambda p: p.relative_to(self.root).as_posix()  # noqa: E731
-        codes = self._codes
+        codes, tensor = self._codes, self._tensor
         self.shards.append(
             WrittenShard(
                 file=rel(self._x.path),
@@ -164,14 +172,17 @@ class SplitWriter:
                 ids_file=rel(self._ids.path),
                 codes_file=rel(codes.path) if codes else None,
                 codes_hash=hash_file(codes.path) if codes else None,
+                tensor_file=rel(tensor.path) if tensor else None,
+                tensor_hash=hash_file(tensor.path) if tensor else None,
             )
         )
-        self._x = self._y = self._ids = self._codes = None
+        self._x = self._y = self._ids = self._codes = self._tensor = None
 
     def append(self, x: np.ndarray, y: np.ndarray, ids: np.ndarray | None = None,
-               codes: np.ndarray | None = None) -> None:
+               codes: np.ndarray | None = None, tensor: np.ndarray | None = None) -> None:
         """Append rows; ``ids`` are their global row indices (source order), kept per shard;
-        ``codes`` their one-hot codes (``[n, n_codes]``) when the split has any."""
+        ``codes`` their one-hot codes (``[n, n_codes]``) and ``tensor`` their uint8 tensor
+        values (``[n, n_tensor]``) when the split has any."""
         if ids is None:
             ids = np.arange(self.rows, self.rows + len(x), dtype=np.int64)
         start = 0
@@ -186,6 +197,8 @@ class SplitWriter:
             self._ids.append(ids[start : start + take])
             if self._codes is not None and codes is not None:
                 self._codes.append(codes[start : start + take])
+            if self._tensor is not None and tensor is not None:
+                self._tensor.append(tensor[start : start + take])
             start += take
             if self._x.rows == self.shard_rows:
                 self._finish()
@@ -197,11 +210,11 @@ class SplitWriter:
             self.abort()
 
     def abort(self) -> None:
-        for stream in (self._x, self._y, self._ids, self._codes):
+        for stream in (self._x, self._y, self._ids, self._codes, self._tensor):
             if stream is not None:
                 stream.abort()
                 try:
                     os.unlink(stream.path)
                 except OSError:
                     pass
-        self._x = self._y = self._ids = self._codes = None
+        self._x = self._y = self._ids = self._codes = self._tensor = None
