@@ -196,8 +196,20 @@ def test_xgboost_out_of_core_matches_xgboost_in_memory(tmp_path):
 # -- update ---------------------------------------------------------------------------------------
 
 
+def _first_tree(model) -> object:
+    booster = model.booster_
+    return booster.get_dump()[0] if hasattr(booster, "get_dump") else booster.dump_model()["tree_info"][0]
+
+
+def _rounds(model) -> int:
+    booster = model.booster_
+    return booster.num_boosted_rounds() if hasattr(booster, "num_boosted_rounds") else booster.current_iteration()
+
+
 @pytest.mark.parametrize("lib", LIBS)
-def test_update_continues_boosting_where_the_library_can(lib, tmp_path):
+def test_update_continues_boosting_for_update_epochs_more_rounds(lib, tmp_path):
+    """finetune: update.epochs more rounds on top of the deployed trees (kept as they were);
+    the same update again gives the same model bytes."""
     from blase.pipeline import Pipeline
     from blase.scaffold import create_project
     from blase.update import Update
@@ -209,20 +221,22 @@ def test_update_continues_boosting_where_the_library_can(lib, tmp_path):
     project.config_path.write_text(yaml.safe_dump({
         "project": "bc", "seed": 1, "data": {"source": "data/old.csv", "label": "target"},
         "transform": [{"op": "impute", "strategy": "median"}],
-        "train": {"model": lib, "options": {"n_estimators": 30, "early_stopping_rounds": 5}},
-        "deploy": {"onnx": False}, "update": {"mode": "finetune", "replay": 0.3},
+        "train": {"model": lib, "options": {"n_estimators": 30, "early_stopping_rounds": None}},
+        "deploy": {"onnx": False}, "update": {"mode": "finetune", "replay": 0.3, "epochs": 7},
     }, sort_keys=False))
     Pipeline(project).run()
     out = Update("bc@v1", project=project).run("data/new.csv")
     assert out.candidate_version == "v2" and out.holdout["candidate"]["accuracy"] > 0.85
+    assert any("7 more epochs or rounds" in note for note in out.notes)
     parent, child = (load_trained(project.models_dir / "bc" / v) for v in ("v1", "v2"))
-    if lib == "xgboost":  # more rounds on top of the deployed trees
-        assert child.booster_.num_boosted_rounds() > parent.booster_.num_boosted_rounds()
-        first = json.loads(parent.booster_.save_raw("json"))["learner"]["gradient_booster"]["model"]["trees"][0]
-        again = json.loads(child.booster_.save_raw("json"))["learner"]["gradient_booster"]["model"]["trees"][0]
-        assert first == again
-    else:  # LightGBM cannot continue from Sequence data: a retrain, and the update says so
-        assert any("trained from scratch" in note for note in out.notes)
+    assert (_rounds(parent), _rounds(child)) == (30, 37)
+    assert _first_tree(child) == _first_tree(parent)
+    again = Update("bc@v1", project=project).run("data/new.csv", epochs=3)
+    assert _rounds(load_trained(project.models_dir / "bc" / again.candidate_version)) == 33
+    same = Update("bc@v1", project=project).run("data/new.csv")
+    model_file = json.loads((project.models_dir / "bc" / "v2" / "model.json").read_text())["files"][0]
+    assert ((project.models_dir / "bc" / "v2" / model_file).read_bytes()
+            == (project.models_dir / "bc" / same.candidate_version / model_file).read_bytes())
 
 
 # -- errors ---------------------------------------------------------------------------------------

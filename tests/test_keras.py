@@ -343,6 +343,33 @@ def test_update_continues_the_deployed_network_or_retrains(mode, tmp_path):
         assert not np.array_equal(parent.network_.get_weights()[0], child.network_.get_weights()[0])
 
 
+def test_update_epochs_trains_that_many_more_epochs_the_same_way_twice(tmp_path):
+    from blase.pipeline import Pipeline
+    from blase.scaffold import create_project
+    from blase.update import Update
+
+    frame = _bunch("breast_cancer")
+    project = create_project(tmp_path / "bc", example=False)
+    frame.iloc[:330].to_csv(project.root / "data" / "old.csv", index=False)
+    frame.iloc[330:].to_csv(project.root / "data" / "new.csv", index=False)
+    project.config_path.write_text(yaml.safe_dump({
+        "project": "bc", "seed": 1, "data": {"source": "data/old.csv", "label": "target"},
+        "transform": [{"op": "impute", "strategy": "median"}],
+        "train": {"model": "keras", "options": {**FAST, "epochs": 4, "early_stopping": None}},
+        "deploy": {"onnx": False}, "update": {"mode": "finetune", "replay": 0.3, "epochs": 3},
+    }, sort_keys=False))
+    Pipeline(project).run()
+    first = Update("bc@v1", project=project).run("data/new.csv")
+    second = Update("bc@v1", project=project).run("data/new.csv")
+    parent, child = (load_trained(project.models_dir / "bc" / v) for v in ("v1", first.candidate_version))
+    steps = [int(np.asarray(m.network_.optimizer.iterations)) for m in (parent, child)]
+    batches = -(-sum(first.rows[k] for k in ("new_train", "replay")) // 32)  # the fit's share of the mix
+    assert 0 < steps[1] - steps[0] <= 3 * batches and (steps[1] - steps[0]) % 3 == 0  # 3 whole epochs
+    assert json.loads((project.models_dir / "bc" / "v2" / "model.json").read_text())["options"]["epochs"] == 3
+    files = [project.models_dir / "bc" / v / "model.keras" for v in (first.candidate_version, second.candidate_version)]
+    assert files[0].read_bytes() == files[1].read_bytes()
+
+
 # -- errors ---------------------------------------------------------------------------------------
 
 

@@ -50,6 +50,7 @@ class KerasModel(ModelKind):
     config_model = KerasOptions
     files = (MODEL_FILE,)
     can_continue = True  # blase update --mode finetune: more epochs from the deployed weights
+    epochs_option = "epochs"
 
     def __init__(self, options: KerasOptions | None = None) -> None:
         super().__init__(options if options is not None else KerasOptions())

@@ -64,7 +64,8 @@ class XGBoostModel(ModelKind):
     name = "xgboost"
     config_model = XGBoostOptions
     files = (MODEL_FILE,)
-    can_continue = True
+    can_continue = True  # blase update --mode finetune: more rounds on the deployed trees
+    epochs_option = "n_estimators"
 
     def __init__(self, options: XGBoostOptions | None = None) -> None:
         super().__init__(options if options is not None else XGBoostOptions())
