@@ -70,8 +70,9 @@ def test_the_pipeline_trains_evaluates_and_deploys_a_boosting_model(penguins):
     assert (package / file).is_file() and not (package / "model.safetensors").exists()
     info = json.loads((package / "package.json").read_text())
     assert file in info["integrity"]["files"] and info["model_files"] == [file]
-    if info["onnx"] is not None:  # onnx installed: the kind says it has no export, and why
-        assert info["onnx"] == {"exported": False, "error": f"model kind '{lib}' has no ONNX export"}
+    if info["onnx"] is not None and importlib.util.find_spec("onnxmltools"):  # the package runs on ONNX too
+        assert info["onnx"]["exported"] and info["onnx"]["max_abs_diff"] < 1e-4
+        assert (package / "model.onnx").is_file()
 
 
 def test_a_second_run_is_cached_and_a_new_option_retrains(penguins):
@@ -191,6 +192,46 @@ def test_xgboost_out_of_core_matches_xgboost_in_memory(tmp_path):
     in_memory = ((booster.predict(xgb.DMatrix(xt), iteration_range=(0, booster.best_iteration + 1)) > 0.5) == yt).mean()
     ours = ((load_trained(tmp_path / "ooc").predict(xt) > 0) == yt).mean()
     assert abs(ours - in_memory) <= 0.03
+
+
+# -- ONNX -----------------------------------------------------------------------------------------
+
+needs_onnxmltools = pytest.mark.skipif(
+    importlib.util.find_spec("onnxmltools") is None or importlib.util.find_spec("onnxruntime") is None,
+    reason="onnxmltools/onnxruntime are not installed (pip install 'blase[onnx]')")
+
+
+@needs_onnxmltools
+@pytest.mark.parametrize("lib", LIBS)
+@pytest.mark.parametrize(("dataset", "shape"), [("breast_cancer", 1), ("wine", 2), ("diabetes", 1)])
+def test_the_onnx_export_gives_the_native_scores(lib, dataset, shape, tmp_path):
+    """Margins, not probabilities: the same scores as predict on the same rows (binary: one per
+    row; multiclass: one per class; regression: the prediction in the label's units)."""
+    import onnxruntime as ort
+
+    shards = _prepared(tmp_path, _bunch(dataset), "target")
+    fit_model(model_kind(lib, {"n_estimators": 40}), shards, FitContext(out_dir=tmp_path / "model", seed=0))
+    model = load_trained(tmp_path / "model")  # from its files, as deploy exports it
+    x, _ = TrainingData(shards).matrix("test")
+    model.export_onnx(tmp_path / "model.onnx", x.shape[1])
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"features": x})[0]
+    want = model.predict(x)
+    assert got.ndim == want.ndim == shape and got.shape == want.shape
+    assert np.allclose(got, want, rtol=1e-5, atol=1e-5), np.abs(got - want).max()
+    assert want.std() > 0  # real, varying scores
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_onnx_export_without_onnxmltools_names_the_extra(lib, tmp_path, monkeypatch):
+    from blase.model import ExportUnsupported
+
+    shards = _prepared(tmp_path, _bunch("breast_cancer"), "target")
+    fit_model(model_kind(lib, {"n_estimators": 5}), shards, FitContext(out_dir=tmp_path / "model", seed=0))
+    monkeypatch.setitem(sys.modules, "onnxmltools", None)  # what importlib sees when it is not installed
+    with pytest.raises(ExportUnsupported, match=r"needs onnxmltools, which is not installed") as err:
+        load_trained(tmp_path / "model").export_onnx(tmp_path / "model.onnx", 30)
+    assert "pip install 'blase[onnx]'" in err.value.hint and not (tmp_path / "model.onnx").exists()
 
 
 # -- update ---------------------------------------------------------------------------------------

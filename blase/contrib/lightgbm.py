@@ -5,7 +5,8 @@ to find its bins and then reads the data in batches into its own binned dataset 
 two per value, not the float32 matrix); the labels, one number per row, are read whole. The
 val split, binned with the training set's bins, drives early stopping. Settings are
 deterministic (``deterministic``, row-wise histograms, the project's seed), and the model is
-saved in LightGBM's text format (``model.txt``) up to its best round.
+saved in LightGBM's text format (``model.txt``) up to its best round; a package also gets
+``model.onnx`` (through onnxmltools, the ``onnx`` extra) with the same scores.
 
 ``blase update`` continues boosting from the deployed model (``init_model``): LightGBM starts
 each row from the deployed model's raw score, which :class:`ShardDataset` computes a batch at
@@ -24,6 +25,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+from blase.contrib._onnx import export_trees
 from blase.contrib._options import LightGBMOptions
 from blase.model import FitContext, FitReport, ModelKind, ModelSpec, TrainError, TrainingData
 
@@ -131,7 +133,7 @@ class LightGBMModel(ModelKind):
         if refit:  # the rounds the val split chose, on train + val (train.refit)
             booster = lgb.train(params, self._dataset(data, "train", params, also="val"),
                                 num_boost_round=best - start, init_model=init)
-        self.booster_ = booster
+        self.booster_, self.task_ = booster, data.task
         details = {"rounds": start + len(curve) or booster.current_iteration(),
                    "best_iteration": best - 1 if best else None,
                    "trees": best or booster.current_iteration(),
@@ -151,6 +153,7 @@ class LightGBMModel(ModelKind):
     @classmethod
     def load(cls, folder: Path, spec: ModelSpec) -> LightGBMModel:
         model = cls(LightGBMOptions.model_validate(spec.options))
+        model.task_ = spec.task
         try:
             model.booster_ = lgb.Booster(model_file=os.fspath(Path(folder) / MODEL_FILE))
         except lgb.basic.LightGBMError as exc:
@@ -160,6 +163,10 @@ class LightGBMModel(ModelKind):
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.booster_.predict(np.asarray(x, dtype=np.float32), raw_score=True))
+
+    def export_onnx(self, path: Path, n_features: int) -> None:
+        # zipmap off: the probabilities as one tensor (a list of dicts per row otherwise)
+        export_trees(self.booster_, path, n_features, task=self.task_, library="lightgbm", zipmap=False)
 
     def versions(self) -> dict[str, str]:
         return {"lightgbm": lgb.__version__}

@@ -5,7 +5,8 @@ prepared shards a batch at a time, and ``xgboost.ExtMemQuantileDMatrix`` turns t
 quantised pages cached on disk (in a scratch folder removed after the fit), from which the
 ``hist`` tree method builds each tree. The val split, built the same way with the training
 matrix's quantiles, drives early stopping; the model keeps the trees up to the best round.
-The model is saved in XGBoost's own UBJSON format (``model.ubj``), never pickled.
+The model is saved in XGBoost's own UBJSON format (``model.ubj``), never pickled; a package
+also gets ``model.onnx`` (through onnxmltools, the ``onnx`` extra) with the same scores.
 
 Scores are margins, as the built-in models give logits: one per row for binary and
 regression (the prediction), one per class for multiclass.
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
+from blase.contrib._onnx import export_trees
 from blase.contrib._options import XGBoostOptions
 from blase.model import FitContext, FitReport, ModelKind, ModelSpec, TrainError, TrainingData
 
@@ -127,7 +129,7 @@ class XGBoostModel(ModelKind):
         best = getattr(booster, "best_iteration", None) if has_val and o.early_stopping_rounds else None
         if best is not None and best + 1 < rounds:
             booster = booster[: best + 1]  # keep the trees up to the best val round
-        self.booster_ = booster
+        self.booster_, self.task_ = booster, data.task
         metric = _OBJECTIVE[data.task][1]
         curve = history.get("val", {}).get(metric, [])
         start = rounds - len(curve)  # the rounds of the model this fit continued from
@@ -154,11 +156,14 @@ class XGBoostModel(ModelKind):
         except xgb.core.XGBoostError as exc:
             raise TrainError(f"cannot read {Path(folder) / MODEL_FILE}: {str(exc).splitlines()[0]}",
                              hint="train again (`blase run --from train`) or redeploy") from None
-        model.booster_ = booster
+        model.booster_, model.task_ = booster, spec.task
         return model
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.booster_.inplace_predict(np.asarray(x, dtype=np.float32), predict_type="margin"))
+
+    def export_onnx(self, path: Path, n_features: int) -> None:
+        export_trees(self.booster_, path, n_features, task=self.task_, library="xgboost")
 
     def versions(self) -> dict[str, str]:
         return {"xgboost": xgb.__version__}
