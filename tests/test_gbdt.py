@@ -399,6 +399,45 @@ def test_a_project_model_plugin_trains_deploys_and_predicts(project, cli, tmp_pa
     assert pd.read_parquet(tmp_path / "p.parquet")["prediction"].nunique() == 1
 
 
+WRONG_ONNX = '''
+    epochs_option = "n_rounds"
+
+    def export_onnx(self, path, n_features):  # a graph of zeros: not the model's scores
+        import onnx
+        from onnx import TensorProto, helper
+
+        graph = helper.make_graph(
+            [helper.make_node("Mul", ["features", "zero"], ["scores"])], "zeros",
+            [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, n_features])],
+            [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [None, n_features])],
+            [helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])])
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+
+    def predict(self, x):'''
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed")
+def test_the_checker_fails_a_wrong_onnx_export_and_an_epochs_option_that_is_no_option(project):
+    from blase.plugins import project_plugins
+    from blase.testing import check_plugin
+
+    config = yaml.safe_load(project.config_path.read_text())
+    project.config_path.write_text(yaml.safe_dump({**config, "plugins": ["scripts/prior.py"]}, sort_keys=False))
+
+    def failed(body: str) -> dict[str, str]:
+        (project.root / "scripts" / "prior.py").write_text(body)
+        results = check_plugin(project_plugins(project.root, ["scripts/prior.py"])[0])
+        return {r.name: r.detail for r in results if not r.passed}
+
+    good = failed(textwrap.dedent(PRIOR))  # no export (optional), no epochs_option: both pass
+    assert "onnx_export" not in good and "epochs_option" not in good, good
+    bad = failed(textwrap.dedent(PRIOR).replace("\n    def predict(self, x):",
+                                                 textwrap.dedent(WRONG_ONNX).replace("\n", "\n    ")))
+    assert set(bad) - set(good) == {"onnx_export", "epochs_option"}, bad
+    assert "differ from predict" in bad["onnx_export"]
+    assert bad["epochs_option"] == "epochs_option names 'n_rounds', which is not one of the options (smoothing)"
+
+
 @_lib("xgboost")
 def test_xgboost_keeps_small_quantised_data_in_memory_and_goes_to_disk_past_the_budget(tmp_path):
     """auto: a quarter of the memory budget decides; both ways give the same model's scores."""

@@ -29,6 +29,12 @@ from blase.model import FitContext, FitReport, ModelKind, ModelSpec, TrainError,
 __all__ = ["ShardIter", "XGBoostModel"]
 
 MODEL_FILE = "model.ubj"
+#: Bytes XGBoost holds per training row whatever the matrix mode: its external memory pages
+#: hold only the features, while labels, the prediction cache, gradient pairs and the row
+#: partition with its buffers stay in memory (measured: bench/xgb_memory.py, 35-40 B a row).
+ROW_STATE_BYTES = 40
+#: The DataIter's smallest batch when memory is tight (smaller pages make rounds slower).
+MIN_BATCH_BYTES = 32 << 20
 _OBJECTIVE = {"binary": ("binary:logistic", "logloss"), "multiclass": ("multi:softprob", "mlogloss"),
               "regression": ("reg:squarederror", "rmse")}
 
@@ -101,12 +107,34 @@ class XGBoostModel(ModelKind):
         scratch = Path(ctx.tmp_dir or ".")
         budget = ctx.memory or 2 << 30
         o: XGBoostOptions = self.options  # type: ignore[assignment]
+        if not external and data.rows(split) * data.n_features * 4 <= budget // 4:
+            # small enough to hold as floats for a moment: one read of the shards (an iterator is
+            # read twice, sketch then quantise), and XGBoost sketches an array on every thread
+            x, y = data.matrix(split)
+            return xgb.QuantileDMatrix(x, y, max_bin=o.max_bin, ref=ref, nthread=o.n_jobs)
         it = ShardIter(data, split, str(scratch / f"xgb-{split}") if external else None,
-                       batch_bytes=max(1 << 20, budget // 8))
+                       batch_bytes=self._batch_bytes(data, budget))
         if external:
             return xgb.ExtMemQuantileDMatrix(it, max_bin=o.max_bin, ref=ref, nthread=o.n_jobs)
         # the batches are quantised as they come: the raw float rows are never held whole
         return xgb.QuantileDMatrix(it, max_bin=o.max_bin, ref=ref, nthread=o.n_jobs)
+
+    @staticmethod
+    def _batch_bytes(data: TrainingData, budget: int) -> int:
+        """The DataIter's batch size: an eighth of what the budget leaves beside XGBoost's
+        per-row state, at least 32 MB (1 MB under a tiny budget), at most an eighth of the budget."""
+        free = budget - ROW_STATE_BYTES * data.rows("train") - 8 * data.rows("val")
+        return max(1 << 20, min(budget // 8, max(MIN_BATCH_BYTES, free // 8)))
+
+    @staticmethod
+    def _memory_warning(data: TrainingData, budget: int) -> list[str]:
+        need = ROW_STATE_BYTES * data.rows("train")
+        if need <= budget // 2:
+            return []
+        return [f"XGBoost keeps about {ROW_STATE_BYTES} bytes per training row in memory whatever the matrix "
+                f"mode (its external memory pages hold only the features): {need / 1e9:.2f} GB for "
+                f"{data.rows('train'):,} rows, against a {budget / 1e9:.2f} GB memory budget; expect the train "
+                "step's peak memory above the budget (raise --memory, or train on fewer rows)"]
 
     def fit(self, data: TrainingData, ctx: FitContext) -> XGBoostModel:
         o: XGBoostOptions = self.options  # type: ignore[assignment]
@@ -140,6 +168,7 @@ class XGBoostModel(ModelKind):
                    "continued_from_rounds": start or None,
                    "matrix": "external memory (pages cached on disk)" if external else "quantised in memory"}
         warnings = [] if has_val else ["no val split: no early stopping, the model keeps every round"]
+        warnings += self._memory_warning(data, ctx.memory or 2 << 30)
         self.report_ = FitReport(details=details, warnings=warnings,
                                  history=[{"round": i + 1, f"val_{metric}": v} for i, v in enumerate(curve)])
         return self
