@@ -449,6 +449,13 @@ def test_xgboost_keeps_small_quantised_data_in_memory_and_goes_to_disk_past_the_
                       FitContext(out_dir=tmp_path / "disk", seed=0, memory=64 << 10, tmp_dir=tmp_path))
     assert small.details["matrix"] == "quantised in memory"
     assert tight.details["matrix"].startswith("external memory")
+    # XGBoost's per-row state does not page out: past half the budget the fit says so
+    # (398 rows x 40 B is 16 kB: over half of a 16 kB budget)
+    tiny = fit_model(model_kind("xgboost", {**FAST, "n_estimators": 3}), shards,
+                     FitContext(out_dir=tmp_path / "tiny", seed=0, memory=16 << 10, tmp_dir=tmp_path))
+    assert not any("per training row" in w for w in small.warnings + tight.warnings)
+    assert any("bytes per training row in memory whatever the matrix mode" in w and "raise --memory" in w
+               for w in tiny.warnings)
     x, _ = rows.matrix("test")
     a, b = load_trained(tmp_path / "mem").predict(x), load_trained(tmp_path / "disk").predict(x)
     assert np.allclose(a, b, atol=1e-5)
