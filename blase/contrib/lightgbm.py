@@ -134,7 +134,7 @@ class LightGBMModel(ModelKind):
             booster = lgb.train(params, self._dataset(data, "train", params, also="val"),
                                 num_boost_round=best - start, init_model=init)
         self.booster_, self.task_ = booster, data.task
-        details = {"rounds": start + len(curve) or booster.current_iteration(),
+        details = {"rounds": start + len(curve) if curve else booster.current_iteration(),
                    "best_iteration": best - 1 if best else None,
                    "trees": best or booster.current_iteration(),
                    "best_metric": curve[best - 1 - start] if best and 0 <= best - 1 - start < len(curve) else None,
