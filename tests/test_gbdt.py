@@ -70,8 +70,9 @@ def test_the_pipeline_trains_evaluates_and_deploys_a_boosting_model(penguins):
     assert (package / file).is_file() and not (package / "model.safetensors").exists()
     info = json.loads((package / "package.json").read_text())
     assert file in info["integrity"]["files"] and info["model_files"] == [file]
-    if info["onnx"] is not None:  # onnx installed: the kind says it has no export, and why
-        assert info["onnx"] == {"exported": False, "error": f"model kind '{lib}' has no ONNX export"}
+    if info["onnx"] is not None and importlib.util.find_spec("onnxmltools"):  # the package runs on ONNX too
+        assert info["onnx"]["exported"] and info["onnx"]["max_abs_diff"] < 1e-4
+        assert (package / "model.onnx").is_file()
 
 
 def test_a_second_run_is_cached_and_a_new_option_retrains(penguins):
@@ -193,11 +194,63 @@ def test_xgboost_out_of_core_matches_xgboost_in_memory(tmp_path):
     assert abs(ours - in_memory) <= 0.03
 
 
-# -- update ---------------------------------------------------------------------------------------
+# -- ONNX -----------------------------------------------------------------------------------------
+
+needs_onnxmltools = pytest.mark.skipif(
+    importlib.util.find_spec("onnxmltools") is None or importlib.util.find_spec("onnxruntime") is None,
+    reason="onnxmltools/onnxruntime are not installed (pip install 'blase[onnx]')")
+
+
+@needs_onnxmltools
+@pytest.mark.parametrize("lib", LIBS)
+@pytest.mark.parametrize(("dataset", "shape"), [("breast_cancer", 1), ("wine", 2), ("diabetes", 1)])
+def test_the_onnx_export_gives_the_native_scores(lib, dataset, shape, tmp_path):
+    """Margins, not probabilities: the same scores as predict on the same rows (binary: one per
+    row; multiclass: one per class; regression: the prediction in the label's units)."""
+    import onnxruntime as ort
+
+    shards = _prepared(tmp_path, _bunch(dataset), "target")
+    fit_model(model_kind(lib, {"n_estimators": 40}), shards, FitContext(out_dir=tmp_path / "model", seed=0))
+    model = load_trained(tmp_path / "model")  # from its files, as deploy exports it
+    x, _ = TrainingData(shards).matrix("test")
+    model.export_onnx(tmp_path / "model.onnx", x.shape[1])
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"features": x})[0]
+    want = model.predict(x)
+    assert got.ndim == want.ndim == shape and got.shape == want.shape
+    assert np.allclose(got, want, rtol=1e-5, atol=1e-5), np.abs(got - want).max()
+    assert want.std() > 0  # real, varying scores
 
 
 @pytest.mark.parametrize("lib", LIBS)
-def test_update_continues_boosting_where_the_library_can(lib, tmp_path):
+def test_onnx_export_without_onnxmltools_names_the_extra(lib, tmp_path, monkeypatch):
+    from blase.model import ExportUnsupported
+
+    shards = _prepared(tmp_path, _bunch("breast_cancer"), "target")
+    fit_model(model_kind(lib, {"n_estimators": 5}), shards, FitContext(out_dir=tmp_path / "model", seed=0))
+    monkeypatch.setitem(sys.modules, "onnxmltools", None)  # what importlib sees when it is not installed
+    with pytest.raises(ExportUnsupported, match=r"needs onnxmltools, which is not installed") as err:
+        load_trained(tmp_path / "model").export_onnx(tmp_path / "model.onnx", 30)
+    assert "pip install 'blase[onnx]'" in err.value.hint and not (tmp_path / "model.onnx").exists()
+
+
+# -- update ---------------------------------------------------------------------------------------
+
+
+def _first_tree(model) -> object:
+    booster = model.booster_
+    return booster.get_dump()[0] if hasattr(booster, "get_dump") else booster.dump_model()["tree_info"][0]
+
+
+def _rounds(model) -> int:
+    booster = model.booster_
+    return booster.num_boosted_rounds() if hasattr(booster, "num_boosted_rounds") else booster.current_iteration()
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_update_continues_boosting_for_update_epochs_more_rounds(lib, tmp_path):
+    """finetune: update.epochs more rounds on top of the deployed trees (kept as they were);
+    the same update again gives the same model bytes."""
     from blase.pipeline import Pipeline
     from blase.scaffold import create_project
     from blase.update import Update
@@ -209,20 +262,22 @@ def test_update_continues_boosting_where_the_library_can(lib, tmp_path):
     project.config_path.write_text(yaml.safe_dump({
         "project": "bc", "seed": 1, "data": {"source": "data/old.csv", "label": "target"},
         "transform": [{"op": "impute", "strategy": "median"}],
-        "train": {"model": lib, "options": {"n_estimators": 30, "early_stopping_rounds": 5}},
-        "deploy": {"onnx": False}, "update": {"mode": "finetune", "replay": 0.3},
+        "train": {"model": lib, "options": {"n_estimators": 30, "early_stopping_rounds": None}},
+        "deploy": {"onnx": False}, "update": {"mode": "finetune", "replay": 0.3, "epochs": 7},
     }, sort_keys=False))
     Pipeline(project).run()
     out = Update("bc@v1", project=project).run("data/new.csv")
     assert out.candidate_version == "v2" and out.holdout["candidate"]["accuracy"] > 0.85
+    assert any("7 more epochs or rounds" in note for note in out.notes)
     parent, child = (load_trained(project.models_dir / "bc" / v) for v in ("v1", "v2"))
-    if lib == "xgboost":  # more rounds on top of the deployed trees
-        assert child.booster_.num_boosted_rounds() > parent.booster_.num_boosted_rounds()
-        first = json.loads(parent.booster_.save_raw("json"))["learner"]["gradient_booster"]["model"]["trees"][0]
-        again = json.loads(child.booster_.save_raw("json"))["learner"]["gradient_booster"]["model"]["trees"][0]
-        assert first == again
-    else:  # LightGBM cannot continue from Sequence data: a retrain, and the update says so
-        assert any("trained from scratch" in note for note in out.notes)
+    assert (_rounds(parent), _rounds(child)) == (30, 37)
+    assert _first_tree(child) == _first_tree(parent)
+    again = Update("bc@v1", project=project).run("data/new.csv", epochs=3)
+    assert _rounds(load_trained(project.models_dir / "bc" / again.candidate_version)) == 33
+    same = Update("bc@v1", project=project).run("data/new.csv")
+    model_file = json.loads((project.models_dir / "bc" / "v2" / "model.json").read_text())["files"][0]
+    assert ((project.models_dir / "bc" / "v2" / model_file).read_bytes()
+            == (project.models_dir / "bc" / same.candidate_version / model_file).read_bytes())
 
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -344,6 +399,45 @@ def test_a_project_model_plugin_trains_deploys_and_predicts(project, cli, tmp_pa
     assert pd.read_parquet(tmp_path / "p.parquet")["prediction"].nunique() == 1
 
 
+WRONG_ONNX = '''
+    epochs_option = "n_rounds"
+
+    def export_onnx(self, path, n_features):  # a graph of zeros: not the model's scores
+        import onnx
+        from onnx import TensorProto, helper
+
+        graph = helper.make_graph(
+            [helper.make_node("Mul", ["features", "zero"], ["scores"])], "zeros",
+            [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, n_features])],
+            [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [None, n_features])],
+            [helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])])
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+
+    def predict(self, x):'''
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed")
+def test_the_checker_fails_a_wrong_onnx_export_and_an_epochs_option_that_is_no_option(project):
+    from blase.plugins import project_plugins
+    from blase.testing import check_plugin
+
+    config = yaml.safe_load(project.config_path.read_text())
+    project.config_path.write_text(yaml.safe_dump({**config, "plugins": ["scripts/prior.py"]}, sort_keys=False))
+
+    def failed(body: str) -> dict[str, str]:
+        (project.root / "scripts" / "prior.py").write_text(body)
+        results = check_plugin(project_plugins(project.root, ["scripts/prior.py"])[0])
+        return {r.name: r.detail for r in results if not r.passed}
+
+    good = failed(textwrap.dedent(PRIOR))  # no export (optional), no epochs_option: both pass
+    assert "onnx_export" not in good and "epochs_option" not in good, good
+    bad = failed(textwrap.dedent(PRIOR).replace("\n    def predict(self, x):",
+                                                 textwrap.dedent(WRONG_ONNX).replace("\n", "\n    ")))
+    assert set(bad) - set(good) == {"onnx_export", "epochs_option"}, bad
+    assert "differ from predict" in bad["onnx_export"]
+    assert bad["epochs_option"] == "epochs_option names 'n_rounds', which is not one of the options (smoothing)"
+
+
 @_lib("xgboost")
 def test_xgboost_keeps_small_quantised_data_in_memory_and_goes_to_disk_past_the_budget(tmp_path):
     """auto: a quarter of the memory budget decides; both ways give the same model's scores."""
@@ -355,6 +449,13 @@ def test_xgboost_keeps_small_quantised_data_in_memory_and_goes_to_disk_past_the_
                       FitContext(out_dir=tmp_path / "disk", seed=0, memory=64 << 10, tmp_dir=tmp_path))
     assert small.details["matrix"] == "quantised in memory"
     assert tight.details["matrix"].startswith("external memory")
+    # XGBoost's per-row state does not page out: past half the budget the fit says so
+    # (398 rows x 40 B is 16 kB: over half of a 16 kB budget)
+    tiny = fit_model(model_kind("xgboost", {**FAST, "n_estimators": 3}), shards,
+                     FitContext(out_dir=tmp_path / "tiny", seed=0, memory=16 << 10, tmp_dir=tmp_path))
+    assert not any("per training row" in w for w in small.warnings + tight.warnings)
+    assert any("bytes per training row in memory whatever the matrix mode" in w and "raise --memory" in w
+               for w in tiny.warnings)
     x, _ = rows.matrix("test")
     a, b = load_trained(tmp_path / "mem").predict(x), load_trained(tmp_path / "disk").predict(x)
     assert np.allclose(a, b, atol=1e-5)

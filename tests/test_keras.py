@@ -80,8 +80,9 @@ def test_the_pipeline_trains_evaluates_and_deploys_a_keras_model(penguins):
     assert (package / "model.keras").is_file() and not (package / "model.safetensors").exists()
     info = json.loads((package / "package.json").read_text())
     assert "model.keras" in info["integrity"]["files"] and info["model_files"] == ["model.keras"]
-    if info["onnx"] is not None:
-        assert info["onnx"] == {"exported": False, "error": "model kind 'keras' has no ONNX export"}
+    if info["onnx"] is not None:  # onnx installed: the package runs on ONNX Runtime too
+        assert info["onnx"]["exported"] and info["onnx"]["max_abs_diff"] < 1e-4
+        assert (package / "model.onnx").is_file()
     with zipfile.ZipFile(package / "model.keras") as archive:  # Keras's own format, no pickle
         assert sorted(archive.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
 
@@ -197,6 +198,26 @@ def test_binary_scores_are_logits_and_regression_scores_are_in_the_label_units(t
     result = evaluate_live(load_trained(tmp_path / "model"), shards, tmp_path / "eval", plots=False)
     assert result.details["metrics"]["r2"] > 0.25
     assert result.details["metrics"]["mae"] < 60  # the label is a disease score of 25-346
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None,
+                    reason="onnxruntime is not installed (pip install 'blase[onnx]')")
+@pytest.mark.parametrize(("dataset", "shape"), [("breast_cancer", 1), ("wine", 2), ("diabetes", 1)])
+def test_the_onnx_export_gives_the_native_scores(dataset, shape, tmp_path):
+    """Logits, per-class logits, or the prediction in the label's units (the scale is in the graph)."""
+    import onnxruntime as ort
+
+    shards = _prepared(tmp_path, _bunch(dataset), "target")
+    fit_model(model_kind("keras", {**FAST, "epochs": 3}), shards, FitContext(out_dir=tmp_path / "model", seed=0))
+    model = load_trained(tmp_path / "model")
+    x, _ = TrainingData(shards).matrix("test")
+    model.export_onnx(tmp_path / "model.onnx", x.shape[1])
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["features"]
+    got, want = session.run(None, {"features": x})[0], model.predict(x)
+    assert want.ndim == shape and got.size == want.size  # binary/regression: [n, 1] in ONNX, [n] from predict
+    assert np.allclose(got.reshape(want.shape), want, rtol=1e-5, atol=1e-5), np.abs(got.reshape(want.shape) - want).max()
+    assert want.std() > 0
 
 
 def test_training_reads_batches_of_the_shards_never_a_whole_split(tmp_path, monkeypatch):
@@ -343,6 +364,33 @@ def test_update_continues_the_deployed_network_or_retrains(mode, tmp_path):
         assert not np.array_equal(parent.network_.get_weights()[0], child.network_.get_weights()[0])
 
 
+def test_update_epochs_trains_that_many_more_epochs_the_same_way_twice(tmp_path):
+    from blase.pipeline import Pipeline
+    from blase.scaffold import create_project
+    from blase.update import Update
+
+    frame = _bunch("breast_cancer")
+    project = create_project(tmp_path / "bc", example=False)
+    frame.iloc[:330].to_csv(project.root / "data" / "old.csv", index=False)
+    frame.iloc[330:].to_csv(project.root / "data" / "new.csv", index=False)
+    project.config_path.write_text(yaml.safe_dump({
+        "project": "bc", "seed": 1, "data": {"source": "data/old.csv", "label": "target"},
+        "transform": [{"op": "impute", "strategy": "median"}],
+        "train": {"model": "keras", "options": {**FAST, "epochs": 4, "early_stopping": None}},
+        "deploy": {"onnx": False}, "update": {"mode": "finetune", "replay": 0.3, "epochs": 3},
+    }, sort_keys=False))
+    Pipeline(project).run()
+    first = Update("bc@v1", project=project).run("data/new.csv")
+    second = Update("bc@v1", project=project).run("data/new.csv")
+    parent, child = (load_trained(project.models_dir / "bc" / v) for v in ("v1", first.candidate_version))
+    steps = [int(np.asarray(m.network_.optimizer.iterations)) for m in (parent, child)]
+    batches = -(-sum(first.rows[k] for k in ("new_train", "replay")) // 32)  # the fit's share of the mix
+    assert 0 < steps[1] - steps[0] <= 3 * batches and (steps[1] - steps[0]) % 3 == 0  # 3 whole epochs
+    assert json.loads((project.models_dir / "bc" / "v2" / "model.json").read_text())["options"]["epochs"] == 3
+    files = [project.models_dir / "bc" / v / "model.keras" for v in (first.candidate_version, second.candidate_version)]
+    assert files[0].read_bytes() == files[1].read_bytes()
+
+
 # -- errors ---------------------------------------------------------------------------------------
 
 
@@ -399,8 +447,15 @@ for name in ("a", "b"):
     digests.append(hashlib.sha256((out / name / "model.keras").read_bytes()).hexdigest())
 x, _ = TrainingData(shards).matrix("test")
 np.save(out / "scores.npy", load_trained(out / "a").predict(x))
+from blase.model import ExportUnsupported
+try:  # tf2onnx (the tensorflow extra), through Keras's export
+    load_trained(out / "a").export_onnx(out / "tf.onnx", x.shape[1])
+    onnx = "exported"
+except ExportUnsupported as exc:
+    onnx = exc.message + " | " + exc.hint
 import keras
-print(json.dumps({"digests": digests, "backend": keras.backend.backend(), "torch": "torch" in sys.modules}))
+print(json.dumps({"digests": digests, "backend": keras.backend.backend(), "torch": "torch" in sys.modules,
+                  "onnx": onnx}))
 '''
 
 
@@ -421,6 +476,15 @@ def test_the_tensorflow_backend_trains_deterministically_and_its_file_runs_on_to
     assert here.backend_ == "torch"
     assert np.allclose(here.predict(x), np.load(tmp_path / "scores.npy"), atol=1e-5)
     assert ((here.predict(x) > 0) == y).mean() > 0.85
+    if importlib.util.find_spec("tf2onnx") is None:  # the export says which extra has the converter
+        assert "needs tf2onnx" in out["onnx"] and "blase[tensorflow]" in out["onnx"]
+    elif importlib.util.find_spec("onnxruntime") is not None:  # tf2onnx's graph gives TensorFlow's scores
+        import onnxruntime as ort
+
+        assert out["onnx"] == "exported"
+        session = ort.InferenceSession(str(tmp_path / "tf.onnx"), providers=["CPUExecutionProvider"])
+        got = session.run(None, {"features": x})[0]
+        assert np.allclose(got.reshape(-1), np.load(tmp_path / "scores.npy"), rtol=1e-5, atol=1e-5)
 
 
 @needs_tensorflow

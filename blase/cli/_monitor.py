@@ -115,7 +115,7 @@ def update(
     replay: Annotated[
         float | None, typer.Option("--replay", min=0.0, max=0.99, help="Share of original rows in the training mix.")
     ] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Training epochs.")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Training epochs (boosting rounds for xgboost and lightgbm); finetune: that many more.")] = None,
     promote_if_better: Annotated[
         bool, typer.Option("--promote-if-better", help="Promote the candidate when it wins by update.margin.")
     ] = False,

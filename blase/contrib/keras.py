@@ -13,6 +13,7 @@ project's seed (``keras.utils.set_random_seed``, deterministic TensorFlow kernel
 seed gives the same ``model.keras`` bytes on CPU. Loading never runs code from the file
 (``safe_mode=True``, and a check that the config names only Keras objects). A ``.keras``
 file runs on any backend, so a package trained on TensorFlow predicts where only torch is.
+A package also gets ``model.onnx`` (Keras's export: torch.onnx, or tf2onnx on TensorFlow).
 
 Scores are what the built-in models give: one logit per row for binary, one per class for
 multiclass, the prediction in the label's units for regression (the network learns the
@@ -21,6 +22,7 @@ standardised label; ``model.json`` keeps the mean and scale).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,7 @@ from blase.contrib._keras_setup import (
     resolve_backend,
     seed_keras,
 )
-from blase.model import FitContext, FitReport, ModelKind, ModelSpec, TrainingData
+from blase.model import ExportUnsupported, FitContext, FitReport, ModelKind, ModelSpec, TrainingData
 
 __all__ = ["KerasModel"]
 
@@ -50,6 +52,7 @@ class KerasModel(ModelKind):
     config_model = KerasOptions
     files = (MODEL_FILE,)
     can_continue = True  # blase update --mode finetune: more epochs from the deployed weights
+    epochs_option = "epochs"
 
     def __init__(self, options: KerasOptions | None = None) -> None:
         super().__init__(options if options is not None else KerasOptions())
@@ -142,6 +145,27 @@ class KerasModel(ModelKind):
         library = sys.modules.get({"tensorflow": "tensorflow", "jax": "jax"}.get(self.backend_, "torch"))
         return {"keras": keras.__version__, "keras_backend": self.backend_,
                 self.backend_: str(getattr(library, "__version__", "unknown"))}
+
+    def export_onnx(self, path: Path, n_features: int) -> None:
+        """Keras's own ONNX export (``model.export(format="onnx")``): torch.onnx on the torch
+        backend, tf2onnx on TensorFlow (the ``tensorflow`` extra has it); then the label scale,
+        as :meth:`predict` applies it."""
+        from blase.contrib._onnx import require_converter, scale_output
+
+        if self.backend_ == "tensorflow":
+            require_converter("tf2onnx", what="a Keras model on the TensorFlow backend", extra="tensorflow")
+        keras = import_keras(self.backend_, strict=False)
+        spec = keras.InputSpec(shape=(None, n_features), dtype="float32", name="features")
+        try:
+            with warnings.catch_warnings():  # torch's tracer on Keras's shape code: harmless here
+                warnings.simplefilter("ignore")
+                self.network_.export(str(path), format="onnx", verbose=False, input_signature=[spec])
+        except ImportError as exc:  # jax needs jax2onnx-style converters Blase does not ship
+            raise ExportUnsupported(f"ONNX export of a Keras model on {self.backend_} needs {exc.name or exc}",
+                                    hint=f"pip install {exc.name}, or train on the torch backend") from exc
+        mean, std = self.scale_
+        if (mean, std) != (0.0, 1.0):
+            scale_output(path, mean, std)
 
     # -- predict ----------------------------------------------------------------------------------
 

@@ -5,7 +5,12 @@ to find its bins and then reads the data in batches into its own binned dataset 
 two per value, not the float32 matrix); the labels, one number per row, are read whole. The
 val split, binned with the training set's bins, drives early stopping. Settings are
 deterministic (``deterministic``, row-wise histograms, the project's seed), and the model is
-saved in LightGBM's text format (``model.txt``) up to its best round.
+saved in LightGBM's text format (``model.txt``) up to its best round; a package also gets
+``model.onnx`` (through onnxmltools, the ``onnx`` extra) with the same scores.
+
+``blase update`` continues boosting from the deployed model (``init_model``): LightGBM starts
+each row from the deployed model's raw score, which :class:`ShardDataset` computes a batch at
+a time from the shards (LightGBM's own code would need the rows as one in-memory matrix).
 
 Scores are raw scores, as the built-in models give logits: one per row for binary and
 regression, one per class for multiclass.
@@ -20,10 +25,11 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+from blase.contrib._onnx import export_trees
 from blase.contrib._options import LightGBMOptions
 from blase.model import FitContext, FitReport, ModelKind, ModelSpec, TrainError, TrainingData
 
-__all__ = ["LightGBMModel", "ShardSequence"]
+__all__ = ["LightGBMModel", "ShardDataset", "ShardSequence"]
 
 MODEL_FILE = "model.txt"
 _OBJECTIVE = {"binary": ("binary", "binary_logloss"), "multiclass": ("multiclass", "multi_logloss"),
@@ -48,15 +54,33 @@ class ShardSequence(lgb.Sequence):
         return len(self._rows)
 
 
+class ShardDataset(lgb.Dataset):
+    """A ``lightgbm.Dataset`` over :class:`ShardSequence` objects that can continue a model.
+
+    A continued fit (``init_model``) starts every row from the model's raw score. LightGBM
+    asks its predictor for those scores on the dataset's raw data, which for a list of
+    sequences it cannot read; here they are predicted a sequence batch at a time, and set as
+    the init scores in LightGBM's class-major order.
+    """
+
+    def _set_init_score_by_predictor(self, predictor: Any, data: Any, used_indices: Any) -> ShardDataset:
+        if predictor is None or not (isinstance(data, list) and data and isinstance(data[0], ShardSequence)):
+            return super()._set_init_score_by_predictor(predictor=predictor, data=data, used_indices=used_indices)
+        parts = [np.asarray(predictor.predict(seq[i : i + seq.batch_size], raw_score=True), dtype=np.float64)
+                 for seq in data for i in range(0, len(seq), seq.batch_size)]
+        scores = np.concatenate(parts).reshape(self.num_data(), -1)
+        self.set_init_score(scores.T.ravel() if scores.shape[1] > 1 else scores.ravel())
+        return self
+
+
 class LightGBMModel(ModelKind):
     """LightGBM's trees on the shards; options: :class:`LightGBMOptions`."""
 
     name = "lightgbm"
     config_model = LightGBMOptions
     files = (MODEL_FILE,)
-    # A continued fit needs the current model's scores on the training rows, which LightGBM
-    # computes from an in-memory matrix only: `blase update` retrains a LightGBM model.
-    can_continue = False
+    can_continue = True  # blase update --mode finetune: more rounds on the deployed trees
+    epochs_option = "n_estimators"
 
     def __init__(self, options: LightGBMOptions | None = None) -> None:
         super().__init__(options if options is not None else LightGBMOptions())
@@ -82,7 +106,7 @@ class LightGBMModel(ModelKind):
         splits = [split] if also is None else [split, also]
         sequences = [ShardSequence(data, shard) for s in splits for shard in data.shards(s)]
         labels = np.concatenate([data.labels(s) for s in splits])
-        return lgb.Dataset(sequences, label=labels, reference=reference, params=params, free_raw_data=True)
+        return ShardDataset(sequences, label=labels, reference=reference, params=params, free_raw_data=True)
 
     def fit(self, data: TrainingData, ctx: FitContext) -> LightGBMModel:
         o: LightGBMOptions = self.options  # type: ignore[assignment]
@@ -94,24 +118,29 @@ class LightGBMModel(ModelKind):
         callbacks = [lgb.record_evaluation(history)]
         if has_val and o.early_stopping_rounds:
             callbacks.append(lgb.early_stopping(o.early_stopping_rounds, verbose=False))
+        init = ctx.init.booster_ if isinstance(ctx.init, LightGBMModel) else None
+        start = init.current_iteration() if init is not None else 0  # rounds of the model continued
         try:
             booster = lgb.train(params, train, num_boost_round=o.n_estimators, valid_sets=valid,
-                                valid_names=["val"] if has_val else None, callbacks=callbacks)
+                                valid_names=["val"] if has_val else None, callbacks=callbacks, init_model=init)
         except lgb.basic.LightGBMError as exc:
             raise TrainError(f"lightgbm failed: {exc}",
                              hint="check train.options in blase.yaml (see `blase plugins --json` for the schema)") from exc
         metric = _OBJECTIVE[data.task][1]
         curve = list(history.get("val", {}).get(metric, []))
         best = booster.best_iteration if has_val and o.early_stopping_rounds and booster.best_iteration > 0 else None
-        refit = bool(best) and ctx.refits(data)
+        refit = bool(best) and best > start and ctx.refits(data)
         if refit:  # the rounds the val split chose, on train + val (train.refit)
-            booster = lgb.train(params, self._dataset(data, "train", params, also="val"), num_boost_round=best)
-        self.booster_ = booster
-        details = {"rounds": len(curve) or booster.current_iteration(), "best_iteration": best - 1 if best else None,
+            booster = lgb.train(params, self._dataset(data, "train", params, also="val"),
+                                num_boost_round=best - start, init_model=init)
+        self.booster_, self.task_ = booster, data.task
+        details = {"rounds": start + len(curve) if curve else booster.current_iteration(),
+                   "best_iteration": best - 1 if best else None,
                    "trees": best or booster.current_iteration(),
-                   "best_metric": curve[best - 1] if best and curve else None,
+                   "best_metric": curve[best - 1 - start] if best and 0 <= best - 1 - start < len(curve) else None,
                    "monitor": f"val_{metric}" if has_val else None,
-                   "stopped_early": bool(best) and len(curve) < o.n_estimators, "refit": refit}
+                   "stopped_early": bool(best) and len(curve) < o.n_estimators, "refit": refit,
+                   "continued_from_rounds": start or None}
         warnings = [] if has_val else ["no val split: no early stopping, the model keeps every round"]
         self.report_ = FitReport(details=details, warnings=warnings,
                                  history=[{"round": i + 1, f"val_{metric}": v} for i, v in enumerate(curve)])
@@ -124,6 +153,7 @@ class LightGBMModel(ModelKind):
     @classmethod
     def load(cls, folder: Path, spec: ModelSpec) -> LightGBMModel:
         model = cls(LightGBMOptions.model_validate(spec.options))
+        model.task_ = spec.task
         try:
             model.booster_ = lgb.Booster(model_file=os.fspath(Path(folder) / MODEL_FILE))
         except lgb.basic.LightGBMError as exc:
@@ -133,6 +163,10 @@ class LightGBMModel(ModelKind):
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.booster_.predict(np.asarray(x, dtype=np.float32), raw_score=True))
+
+    def export_onnx(self, path: Path, n_features: int) -> None:
+        # zipmap off: the probabilities as one tensor (a list of dicts per row otherwise)
+        export_trees(self.booster_, path, n_features, task=self.task_, library="lightgbm", zipmap=False)
 
     def versions(self) -> dict[str, str]:
         return {"lightgbm": lgb.__version__}

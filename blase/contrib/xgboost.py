@@ -5,7 +5,8 @@ prepared shards a batch at a time, and ``xgboost.ExtMemQuantileDMatrix`` turns t
 quantised pages cached on disk (in a scratch folder removed after the fit), from which the
 ``hist`` tree method builds each tree. The val split, built the same way with the training
 matrix's quantiles, drives early stopping; the model keeps the trees up to the best round.
-The model is saved in XGBoost's own UBJSON format (``model.ubj``), never pickled.
+The model is saved in XGBoost's own UBJSON format (``model.ubj``), never pickled; a package
+also gets ``model.onnx`` (through onnxmltools, the ``onnx`` extra) with the same scores.
 
 Scores are margins, as the built-in models give logits: one per row for binary and
 regression (the prediction), one per class for multiclass.
@@ -21,12 +22,19 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
+from blase.contrib._onnx import export_trees
 from blase.contrib._options import XGBoostOptions
 from blase.model import FitContext, FitReport, ModelKind, ModelSpec, TrainError, TrainingData
 
 __all__ = ["ShardIter", "XGBoostModel"]
 
 MODEL_FILE = "model.ubj"
+#: Bytes XGBoost holds per training row whatever the matrix mode: its external memory pages
+#: hold only the features, while labels, the prediction cache, gradient pairs and the row
+#: partition with its buffers stay in memory (measured: bench/xgb_memory.py, 35-40 B a row).
+ROW_STATE_BYTES = 40
+#: The DataIter's smallest batch when memory is tight (smaller pages make rounds slower).
+MIN_BATCH_BYTES = 32 << 20
 _OBJECTIVE = {"binary": ("binary:logistic", "logloss"), "multiclass": ("multi:softprob", "mlogloss"),
               "regression": ("reg:squarederror", "rmse")}
 
@@ -64,7 +72,8 @@ class XGBoostModel(ModelKind):
     name = "xgboost"
     config_model = XGBoostOptions
     files = (MODEL_FILE,)
-    can_continue = True
+    can_continue = True  # blase update --mode finetune: more rounds on the deployed trees
+    epochs_option = "n_estimators"
 
     def __init__(self, options: XGBoostOptions | None = None) -> None:
         super().__init__(options if options is not None else XGBoostOptions())
@@ -98,12 +107,34 @@ class XGBoostModel(ModelKind):
         scratch = Path(ctx.tmp_dir or ".")
         budget = ctx.memory or 2 << 30
         o: XGBoostOptions = self.options  # type: ignore[assignment]
+        if not external and data.rows(split) * data.n_features * 4 <= budget // 4:
+            # small enough to hold as floats for a moment: one read of the shards (an iterator is
+            # read twice, sketch then quantise), and XGBoost sketches an array on every thread
+            x, y = data.matrix(split)
+            return xgb.QuantileDMatrix(x, y, max_bin=o.max_bin, ref=ref, nthread=o.n_jobs)
         it = ShardIter(data, split, str(scratch / f"xgb-{split}") if external else None,
-                       batch_bytes=max(1 << 20, budget // 8))
+                       batch_bytes=self._batch_bytes(data, budget))
         if external:
             return xgb.ExtMemQuantileDMatrix(it, max_bin=o.max_bin, ref=ref, nthread=o.n_jobs)
         # the batches are quantised as they come: the raw float rows are never held whole
         return xgb.QuantileDMatrix(it, max_bin=o.max_bin, ref=ref, nthread=o.n_jobs)
+
+    @staticmethod
+    def _batch_bytes(data: TrainingData, budget: int) -> int:
+        """The DataIter's batch size: an eighth of what the budget leaves beside XGBoost's
+        per-row state, at least 32 MB (1 MB under a tiny budget), at most an eighth of the budget."""
+        free = budget - ROW_STATE_BYTES * data.rows("train") - 8 * data.rows("val")
+        return max(1 << 20, min(budget // 8, max(MIN_BATCH_BYTES, free // 8)))
+
+    @staticmethod
+    def _memory_warning(data: TrainingData, budget: int) -> list[str]:
+        need = ROW_STATE_BYTES * data.rows("train")
+        if need <= budget // 2:
+            return []
+        return [f"XGBoost keeps about {ROW_STATE_BYTES} bytes per training row in memory whatever the matrix "
+                f"mode (its external memory pages hold only the features): {need / 1e9:.2f} GB for "
+                f"{data.rows('train'):,} rows, against a {budget / 1e9:.2f} GB memory budget; expect the train "
+                "step's peak memory above the budget (raise --memory, or train on fewer rows)"]
 
     def fit(self, data: TrainingData, ctx: FitContext) -> XGBoostModel:
         o: XGBoostOptions = self.options  # type: ignore[assignment]
@@ -126,7 +157,7 @@ class XGBoostModel(ModelKind):
         best = getattr(booster, "best_iteration", None) if has_val and o.early_stopping_rounds else None
         if best is not None and best + 1 < rounds:
             booster = booster[: best + 1]  # keep the trees up to the best val round
-        self.booster_ = booster
+        self.booster_, self.task_ = booster, data.task
         metric = _OBJECTIVE[data.task][1]
         curve = history.get("val", {}).get(metric, [])
         start = rounds - len(curve)  # the rounds of the model this fit continued from
@@ -137,6 +168,7 @@ class XGBoostModel(ModelKind):
                    "continued_from_rounds": start or None,
                    "matrix": "external memory (pages cached on disk)" if external else "quantised in memory"}
         warnings = [] if has_val else ["no val split: no early stopping, the model keeps every round"]
+        warnings += self._memory_warning(data, ctx.memory or 2 << 30)
         self.report_ = FitReport(details=details, warnings=warnings,
                                  history=[{"round": i + 1, f"val_{metric}": v} for i, v in enumerate(curve)])
         return self
@@ -153,11 +185,14 @@ class XGBoostModel(ModelKind):
         except xgb.core.XGBoostError as exc:
             raise TrainError(f"cannot read {Path(folder) / MODEL_FILE}: {str(exc).splitlines()[0]}",
                              hint="train again (`blase run --from train`) or redeploy") from None
-        model.booster_ = booster
+        model.booster_, model.task_ = booster, spec.task
         return model
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.booster_.inplace_predict(np.asarray(x, dtype=np.float32), predict_type="margin"))
+
+    def export_onnx(self, path: Path, n_features: int) -> None:
+        export_trees(self.booster_, path, n_features, task=self.task_, library="xgboost")
 
     def versions(self) -> dict[str, str]:
         return {"xgboost": xgb.__version__}

@@ -130,6 +130,11 @@ class ModelKind(ABC):
     can_continue:
         Whether :meth:`fit` can continue from ``ctx.init`` (more boosting rounds, more
         epochs from the deployed weights); ``blase update`` retrains from scratch otherwise.
+    epochs_option:
+        The option of :attr:`config_model` that counts passes over the data (``epochs`` for a
+        network, ``n_estimators`` for boosted trees). ``blase update`` sets it from
+        ``update.epochs``: with :attr:`can_continue`, that many more epochs or rounds on top of
+        the deployed model. None: the kind counts none, and ``update.epochs`` does not apply.
     check_template:
         The project template (``blase create --template``) whose data ``blase plugin check``
         fits the kind on: ``tabular`` (the penguins), ``images``...
@@ -139,6 +144,7 @@ class ModelKind(ABC):
     config_model: ClassVar[type[BaseModel] | None] = None
     files: ClassVar[tuple[str, ...]] = ()
     can_continue: ClassVar[bool] = False
+    epochs_option: ClassVar[str | None] = None
     check_template: ClassVar[str] = "tabular"
 
     def __init__(self, options: BaseModel | None = None) -> None:

@@ -2,8 +2,9 @@
 
 A model kind is fitted on real shards (the bundled penguins data, prepared by a small real
 project): the contract, its options' round trip and refusal of unknown ones, fit and predict
-shapes, save then load giving the same scores, the same seed giving the same files, and no
-pickle.
+shapes, save then load giving the same scores, the same seed giving the same files, no
+pickle, an ONNX export (where the kind has one) giving the model's scores, and an
+``epochs_option`` that names one of its options.
 """
 
 from __future__ import annotations
@@ -104,9 +105,44 @@ def model_checks(plugin: Any, cls: Any) -> Iterator[tuple[str, Check]]:
         found = [f for key in fits for f in _pickles(fits[key][1])]
         return None if not found else f"pickle files written: {', '.join(sorted(set(found)))}"
 
+    def onnx_export() -> str | None:
+        import importlib.util
+
+        from blase.model import ExportUnsupported
+
+        if "a" not in fits or importlib.util.find_spec("onnxruntime") is None:
+            return None if "a" in fits else "not fitted"
+        import onnxruntime as ort
+
+        fitted, out = fits["a"]
+        x, _ = TrainingData(harness.shards()).matrix("test")
+        try:  # from the saved folder, as deploy exports it
+            exporter = load_trained(out)
+        except Exception:  # save_load_round_trip reports a folder that does not load
+            exporter = fitted
+        try:
+            exporter.export_onnx(out / "check.onnx", x.shape[1])
+        except ExportUnsupported:
+            return None  # optional: the package then runs the model in its own format
+        session = ort.InferenceSession(str(out / "check.onnx"), providers=["CPUExecutionProvider"])
+        got, want = np.asarray(session.run(None, {"features": x})[0]), np.asarray(fitted.predict(x))
+        if got.size != want.size or not np.allclose(got.reshape(want.shape), want, rtol=1e-4, atol=1e-4):
+            return "export_onnx wrote a model whose scores differ from predict's (input `features`, first output the scores)"
+        return None
+
+    def epochs_option() -> str | None:
+        name = cls.epochs_option
+        if name is None:
+            return None
+        fields = cls.config_model.model_fields if cls.config_model is not None else {}
+        return None if name in fields else (f"epochs_option names {name!r}, which is not one of the options "
+                                            f"({', '.join(sorted(fields)) or 'none'})")
+
     yield "fits_and_predicts", fits_and_predicts
     yield "save_load_round_trip", save_load_round_trip
     yield "deterministic", deterministic
     yield "no_pickle", no_pickle
+    yield "onnx_export", onnx_export
+    yield "epochs_option", epochs_option
 
 

@@ -384,16 +384,26 @@ class Update:
                       track: Any, notes: list[str]) -> None:
         """A model plugin's kind (found by the name the package records), with the package's
         options: finetune continues from the deployed model where the kind can (more boosting
-        rounds), else it trains from scratch on the new mix."""
+        rounds, more epochs), else it trains from scratch on the new mix. ``update.epochs``
+        sets the option the kind counts its epochs or rounds with
+        (:attr:`~blase.model.ModelKind.epochs_option`)."""
         from blase.model import FitContext, fit_model, kind_class, options_for, read_spec
         from blase.resources import memory_budget
 
         spec = read_spec(package.path)
         cls = kind_class(spec, root=project.root, entries=pconfig.plugins)
-        kind = cls(options_for(cls, spec.options, file=str(package.path / "model.json"), key="options"))
+        options = dict(spec.options)
+        if cfg.epochs is not None and cls.epochs_option:
+            options[cls.epochs_option] = cfg.epochs
+        elif cfg.epochs is not None:
+            notes.append(f"update.epochs: the {spec.name} model kind counts no epochs or rounds; ignored")
+        kind = cls(options_for(cls, options, file=str(package.path / "model.json"), key="options"))
         init = None
         if cfg.mode == "finetune" and cls.can_continue:
             init = package.load_trained()
+            if cfg.epochs is not None and cls.epochs_option:
+                notes.append(f"finetune: up to {cfg.epochs} more epochs or rounds on the deployed {spec.name} "
+                             f"model (update.epochs, as train.options.{cls.epochs_option})")
         elif cfg.mode == "finetune":
             notes.append(f"finetune: the {spec.name} model kind cannot continue from a fitted model; "
                          "the candidate was trained from scratch on the new mix")
