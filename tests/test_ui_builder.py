@@ -93,7 +93,8 @@ def test_state_has_the_registry_steps_and_a_form_per_operation(ui):
     impute = state["operations"]["impute"]["schema"]["properties"]
     assert set(impute) == {"columns", "strategy", "value", "params"}
     assert state["valid"] is True and state["doc"]["transform"][1] == {"op": "impute", "strategy": "median", "__from": 1}
-    assert [s["name"] for s in state["sections"]] == ["project", "monitor", "update", "track", "agent"]
+    assert [s["name"] for s in state["sections"]] == ["project", "monitor", "update", "track", "agent", "ray"]
+    assert set(state["sections"][0]["schema"]["properties"]["executor"]["enum"]) == {"local", "ray"}
     assert "Fill nulls" in state["operations"]["impute"]["help"]
 
 

@@ -20,6 +20,7 @@ from blase.config import (
     MonitorConfig,
     PrepareConfig,
     ProjectConfig,
+    RayConfig,
     TrackConfig,
     TrainConfig,
     TransformStep,
@@ -76,14 +77,15 @@ def step_forms(project: Project, doc: dict[str, Any]) -> list[dict[str, Any]]:
 #: The sections of blase.yaml no step reads, edited on their own (the top-level keys as "project").
 OTHER_SECTIONS: dict[str, type[BaseModel]] = {
     "monitor": MonitorConfig, "update": UpdateConfig, "track": TrackConfig, "agent": AgentConfig,
+    "ray": RayConfig,
 }
 
 
 def section_forms() -> list[dict[str, Any]]:
-    """Forms of what no step reads: the top-level keys (``project``, ``seed``, ``memory``;
-    section ``""``) and ``monitor:``, ``update:``, ``track:``, ``agent:``."""
+    """Forms of what no step reads: the top-level keys (``project``, ``seed``, ``memory``,
+    ``executor``; section ``""``) and ``monitor:``, ``update:``, ``track:``, ``agent:``, ``ray:``."""
     top = ProjectConfig.model_json_schema()
-    scalars = {k: v for k, v in top["properties"].items() if k in ("project", "seed", "memory")}
+    scalars = {k: v for k, v in top["properties"].items() if k in ("project", "seed", "memory", "executor")}
     forms = [{"name": "project", "section": "", "schema": {"type": "object", "properties": scalars,
                                                            "required": ["project"]}}]
     forms += [{"name": name, "section": name, "schema": model.model_json_schema()}
