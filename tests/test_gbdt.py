@@ -430,7 +430,7 @@ def test_the_checker_fails_a_wrong_onnx_export_and_an_epochs_option_that_is_no_o
         return {r.name: r.detail for r in results if not r.passed}
 
     good = failed(textwrap.dedent(PRIOR))  # no export (optional), no epochs_option: both pass
-    assert "onnx_export" not in good and "epochs_option" not in good, good
+    assert good == {}, good  # a project's own model plugin reloads from its folder too
     bad = failed(textwrap.dedent(PRIOR).replace("\n    def predict(self, x):",
                                                  textwrap.dedent(WRONG_ONNX).replace("\n", "\n    ")))
     assert set(bad) - set(good) == {"onnx_export", "epochs_option"}, bad
