@@ -173,7 +173,7 @@ class NestedJSONReader(SourceReader):
         assert schema is not None
         try:
             for block in self._blocks(path):
-                table = self._parse(block, path, schema, write_rejects=True)
+                table = self._parse(block, path, schema, write_rejects=True, threads=True)
                 yield from table.to_batches(max_chunksize=batch_rows)
         finally:
             if self._rejects_fh is not None:
@@ -234,7 +234,8 @@ class NestedJSONReader(SourceReader):
             raise ExtractError(f"{shown} holds no JSON records", hint="check data.source in blase.yaml")
         return schema
 
-    def _parse(self, block: Block, path: Path, schema: pa.Schema | None, *, write_rejects: bool) -> pa.Table:
+    def _parse(self, block: Block, path: Path, schema: pa.Schema | None, *, write_rejects: bool,
+               threads: bool = False) -> pa.Table:
         """The block as a table (of ``schema`` when given, types inferred beyond it); a block
         pyarrow refuses is cleaned record by record first."""
         import pyarrow.json as pj
@@ -244,8 +245,12 @@ class NestedJSONReader(SourceReader):
         else:
             data = block.data
         parse = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer", newlines_in_values=False)
-        # pyarrow parses 1 MiB chunks of the block on its threads, in order
-        read = pj.ReadOptions(block_size=1 << 20, use_threads=True)
+        # pyarrow parses 1 MiB chunks of the block on its threads, rows in order; but the fields a
+        # schema does not name yet come in the order the threads met them, so the schema pass
+        # (no schema, or one still growing) parses on one thread: the columns' order is then the
+        # order fields first appear in the file, the same on every run (reproduce --verify); the
+        # read pass (`threads`), whose schema names every field, uses the threads
+        read = pj.ReadOptions(block_size=1 << 20, use_threads=threads)
         try:
             table = pj.read_json(io.BytesIO(data), read_options=read, parse_options=parse)
         except pa.ArrowInvalid:
