@@ -47,8 +47,9 @@ class RayExecutor:
         A running cluster (``ray://host:10001``, ``host:6379`` or ``auto``); None: the cluster
         ``RAY_ADDRESS`` names, else a local Ray started for this process (with ``num_cpus``).
     task_memory:
-        Each task's memory budget (``"1GB"``, bytes; ``"auto"``: the step's budget shared
-        among the cluster's CPUs, at least 256 MB). Ray schedules a task only where this much
+        Each task's memory budget (``"1GB"``, bytes; ``"auto"``: the step's budget, or the
+        memory the cluster has free if that is less, shared among the cluster's CPUs, at least
+        256 MB). Ray schedules a task only where this much
         memory is free, and the task's DuckDB gets it as its budget.
     num_cpus:
         CPUs of a local Ray started for the run (None: all of this machine's).
@@ -94,11 +95,15 @@ class RayExecutor:
     def memory_per_task(self, step_budget: int) -> int:
         """Bytes each task of a step with budget ``step_budget`` may use (see ``task_memory``)."""
         ray = self.start()
+        free = ray.available_resources().get("memory")
         if self.task_memory != "auto":
             wanted = parse_size(self.task_memory)
         else:
-            wanted = max(MIN_TASK_MEMORY, step_budget // self.cpus())
-        free = int(ray.available_resources().get("memory", wanted))
+            # the step's budget shared among the CPUs, but never more than the cluster has free
+            # for that many tasks (Ray's own estimate of its memory differs from the budget's)
+            share = step_budget if free is None else min(step_budget, int(free))
+            wanted = max(MIN_TASK_MEMORY, share // self.cpus())
+        free = int(free) if free is not None else wanted
         if wanted > free:
             raise ExecutorError(
                 f"ray.task_memory {format_size(wanted)} is more than the {format_size(free)} of memory "
