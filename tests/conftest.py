@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,3 +113,22 @@ def check_golden(path: Path, text: str, what: str) -> None:
 def _test_file() -> str:
     current = os.environ.get("PYTEST_CURRENT_TEST", "tests")
     return current.split("::", 1)[0]
+
+
+def update_project(root: Path, frame: Any, train: dict, update: dict) -> Any:
+    """A project named after ``root`` whose source is ``frame``'s first 330 rows (data/old.csv,
+    label ``target``), the rest in data/new.csv for `blase update`; ``train`` and ``update``
+    are those sections of blase.yaml."""
+    import yaml
+
+    from blase.scaffold import create_project
+
+    project = create_project(root, example=False)
+    frame.iloc[:330].to_csv(project.root / "data" / "old.csv", index=False)
+    frame.iloc[330:].to_csv(project.root / "data" / "new.csv", index=False)
+    project.config_path.write_text(yaml.safe_dump({
+        "project": root.name, "seed": 1, "data": {"source": "data/old.csv", "label": "target"},
+        "transform": [{"op": "impute", "strategy": "median"}],
+        "train": train, "deploy": {"onnx": False}, "update": update,
+    }, sort_keys=False))
+    return project

@@ -23,6 +23,7 @@ import yaml
 from blase.errors import ConfigError
 from blase.model import FitContext, TrainError, TrainingData, fit_model, load_trained, model_kind
 from blase.plugins import PluginError
+from tests.conftest import update_project
 
 
 def _lib(name: str) -> pytest.MarkDecorator:
@@ -252,19 +253,10 @@ def test_update_continues_boosting_for_update_epochs_more_rounds(lib, tmp_path):
     """finetune: update.epochs more rounds on top of the deployed trees (kept as they were);
     the same update again gives the same model bytes."""
     from blase.pipeline import Pipeline
-    from blase.scaffold import create_project
     from blase.update import Update
 
     frame = _bunch("breast_cancer")
-    project = create_project(tmp_path / "bc", example=False)
-    frame.iloc[:330].to_csv(project.root / "data" / "old.csv", index=False)
-    frame.iloc[330:].to_csv(project.root / "data" / "new.csv", index=False)
-    project.config_path.write_text(yaml.safe_dump({
-        "project": "bc", "seed": 1, "data": {"source": "data/old.csv", "label": "target"},
-        "transform": [{"op": "impute", "strategy": "median"}],
-        "train": {"model": lib, "options": {"n_estimators": 30, "early_stopping_rounds": None}},
-        "deploy": {"onnx": False}, "update": {"mode": "finetune", "replay": 0.3, "epochs": 7},
-    }, sort_keys=False))
+    project = update_project(tmp_path / "bc", frame, {"model": lib, "options": {"n_estimators": 30, "early_stopping_rounds": None}}, {"mode": "finetune", "replay": 0.3, "epochs": 7})
     Pipeline(project).run()
     out = Update("bc@v1", project=project).run("data/new.csv")
     assert out.candidate_version == "v2" and out.holdout["candidate"]["accuracy"] > 0.85

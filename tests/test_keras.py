@@ -26,6 +26,7 @@ import yaml
 from blase.errors import ConfigError
 from blase.model import FitContext, TrainError, TrainingData, fit_model, load_trained, model_kind
 from blase.plugins import PluginError
+from tests.conftest import update_project
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("keras") is None,
                                 reason="keras is not installed (pip install 'blase[keras]')")
@@ -337,19 +338,10 @@ def test_loading_refuses_a_file_that_names_code_outside_keras(penguins, tmp_path
 @pytest.mark.parametrize("mode", ["finetune", "retrain"])
 def test_update_continues_the_deployed_network_or_retrains(mode, tmp_path):
     from blase.pipeline import Pipeline
-    from blase.scaffold import create_project
     from blase.update import Update
 
     frame = _bunch("breast_cancer")
-    project = create_project(tmp_path / "bc", example=False)
-    frame.iloc[:330].to_csv(project.root / "data" / "old.csv", index=False)
-    frame.iloc[330:].to_csv(project.root / "data" / "new.csv", index=False)
-    project.config_path.write_text(yaml.safe_dump({
-        "project": "bc", "seed": 1, "data": {"source": "data/old.csv", "label": "target"},
-        "transform": [{"op": "impute", "strategy": "median"}],
-        "train": {"model": "keras", "options": {**FAST, "epochs": 10}},
-        "deploy": {"onnx": False}, "update": {"mode": mode, "replay": 0.3},
-    }, sort_keys=False))
+    project = update_project(tmp_path / "bc", frame, {"model": "keras", "options": {**FAST, "epochs": 10}}, {"mode": mode, "replay": 0.3})
     Pipeline(project).run()
     out = Update("bc@v1", project=project).run("data/new.csv")
     assert out.candidate_version == "v2" and out.holdout["candidate"]["accuracy"] > 0.85
@@ -366,19 +358,10 @@ def test_update_continues_the_deployed_network_or_retrains(mode, tmp_path):
 
 def test_update_epochs_trains_that_many_more_epochs_the_same_way_twice(tmp_path):
     from blase.pipeline import Pipeline
-    from blase.scaffold import create_project
     from blase.update import Update
 
     frame = _bunch("breast_cancer")
-    project = create_project(tmp_path / "bc", example=False)
-    frame.iloc[:330].to_csv(project.root / "data" / "old.csv", index=False)
-    frame.iloc[330:].to_csv(project.root / "data" / "new.csv", index=False)
-    project.config_path.write_text(yaml.safe_dump({
-        "project": "bc", "seed": 1, "data": {"source": "data/old.csv", "label": "target"},
-        "transform": [{"op": "impute", "strategy": "median"}],
-        "train": {"model": "keras", "options": {**FAST, "epochs": 4, "early_stopping": None}},
-        "deploy": {"onnx": False}, "update": {"mode": "finetune", "replay": 0.3, "epochs": 3},
-    }, sort_keys=False))
+    project = update_project(tmp_path / "bc", frame, {"model": "keras", "options": {**FAST, "epochs": 4, "early_stopping": None}}, {"mode": "finetune", "replay": 0.3, "epochs": 3})
     Pipeline(project).run()
     first = Update("bc@v1", project=project).run("data/new.csv")
     second = Update("bc@v1", project=project).run("data/new.csv")
