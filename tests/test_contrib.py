@@ -111,6 +111,7 @@ def test_a_project_on_an_excel_file_runs_predicts_and_monitors_with_mmd(project,
     columns = {c.column: c for c in check.columns}
     assert {c.test for c in check.columns} == {"mmd"}
     assert columns["bill_length_mm"].drifted and columns["bill_length_mm"].p_value < 0.05
+    assert "344 reference and 344 new values" in columns["island"].note  # every row of a small workbook
     assert not columns["island"].drifted
 
 

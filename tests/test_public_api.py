@@ -180,7 +180,9 @@ COMMANDS: dict[str, dict] = {
     "blase monitor": {"args": ["monitor", "{name}", "{project}/data/penguins.csv", "--json"], "json": True},
     "blase update": {"args": ["update", "{name}", "{project}/data/penguins.csv", "--epochs", "1", "--json"],
                      "json": True},
-    "blase gc": {"args": ["gc", "--dry-run", "--json"], "json": True},
+    # --keep-last 0: the second run's train entry is always collectable, so the keys of an entry show
+    # whatever other commands ran before this one on the shared project
+    "blase gc": {"args": ["gc", "--keep-last", "0", "--dry-run", "--json"], "json": True},
     "blase pin": {"args": ["pin", "{run}"]},
     "blase upgrade": {"args": ["upgrade", "--dry-run", "--json"], "json": True},
     "blase doctor": {"args": ["doctor", "--json"], "json": True, "codes": (0, 1)},
