@@ -155,6 +155,7 @@ class BlaseResult:
     seconds: float
     train_ids: np.ndarray
     test_ids: np.ndarray
+    model: str = ""
 
 
 def _blase(*args: str, cwd: Path) -> None:
@@ -196,7 +197,17 @@ def run_blase(ds: DataSet, frame: pd.DataFrame, work: Path,
     key = "r2" if ds.task == "regression" else "accuracy"
     prepared = _step_out(project, "prepare")
     train = np.concatenate([_ids(prepared, "train"), _ids(prepared, "val")])
-    return BlaseResult(float(metrics["metrics"][key]), seconds, train, _ids(prepared, "test"))
+    return BlaseResult(float(metrics["metrics"][key]), seconds, train, _ids(prepared, "test"),
+                       _chosen(_step_out(project, "train")))
+
+
+def _chosen(train_out: Path) -> str:
+    """The kind ``auto`` kept: ``glm``, or ``ensemble(glm 0.4, mlp 0.6)``."""
+    spec = json.loads((train_out / "model.json").read_text())
+    members = (spec.get("options") or {}).get("members")
+    if spec.get("name") != "ensemble" or not members:
+        return str(spec.get("name"))
+    return "ens(" + " ".join(f"{m['kind']} {m['weight']:.2f}" for m in members) + ")"
 
 
 # -- scikit-learn on the same rows ----------------------------------------------------------
@@ -308,23 +319,25 @@ class Row:
     gap_pct: float
     blase_seconds: float
     note: str = ""
+    models: str = ""
 
 
 def bench(ds: DataSet, args: argparse.Namespace) -> Row:
     """One row: the means over ``args.seeds`` (each seed is another split and weight init;
     scikit-learn gets each seed's split)."""
     frame = ds.load(args)
-    scores = []
+    scores, chosen = [], []
     for seed in args.seeds:
         overrides = ([f"seed={seed}"] if seed is not None else []) + list(args.set)
         with tempfile.TemporaryDirectory(prefix=f"blase-quality-{ds.name}-") as tmp:
             result = run_blase(ds, frame, Path(tmp), overrides)
         linear, hgb = run_sklearn(ds, frame, result.train_ids, result.test_ids)
         scores.append((result.score, linear, hgb, result.seconds))
+        chosen.append(result.model)
     blase, linear, hgb, seconds = (float(np.mean(col)) for col in zip(*scores, strict=True))
     gap = 100.0 * (blase - hgb) / abs(hgb) if hgb else float("nan")
     metric = "R2" if ds.task == "regression" else "accuracy"
-    return Row(ds.name, len(frame), ds.task, metric, blase, linear, hgb, gap, seconds)
+    return Row(ds.name, len(frame), ds.task, metric, blase, linear, hgb, gap, seconds, models="; ".join(chosen))
 
 
 def _verdict(r: Row) -> str:
@@ -335,13 +348,13 @@ def _verdict(r: Row) -> str:
 
 def table(rows: list[Row]) -> str:
     head = ("| data set | rows | task | metric | Blase | linear | HGB | Blase vs HGB | "
-            "beats linear | Blase time |")
-    lines = [head, "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | --- | ---: |"]
+            "beats linear | Blase time | auto kept (per split) |")
+    lines = [head, "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | --- |"]
     for r in rows:
         lines.append(
             f"| {r.name} | {r.rows:,} | {r.task} | {r.metric} | {r.blase:.3f} | {r.linear:.3f} "
             f"| {r.hgb:.3f} | {r.gap_pct:+.1f}% | {_verdict(r)} "
-            f"| {r.blase_seconds:.0f} s |"
+            f"| {r.blase_seconds:.0f} s | {r.models} |"
         )
     return "\n".join(lines)
 

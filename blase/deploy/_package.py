@@ -200,6 +200,7 @@ def build_package(
                     f"run {run_id} has no {file} in {train_dir}",
                     hint="the train step did not finish; run `blase run --from train` first",
                 )
+            (staging / file).parent.mkdir(parents=True, exist_ok=True)  # an ensemble's members/
             shutil.copyfile(source, staging / file)
         shutil.copyfile(transform_file, staging / "transform.json")
         _copy_user_code(project, transform_file, staging)

@@ -11,8 +11,8 @@ and the driver that fits one on prepared shards.
     scores = model.predict(x)                                  # float32 [n, d] -> logits
 
 - :class:`ModelKind`: the contract (``fit``, ``save``, ``load``, ``predict``, optional
-  ``export_onnx``), implemented by the built-in ``glm`` (:class:`GLMModel`) and ``auto``
-  (:class:`AutoModel`) here, the built-in torch kinds (:mod:`blase.train`) and by model
+  ``export_onnx``), implemented by the built-in ``glm`` (:class:`GLMModel`), ``ensemble``
+  (:class:`EnsembleModel`) and ``auto`` (:class:`AutoModel`) here, the built-in torch kinds (:mod:`blase.train`) and by model
   plugins (:mod:`blase.contrib.xgboost`, :mod:`blase.contrib.lightgbm`, or a project's own).
 - :class:`TrainingData`: the shards a kind learns from, read through :mod:`blase.prepare`.
 - :class:`ModelSpec`: ``model.json``.
@@ -23,6 +23,7 @@ This package imports no learning library; each kind imports its own when it is u
 from blase.model._auto import AutoModel, AutoOptions
 from blase.model._contract import REFIT_AUTO_ROWS, FitContext, FitReport, ModelKind
 from blase.model._data import TrainingData
+from blase.model._ensemble import EnsembleMember, EnsembleModel, EnsembleOptions
 from blase.model._errors import ExportUnsupported, TrainError
 from blase.model._fit import HISTORY_JSON, fit_model
 from blase.model._glm import GLMModel, GLMOptions
@@ -44,6 +45,9 @@ __all__ = [
     "REFIT_AUTO_ROWS",
     "AutoModel",
     "AutoOptions",
+    "EnsembleMember",
+    "EnsembleModel",
+    "EnsembleOptions",
     "ExportUnsupported",
     "FitContext",
     "FitReport",

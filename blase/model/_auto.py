@@ -39,6 +39,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from blase.model._contract import FitContext, FitReport, ModelKind
 from blase.model._data import TrainingData
+from blase.model._ensemble import (
+    EnsembleMember,
+    EnsembleModel,
+    EnsembleOptions,
+    blend_scores,
+    nll,
+    probabilities,
+    select_weights,
+)
 from blase.model._errors import TrainError
 from blase.model._fit import HISTORY_JSON
 from blase.model._folds import fold_ids
@@ -66,6 +75,9 @@ class AutoOptions(BaseModel):
     cv_rows: int = Field(
         default=10_000, ge=0, description="the most rows (train + val) for which cross-validation "
         "replaces the val split")
+    ensemble: bool = Field(
+        default=True, description="keep a weighted average of the candidates (greedy ensemble selection on "
+        "their cross-validation or val scores) when it scores better than the best one alone")
 
     @field_validator("cv_folds")
     @classmethod
@@ -111,6 +123,7 @@ class AutoModel(ModelKind):
                      else f"the val split ({data.rows('val'):,} rows)")
         results: dict[str, dict[str, Any]] = {}
         losses: dict[str, dict[str, np.ndarray]] = {}
+        scores: dict[str, np.ndarray] = {}  # each candidate's out-of-fold (or val) scores, in row order
         fitted: dict[str, ModelKind] = {}
         skipped: list[str] = []
         for name in o.candidates:
@@ -129,9 +142,11 @@ class AutoModel(ModelKind):
                                           resume=False, on_epoch_end=None)
                 kind = self._kind(name, ctx)
                 kind.fit(fold, sub)
-                parts.append((_val_losses(kind, fold, "test" if folds else "val"), rows_of))
+                z, y = _val_scores(kind, fold, "test" if folds else "val")
+                parts.append(({"scores": z, **_losses(z, y, data.task)}, rows_of))
             fitted[name] = kind
             losses[name] = _in_row_order(parts, rows)
+            scores[name] = losses[name].pop("scores")
             prefix = "cv" if folds else "val"
             results[name] = {**_summary(losses[name], prefix), "seconds": round(time.perf_counter() - start, 3)}
         if not losses:
@@ -139,6 +154,23 @@ class AutoModel(ModelKind):
                              hint="install a candidate's extra, or name the candidates in train.options.candidates")
         best, chosen_by = _choose(losses, o.candidates)
         refit = ctx.refits(data)
+        blend = _blend(scores, losses, _labels(data, bool(folds)), data.task, best) if o.ensemble else None
+        if blend is not None:
+            weights, blend_losses = blend
+            prefix = "cv" if folds else "val"
+            results["ensemble"] = {**_summary(blend_losses, prefix), "weights": weights}
+            members = [EnsembleMember(kind=n, weight=w) for n, w in weights.items()]
+            ensemble = EnsembleModel(EnsembleOptions(members=members))
+            if refit or folds:
+                self.winner_ = ensemble.fit(data, dataclasses.replace(ctx, init=None, resume=False))
+            else:
+                self.winner_ = ensemble.of_fitted([fitted[n] for n in weights], data)
+            mix = " + ".join(f"{w:.2f} {n}" for n, w in weights.items())
+            why = (f"the average {mix} scored better than {best} alone by {scored_on}"
+                   + (" (each then refit on train + val)" if refit else ""))
+            self._finish("ensemble", why, results, skipped, self.winner_.report_)
+            _log_selection(ctx.track, "ensemble", why, results)
+            return self
         if refit or folds:
             # fitted again on the real split as its own kind would be (then on train + val when
             # train.refit allows): the candidates were fitted quietly, or on folds
@@ -207,31 +239,56 @@ def _log_selection(track: Any, chosen: str, why: str, results: dict[str, dict[st
         return
     track.log_event("model_selection", chosen=chosen, reason=why, candidates=results)
     track.log_metrics({f"auto.{name}.{k}": v for name, r in results.items() for k, v in r.items()
-                       if k != "seconds" and math.isfinite(v)})
+                       if k != "seconds" and isinstance(v, (int, float)) and math.isfinite(v)})
 
 
-def _val_losses(kind: ModelKind, data: TrainingData, split: str = "val") -> dict[str, np.ndarray]:
-    """The candidate's per-row losses on ``split``: squared error (regression), or 0/1 error
-    and log loss (classification)."""
-    sq, err, nll = [], [], []
-    for x, y in data.chunks(split):
-        z = np.asarray(kind.predict(x), dtype=np.float64)
-        if data.task == "regression":
-            sq.append((z.reshape(len(y)) - np.asarray(y, dtype=np.float64)) ** 2)
-        elif data.task == "binary":
-            s = z.reshape(len(y))
-            t = np.asarray(y, dtype=np.float64)
-            err.append(((s > 0) != (t > 0.5)).astype(np.float64))
-            nll.append(np.logaddexp(0.0, s) - t * s)
-        else:
-            z = z.reshape(len(y), -1)
-            zmax = z.max(axis=1, keepdims=True)
-            lse = zmax[:, 0] + np.log(np.exp(z - zmax).sum(axis=1))
-            err.append((z.argmax(axis=1) != y).astype(np.float64))
-            nll.append(lse - z[np.arange(len(y)), y])
-    if data.task == "regression":
-        return {"sq": np.concatenate(sq)}
-    return {"err": np.concatenate(err), "nll": np.concatenate(nll)}
+def _val_scores(kind: ModelKind, data: TrainingData, split: str = "val") -> tuple[np.ndarray, np.ndarray]:
+    """The candidate's scores on ``split`` and the split's labels."""
+    z, y = [], []
+    for x, labels in data.chunks(split):
+        z.append(np.asarray(kind.predict(x), dtype=np.float64).reshape(len(labels), -1))
+        y.append(np.asarray(labels))
+    scores = np.concatenate(z)
+    return (scores[:, 0] if scores.shape[1] == 1 else scores), np.concatenate(y)
+
+
+def _losses(z: np.ndarray, y: np.ndarray, task: str) -> dict[str, np.ndarray]:
+    """Per-row losses of scores ``z``: squared error (regression), or 0/1 error and log loss
+    (classification)."""
+    if task == "regression":
+        return {"sq": (z.reshape(len(y)) - np.asarray(y, dtype=np.float64)) ** 2}
+    p = probabilities(z, task)
+    if task == "binary":
+        err = ((p > 0.5) != (np.asarray(y, dtype=np.float64) > 0.5)).astype(np.float64)
+    else:
+        err = (p.argmax(axis=1) != y).astype(np.float64)
+    return {"err": err, "nll": nll(p, y, task)}
+
+
+def _labels(data: TrainingData, folds: bool) -> np.ndarray:
+    """The labels the candidates were scored on: train + val's (cross-validation), or val's."""
+    if not folds:
+        return np.concatenate([np.asarray(y) for _, y in data.chunks("val")])
+    return np.concatenate([data.matrix("train")[1], data.matrix("val")[1]])
+
+
+def _blend(scores: dict[str, np.ndarray], losses: dict[str, dict[str, np.ndarray]], y: np.ndarray, task: str,
+           best: str) -> tuple[dict[str, float], dict[str, np.ndarray]] | None:
+    """The weights of greedy ensemble selection on the candidates' scores, and the blend's
+    per-row losses, when the blend mixes two or more candidates and its loss (squared error;
+    or 0/1 error, then log loss) is lower than ``best``'s; else None."""
+    if len(scores) < 2:
+        return None
+    weights = select_weights(scores, y, task)
+    if len(weights) < 2:
+        return None
+    mixed = _losses(blend_scores([scores[n] for n in weights], np.array(list(weights.values())), task), y, task)
+    key = "sq" if task == "regression" else "err"
+
+    def rank(values: dict[str, np.ndarray]) -> tuple[float, float]:
+        return float(values[key].mean()), float(values["nll"].mean()) if key == "err" else 0.0
+
+    return (weights, mixed) if rank(mixed) < rank(losses[best]) else None
 
 
 def _summary(losses: dict[str, np.ndarray], prefix: str = "val") -> dict[str, float]:
@@ -246,7 +303,7 @@ def _in_row_order(parts: list[tuple[dict[str, np.ndarray], np.ndarray | None]], 
     at its rows' places in train + val (so candidates are compared row by row)."""
     if parts[0][1] is None:
         return parts[0][0]
-    out = {k: np.empty(rows) for k in parts[0][0]}
+    out = {k: np.empty((rows, *v.shape[1:])) for k, v in parts[0][0].items()}
     for losses, at in parts:
         for k, v in losses.items():
             out[k][at] = v

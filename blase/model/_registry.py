@@ -35,6 +35,8 @@ BUILTIN_MODEL_PLUGINS: tuple[Plugin, ...] = (
     Plugin(name="glm", kind="model", target="blase.model._glm:GLMModel", version=__version__,
            description="ridge, logistic or softmax regression fitted exactly, its L2 penalty chosen by "
            "cross-validation (scikit-learn's RidgeCV / LogisticRegression)", origin="blase"),
+    Plugin(name="ensemble", kind="model", target="blase.model._ensemble:EnsembleModel", version=__version__,
+           description="a weighted average of a few kinds' predictions (train.options.members)", origin="blase"),
     Plugin(name="auto", kind="model", target="blase.model._auto:AutoModel", version=__version__,
            description="fits glm, mlp and lightgbm and keeps the best on the val split", origin="blase"),
 )
