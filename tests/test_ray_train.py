@@ -102,3 +102,33 @@ def test_kill_9_of_blase_run_stops_its_local_ray_and_resume_ends_with_the_same_w
     full = _train_step(root, json.loads(r.stdout)["id"])
     assert full["details"]["resumed_from_epoch"] is None
     assert full["outputs"]["model.safetensors"] == train["outputs"]["model.safetensors"]
+
+
+def _kill_ray_workers_after(epoch: int):
+    """An epoch hook that kills this process's Ray Train workers (a lost node, an OOM kill)."""
+    import psutil
+
+    def hook(*, epoch: int, metrics: dict, model: None, _at: int = epoch) -> None:
+        if epoch == _at:
+            for proc in psutil.Process().children(recursive=True):
+                if "RayTrainWorker" in proc.name():
+                    proc.kill()
+
+    return hook
+
+
+def test_killed_ray_train_workers_fail_naming_resume_and_resume_to_torchruns_weights(shards, tmp_path):  # noqa: F811
+    from blase.train import TrainError
+
+    cfg = _cfg(distributed=RAY_DDP, epochs=12)
+    out = tmp_path / "cut"
+    with pytest.raises(TrainError, match="Ray Train ended without a result") as err:
+        Train(cfg, seed=5).fit(shards, out, on_epoch_end=_kill_ray_workers_after(1))
+    assert "blase run --resume RUN" in err.value.hint
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert 1 <= state["epoch"] < 12
+
+    resumed = Train(cfg, seed=5).fit(shards, out, resume=True)
+    assert resumed.details["resumed_from_epoch"] == state["epoch"]
+    Train(_cfg(epochs=12), seed=5).fit(shards, tmp_path / "torchrun")  # uninterrupted, bit for bit Ray's
+    assert _bytes(out) == _bytes(tmp_path / "torchrun")
