@@ -18,6 +18,10 @@ import signal
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psutil
 
 __all__ = ["reap_on_exit"]
 
@@ -28,10 +32,10 @@ _watcher: subprocess.Popen[bytes] | None = None
 
 
 def reap_on_exit() -> None:
-    """Start the watcher of this process (once per process; nothing on other systems than Linux,
-    where Ray ties its own processes to the driver only partly)."""
+    """Start the watcher of this process (once per process; POSIX systems only: it waits on a pipe
+    with ``select``)."""
     global _watcher
-    if (_watcher is not None and _watcher.poll() is None) or not sys.platform.startswith("linux"):
+    if (_watcher is not None and _watcher.poll() is None) or os.name != "posix":
         return
     _watcher = subprocess.Popen(
         [sys.executable, "-m", "blase.executor._reaper", str(os.getpid())],
@@ -60,23 +64,33 @@ def _stop(procs: dict[int, float]) -> None:
             continue
 
 
-def _is_ray(proc: object) -> bool:
-    """A process of Ray's (gcs_server, raylet, ``ray::`` workers and agents, its Python helpers):
-    anything else this process started is not the watcher's business."""
+def _ray_dir() -> str | None:
+    """Where the ``ray`` package is installed (its binaries and scripts live under it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("ray")
+    return os.path.dirname(spec.origin) + os.sep if spec is not None and spec.origin else None
+
+
+def _is_ray(proc: psutil.Process, ray_dir: str | None) -> bool:
+    """A process of Ray's: gcs_server, raylet, a ``ray::`` worker or agent, a program from
+    Ray's package folder; anything else this process started is not the watcher's business."""
     import psutil
 
     try:
-        words = [proc.name(), *proc.cmdline()[:3]]  # type: ignore[attr-defined]
+        name, args = proc.name(), proc.cmdline()[:3]
     except psutil.Error:
         return False
-    return any("ray" in word for word in words)
+    if name in ("gcs_server", "raylet") or name.startswith("ray::"):
+        return True
+    return any(arg.startswith("ray::") or (ray_dir is not None and ray_dir in arg) for arg in args)
 
 
 def watch(pid: int) -> None:
-    """Note ``pid``'s descendants until stdin closes (``pid`` has exited), then stop them."""
+    """Note ``pid``'s Ray descendants until stdin closes (``pid`` has exited), then stop them."""
     import psutil
 
-    me = os.getpid()
+    me, ray_dir = os.getpid(), _ray_dir()
     seen: dict[int, float] = {}
     try:
         parent = psutil.Process(pid)
@@ -85,7 +99,7 @@ def watch(pid: int) -> None:
     while True:
         try:
             for child in parent.children(recursive=True):
-                if child.pid != me and child.pid not in seen and _is_ray(child):
+                if child.pid != me and child.pid not in seen and _is_ray(child, ray_dir):
                     seen[child.pid] = child.create_time()
         except psutil.Error:
             pass  # pid is gone: stdin is closed or about to be

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from blase.extract._extract import Extract
     from blase.extract._sources import ResolvedSource
 
-__all__ = ["PARTITIONED_FORMATS", "Part", "PartJob", "PartUnreadable", "exact_batches", "oversized_file", "plan_parts", "read_part",
-           "stream_parts"]
+__all__ = ["PARTITIONED_FORMATS", "Part", "PartJob", "PartUnreadable", "exact_batches", "oversized_file", "plan_parts",
+           "read_part", "stream_parts"]
 
 #: The formats whose files an executor reads in parallel (tables, Postgres and plugins: one stream).
 PARTITIONED_FORMATS = ("csv", "parquet", "json", "ndjson", "arrow")
