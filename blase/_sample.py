@@ -17,12 +17,14 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from blase._duck import sql_quote
 
-__all__ = ["BLOCKS", "MIN_BYTES", "byte_range_sample", "data_files", "estimate_rows"]
+__all__ = ["BLOCKS", "MIN_BYTES", "byte_range_sample", "csv_excerpt", "data_files", "estimate_rows", "preamble_end"]
 
 #: Byte ranges read.
 BLOCKS = 64
@@ -72,6 +74,32 @@ def estimate_rows(files: list[Path]) -> int | None:
     return int(sum(f.stat().st_size for f in files) / (len(head) / lines)) + 1
 
 
+def preamble_end(path: str | os.PathLike[str], lines: int) -> int:
+    """The byte offset of line ``lines + 1`` of ``path``: where the rows start after ``lines``
+    skipped lines and the header."""
+    with open(path, "rb") as f:
+        for _ in range(lines):
+            f.readline()
+        return f.tell()
+
+
+@contextmanager
+def csv_excerpt(path: str | os.PathLike[str], preamble: bytes, body: Iterable[bytes], *,
+                tmp_dir: str | os.PathLike[str] | None = None) -> Iterator[Path]:
+    """A temporary copy of the text file ``path`` holding ``preamble`` (its skipped lines and
+    header) then ``body`` (whole lines of it), with its suffix, so a reader of ``path`` reads
+    it the same way; removed on exit."""
+    fd, name = tempfile.mkstemp(suffix=Path(path).suffix, prefix="blase-excerpt-", dir=tmp_dir)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(preamble)
+            for piece in body:
+                out.write(piece)
+        yield Path(name)
+    finally:
+        os.unlink(name)
+
+
 def byte_range_sample(con: Any, path: str | os.PathLike[str], relation: str, rows: int,
                       *, tmp_dir: str | os.PathLike[str] | None = None) -> Any | None:
     """About ``rows`` rows (at most that many) of the CSV file ``path``, read as
@@ -106,12 +134,6 @@ def byte_range_sample(con: Any, path: str | os.PathLike[str], relation: str, row
             pieces = f.read(want).split(b"\n")
             pieces = pieces[1:-1] if i else pieces[:-1]  # a cut first line (after block 0), a cut last
             lines += pieces[:per_block]
-    fd, name = tempfile.mkstemp(suffix=p.suffix, prefix="blase-sample-", dir=tmp_dir)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(preamble)
-            out.write(b"\n".join(lines) + b"\n")
-        table = con.sql(f"SELECT * FROM {relation.replace(literal, sql_quote(name))}").to_arrow_table()
-    finally:
-        os.unlink(name)
+    with csv_excerpt(p, preamble, [b"\n".join(lines) + b"\n"], tmp_dir=tmp_dir) as name:
+        table = con.sql(f"SELECT * FROM {relation.replace(literal, sql_quote(str(name)))}").to_arrow_table()
     return table.slice(0, rows) if table.num_rows > rows else table

@@ -3,10 +3,12 @@ and the config and launch errors."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -179,6 +181,39 @@ def test_blase_run_nproc_trains_the_train_step_in_two_processes(cli, project):
     assert any("model.safetensors" in k for k in train["outputs"]), train["outputs"]  # rank 0 wrote
 
 
+def kill_9_when(parent: subprocess.Popen, ready: Callable[[], bool], *, timeout: float = 240,
+                grace: float = 30) -> list[str]:
+    """SIGKILL ``parent`` once ``ready()`` (say, its first checkpoint is on disk), then wait for
+    every process it started to exit, as nothing may go on running or writing after it: fails
+    if one is still alive after ``grace`` s; returns their names and titles (all gone)."""
+    seen: dict[int, psutil.Process] = {}
+    titles: dict[int, str] = {}
+
+    def look() -> None:
+        try:
+            for child in psutil.Process(parent.pid).children(recursive=True):
+                seen.setdefault(child.pid, child)
+                with contextlib.suppress(psutil.Error):
+                    titles[child.pid] = f"{child.name()} {' '.join(child.cmdline()[:2])}"
+        except psutil.NoSuchProcess:
+            pass
+
+    deadline = time.monotonic() + timeout
+    try:
+        while not ready() and parent.poll() is None and time.monotonic() < deadline:
+            look()
+            time.sleep(0.05)
+        assert parent.poll() is None, "the run ended before it could be killed"
+        assert ready(), f"not ready after {timeout} s"
+        look()
+    finally:
+        parent.kill()
+        parent.wait()
+    _, alive = psutil.wait_procs(list(seen.values()), timeout=grace)
+    assert not alive, [titles.get(p.pid, p.pid) for p in alive]
+    return list(titles.values())
+
+
 _FIT_SCRIPT = """
 import json, sys
 from blase.train import Train
@@ -195,17 +230,7 @@ def test_kill_9_of_the_launching_process_stops_the_workers_and_resumes(shards, f
     state = out / "checkpoint" / "state.json"
     parent = subprocess.Popen([sys.executable, "-c", _FIT_SCRIPT, str(shards), str(out),
                                json.dumps(_cfg())], cwd=Path(__file__).parents[1])
-    workers: list[psutil.Process] = []
-    deadline = time.monotonic() + 120
-    while not state.is_file() and parent.poll() is None and time.monotonic() < deadline:
-        workers = psutil.Process(parent.pid).children(recursive=True) or workers
-        time.sleep(0.05)
-    assert parent.poll() is None, "the run ended before its first checkpoint"
-    workers = psutil.Process(parent.pid).children(recursive=True)
-    parent.kill()
-    parent.wait()
-    _, alive = psutil.wait_procs(workers, timeout=30)
-    assert not alive
+    kill_9_when(parent, state.is_file)
     assert 1 <= json.loads(state.read_text())["epoch"] <= 3
 
     Train(_cfg(), seed=5).fit(shards, out, resume=True)

@@ -3,6 +3,7 @@ Ray (2 CPUs), giving the local executor's shards bit for bit and the same step k
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 
@@ -53,6 +54,10 @@ def data_project(tmp_path_factory):
     for i in range(3):
         pcsv.write_csv(table.slice(i * 3000, 3000), project.root / "data" / "parts" / f"p{i}.csv")
     pq.write_table(table, project.root / "data" / "big.parquet", row_group_size=1000)
+    # one CSV file (~340 KB) with quoted fields holding the delimiter and doubled quotes: cut at
+    # line starts into ranges of 64 KB when a task has 256 KB
+    quoted = table.set_column(2, "cat", pa.array(np.array(["a", "b, c", 'say "d"'])[rng.integers(0, 3, n)]))
+    pcsv.write_csv(quoted, project.root / "data" / "one.csv")
     return project
 
 
@@ -81,17 +86,21 @@ def _same_outputs(project, local, on_ray) -> None:
     assert lres.steps["prepare"].details["executor"] == "local"
 
 
-@pytest.mark.parametrize("source", ["data/parts/*.csv", "data/big.parquet"])
+@pytest.mark.parametrize("source", ["data/parts/*.csv", "data/big.parquet", "data/one.csv"])
 def test_ray_tasks_write_the_local_executors_shards_bit_for_bit(data_project, source):
     sets = (f"data.source={source}", "data.label=y", SQL_TRANSFORM)
     local = _run(data_project, "local", *sets)
-    on_ray = _run(data_project, "ray", *sets)
+    # one.csv is over half of a task's memory: cut at line starts, not read here
+    on_ray = _run(data_project, "ray", *sets, *(["ray.task_memory=256KB"] if source == "data/one.csv" else []))
     _same_outputs(data_project, local, on_ray)
+    assert not [w for w in on_ray[0].steps["extract"].warnings if "not in Ray tasks" in w]
     if source.endswith(".parquet"):  # 9 row groups of ~20 KB: the file was read in several tasks
         from blase.extract import ResolvedSource, plan_parts
 
         parts = plan_parts(ResolvedSource(source, "parquet", (data_project.root / source,)), 20_000)
         assert len(parts) > 3 and parts[0].rows is not None
+    if source == "data/one.csv":  # ~340 KB in ranges of 64 KB
+        assert on_ray[0].steps["extract"].details["tasks"] >= 5
 
 
 def test_a_transform_without_sql_runs_here_and_the_tasks_read_its_output(data_project):
@@ -131,6 +140,19 @@ def test_a_bad_row_in_one_task_is_the_local_error_and_nothing_is_written(data_pr
     assert re.sub(r"\s+", " ", str(on_ray.value)) == re.sub(r"\s+", " ", str(local.value))
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.tmp-*"))
 
+    # in a byte range of a file cut at line starts: the line of the file, not of the range
+    rows = [f"{i},{i % 2}\n" for i in range(30_000)]
+    rows[21_000] = "three,0\n"
+    (folder / "big.csv").write_text("x,y\n" + "".join(rows))
+    with pytest.raises(ExtractError) as local:
+        Extract(folder / "big.csv").to_parquet(tmp_path / "local", memory="512MB")
+    with pytest.raises(ExtractError) as on_ray:
+        Extract(folder / "big.csv").to_parquet(tmp_path / "out", memory="512MB",
+                                               executor=RayExecutor(task_memory="256KB"))
+    assert "big.csv, line 21002" in str(on_ray.value)
+    assert re.sub(r"\s+", " ", str(on_ray.value)) == re.sub(r"\s+", " ", str(local.value))
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.tmp-*"))
+
 
 def test_a_file_too_big_for_a_task_and_a_table_source_are_read_here_with_a_warning(data_project, tmp_path):
     import sqlite3
@@ -138,11 +160,16 @@ def test_a_file_too_big_for_a_task_and_a_table_source_are_read_here_with_a_warni
     from blase.executor import RayExecutor
     from blase.extract import Extract
 
-    csv = data_project.root / "data" / "parts" / "p0.csv"
+    # a quoted field holds a line break on line 1502: a line start may be inside a row, so the
+    # file is not cut, and too big for a task it is read here
+    csv = tmp_path / "notes.csv"
+    notes = [f'{i},"note {i}{", continued" + chr(10) + "on the next line" if i == 1500 else ""}"\n' for i in range(3000)]
+    csv.write_text("x,note\n" + "".join(notes))
     local = Extract(csv).to_parquet(tmp_path / "local", memory="512MB")
     small = Extract(csv).to_parquet(tmp_path / "small", memory="512MB", executor=RayExecutor(task_memory="64KB"))
-    assert small.details["executor"] == "local"
-    assert any("p0.csv" in w and "over half of a task's memory" in w for w in small.warnings), small.warnings
+    assert small.details["executor"] == "local" and local.rows_out == small.rows_out == 3000
+    assert any("notes.csv" in w and "over half of a task's memory" in w and "a quoted field spans lines" in w
+               and "line 1502" in w for w in small.warnings), small.warnings
     assert list(small.outputs.values()) == list(local.outputs.values())
     with sqlite3.connect(tmp_path / "t.sqlite") as con:
         con.execute("CREATE TABLE t (x INTEGER)")
@@ -161,3 +188,45 @@ def test_ray_settings_are_checked_with_the_key_and_the_fix():
 
     with pytest.raises(ExecutorError, match=r"more than the .* of memory the Ray cluster has free"):
         RayExecutor(task_memory="100TB").memory_per_task(1 << 30)
+
+
+def _rows(n: int, newline: str = "\n") -> str:
+    return "".join(f'{i},{i * 0.5},"t{i % 7}, é"{newline}' for i in range(n))
+
+
+#: (file name, bytes, CSVOptions, why it is not cut or None): what a file looks like at a line start
+CSV_SHAPES = {
+    "crlf": ("a.csv", ("x,y,t\r\n" + _rows(4000, "\r\n")).encode(), {}, None),
+    "no final newline": ("a.csv", ("x,y,t\n" + _rows(4000)).rstrip("\n").encode(), {}, None),
+    "bom and skipped lines": ("a.csv", ("\ufeffexported 2026\nby blase\nx,y,t\n" + _rows(4000)).encode(),
+                              {"skip_rows": 2}, None),
+    "blank and comment lines": ("a.csv", ("x,y,t\n" + _rows(2000) + "\n# half way\n" + _rows(2000)).encode(),
+                                {"comment": "#"}, None),
+    "semicolons, no header": ("a.txt", _rows(4000).replace(",", ";").encode(), {"header": False, "delimiter": ";"},
+                              None),
+    "backslash escapes": ("a.csv", ("x,y,t\n" + _rows(4000).replace('"t3', '"\\"t3\\"')).encode(),
+                          {"escape": "\\"}, "quotes are escaped with \\ (line 5)"),
+    "gzip": ("a.csv.gz", gzip.compress(("x,y,t\n" + _rows(60_000)).encode(), mtime=0), {},
+             "a compressed file is read whole"),
+}
+
+
+@pytest.mark.parametrize("shape", list(CSV_SHAPES))
+def test_a_csv_file_cut_at_line_starts_reads_the_rows_of_the_whole_file(shape, tmp_path):
+    """Each shape read in 64 KB tasks gives the local executor's Parquet bytes: cut at line
+    starts where every line start is a row start, else read here whole, with the reason."""
+    from blase.executor import RayExecutor
+    from blase.extract import CSVOptions, Extract
+
+    name, data, options, refused = CSV_SHAPES[shape]
+    (tmp_path / name).write_bytes(data)
+    local = Extract(tmp_path / name, CSVOptions(**options)).to_parquet(tmp_path / "local", memory="512MB")
+    on_ray = Extract(tmp_path / name, CSVOptions(**options)).to_parquet(
+        tmp_path / "ray", memory="512MB", executor=RayExecutor(task_memory="64KB"))
+    assert local.rows_out == on_ray.rows_out >= 4000
+    assert list(on_ray.outputs.values()) == list(local.outputs.values())
+    if refused is None:
+        assert on_ray.details["executor"] == "ray" and on_ray.details["tasks"] >= 4, on_ray.warnings
+    else:
+        assert on_ray.details["executor"] == "local"
+        assert any("over half of a task's memory" in w and refused in w for w in on_ray.warnings), on_ray.warnings

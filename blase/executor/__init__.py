@@ -10,5 +10,6 @@ cluster (``ray: {address: ...}`` in ``blase.yaml``).
 """
 
 from blase.executor._ray import EXECUTORS, ExecutorError, RayExecutor, executor_for
+from blase.executor._reaper import reap_on_exit
 
-__all__ = ["EXECUTORS", "ExecutorError", "RayExecutor", "executor_for"]
+__all__ = ["EXECUTORS", "ExecutorError", "RayExecutor", "executor_for", "reap_on_exit"]

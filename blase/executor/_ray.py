@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from blase.errors import BlaseError
+from blase.executor._reaper import reap_on_exit
 from blase.resources import format_size, parse_size
 
 __all__ = ["EXECUTORS", "ExecutorError", "RayExecutor", "executor_for"]
@@ -85,6 +86,7 @@ class RayExecutor:
             raise ExecutorError(f"cannot start or reach {where}: {first}",
                                 hint="check ray.address in blase.yaml (`ray status` on the cluster shows it), "
                                      "or remove it to start a local Ray") from None
+        reap_on_exit()  # a local Ray started here stops with this process, even after kill -9
         logger.info("ray: connected to %s (%s)", where, ray.cluster_resources())
         return ray
 

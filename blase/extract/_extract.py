@@ -45,6 +45,7 @@ from blase.extract._parts import (
     Part,
     exact_batches,
     oversized_file,
+    plan_parts,
     stream_parts,
 )
 from blase.extract._plugin import PluginStream, SourceReader, collection_root, load_reader_class
@@ -168,8 +169,9 @@ class Extract:
         self._config_path: Path | None = None
         #: A row range of a one-file Parquet source (an executor's partition), or None: all rows.
         self._rows: tuple[int, int] | None = None
-        #: Where the last stream was read: "local", or the executor's name.
+        #: Where the last stream was read: "local", or the executor's name; in how many tasks.
         self._ran_on = "local"
+        self._tasks = 0
 
     def __repr__(self) -> str:
         return f"Extract({self.source!r}, {self.options!r})"
@@ -713,6 +715,19 @@ class Extract:
             return "union_by_name matches the files' columns in one pass"
         return None
 
+    def _partition(self, executor: RayExecutor, budget: int) -> tuple[str | None, list[Part], int]:
+        """``(why not, partitions, each task's memory)``: why ``executor`` cannot read this source
+        (None: it can), else its partitions (after the CSV dialect is pinned: a plain CSV file
+        over a quarter of a task's memory is cut at line starts where that reads the same rows)."""
+        unsplit = self.not_partitioned()
+        if unsplit is not None:
+            return unsplit, [], 0
+        memory = executor.memory_per_task(budget)
+        target = executor.part_bytes or max(1 << 20, memory // 4)
+        # a range's rows, as Arrow, take about its size again: a quarter of a task's memory each
+        parts = plan_parts(self._resolve(), target, self._csv_plan, min(target, max(memory // 4, 4 << 10)))
+        return oversized_file(self._resolve(), parts, memory), parts, memory
+
     def _stream(
         self, budget: int, batch_rows: int | None, bar: Bar | None, executor: RayExecutor | None = None
     ) -> Iterator[pa.RecordBatch]:
@@ -721,13 +736,6 @@ class Extract:
         source = self._resolve()
         policy = self._policy()
         self.stats = None
-        unsplit = None
-        if executor is not None:
-            unsplit = self.not_partitioned() or oversized_file(source, executor.memory_per_task(budget))
-        if unsplit is not None:
-            logger.warning("extract %s runs on this machine, not in %s tasks: %s", source.label, executor.name, unsplit)
-            executor = None
-        self._ran_on = executor.name if executor is not None else "local"
         con = self._connect(budget)
         tables = RejectTables.fresh() if source.format == "csv" and policy != "error" else None
         try:
@@ -736,6 +744,13 @@ class Extract:
                 rows = int(batch_rows)
             errors = "store" if tables else self._lenient()
             expr = self._run(con, lambda: self._expr(con, errors=errors, rejects=tables))
+            unsplit, parts, memory = self._partition(executor, budget) if executor is not None else (None, [], 0)
+            if executor is not None and unsplit is not None:
+                logger.warning("extract %s runs on this machine, not in %s tasks: %s", source.label, executor.name,
+                               unsplit)
+                executor = None
+            self._ran_on = executor.name if executor is not None else "local"
+            self._tasks = len(parts) if executor is not None else 0
             logger.debug(
                 "extract %s: %d rows per batch (~%s), budget %s",
                 source.label,
@@ -752,7 +767,7 @@ class Extract:
             try:
                 if executor is not None:
                     columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {expr}").fetchall()]
-                    reader = stream_parts(self, executor, budget, rows, columns,
+                    reader = stream_parts(self, executor, parts, memory, rows, columns,
                                           bar.advance if bar is not None else None)
                 else:
                     reader = con.sql(f"SELECT * FROM {expr}").to_arrow_reader(rows)
@@ -955,6 +970,8 @@ class Extract:
         }
         if self._csv_plan is not None:
             details["csv"] = dict(self._csv_plan.args)
+        if self._ran_on != "local":
+            details["tasks"] = self._tasks  # files, runs of row groups, CSV byte ranges
         if self._plugin is not None:
             details["plugin"] = {"name": self._plugin[0].name, "version": self._plugin[0].version,
                                  "origin": self._plugin[0].origin}
