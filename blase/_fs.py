@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ __all__ = [
     "disk_cause",
     "disk_guard",
     "replace_dir",
+    "resolved_relative",
     "tree_bytes",
     "write_bytes_atomic",
     "write_json_atomic",
@@ -96,6 +97,29 @@ def tree_bytes(path: str | os.PathLike[str]) -> int:
             except OSError:
                 pass
     return total
+
+
+def resolved_relative(files: Iterable[str | os.PathLike[str]], root: str | os.PathLike[str]) -> list[str]:
+    """``Path(f).resolve().relative_to(Path(root).resolve()).as_posix()`` of each file, or
+    ``str(f)`` for a file outside ``root``. Each folder is resolved once and each file only
+    checked for being a link: resolving every part of every path of a folder of 100,000 images
+    cost 600,000 ``lstat`` calls and as many path objects."""
+    top = os.path.realpath(root)
+    prefix = top if top.endswith(os.sep) else top + os.sep
+    folders: dict[str, str] = {}
+    out: list[str] = []
+    for path in files:
+        text = os.fspath(path)
+        head, name = os.path.split(text)
+        real = folders.get(head)
+        if real is None:
+            real = os.path.realpath(head or os.curdir)
+            real = folders[head] = real if real.endswith(os.sep) else real + os.sep
+        full = real + name
+        if not name or name in (os.curdir, os.pardir) or os.path.islink(full):
+            full = os.path.realpath(text)
+        out.append(full[len(prefix):].replace(os.sep, "/") if full.startswith(prefix) else str(path))
+    return out
 
 
 def _temp_sibling(path: Path) -> Path:

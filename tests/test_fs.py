@@ -138,3 +138,32 @@ def test_replace_dir_swaps_a_whole_folder(tmp_path: Path) -> None:
     replace_dir(tmp, out)
     assert [p.name for p in out.iterdir()] == ["new.txt"]
     assert _leftovers(tmp_path, {"out"}) == []
+
+
+def test_resolved_relative_gives_what_resolve_and_relative_to_give(tmp_path, monkeypatch):
+    """The extract step keys each file by this: a change of key would re-run every cached step."""
+    from blase._fs import resolved_relative
+
+    root = tmp_path / "proj"
+    (root / "data" / "día").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    real = root / "data" / "día" / "ñ.png"
+    real.write_bytes(b"x")
+    (tmp_path / "elsewhere" / "out.png").write_bytes(b"y")
+    (root / "data" / "link.png").symlink_to(real)  # a linked file: keyed by its target
+    (root / "data" / "linked").symlink_to(root / "data" / "día")  # a linked folder
+    (root / "data" / "away.png").symlink_to(tmp_path / "elsewhere" / "out.png")  # out of the project
+    monkeypatch.chdir(root)
+    files = [real, root / "data" / "link.png", root / "data" / "linked" / "ñ.png",
+             root / "data" / "día" / ".." / "día" / "ñ.png", Path("data/día/ñ.png"),
+             root / "data" / "away.png", tmp_path / "elsewhere" / "out.png"]
+
+    def resolve_each(path: Path) -> str:
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            return str(path)
+
+    expected = [resolve_each(f) for f in files]
+    assert resolved_relative(files, root) == expected
+    assert expected[:5] == ["data/día/ñ.png"] * 5 and expected[5:] == [str(f) for f in files[5:]]

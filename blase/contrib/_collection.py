@@ -11,10 +11,13 @@ computes from the decoded values (:meth:`~CollectionReader.statistics`).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+import re
 import shutil
 import tempfile
+import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -30,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from blase.contrib._decode import decode_many
 from blase.errors import ExtractError
 from blase.extract import SourceReader
+from blase.hashing import RACY_WINDOW_NS
 
 __all__ = ["CollectionIndex", "CollectionOptions", "CollectionReader"]
 
@@ -38,6 +42,8 @@ logger = logging.getLogger(__name__)
 _LISTINGS = (".csv", ".parquet")
 #: Files decoded in the calling process below this count (starting workers costs ~0.3 s).
 _POOL_MIN = 64
+#: The manifest's metadata key: when its stats were taken (ns since the epoch).
+_SCANNED = "blase.scanned_ns"
 _BASE = [("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()), ("inode", pa.int64()),
          ("hash", pa.string()), ("label", pa.string()), ("error", pa.string())]
 
@@ -57,25 +63,28 @@ class CollectionOptions(BaseModel):
 @dataclass
 class _Entries:
     """The files of a collection: each one's path, its path relative to the root (what the
-    manifest keys), and its label. Three lists, not an object per file: a re-scan of 100,000
-    files spends its time here and in ``stat``."""
+    manifest keys), and its label. A list of paths (what ``stat`` and the decoders take) and
+    two Arrow columns, not an object per file: a re-scan of 100,000 unchanged files spends its
+    time in ``stat``, and compares these columns with the manifest's in C."""
 
     paths: list[str]
-    rels: list[str]
-    labels: list[str | None]
+    rels: pa.Array
+    labels: pa.Array
+    #: Every path is absolute (no ``abspath`` needed to key the digests).
+    absolute: bool = False
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def add(self, path: str, rel: str, label: str | None) -> None:
-        self.paths.append(path)
-        self.rels.append(rel)
-        self.labels.append(label)
+    @classmethod
+    def of(cls, paths: list[str], rels: list[str], labels: list[str | None]) -> _Entries:
+        return cls(paths, pa.array(rels, pa.string()), pa.array(labels, pa.string()))
 
-    def extend(self, other: _Entries) -> None:
-        self.paths += other.paths
-        self.rels += other.rels
-        self.labels += other.labels
+    @classmethod
+    def concat(cls, parts: list[_Entries]) -> _Entries:
+        return cls([p for part in parts for p in part.paths],
+                   pa.concat_arrays([part.rels for part in parts]) if parts else pa.array([], pa.string()),
+                   pa.concat_arrays([part.labels for part in parts]) if parts else pa.array([], pa.string()))
 
 
 def _index_dir(root: Path) -> Path:
@@ -93,7 +102,9 @@ class CollectionIndex:
     why it could not be decoded, and the kind's own columns: an image's width and height) and
     ``values.npy`` the decoded uint8 rows in the same order, memory-mapped. :meth:`update`
     stats every file and decodes only those whose size, mtime or inode changed since (the
-    stat cache's rule); when nothing changed nothing is written.
+    stat cache's rule), or whose mtime was within :data:`~blase.hashing.RACY_WINDOW_NS` of the
+    moment the index last stat'ed it (a rewrite in the same timestamp tick would not show:
+    git's "racily clean" entries); when nothing changed nothing is written.
     """
 
     def __init__(self, root: Path, name: str, key: str, width: int, meta: list[tuple[str, pa.DataType]]) -> None:
@@ -125,35 +136,45 @@ class CollectionIndex:
         return manifest, values
 
     def update(self, entries: _Entries, stats: np.ndarray,
-               decode: Callable[[list[str]], list[dict[str, Any]]], chunk: int) -> None:
+               decode: Callable[[list[str]], list[dict[str, Any]]], chunk: int, *, scanned_ns: int) -> None:
         """Bring the index up to date with ``entries`` (their ``stats``: size, mtime and
-        inode; decoding with ``decode``); then
+        inode, taken from ``scanned_ns`` on; decoding with ``decode``); then
         :attr:`manifest` and :attr:`values` describe them, in their order."""
         old = self._load()
         rows = np.full(len(entries), -1, dtype=np.int64)
-        rels = entries.rels
         if old is not None:
-            known = old[0].column("path").to_pylist()
-            if known == rels:  # the same files in the same order: no lookup
-                at = np.arange(len(rels), dtype=np.int64)
-            else:
-                where = {p: i for i, p in enumerate(known)}
-                at = np.asarray([where.get(r, -1) for r in rels], dtype=np.int64)
+            at = _rows_of(entries.rels, old[0].column("path"))
             then = np.column_stack([old[0].column(c).to_numpy() for c in ("size", "mtime_ns", "inode")])
-            same = (at >= 0) & (then[np.maximum(at, 0)] == stats).all(axis=1) if len(then) else at >= 0
+            settled = then[:, 1] < self._scanned_ns(old[0]) - RACY_WINDOW_NS
+            same = (at >= 0) & (then[np.maximum(at, 0)] == stats).all(axis=1) & settled[np.maximum(at, 0)] \
+                if len(then) else at >= 0
             rows[same] = at[same]
         self.hits = int((rows >= 0).sum())
         self.misses = len(entries) - self.hits
         if old is not None and self.misses == 0 and np.array_equal(rows, np.arange(old[0].num_rows)):
-            labels = pa.array(entries.labels, pa.string())
-            self.manifest = old[0].set_column(old[0].schema.get_field_index("label"), "label", labels)
-            self.values = old[1]
+            # nothing changed: the manifest and values as they are on disk, nothing written
+            manifest, labels = old[0], old[0].column("label")
+            if not labels.equals(pa.chunked_array([entries.labels], pa.string())):  # a listing relabelled
+                manifest = manifest.set_column(manifest.schema.get_field_index("label"), "label", entries.labels)
+            self.manifest, self.values = manifest, old[1]
             return
-        self._rewrite(entries, stats, rows, old, decode, chunk)
+        self._rewrite(entries, stats, rows, old, decode, chunk,
+                      self.schema.with_metadata({_SCANNED: str(scanned_ns)}))
+
+    def _scanned_ns(self, manifest: pa.Table) -> int:
+        """When the stats in ``manifest`` were taken (an index written before this was recorded:
+        its file's mtime, a later moment)."""
+        try:
+            return int((manifest.schema.metadata or {})[_SCANNED.encode()])
+        except (KeyError, ValueError):
+            try:
+                return self.file.stat().st_mtime_ns
+            except OSError:
+                return 0
 
     def _rewrite(self, entries: _Entries, stats: np.ndarray, rows: np.ndarray,
                  old: tuple[pa.Table, np.ndarray] | None, decode: Callable[[list[str]], list[dict[str, Any]]],
-                 chunk: int) -> None:
+                 chunk: int, schema: pa.Schema) -> None:
         import pyarrow.parquet as pq
 
         from blase._fs import replace_dir
@@ -164,6 +185,7 @@ class CollectionIndex:
             values = np.lib.format.open_memmap(tmp / "values.npy", mode="w+", dtype=np.uint8,
                                                shape=(len(entries), self.width))
             known = old[0].to_pylist() if old is not None else []
+            rels, labels = entries.rels.to_pylist(), entries.labels.to_pylist()
             kept = ["hash", "error", *self.meta]
             records: list[dict[str, Any]] = []
             for start in range(0, len(entries), chunk):
@@ -175,8 +197,8 @@ class CollectionIndex:
                 results = dict(zip(todo, decode([entries.paths[k] for k in todo]), strict=True))
                 for k in part:
                     size, mtime_ns, inode = (int(v) for v in stats[k])
-                    record = {"path": entries.rels[k], "size": size, "mtime_ns": mtime_ns,
-                              "inode": inode, "label": entries.labels[k]}
+                    record = {"path": rels[k], "size": size, "mtime_ns": mtime_ns,
+                              "inode": inode, "label": labels[k]}
                     if rows[k] >= 0:
                         record |= {c: known[rows[k]][c] for c in kept}
                     else:
@@ -187,7 +209,7 @@ class CollectionIndex:
                     records.append(record)
             values.flush()
             del values
-            pq.write_table(pa.Table.from_pylist(records, schema=self.schema), tmp / "manifest.parquet")
+            pq.write_table(pa.Table.from_pylist(records, schema=schema), tmp / "manifest.parquet")
             replace_dir(tmp, self.folder)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -244,8 +266,9 @@ class CollectionReader(SourceReader):
     def index(self, files: Sequence[Path], *, root: Path) -> CollectionIndex:
         """The index of ``files``, brought up to date (new and changed files decoded)."""
         entries = self._entries(files, root)
+        scanned_ns = time.time_ns()
         stats = _stat_all(entries.paths)
-        self._paths = [p if os.path.isabs(p) else os.path.abspath(p) for p in entries.paths]
+        self._indexed = entries
         if not entries:
             raise ExtractError(f"{root} holds no {self.name} files ({', '.join(self.suffixes)})",
                                hint=f"put the files in class subfolders (data/{self.name}/CLASS/FILE), "
@@ -272,7 +295,7 @@ class CollectionReader(SourceReader):
                 return decode_many(kind, paths, params)
 
         try:
-            index.update(entries, stats, decode, chunk=max(256, 64 * workers))
+            index.update(entries, stats, decode, chunk=max(256, 64 * workers), scanned_ns=scanned_ns)
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
@@ -304,9 +327,12 @@ class CollectionReader(SourceReader):
 
     def _digests(self, index: CollectionIndex) -> dict[str, str]:
         assert index.manifest is not None
-        if len(self._paths) != index.manifest.num_rows:
+        paths = self._indexed.paths
+        if len(paths) != index.manifest.num_rows:
             return {}
-        return dict(zip(self._paths, index.manifest.column("hash").to_pylist(), strict=True))
+        if not self._indexed.absolute:
+            paths = [p if os.path.isabs(p) else os.path.abspath(p) for p in paths]
+        return dict(zip(paths, index.manifest.column("hash").to_pylist(), strict=True))
 
     def _batch(self, manifest: pa.Table, values: np.ndarray, schema: pa.Schema) -> pa.RecordBatch:
         columns: list[Any] = [manifest.column(c).combine_chunks() for c in ("path", "label", *(m for m, _ in self.meta))]
@@ -333,27 +359,26 @@ class CollectionReader(SourceReader):
     def _entries(self, files: Sequence[Path], root: Path) -> _Entries:
         texts = list(map(os.fspath, files))
         top = os.fspath(root).rstrip(os.sep) + os.sep
+        folder = _folder_entries(texts, top, self.suffixes)
+        if folder is not None:
+            return folder
         media = tuple(self.suffixes)
-        if not any(t.lower().endswith(_LISTINGS) for t in texts) and all(t.startswith(top) for t in texts):
-            # the common case, a folder: plain string operations over lists (pathlib, splitext
-            # or an object per file cost more than the stat itself on 100,000 files)
-            keep = [t for t in texts if t.lower().endswith(media)]
-            rels = [t[len(top):] for t in keep]
-            if os.sep != "/":
-                rels = [r.replace(os.sep, "/") for r in rels]
-            labels = [(parts[0] or None) if parts[1] else None for parts in (r.partition("/") for r in rels)]
-            return _Entries(keep, rels, labels)
-        out = _Entries([], [], [])
+        parts: list[_Entries] = []
+        paths: list[str] = []
+        rels: list[str] = []
+        labels: list[str | None] = []
         for text in texts:
             low = text.lower()
             if low.endswith(_LISTINGS):
-                out.extend(self._listed(Path(text), root))
+                parts.append(self._listed(Path(text), root))
             elif low.endswith(media):
                 rel = (text[len(top):].replace(os.sep, "/") if text.startswith(top)
                        else _relative(Path(text), root))
                 label, slash, _ = rel.partition("/")
-                out.add(text, rel, label if slash and label else None)
-        return out
+                paths.append(text)
+                rels.append(rel)
+                labels.append(label if slash and label else None)
+        return _Entries.concat([*parts, _Entries.of(paths, rels, labels)])
 
     def _listed(self, listing: Path, root: Path) -> _Entries:
         opts = self.opts
@@ -372,8 +397,9 @@ class CollectionReader(SourceReader):
                                    hint="set data.options.path_column / label_column to the listing's columns")
         paths = table.column(opts.path_column).to_pylist()
         labels = table.column(opts.label_column).to_pylist() if opts.label_column else [None] * len(paths)
-        out = _Entries([], [], [])
-        for row, (text, label) in enumerate(zip(paths, labels, strict=True), start=2):
+        files: list[str] = []
+        rels: list[str] = []
+        for row, text in enumerate(paths, start=2):
             if not text:
                 raise ExtractError(f"{listing}, row {row}: column {opts.path_column!r} is empty",
                                    hint="give every row the path of a file (relative to the listing's folder)")
@@ -381,8 +407,9 @@ class CollectionReader(SourceReader):
             if not path.is_file():
                 raise ExtractError(f"{listing}, row {row}: {self.name} file {text} does not exist ({path})",
                                    hint="fix the path (relative to the listing's folder) or remove the row")
-            out.add(str(path), _relative(path, root), None if label is None else str(label))
-        return out
+            files.append(str(path))
+            rels.append(_relative(path, root))
+        return _Entries.of(files, rels, [None if label is None else str(label) for label in labels])
 
     def _bad(self, path: str, error: str) -> None:
         if self.opts.bad_files == "quarantine":
@@ -403,11 +430,41 @@ class CollectionReader(SourceReader):
 
 
 def _stat_some(paths: list[str]) -> np.ndarray:
-    out = []
-    for p in paths:
-        st = os.stat(p)
-        out.append((st.st_size, st.st_mtime_ns, st.st_ino))
-    return np.asarray(out, dtype=np.int64).reshape(-1, 3)
+    """``[n, 3]``: size, mtime (ns) and inode of each path. Each file is stat'ed relative to its
+    folder's descriptor where the OS allows (the kernel resolves one name, not the whole path),
+    and the numbers go into one flat list (a tuple per file costs as much again as the stat)."""
+    out: list[int] = []
+    put = out.extend
+    stat = os.stat
+    folder, fd = None, None
+    try:
+        for path in paths:
+            head, _, name = path.rpartition(os.sep)
+            if head != folder:
+                if fd is not None:
+                    os.close(fd)
+                folder, fd = head, _open_folder(head)
+            st = stat(path) if fd is None else stat(name, dir_fd=fd)
+            put((st.st_size, st.st_mtime_ns, st.st_ino))
+    except OSError as exc:
+        raise ExtractError(f"cannot read {path}: {exc.strerror}",
+                           hint="the file changed while it was indexed (moved, deleted, permissions): "
+                                "run the command again") from None
+    finally:
+        if fd is not None:
+            os.close(fd)
+    return np.array(out, dtype=np.int64).reshape(-1, 3)
+
+
+def _open_folder(folder: str) -> int | None:
+    """A descriptor of ``folder`` for ``stat(name, dir_fd=...)``, or None (no ``dir_fd`` on this
+    OS, a bare name, a folder that can be searched but not read)."""
+    if not folder or os.stat not in os.supports_dir_fd:
+        return None
+    try:
+        return os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return None
 
 
 def _stat_all(paths: list[str], threads: int = 4) -> np.ndarray:
@@ -421,6 +478,48 @@ def _stat_all(paths: list[str], threads: int = 4) -> np.ndarray:
     with ThreadPoolExecutor(threads) as pool:
         parts = list(pool.map(_stat_some, [paths[i * n // threads:(i + 1) * n // threads] for i in range(threads)]))
     return np.concatenate(parts)
+
+
+def _rows_of(rels: pa.Array, known: pa.ChunkedArray) -> np.ndarray:
+    """For each of ``rels``, its row among the manifest's paths ``known``, or -1."""
+    import pyarrow.compute as pc
+
+    if len(known) == len(rels) and known.equals(pa.chunked_array([rels], pa.string())):
+        return np.arange(len(rels), dtype=np.int64)  # the same files in the same order: no lookup
+    at = pc.index_in(rels, value_set=known.combine_chunks())
+    return pc.fill_null(at, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _ends_with(texts: pa.Array, suffixes: Sequence[str]) -> pa.Array:
+    """Which of ``texts`` end with one of ``suffixes``, ignoring case (as ``str.lower``)."""
+    import pyarrow.compute as pc
+
+    return pc.match_substring_regex(texts, "(?:" + "|".join(map(re.escape, suffixes)) + ")$", ignore_case=True)
+
+
+def _folder_entries(texts: list[str], top: str, suffixes: Sequence[str]) -> _Entries | None:
+    """The entries of ``texts`` when they are the files of the folder ``top`` (the common case:
+    no listing among them), computed over an Arrow column (string operations per file in
+    Python cost as much as the ``stat`` itself on 100,000 files); else None."""
+    import pyarrow.compute as pc
+
+    if not texts:
+        return _Entries.of([], [], [])
+    try:
+        array = pa.array(texts, pa.string())
+    except UnicodeEncodeError:  # a name that is not UTF-8 (kept as surrogate escapes)
+        return None
+    if not pc.all(pc.starts_with(array, top)).as_py() or pc.any(_ends_with(array, _LISTINGS)).as_py():
+        return None
+    keep = _ends_with(array, suffixes)
+    if not pc.all(keep).as_py():
+        texts = list(itertools.compress(texts, keep.to_pylist()))
+        array = array.filter(keep)
+    rels = pc.utf8_slice_codeunits(array, len(top))
+    if os.sep != "/":
+        rels = pc.replace_substring(rels, os.sep, "/")
+    labels = pc.extract_regex(rels, r"^(?P<label>[^/]+)/").flatten()[0]
+    return _Entries(texts, rels, labels, absolute=os.path.isabs(top))
 
 
 def _binary(values: np.ndarray) -> pa.Array:

@@ -92,6 +92,7 @@ class ExtractStep(Step):
     def cache_inputs(self, ctx: StepContext) -> Mapping[str, Any]:
         """The content hash of every raw file (Postgres tables cannot be hashed), and the
         version of the source plugin that reads them."""
+        from blase._fs import resolved_relative
         from blase.cache import UNCACHEABLE
         from blase.config import BUILTIN_FORMATS
         from blase.extract import Extract
@@ -100,8 +101,13 @@ class ExtractStep(Step):
         data, root = ctx.config.data, ctx.project.root
         if is_remote(data.source):  # a bucket: each object's ETag/generation and size, listed, not read
             return {f"data.{obj.url}": obj.fingerprint for obj in list_objects(str(data.source))}
-        source = Extract(data.source, format=None if data.format == "auto" else data.format,
-                         project=ctx.project).resolved_source()
+        fmt = None if data.format == "auto" else data.format
+        plugin_named = fmt is not None and fmt not in (*BUILTIN_FORMATS, "postgres")
+        # a source plugin named by data.format: one Extract lists the folder for both the files
+        # and the index's digests (listing 100,000 files twice cost seconds)
+        extract = Extract.from_config(data, ctx.project) if plugin_named else \
+            Extract(data.source, format=fmt, project=ctx.project)
+        source = extract.resolved_source()
         if source.format == "postgres" or not source.files:
             return {f"data.{data.source}": UNCACHEABLE}
         cache = ctx.stat_cache or StatCache.for_project(ctx.project)
@@ -112,14 +118,11 @@ class ExtractStep(Step):
             out[f"plugin.{plugin.name}"] = plugin.version
             # a media folder's index knows each file's digest: one stat per file, not a
             # stat-cache entry read (or written) per file
-            known = Extract.from_config(data, ctx.project).file_digests() or {}
-        top = root.resolve()
-        for path in source.files:
-            try:
-                rel = Path(path).resolve().relative_to(top).as_posix()
-            except ValueError:
-                rel = str(path)
-            out[f"data.{rel}"] = known.get(os.path.abspath(path)) or hash_file(path, cache=cache)
+            known = (extract if plugin_named else Extract.from_config(data, ctx.project)).file_digests() or {}
+        for path, rel in zip(source.files, resolved_relative(source.files, root), strict=True):
+            text = os.fspath(path)
+            digest = known.get(text) or known.get(os.path.abspath(text))
+            out[f"data.{rel}"] = digest or hash_file(path, cache=cache)
         return out
 
     def run(self, inputs: Mapping[str, StepOutput], out_dir: Path, ctx: StepContext) -> StepResult:
