@@ -338,7 +338,8 @@ function followRun(route, ref, r) {
     scheduled = true;
     setTimeout(() => {
       scheduled = false;
-      if (!alive()) return;
+      // a stream closed meanwhile (the run's end read the whole run again): this run as drawn is stale
+      if (!alive() || es.readyState === EventSource.CLOSED) return;
       if (whole) { es.close(); runPage(ref).catch(showError); } else drawRun(route, r, "events");
     }, REDRAW_EVERY);
   };
