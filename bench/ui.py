@@ -240,9 +240,9 @@ def call(url: str, body: Any = None, headers: dict[str, str] | None = None, time
     try:
         with urllib.request.urlopen(req, timeout=timeout) as res:
             return json.loads(res.read())
-    except urllib.error.URLError as e:
-        if isinstance(e.reason, TimeoutError):
-            raise TimeoutError(f"{url}: no answer in {timeout:.0f} s") from e
+    except (TimeoutError, urllib.error.URLError) as e:  # a URLError when it timed out while sending
+        if isinstance(e, TimeoutError) or isinstance(e.reason, TimeoutError):
+            raise TimeoutError(f"{url}: no answer in {timeout:g} s") from e
         raise
 
 
@@ -586,15 +586,15 @@ def print_table(args: argparse.Namespace, results: dict[str, dict[str, float]], 
 def millis(seconds: float | None, cap: float = math.inf) -> str:
     if seconds is None:
         return "-"
-    return f"> {cap:.0f} s" if math.isinf(seconds) else f"{seconds * 1000:,.0f} ms"
+    return f"> {cap:g} s" if math.isinf(seconds) else f"{seconds * 1000:,.0f} ms"
 
 
 def ratio(blase: float | None, mlflow: float | None, cap: float) -> str:
     """Blase's time over MLflow's; an upper bound when MLflow's view went past the cap."""
     if blase is None or not mlflow:
         return "-"
-    r = blase / min(mlflow, cap)
-    return f"{'< ' if math.isinf(mlflow) else ''}{r:.3f}x" if r < 0.01 else f"{r:.2f}x"
+    r, bound = blase / min(mlflow, cap), "< " if math.isinf(mlflow) else ""
+    return f"{bound}{r:.3f}x" if r < 0.01 else f"{bound}{r:.2f}x"
 
 
 if __name__ == "__main__":
