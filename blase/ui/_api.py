@@ -179,7 +179,8 @@ class Dashboard:
         data["steps"] = steps_of(run.event_list)
         data["event_list"] = [_event_row(e) for e in run.event_list]
         data["project_name"] = Path(run.project).name
-        data["resource_series"] = resource_series(run.path)
+        # the page adds streamed samples at their seconds after the first one
+        data["resource_series"], data["resource_start"] = resource_series(run.path)
         data["lineage"] = self._lineage(run)
         decisions = self._decisions(run)
         for step in data["steps"]:

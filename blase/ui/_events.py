@@ -1,13 +1,19 @@
-"""Server-Sent Events of a live run: its new metric points, log records and status as written.
+"""Server-Sent Events of a live run: its new metric points, resource samples, log records and
+status as written.
 
-``GET /api/runs/ID/events`` answers ``text/event-stream``. :class:`RunStream` keeps two byte
-offsets, one in ``metrics.csv`` and one in ``log.jsonl``, and on each poll reads what the
-writer appended since, up to the last complete line (a writer may be mid-line), never taking a
-lock the writer waits on. Each message carries an ``id`` (``METRICS_OFFSET:LOG_OFFSET``), so a
-browser that reconnects (``Last-Event-ID``) goes on where it stopped; the run page passes
-``?from=`` with the offsets its own read started from. Messages:
+``GET /api/runs/ID/events`` answers ``text/event-stream``. :class:`RunStream` keeps three byte
+offsets, in ``metrics.csv``, ``log.jsonl`` and ``resources.csv``, and on each poll reads what
+the writer appended since, up to the last complete line (a writer may be mid-line), never
+taking a lock the writer waits on. Each message carries an ``id``
+(``METRICS_OFFSET:LOG_OFFSET:RESOURCES_OFFSET``), so a browser that reconnects
+(``Last-Event-ID``) goes on where it stopped; the run page passes ``?from=`` with the offsets
+its own read started from. A two-offset position (``M:L``, before resource samples were
+streamed) streams the samples written from now on. Messages:
 
 - ``metrics``: ``{"points": [{"name", "step", "value", "time"}, ...]}``
+- ``resources``: ``{"samples": [{"time", "cpu_percent", "rss_bytes", "available_bytes",
+  "disk_free_bytes", "gpu_mem_bytes", "gpu_util"}, ...]}``, what Track's resource sampler
+  recorded (``null`` where it had no reading, such as GPU memory without a GPU)
 - ``log``: ``{"records": [...]}``, the ``log.jsonl`` records (``event``, ``param``, ``tag``,
   ``artifact``, ``status`` ...) as :class:`blase.track.Track` wrote them
 - ``end``: ``{"status": ...}`` once the run has ended (then the stream closes)
@@ -27,11 +33,27 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["KEEPALIVE", "POLL", "SUMMARY_FILE", "RunStream", "finite", "json_objects", "parse_position", "sse_message", "stream_start"]
+__all__ = [
+    "KEEPALIVE",
+    "POLL",
+    "RESOURCES_FILE",
+    "SUMMARY_FILE",
+    "RunStream",
+    "finite",
+    "json_objects",
+    "parse_position",
+    "resource_samples",
+    "sse_message",
+    "stream_start",
+]
 
 #: A run folder's logs (as :class:`blase.track.Track` names them).
 METRICS_FILE = "metrics.csv"
 LOG_FILE = "log.jsonl"
+RESOURCES_FILE = "resources.csv"
+#: The columns of a ``resources.csv`` line (Track's resource samples), in order.
+RESOURCE_FIELDS = ("time", "cpu_percent", "rss_bytes", "available_bytes", "disk_free_bytes", "gpu_mem_bytes", "gpu_util")
+_RESOURCE_INTS = frozenset({"rss_bytes", "available_bytes", "disk_free_bytes", "gpu_mem_bytes"})
 SUMMARY_FILE = "summary.json"  # written when the run's writer ends
 #: Seconds between two looks at the run's files.
 POLL = 0.25
@@ -49,27 +71,27 @@ def sse_message(event: str, data: Any, event_id: str | None = None) -> bytes:
 
 
 class RunStream:
-    """New lines of one run's ``metrics.csv`` and ``log.jsonl`` since a position.
+    """New lines of one run's ``metrics.csv``, ``resources.csv`` and ``log.jsonl`` since a position.
 
     Parameters
     ----------
     run_dir:
         The run's folder.
     position:
-        ``"METRICS_OFFSET:LOG_OFFSET"`` to start from; ``None``: the files' current ends (only
-        what is written from now on).
+        ``"METRICS_OFFSET:LOG_OFFSET:RESOURCES_OFFSET"`` to start from (``"M:L"``: resource
+        samples from now on); ``None``: the files' current ends (only what is written from now on).
     """
 
     def __init__(self, run_dir: Path, position: str | None = None) -> None:
         self.run_dir = run_dir
         if position is None:
-            self.metrics_offset, self.log_offset = _size(run_dir / METRICS_FILE), _size(run_dir / LOG_FILE)
-        else:
-            self.metrics_offset, self.log_offset = parse_position(position)
+            position = stream_start(run_dir)
+        self.metrics_offset, self.log_offset, resources = parse_position(position)
+        self.resources_offset = _size(run_dir / RESOURCES_FILE) if resources is None else resources
 
     @property
     def position(self) -> str:
-        return f"{self.metrics_offset}:{self.log_offset}"
+        return f"{self.metrics_offset}:{self.log_offset}:{self.resources_offset}"
 
     def poll(self) -> list[tuple[str, dict[str, Any]]]:
         """What was written since the last poll, as ``(event, data)`` messages."""
@@ -78,6 +100,10 @@ class RunStream:
         points = _points(data)
         if points:
             out.append(("metrics", {"points": points}))
+        data, self.resources_offset = _complete_lines(self.run_dir / RESOURCES_FILE, self.resources_offset)
+        samples = resource_samples(data)
+        if samples:
+            out.append(("resources", {"samples": samples}))
         data, self.log_offset = _complete_lines(self.run_dir / LOG_FILE, self.log_offset)
         records = _records(data)
         if records:
@@ -108,21 +134,24 @@ class RunStream:
             time.sleep(poll)
 
 
-def parse_position(text: str) -> tuple[int, int]:
-    """``"M:L"`` -> ``(M, L)``; raises ValueError for anything else."""
-    metrics, _, log = text.strip().partition(":")
-    m, lg = int(metrics), int(log)
-    if m < 0 or lg < 0:
+def parse_position(text: str) -> tuple[int, int, int | None]:
+    """``"M:L:R"`` -> ``(M, L, R)``, ``"M:L"`` -> ``(M, L, None)``; raises ValueError for anything else."""
+    parts = text.strip().split(":")
+    if len(parts) not in (2, 3):
         raise ValueError(text)
-    return m, lg
+    offsets = [int(p) for p in parts]
+    if any(o < 0 for o in offsets):
+        raise ValueError(text)
+    return offsets[0], offsets[1], offsets[2] if len(offsets) == 3 else None
 
 
 def stream_start(run_dir: Path | None) -> str:
-    """The position of a run's files now (``"M:L"``): a page that reads the run after this
-    and streams from here misses nothing (it may see a point twice, which it drops by time)."""
+    """The position of a run's files now (``"M:L:R"``): a page that reads the run after this
+    and streams from here misses nothing (it may see a point or a sample twice, which it drops
+    by time)."""
     if run_dir is None:
-        return "0:0"
-    return f"{_size(run_dir / METRICS_FILE)}:{_size(run_dir / LOG_FILE)}"
+        return "0:0:0"
+    return f"{_size(run_dir / METRICS_FILE)}:{_size(run_dir / LOG_FILE)}:{_size(run_dir / RESOURCES_FILE)}"
 
 
 def _size(path: Path) -> int:
@@ -156,6 +185,23 @@ def _points(data: bytes) -> list[dict[str, Any]]:
         except ValueError:
             continue
     return points
+
+
+def resource_samples(data: bytes) -> list[dict[str, Any]]:
+    """The complete ``resources.csv`` lines in ``data`` as dicts of :data:`RESOURCE_FIELDS`
+    (an empty cell is ``None``); a damaged line is skipped (the run page's damage list names it)."""
+    samples = []
+    for row in csv.reader(io.StringIO(data.decode("utf-8", errors="replace"), newline="")):
+        if len(row) != len(RESOURCE_FIELDS):
+            continue
+        try:
+            sample = {k: (int(float(v)) if k in _RESOURCE_INTS else float(v)) if v else None
+                      for k, v in zip(RESOURCE_FIELDS, row, strict=True)}
+        except ValueError:
+            continue
+        if sample["time"] is not None:
+            samples.append(sample)
+    return samples
 
 
 def _records(data: bytes) -> list[dict[str, Any]]:

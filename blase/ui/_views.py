@@ -8,10 +8,10 @@ of a model.
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
+
+from blase.ui._events import RESOURCES_FILE, resource_samples
 
 __all__ = [
     "MAX_COMPARE",
@@ -29,8 +29,6 @@ MAX_COMPARE = 10
 MAX_POINTS = 500
 #: Metric histories overlaid by default in a compare view.
 DEFAULT_COMPARE_METRICS = 6
-RESOURCES_FILE = "resources.csv"
-RESOURCE_FIELDS = ("time", "cpu_percent", "rss_bytes", "available_bytes", "disk_free_bytes", "gpu_mem_bytes", "gpu_util")
 
 
 def thin(points: list[Any], most: int = MAX_POINTS) -> list[Any]:
@@ -41,36 +39,29 @@ def thin(points: list[Any], most: int = MAX_POINTS) -> list[Any]:
     return [*(points[int(i * stride)] for i in range(most - 1)), points[-1]]
 
 
-def resource_series(run_dir: Path | None) -> dict[str, list[list[float]]]:
-    """CPU %, memory (RSS) and GPU memory samples of a run as ``[[seconds, value], ...]``.
+def resource_series(run_dir: Path | None) -> tuple[dict[str, list[list[float]]], float | None]:
+    """CPU %, memory (RSS) and GPU memory samples of a run as ``[[seconds, value], ...]``, the
+    seconds counted from the first sample, and that sample's time (``None`` without samples).
 
     Read up to the last complete line of ``resources.csv`` (a live writer may be mid-line);
     damaged lines are skipped (the run page's damage list names them).
     """
     if run_dir is None:
-        return {}
+        return {}, None
     try:
         raw = (run_dir / RESOURCES_FILE).read_bytes()
     except OSError:
-        return {}
-    body = raw[: raw.rfind(b"\n") + 1].decode("utf-8", errors="replace")
+        return {}, None
+    samples = resource_samples(raw[: raw.rfind(b"\n") + 1])
+    if not samples:
+        return {}, None
+    start = samples[0]["time"]
     out: dict[str, list[list[float]]] = {"cpu_percent": [], "rss_bytes": [], "gpu_mem_bytes": []}
-    start = None
-    for row in csv.reader(io.StringIO(body)):
-        if len(row) != len(RESOURCE_FIELDS):
-            continue
-        try:
-            t = float(row[0])
-        except ValueError:
-            continue
-        start = t if start is None else start
-        for name in out:
-            cell = row[RESOURCE_FIELDS.index(name)]
-            try:
-                out[name].append([round(t - start, 3), float(cell)])
-            except ValueError:
-                continue
-    return {k: thin(v) for k, v in out.items() if v}
+    for sample in samples:
+        for name, series in out.items():
+            if sample[name] is not None:
+                series.append([round(sample["time"] - start, 3), float(sample[name])])
+    return {k: thin(v) for k, v in out.items() if v}, start
 
 
 def lineage_graph(lineage: Any) -> dict[str, Any]:

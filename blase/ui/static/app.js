@@ -320,9 +320,9 @@ async function runPage(ref) {
   else if (live) setTimeout(() => { if (route === ROUTE) runPage(ref).catch(showError); }, LIVE_EVERY);
 }
 
-// A running run's page follows its Server-Sent Events (/api/runs/ID/events): new points and
-// log records are added to the run as drawn and the page is drawn again (at most every
-// REDRAW_EVERY ms); a step's event or the run's end fetches the whole run again. Where the
+// A running run's page follows its Server-Sent Events (/api/runs/ID/events): new points,
+// resource samples and log records are added to the run as drawn and the page is drawn again
+// (at most every REDRAW_EVERY ms); a step's event or the run's end fetches the whole run again. Where the
 // stream cannot open, the page falls back to asking again every LIVE_EVERY ms.
 const FOLLOWING = { failed: new Set() };
 const REDRAW_EVERY = 300;
@@ -338,11 +338,13 @@ function followRun(route, ref, r) {
     scheduled = true;
     setTimeout(() => {
       scheduled = false;
-      if (!alive()) return;
+      // a stream closed meanwhile (the run's end read the whole run again): this run as drawn is stale
+      if (!alive() || es.readyState === EventSource.CLOSED) return;
       if (whole) { es.close(); runPage(ref).catch(showError); } else drawRun(route, r, "events");
     }, REDRAW_EVERY);
   };
   es.addEventListener("metrics", (e) => { if (alive()) { addPoints(r, JSON.parse(e.data).points); redraw(false); } });
+  es.addEventListener("resources", (e) => { if (alive()) { addSamples(r, JSON.parse(e.data).samples); redraw(false); } });
   es.addEventListener("log", (e) => { if (alive()) redraw(addRecords(r, JSON.parse(e.data).records)); });
   es.addEventListener("end", () => { es.close(); if (route === ROUTE) runPage(ref).catch(showError); });
   es.onerror = () => {
@@ -366,6 +368,24 @@ function addPoints(r, points) {
     if (hist.length > MAX_SHOWN_POINTS) r.metric_history[p.name] = hist.filter((_, i) => i % 2 === 0 || i === hist.length - 1);
     r.metrics[p.name] = p.value;
     r.metric_counts[p.name] = (r.metric_counts[p.name] || 0) + 1;
+  }
+}
+
+// The resource series the page draws, in seconds after the run's first sample.
+const RESOURCE_SERIES = ["cpu_percent", "rss_bytes", "gpu_mem_bytes"];
+
+function addSamples(r, samples) {
+  const res = r.resource_series || (r.resource_series = {});
+  for (const s of samples) {
+    if (r.resource_start == null) r.resource_start = s.time;
+    const t = Math.round((s.time - r.resource_start) * 1000) / 1000;
+    for (const k of RESOURCE_SERIES) {
+      if (s[k] == null) continue;
+      const series = res[k] || (res[k] = []);
+      if (series.length && t <= series[series.length - 1][0]) continue;  // already read with the page
+      series.push([t, s[k]]);
+      if (series.length > MAX_SHOWN_POINTS) res[k] = series.filter((_, i) => i % 2 === 0 || i === series.length - 1);
+    }
   }
 }
 
@@ -407,6 +427,12 @@ function drawRun(route, r, liveMode) {
     res.rss_bytes ? h("figure", {}, lineChart([{ name: "memory MB", points: res.rss_bytes.map(([t, v]) => [t, v / 1048576]) }]), h("figcaption", {}, "memory (RSS, MB)")) : "",
     res.gpu_mem_bytes ? h("figure", {}, lineChart([{ name: "GPU MB", points: res.gpu_mem_bytes.map(([t, v]) => [t, v / 1048576]) }]), h("figcaption", {}, "GPU memory (MB)")) : "")
     : h("p", { class: "muted" }, "no resource samples");
+  // the newest sample in words (a live run's stream moves it)
+  const [cpu, rss, gpu] = RESOURCE_SERIES.map((k) => (res[k] && res[k].length ? res[k][res[k].length - 1] : null));
+  const newest = cpu || rss;
+  const latestSample = newest ? h("p", { class: "muted", id: "resource-latest", "data-seconds": newest[0] },
+    `latest sample, ${fmt(newest[0])} s after the first: ` + [cpu ? `CPU ${fmt(cpu[1])} %` : "",
+      rss ? `memory ${fmt(rss[1] / 1048576)} MB` : "", gpu ? `GPU memory ${fmt(gpu[1] / 1048576)} MB` : ""].filter(Boolean).join(", ")) : "";
   const events = table(["time", "event", "step", "data"], r.event_list.map((e) =>
     [new Date(e.t * 1000).toISOString(), e.event, e.step || "", h("code", {}, e.data)]));
   show(route, h("h1", {}, `Run ${r.name} `, h("span", { class: "muted" }, r.id),
@@ -414,7 +440,7 @@ function drawRun(route, r, liveMode) {
     h("p", {}, h("span", { class: "status-" + r.status, id: "run-status" }, r.status), ` · project ${r.project_name} · started ${r.started_at || "?"} · ${fmt(r.duration_s)} s`),
     r.error ? h("pre", {}, `${r.error.type}: ${r.error.message}`) : "",
     r.steps.length ? [h("h2", {}, "Steps"), steps] : "", r.lineage ? [h("h2", {}, "Lineage"), lineageGraph(r.lineage)] : "",
-    h("h2", {}, "Metrics"), metrics, h("h2", {}, "Resources"), resources, h("h2", {}, "Artifacts"),
+    h("h2", {}, "Metrics"), metrics, h("h2", {}, "Resources"), latestSample, resources, h("h2", {}, "Artifacts"),
     arts.length ? arts : h("p", { class: "muted" }, "none"), h("h2", {}, "Params"), params,
     h("h2", {}, "Events"), events);
   document.body.dataset.ready = "run";
