@@ -234,17 +234,20 @@ def nll(p: np.ndarray, y: np.ndarray, task: str) -> np.ndarray:
 
 def select_weights(scores: dict[str, np.ndarray], y: np.ndarray, task: str, *, rounds: int = 25) -> dict[str, float]:
     """Greedy ensemble selection with replacement (Caruana et al., 2004): start from nothing,
-    add the model whose addition lowers the blend's loss most (squared error, or log loss), up
-    to ``rounds`` times; each model's weight is its share of the picks. Ties keep the model
-    earlier in ``scores`` (the simpler)."""
+    add the model whose addition lowers the blend's loss most, up to ``rounds`` times; each
+    model's weight is its share of the picks. The loss is the one ``auto`` ranks candidates
+    by: the squared error, or the error rate with the log loss breaking ties (as AutoGluon's
+    weighted ensemble optimises the metric it is judged by). Ties keep the model earlier in
+    ``scores`` (the simpler)."""
     names = list(scores)
     probs = {n: probabilities(s, task) for n, s in scores.items()}
     y = np.asarray(y)
 
-    def loss(p: np.ndarray) -> float:
+    def loss(p: np.ndarray) -> tuple[float, float]:
         if task == "regression":
-            return float(np.mean((p - y.astype(np.float64)) ** 2))
-        return float(np.mean(nll(p, y, task)))
+            return float(np.mean((p - y.astype(np.float64)) ** 2)), 0.0
+        wrong = (p > 0.5) != (y > 0.5) if task == "binary" else p.argmax(axis=1) != y
+        return float(np.mean(wrong)), float(np.mean(nll(p, y, task)))
 
     picks: dict[str, int] = dict.fromkeys(names, 0)
     total: np.ndarray | None = None
