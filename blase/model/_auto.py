@@ -1,4 +1,4 @@
-"""``train.model: auto``: fit a few kinds, keep the one the val split scores best.
+"""``train.model: auto``: fit a few kinds, keep the one that scores best, or their average.
 
 Which model class suits a data set is rarely known in advance: a nearly linear target wants
 a penalised linear model, interactions want trees or an MLP. ``auto`` (what ``blase schema
@@ -15,11 +15,19 @@ not train on it, and the same rule picks on those per-row losses. With ``train.r
 (``auto``: at most 50,000 rows) the winner is then fitted again as its own kind would be
 (its refit on train + val included); otherwise the candidate's own fit is kept.
 
+Before keeping one candidate, ``auto`` tries their average (``ensemble``, on by default):
+greedy ensemble selection with replacement (:func:`~blase.model._ensemble.select_weights`) on
+the candidates' out-of-fold (or val) scores, per row, as they were compared. When the average
+mixes two or more candidates and its loss is lower than the best candidate's, ``auto`` keeps
+an :class:`~blase.model._ensemble.EnsembleModel` of them, each member fitted again as its own
+kind would be. (The weights are chosen on the rows that also judge the blend, so its score is
+a little optimistic; the benchmark scores it on test rows no model saw.)
+
 Above ``compare_rows`` training rows, comparing would multiply the training time of a large
 data set, so ``auto`` trains ``large`` alone (``mlp`` by default: it streams the shards under
 the memory budget, where LightGBM's binned copy of the data would not fit).
 
-``model.json`` names the kind that won, so predict, monitor and deploy load it as if it had
+``model.json`` names the kind that won (or ``ensemble``), so predict, monitor and deploy load it as if it had
 been named in blase.yaml; the train step's record keeps every candidate's val scores
 (``blase inspect`` shows them) and the run logs a ``model_selection`` event.
 """

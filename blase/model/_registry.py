@@ -38,7 +38,8 @@ BUILTIN_MODEL_PLUGINS: tuple[Plugin, ...] = (
     Plugin(name="ensemble", kind="model", target="blase.model._ensemble:EnsembleModel", version=__version__,
            description="a weighted average of a few kinds' predictions (train.options.members)", origin="blase"),
     Plugin(name="auto", kind="model", target="blase.model._auto:AutoModel", version=__version__,
-           description="fits glm, mlp and lightgbm and keeps the best on the val split", origin="blase"),
+           description="fits glm, mlp and lightgbm by cross-validation and keeps the best, or their weighted "
+           "average when it scores better", origin="blase"),
 )
 #: Torch networks from a factory script (``scripts/model.py:build_model``) or a class.
 _TORCH = Plugin(name="torch", kind="model", target="blase.train:TorchModel", version=__version__,
