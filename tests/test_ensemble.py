@@ -108,6 +108,8 @@ def test_an_ensemble_project_deploys_predicts_and_its_package_verifies_every_mem
     info = json.loads((package / "package.json").read_text())
     assert {"members/0-glm/model.json", "members/1-mlp/model.safetensors"} <= set(info["model_files"])
     assert {"members/0-glm/model.json", "members/1-mlp/model.safetensors"} <= set(info["integrity"]["files"])
+    if info["onnx"] is not None:  # onnx and onnxruntime installed: one graph of both members
+        assert info["onnx"]["exported"] is True, info["onnx"]
     out = tmp_path / "scores.csv"
     done = cli("predict", "ens", "data/penguins.csv", "--out", str(out), cwd=project.root)
     assert done.exit_code == 0, done.stdout + done.stderr
@@ -134,3 +136,34 @@ def test_an_ensemble_project_deploys_predicts_and_its_package_verifies_every_mem
     done = cli("predict", "ens", "data/penguins.csv", "--out", str(tmp_path / "again.csv"), cwd=project.root)
     assert done.exit_code != 0
     assert "members/1-mlp/model.safetensors" in done.stderr
+
+
+@pytest.mark.parametrize(("data", "label", "members"), [
+    ("breast_cancer", "target", ["glm", "lightgbm"]),  # binary: glm's logit, lightgbm's margin
+    ("wine", "target", ["glm", "mlp"]),  # multiclass: a torch network's export beside glm's
+    ("diabetes", "target", ["glm", "lightgbm"]),  # regression
+])
+def test_an_ensemble_exports_one_onnx_graph_that_scores_as_it_does(tmp_path, data, label, members):
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    from tests.test_auto_model import _scaled
+
+    frame = _scaled(data)
+    if data == "diabetes":
+        frame[label] = frame[label].astype(float)
+    shards = _prepared(tmp_path, frame, label)
+    options = {"members": [{"kind": k, "weight": w} for k, w in zip(members, (0.3, 0.7), strict=True)]}
+    fit_model(model_kind("ensemble", options), shards,
+              FitContext(out_dir=tmp_path / "ens", seed=0, train=TrainConfig(epochs=3)))
+    model = load_trained(tmp_path / "ens")
+    x, _ = TrainingData(shards).matrix("test")
+    # far outside the training rows too: members sure of their answer must not make the blend's
+    # log-odds or log-probabilities differ between numpy and ONNX's float32
+    x = np.concatenate([x, 8 * x]).astype(np.float32)
+    model.export_onnx(tmp_path / "ens.onnx", x.shape[1])
+    got = ort.InferenceSession(str(tmp_path / "ens.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"features": x})[0]
+    want = np.asarray(model.predict(x), dtype=np.float64)
+    assert got.shape == want.shape
+    assert np.max(np.abs(got - want)) <= 1e-4 * max(1.0, np.max(np.abs(want)))

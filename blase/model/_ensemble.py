@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from blase.model._contract import FitContext, FitReport, ModelKind
 from blase.model._data import TrainingData
-from blase.model._errors import TrainError
+from blase.model._errors import ExportUnsupported, TrainError
 from blase.model._spec import MODEL_JSON, ModelSpec, read_spec, write_spec
 
 __all__ = ["EnsembleMember", "EnsembleModel", "EnsembleOptions", "blend_scores", "nll", "probabilities",
@@ -162,6 +162,31 @@ class EnsembleModel(ModelKind):
         return blend_scores([np.asarray(m.predict(x), dtype=np.float64) for m in self.members_],
                             self.weights_, self.task_).astype(np.float32)
 
+    def export_onnx(self, path: Path, n_features: int) -> None:
+        """One ONNX graph: each member's own export (prefixed ``m<i>_``) fed the same
+        ``features``, then the weighted average as :func:`blend_scores` computes it.
+
+        Raises
+        ------
+        ExportUnsupported
+            When a member has no ONNX export, or the members' graphs cannot be joined.
+        """
+        import tempfile
+
+        from blase.model._onnx_blend import join_members
+
+        with tempfile.TemporaryDirectory(prefix="blase-ensemble-onnx-") as tmp:
+            files = []
+            for i, (member, kind) in enumerate(zip(self.opts.members, self.members_, strict=True)):
+                file = Path(tmp) / f"{i}-{member.kind}.onnx"
+                try:
+                    kind.export_onnx(file, n_features)
+                except ExportUnsupported as exc:
+                    raise ExportUnsupported(f"the ensemble's member {member.kind!r}: {exc.message}",
+                                            hint=exc.hint) from None
+                files.append(file)
+            join_members(files, [float(w) for w in self.weights_], self.task_, Path(path))
+
     def versions(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for member in self.members_:
@@ -212,16 +237,29 @@ def probabilities(scores: np.ndarray, task: str) -> np.ndarray:
 
 
 _EPS = 1e-15
+#: The least probability the blend's scores take (the ONNX graph computes the same in float32).
+_TINY = 1e-30
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
 
 
 def blend_scores(scores: list[np.ndarray], weights: np.ndarray, task: str) -> np.ndarray:
-    """The weighted average of the members' predictions, as scores again (log-odds for
-    binary, log-probabilities for multiclass, values for regression)."""
-    p = sum(w * probabilities(s, task) for w, s in zip(weights, scores, strict=True))
+    """The weighted average of the members' predictions, as scores again: values for
+    regression; log-probabilities for multiclass; for binary the log-odds of the average,
+    ``log(sum w sigmoid(z)) - log(sum w sigmoid(-z))`` (no ``1 - p`` that rounds to 0 when a
+    member is sure)."""
     if task == "regression":
-        return np.asarray(p)
-    p = np.clip(p, _EPS, 1.0 - _EPS if task == "binary" else 1.0)
-    return np.log(p) - np.log1p(-p) if task == "binary" else np.log(p)
+        return np.asarray(sum(w * probabilities(s, task) for w, s in zip(weights, scores, strict=True)))
+    if task == "binary":
+        z = [np.asarray(s, dtype=np.float64) for s in scores]
+        z = [(s[:, 1] - s[:, 0]) if s.ndim == 2 and s.shape[1] == 2 else s.reshape(len(s)) for s in z]
+        yes = sum(w * _sigmoid(s) for w, s in zip(weights, z, strict=True))
+        no = sum(w * _sigmoid(-s) for w, s in zip(weights, z, strict=True))
+        return np.log(np.maximum(yes, _TINY)) - np.log(np.maximum(no, _TINY))
+    p = sum(w * probabilities(s, task) for w, s in zip(weights, scores, strict=True))
+    return np.log(np.maximum(p, _TINY))
 
 
 def nll(p: np.ndarray, y: np.ndarray, task: str) -> np.ndarray:
