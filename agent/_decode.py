@@ -33,12 +33,13 @@ from typing import Any, Literal, Protocol
 from ._retrieval import MAX_SHOWN, MIN_SCORE, Retrieved, ToolIndex, tokens
 from ._values import (
     ARG_KINDS,
+    LATEST_RUN,
     Grounding,
     ProjectValues,
     enum_groups,
     ground,
     literals,
-    mentioned,
+    metric_named,
     named_in_order,
     norm_words,
     range_end,
@@ -109,9 +110,12 @@ def _anchors(request: str, values: ProjectValues) -> set[str]:
     words = {w.lower() for w in lit.words}
     norm = norm_words(lit)
     found = set()
-    if any(r in request for r in values.runs) or any(len(w) >= 8 and any(r.startswith(w) for r in values.runs)
-                                                      for w in words):
+    named_runs = [r for r in values.runs if r in request] or \
+        [r for r in values.runs if any(len(w) >= 8 and r.startswith(w) for w in words)]
+    if named_runs:
         found.add("run")
+    if len(named_runs) >= 2:
+        found.add("runs")
     if any(m.lower() in words for m in values.models):
         found |= {"model_ref", "model_name"}
     if lit.paths:
@@ -120,7 +124,7 @@ def _anchors(request: str, values: ProjectValues) -> set[str]:
         found.add("overrides")
     if lit.versions:
         found.add("version")
-    if any(mentioned(m, norm) for m in values.metrics):
+    if any(metric_named(m, norm) for m in values.metrics):
         found.add("metric")
     return found
 
@@ -149,29 +153,58 @@ def _fits_enum(request: str, props: Mapping[str, Any], keys: list[str], tools: s
     return len(named) >= 2 or (len(named) == 1 and range_end(request, named[0]) is not None)
 
 
-def _structure_bonus(request: str, spec: Mapping[str, Any], anchors: set[str], question: bool,
-                     tools: set[str]) -> float:
+def _kinds(props: Mapping[str, Any]) -> list[str]:
+    """The kinds of value a tool's arguments take; two run arguments (``a``, ``b``) take runs."""
+    kinds = [ARG_KINDS.get(k, "") for k in props]
+    return [("runs" if k == "run" and kinds.count("run") > 1 else k) for k in kinds]
+
+
+def _unfilled(request: str, props: Mapping[str, Any], required: Sequence[str], named: set[str],
+              values: ProjectValues) -> int:
+    """Required arguments the request leaves open that the project cannot fill alone: no run named
+    for a run, no data file for new data ("retrain the model with 4 epochs" names no data: it is a
+    pipeline run, not an update), no version to promote, no model among several."""
+    if not (values.runs or values.models):  # nothing known of the project: nothing to judge
+        return 0
+    count = 0
+    for key, kind in zip(props, _kinds(props), strict=True):
+        if key not in required or kind in named:
+            continue
+        if kind in ("run", "runs", "version") or (kind == "data" and len(values.data_files) != 1) \
+                or (kind in ("model_ref", "model_name") and len(values.models) > 1) \
+                or ("enum" in props[key] and not named_in_order(request, list(props[key]["enum"]))):
+            count += 1
+    return count
+
+
+def _structure_bonus(request: str, spec: Mapping[str, Any], named: set[str], question: bool,
+                     tools: set[str], values: ProjectValues) -> float:
     """What the request's structure says for one tool: :data:`LITERAL_BONUS` per argument kind it
     spells out, per enum whose named values fit its arguments (one step, or a range of steps),
-    and for a read tool when the request is a question."""
+    and for a read tool when the request is a question; minus as much per required argument it
+    leaves open (:func:`_unfilled`)."""
     fn = spec["function"]
-    props = (fn.get("parameters") or {}).get("properties") or {}
-    kinds = {ARG_KINDS.get(k) for k in props} & anchors
+    params = fn.get("parameters") or {}
+    props = params.get("properties") or {}
+    kinds = set(_kinds(props)) & named
     fits = sum(_fits_enum(request, props, keys, tools) for keys in enum_groups(props))
     reads = question and "[risk: read]" in fn.get("description", "")
-    return LITERAL_BONUS * (len(kinds) + fits + reads)
+    open_ = _unfilled(request, props, params.get("required") or [], named, values)
+    return LITERAL_BONUS * (len(kinds) + fits + reads - open_)
 
 
 def rank_tools(request: str, specs: Sequence[Mapping[str, Any]], values: ProjectValues,
                *, question: bool | None = None) -> list[Retrieved]:
     """BM25 scores plus what the request's structure says (:func:`_structure_bonus`; ``question``:
     whether to count the question cue, by default when the request is one)."""
-    anchors = _anchors(request, values)
+    named = _anchors(request, values) | ({"run"} if LATEST_RUN.search(request) else set())
     question = is_question(request) if question is None else question
     by_name = {s["function"]["name"]: s for s in specs}
-    ranked = [Retrieved(r.name, round(r.score + _structure_bonus(request, by_name[r.name], anchors, question,
-                                                                 set(by_name)), 4))
-              for r in _index(specs).scores(request)]
+    # "the latest run" names a run: its "latest" is the run's value, not a list's word
+    words = LATEST_RUN.sub(" run ", request)
+    ranked = [Retrieved(r.name, round(r.score + _structure_bonus(request, by_name[r.name], named, question,
+                                                                 set(by_name), values), 4))
+              for r in _index(specs).scores(words)]
     return sorted(ranked, key=lambda r: -r.score)
 
 
@@ -192,13 +225,42 @@ _PICK_SYSTEM = ("You pick the tool that does what the user asks about their mach
                 "or none when no tool fits (general knowledge, chat, anything else).\nTools:\n")
 
 
+#: What a request asks first, after the polite words in front ("could you please email ...").
+_VERB = re.compile(r"^\W*(?:(?:please|kindly|now|ok|okay|hey|hi)\W+)*(?:(?:can|could|would|will)\s+you\s+"
+                   r"(?:please\s+)?|i\s+(?:want|need|would\s+like)\s+(?:you\s+)?to\s+|go\s+ahead\s+and\s+)?"
+                   r"([a-z]+)", re.I)
+#: Actions outside the project that no tool does: such a request gets words, whatever it names.
+_OUTSIDE = frozenset(["email", "mail", "send", "forward", "upload", "post", "publish", "tweet", "share", "text",
+                      "message", "call", "phone", "buy", "order", "book", "install", "download", "browse",
+                      "google", "print", "fax"])
+#: "How do I ...?", "how can we ...", "how to ...": a request for instructions, not an action.
+_HOW_TO = re.compile(r"^\s*how\s+(?:do|does|can|could|should|would)\s+(?:i|we|you|one)\b|^\s*how\s+to\b", re.I)
+
+
+def _outside(request: str) -> str | None:
+    """Why the request is about no tool whatever it names, or ``None``."""
+    verb = _VERB.match(request)
+    if verb and verb.group(1).lower() in _OUTSIDE:
+        return f"none: no tool can {verb.group(1).lower()}"
+    return None
+
+
 def _choose(request: str, ranked: list[Retrieved], specs: Mapping[str, Mapping[str, Any]], anchored: bool,
-            coverage: float, lm: ConstrainedLM, choice: Choice, trace: dict[str, Any]) -> str | None:
+            coverage: float, lm: ConstrainedLM, choice: Choice, trace: dict[str, Any],
+            values: ProjectValues = ProjectValues()) -> str | None:
     best = ranked[0] if ranked else None
     # a question's cue only orders the tools: it never makes an off-topic question about one
-    about = rank_tools(request, list(specs.values()), ProjectValues(), question=False)[0].score if ranked else 0.0
+    about = rank_tools(request, list(specs.values()), values, question=False)[0].score if ranked else 0.0
+    outside = _outside(request)
+    if outside:
+        trace["choice"] = outside
+        return None
     if best is None or (about < MIN_SCORE and not anchored):
         trace["choice"] = "none: retrieval found no tool"
+        return None
+    reads = "[risk: read]" in specs[best.name]["function"].get("description", "")
+    if _HOW_TO.match(request) and not (reads and (anchored or coverage == 1.0)):
+        trace["choice"] = "none: a question of how to do something is answered in words"
         return None
     shown = [r.name for r in ranked[:MAX_SHOWN] if r.score > 0]
     trace["shown"] = shown
@@ -231,7 +293,7 @@ def retrieval_pick(request: str, specs: Sequence[Mapping[str, Any]], values: Pro
     by_name = {s["function"]["name"]: s for s in specs}
     ranked = rank_tools(request, specs, values)
     name = _choose(request, ranked, by_name, bool(_anchors(request, values)), _index(specs).coverage(request),
-                   None, "retrieval", {})  # type: ignore[arg-type]  # the retrieval policy never asks a model
+                   None, "retrieval", {}, values)  # type: ignore[arg-type]  # the retrieval policy never asks a model
     if name is None:
         return Pick(None)
     fn = by_name[name]["function"]
@@ -291,7 +353,7 @@ def decide_call(request: str, specs: Sequence[Mapping[str, Any]], values: Projec
         tool: str | None = force
         trace["choice"] = "forced"
     else:
-        tool = _choose(request, ranked, by_name, anchored, coverage, lm, choice, trace)
+        tool = _choose(request, ranked, by_name, anchored, coverage, lm, choice, trace, values)
     args = _arguments(request, by_name[tool], values, lm, trace) if tool else {}
     trace["seconds"] = round(time.perf_counter() - started, 3)
     return Decision(tool, args, trace)
