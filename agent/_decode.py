@@ -112,14 +112,15 @@ def _anchors(request: str, values: ProjectValues) -> set[str]:
     found = set()
     named_runs = [r for r in values.runs if r in request] or \
         [r for r in values.runs if any(len(w) >= 8 and r.startswith(w) for w in words)]
-    if named_runs:
+    if named_runs or LATEST_RUN.search(request):  # "my last run" is the project's too
         found.add("run")
     if len(named_runs) >= 2:
         found.add("runs")
     if any(m.lower() in words for m in values.models):
         found |= {"model_ref", "model_name"}
-    if lit.paths:
-        found |= {"data", "out"}
+    if lit.paths:  # a known data file is data; a new file is where output goes
+        found |= {"data"} if all(p in values.data_files or p.startswith("data/") for p in lit.paths) \
+            else {"data", "out"}
     if lit.overrides or said_settings(request):
         found.add("overrides")
     if lit.versions:
@@ -159,18 +160,25 @@ def _kinds(props: Mapping[str, Any]) -> list[str]:
     return [("runs" if k == "run" and kinds.count("run") > 1 else k) for k in kinds]
 
 
+#: New data named in words ("the newly labelled samples", "fresh data"): its file is still to choose.
+NEW_DATA = re.compile(r"\b(?:new|newly|fresh|more|incoming|additional|extra|latest|recent)\b(?:\s+[\w-]+){0,2}?\s+"
+                      r"(?:data|dataset|samples|rows|records|labels|observations|patients|cases|batch|examples)\b", re.I)
+
+
 def _unfilled(request: str, props: Mapping[str, Any], required: Sequence[str], named: set[str],
               values: ProjectValues) -> int:
-    """Required arguments the request leaves open that the project cannot fill alone: no run named
-    for a run, no data file for new data ("retrain the model with 4 epochs" names no data: it is a
-    pipeline run, not an update), no version to promote, no model among several."""
+    """How much the request leaves open or would lose with this tool: one per required argument it
+    does not name and the project cannot fill alone (no run named for a run, no data file, no
+    version to promote, no model among several), and one when it states settings the tool has no
+    argument for (they would be dropped)."""
     if not (values.runs or values.models):  # nothing known of the project: nothing to judge
         return 0
-    count = 0
+    count = int("overrides" in named and "overrides" not in props)
     for key, kind in zip(props, _kinds(props), strict=True):
         if key not in required or kind in named:
             continue
-        if kind in ("run", "runs", "version") or (kind == "data" and len(values.data_files) != 1) \
+        if kind in ("run", "runs", "version") \
+                or (kind == "data" and len(values.data_files) != 1 and not NEW_DATA.search(request)) \
                 or (kind in ("model_ref", "model_name") and len(values.models) > 1) \
                 or ("enum" in props[key] and not named_in_order(request, list(props[key]["enum"]))):
             count += 1
@@ -187,6 +195,8 @@ def _structure_bonus(request: str, spec: Mapping[str, Any], named: set[str], que
     params = fn.get("parameters") or {}
     props = params.get("properties") or {}
     kinds = set(_kinds(props)) & named
+    if "runs" in named:  # two runs named: a tool that takes one run holds only one of them
+        kinds.discard("run")
     fits = sum(_fits_enum(request, props, keys, tools) for keys in enum_groups(props))
     reads = question and "[risk: read]" in fn.get("description", "")
     open_ = _unfilled(request, props, params.get("required") or [], named, values)
@@ -197,7 +207,7 @@ def rank_tools(request: str, specs: Sequence[Mapping[str, Any]], values: Project
                *, question: bool | None = None) -> list[Retrieved]:
     """BM25 scores plus what the request's structure says (:func:`_structure_bonus`; ``question``:
     whether to count the question cue, by default when the request is one)."""
-    named = _anchors(request, values) | ({"run"} if LATEST_RUN.search(request) else set())
+    named = _anchors(request, values)
     question = is_question(request) if question is None else question
     by_name = {s["function"]["name"]: s for s in specs}
     # "the latest run" names a run: its "latest" is the run's value, not a list's word
@@ -205,7 +215,22 @@ def rank_tools(request: str, specs: Sequence[Mapping[str, Any]], values: Project
     ranked = [Retrieved(r.name, round(r.score + _structure_bonus(request, by_name[r.name], named, question,
                                                                  set(by_name), values), 4))
               for r in _index(specs).scores(words)]
-    return sorted(ranked, key=lambda r: -r.score)
+    later = _not_meant(request, by_name, named)
+    return sorted(ranked, key=lambda r: (r.name in later, -r.score))
+
+
+#: "Retrain", "re-train", "train it again": a new pipeline run, or an update on new data.
+_RETRAIN = re.compile(r"\bre-?train\w*|\btrain\w*\s+(?:\w+\s+){0,2}again\b", re.I)
+
+
+def _not_meant(request: str, specs: Mapping[str, Mapping[str, Any]], named: set[str]) -> set[str]:
+    """Tools a request cannot mean whatever their words' score: "retrain" that names no new data
+    (no data file, no "the new samples") is a pipeline run with the settings the request states,
+    never an update of the deployed model on data the model would have to guess."""
+    if not _RETRAIN.search(request) or "data" in named or NEW_DATA.search(request):
+        return set()
+    return {name for name, spec in specs.items()
+            if "data" in _kinds((spec["function"].get("parameters") or {}).get("properties") or {})}
 
 
 def retrieve_specs(messages: Sequence[Any], specs: Sequence[Mapping[str, Any]], k: int) -> list[dict[str, Any]]:
@@ -232,7 +257,7 @@ _VERB = re.compile(r"^\W*(?:(?:please|kindly|now|ok|okay|hey|hi)\W+)*(?:(?:can|c
 #: Actions outside the project that no tool does: such a request gets words, whatever it names.
 _OUTSIDE = frozenset(["email", "mail", "send", "forward", "upload", "post", "publish", "tweet", "share", "text",
                       "message", "call", "phone", "buy", "order", "book", "install", "download", "browse",
-                      "google", "print", "fax"])
+                      "google"])
 #: "How do I ...?", "how can we ...", "how to ...": a request for instructions, not an action.
 _HOW_TO = re.compile(r"^\s*how\s+(?:do|does|can|could|should|would)\s+(?:i|we|you|one)\b|^\s*how\s+to\b", re.I)
 
@@ -250,7 +275,8 @@ def _choose(request: str, ranked: list[Retrieved], specs: Mapping[str, Mapping[s
             values: ProjectValues = ProjectValues()) -> str | None:
     best = ranked[0] if ranked else None
     # a question's cue only orders the tools: it never makes an off-topic question about one
-    about = rank_tools(request, list(specs.values()), values, question=False)[0].score if ranked else 0.0
+    about = max((r.score for r in rank_tools(request, list(specs.values()), values, question=False)), default=0.0) \
+        if ranked else 0.0
     outside = _outside(request)
     if outside:
         trace["choice"] = outside

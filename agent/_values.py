@@ -234,15 +234,15 @@ def said_settings(request: str) -> list[str]:
 
 #: What kind of value each argument name takes (the tools share these names).
 ARG_KINDS: Mapping[str, str] = {
-    "run": "run", "a": "run", "b": "run", "resume": "run", "runs": "runs",
+    "run": "run", "a": "run", "b": "run", "resume": "resume", "runs": "runs",
     "model": "model_ref", "name": "model_name", "version": "version", "to": "version",
     "path": "data", "data": "data", "out": "out", "overrides": "overrides", "label": "column",
     "event": "identifier", "memory": "size", "max_size": "size", "status": "status", "kind": "kind",
     "sort": "metric",
 }
 #: Words that ask for the highest or the lowest value of a metric first.
-_HIGH = {"best", "highest", "top", "max", "maximum", "largest", "most", "greatest"}
-_LOW = {"lowest", "min", "minimum", "smallest", "least", "worst"}
+_HIGH = {"highest", "max", "maximum", "largest", "greatest"}
+_LOW = {"lowest", "min", "minimum", "smallest", "least"}
 #: Metrics where lower is better ("the best loss" is the lowest).
 _LOWER_IS_BETTER = re.compile(r"loss|error|mse|rmse|mae|mape|logloss|brier|perplexity", re.I)
 _STATUS = ("running", "finished", "failed", "interrupted")
@@ -253,6 +253,7 @@ _KINDS = ("pipeline", "deploy", "agent-session", "agent-eval")
 LATEST_RUN = re.compile(r"\b(?:latest|last|newest|most\s+recent|recent)"
                         r"(?:\s+(?:pipeline|training|trained|finished|successful))?\s+(?:run|experiment)\b(?!s)"
                         r"|\blatest(?=\s*(?:[.,;!?]|$))", re.I)
+_RESUME = {"resume", "continue", "resumed", "continued", "restart", "unfinished"}
 #: Words that say what a boolean argument means when the request does not spell its name.
 _BOOLEAN_WORDS: Mapping[str, frozenset[str]] = {
     "verify": frozenset({"verify", "check", "confirm", "identical", "same", "match", "matches", "exactly"}),
@@ -297,9 +298,10 @@ def _candidates(kind: str, prop: Mapping[str, Any], request: str, lit: Literals,
     """``(named, allowed)``: values of this kind the request names, and every value the project
     allows when it names none (empty: unconstrained or nothing known)."""
     if "enum" in prop:
-        named = [v for v in prop["enum"] if mentioned(str(v), words)]
-        return named, list(prop["enum"])
-    if kind == "run":
+        return named_in_order(request, list(prop["enum"])), list(prop["enum"])
+    if kind == "resume" and not words & _RESUME:  # a run named is resumed only when the request says so
+        return [], []
+    if kind in ("run", "resume"):
         named = _runs_named(request, values)
         latest = ["latest"] if LATEST_RUN.search(request) else []
         return named or latest, ["latest", *values.runs[:MAX_OFFERED_RUNS]]
@@ -423,7 +425,8 @@ def metric_named(metric: str, words: set[str]) -> bool:
         if part in words:
             return True
         n = max(4, len(part) - 2)  # accuracy ~ accurate, precision ~ precise
-        return len(part) >= 5 and any(len(w) >= n and w[:n] == part[:n] for w in words)
+        return (len(part) >= 5 and any(len(w) >= n and w[:n] == part[:n] for w in words)) \
+            or (len(part) >= 3 and any(len(w) > len(part) + 2 and w.startswith(part) for w in words))  # val ~ validation
 
     return len(parts) > 1 and all(map(said, parts))
 
@@ -435,10 +438,14 @@ def _number(prop: Mapping[str, Any], numbers: tuple[int, ...]) -> int | None:
 
 
 def _ordered(metric: str, words: set[str]) -> str:
-    """A sort key for ``metric``: descending (``-metric``) unless the request asks for the lowest,
-    or for the best of a metric where lower is better."""
+    """A sort key for ``metric``: the lowest first when the request asks for it, the highest first
+    when it asks for that, else the best first ("best", "top", "rank by", "worst" the other way):
+    ascending for a metric where lower is better (a loss, an error), descending for the others."""
     lower_better = bool(_LOWER_IS_BETTER.search(metric))
-    low = bool(words & _LOW) or (lower_better and bool(words & {"best", "top"}))
+    if words & _LOW or words & _HIGH:
+        low = bool(words & _LOW)
+    else:
+        low = lower_better != ("worst" in words)
     return metric if low else f"-{metric}"
 
 
