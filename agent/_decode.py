@@ -34,6 +34,7 @@ from ._retrieval import MAX_SHOWN, MIN_SCORE, Retrieved, ToolIndex, tokens
 from ._values import (
     ARG_KINDS,
     LATEST_RUN,
+    RUN_PRONOUN,
     Grounding,
     ProjectValues,
     enum_groups,
@@ -168,17 +169,17 @@ NEW_DATA = re.compile(r"\b(?:new|newly|fresh|more|incoming|additional|extra|late
 def _unfilled(request: str, props: Mapping[str, Any], required: Sequence[str], named: set[str],
               values: ProjectValues) -> int:
     """How much the request leaves open or would lose with this tool: one per required argument it
-    does not name and the project cannot fill alone (no run named for a run, no data file, no
+    does not name and the project cannot fill alone (no run named for a run, no new data, no
     version to promote, no model among several), and one when it states settings the tool has no
     argument for (they would be dropped)."""
     if not (values.runs or values.models):  # nothing known of the project: nothing to judge
         return 0
     count = int("overrides" in named and "overrides" not in props)
     for key, kind in zip(props, _kinds(props), strict=True):
-        if key not in required or kind in named:
+        if key not in required or kind in named or (kind == "run" and RUN_PRONOUN.search(request)):
             continue
         if kind in ("run", "runs", "version") \
-                or (kind == "data" and len(values.data_files) != 1 and not NEW_DATA.search(request)) \
+                or (kind == "data" and not NEW_DATA.search(request)) \
                 or (kind in ("model_ref", "model_name") and len(values.models) > 1) \
                 or ("enum" in props[key] and not named_in_order(request, list(props[key]["enum"]))):
             count += 1

@@ -22,6 +22,7 @@ from blase.project import Project
 
 __all__ = [
     "LATEST_RUN",
+    "RUN_PRONOUN",
     "Grounding",
     "ProjectValues",
     "enum_groups",
@@ -253,6 +254,8 @@ _KINDS = ("pipeline", "deploy", "agent-session", "agent-eval")
 LATEST_RUN = re.compile(r"\b(?:latest|last|newest|most\s+recent|recent)"
                         r"(?:\s+(?:pipeline|training|trained|finished|successful))?\s+(?:run|experiment)\b(?!s)"
                         r"|\blatest(?=\s*(?:[.,;!?]|$))", re.I)
+#: "It", "that run": the run a previous round found (:mod:`agent._clauses` puts it in).
+RUN_PRONOUN = re.compile(r"\b(?:it|that run|this run|that one|this one|the same run|the best one|the best run)\b", re.I)
 _RESUME = {"resume", "continue", "resumed", "continued", "restart", "unfinished"}
 #: Words that say what a boolean argument means when the request does not spell its name.
 _BOOLEAN_WORDS: Mapping[str, frozenset[str]] = {

@@ -231,3 +231,17 @@ def test_evaluate_latest_is_the_latest_trained_run():
     assert tool.validate({"run": "latest"}).run is None
     assert tool.recommend({"run": "latest"}) == "blase run --from evaluate --to evaluate"
     assert tool.validate({"run": RUN}).run == RUN
+
+
+def test_it_names_the_run_a_read_found_so_the_action_keeps_its_tool():
+    """Found by the llm test of two rounds: in a project with one data file, "deploy it as a new
+    version" went to trigger_update, as "it" left deploy's run open; "it" is the run the read found."""
+    from dataclasses import replace
+
+    from blase.agent._clauses import clauses
+    from blase.agent._decode import retrieval_pick
+
+    values = replace(VALUES, data_files=("data/train.csv",))
+    parts = clauses("Find the run with the best test f1 and deploy it as a new version.",
+                    lambda text: retrieval_pick(text, tool_schemas(), values))
+    assert len(parts) == 2 and retrieval_pick(parts[1], tool_schemas(), values).tool == "deploy"
