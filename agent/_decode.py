@@ -40,7 +40,7 @@ from ._values import (
     enum_groups,
     ground,
     literals,
-    metric_named,
+    metrics_named,
     named_in_order,
     norm_words,
     range_end,
@@ -126,7 +126,7 @@ def _anchors(request: str, values: ProjectValues) -> set[str]:
         found.add("overrides")
     if lit.versions:
         found.add("version")
-    if any(metric_named(m, norm) for m in values.metrics):
+    if metrics_named(values.metrics, norm):
         found.add("metric")
     return found
 

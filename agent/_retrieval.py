@@ -45,7 +45,7 @@ _VOCAB: Mapping[str, str] = {
     "show_config": "config configuration configured settings yaml blase.yaml setup",
     "list_models": "models deployed versions current serving registry production",
     "check_drift": "drift shift distribution changed new data retrain recommendation monitor",
-    "run_step": "step only single train transform prepare extract evaluate run once training extraction transformation preparation",
+    "run_step": "step only single train transform prepare extract evaluate run once rerun redo training extraction transformation preparation",
     "run_pipeline": "pipeline run whole full again retrain train override overrides seed epochs rerun extraction transformation preparation start begin stop finish onwards",
     "evaluate": "evaluate evaluation test split score accuracy metrics assess",
     "reproduce": "reproduce rerun replay identical same verify determinism reproducible",

@@ -30,6 +30,7 @@ __all__ = [
     "literals",
     "mentioned",
     "metric_named",
+    "metrics_named",
     "named_in_order",
     "norm_words",
     "pipeline_settings",
@@ -328,7 +329,7 @@ def _candidates(kind: str, prop: Mapping[str, Any], request: str, lit: Literals,
     if kind == "column":
         return [c for c in values.columns if mentioned(c, words)], list(values.columns)
     if kind == "metric":
-        return [_ordered(m, words) for m in values.metrics if metric_named(m, words)], []
+        return [_ordered(m, words) for m in metrics_named(values.metrics, words)], []
     if kind == "identifier":
         return list(lit.identifiers), []
     if kind == "size":
@@ -432,6 +433,16 @@ def metric_named(metric: str, words: set[str]) -> bool:
             or (len(part) >= 3 and any(len(w) > len(part) + 2 and w.startswith(part) for w in words))  # val ~ validation
 
     return len(parts) > 1 and all(map(said, parts))
+
+
+def metrics_named(metrics: tuple[str, ...], words: set[str]) -> list[str]:
+    """The metrics the request names (:func:`metric_named`), else those whose last part it names
+    ("the best accuracy"): the test split's first, the figure on data no model saw."""
+    named = [m for m in metrics if metric_named(m, words)]
+    if named:
+        return named
+    last = [m for m in metrics if "." in m and mentioned(m.rsplit(".", 1)[1], words)]
+    return [m for m in last if m.startswith("test.")][:1] or last
 
 
 def _number(prop: Mapping[str, Any], numbers: tuple[int, ...]) -> int | None:

@@ -168,6 +168,11 @@ def test_step_ranges_in_words_and_forms():
     assert (decision.tool, decision.args) == ("run_step", {"step": "prepare"})
 
 
+def test_a_named_step_rerun_is_that_step():
+    decision = _decide("redo the transform step with seed 5", NoModel())
+    assert (decision.tool, decision.args) == ("run_step", {"step": "transform", "overrides": ["seed=5"]})
+
+
 def test_slash_joined_words_are_not_paths():
     lit = literals("show the train/val/test sizes of data/raw/ and ./extra.csv, input/output too")
     assert lit.paths == ("data/raw/", "./extra.csv")
@@ -195,6 +200,7 @@ def test_checking_that_a_rerun_matches_is_a_verified_reproduction():
     ("list the runs from the least accurate on the test set", "test.accuracy"),
     ("rank runs by test f1", "-test.f1"),
     ("sort my runs by val loss", "val.loss"),  # the best first: a loss's lowest
+    ("what is the accuracy of my best experiment?", "-test.accuracy"),  # the test split's, of two
 ])
 def test_metrics_are_named_by_their_parts_in_any_form(request_, sort):
     decision = _decide(request_, NoModel())
