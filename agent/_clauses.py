@@ -17,12 +17,12 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
+from ._values import RUN_PRONOUN as _PRONOUN
 from ._values import ProjectValues
 
 __all__ = ["clauses", "first_run", "resolve"]
 
 _JOINS = re.compile(r"\s*(?:,\s*and\s+then|,\s*then|\band\s+then|\bthen|;|,?\s+and|[.?!](?=\s+[A-Z]))\s+", re.I)
-_PRONOUN = re.compile(r"\b(?:it|that run|this run|that one|this one|the same run|the best one|the best run)\b", re.I)
 _RUN_ID = re.compile(r"\b[0-9a-f]{12}\b")
 
 _CONDITION = re.compile(r"\b(?:if|unless|when|whether|in case)\b", re.I)

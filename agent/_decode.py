@@ -33,12 +33,14 @@ from typing import Any, Literal, Protocol
 from ._retrieval import MAX_SHOWN, MIN_SCORE, Retrieved, ToolIndex, tokens
 from ._values import (
     ARG_KINDS,
+    LATEST_RUN,
+    RUN_PRONOUN,
     Grounding,
     ProjectValues,
     enum_groups,
     ground,
     literals,
-    mentioned,
+    metrics_named,
     named_in_order,
     norm_words,
     range_end,
@@ -109,18 +111,22 @@ def _anchors(request: str, values: ProjectValues) -> set[str]:
     words = {w.lower() for w in lit.words}
     norm = norm_words(lit)
     found = set()
-    if any(r in request for r in values.runs) or any(len(w) >= 8 and any(r.startswith(w) for r in values.runs)
-                                                      for w in words):
+    named_runs = [r for r in values.runs if r in request] or \
+        [r for r in values.runs if any(len(w) >= 8 and r.startswith(w) for w in words)]
+    if named_runs or LATEST_RUN.search(request):  # "my last run" is the project's too
         found.add("run")
+    if len(named_runs) >= 2:
+        found.add("runs")
     if any(m.lower() in words for m in values.models):
         found |= {"model_ref", "model_name"}
-    if lit.paths:
-        found |= {"data", "out"}
+    if lit.paths:  # a known data file is data; a new file is where output goes
+        found |= {"data"} if all(p in values.data_files or p.startswith("data/") for p in lit.paths) \
+            else {"data", "out"}
     if lit.overrides or said_settings(request):
         found.add("overrides")
     if lit.versions:
         found.add("version")
-    if any(mentioned(m, norm) for m in values.metrics):
+    if metrics_named(values.metrics, norm):
         found.add("metric")
     return found
 
@@ -149,30 +155,83 @@ def _fits_enum(request: str, props: Mapping[str, Any], keys: list[str], tools: s
     return len(named) >= 2 or (len(named) == 1 and range_end(request, named[0]) is not None)
 
 
-def _structure_bonus(request: str, spec: Mapping[str, Any], anchors: set[str], question: bool,
-                     tools: set[str]) -> float:
+def _kinds(props: Mapping[str, Any]) -> list[str]:
+    """The kinds of value a tool's arguments take; two run arguments (``a``, ``b``) take runs."""
+    kinds = [ARG_KINDS.get(k, "") for k in props]
+    return [("runs" if k == "run" and kinds.count("run") > 1 else k) for k in kinds]
+
+
+#: New data named in words ("the newly labelled samples", "fresh data"): its file is still to choose.
+NEW_DATA = re.compile(r"\b(?:new|newly|fresh|more|incoming|additional|extra|latest|recent)\b(?:\s+[\w-]+){0,2}?\s+"
+                      r"(?:data|dataset|samples|rows|records|labels|observations|patients|cases|batch|examples)\b", re.I)
+
+
+def _unfilled(request: str, props: Mapping[str, Any], required: Sequence[str], named: set[str],
+              values: ProjectValues) -> int:
+    """How much the request leaves open or would lose with this tool: one per required argument it
+    does not name and the project cannot fill alone (no run named for a run, no new data, no
+    version to promote, no model among several), and one when it states settings the tool has no
+    argument for (they would be dropped)."""
+    if not (values.runs or values.models):  # nothing known of the project: nothing to judge
+        return 0
+    count = int("overrides" in named and "overrides" not in props)
+    for key, kind in zip(props, _kinds(props), strict=True):
+        if key not in required or kind in named or (kind == "run" and RUN_PRONOUN.search(request)):
+            continue
+        if kind in ("run", "runs", "version") \
+                or (kind == "data" and not NEW_DATA.search(request)) \
+                or (kind in ("model_ref", "model_name") and len(values.models) > 1) \
+                or ("enum" in props[key] and not named_in_order(request, list(props[key]["enum"]))):
+            count += 1
+    return count
+
+
+def _structure_bonus(request: str, spec: Mapping[str, Any], named: set[str], question: bool,
+                     tools: set[str], values: ProjectValues) -> float:
     """What the request's structure says for one tool: :data:`LITERAL_BONUS` per argument kind it
     spells out, per enum whose named values fit its arguments (one step, or a range of steps),
-    and for a read tool when the request is a question."""
+    and for a read tool when the request is a question; minus as much per required argument it
+    leaves open (:func:`_unfilled`)."""
     fn = spec["function"]
-    props = (fn.get("parameters") or {}).get("properties") or {}
-    kinds = {ARG_KINDS.get(k) for k in props} & anchors
+    params = fn.get("parameters") or {}
+    props = params.get("properties") or {}
+    kinds = set(_kinds(props)) & named
+    if "runs" in named:  # two runs named: a tool that takes one run holds only one of them
+        kinds.discard("run")
     fits = sum(_fits_enum(request, props, keys, tools) for keys in enum_groups(props))
     reads = question and "[risk: read]" in fn.get("description", "")
-    return LITERAL_BONUS * (len(kinds) + fits + reads)
+    open_ = _unfilled(request, props, params.get("required") or [], named, values)
+    return LITERAL_BONUS * (len(kinds) + fits + reads - open_)
 
 
 def rank_tools(request: str, specs: Sequence[Mapping[str, Any]], values: ProjectValues,
                *, question: bool | None = None) -> list[Retrieved]:
     """BM25 scores plus what the request's structure says (:func:`_structure_bonus`; ``question``:
     whether to count the question cue, by default when the request is one)."""
-    anchors = _anchors(request, values)
+    named = _anchors(request, values)
     question = is_question(request) if question is None else question
     by_name = {s["function"]["name"]: s for s in specs}
-    ranked = [Retrieved(r.name, round(r.score + _structure_bonus(request, by_name[r.name], anchors, question,
-                                                                 set(by_name)), 4))
-              for r in _index(specs).scores(request)]
-    return sorted(ranked, key=lambda r: -r.score)
+    # "the latest run" names a run: its "latest" is the run's value, not a list's word
+    words = LATEST_RUN.sub(" run ", request)
+    ranked = [Retrieved(r.name, round(r.score + _structure_bonus(request, by_name[r.name], named, question,
+                                                                 set(by_name), values), 4))
+              for r in _index(specs).scores(words)]
+    later = _not_meant(request, by_name, named)
+    return sorted(ranked, key=lambda r: (r.name in later, -r.score))
+
+
+#: "Retrain", "re-train", "train it again": a new pipeline run, or an update on new data.
+_RETRAIN = re.compile(r"\bre-?train\w*|\btrain\w*\s+(?:\w+\s+){0,2}again\b", re.I)
+
+
+def _not_meant(request: str, specs: Mapping[str, Mapping[str, Any]], named: set[str]) -> set[str]:
+    """Tools a request cannot mean whatever their words' score: "retrain" that names no new data
+    (no data file, no "the new samples") is a pipeline run with the settings the request states,
+    never an update of the deployed model on data the model would have to guess."""
+    if not _RETRAIN.search(request) or "data" in named or NEW_DATA.search(request):
+        return set()
+    return {name for name, spec in specs.items()
+            if "data" in _kinds((spec["function"].get("parameters") or {}).get("properties") or {})}
 
 
 def retrieve_specs(messages: Sequence[Any], specs: Sequence[Mapping[str, Any]], k: int) -> list[dict[str, Any]]:
@@ -192,13 +251,43 @@ _PICK_SYSTEM = ("You pick the tool that does what the user asks about their mach
                 "or none when no tool fits (general knowledge, chat, anything else).\nTools:\n")
 
 
+#: What a request asks first, after the polite words in front ("could you please email ...").
+_VERB = re.compile(r"^\W*(?:(?:please|kindly|now|ok|okay|hey|hi)\W+)*(?:(?:can|could|would|will)\s+you\s+"
+                   r"(?:please\s+)?|i\s+(?:want|need|would\s+like)\s+(?:you\s+)?to\s+|go\s+ahead\s+and\s+)?"
+                   r"([a-z]+)", re.I)
+#: Actions outside the project that no tool does: such a request gets words, whatever it names.
+_OUTSIDE = frozenset(["email", "mail", "send", "forward", "upload", "post", "publish", "tweet", "share", "text",
+                      "message", "call", "phone", "buy", "order", "book", "install", "download", "browse",
+                      "google"])
+#: "How do I ...?", "how can we ...", "how to ...": a request for instructions, not an action.
+_HOW_TO = re.compile(r"^\s*how\s+(?:do|does|can|could|should|would)\s+(?:i|we|you|one)\b|^\s*how\s+to\b", re.I)
+
+
+def _outside(request: str) -> str | None:
+    """Why the request is about no tool whatever it names, or ``None``."""
+    verb = _VERB.match(request)
+    if verb and verb.group(1).lower() in _OUTSIDE:
+        return f"none: no tool can {verb.group(1).lower()}"
+    return None
+
+
 def _choose(request: str, ranked: list[Retrieved], specs: Mapping[str, Mapping[str, Any]], anchored: bool,
-            coverage: float, lm: ConstrainedLM, choice: Choice, trace: dict[str, Any]) -> str | None:
+            coverage: float, lm: ConstrainedLM, choice: Choice, trace: dict[str, Any],
+            values: ProjectValues = ProjectValues()) -> str | None:
     best = ranked[0] if ranked else None
     # a question's cue only orders the tools: it never makes an off-topic question about one
-    about = rank_tools(request, list(specs.values()), ProjectValues(), question=False)[0].score if ranked else 0.0
+    about = max((r.score for r in rank_tools(request, list(specs.values()), values, question=False)), default=0.0) \
+        if ranked else 0.0
+    outside = _outside(request)
+    if outside:
+        trace["choice"] = outside
+        return None
     if best is None or (about < MIN_SCORE and not anchored):
         trace["choice"] = "none: retrieval found no tool"
+        return None
+    reads = "[risk: read]" in specs[best.name]["function"].get("description", "")
+    if _HOW_TO.match(request) and not (reads and (anchored or coverage == 1.0)):
+        trace["choice"] = "none: a question of how to do something is answered in words"
         return None
     shown = [r.name for r in ranked[:MAX_SHOWN] if r.score > 0]
     trace["shown"] = shown
@@ -231,7 +320,7 @@ def retrieval_pick(request: str, specs: Sequence[Mapping[str, Any]], values: Pro
     by_name = {s["function"]["name"]: s for s in specs}
     ranked = rank_tools(request, specs, values)
     name = _choose(request, ranked, by_name, bool(_anchors(request, values)), _index(specs).coverage(request),
-                   None, "retrieval", {})  # type: ignore[arg-type]  # the retrieval policy never asks a model
+                   None, "retrieval", {}, values)  # type: ignore[arg-type]  # the retrieval policy never asks a model
     if name is None:
         return Pick(None)
     fn = by_name[name]["function"]
@@ -291,7 +380,7 @@ def decide_call(request: str, specs: Sequence[Mapping[str, Any]], values: Projec
         tool: str | None = force
         trace["choice"] = "forced"
     else:
-        tool = _choose(request, ranked, by_name, anchored, coverage, lm, choice, trace)
+        tool = _choose(request, ranked, by_name, anchored, coverage, lm, choice, trace, values)
     args = _arguments(request, by_name[tool], values, lm, trace) if tool else {}
     trace["seconds"] = round(time.perf_counter() - started, 3)
     return Decision(tool, args, trace)

@@ -26,28 +26,33 @@ MAX_SHOWN = 8
 #: tests/test_agent_retrieval.py, never on the eval suite).
 MIN_SCORE = 2.0
 
-_STOP = frozenset(["a", "an", "the", "of", "to", "in", "on", "at", "by", "for", "from", "with", "and", "or", "but", "not", "no", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "done", "doing", "this", "that", "these", "those", "it", "its", "me", "my", "i", "you", "your", "we", "our", "us", "he", "she", "they", "them", "their", "what", "which", "who", "whom", "how", "why", "when", "where", "there", "here", "can", "could", "would", "should", "will", "shall", "may", "might", "must", "please", "show", "tell", "give", "let", "make", "get", "got", "want", "need", "know", "see", "some", "any", "all", "each", "every", "one", "only", "also", "just", "about", "into", "over", "than", "then", "so", "as", "if", "up", "out", "new", "now", "again", "more", "most", "very", "s", "t"])
+_STOP = frozenset(["a", "an", "the", "of", "to", "in", "on", "at", "by", "for", "from", "with", "and", "or", "but", "not", "no", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "done", "doing", "this", "that", "these", "those", "it", "its", "me", "my", "i", "you", "your", "we", "our", "us", "he", "she", "they", "them", "their", "what", "which", "who", "whom", "how", "why", "when", "where", "there", "here", "can", "could", "would", "should", "will", "shall", "may", "might", "must", "please", "show", "tell", "give", "let", "make", "get", "got", "want", "need", "know", "see", "some", "any", "all", "each", "every", "one", "only", "also", "just", "about", "into", "over", "than", "then", "so", "as", "if", "up", "out", "new", "now", "again", "more", "most", "very", "s", "t",
+                   # fillers: how people ask, not what they ask for ("pull up", "at the moment")
+                   "pull", "bring", "display", "fetch", "use", "using", "used", "moment", "currently", "right",
+                   "yet", "still", "already", "quick", "quickly", "thanks", "thank", "okay", "ok", "hey", "hi",
+                   "like", "would", "ll", "ve", "re", "don", "doesn", "didn", "won", "anything", "something",
+                   "everything", "nothing", "else", "thing", "things", "bit", "end", "ended", "happen", "try"])
 
 #: Words people use for a tool that its description does not say (synonyms, not requests).
 _VOCAB: Mapping[str, str] = {
-    "list_runs": "overview runs history experiments recent newest latest failed finished status sort best top table",
-    "inspect_run": "run details detail summary params metrics artifacts error info",
+    "list_runs": "overview runs history experiments recent newest latest last failed finished status sort rank order best top table",
+    "inspect_run": "run details detail summary params hyperparameters metrics scores results artifacts error wrong info",
     "read_run_log": "log logs events event tail last lines happened failure step_failed trace",
     "compare_runs": "compare comparison side versus vs metrics better worse between",
-    "diff_runs": "diff difference differences changed change between hashes versus",
-    "preview_data": "preview rows head first peek look columns file csv parquet sample table data",
+    "diff_runs": "diff difference differences different why changed change between hashes versus setup",
+    "preview_data": "preview rows lines head first peek look columns file csv parquet sample table data",
     "suggest_schema": "schema column kinds types label profile infer suggest features dataset",
-    "show_config": "config configuration settings yaml blase.yaml setup",
-    "list_models": "models deployed versions current serving registry",
+    "show_config": "config configuration configured settings yaml blase.yaml setup",
+    "list_models": "models deployed versions current serving registry production",
     "check_drift": "drift shift distribution changed new data retrain recommendation monitor",
-    "run_step": "step only single train transform prepare extract evaluate run once",
-    "run_pipeline": "pipeline run whole full again retrain train override overrides seed epochs rerun",
+    "run_step": "step only single train transform prepare extract evaluate run once rerun redo training extraction transformation preparation",
+    "run_pipeline": "pipeline run whole full again retrain train override overrides seed epochs rerun extraction transformation preparation start begin stop finish onwards",
     "evaluate": "evaluate evaluation test split score accuracy metrics assess",
     "reproduce": "reproduce rerun replay identical same verify determinism reproducible",
     "deploy": "deploy package release ship version new version model",
     "predict": "predict predictions score scoring inference infer apply write output",
     "trigger_update": "update finetune fine tune retrain new labelled labeled data incremental",
-    "promote": "promote current make switch serve production activate version",
+    "promote": "promote current make switch serve production live activate version",
     "rollback": "rollback roll back revert previous undo version before",
     "gc": "gc garbage collect clean cleanup cache delete free disk space prune keep",
 }
@@ -58,10 +63,23 @@ _VOCAB: Mapping[str, str] = {
 _SKIPPED = _STOP - {w for words in _VOCAB.values() for w in words.split()}
 
 
+#: Irregular forms whose stem is not a suffix away ("ran" is what "run" says in the past).
+_IRREGULAR = {"ran": "run", "reran": "rerun", "began": "begin", "chose": "choose", "made": "make", "built": "build",
+              "wrote": "write", "went": "go"}
+
+
 def _stem(word: str) -> str:
+    """A light stemmer that gives every form of a word the same stem: ``compare``, ``compared``,
+    ``comparing`` and ``compares`` all give ``compar``; ``running`` gives ``run``."""
+    word = _IRREGULAR.get(word, word)
     for suffix in ("ing", "ed", "es", "s"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
+            word = word[: -len(suffix)]
+            if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "lsz":
+                word = word[:-1]  # running -> run, stopped -> stop (not roll, pass)
+            break
+    if len(word) > 4 and word.endswith("e"):
+        word = word[:-1]
     return word
 
 

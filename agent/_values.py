@@ -21,12 +21,16 @@ from typing import Any
 from blase.project import Project
 
 __all__ = [
+    "LATEST_RUN",
+    "RUN_PRONOUN",
     "Grounding",
     "ProjectValues",
     "enum_groups",
     "ground",
     "literals",
     "mentioned",
+    "metric_named",
+    "metrics_named",
     "named_in_order",
     "norm_words",
     "pipeline_settings",
@@ -131,6 +135,18 @@ _SIZE = re.compile(r"\b\d+(?:\.\d+)?\s?[KMGT]i?B\b", re.I)
 _QUOTED = re.compile(r"[\"'`]([^\"'`]{1,80})[\"'`]")
 
 
+#: Folders of a Blase project: "data/raw" is a path, "train/val/test" or "and/or" are words.
+_PROJECT_FOLDERS = ("data", "scripts", "models", "outputs", "runs")
+
+
+def _is_path(text: str) -> bool:
+    if re.fullmatch(r"[\d.]+", text):
+        return False
+    if re.search(r"\.[A-Za-z]\w{0,7}$", text.rstrip("/")) or text.startswith(("./", "../", "/")):
+        return True
+    return text.split("/", 1)[0] in _PROJECT_FOLDERS
+
+
 @dataclass(frozen=True)
 class Literals:
     """The values a request spells out, and its remaining words."""
@@ -152,8 +168,8 @@ def literals(request: str) -> Literals:
     overrides = tuple(f"{k}={v.rstrip('.')}" for k, v in _OVERRIDE.findall(rest))
     rest = _OVERRIDE.sub(" ", rest)
     quoted = tuple(_QUOTED.findall(rest))
-    paths = tuple(p.rstrip(".") for p in _PATH.findall(rest) if not re.fullmatch(r"[\d.]+", p))
-    rest = _PATH.sub(" ", rest)
+    paths = tuple(p.rstrip(".") for p in _PATH.findall(rest) if _is_path(p))
+    rest = _PATH.sub(lambda m: m.group(0) if not _is_path(m.group(0)) else " ", rest)
     sizes = tuple(s.replace(" ", "").upper() for s in _SIZE.findall(rest))
     rest = _SIZE.sub(" ", rest)
     versions = tuple(_VERSION.findall(rest))
@@ -220,20 +236,32 @@ def said_settings(request: str) -> list[str]:
 
 #: What kind of value each argument name takes (the tools share these names).
 ARG_KINDS: Mapping[str, str] = {
-    "run": "run", "a": "run", "b": "run", "resume": "run", "runs": "runs",
+    "run": "run", "a": "run", "b": "run", "resume": "resume", "runs": "runs",
     "model": "model_ref", "name": "model_name", "version": "version", "to": "version",
     "path": "data", "data": "data", "out": "out", "overrides": "overrides", "label": "column",
     "event": "identifier", "memory": "size", "max_size": "size", "status": "status", "kind": "kind",
     "sort": "metric",
 }
 #: Words that ask for the highest or the lowest value of a metric first.
-_HIGH = {"best", "highest", "top", "max", "maximum", "largest", "most", "greatest"}
-_LOW = {"lowest", "min", "minimum", "smallest", "least", "worst"}
+_HIGH = {"highest", "max", "maximum", "largest", "greatest"}
+_LOW = {"lowest", "min", "minimum", "smallest", "least"}
 #: Metrics where lower is better ("the best loss" is the lowest).
 _LOWER_IS_BETTER = re.compile(r"loss|error|mse|rmse|mae|mape|logloss|brier|perplexity", re.I)
 _STATUS = ("running", "finished", "failed", "interrupted")
 _KINDS = ("pipeline", "deploy", "agent-session", "agent-eval")
-_LATEST = {"latest", "last", "recent", "newest", "previous"}
+#: "The latest run", "my most recent experiment", "the newest pipeline run", "deploy latest": one
+#: run, the newest; "the last 3 runs" or "the latest experiments" are a list, "the latest
+#: churn" a model, "the previous run" not the newest.
+LATEST_RUN = re.compile(r"\b(?:latest|last|newest|most\s+recent|recent)"
+                        r"(?:\s+(?:pipeline|training|trained|finished|successful))?\s+(?:run|experiment)\b(?!s)"
+                        r"|\blatest(?=\s*(?:[.,;!?]|$))", re.I)
+#: "It", "that run": the run a previous round found (:mod:`agent._clauses` puts it in).
+RUN_PRONOUN = re.compile(r"\b(?:it|that run|this run|that one|this one|the same run|the best one|the best run)\b", re.I)
+_RESUME = {"resume", "continue", "resumed", "continued", "restart", "unfinished"}
+#: Words that say what a boolean argument means when the request does not spell its name.
+_BOOLEAN_WORDS: Mapping[str, frozenset[str]] = {
+    "verify": frozenset({"verify", "check", "confirm", "identical", "same", "match", "matches", "exactly"}),
+}
 
 
 @dataclass
@@ -274,11 +302,12 @@ def _candidates(kind: str, prop: Mapping[str, Any], request: str, lit: Literals,
     """``(named, allowed)``: values of this kind the request names, and every value the project
     allows when it names none (empty: unconstrained or nothing known)."""
     if "enum" in prop:
-        named = [v for v in prop["enum"] if mentioned(str(v), words)]
-        return named, list(prop["enum"])
-    if kind == "run":
+        return named_in_order(request, list(prop["enum"])), list(prop["enum"])
+    if kind == "resume" and not words & _RESUME:  # a run named is resumed only when the request says so
+        return [], []
+    if kind in ("run", "resume"):
         named = _runs_named(request, values)
-        latest = ["latest"] if words & _LATEST else []
+        latest = ["latest"] if LATEST_RUN.search(request) else []
         return named or latest, ["latest", *values.runs[:MAX_OFFERED_RUNS]]
     if kind == "model_ref":
         named = [m for m in values.models if mentioned(m, words)]
@@ -300,7 +329,7 @@ def _candidates(kind: str, prop: Mapping[str, Any], request: str, lit: Literals,
     if kind == "column":
         return [c for c in values.columns if mentioned(c, words)], list(values.columns)
     if kind == "metric":
-        return [_ordered(m, words) for m in values.metrics if mentioned(m, words)], []
+        return [_ordered(m, words) for m in metrics_named(values.metrics, words)], []
     if kind == "identifier":
         return list(lit.identifiers), []
     if kind == "size":
@@ -328,20 +357,52 @@ def ranges(props: Mapping[str, Any]) -> list[list[str]]:
 
 
 def named_in_order(request: str, enum: list[Any]) -> list[Any]:
-    """The values of ``enum`` the request names, in the enum's own order (a pipeline's steps run in it)."""
-    words = norm_words(literals(request))
-    return [v for v in enum if mentioned(str(v), words)]
+    """The values of ``enum`` the request names, in the enum's own order (a pipeline's steps run in it).
+
+    A value is named by its own word, or by another form of it ("training", "evaluation") where a
+    range leads to it ("stop after training") or "step" follows it; not inside a slash-joined list
+    ("the train/val/test splits" names no step) nor after a negation ("don't train anything")."""
+    kept = _unlisted(_unnegated(request))
+    words = norm_words(literals(kept))
+    return [v for v in enum if mentioned(str(v), words) or _form_named(kept, str(v))]
 
 
-_END = r"(?:to|until|till|through|thru|upto)"
-_START = r"(?:from|starting\s+(?:at|with|from)|after)"
+#: A negation and what it covers, up to the end of its clause ("don't train anything yet").
+_NEGATED = re.compile(r"\b(?:don'?t|do\s+not|doesn'?t|never|without|no|not|skip(?:ping)?|except)\b[^.,;!?]*", re.I)
+
+
+def _unnegated(request: str) -> str:
+    return _NEGATED.sub(" ", request)
+
+
+def _unlisted(request: str) -> str:
+    return re.sub(r"\w+(?:/\w+)+", " ", request)
+
+
+_END = r"(?:to|until|till|through|thru|upto|up\s+to|stop(?:ping)?\s+(?:at|after)|end(?:ing)?\s+(?:at|with|after)|finish(?:ing)?\s+(?:at|with|after)|as\s+far\s+as)"
+_START = r"(?:from|start(?:ing)?\s+(?:at|with|from)|begin(?:ning)?\s+(?:at|with)|after)"
+
+
+def _forms(value: str) -> str:
+    """A pattern for the forms of a word value: ``train`` -> training, trained; ``evaluate`` ->
+    evaluation, evaluating; ``prepare`` -> preparation."""
+    stem = value[:-1] if value.endswith("e") else value
+    return rf"{re.escape(stem)}\w*"
+
+
+def _form_named(request: str, value: str) -> bool:
+    if len(value) < 5 or not value.isalpha():
+        return False
+    form = _forms(value)
+    return bool(re.search(rf"\b(?:{_END}|{_START})\s+(?:the\s+)?{form}\b|\b{form}\s+step\b", request, re.I))
 
 
 def range_end(request: str, value: Any) -> str | None:
     """``"start"`` or ``"end"`` when the request leads to ``value`` with "from ..." or
-    "to/until/through ..." (one end of a range), else ``None`` (the value is named alone)."""
+    "to/until/through/stop after ..." (one end of a range), else ``None`` (the value is named alone)."""
+    form = _forms(str(value)) if len(str(value)) >= 5 and str(value).isalpha() else re.escape(str(value))
     for end, words in (("end", _END), ("start", _START)):
-        if re.search(rf"\b{words}\s+(?:the\s+)?{re.escape(str(value))}\b", request, re.I):
+        if re.search(rf"\b{words}\s+(?:the\s+)?{form}\b", request, re.I):
             return end
     return None
 
@@ -357,11 +418,48 @@ def _ground_range(request: str, keys: list[str], enum: list[Any]) -> dict[str, A
     return {keys[-1] if range_end(request, named[0]) == "end" else keys[0]: named[0]}
 
 
+def metric_named(metric: str, words: set[str]) -> bool:
+    """Whether the request names ``metric``: its whole name, or each part of it in any order and
+    form ("the most accurate run on the test set" names ``test.accuracy``)."""
+    if mentioned(metric, words):
+        return True
+    parts = [p for p in re.split(r"[._-]", metric.lower()) if p]
+
+    def said(part: str) -> bool:
+        if part in words:
+            return True
+        n = max(4, len(part) - 2)  # accuracy ~ accurate, precision ~ precise
+        return (len(part) >= 5 and any(len(w) >= n and w[:n] == part[:n] for w in words)) \
+            or (len(part) >= 3 and any(len(w) > len(part) + 2 and w.startswith(part) for w in words))  # val ~ validation
+
+    return len(parts) > 1 and all(map(said, parts))
+
+
+def metrics_named(metrics: tuple[str, ...], words: set[str]) -> list[str]:
+    """The metrics the request names (:func:`metric_named`), else those whose last part it names
+    ("the best accuracy"): the test split's first, the figure on data no model saw."""
+    named = [m for m in metrics if metric_named(m, words)]
+    if named:
+        return named
+    last = [m for m in metrics if "." in m and mentioned(m.rsplit(".", 1)[1], words)]
+    return [m for m in last if m.startswith("test.")][:1] or last
+
+
+def _number(prop: Mapping[str, Any], numbers: tuple[int, ...]) -> int | None:
+    """The first of ``numbers`` the argument's bounds allow (80 samples are no replay share)."""
+    low, high = prop.get("minimum", float("-inf")), prop.get("maximum", float("inf"))
+    return next((n for n in numbers if low <= n <= high), None)
+
+
 def _ordered(metric: str, words: set[str]) -> str:
-    """A sort key for ``metric``: descending (``-metric``) unless the request asks for the lowest,
-    or for the best of a metric where lower is better."""
+    """A sort key for ``metric``: the lowest first when the request asks for it, the highest first
+    when it asks for that, else the best first ("best", "top", "rank by", "worst" the other way):
+    ascending for a metric where lower is better (a loss, an error), descending for the others."""
     lower_better = bool(_LOWER_IS_BETTER.search(metric))
-    low = bool(words & _LOW) or (lower_better and bool(words & {"best", "top"}))
+    if words & _LOW or words & _HIGH:
+        low = bool(words & _LOW)
+    else:
+        low = lower_better != ("worst" in words)
     return metric if low else f"-{metric}"
 
 
@@ -374,6 +472,9 @@ def ground(request: str, schema: Mapping[str, Any], values: ProjectValues) -> Gr
     lit = literals(request)
     words = norm_words(lit)
     paths = list(dict.fromkeys(lit.paths))
+    # a number that states a setting ("with 8 epochs") is that setting's, no other argument's
+    settled = {o.split("=", 1)[1] for o in said_settings(request)}
+    numbers = tuple(n for n in lit.numbers if str(n) not in settled)
     props: Mapping[str, Any] = schema.get("properties") or {}
     required = set(schema.get("required") or [])
     out = Grounding()
@@ -403,12 +504,13 @@ def ground(request: str, schema: Mapping[str, Any], values: ProjectValues) -> Gr
                 out.choices[key] = ["latest", *values.runs[:MAX_OFFERED_RUNS]]
             continue
         if kind in ("integer", "number"):
-            if lit.numbers:
-                out.fixed[key] = lit.numbers[0]
+            number = _number(prop, numbers)
+            if number is not None:
+                out.fixed[key] = number
             continue
         if kind == "boolean":
             if all(mentioned(part, words) or any(w.startswith(part) for w in words)
-                   for part in key.split("_")):
+                   for part in key.split("_")) or words & _BOOLEAN_WORDS.get(key, frozenset()):
                 out.fixed[key] = True
             continue
         named, allowed = _candidates(kind, prop, request, lit, words, values, paths)

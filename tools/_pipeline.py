@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ._base import (
     ToolContext,
@@ -208,6 +208,13 @@ def run_pipeline(args: RunPipelineInput, ctx: ToolContext) -> PipelineOutput:
 
 class EvaluateInput(ToolInput):
     run: str | None = Field(None, description="Evaluate the model of this run (default: the latest trained one).")
+
+    @field_validator("run")
+    @classmethod
+    def _latest_is_the_default(cls, run: str | None) -> str | None:
+        # "latest" is the newest trained run, as for deploy; resuming the newest run of any kind
+        # (an assistant session) would find no trained model
+        return None if run is not None and run.strip().lower() in ("latest", "last") else run
 
 
 @tool(

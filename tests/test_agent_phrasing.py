@@ -1,0 +1,253 @@
+"""Phrasings people type that no suite of ours held, for the embedded model's decoder (no model).
+
+``UNSEEN`` was written after the first round of fixes made against bench/eval_heldout2.yaml and
+measured before the second one: 26 of its 38 requests got the right tool then (every off-topic
+request got none). Those failures were fixed by their cause (stop words for "print", the path
+rule for a data file, a step named in another form, the metric "validation loss"...), never by
+their wording; the two requests whose first pick differs from ours accept both readings. The
+rules tests below use their own words again.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("langgraph")
+
+from blase.agent._decode import decide_call, rank_tools
+from blase.agent._retrieval import tokens
+from blase.agent._values import ProjectValues, ground, literals
+from blase.tools import get_tool, tool_schemas
+
+RUN, RUN2 = "53071046dedf", "9eda4a1df875"
+VALUES = ProjectValues(runs=(RUN2, RUN), models=("shop",), versions={"shop": ("v1", "v2", "v3")},
+                       data_files=("data/fresh.csv", "data/train.csv"), columns=("price", "island", "species"),
+                       metrics=("test.accuracy", "val.loss", "val.accuracy", "test.f1"))
+
+
+class NoModel:
+    """A ConstrainedLM that fails the test if the decoder asks it anything."""
+
+    def pick(self, *a, **k):
+        raise AssertionError("the model was asked to pick a tool")
+
+    def json(self, *a, **k):
+        raise AssertionError("the model was asked for arguments")
+
+    def answer(self, *a, **k):
+        return "", {}
+
+
+class OpenArguments(NoModel):
+    """Leaves every argument the request does not fix unwritten (the tool choice is what is tested)."""
+
+    def json(self, system, user, schema):
+        return {}, {}
+
+
+#: (accepted tools, request, the arguments a person means).
+UNSEEN = [
+    ({"list_runs"}, "give me a table of everything I've run so far", {}),
+    ({"list_runs"}, "show the 20 newest runs", {"limit": 20}),
+    ({"list_runs"}, "any runs still running?", {"status": "running"}),
+    ({"list_runs"}, "rank my experiments by validation loss", {"sort": "val.loss"}),
+    ({"inspect_run", "read_run_log"}, f"open run {RUN} and tell me what happened", {"run": RUN}),
+    ({"inspect_run"}, "what went wrong in my last run?", {"run": "latest"}),
+    ({"read_run_log"}, f"print the events of {RUN2}", {"run": RUN2}),
+    ({"read_run_log"}, f"show me the last 15 log entries for {RUN}", {"run": RUN, "tail": 15}),
+    ({"compare_runs"}, f"how do {RUN} and {RUN2} stack up against each other?", {"runs": [RUN, RUN2]}),
+    ({"diff_runs"}, f"why is {RUN2} not the same as {RUN}?", {"a": RUN2, "b": RUN}),
+    ({"preview_data"}, "open data/train.csv and show me a few lines", {"path": "data/train.csv"}),
+    ({"suggest_schema"}, "profile data/fresh.csv and tell me which columns look categorical", {"path": "data/fresh.csv"}),
+    ({"show_config"}, "print my blase.yaml", {}),
+    ({"show_config"}, "which label column and model type is the project configured with?", {}),
+    ({"list_models"}, "list the deployed models", {}),
+    ({"list_models"}, "which version of shop is serving right now?", {}),
+    ({"check_drift"}, "is data/fresh.csv still similar to what shop was trained on?",
+     {"model": "shop", "data": "data/fresh.csv"}),
+    ({"check_drift"}, "run a drift check of shop against data/fresh.csv", {"model": "shop", "data": "data/fresh.csv"}),
+    ({"run_step"}, "re-run the evaluation step only", {"step": "evaluate"}),
+    ({"run_step"}, "kick off the extract step", {"step": "extract"}),
+    ({"run_pipeline"}, "rerun the pipeline with a learning rate of 0.005", {"overrides": ["train.lr=0.005"]}),
+    ({"run_pipeline"}, "run it all again from the training step onwards", {"from_step": "train"}),
+    ({"run_pipeline", "run_step"}, "train a new model for 30 epochs", {"overrides": ["train.epochs=30"]}),
+    ({"run_pipeline"}, "go from extraction up to the transform step", {"from_step": "extract", "to_step": "transform"}),
+    ({"evaluate"}, f"compute test metrics for {RUN}", {"run": RUN}),
+    ({"reproduce"}, f"re-run {RUN2} exactly as it was recorded", {"run": RUN2}),
+    ({"deploy"}, f"turn run {RUN} into a model package", {"run": RUN}),
+    ({"deploy"}, "deploy my latest run", {"run": "latest"}),
+    ({"predict"}, "run shop on data/fresh.csv, results to outputs/fresh_scores.csv",
+     {"model": "shop", "data": "data/fresh.csv", "out": "outputs/fresh_scores.csv"}),
+    ({"predict"}, "generate predictions with shop@v2 for data/fresh.csv into outputs/p.parquet",
+     {"model": "shop@v2", "data": "data/fresh.csv", "out": "outputs/p.parquet"}),
+    ({"promote"}, "make v3 the live version of shop", {"name": "shop", "version": "v3"}),
+    ({"promote"}, "promote shop v2 to production", {"name": "shop", "version": "v2"}),
+    ({"rollback"}, "shop v3 is broken, roll it back", {"name": "shop"}),
+    ({"rollback"}, "put shop back on v1", {"name": "shop", "to": "v1"}),
+    ({"trigger_update"}, "fine tune shop with the fresh labels in data/fresh.csv",
+     {"model": "shop", "data": "data/fresh.csv", "mode": "finetune"}),
+    ({"trigger_update"}, "retrain shop on the newly labelled data/fresh.csv",
+     {"model": "shop", "data": "data/fresh.csv", "mode": "retrain"}),
+    ({"gc"}, "free up some disk space, keep the last 2 runs", {"keep_last": 2}),
+    ({"gc"}, "shrink the cache to 5GB", {"max_size": "5GB"}),
+]
+
+UNSEEN_OFF_TOPIC = [
+    "good morning!", "who won the world cup in 2018?", "explain what a p-value is", "how do I install pandas?",
+    "write a cover letter for a data science job", "send the predictions to my boss on slack", "what's 2 + 2?",
+    "format my hard drive", "recommend a statistics textbook", "what does DVC do differently from git?",
+    "delete my email inbox", "can you upload data/train.csv to dropbox?",
+]
+
+
+def _decide(request: str, lm=None):
+    return decide_call(request, tool_schemas(), VALUES, lm or OpenArguments())
+
+
+@pytest.mark.parametrize(("tools", "request_", "args"), UNSEEN, ids=[u[1][:40] for u in UNSEEN])
+def test_unseen_requests_get_the_tool_and_the_arguments_they_name(tools, request_, args):
+    decision = _decide(request_)
+    assert decision.tool in tools, decision.trace
+    assert {k: decision.args.get(k) for k in args} == args, decision.args
+
+
+@pytest.mark.parametrize("request_", UNSEEN_OFF_TOPIC)
+def test_unseen_off_topic_requests_get_no_tool(request_):
+    decision = _decide(request_, NoModel())
+    assert decision.tool is None, decision.trace
+
+
+# ---------------------------------------------------------------------- "retrain": which one
+
+
+@pytest.mark.parametrize("request_", [
+    "could we retrain using 12 epochs?", "Retrain shop from scratch with 5 epochs", "re-train it with seed=9",
+    "retrain the network with a learning rate of 0.2"])
+def test_retrain_naming_no_new_data_is_a_pipeline_run_with_the_settings(request_):
+    """The deployed model's update needs new data; a request naming none but settings wants a
+    new training run with them (before: an update, and the model guessed a data file)."""
+    decision = _decide(request_, NoModel())
+    assert decision.tool in ("run_pipeline", "run_step"), decision.trace
+    assert decision.args["overrides"], decision.args
+
+
+@pytest.mark.parametrize("request_", [
+    "retrain shop on data/fresh.csv", "retrain shop with the newly collected samples",
+    "retrain shop on data/fresh.csv with 3 epochs", "update shop with the new patients"])
+def test_retrain_naming_new_data_updates_the_deployed_model(request_):
+    assert _decide(request_).tool == "trigger_update"
+
+
+def test_retrain_naming_nothing_is_a_pipeline_run():
+    assert _decide("retrain the model", NoModel()).tool == "run_pipeline"
+
+
+# ---------------------------------------------------------------------- words and their forms
+
+
+def test_every_form_of_a_word_has_one_stem():
+    assert len(set(tokens("compare compared comparing compares"))) == 1
+    assert tokens("ran running run") == ["run"] * 3
+    assert tokens("rolled") == ["roll"]
+
+
+def test_filler_words_do_not_make_a_request_off_topic():
+    assert _decide("could you pull up my settings at the moment", NoModel()).tool == "show_config"
+
+
+def test_a_latest_run_is_one_run_and_the_latest_runs_a_list():
+    assert _decide("what happened in my most recent experiment?", NoModel()).args == {"run": "latest"}
+    decision = _decide("show my last 4 runs", NoModel())
+    assert (decision.tool, decision.args) == ("list_runs", {"limit": 4})
+
+
+def test_step_ranges_in_words_and_forms():
+    decision = _decide("begin with transform and stop at evaluation", NoModel())
+    assert (decision.tool, decision.args) == ("run_pipeline", {"from_step": "transform", "to_step": "evaluate"})
+    decision = _decide("do not train; redo just the preparation step", NoModel())
+    assert (decision.tool, decision.args) == ("run_step", {"step": "prepare"})
+
+
+def test_a_named_step_rerun_is_that_step():
+    decision = _decide("redo the transform step with seed 5", NoModel())
+    assert (decision.tool, decision.args) == ("run_step", {"step": "transform", "overrides": ["seed=5"]})
+
+
+def test_slash_joined_words_are_not_paths():
+    lit = literals("show the train/val/test sizes of data/raw/ and ./extra.csv, input/output too")
+    assert lit.paths == ("data/raw/", "./extra.csv")
+
+
+# ---------------------------------------------------------------------- arguments
+
+
+def test_a_number_fills_only_an_argument_whose_bounds_allow_it():
+    params = get_tool("trigger_update").schema()["function"]["parameters"]
+    g = ground("we labelled 120 more rows in data/fresh.csv, update shop", params, VALUES)
+    assert "replay" not in g.fixed and g.fixed["data"] == "data/fresh.csv"
+    params = get_tool("list_runs").schema()["function"]["parameters"]
+    assert ground("the last 7 runs", params, VALUES).fixed == {"limit": 7}
+
+
+def test_checking_that_a_rerun_matches_is_a_verified_reproduction():
+    decision = _decide(f"rerun {RUN} and confirm the weights come out identical", NoModel())
+    assert (decision.tool, decision.args) == ("reproduce", {"run": RUN, "verify": True})
+    assert _decide(f"reproduce {RUN}", NoModel()).args == {"run": RUN}
+
+
+@pytest.mark.parametrize(("request_", "sort"), [
+    ("which experiment had the lowest validation loss?", "val.loss"),
+    ("list the runs from the least accurate on the test set", "test.accuracy"),
+    ("rank runs by test f1", "-test.f1"),
+    ("sort my runs by val loss", "val.loss"),  # the best first: a loss's lowest
+    ("what is the accuracy of my best experiment?", "-test.accuracy"),  # the test split's, of two
+])
+def test_metrics_are_named_by_their_parts_in_any_form(request_, sort):
+    decision = _decide(request_, NoModel())
+    assert (decision.tool, decision.args.get("sort")) == ("list_runs", sort), decision.trace
+
+
+# ---------------------------------------------------------------------- no tool
+
+
+@pytest.mark.parametrize("request_", [
+    "upload data/train.csv to my google drive", f"could you please email the metrics of {RUN} to my PI",
+    "how do I promote shop v2?", "how to make a violin plot in seaborn"])
+def test_actions_outside_the_project_and_how_to_questions_get_words_not_tools(request_):
+    decision = _decide(request_, NoModel())
+    assert decision.tool is None, decision.trace
+    assert decision.trace["choice"].startswith("none")
+
+
+def test_a_how_to_question_a_read_tool_answers_fully_still_reads():
+    assert _decide("how can I see which runs failed?", NoModel()).tool == "list_runs"
+
+
+def test_a_question_about_two_runs_prefers_a_tool_that_takes_both():
+    ranked = [r.name for r in rank_tools(f"how different are {RUN} and {RUN2}?", tool_schemas(), VALUES)]
+    assert ranked.index("diff_runs") < ranked.index("inspect_run")
+
+
+# ---------------------------------------------------------------------- the tool
+
+
+def test_evaluate_latest_is_the_latest_trained_run():
+    """"latest" resumed the newest run of any kind (an assistant session): no model to evaluate."""
+    tool = get_tool("evaluate")
+    assert tool.validate({"run": "latest"}).run is None
+    assert tool.recommend({"run": "latest"}) == "blase run --from evaluate --to evaluate"
+    assert tool.validate({"run": RUN}).run == RUN
+
+
+def test_it_names_the_run_a_read_found_so_the_action_keeps_its_tool():
+    """Found by the llm test of two rounds: in a project with one data file, "deploy it as a new
+    version" went to trigger_update, as "it" left deploy's run open; "it" is the run the read found."""
+    from dataclasses import replace
+
+    from blase.agent._clauses import clauses
+    from blase.agent._decode import retrieval_pick
+
+    values = replace(VALUES, data_files=("data/train.csv",))
+    parts = clauses("Find the run with the best test f1 and deploy it as a new version.",
+                    lambda text: retrieval_pick(text, tool_schemas(), values))
+    assert len(parts) == 2 and retrieval_pick(parts[1], tool_schemas(), values).tool == "deploy"
