@@ -175,7 +175,11 @@ def _unfilled(request: str, props: Mapping[str, Any], required: Sequence[str], n
     if not (values.runs or values.models):  # nothing known of the project: nothing to judge
         return 0
     count = int("overrides" in named and "overrides" not in props)
+    one_run = "run" in named  # one run named fills one of a two-run tool's runs (a diff against it)
     for key, kind in zip(props, _kinds(props), strict=True):
+        if kind == "runs" and one_run and key in required:
+            one_run = False
+            continue
         if key not in required or kind in named or (kind == "run" and RUN_PRONOUN.search(request)):
             continue
         if kind in ("run", "runs", "version") \

@@ -269,9 +269,9 @@ class TrainStep(Step):
     def verify(self, original: Mapping[str, str], again: Mapping[str, str]) -> Verification:
         """Every file, and the model's own files as the weights: ``model.safetensors``, or a
         model plugin's (``model.ubj``, ``model.txt``, ``model.keras``): every ``model.*`` but
-        ``model.json``."""
+        ``model.json``, an ensemble's members' (``members/0-glm/model.safetensors``) included."""
         compared = super().verify(original, again)
-        weights = sorted(f for f in original if f.startswith("model.") and f != "model.json")
+        weights = sorted(f for f in original if Path(f).name.startswith("model.") and Path(f).name != "model.json")
         identical = bool(weights) and all(original.get(f) == again.get(f) for f in weights)
         return replace(compared, weights_identical=identical)
 
