@@ -106,6 +106,8 @@ def run_lineage(project: Project, ref: str) -> RunLineage:
         )
     snapshot = next((d.get("files") or {} for d in _events(run, "code_snapshot")), {})
     deployed = next((d.get("details") for d in _events(run, "step") if _made_version(d)), None)
+    if deployed is not None:  # what was deployed; not the runner's memory bookkeeping around the step
+        deployed = {k: v for k, v in deployed.items() if k != "memory_release"}
     return RunLineage(run.id, steps, dict(snapshot), deployed, run.parent, dict(run.tags))
 
 
