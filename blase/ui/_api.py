@@ -335,9 +335,11 @@ class Dashboard:
             raise UIError(f"no assistant session {sid!r}", hint="the assistant page lists the sessions", status=404)
         project = self.project(runs[0].summary.project)
         events = []
+        live = False
         for summary in sorted((r.summary for r in runs), key=lambda x: x.started_at or ""):
             run = self._load(summary.id, history=False)
             events += [{**_event_row(e), "run": run.id} for e in run.event_list]
+            live = live or run.status == "running"
         autopilot = any(r.summary.tags.get("autopilot") for r in runs)
         pending = self._pending(project, sid)
         if autopilot and pending is not None:
@@ -345,7 +347,7 @@ class Dashboard:
 
             pending["answered"] = autopilot_answer(project, sid, str(pending.get("call_id") or ""))
         return {"session": sid, "project": str(project.root), "events": events, "autopilot": autopilot,
-                "pending": pending, "read_only": self.read_only}
+                "live": live, "pending": pending, "read_only": self.read_only}
 
     def _pending(self, project: Project, sid: str) -> dict[str, Any] | None:
         from blase.ui._assistant import pending_call

@@ -596,8 +596,9 @@ async function sessionPage(sid) {
   show(route, h("h1", {}, `Session ${d.session}`), d.pending ? pendingBox(d) : h("p", { class: "muted" }, "nothing waits for a person"),
     h("h2", {}, "Replay"), events);
   document.body.dataset.ready = "session";
-  // a `blase run --autonomy` process answers in its own time (or its terminal answers first): look again
-  if (d.autopilot && d.pending) setTimeout(() => { if (route === ROUTE) sessionPage(sid).catch(showError); }, LIVE_EVERY);
+  // a `blase run --autonomy` process goes on in its own time (its terminal may answer first, and its next
+  // proposal may come at any step): look again while it runs or waits
+  if (d.autopilot && (d.pending || d.live)) setTimeout(() => { if (route === ROUTE) sessionPage(sid).catch(showError); }, LIVE_EVERY);
 }
 
 function pendingBox(d) {
