@@ -7,6 +7,7 @@ file with another header fails with both file names instead of half-way through 
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import re
@@ -111,6 +112,14 @@ def first_row(result: Any) -> Any:
 
 def split_suffixes(name: str) -> tuple[str, str | None]:
     """The data format suffix of a file name and its compression, e.g. ``('.csv', 'gzip')``."""
+    parts = name.rsplit(".", 2)
+    if len(parts) > 1 and parts[0]:  # only the last two suffixes count: one answer per kind of name
+        return _split_tail("x." + ".".join(parts[1:]))  # (a folder of 100,000 images has one)
+    return _split_tail(name)
+
+
+@functools.lru_cache(maxsize=256)
+def _split_tail(name: str) -> tuple[str, str | None]:
     lower = name.lower()
     compression = None
     for suffix, kind in _COMPRESSION.items():
