@@ -156,7 +156,9 @@ def bench_index(work: Path, n: int) -> list[tuple[str, float, float]]:
         Image.fromarray(tiny + i % 200, "L").save(folder / f"{i:06d}.png")
     (work / ".blase").mkdir(exist_ok=True)
     files = sorted(root.rglob("*.png"))
-    # a real folder is older than the window in which the index reads a just-written file again
+    # a real folder is older than the window in which the index reads a just-written file again,
+    # and is on disk: no writeback of 100,000 new files competes with the scans timed below
+    os.sync()
     time.sleep(RACY_WINDOW_NS / 1e9)
     reader = ImageReader(ImageOptions(size=4, mode="L", workers=2))
     first, index = timed(lambda: reader.index(files, root=root))
