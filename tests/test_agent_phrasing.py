@@ -251,3 +251,85 @@ def test_it_names_the_run_a_read_found_so_the_action_keeps_its_tool():
     parts = clauses("Find the run with the best test f1 and deploy it as a new version.",
                     lambda text: retrieval_pick(text, tool_schemas(), values))
     assert len(parts) == 2 and retrieval_pick(parts[1], tool_schemas(), values).tool == "deploy"
+
+
+# ---------------------------------------------------------------------- third round
+# The causes of the misses of bench/eval_heldout3.yaml (written blind, measured before these
+# fixes), each tested here in other words than that suite's.
+
+
+@pytest.mark.parametrize(("request_", "tool"), [
+    ("lsit my runs", "list_runs"), (f"evalaute the model of {RUN}", "evaluate"),
+    ("rollbak shop to v1", "rollback"), ("rerun the pipline", "run_pipeline")])
+def test_typos_one_edit_away_from_a_tool_word_are_read_as_that_word(request_, tool):
+    decision = _decide(request_, NoModel())
+    assert decision.tool == tool, decision.trace
+    assert decision.trace["spelled"] != request_
+
+
+def test_spelling_leaves_real_words_project_names_and_literals_alone():
+    from blase.agent._decode import spelled
+
+    for text in ("list the runs from the least accurate", f"inspect {RUN} with lr=0.1 in data/fresh.csv",
+                 "what is the price column of shop?"):
+        assert spelled(text, tool_schemas(), VALUES) == text
+
+
+def test_greetings_courtesy_and_counts_in_words_do_not_make_a_request_off_topic():
+    decision = _decide("Hello! Would you be so kind as to list my ten newest runs? Many thanks in advance.", NoModel())
+    assert (decision.tool, decision.args) == ("list_runs", {"limit": 10}), decision.trace
+    assert tokens("good afternoon, the seven latest runs") == tokens("the latest runs")
+    assert _decide("Recommend a good book about history.", NoModel()).tool is None
+
+
+def test_a_quoted_fragment_is_the_text_a_log_search_looks_for():
+    decision = _decide(f"search the log of {RUN2} for 'nan'", NoModel())
+    assert (decision.tool, decision.args) == ("read_run_log", {"run": RUN2, "contains": "nan"}), decision.trace
+
+
+def test_an_override_spelled_with_a_bare_setting_name_gets_its_section():
+    from blase.agent._values import qualified
+
+    assert qualified("lr=0.1") == "train.lr=0.1" and qualified("epochs=7") == "train.epochs=7"
+    assert qualified("train.lr=0.1") == "train.lr=0.1" and qualified("colour=red") == "colour=red"
+    decision = _decide("run it all again with epochs=7", NoModel())
+    assert decision.args["overrides"] == ["train.epochs=7"], decision.args
+
+
+@pytest.mark.parametrize("request_", [
+    "write a python function that reverses a list", "draft a methods paragraph for my paper",
+    "translate the word 'runs' into Spanish"])
+def test_asking_for_a_text_to_be_written_gets_words(request_):
+    decision = _decide(request_, NoModel())
+    assert decision.tool is None, decision.trace
+
+
+def test_writing_named_project_outputs_is_still_a_tool():
+    decision = _decide("write the predictions of shop for data/fresh.csv to outputs/w.csv", NoModel())
+    assert decision.tool == "predict", decision.trace
+
+
+@pytest.mark.parametrize("request_", [
+    "I only need the shards, no training please", "split the data into training and validation sets and stop there",
+    "create the train/dev/test splits only"])
+def test_asking_for_what_a_step_makes_runs_up_to_that_step(request_):
+    decision = _decide(request_, NoModel())
+    assert (decision.tool, decision.args) == ("run_pipeline", {"to_step": "prepare"}), decision.trace
+
+
+@pytest.mark.parametrize(("request_", "tool"), [
+    ("evaluate the latest model on the test split", "evaluate"),
+    (f"compare train and test accuracy of {RUN}", "evaluate")])
+def test_the_test_split_alone_is_not_the_splits_step(request_, tool):
+    assert _decide(request_, NoModel()).tool == tool
+
+
+@pytest.mark.parametrize(("request_", "tool"), [
+    ("propose a target column for data/train.csv", "suggest_schema"),
+    ("recommend a label column for data/fresh.csv", "suggest_schema"),
+    ("do you recommend retraining shop given data/fresh.csv?", "check_drift")])
+def test_a_files_own_name_is_no_evidence_and_recommend_is_suggest(request_, tool):
+    """"data/new.csv" said "new data" (drift's words) and "data/train.csv" "train"; "recommend" is
+    what ``suggest_schema``'s name says too."""
+    decision = _decide(request_, NoModel())
+    assert decision.tool == tool, decision.trace
