@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from ._retrieval import MAX_SHOWN, MIN_SCORE, Retrieved, ToolIndex, tokens
+from ._retrieval import MAX_SHOWN, MIN_SCORE, VOCAB_WORDS, Retrieved, ToolIndex, tokens
 from ._values import (
     ARG_KINDS,
     LATEST_RUN,
@@ -291,7 +291,7 @@ _AUTHOR = frozenset(["write", "compose", "draft", "translate", "rephrase", "para
 def _outside(request: str, anchored: bool = False) -> str | None:
     """Why the request is about no tool whatever it names, or ``None``."""
     verb = _VERB.match(request)
-    if verb and verb.group(1).lower() in _OUTSIDE:
+    if verb and verb.group(1).lower() in _OUTSIDE - VOCAB_WORDS:  # "order my runs by f1" sorts them
         return f"none: no tool can {verb.group(1).lower()}"
     if verb and verb.group(1).lower() in _AUTHOR and not anchored:
         return f"none: no tool can {verb.group(1).lower()} a text"
@@ -309,6 +309,10 @@ def _choose(request: str, ranked: list[Retrieved], specs: Mapping[str, Mapping[s
     if outside:
         trace["choice"] = outside
         return None
+    called = None if _HOW_TO.match(request) else _called(request, specs)
+    if called is not None:
+        trace["choice"] = "retrieval: the request says the tool's name"
+        return called
     if best is None or (about < MIN_SCORE and not anchored):
         trace["choice"] = "none: retrieval found no tool"
         return None
@@ -330,6 +334,16 @@ def _choose(request: str, ranked: list[Retrieved], specs: Mapping[str, Mapping[s
     trace["choice"] = f"model among {len(options) + 1}"
     trace.setdefault("calls", []).append({"stage": "tool", **timing})
     return None if picked == NONE else picked
+
+
+def _called(request: str, specs: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The one read tool whose name holds every word of a terse request ("models?", "schema",
+    "log"), however low its score: the name is what people call it. ``None`` when the words are in
+    several names ("runs?") or in none; a tool that changes anything is never chosen this way."""
+    words = set(tokens(request))
+    fits = [name for name, spec in specs.items() if "[risk: read]" in spec["function"].get("description", "")
+            and words and words <= set(tokens(name.replace("_", " ")))]
+    return fits[0] if len(fits) == 1 else None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MAX_SHOWN", "MIN_SCORE", "NUMBER_WORDS", "Retrieved", "ToolIndex", "tokens"]
+__all__ = ["MAX_SHOWN", "MIN_SCORE", "NUMBER_WORDS", "VOCAB_WORDS", "Retrieved", "ToolIndex", "tokens"]
 
 #: The most tools a turn shows the model.
 MAX_SHOWN = 8
@@ -28,7 +28,7 @@ MIN_SCORE = 2.0
 
 _STOP = frozenset(["a", "an", "the", "of", "to", "in", "on", "at", "by", "for", "from", "with", "and", "or", "but", "not", "no", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "done", "doing", "this", "that", "these", "those", "it", "its", "me", "my", "i", "you", "your", "we", "our", "us", "he", "she", "they", "them", "their", "what", "which", "who", "whom", "how", "why", "when", "where", "there", "here", "can", "could", "would", "should", "will", "shall", "may", "might", "must", "please", "show", "tell", "give", "let", "make", "get", "got", "want", "need", "know", "see", "some", "any", "all", "each", "every", "one", "only", "also", "just", "about", "into", "over", "than", "then", "so", "as", "if", "up", "out", "new", "now", "again", "more", "most", "very", "s", "t",
                    # fillers: how people ask, not what they ask for ("pull up", "at the moment")
-                   "pull", "bring", "display", "fetch", "use", "using", "used", "moment", "currently", "right",
+                   "pull", "bring", "display", "fetch", "open", "view", "use", "using", "used", "moment", "currently", "right",
                    "yet", "still", "already", "quick", "quickly", "thanks", "thank", "okay", "ok", "hey", "hi",
                    "like", "would", "ll", "ve", "re", "don", "doesn", "didn", "won", "anything", "something",
                    "everything", "nothing", "else", "thing", "things", "bit", "end", "ended", "happen", "try",
@@ -69,9 +69,12 @@ _VOCAB: Mapping[str, str] = {
 }
 
 
+#: Every word of :data:`_VOCAB`: the words people use for some tool ("order" runs by a metric).
+VOCAB_WORDS = frozenset(w for words in _VOCAB.values() for w in words.split())
+
 #: Common words that are still evidence because a tool's own vocabulary lists them ("make" ...
 #: current, "only" one step, run "again"): dropping them would silently delete those synonyms.
-_SKIPPED = _STOP - {w for words in _VOCAB.values() for w in words.split()}
+_SKIPPED = _STOP - VOCAB_WORDS
 
 
 #: Irregular forms whose stem is not a suffix away ("ran" is what "run" says in the past).
@@ -83,6 +86,8 @@ def _stem(word: str) -> str:
     """A light stemmer that gives every form of a word the same stem: ``compare``, ``compared``,
     ``comparing`` and ``compares`` all give ``compar``; ``running`` gives ``run``."""
     word = _IRREGULAR.get(word, word)
+    if len(word) > 6 and word.endswith("ly"):  # recently -> recent, newly -> newly
+        word = word[:-2]
     for suffix in ("ing", "ed", "es", "s"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
             word = word[: -len(suffix)]

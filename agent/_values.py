@@ -317,7 +317,7 @@ def _candidates(kind: str, prop: Mapping[str, Any], request: str, lit: Literals,
     """``(named, allowed)``: values of this kind the request names, and every value the project
     allows when it names none (empty: unconstrained or nothing known)."""
     if "enum" in prop:
-        return named_in_order(request, list(prop["enum"])), list(prop["enum"])
+        return (named_in_order(request, list(prop["enum"])) or _described(request, prop)), list(prop["enum"])
     if kind == "resume" and not words & _RESUME:  # a run named is resumed only when the request says so
         return [], []
     if kind in ("run", "resume"):
@@ -358,6 +358,20 @@ def _candidates(kind: str, prop: Mapping[str, Any], request: str, lit: Literals,
     return [], []
 
 
+def _described(request: str, prop: Mapping[str, Any]) -> list[Any]:
+    """The enum values whose meaning, as the argument's description states it ("finetune: continue
+    from the deployed weights; retrain: from scratch"), the request says: the whole meaning or
+    its last two words ("from scratch", "the deployed weights")."""
+    found = []
+    text = " ".join(request.lower().split())
+    for value in prop.get("enum", []):
+        said = re.search(rf"\b{re.escape(str(value))}:\s*([^;.]+)", prop.get("description", ""))
+        words = said.group(1).lower().split() if said else []
+        if words and (" ".join(words) in text or (len(words) > 2 and " ".join(words[-2:]) in text)):
+            found.append(value)
+    return found
+
+
 def enum_groups(props: Mapping[str, Any]) -> list[list[str]]:
     """The arguments that take an enum, grouped by the enum: one argument (``step``), or two or
     more that are the ends of a range over its values (``from_step``, ``to_step``: start first)."""
@@ -377,7 +391,7 @@ def named_in_order(request: str, enum: list[Any]) -> list[Any]:
     """The values of ``enum`` the request names, in the enum's own order (a pipeline's steps run in it).
 
     A value is named by its own word, or by another form of it ("training", "evaluation") where a
-    range leads to it ("stop after training") or "step" follows it; not inside a slash-joined list
+    range leads to it ("stop after training"), "step" follows it or "redo/rerun/only" leads to it; not inside a slash-joined list
     ("the train/val/test splits" names no step) nor after a negation ("don't train anything")."""
     kept = _unlisted(_unnegated(request))
     words = norm_words(literals(kept))
@@ -429,7 +443,8 @@ def _form_named(request: str, value: str) -> bool:
     if len(value) < 5 or not value.isalpha():
         return False
     form = _forms(value)
-    return bool(re.search(rf"\b(?:{_END}|{_START})\s+(?:the\s+)?{form}\b|\b{form}\s+step\b", request, re.I))
+    return bool(re.search(rf"\b(?:{_END}|{_START})\s+(?:the\s+)?{form}\b|\b{form}\s+step\b"
+                          rf"|\b(?:redo|rerun|re-run|repeat|only)\s+(?:the\s+)?{form}\b", request, re.I))
 
 
 def range_end(request: str, value: Any) -> str | None:

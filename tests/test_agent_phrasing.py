@@ -100,18 +100,72 @@ UNSEEN_OFF_TOPIC = [
 ]
 
 
+# ---------------------------------------------------------------------- third round, after its fixes
+#: Written after the fixes for bench/eval_heldout3.yaml's misses (tested at the end of this file) and
+#: measured before the next ones (decoder only, no model): 30 of the 36 got the right tool and
+#: arguments, the 12 off-topic ones got none. The misses' causes ("anything I ran recently": "-ly";
+#: "order my runs by f1": "order" is a tool's word, not only a purchase; "open the configuration":
+#: "open" asks to see; "only redo the transformation": a step's noun after "redo"; "from scratch":
+#: the meaning an enum's description gives a value; "modles?": a terse request of one tool's name)
+#: were then fixed, and are tested at the end in other words.
+UNSEEN3 = [
+    ({"list_runs"}, "hey, anything i ran recently?", {}),
+    ({"list_runs"}, "show me all the runs that are finished", {"status": "finished"}),
+    ({"list_runs"}, "could u list 8 latest experiments", {"limit": 8}),
+    ({"list_runs"}, "order my runs by f1 on test", {"sort": "-test.f1"}),
+    ({"inspect_run"}, f"tell me everything about {RUN2}", {"run": RUN2}),
+    ({"inspect_run"}, "what metrics did the last run get?", {"run": "latest"}),
+    ({"read_run_log"}, f"i would like to read the logs for {RUN}, the last 5 entries", {"run": RUN, "tail": 5}),
+    ({"compare_runs"}, f"{RUN} vs {RUN2}: which is better?", {"runs": [RUN, RUN2]}),
+    ({"diff_runs", "compare_runs"}, f"what is different between {RUN2} and {RUN}", {}),
+    ({"preview_data"}, "peek into data/fresh.csv", {"path": "data/fresh.csv"}),
+    ({"preview_data"}, "display the header and 3 lines of data/train.csv", {"path": "data/train.csv", "rows": 3}),
+    ({"suggest_schema"}, "what types do the columns in data/train.csv have and how should I encode them?", {"path": "data/train.csv"}),
+    ({"suggest_schema"}, "Kindly infer a schema for data/fresh.csv", {"path": "data/fresh.csv"}),
+    ({"show_config"}, "what seed does the project use", {}),
+    ({"show_config"}, "open the configuration", {}),
+    ({"list_models"}, "which shop version is in production?", {}),
+    ({"list_models"}, "modles?", {}),
+    ({"check_drift"}, "monitor shop on data/fresh.csv", {"model": "shop", "data": "data/fresh.csv"}),
+    ({"check_drift"}, "are the patients in data/fresh.csv different from the training population of shop?", {"model": "shop", "data": "data/fresh.csv"}),
+    ({"run_step"}, "only redo the transformation, nothing else", {"step": "transform"}),
+    ({"run_step", "run_pipeline"}, "train again with 20 epochs", {"overrides": ["train.epochs=20"]}),
+    ({"run_pipeline"}, "execute the full pipeline please", {}),
+    ({"run_pipeline"}, "run from prepare to train with batch size 32", {"from_step": "prepare", "to_step": "train", "overrides": ["train.batch_size=32"]}),
+    ({"run_pipeline"}, "resume the failed run " + RUN, {"resume": RUN}),
+    ({"evaluate"}, "score the newest model on held-out test data", {}),
+    ({"reproduce"}, f"can {RUN} be reproduced bit for bit? check it", {"run": RUN, "verify": True}),
+    ({"deploy"}, f"ship {RUN2}", {"run": RUN2}),
+    ({"deploy"}, f"release the model from run {RUN} under the name shop", {"run": RUN, "name": "shop"}),
+    ({"predict"}, "apply shop to data/fresh.csv and put the output in outputs/preds.parquet", {"model": "shop", "data": "data/fresh.csv", "out": "outputs/preds.parquet"}),
+    ({"trigger_update"}, "shop needs updating with data/fresh.csv, from scratch", {"model": "shop", "data": "data/fresh.csv", "mode": "retrain"}),
+    ({"promote"}, "set shop v3 as current", {"name": "shop", "version": "v3"}),
+    ({"promote"}, "activate version v2 of shop", {"name": "shop", "version": "v2"}),
+    ({"rollback"}, "revert shop", {"name": "shop"}),
+    ({"rollback"}, "undo the last promote of shop", {"name": "shop"}),
+    ({"gc"}, "clean up the cache but keep the last 3 runs", {"keep_last": 3}),
+    ({"gc"}, "my disk is full, what can blase delete?", {}),
+]
+
+UNSEEN3_OFF_TOPIC = [
+    "yo", "what's the weather in Berlin tomorrow?", "tell me a joke about statisticians",
+       "how does XGBoost handle missing values?", "please wipe my laptop", "who are you?",
+       "can you order pizza for the team", "explain overfitting like I'm five", "is R better than Python for biostatistics?",
+       "write a haiku about gradient descent", "what time is it", "post our accuracy on twitter"]
+
+
 def _decide(request: str, lm=None):
     return decide_call(request, tool_schemas(), VALUES, lm or OpenArguments())
 
 
-@pytest.mark.parametrize(("tools", "request_", "args"), UNSEEN, ids=[u[1][:40] for u in UNSEEN])
+@pytest.mark.parametrize(("tools", "request_", "args"), UNSEEN + UNSEEN3, ids=[u[1][:40] for u in UNSEEN + UNSEEN3])
 def test_unseen_requests_get_the_tool_and_the_arguments_they_name(tools, request_, args):
     decision = _decide(request_)
     assert decision.tool in tools, decision.trace
     assert {k: decision.args.get(k) for k in args} == args, decision.args
 
 
-@pytest.mark.parametrize("request_", UNSEEN_OFF_TOPIC)
+@pytest.mark.parametrize("request_", UNSEEN_OFF_TOPIC + UNSEEN3_OFF_TOPIC)
 def test_unseen_off_topic_requests_get_no_tool(request_):
     decision = _decide(request_, NoModel())
     assert decision.tool is None, decision.trace
@@ -333,3 +387,27 @@ def test_a_files_own_name_is_no_evidence_and_recommend_is_suggest(request_, tool
     what ``suggest_schema``'s name says too."""
     decision = _decide(request_, NoModel())
     assert decision.tool == tool, decision.trace
+
+
+def test_adverbs_share_their_adjectives_stem():
+    assert tokens("recently newly") == tokens("recent newly")
+
+
+def test_a_verb_a_tools_vocabulary_lists_is_not_an_outside_action():
+    assert _decide("order the experiments by val loss", NoModel()).args == {"sort": "val.loss"}
+    assert _decide("order a taxi to the airport", NoModel()).tool is None
+
+
+def test_a_steps_noun_after_redo_names_the_step():
+    assert _decide("rerun the extraction only", NoModel()).args == {"step": "extract"}
+
+
+def test_an_enum_value_is_named_by_the_meaning_its_description_gives():
+    decision = _decide("update shop on data/fresh.csv, continue from the deployed weights", NoModel())
+    assert decision.args.get("mode") == "finetune", decision.args
+
+
+@pytest.mark.parametrize(("request_", "tool"), [("schema?", "suggest_schema"), ("config", "show_config"),
+                                                ("deploy", None), ("how do I compare?", None)])
+def test_a_terse_request_of_one_read_tools_name_is_that_tool(request_, tool):
+    assert _decide(request_).tool == tool
