@@ -102,7 +102,10 @@ def _stem(word: str) -> str:
 def tokens(text: str) -> list[str]:
     """Lower-case word stems of ``text`` without stop words; ``fine-tune`` and ``roll back``
     also give ``finetune`` and ``rollback``, and ``snake_case`` names give their parts."""
-    words = re.findall(r"[a-z0-9]+(?:[_-][a-z0-9]+)*", text.lower())
+    # every tool is Blase's: its name alone says nothing of which one ("how do I use blase?"), unlike
+    # the project's file blase.yaml
+    text = re.sub(r"\bblase\b(?!\.ya?ml)", " ", text.lower())
+    words = re.findall(r"[a-z0-9]+(?:[_-][a-z0-9]+)*", text)
     out = []
     for w in words:
         parts = re.split(r"[_-]", w)

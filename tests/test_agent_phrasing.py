@@ -411,3 +411,8 @@ def test_an_enum_value_is_named_by_the_meaning_its_description_gives():
                                                 ("deploy", None), ("how do I compare?", None)])
 def test_a_terse_request_of_one_read_tools_name_is_that_tool(request_, tool):
     assert _decide(request_).tool == tool
+
+
+def test_the_products_own_name_is_no_evidence_of_a_tool():
+    assert _decide("how do I get started with blase?", NoModel()).tool is None
+    assert _decide("open blase.yaml", NoModel()).tool == "show_config"
