@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from ._retrieval import MAX_SHOWN, MIN_SCORE, Retrieved, ToolIndex, tokens
+from ._retrieval import MAX_SHOWN, MIN_SCORE, VOCAB_WORDS, Retrieved, ToolIndex, tokens
 from ._values import (
     ARG_KINDS,
     LATEST_RUN,
@@ -44,6 +44,7 @@ from ._values import (
     named_in_order,
     norm_words,
     range_end,
+    restate_products,
     said_settings,
 )
 
@@ -216,12 +217,26 @@ def rank_tools(request: str, specs: Sequence[Mapping[str, Any]], values: Project
     question = is_question(request) if question is None else question
     by_name = {s["function"]["name"]: s for s in specs}
     # "the latest run" names a run: its "latest" is the run's value, not a list's word
-    words = LATEST_RUN.sub(" run ", request)
+    words = _unnamed_paths(LATEST_RUN.sub(" run ", request))
     ranked = [Retrieved(r.name, round(r.score + _structure_bonus(request, by_name[r.name], named, question,
                                                                  set(by_name), values), 4))
               for r in _index(specs).scores(words)]
     later = _not_meant(request, by_name, named)
     return sorted(ranked, key=lambda r: (r.name in later, -r.score))
+
+
+def _unnamed_paths(request: str) -> str:
+    """``request`` with each path's file name left out, its folders and extension kept: a file is
+    named by its user ("data/new.csv", "outputs/train_scores.csv"), so its name's words are no
+    evidence of a tool ("new" data to check for drift, a "train" step), while "data/" and ".csv" say
+    it is a data file. A file without a folder ("blase.yaml") keeps its name: it is the project's."""
+    for path in literals(request).paths:
+        folder, _, name = path.rstrip("/").rpartition("/")
+        if not folder.strip("./"):
+            continue
+        ext = name.rpartition(".")[2] if "." in name else ""
+        request = request.replace(path, f" {folder.replace('/', ' ')} {ext} ")
+    return request
 
 
 #: "Retrain", "re-train", "train it again": a new pipeline run, or an update on new data.
@@ -267,11 +282,19 @@ _OUTSIDE = frozenset(["email", "mail", "send", "forward", "upload", "post", "pub
 _HOW_TO = re.compile(r"^\s*how\s+(?:do|does|can|could|should|would)\s+(?:i|we|you|one)\b|^\s*how\s+to\b", re.I)
 
 
-def _outside(request: str) -> str | None:
+#: Asking for a text to be written ("write me a SQL query", "translate ..."): no tool writes prose
+#: or code, so such a request gets words unless it names something of the project ("write the
+#: predictions of data/new.csv to outputs/p.csv").
+_AUTHOR = frozenset(["write", "compose", "draft", "translate", "rephrase", "paraphrase", "proofread", "code"])
+
+
+def _outside(request: str, anchored: bool = False) -> str | None:
     """Why the request is about no tool whatever it names, or ``None``."""
     verb = _VERB.match(request)
-    if verb and verb.group(1).lower() in _OUTSIDE:
+    if verb and verb.group(1).lower() in _OUTSIDE - VOCAB_WORDS:  # "order my runs by f1" sorts them
         return f"none: no tool can {verb.group(1).lower()}"
+    if verb and verb.group(1).lower() in _AUTHOR and not anchored:
+        return f"none: no tool can {verb.group(1).lower()} a text"
     return None
 
 
@@ -282,10 +305,14 @@ def _choose(request: str, ranked: list[Retrieved], specs: Mapping[str, Mapping[s
     # a question's cue only orders the tools: it never makes an off-topic question about one
     about = max((r.score for r in rank_tools(request, list(specs.values()), values, question=False)), default=0.0) \
         if ranked else 0.0
-    outside = _outside(request)
+    outside = _outside(request, anchored)
     if outside:
         trace["choice"] = outside
         return None
+    called = None if _HOW_TO.match(request) else _called(request, specs)
+    if called is not None:
+        trace["choice"] = "retrieval: the request says the tool's name"
+        return called
     if best is None or (about < MIN_SCORE and not anchored):
         trace["choice"] = "none: retrieval found no tool"
         return None
@@ -309,6 +336,16 @@ def _choose(request: str, ranked: list[Retrieved], specs: Mapping[str, Mapping[s
     return None if picked == NONE else picked
 
 
+def _called(request: str, specs: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The one read tool whose name holds every word of a terse request ("models?", "schema",
+    "log"), however low its score: the name is what people call it. ``None`` when the words are in
+    several names ("runs?") or in none; a tool that changes anything is never chosen this way."""
+    words = set(tokens(request))
+    fits = [name for name, spec in specs.items() if "[risk: read]" in spec["function"].get("description", "")
+            and words and words <= set(tokens(name.replace("_", " ")))]
+    return fits[0] if len(fits) == 1 else None
+
+
 @dataclass(frozen=True)
 class Pick:
     """What retrieval alone picks for a request: the tool (``None``: no tool), its risk class and
@@ -319,8 +356,17 @@ class Pick:
     kinds: frozenset[str] = frozenset()
 
 
+def spelled(request: str, specs: Sequence[Mapping[str, Any]], values: ProjectValues) -> str:
+    """``request`` with its typos put right against the tools' words (:meth:`ToolIndex.correct`),
+    the project's own names (models, columns) kept as they are, and what a step makes named as
+    the end of a range to it (:func:`agent._values.restate_products`)."""
+    corrected = _index(specs).correct(request, keep=[*values.models, *values.columns])
+    return restate_products(corrected)
+
+
 def retrieval_pick(request: str, specs: Sequence[Mapping[str, Any]], values: ProjectValues) -> Pick:
     """The tool retrieval alone picks for ``request`` (no model is asked)."""
+    request = spelled(request, specs, values)
     by_name = {s["function"]["name"]: s for s in specs}
     ranked = rank_tools(request, specs, values)
     name = _choose(request, ranked, by_name, bool(_anchors(request, values)), _index(specs).coverage(request),
@@ -375,6 +421,9 @@ def decide_call(request: str, specs: Sequence[Mapping[str, Any]], values: Projec
     only its arguments are decided)."""
     started = time.perf_counter()
     trace: dict[str, Any] = {"policy": choice}
+    corrected = spelled(request, specs, values)
+    if corrected != request:
+        trace["spelled"] = request = corrected
     by_name = {s["function"]["name"]: s for s in specs}
     ranked = rank_tools(request, specs, values)
     trace["retrieved"] = [[r.name, r.score] for r in ranked[:MAX_SHOWN] if r.score > 0]

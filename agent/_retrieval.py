@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MAX_SHOWN", "MIN_SCORE", "Retrieved", "ToolIndex", "tokens"]
+__all__ = ["MAX_SHOWN", "MIN_SCORE", "NUMBER_WORDS", "VOCAB_WORDS", "Retrieved", "ToolIndex", "tokens"]
 
 #: The most tools a turn shows the model.
 MAX_SHOWN = 8
@@ -28,10 +28,21 @@ MIN_SCORE = 2.0
 
 _STOP = frozenset(["a", "an", "the", "of", "to", "in", "on", "at", "by", "for", "from", "with", "and", "or", "but", "not", "no", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "done", "doing", "this", "that", "these", "those", "it", "its", "me", "my", "i", "you", "your", "we", "our", "us", "he", "she", "they", "them", "their", "what", "which", "who", "whom", "how", "why", "when", "where", "there", "here", "can", "could", "would", "should", "will", "shall", "may", "might", "must", "please", "show", "tell", "give", "let", "make", "get", "got", "want", "need", "know", "see", "some", "any", "all", "each", "every", "one", "only", "also", "just", "about", "into", "over", "than", "then", "so", "as", "if", "up", "out", "new", "now", "again", "more", "most", "very", "s", "t",
                    # fillers: how people ask, not what they ask for ("pull up", "at the moment")
-                   "pull", "bring", "display", "fetch", "use", "using", "used", "moment", "currently", "right",
+                   "pull", "bring", "display", "fetch", "open", "view", "use", "using", "used", "moment", "currently", "right",
                    "yet", "still", "already", "quick", "quickly", "thanks", "thank", "okay", "ok", "hey", "hi",
                    "like", "would", "ll", "ve", "re", "don", "doesn", "didn", "won", "anything", "something",
-                   "everything", "nothing", "else", "thing", "things", "bit", "end", "ended", "happen", "try"])
+                   "everything", "nothing", "else", "thing", "things", "bit", "end", "ended", "happen", "try",
+                   # greetings and courtesy: a polite request is not about other things ("good morning,
+                   # could you kindly ... thank you so much")
+                   "hello", "morning", "afternoon", "evening", "dear", "kindly", "much", "lot", "lots",
+                   "sorry", "cheers", "appreciate", "appreciated", "grateful", "thx", "pls", "plz", "wondering"])
+
+#: "Good morning": a greeting, where "good" is no word of the request.
+_TIMES_OF_DAY = frozenset(["morning", "afternoon", "evening", "day", "night"])
+
+#: Numbers in words: a count, like a digit, is no evidence of a tool ("the five most recent runs").
+NUMBER_WORDS = {w: n for n, w in enumerate(
+    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"])}
 
 #: Words people use for a tool that its description does not say (synonyms, not requests).
 _VOCAB: Mapping[str, str] = {
@@ -41,7 +52,7 @@ _VOCAB: Mapping[str, str] = {
     "compare_runs": "compare comparison side versus vs metrics better worse between",
     "diff_runs": "diff difference differences different why changed change between hashes versus setup",
     "preview_data": "preview rows lines head first peek look columns file csv parquet sample table data",
-    "suggest_schema": "schema column kinds types label profile infer suggest features dataset",
+    "suggest_schema": "schema column kinds types label target profile infer suggest recommend propose features dataset",
     "show_config": "config configuration configured settings yaml blase.yaml setup",
     "list_models": "models deployed versions current serving registry production",
     "check_drift": "drift shift distribution changed new data retrain recommendation monitor",
@@ -58,9 +69,12 @@ _VOCAB: Mapping[str, str] = {
 }
 
 
+#: Every word of :data:`_VOCAB`: the words people use for some tool ("order" runs by a metric).
+VOCAB_WORDS = frozenset(w for words in _VOCAB.values() for w in words.split())
+
 #: Common words that are still evidence because a tool's own vocabulary lists them ("make" ...
 #: current, "only" one step, run "again"): dropping them would silently delete those synonyms.
-_SKIPPED = _STOP - {w for words in _VOCAB.values() for w in words.split()}
+_SKIPPED = _STOP - VOCAB_WORDS
 
 
 #: Irregular forms whose stem is not a suffix away ("ran" is what "run" says in the past).
@@ -72,6 +86,8 @@ def _stem(word: str) -> str:
     """A light stemmer that gives every form of a word the same stem: ``compare``, ``compared``,
     ``comparing`` and ``compares`` all give ``compar``; ``running`` gives ``run``."""
     word = _IRREGULAR.get(word, word)
+    if len(word) > 6 and word.endswith("ly"):  # recently -> recent, newly -> newly
+        word = word[:-2]
     for suffix in ("ing", "ed", "es", "s"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
             word = word[: -len(suffix)]
@@ -86,7 +102,10 @@ def _stem(word: str) -> str:
 def tokens(text: str) -> list[str]:
     """Lower-case word stems of ``text`` without stop words; ``fine-tune`` and ``roll back``
     also give ``finetune`` and ``rollback``, and ``snake_case`` names give their parts."""
-    words = re.findall(r"[a-z0-9]+(?:[_-][a-z0-9]+)*", text.lower())
+    # every tool is Blase's: its name alone says nothing of which one ("how do I use blase?"), unlike
+    # the project's file blase.yaml
+    text = re.sub(r"\bblase\b(?!\.ya?ml)", " ", text.lower())
+    words = re.findall(r"[a-z0-9]+(?:[_-][a-z0-9]+)*", text)
     out = []
     for w in words:
         parts = re.split(r"[_-]", w)
@@ -94,7 +113,9 @@ def tokens(text: str) -> list[str]:
             out.append("".join(parts))
         out += parts
     joined = [a + b for a, b in itertools.pairwise(words) if a in ("roll", "fine", "garbage")]
-    return [_stem(w) for w in out + joined if w not in _SKIPPED and not w.isdigit() and len(w) > 1]
+    out = [w for w, after in zip(out, [*out[1:], ""], strict=True) if not (w == "good" and after in _TIMES_OF_DAY)]
+    return [_stem(w) for w in out + joined
+            if w not in _SKIPPED and w not in NUMBER_WORDS and not w.isdigit() and len(w) > 1]
 
 
 @dataclass(frozen=True)
@@ -129,6 +150,26 @@ class ToolIndex:
         df = Counter(t for d in self.docs_ for t in d)
         self.idf_ = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
         self.avgdl_ = sum(sum(d.values()) for d in self.docs_) / max(n, 1)
+        # the words people spell when they ask for a tool (before stemming), to put typos right
+        self.words_ = frozenset(w for s in self.schemas
+                                for w in re.findall(r"[a-z]+", _document(s["function"], vocab.get(s["function"]["name"], "")).lower())
+                                ) | _STOP | frozenset(NUMBER_WORDS)
+
+    def correct(self, text: str, keep: Iterable[str] = ()) -> str:
+        """``text`` with each misspelt word ("shwo", "modles", "pipline") replaced by the tool word
+        one edit away (a swap of two letters; for words of five letters or more also one letter
+        missing, extra or wrong). Words the tools know, ``keep`` (the project's own names) and
+        paths, ids and ``KEY=VALUE`` parts are left as they are."""
+        kept = {k.lower() for k in keep}
+
+        def fix(match: re.Match[str]) -> str:
+            word = match.group(0)
+            low = word.lower()
+            if low in self.words_ or low in kept or _stem(low) in self.idf_:
+                return word
+            return _one_edit(low, self.words_) or word
+
+        return re.sub(r"(?<![\w./@=-])[A-Za-z]{4,}(?![\w./@=-])", fix, text)
 
     def scores(self, request: str) -> list[Retrieved]:
         """Every tool with its score for ``request``, best first (ties: registry order)."""
@@ -162,6 +203,27 @@ class ToolIndex:
         """The specs of the tools :meth:`retrieve` picks, in score order."""
         by_name = dict(zip(self.names, self.schemas, strict=False))
         return [by_name[r.name] for r in self.retrieve(request, k, min_score)]
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def _one_edit(word: str, known: frozenset[str]) -> str | None:
+    """The known word (four letters or more) one edit from ``word``: two neighbours swapped
+    ("shwo", "modles"); in words of six letters or more a letter missing or extra ("happend",
+    "pipline"); in words of seven or more a wrong letter ("evaluste"). Shorter words get fewer
+    edits because more real words lie one edit from each other ("least" is not "last")."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    edits = [[a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1]]
+    if len(word) >= 6:
+        edits += [[a + c + b for a, b in splits for c in _LETTERS] + [a + b[1:] for a, b in splits if b]]
+    if len(word) >= 7:
+        edits += [[a + c + b[1:] for a, b in splits if b for c in _LETTERS]]
+    for group in edits:
+        found = sorted({w for w in group if w in known and len(w) >= 4})
+        if found:
+            return found[0]
+    return None
 
 
 def _document(fn: Mapping[str, Any], extra: str) -> str:

@@ -20,6 +20,8 @@ from typing import Any
 
 from blase.project import Project
 
+from ._retrieval import NUMBER_WORDS as _NUMBER_WORDS
+
 __all__ = [
     "LATEST_RUN",
     "RUN_PRONOUN",
@@ -37,12 +39,11 @@ __all__ = [
     "project_values",
     "range_end",
     "ranges",
+    "restate_products",
     "said_settings",
 ]
 
 _DATA_SUFFIXES = {".csv", ".parquet", ".json", ".ndjson", ".jsonl", ".arrow", ".feather", ".sqlite", ".duckdb", ".db"}
-_NUMBER_WORDS = {w: n for n, w in enumerate(
-    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"])}
 
 
 #: Most run ids offered to the model as the allowed values of a run argument (newest first).
@@ -217,10 +218,24 @@ def pipeline_settings() -> dict[str, str]:
     return out
 
 
+def qualified(override: str) -> str:
+    """``KEY=VALUE`` with a setting's bare name put in its section (``lr=0.05`` is
+    ``train.lr=0.05``, ``epochs=3`` ``train.epochs=3``): ``--set`` takes only the whole key."""
+    key, value = override.split("=", 1)
+    if "." not in key:
+        key = {k.rsplit(".", 1)[-1]: k for k in reversed(pipeline_settings().values())}.get(key.lower(), key)
+    return f"{key}={value}"
+
+
+def spelled_overrides(request: str) -> list[str]:
+    """The ``KEY=VALUE`` overrides ``request`` spells, keys made whole (:func:`qualified`)."""
+    return list(dict.fromkeys(qualified(o) for o in literals(request).overrides))
+
+
 def said_settings(request: str) -> list[str]:
     """``KEY=VALUE`` overrides for numeric settings a request states in words ("with 4 epochs",
     "a learning rate of 0.05", "seed 11"); keys it also spells as ``KEY=VALUE`` are left to that."""
-    spelled = {o.split("=", 1)[0] for o in literals(request).overrides}
+    spelled = {o.split("=", 1)[0] for o in spelled_overrides(request)}
     out = []
     for phrase, key in pipeline_settings().items():
         words = r"\s+".join(map(re.escape, phrase.split()))
@@ -240,7 +255,7 @@ ARG_KINDS: Mapping[str, str] = {
     "model": "model_ref", "name": "model_name", "version": "version", "to": "version",
     "path": "data", "data": "data", "out": "out", "overrides": "overrides", "label": "column",
     "event": "identifier", "memory": "size", "max_size": "size", "status": "status", "kind": "kind",
-    "sort": "metric",
+    "sort": "metric", "contains": "text",
 }
 #: Words that ask for the highest or the lowest value of a metric first.
 _HIGH = {"highest", "max", "maximum", "largest", "greatest"}
@@ -302,7 +317,7 @@ def _candidates(kind: str, prop: Mapping[str, Any], request: str, lit: Literals,
     """``(named, allowed)``: values of this kind the request names, and every value the project
     allows when it names none (empty: unconstrained or nothing known)."""
     if "enum" in prop:
-        return named_in_order(request, list(prop["enum"])), list(prop["enum"])
+        return (named_in_order(request, list(prop["enum"])) or _described(request, prop)), list(prop["enum"])
     if kind == "resume" and not words & _RESUME:  # a run named is resumed only when the request says so
         return [], []
     if kind in ("run", "resume"):
@@ -324,7 +339,7 @@ def _candidates(kind: str, prop: Mapping[str, Any], request: str, lit: Literals,
     if kind == "out":
         return [p for p in paths if p not in values.data_files and not p.startswith("data/")], []
     if kind == "overrides":
-        every = [*lit.overrides, *said_settings(request)]
+        every = [*spelled_overrides(request), *said_settings(request)]
         return ([every] if every else []), []
     if kind == "column":
         return [c for c in values.columns if mentioned(c, words)], list(values.columns)
@@ -332,6 +347,8 @@ def _candidates(kind: str, prop: Mapping[str, Any], request: str, lit: Literals,
         return [_ordered(m, words) for m in metrics_named(values.metrics, words)], []
     if kind == "identifier":
         return list(lit.identifiers), []
+    if kind == "text":  # a fragment to look for is the text the request quotes ("mention 'epoch'")
+        return list(lit.quoted), []
     if kind == "size":
         return list(lit.sizes), []
     if kind == "status":
@@ -339,6 +356,20 @@ def _candidates(kind: str, prop: Mapping[str, Any], request: str, lit: Literals,
     if kind == "kind":
         return [k for k in _KINDS if mentioned(k, words) and k != "deploy"], list(_KINDS)
     return [], []
+
+
+def _described(request: str, prop: Mapping[str, Any]) -> list[Any]:
+    """The enum values whose meaning, as the argument's description states it ("finetune: continue
+    from the deployed weights; retrain: from scratch"), the request says: the whole meaning or
+    its last two words ("from scratch", "the deployed weights")."""
+    found = []
+    text = " ".join(request.lower().split())
+    for value in prop.get("enum", []):
+        said = re.search(rf"\b{re.escape(str(value))}:\s*([^;.]+)", prop.get("description", ""))
+        words = said.group(1).lower().split() if said else []
+        if words and (" ".join(words) in text or (len(words) > 2 and " ".join(words[-2:]) in text)):
+            found.append(value)
+    return found
 
 
 def enum_groups(props: Mapping[str, Any]) -> list[list[str]]:
@@ -360,7 +391,7 @@ def named_in_order(request: str, enum: list[Any]) -> list[Any]:
     """The values of ``enum`` the request names, in the enum's own order (a pipeline's steps run in it).
 
     A value is named by its own word, or by another form of it ("training", "evaluation") where a
-    range leads to it ("stop after training") or "step" follows it; not inside a slash-joined list
+    range leads to it ("stop after training"), "step" follows it or "redo/rerun/only" leads to it; not inside a slash-joined list
     ("the train/val/test splits" names no step) nor after a negation ("don't train anything")."""
     kept = _unlisted(_unnegated(request))
     words = norm_words(literals(kept))
@@ -383,6 +414,24 @@ _END = r"(?:to|until|till|through|thru|upto|up\s+to|stop(?:ping)?\s+(?:at|after)
 _START = r"(?:from|start(?:ing)?\s+(?:at|with|from)|begin(?:ning)?\s+(?:at|with)|after)"
 
 
+#: What a step makes, in the words people use for it: asking for it asks for a run up to that step
+#: ("make the train/val/test splits", "build the shards" run up to prepare). A list of split names
+#: ("train/val/test") is such a word too, not the steps or the test split.
+_SPLIT = r"(?:train(?:ing)?|val(?:idation)?|dev|test)"
+_SETS = r"(?:\s+(?:data\s+)?(?:splits?|sets?|shards?))"
+_PRODUCTS = {"prepare": re.compile(rf"\b(?:the\s+)?(?:{_SPLIT}(?:\s*/\s*{_SPLIT})+{_SETS}?"
+                                   rf"|{_SPLIT}(?:(?:,\s*|,?\s+and\s+){_SPLIT})+{_SETS}"
+                                   r"|(?:data\s+)?(?:splits|shards))\b", re.I)}
+
+
+def restate_products(request: str) -> str:
+    """``request`` with what a step makes named as the end of a range to that step: "just make the
+    train/val/test splits" reads "just make up to the prepare step"."""
+    for step, words in _PRODUCTS.items():
+        request = words.sub(f" up to the {step} step ", request)
+    return re.sub(r"\s{2,}", " ", request).strip()
+
+
 def _forms(value: str) -> str:
     """A pattern for the forms of a word value: ``train`` -> training, trained; ``evaluate`` ->
     evaluation, evaluating; ``prepare`` -> preparation."""
@@ -394,7 +443,8 @@ def _form_named(request: str, value: str) -> bool:
     if len(value) < 5 or not value.isalpha():
         return False
     form = _forms(value)
-    return bool(re.search(rf"\b(?:{_END}|{_START})\s+(?:the\s+)?{form}\b|\b{form}\s+step\b", request, re.I))
+    return bool(re.search(rf"\b(?:{_END}|{_START})\s+(?:the\s+)?{form}\b|\b{form}\s+step\b"
+                          rf"|\b(?:redo|rerun|re-run|repeat|only)\s+(?:the\s+)?{form}\b", request, re.I))
 
 
 def range_end(request: str, value: Any) -> str | None:

@@ -100,18 +100,72 @@ UNSEEN_OFF_TOPIC = [
 ]
 
 
+# ---------------------------------------------------------------------- third round, after its fixes
+#: Written after the fixes for bench/eval_heldout3.yaml's misses (tested at the end of this file) and
+#: measured before the next ones (decoder only, no model): 30 of the 36 got the right tool and
+#: arguments, the 12 off-topic ones got none. The misses' causes ("anything I ran recently": "-ly";
+#: "order my runs by f1": "order" is a tool's word, not only a purchase; "open the configuration":
+#: "open" asks to see; "only redo the transformation": a step's noun after "redo"; "from scratch":
+#: the meaning an enum's description gives a value; "modles?": a terse request of one tool's name)
+#: were then fixed, and are tested at the end in other words.
+UNSEEN3 = [
+    ({"list_runs"}, "hey, anything i ran recently?", {}),
+    ({"list_runs"}, "show me all the runs that are finished", {"status": "finished"}),
+    ({"list_runs"}, "could u list 8 latest experiments", {"limit": 8}),
+    ({"list_runs"}, "order my runs by f1 on test", {"sort": "-test.f1"}),
+    ({"inspect_run"}, f"tell me everything about {RUN2}", {"run": RUN2}),
+    ({"inspect_run"}, "what metrics did the last run get?", {"run": "latest"}),
+    ({"read_run_log"}, f"i would like to read the logs for {RUN}, the last 5 entries", {"run": RUN, "tail": 5}),
+    ({"compare_runs"}, f"{RUN} vs {RUN2}: which is better?", {"runs": [RUN, RUN2]}),
+    ({"diff_runs", "compare_runs"}, f"what is different between {RUN2} and {RUN}", {}),
+    ({"preview_data"}, "peek into data/fresh.csv", {"path": "data/fresh.csv"}),
+    ({"preview_data"}, "display the header and 3 lines of data/train.csv", {"path": "data/train.csv", "rows": 3}),
+    ({"suggest_schema"}, "what types do the columns in data/train.csv have and how should I encode them?", {"path": "data/train.csv"}),
+    ({"suggest_schema"}, "Kindly infer a schema for data/fresh.csv", {"path": "data/fresh.csv"}),
+    ({"show_config"}, "what seed does the project use", {}),
+    ({"show_config"}, "open the configuration", {}),
+    ({"list_models"}, "which shop version is in production?", {}),
+    ({"list_models"}, "modles?", {}),
+    ({"check_drift"}, "monitor shop on data/fresh.csv", {"model": "shop", "data": "data/fresh.csv"}),
+    ({"check_drift"}, "are the patients in data/fresh.csv different from the training population of shop?", {"model": "shop", "data": "data/fresh.csv"}),
+    ({"run_step"}, "only redo the transformation, nothing else", {"step": "transform"}),
+    ({"run_step", "run_pipeline"}, "train again with 20 epochs", {"overrides": ["train.epochs=20"]}),
+    ({"run_pipeline"}, "execute the full pipeline please", {}),
+    ({"run_pipeline"}, "run from prepare to train with batch size 32", {"from_step": "prepare", "to_step": "train", "overrides": ["train.batch_size=32"]}),
+    ({"run_pipeline"}, "resume the failed run " + RUN, {"resume": RUN}),
+    ({"evaluate"}, "score the newest model on held-out test data", {}),
+    ({"reproduce"}, f"can {RUN} be reproduced bit for bit? check it", {"run": RUN, "verify": True}),
+    ({"deploy"}, f"ship {RUN2}", {"run": RUN2}),
+    ({"deploy"}, f"release the model from run {RUN} under the name shop", {"run": RUN, "name": "shop"}),
+    ({"predict"}, "apply shop to data/fresh.csv and put the output in outputs/preds.parquet", {"model": "shop", "data": "data/fresh.csv", "out": "outputs/preds.parquet"}),
+    ({"trigger_update"}, "shop needs updating with data/fresh.csv, from scratch", {"model": "shop", "data": "data/fresh.csv", "mode": "retrain"}),
+    ({"promote"}, "set shop v3 as current", {"name": "shop", "version": "v3"}),
+    ({"promote"}, "activate version v2 of shop", {"name": "shop", "version": "v2"}),
+    ({"rollback"}, "revert shop", {"name": "shop"}),
+    ({"rollback"}, "undo the last promote of shop", {"name": "shop"}),
+    ({"gc"}, "clean up the cache but keep the last 3 runs", {"keep_last": 3}),
+    ({"gc"}, "my disk is full, what can blase delete?", {}),
+]
+
+UNSEEN3_OFF_TOPIC = [
+    "yo", "what's the weather in Berlin tomorrow?", "tell me a joke about statisticians",
+       "how does XGBoost handle missing values?", "please wipe my laptop", "who are you?",
+       "can you order pizza for the team", "explain overfitting like I'm five", "is R better than Python for biostatistics?",
+       "write a haiku about gradient descent", "what time is it", "post our accuracy on twitter"]
+
+
 def _decide(request: str, lm=None):
     return decide_call(request, tool_schemas(), VALUES, lm or OpenArguments())
 
 
-@pytest.mark.parametrize(("tools", "request_", "args"), UNSEEN, ids=[u[1][:40] for u in UNSEEN])
+@pytest.mark.parametrize(("tools", "request_", "args"), UNSEEN + UNSEEN3, ids=[u[1][:40] for u in UNSEEN + UNSEEN3])
 def test_unseen_requests_get_the_tool_and_the_arguments_they_name(tools, request_, args):
     decision = _decide(request_)
     assert decision.tool in tools, decision.trace
     assert {k: decision.args.get(k) for k in args} == args, decision.args
 
 
-@pytest.mark.parametrize("request_", UNSEEN_OFF_TOPIC)
+@pytest.mark.parametrize("request_", UNSEEN_OFF_TOPIC + UNSEEN3_OFF_TOPIC)
 def test_unseen_off_topic_requests_get_no_tool(request_):
     decision = _decide(request_, NoModel())
     assert decision.tool is None, decision.trace
@@ -251,3 +305,114 @@ def test_it_names_the_run_a_read_found_so_the_action_keeps_its_tool():
     parts = clauses("Find the run with the best test f1 and deploy it as a new version.",
                     lambda text: retrieval_pick(text, tool_schemas(), values))
     assert len(parts) == 2 and retrieval_pick(parts[1], tool_schemas(), values).tool == "deploy"
+
+
+# ---------------------------------------------------------------------- third round
+# The causes of the misses of bench/eval_heldout3.yaml (written blind, measured before these
+# fixes), each tested here in other words than that suite's.
+
+
+@pytest.mark.parametrize(("request_", "tool"), [
+    ("lsit my runs", "list_runs"), (f"evalaute the model of {RUN}", "evaluate"),
+    ("rollbak shop to v1", "rollback"), ("rerun the pipline", "run_pipeline")])
+def test_typos_one_edit_away_from_a_tool_word_are_read_as_that_word(request_, tool):
+    decision = _decide(request_, NoModel())
+    assert decision.tool == tool, decision.trace
+    assert decision.trace["spelled"] != request_
+
+
+def test_spelling_leaves_real_words_project_names_and_literals_alone():
+    from blase.agent._decode import spelled
+
+    for text in ("list the runs from the least accurate", f"inspect {RUN} with lr=0.1 in data/fresh.csv",
+                 "what is the price column of shop?"):
+        assert spelled(text, tool_schemas(), VALUES) == text
+
+
+def test_greetings_courtesy_and_counts_in_words_do_not_make_a_request_off_topic():
+    decision = _decide("Hello! Would you be so kind as to list my ten newest runs? Many thanks in advance.", NoModel())
+    assert (decision.tool, decision.args) == ("list_runs", {"limit": 10}), decision.trace
+    assert tokens("good afternoon, the seven latest runs") == tokens("the latest runs")
+    assert _decide("Recommend a good book about history.", NoModel()).tool is None
+
+
+def test_a_quoted_fragment_is_the_text_a_log_search_looks_for():
+    decision = _decide(f"search the log of {RUN2} for 'nan'", NoModel())
+    assert (decision.tool, decision.args) == ("read_run_log", {"run": RUN2, "contains": "nan"}), decision.trace
+
+
+def test_an_override_spelled_with_a_bare_setting_name_gets_its_section():
+    from blase.agent._values import qualified
+
+    assert qualified("lr=0.1") == "train.lr=0.1" and qualified("epochs=7") == "train.epochs=7"
+    assert qualified("train.lr=0.1") == "train.lr=0.1" and qualified("colour=red") == "colour=red"
+    decision = _decide("run it all again with epochs=7", NoModel())
+    assert decision.args["overrides"] == ["train.epochs=7"], decision.args
+
+
+@pytest.mark.parametrize("request_", [
+    "write a python function that reverses a list", "draft a methods paragraph for my paper",
+    "translate the word 'runs' into Spanish"])
+def test_asking_for_a_text_to_be_written_gets_words(request_):
+    decision = _decide(request_, NoModel())
+    assert decision.tool is None, decision.trace
+
+
+def test_writing_named_project_outputs_is_still_a_tool():
+    decision = _decide("write the predictions of shop for data/fresh.csv to outputs/w.csv", NoModel())
+    assert decision.tool == "predict", decision.trace
+
+
+@pytest.mark.parametrize("request_", [
+    "I only need the shards, no training please", "split the data into training and validation sets and stop there",
+    "create the train/dev/test splits only"])
+def test_asking_for_what_a_step_makes_runs_up_to_that_step(request_):
+    decision = _decide(request_, NoModel())
+    assert (decision.tool, decision.args) == ("run_pipeline", {"to_step": "prepare"}), decision.trace
+
+
+@pytest.mark.parametrize(("request_", "tool"), [
+    ("evaluate the latest model on the test split", "evaluate"),
+    (f"compare train and test accuracy of {RUN}", "evaluate")])
+def test_the_test_split_alone_is_not_the_splits_step(request_, tool):
+    assert _decide(request_, NoModel()).tool == tool
+
+
+@pytest.mark.parametrize(("request_", "tool"), [
+    ("propose a target column for data/train.csv", "suggest_schema"),
+    ("recommend a label column for data/fresh.csv", "suggest_schema"),
+    ("do you recommend retraining shop given data/fresh.csv?", "check_drift")])
+def test_a_files_own_name_is_no_evidence_and_recommend_is_suggest(request_, tool):
+    """"data/new.csv" said "new data" (drift's words) and "data/train.csv" "train"; "recommend" is
+    what ``suggest_schema``'s name says too."""
+    decision = _decide(request_, NoModel())
+    assert decision.tool == tool, decision.trace
+
+
+def test_adverbs_share_their_adjectives_stem():
+    assert tokens("recently newly") == tokens("recent newly")
+
+
+def test_a_verb_a_tools_vocabulary_lists_is_not_an_outside_action():
+    assert _decide("order the experiments by val loss", NoModel()).args == {"sort": "val.loss"}
+    assert _decide("order a taxi to the airport", NoModel()).tool is None
+
+
+def test_a_steps_noun_after_redo_names_the_step():
+    assert _decide("rerun the extraction only", NoModel()).args == {"step": "extract"}
+
+
+def test_an_enum_value_is_named_by_the_meaning_its_description_gives():
+    decision = _decide("update shop on data/fresh.csv, continue from the deployed weights", NoModel())
+    assert decision.args.get("mode") == "finetune", decision.args
+
+
+@pytest.mark.parametrize(("request_", "tool"), [("schema?", "suggest_schema"), ("config", "show_config"),
+                                                ("deploy", None), ("how do I compare?", None)])
+def test_a_terse_request_of_one_read_tools_name_is_that_tool(request_, tool):
+    assert _decide(request_).tool == tool
+
+
+def test_the_products_own_name_is_no_evidence_of_a_tool():
+    assert _decide("how do I get started with blase?", NoModel()).tool is None
+    assert _decide("open blase.yaml", NoModel()).tool == "show_config"
