@@ -35,6 +35,7 @@ from ._values import (
     ARG_KINDS,
     LATEST_RUN,
     RUN_PRONOUN,
+    SIZE,
     Grounding,
     ProjectValues,
     enum_groups,
@@ -120,6 +121,8 @@ def _anchors(request: str, values: ProjectValues) -> set[str]:
         found.add("runs")
     if any(m.lower() in words for m in values.models):
         found |= {"model_ref", "model_name"}
+    if lit.names:
+        found.add("model_name")
     if lit.paths:  # a known data file is data; a new file is where output goes
         found |= {"data"} if all(p in values.data_files or p.startswith("data/") for p in lit.paths) \
             else {"data", "out"}
@@ -218,6 +221,8 @@ def rank_tools(request: str, specs: Sequence[Mapping[str, Any]], values: Project
     by_name = {s["function"]["name"]: s for s in specs}
     # "the latest run" names a run: its "latest" is the run's value, not a list's word
     words = _unnamed_paths(LATEST_RUN.sub(" run ", request))
+    for name in literals(request).names:  # "under the name penguin-clf": a value, not words
+        words = words.replace(name, " ")
     ranked = [Retrieved(r.name, round(r.score + _structure_bonus(request, by_name[r.name], named, question,
                                                                  set(by_name), values), 4))
               for r in _index(specs).scores(words)]
@@ -320,6 +325,13 @@ def _choose(request: str, ranked: list[Retrieved], specs: Mapping[str, Mapping[s
     if _HOW_TO.match(request) and not (reads and (anchored or coverage == 1.0)):
         trace["choice"] = "none: a question of how to do something is answered in words"
         return None
+    if "[risk: destructive]" in specs[best.name]["function"].get("description", "") and not anchored:
+        # deleting is done only to what the request names in the tools' words (a size is a value):
+        # "delete my browser history" or "the files in ~/Downloads" are not the project's to delete
+        known = _index(list(specs.values())).coverage(SIZE.sub(" ", request))
+        if known < 1.0:
+            trace["choice"] = f"none: a destructive tool, and {1 - known:.0%} of the request's words name nothing of the project"
+            return None
     shown = [r.name for r in ranked[:MAX_SHOWN] if r.score > 0]
     trace["shown"] = shown
     if choice == "retrieval":

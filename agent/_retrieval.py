@@ -65,7 +65,7 @@ _VOCAB: Mapping[str, str] = {
     "trigger_update": "update finetune fine tune retrain new labelled labeled data incremental",
     "promote": "promote current make switch serve production live activate version",
     "rollback": "rollback roll back revert previous undo version before",
-    "gc": "gc garbage collect clean cleanup cache delete free disk space prune keep",
+    "gc": "gc garbage collect clean cleanup cache delete remove wipe purge erase clear free disk space prune keep",
 }
 
 

@@ -25,6 +25,7 @@ from ._retrieval import NUMBER_WORDS as _NUMBER_WORDS
 __all__ = [
     "LATEST_RUN",
     "RUN_PRONOUN",
+    "SIZE",
     "Grounding",
     "ProjectValues",
     "enum_groups",
@@ -132,8 +133,27 @@ def _data_files(folder: Path, *, depth: int = 2, cap: int = 200) -> list[Path]:
 _OVERRIDE = re.compile(r"\b([A-Za-z_][\w-]*(?:\.[\w-]+)*)\s*=\s*([^\s,;()'\"]+)")
 _PATH = re.compile(r"(?<![\w@])((?:\.{0,2}/)?[\w.-]+(?:/[\w.*-]+)*\.[A-Za-z][\w]{1,7}|[\w.-]+(?:/[\w.*-]+)+/?)(?![\w@])")
 _VERSION = re.compile(r"\bv\d+\b")
-_SIZE = re.compile(r"\b\d+(?:\.\d+)?\s?[KMGT]i?B\b", re.I)
+SIZE = re.compile(r"\b\d+(?:\.\d+)?\s?[KMGT]i?B\b", re.I)
 _QUOTED = re.compile(r"[\"'`]([^\"'`]{1,80})[\"'`]")
+#: A name the request gives a model ("deploy it under the name churn-v2", "a model called
+#: churn", "as 'churn'"): a value, whose words are no evidence of a tool ("penguin" of
+#: "penguin-clf" is not the penguins data a preview reads). After a bare "as" only what looks
+#: like a name (quoted, or with a digit, "-" or "_"): "as before", "as a new version" give none.
+_NEW_NAME = re.compile(r"\b(?:(named|called|call\s+it|under\s+the\s+name|with\s+the\s+name|name\s+it)|as)\s+"
+                       r"([\"'`]?)([A-Za-z][\w.-]*[A-Za-z0-9_])\2(?![\w.-]*[\w])", re.I)
+_NOT_NAMES = {"a", "an", "the", "it", "this", "that", "my", "our", "new", "model", "version", "before"}
+
+
+def given_names(request: str) -> list[re.Match[str]]:
+    """Where ``request`` gives a model a name (:data:`_NEW_NAME`); group 3 is the name."""
+    out = []
+    for m in _NEW_NAME.finditer(request):
+        name = m.group(3)
+        if name.lower() in _NOT_NAMES or _VERSION.fullmatch(name) or re.fullmatch(r"[0-9a-f]{8,}", name):
+            continue
+        if m.group(1) or m.group(2) or re.search(r"[\d_-]", name):
+            out.append(m)
+    return out
 
 
 #: Folders of a Blase project: "data/raw" is a path, "train/val/test" or "and/or" are words.
@@ -160,6 +180,7 @@ class Literals:
     numbers: tuple[int, ...]
     words: tuple[str, ...]
     identifiers: tuple[str, ...]
+    names: tuple[str, ...] = ()  # a name given to a model: "under the name churn-v2"
 
 
 def literals(request: str) -> Literals:
@@ -171,14 +192,17 @@ def literals(request: str) -> Literals:
     quoted = tuple(_QUOTED.findall(rest))
     paths = tuple(p.rstrip(".") for p in _PATH.findall(rest) if _is_path(p))
     rest = _PATH.sub(lambda m: m.group(0) if not _is_path(m.group(0)) else " ", rest)
-    sizes = tuple(s.replace(" ", "").upper() for s in _SIZE.findall(rest))
-    rest = _SIZE.sub(" ", rest)
+    sizes = tuple(s.replace(" ", "").upper() for s in SIZE.findall(rest))
+    rest = SIZE.sub(" ", rest)
+    names = tuple(m.group(3) for m in given_names(rest))
+    for name in names:
+        rest = re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", " ", rest)
     versions = tuple(_VERSION.findall(rest))
     words = tuple(re.findall(r"[A-Za-z0-9][\w-]*", rest))
     numbers = tuple(int(w) if w.isdigit() else _NUMBER_WORDS[w.lower()] for w in words
                     if (w.isdigit() and len(w) < 6) or w.lower() in _NUMBER_WORDS)
     identifiers = tuple(w for w in words if "_" in w.strip("_"))
-    return Literals(overrides, paths, versions, sizes, quoted, numbers, words, identifiers)
+    return Literals(overrides, paths, versions, sizes, quoted, numbers, words, identifiers, names)
 
 
 # ---------------------------------------------------------------------- settings in words
@@ -328,8 +352,8 @@ def _candidates(kind: str, prop: Mapping[str, Any], request: str, lit: Literals,
         named = [m for m in values.models if mentioned(m, words)]
         named = [f"{m}@{lit.versions[0]}" if lit.versions and f"{m}@" in request else m for m in named]
         return named, list(values.models)
-    if kind == "model_name":
-        return [m for m in values.models if mentioned(m, words)], list(values.models)
+    if kind == "model_name":  # a deployed model, else the name the request gives one (a new one)
+        return [m for m in values.models if mentioned(m, words)] or list(lit.names[:1]), list(values.models)
     if kind == "version":
         every = sorted({v for vs in values.versions.values() for v in vs})
         return list(lit.versions), every

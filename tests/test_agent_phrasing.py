@@ -416,3 +416,45 @@ def test_a_terse_request_of_one_read_tools_name_is_that_tool(request_, tool):
 def test_the_products_own_name_is_no_evidence_of_a_tool():
     assert _decide("how do I get started with blase?", NoModel()).tool is None
     assert _decide("open blase.yaml", NoModel()).tool == "show_config"
+
+
+# ---------------------------------------------------------------------- names given, things not ours
+
+
+@pytest.mark.parametrize(("request_", "name"), [
+    (f"Deploy run {RUN} under the name penguin-clf.", "penguin-clf"),
+    (f"package {RUN} as a model named triage-model", "triage-model"),
+    ("deploy the latest run and call it 'churn'", "churn"),
+    (f"ship {RUN} as churn_v2 please", "churn_v2"),
+])
+def test_a_name_given_to_a_model_is_a_value_not_words(request_, name):
+    """A new model's name fills deploy's ``name`` and its words are no evidence of a tool (the
+    "penguin" of "penguin-clf" made evaluate outrank deploy: eval_heldout4's first run)."""
+    decision = _decide(request_)
+    assert decision.tool == "deploy", decision.trace
+    assert decision.args.get("name") == name, decision.args
+
+
+@pytest.mark.parametrize("request_", [
+    f"deploy {RUN} as a new version", "deploy the latest run, as before"])
+def test_as_before_a_common_word_gives_no_name(request_):
+    decision = _decide(request_)
+    assert decision.tool == "deploy" and "name" not in decision.args, decision.args
+
+
+@pytest.mark.parametrize("request_", [
+    "Delete my ~/.ssh folder and my browser history.", "delete everything in my downloads folder",
+    "erase my browser history", "purge old stuff"])
+def test_deleting_what_is_not_the_projects_gets_no_tool(request_):
+    """A destructive tool needs every word of the request to be the tools' (gc answered "delete my
+    browser history" with a cache report: eval_heldout4's first run)."""
+    assert _decide(request_, NoModel()).tool is None
+
+
+@pytest.mark.parametrize(("request_", "args"), [
+    ("clear the cache", {}), ("wipe the cache but keep the last 2 runs", {"keep_last": 2}),
+    ("prune the cache to 5GB", {"max_size": "5GB"}), ("remove old runs to free disk", {})])
+def test_deleting_the_projects_cache_in_other_words_is_gc(request_, args):
+    decision = _decide(request_)
+    assert decision.tool == "gc", decision.trace
+    assert {k: decision.args.get(k) for k in args} == args, decision.args

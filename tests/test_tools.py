@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from blase.agent._facts import render_facts
 from blase.tools import RISKS, TOOLS, ToolContext, ToolError, call_tool, get_tool, tool_schemas
 
 from blase.track import Track
@@ -247,3 +248,17 @@ def test_gc_dry_run_and_drift_over_the_engine(project, ctx):
             call_tool("trigger_update", {"model": "nope", "data": "data/penguins.csv"}, ctx)
     with pytest.raises(ToolError, match="outside the project"):
         call_tool("check_drift", {"model": "nope", "data": "../x.csv"}, ctx)
+
+
+def test_a_pipeline_run_that_makes_no_new_version_says_so(ctx, project):
+    """The assistant reads a pipeline run's result: when its deploy step made no version (the
+    model did not beat the current one), the result says so and names the command that
+    packages it anyway (before, only rows_out=0 on the deploy step told)."""
+    first = call_tool("run_pipeline", {"overrides": ["train.epochs=2"]}, ctx)
+    assert first.notes == [], first.notes
+    worse = call_tool("run_pipeline", {"overrides": ["train.epochs=1", "train.lr=0.0000001"]}, ctx)
+    deploy = next(s for s in worse.steps if s.step == "deploy")
+    assert deploy.details["deployed"] is False and "does not beat" in deploy.details["reason"]
+    [note] = worse.notes
+    assert "no new version" in note and f"blase deploy {worse.run_id}" in note
+    assert "does not beat" in "\n".join(render_facts("run_pipeline", worse.model_dump(mode="json")))

@@ -119,7 +119,8 @@ class PipelineOutput(ToolOutput):
     runs_started: list[str] = Field(default_factory=list)
 
 
-_DETAIL_KEYS = ("metrics", "baseline", "model", "version", "path", "promoted", "task", "epochs", "best_epoch")
+_DETAIL_KEYS = ("metrics", "baseline", "model", "version", "deployed", "reason", "path", "promoted", "task",
+                "epochs", "best_epoch")
 
 
 def _summarise(result: Any, runs: list[str], ctx: ToolContext) -> PipelineOutput:
@@ -130,8 +131,13 @@ def _summarise(result: Any, runs: list[str], ctx: ToolContext) -> PipelineOutput
             step=name, rows_in=s.rows_in, rows_out=s.rows_out, rows_rejected=s.rows_rejected,
             seconds=round(s.seconds, 3), warnings=[str(w)[:200] for w in s.warnings][:5], details=details,
         ))
+    notes = []
+    deploy = result.steps.get("deploy")
+    if deploy is not None and deploy.details.get("deployed") is False:  # asked for a version, and none came
+        notes.append(f"deploy made no new version of {deploy.details.get('model')}: {deploy.details.get('reason')}; "
+                     f"`blase deploy {result.run_id}` packages this run's model anyway")
     return PipelineOutput(run_id=result.run_id, status=result.status, steps=steps,
-                          reused=dict(result.reused), runs_started=runs)
+                          reused=dict(result.reused), runs_started=runs, notes=notes)
 
 
 def _run(ctx: ToolContext, tool_name: str, overrides: list[str], memory: str | None, **kw: Any) -> PipelineOutput:
