@@ -139,17 +139,17 @@ def main(argv: list[str] | None = None) -> int:
         plugin.ShardIter.__init__ = sized  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory(prefix="xgb-memory-") as tmp:
         ctx = FitContext(out_dir=Path(tmp) / "m", seed=42, memory=budget, tmp_dir=Path(tmp))
-        external = kind._external(data, budget)
+        pages = Path(tmp) if kind._external(data, budget) else None  # the cache goes to tmp
         sampler.enter("imports (numpy, xgboost, blase)")
         sampler.enter("train matrix (sketch + quantised pages)")
-        train = kind._matrix(data, "train", ctx, external=external)
+        train = kind._matrix(data, "train", ctx, cache=pages)
         gc.collect()
         if args.trim:
             trim()
         evals = []
         if not args.no_val and data.rows("val"):
             sampler.enter("val matrix (train's cuts)")
-            evals = [(kind._matrix(data, "val", ctx, external=external, ref=train), "val")]
+            evals = [(kind._matrix(data, "val", ctx, cache=pages, ref=train), "val")]
             gc.collect()
             if args.trim:
                 trim()
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     state = sampler.peaks.get(f"boosting ({args.rounds} rounds)", {}).get("RssAnon", 0) - \
         max(p["RssAnon"] for k, p in sampler.peaks.items() if "matrix" in k)
     print(f"train rows {rows:,} x {n_features} features: float32 matrix {rows * n_features * 4 / 1e9:.2f} GB; "
-          f"budget {args.memory}; matrix: {'external memory' if external else 'quantised in memory'}; "
+          f"budget {args.memory}; matrix: {'external memory' if pages is not None else 'quantised in memory'}; "
           f"batches {args.batch_mb or kind._batch_bytes(data, budget) >> 20} MB; nthread {args.nthread or 'all'}; "
           f"XGBoost's disk cache {cache / 1e9:.2f} GB")
     print(f"heap added by boosting over the matrices' peak: {state / 1e9:.2f} GB = {state / rows:.0f} B per train row "

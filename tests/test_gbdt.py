@@ -451,3 +451,105 @@ def test_xgboost_keeps_small_quantised_data_in_memory_and_goes_to_disk_past_the_
     x, _ = rows.matrix("test")
     a, b = load_trained(tmp_path / "mem").predict(x), load_trained(tmp_path / "disk").predict(x)
     assert np.allclose(a, b, atol=1e-5)
+
+
+# -- XGBoost's external-memory cache: where it goes, and a disk too small for it -----------------
+
+
+@_lib("xgboost")
+def test_xgboost_cache_dir_holds_the_cache_and_its_estimate_bounds_what_xgboost_writes(tmp_path):
+    """`train.options.cache_dir` moves the disk cache (a fresh folder removed after the fit);
+    the size Blase checks for is at least what XGBoost really writes."""
+    import xgboost as xgb
+
+    from blase.contrib._xgb_cache import _SLACK_BYTES, cache_bytes
+    from blase.contrib.xgboost import ShardIter
+
+    shards = _prepared(tmp_path, _bunch("breast_cancer"), "target", shard_rows=40)
+    data = TrainingData(shards)
+    cache = tmp_path / "big-disk" / "xgb"
+    report = fit_model(model_kind("xgboost", {**FAST, "external_memory": True, "cache_dir": str(cache)}), shards,
+                       FitContext(out_dir=tmp_path / "m", seed=0, tmp_dir=tmp_path))
+    assert report.details["matrix"].startswith("external memory")
+    assert cache.is_dir() and list(cache.iterdir()) == []  # made, used, cleaned up
+    # what XGBoost writes for a train split, against the estimate without its fixed slack
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(20_000, 12)), columns=[f"x{i}" for i in range(12)])
+    frame = frame.assign(y=rng.normal(size=20_000))
+    (tmp_path / "wide").mkdir()
+    data = TrainingData(_prepared(tmp_path / "wide", frame, "y"))
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    for max_bin in (256, 1024):
+        matrix = xgb.ExtMemQuantileDMatrix(
+            ShardIter(data, "train", str(pages / f"p{max_bin}"), batch_bytes=8 << 20), max_bin=max_bin)
+        written = sum(f.stat().st_size for f in pages.glob(f"p{max_bin}*"))  # removed with the matrix
+        del matrix
+        assert 0 < written <= cache_bytes(data.rows("train"), data.n_features, max_bin) - _SLACK_BYTES
+
+
+@_lib("xgboost")
+def test_a_disk_too_small_for_the_xgboost_cache_is_a_clear_error_before_xgboost_writes(
+        project, cli, tmp_path, monkeypatch):
+    """Checked against the real folder's free space (the margin Blase keeps free raised to all
+    of it, so any cache is too big): an error naming the folder, the bytes and the fix, from
+    the API and from `blase run`, with nothing written there and no traceback."""
+    import shutil
+
+    from blase.contrib import _xgb_cache
+
+    shards = _prepared(tmp_path, _bunch("breast_cancer"), "target")
+    cache = tmp_path / "small-disk"
+    cache.mkdir()
+    monkeypatch.setattr(_xgb_cache, "MIN_FREE_BYTES", shutil.disk_usage(cache).free)
+    kind = model_kind("xgboost", {**FAST, "external_memory": True, "cache_dir": str(cache)})
+    with pytest.raises(TrainError) as caught:
+        fit_model(kind, shards, FitContext(out_dir=tmp_path / "m", seed=0, tmp_dir=tmp_path))
+    message = f"{caught.value}"
+    assert str(cache) in message and "needs about" in message and "bytes) free" in message
+    assert "train.options.cache_dir" in caught.value.hint and "free space" in caught.value.hint
+    assert list(cache.iterdir()) == []  # XGBoost was never called
+    # in memory (auto on small data) needs no cache: the same project trains
+    fit_model(model_kind("xgboost", {**FAST, "cache_dir": str(cache)}), shards,
+              FitContext(out_dir=tmp_path / "m2", seed=0, tmp_dir=tmp_path))
+    run = cli("run", "--set", "train.model=xgboost", "--set", "train.options.external_memory=true",
+              "--set", f"train.options.cache_dir={cache}", "--set", "train.options.n_estimators=5",
+              cwd=project.root)
+    assert run.exit_code != 0 and "Traceback" not in run.stderr
+    assert "external-memory cache needs about" in run.stderr and "cache_dir" in run.stderr
+    # a cache_dir that cannot be a folder names the option
+    (tmp_path / "a-file").write_text("x")
+    bad = model_kind("xgboost", {**FAST, "external_memory": True, "cache_dir": str(tmp_path / "a-file")})
+    with pytest.raises(TrainError, match=r"train\.options\.cache_dir: cannot write XGBoost's cache in .*a-file"):
+        fit_model(bad, shards, FitContext(out_dir=tmp_path / "m3", seed=0, tmp_dir=tmp_path))
+
+
+@_lib("xgboost")
+def test_xgboost_reads_a_split_that_is_one_batch_from_the_shards_once(tmp_path, monkeypatch):
+    """XGBoost walks its DataIter three times for a training matrix (shape, sketch, pages) and
+    twice for val: a split that fits in one batch is expanded from the shards once."""
+    import xgboost as xgb
+
+    from blase.contrib.xgboost import ShardIter
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(3000, 4)), columns=list("abcd")).assign(y=rng.integers(0, 2, 3000))
+    shards = _prepared(tmp_path, frame, "y")
+    reads: list[str] = []
+    real = TrainingData.chunks
+
+    def counted(self, split, rows=65_536):
+        reads.append(split)  # once per pass over the split
+        return real(self, split, rows)
+
+    monkeypatch.setattr(TrainingData, "chunks", counted)
+    fit_model(model_kind("xgboost", {**FAST, "external_memory": True}), shards,
+              FitContext(out_dir=tmp_path / "m", seed=0))
+    assert sorted(reads) == ["train", "val"]
+    data = TrainingData(shards)
+    for batch_bytes, passes in ((64 << 20, 1), (1, 3)):  # 1 byte: batches of 1,024 of ~2,100 rows
+        reads.clear()
+        it = ShardIter(data, "train", str(tmp_path / f"c{batch_bytes}"), batch_bytes=batch_bytes)
+        matrix = xgb.ExtMemQuantileDMatrix(it, max_bin=256)
+        it.release()
+        assert reads == ["train"] * passes and matrix.num_row() == data.rows("train")

@@ -43,6 +43,11 @@ class XGBoostOptions(BoostingOptions):
         "the quantised rows in memory (QuantileDMatrix, about a byte per value); auto: in memory "
         "when they take at most a quarter of the memory budget",
     )
+    cache_dir: str | None = Field(
+        default=None,
+        description="folder for the external-memory cache (absolute, or relative to the project; "
+        "default: the project's .blase/tmp); its free space is checked before XGBoost writes",
+    )
 
 
 class LightGBMOptions(BoostingOptions):

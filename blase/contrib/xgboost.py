@@ -15,7 +15,9 @@ regression (the prediction), one per class for multiclass.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ import xgboost as xgb
 
 from blase.contrib._onnx import export_trees
 from blase.contrib._options import XGBoostOptions
+from blase.contrib._xgb_cache import cache_bytes, cache_folder
 from blase.model import FitContext, FitReport, ModelKind, ModelSpec, TrainError, TrainingData
 
 __all__ = ["ShardIter", "XGBoostModel"]
@@ -51,19 +54,31 @@ class ShardIter(xgb.DataIter):
         self._data, self._split = data, split
         self._rows = max(1024, batch_bytes // max(1, 4 * data.n_features))
         self._batches: Iterator[tuple[np.ndarray, np.ndarray]] | None = None
+        # XGBoost reads the iterator three times for a training matrix (its shape and labels, a
+        # sketch, then the quantised pages) and twice with a reference: a split that is one batch
+        # (at most batch_bytes, held during each pass anyway) is read from the shards once
+        self._single = data.rows(split) <= self._rows
+        self._kept: tuple[np.ndarray, np.ndarray] | None = None
         super().__init__(cache_prefix=cache_prefix, release_data=True)
 
     def next(self, input_data: Callable[..., None]) -> bool:
         if self._batches is None:
-            self._batches = self._data.batches(self._split, rows=self._rows)
+            self._batches = iter([self._kept]) if self._kept is not None else \
+                self._data.batches(self._split, rows=self._rows)
         batch = next(self._batches, None)
         if batch is None:
             return False
+        if self._single:
+            self._kept = batch
         input_data(data=batch[0], label=batch[1])
         return True
 
     def reset(self) -> None:
         self._batches = None
+
+    def release(self) -> None:
+        """Forget the kept batch (once the matrix is built: XGBoost reads its own pages then)."""
+        self._kept, self._batches = None, None
 
 
 class XGBoostModel(ModelKind):
@@ -102,22 +117,26 @@ class XGBoostModel(ModelKind):
             return bool(o.external_memory)
         return data.rows("train") * data.n_features * 2 > budget // 4
 
-    def _matrix(self, data: TrainingData, split: str, ctx: FitContext, *, external: bool,
+    def _matrix(self, data: TrainingData, split: str, ctx: FitContext, *, cache: Path | None,
                 ref: xgb.DMatrix | None = None) -> xgb.DMatrix:
-        scratch = Path(ctx.tmp_dir or ".")
+        """The split's matrix: quantised pages in ``cache`` (external memory), or in memory."""
         budget = ctx.memory or 2 << 30
         o: XGBoostOptions = self.options  # type: ignore[assignment]
+        external = cache is not None
         if not external and data.rows(split) * data.n_features * 4 <= budget // 4:
             # small enough to hold as floats for a moment: one read of the shards (an iterator is
             # read twice, sketch then quantise), and XGBoost sketches an array on every thread
             x, y = data.matrix(split)
             return xgb.QuantileDMatrix(x, y, max_bin=o.max_bin, ref=ref, nthread=o.n_jobs)
-        it = ShardIter(data, split, str(scratch / f"xgb-{split}") if external else None,
+        it = ShardIter(data, split, str(cache / f"xgb-{split}") if cache is not None else None,
                        batch_bytes=self._batch_bytes(data, budget))
-        if external:
-            return xgb.ExtMemQuantileDMatrix(it, max_bin=o.max_bin, ref=ref, nthread=o.n_jobs)
-        # the batches are quantised as they come: the raw float rows are never held whole
-        return xgb.QuantileDMatrix(it, max_bin=o.max_bin, ref=ref, nthread=o.n_jobs)
+        try:
+            if external:
+                return xgb.ExtMemQuantileDMatrix(it, max_bin=o.max_bin, ref=ref, nthread=o.n_jobs)
+            # the batches are quantised as they come: the raw float rows are never held whole
+            return xgb.QuantileDMatrix(it, max_bin=o.max_bin, ref=ref, nthread=o.n_jobs)
+        finally:
+            it.release()
 
     @staticmethod
     def _batch_bytes(data: TrainingData, budget: int) -> int:
@@ -136,23 +155,43 @@ class XGBoostModel(ModelKind):
                 f"{data.rows('train'):,} rows, against a {budget / 1e9:.2f} GB memory budget; expect the train "
                 "step's peak memory above the budget (raise --memory, or train on fewer rows)"]
 
+    def _cache(self, data: TrainingData, ctx: FitContext, external: bool) -> AbstractContextManager[Path | None]:
+        """The folder of XGBoost's disk cache (external memory only), its free space checked
+        against the cache's estimated size before XGBoost writes anything."""
+        if not external:
+            return nullcontext()
+        o: XGBoostOptions = self.options  # type: ignore[assignment]
+        need = cache_bytes(data.rows("train") + data.rows("val"), data.n_features, o.max_bin)
+        return cache_folder(o.cache_dir, Path(ctx.tmp_dir or tempfile.gettempdir()), need=need,
+                            project_root=ctx.project_root)
+
+    def _boost(self, data: TrainingData, ctx: FitContext, external: bool,
+               history: dict[str, dict[str, list[float]]]) -> xgb.Booster:
+        o: XGBoostOptions = self.options  # type: ignore[assignment]
+        has_val = data.rows("val") > 0
+        init = ctx.init.booster_ if isinstance(ctx.init, XGBoostModel) else None
+        with self._cache(data, ctx, external) as cache:
+            train = self._matrix(data, "train", ctx, cache=cache)
+            evals = [(self._matrix(data, "val", ctx, cache=cache, ref=train), "val")] if has_val else []
+            try:
+                return xgb.train(
+                    self._params(data, ctx.seed), train, num_boost_round=o.n_estimators, evals=evals,
+                    early_stopping_rounds=o.early_stopping_rounds if has_val else None,
+                    evals_result=history, verbose_eval=False, xgb_model=init,
+                )
+            except xgb.core.XGBoostError as exc:
+                raise TrainError(f"xgboost failed: {str(exc).splitlines()[0]}",
+                                 hint="check train.options in blase.yaml (see `blase plugins --json` for the "
+                                      "schema)") from exc
+            finally:
+                del train, evals  # XGBoost's handles on the cache pages, before the folder goes
+
     def fit(self, data: TrainingData, ctx: FitContext) -> XGBoostModel:
         o: XGBoostOptions = self.options  # type: ignore[assignment]
         external = self._external(data, ctx.memory or 2 << 30)
-        train = self._matrix(data, "train", ctx, external=external)
         has_val = data.rows("val") > 0
-        evals = [(self._matrix(data, "val", ctx, external=external, ref=train), "val")] if has_val else []
         history: dict[str, dict[str, list[float]]] = {}
-        init = ctx.init.booster_ if isinstance(ctx.init, XGBoostModel) else None
-        try:
-            booster = xgb.train(
-                self._params(data, ctx.seed), train, num_boost_round=o.n_estimators, evals=evals,
-                early_stopping_rounds=o.early_stopping_rounds if has_val else None,
-                evals_result=history, verbose_eval=False, xgb_model=init,
-            )
-        except xgb.core.XGBoostError as exc:
-            raise TrainError(f"xgboost failed: {str(exc).splitlines()[0]}",
-                             hint="check train.options in blase.yaml (see `blase plugins --json` for the schema)") from exc
+        booster = self._boost(data, ctx, external, history)
         rounds = booster.num_boosted_rounds()
         best = getattr(booster, "best_iteration", None) if has_val and o.early_stopping_rounds else None
         if best is not None and best + 1 < rounds:

@@ -109,10 +109,10 @@ class TrainingData:
                 held += take
                 x, y = x[take:], y[take:]
                 if held == rows:
-                    yield np.concatenate(xs), np.concatenate(ys)
+                    yield _joined(xs), _joined(ys)
                     xs, ys, held = [], [], 0
         if held:
-            yield np.concatenate(xs), np.concatenate(ys)
+            yield _joined(xs), _joined(ys)
 
     def matrix(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """The whole of ``split`` in memory (for a validation split, or small data)."""
@@ -156,3 +156,9 @@ class TrainingData:
                 hint="the shards were changed after prepare; run prepare again",
             )
         return self._as_labels(y)
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """The parts as one array: a single part as it is (a batch within one shard is already a
+    fresh array: copying it again costs a pass over its bytes)."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)

@@ -61,6 +61,7 @@ class ShardRows:
                 hint="the shards were changed after prepare; run prepare again",
             )
         self._dense = np.asarray(self.layout.dense, dtype=np.int64) if self.layout else None
+        self._dense_runs = _runs(self._dense) if self._dense is not None else []
         self._tensor_at = (np.asarray([p for t in self.layout.tensors for p in t.features], dtype=np.int64)
                            if self.layout and self.layout.tensors else None)
 
@@ -84,7 +85,8 @@ class ShardRows:
             return np.asarray(self.tensor[index], dtype=np.float32)  # type: ignore[index]
         dense = self.x[index]
         out = np.zeros((len(dense), self.n_features), dtype=np.float32)
-        out[:, self._dense] = dense
+        for at, stop, src in self._dense_runs:  # block copies: a column-indexed scatter is 10x slower
+            out[:, at:stop] = dense[:, src:src + stop - at]
         if self._tensor_at is not None:
             out[:, self._tensor_at] = self.tensor[index]  # type: ignore[index]
         if not self.layout.onehot:
@@ -112,3 +114,14 @@ class ShardRows:
         if cols == list(range(cols[0], cols[0] + len(cols))):
             return block[:, cols[0]:cols[0] + len(cols)]
         return block[:, cols]
+
+
+def _runs(positions: np.ndarray) -> list[tuple[int, int, int]]:
+    """``positions`` (sorted output columns of the stored columns ``0..n-1``) as runs of
+    consecutive columns: ``(first output column, end, first stored column)``."""
+    if not len(positions):
+        return []
+    breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+    starts = np.concatenate([[0], breaks])
+    ends = np.concatenate([breaks, [len(positions)]])
+    return [(int(positions[a]), int(positions[a]) + int(b - a), int(a)) for a, b in zip(starts, ends, strict=True)]
