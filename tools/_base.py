@@ -172,9 +172,12 @@ class Tool:
 
     def __call__(self, arguments: dict[str, Any] | ToolInput | None, ctx: ToolContext) -> ToolOutput:
         """Validate ``arguments`` and run the tool; engine errors become :class:`ToolError`."""
+        from blase.extract import confined_files
+
         args = self.validate(arguments)
         try:
-            return self.func(args, ctx)
+            with confined_files(ctx.project.root):  # what a data file in it names, too
+                return self.func(args, ctx)
         except ToolError:
             raise
         except BlaseError as exc:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from blase._duck import connect, sql_ident
+from blase._duck import confinement_error, connect, sql_ident
 from blase._fs import atomic_path, disk_guard
 from blase.cloud import is_remote
 from blase.errors import BlaseError, ExtractError
@@ -612,6 +612,10 @@ class Extract:
         a source plugin's own error as it raised it."""
         if self._plugin_failures:
             return self._plugin_failures[-1]
+        outside = confinement_error(exc)
+        if outside is not None:
+            return ExtractError(f"cannot read {self._shown()}: {outside}",
+                                hint="copy the data it needs into the project (e.g. data/)")
         source = self._resolve()
         if source.format == "csv":
             long_line = long_line_error(exc, source)
