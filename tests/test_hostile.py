@@ -54,3 +54,23 @@ def test_a_person_may_still_read_a_view_over_their_own_files(project, secret):
 
     db = _view_over(project, secret)
     assert Extract(f"{db}:v", project=project).preview(5).num_rows == 2
+
+
+def test_blase_run_shows_what_a_step_warned_about(project, cli):
+    """Prepare's warning about label variants (' Adelie' / 'adelie') was recorded in the run but
+    never printed: `blase run` and `blase inspect` must show it."""
+    import csv
+
+    rows = list(csv.DictReader((project.root / "data" / "penguins.csv").open()))
+    rows[3]["species"], rows[5]["species"] = " Adelie", "adelie"
+    with (project.root / "data" / "ws.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    r = cli("run", "--to", "prepare", "--set", "data.source=data/ws.csv", "--project", str(project.root))
+    assert r.exit_code == 0, r.stderr
+    said = " ".join(r.stdout.split())
+    assert "warning: prepare: label 'species' has values that differ only by whitespace or case" in said
+    assert "' Adelie' / 'Adelie' / 'adelie'" in said
+    r = cli("inspect", "latest", "--project", str(project.root))
+    assert "differ only by whitespace or case" in " ".join(r.stdout.split())
