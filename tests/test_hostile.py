@@ -74,3 +74,49 @@ def test_blase_run_shows_what_a_step_warned_about(project, cli):
     assert "' Adelie' / 'Adelie' / 'adelie'" in said
     r = cli("inspect", "latest", "--project", str(project.root))
     assert "differ only by whitespace or case" in " ".join(r.stdout.split())
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """A project with one deployed model (a short training run)."""
+    from blase.pipeline import Pipeline
+    from blase.scaffold import create_project
+    from tests.conftest import pin_mlp
+
+    project = pin_mlp(create_project(tmp_path_factory.mktemp("hostile") / "peng"))
+    Pipeline(project, overrides=["train.epochs=3"]).run()
+    return project
+
+
+def _new_rows(project, name, column, value):
+    """Twenty labelled-less rows of the template data with ``value`` written in row 1 of ``column``."""
+    import csv
+
+    rows = [r for r in csv.DictReader((project.root / "data" / "penguins.csv").open()) if "NA" not in r.values()]
+    rows = [{k: v for k, v in r.items() if k != "species"} for r in rows[:20]]
+    rows[1][column] = value
+    path = project.root / "data" / name
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "1e400", "1e300"])
+def test_predict_refuses_an_infinite_input_instead_of_writing_a_prediction(deployed, cli, tmp_path, value):
+    """An 'inf' (or a number beyond float32) in new data came out as a confident class with NaN
+    probabilities: refuse, naming the column and the row."""
+    _new_rows(deployed, "new_inf.csv", "body_mass_g", value)
+    out = tmp_path / "p.csv"
+    r = cli("predict", "peng", "data/new_inf.csv", "--out", str(out), "--project", str(deployed.root))
+    assert r.exit_code != 0
+    said = " ".join(r.stderr.split())
+    assert "feature 'body_mass_g' is infinite or NaN in 1 row(s) of data/new_inf.csv" in said
+    assert "first at row_id 1" in said and "Traceback" not in said
+    assert not out.exists()
+    # the same rows without the bad value are scored, every probability a number
+    _new_rows(deployed, "new_ok.csv", "body_mass_g", "4000")
+    r = cli("predict", "peng", "data/new_ok.csv", "--out", str(out), "--project", str(deployed.root))
+    assert r.exit_code == 0, r.stderr
+    assert "nan" not in out.read_text().lower()

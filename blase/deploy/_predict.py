@@ -144,9 +144,11 @@ def _tensor_sources(table: Any, features: list[str]) -> dict[str, tuple[str, int
     return out
 
 
-def features_matrix(table: Any, features: list[str], *, source: str = "the data") -> np.ndarray:
+def features_matrix(table: Any, features: list[str], *, source: str = "the data",
+                    first_row: int = 0) -> np.ndarray:
     """The float32 feature matrix of a transformed Arrow table, in manifest order (a tensor
-    column stands for its values' features, as in Prepare)."""
+    column stands for its values' features, as in Prepare). ``first_row`` is the row_id of the
+    table's first row, for errors."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -187,8 +189,23 @@ def features_matrix(table: Any, features: list[str], *, source: str = "the data"
             )
         if pa.types.is_boolean(col.type):
             col = pc.cast(col, pa.int8())
-        out[:, j] = col.to_numpy(zero_copy_only=False)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out[:, j] = col.to_numpy(zero_copy_only=False)
+        _refuse_non_finite(out[:, j], name, source, first_row)
     return out
+
+
+def _refuse_non_finite(values: np.ndarray, name: str, source: str, first_row: int) -> None:
+    """A model scores an infinite or NaN input as NaN, which would be written as a prediction
+    (the first class, NaN probabilities): refuse, naming the feature and the first row."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise DeployError(
+            f"feature {name!r} is infinite or NaN in {int(bad.sum())} row(s) of {source} after the "
+            f"transform (first at row_id {first_row + int(np.argmax(bad))}): the model cannot score them",
+            hint=f"fix those rows of {name!r} ('inf', 'nan', or a number too large for float32, "
+            "about 3.4e38, in the data or after scaling), or leave them out",
+        )
 
 
 def package_features(package: Any, transform: Any, table: Any, *, source: str = "the data") -> np.ndarray:
@@ -280,7 +297,7 @@ class BatchScorer:
             report = getattr(self.transform, "last_apply_report", None)
             for counts in (report.unseen.values() if report is not None else ()):
                 notes.add(BatchNotes(unseen=dict(counts)))
-        X = features_matrix(transformed, package.features, source=source)
+        X = features_matrix(transformed, package.features, source=source, first_row=first_row)
         cols: dict[str, Any] = {"row_id": np.arange(first_row, first_row + len(X), dtype=np.int64)}
         if package.key is not None and package.key in table.column_names:
             cols[package.key] = table[package.key]
