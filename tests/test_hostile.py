@@ -120,3 +120,22 @@ def test_predict_refuses_an_infinite_input_instead_of_writing_a_prediction(deplo
     r = cli("predict", "peng", "data/new_ok.csv", "--out", str(out), "--project", str(deployed.root))
     assert r.exit_code == 0, r.stderr
     assert "nan" not in out.read_text().lower()
+
+
+def test_file_size_limit_during_predict_and_a_runs_record_names_the_file(deployed):
+    """EFBIG while writing predictions, or a run's own log (monitor, deploy, run), was 'internal
+    error ... this is a bug in Blase'."""
+    from tests.test_wrong_results import _blase_limited
+
+    root = deployed.root
+    p = _blase_limited(root, 2000, "predict", "peng", "data/penguins.csv", "--out", "outputs/p.csv")
+    err = " ".join(p.stderr.split())
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "cannot write the predictions outputs/p.csv: file too large" in err and "ulimit -f" in err
+    assert "internal error" not in err and "Traceback" not in err
+    assert not [f for f in (root / "outputs").iterdir() if f.name.startswith(("p.csv", ".p.csv"))]
+    p = _blase_limited(root, 2000, "monitor", "peng", "data/penguins.csv")
+    err = " ".join(p.stderr.split())
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "cannot write the record of run" in err and "log.jsonl: file too large" in err
+    assert "internal error" not in err and "Traceback" not in err

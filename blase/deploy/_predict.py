@@ -8,6 +8,7 @@ export). The output is written under a temporary name and renamed when complete.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from blase._fs import AtomicTarget
+from blase._fs import AtomicTarget, disk_guard
 from blase.cloud import is_remote
 from blase.deploy._package import DeployError, ModelPackage
 from blase.deploy._runner import model_runner
@@ -344,7 +345,7 @@ def predict(
     rows = 0
     changed = BatchNotes()
     try:
-        with measure_step() as meter:
+        with measure_step() as meter, disk_guard("the predictions", out, DeployError):
             for batch in extract.batches(memory=memory):
                 result, batch_notes = scorer.score(pa.Table.from_batches([batch]), source=source, first_row=rows)
                 changed.add(batch_notes)
@@ -360,7 +361,8 @@ def predict(
             target.commit()
     finally:
         if writer is not None:
-            writer.close()
+            with contextlib.suppress(OSError):  # what went wrong is already on its way up
+                writer.close()
         target.discard()
     warnings = notes + changed.messages(scorer.means)
     return PredictResult(package.name, package.version, rows, str(out), meter.seconds,
