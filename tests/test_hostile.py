@@ -139,3 +139,15 @@ def test_file_size_limit_during_predict_and_a_runs_record_names_the_file(deploye
     assert p.returncode == 1, p.stdout + p.stderr
     assert "cannot write the record of run" in err and "log.jsonl: file too large" in err
     assert "internal error" not in err and "Traceback" not in err
+
+
+def test_schema_calls_an_all_null_column_empty_not_constant(project, cli):
+    """A column with no value in any row is not 'a single value in every row'."""
+    (project.root / "data" / "nulls.csv").write_text("a,b,c\n1,,x\n2,,y\n3,,x\n")
+    r = cli("schema", "data/nulls.csv", "--project", str(project.root))
+    said = " ".join(r.stdout.split())
+    assert "column 'b': empty: no value in any row (every row is null)" in said
+    assert "column 'b': constant" not in said
+    (project.root / "data" / "same.csv").write_text("a,b\n1,k\n2,k\n3,k\n")
+    r = cli("schema", "data/same.csv", "--project", str(project.root))
+    assert "column 'b': constant: a single value in every row" in " ".join(r.stdout.split())
