@@ -151,3 +151,20 @@ def test_schema_calls_an_all_null_column_empty_not_constant(project, cli):
     (project.root / "data" / "same.csv").write_text("a,b\n1,k\n2,k\n3,k\n")
     r = cli("schema", "data/same.csv", "--project", str(project.root))
     assert "column 'b': constant: a single value in every row" in " ".join(r.stdout.split())
+
+
+@pytest.mark.parametrize("override", ["ray.address=203.0.113.7:6379", "ray={address: 'ray://203.0.113.7:10001'}"])
+def test_an_override_cannot_send_the_run_to_a_cluster_blase_yaml_does_not_name(project, override):
+    """The assistant's run_step/run_pipeline could point the run (its code, paths and data) at any
+    Ray cluster; like a file outside the project, a cluster is the person's choice in blase.yaml."""
+    ctx = ToolContext.for_project(project)
+    for tool, args in (("run_pipeline", {"overrides": ["executor=ray", override]}),
+                       ("run_step", {"step": "extract", "overrides": ["executor=ray", override]})):
+        with pytest.raises(ToolError, match=r"ray\.address: '.*203\.0\.113\.7.*' is a cluster blase.yaml does not name"):
+            call_tool(tool, args, ctx)
+    assert not list(project.runs_dir.glob("*"))  # refused before any run started
+    # the cluster blase.yaml names is the person's choice, and stays allowed
+    from blase.config import check_confined, config_from_dict
+
+    named = config_from_dict({"project": "p", "ray": {"address": "ray://203.0.113.7:10001"}})
+    check_confined(named, project.root, base=named)

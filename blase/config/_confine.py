@@ -25,7 +25,8 @@ _TABLE_FILES = (".sqlite", ".sqlite3", ".db", ".duckdb")
 
 def config_places(config: ProjectConfig) -> list[tuple[str, str, str]]:
     """``(kind, key path, value)`` for every value of ``config`` that names a file or code:
-    ``data.source``, each ``transform[i].call`` and a script ``train.model``."""
+    ``data.source``, each ``transform[i].call``, a script ``train.model``, and a Ray cluster
+    to send the run to (``ray.address``)."""
     places: list[tuple[str, str, str]] = []
     if config.data.source:
         places.append(("data", "data.source", config.data.source))
@@ -34,6 +35,8 @@ def config_places(config: ProjectConfig) -> list[tuple[str, str, str]]:
             places.append(("code", f"transform[{i}].call", step.call))
     if ":" in config.train.model:
         places.append(("code", "train.model", config.train.model))
+    if config.ray.address and config.ray.address not in ("auto", "local"):
+        places.append(("cluster", "ray.address", config.ray.address))  # the run's code and data go there
     return places
 
 
@@ -91,6 +94,9 @@ def check_confined(
             if _bucket(value) not in buckets:
                 problems.append(ConfigProblem(file, None, key, f"{key}: {value!r} is a bucket blase.yaml does not name"))
             continue  # another prefix of a bucket the person chose in blase.yaml
+        if kind == "cluster":
+            problems.append(ConfigProblem(file, None, key, f"{key}: {value!r} is a cluster blase.yaml does not name"))
+            continue
         path = _local_path(kind, value)
         if path is None:
             problems.append(ConfigProblem(file, None, key, f"{key}: {value!r} is not a file of the project"))
@@ -100,7 +106,8 @@ def check_confined(
         raise ConfigError(
             problems,
             hint="an override may only name files and code inside the project (e.g. data/x.csv, "
-            "scripts/transforms.py:fn) or objects of a bucket blase.yaml's data.source names; "
+            "scripts/transforms.py:fn), objects of a bucket blase.yaml's data.source names, or "
+            "the Ray cluster blase.yaml names; "
             "put anything else in blase.yaml yourself",
         )
 
