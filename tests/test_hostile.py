@@ -168,3 +168,15 @@ def test_an_override_cannot_send_the_run_to_a_cluster_blase_yaml_does_not_name(p
 
     named = config_from_dict({"project": "p", "ray": {"address": "ray://203.0.113.7:10001"}})
     check_confined(named, project.root, base=named)
+
+
+def test_a_bad_tool_value_is_not_answered_with_the_list_of_fields(project):
+    """'model name '../x' is not a name' came with 'hint: allowed fields: model, data', which
+    sends the model (and a person reading the log) to the wrong fix."""
+    ctx = ToolContext.for_project(project)
+    with pytest.raises(ToolError) as info:
+        call_tool("check_drift", {"model": "../x", "data": "data/penguins.csv"}, ctx)
+    assert "is not a name" in info.value.message and "allowed fields" not in (info.value.hint or "")
+    with pytest.raises(ToolError) as info:
+        call_tool("check_drift", {"modle": "peng", "data": "data/penguins.csv"}, ctx)
+    assert info.value.hint == "allowed fields: model, data"

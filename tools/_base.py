@@ -165,9 +165,11 @@ class Tool:
                 f"{'.'.join(str(p) for p in e['loc']) or '(arguments)'}: {e['msg']}"
                 for e in exc.errors()
             )
+            fields = {e["type"] for e in exc.errors()} & {"extra_forbidden", "missing"}
             raise ToolError(
                 f"{self.name}: invalid arguments: {problems}",
-                hint=f"allowed fields: {', '.join(self.input_model.model_fields) or 'none'}",
+                hint=f"allowed fields: {', '.join(self.input_model.model_fields) or 'none'}" if fields
+                else "fix the value named above and call again",
             ) from None
 
     def __call__(self, arguments: dict[str, Any] | ToolInput | None, ctx: ToolContext) -> ToolOutput:
