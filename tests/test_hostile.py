@@ -180,3 +180,12 @@ def test_a_bad_tool_value_is_not_answered_with_the_list_of_fields(project):
     with pytest.raises(ToolError) as info:
         call_tool("check_drift", {"modle": "peng", "data": "data/penguins.csv"}, ctx)
     assert info.value.hint == "allowed fields: model, data"
+
+
+def test_a_null_value_holding_the_delimiter_names_the_key(project, cli):
+    """data.null_values: ['12,5'] gave DuckDB's 'Binder Error: DELIMITER must not appear in the
+    NULL specification' with a hint about format, dtypes and delimiter."""
+    r = cli("run", "--to", "extract", "--set", "data.null_values=['NA', '12,5']", "--project", str(project.root))
+    said = " ".join(r.stderr.split())
+    assert r.exit_code != 0
+    assert "data.null_values holds the file's delimiter ('12,5')" in said and "Binder Error" not in said
