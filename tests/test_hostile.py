@@ -189,3 +189,30 @@ def test_a_null_value_holding_the_delimiter_names_the_key(project, cli):
     said = " ".join(r.stderr.split())
     assert r.exit_code != 0
     assert "data.null_values holds the file's delimiter ('12,5')" in said and "Binder Error" not in said
+
+
+def test_predict_fills_a_missing_date_where_training_had_none(tmp_path, cli):
+    """A missing date in new data (a `datetime` op's column) refused the whole file: it gets the
+    training mean date, as a numeric column gets its mean."""
+    import csv
+    import datetime as dt
+    import random
+
+    from tests.test_wrong_results import _config, _project, _write_csv
+
+    root = _project(tmp_path, _config("y", "  - op: datetime\n    columns: [d]\n    parts: [year]\n"
+                                           "  - op: scale\n    method: standard\n", epochs=3))
+    rng = random.Random(2)
+    days = [dt.date(1970, 1, 1) + dt.timedelta(days=rng.randrange(0, 12 * 365)) for _ in range(200)]
+    _write_csv(root / "data" / "d.csv", ["d", "a", "y"],
+               [[d.isoformat(), i % 7, round(i % 7 + (d.year - 1970) / 6, 3)] for i, d in enumerate(days)])
+    r = cli("run", cwd=root)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    new = _write_csv(tmp_path / "new.csv", ["d", "a"], [["", 0.5], ["1975-06-01", 0.2]])
+    out = tmp_path / "new.pred.csv"
+    r = cli("predict", "p", str(new), "--out", str(out), cwd=root)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    said = " ".join(r.stdout.split())
+    assert "1 missing value(s) of column 'd' filled with its training mean 197" in said  # a date, 1970-1981
+    with out.open() as f:
+        assert len([float(row["prediction"]) for row in csv.DictReader(f)]) == 2

@@ -103,19 +103,45 @@ def training_means(package: Any, transform: Any) -> dict[str, float]:
         return {}
     covered = {c for op in transform.operations if op.op_name == "impute"
                for c in (getattr(op, "columns_", None) or [])}
-    return {name: float(col["mean"]) for name, col in columns.items()
-            if isinstance(col, dict) and col.get("kind") == "numeric" and not col.get("datetime")
+    return {name: (Instant if col.get("datetime") else float)(col["mean"]) for name, col in columns.items()
+            if isinstance(col, dict) and col.get("kind") == "numeric"
             and col.get("mean") is not None and name not in covered}
 
 
+class Instant(float):
+    """A training mean of a date or time column, in seconds since 1970 (as the reference profile
+    keeps it), shown as a date."""
+
+    def __format__(self, spec: str) -> str:
+        import datetime as dt
+
+        return dt.datetime.fromtimestamp(float(self), dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _fill_value(col_type: Any, mean: float) -> Any:
+    """``mean`` as a scalar of ``col_type`` (a number, or a date/time from seconds since 1970);
+    None for a type no mean fits."""
+    import pyarrow as pa
+
+    if pa.types.is_integer(col_type):
+        return pa.scalar(round(mean)).cast(col_type)
+    if pa.types.is_floating(col_type):
+        return pa.scalar(mean).cast(col_type)
+    if isinstance(mean, Instant) and pa.types.is_date(col_type):
+        return pa.scalar(round(mean / 86400), pa.int32()).cast(pa.date32()).cast(col_type)
+    if isinstance(mean, Instant) and pa.types.is_timestamp(col_type):
+        per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[col_type.unit]
+        return pa.scalar(round(mean * per_second), pa.int64()).cast(col_type)
+    return None
+
+
 def fill_unimputed(table: Any, means: dict[str, float]) -> tuple[Any, dict[str, int]]:
-    """Fill nulls of numeric columns no impute op covers with their training mean.
+    """Fill nulls of numeric (and date/time) columns no impute op covers with their training mean.
 
     Training saw no missing value there (or it would have needed an impute op), so the model
     cannot take one; the mean is what ``impute: mean`` would have learned. Returns the table and
     the count filled per column.
     """
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     filled: dict[str, int] = {}
@@ -123,9 +149,9 @@ def fill_unimputed(table: Any, means: dict[str, float]) -> tuple[Any, dict[str, 
         if name not in table.column_names or not table[name].null_count:
             continue
         col = table[name]
-        if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
+        value = _fill_value(col.type, mean)
+        if value is None:
             continue
-        value = pa.scalar(round(mean) if pa.types.is_integer(col.type) else mean).cast(col.type)
         filled[name] = col.null_count
         table = table.set_column(table.column_names.index(name), name, pc.fill_null(col, value))
     return table, filled
