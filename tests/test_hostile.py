@@ -216,3 +216,16 @@ def test_predict_fills_a_missing_date_where_training_had_none(tmp_path, cli):
     assert "1 missing value(s) of column 'd' filled with its training mean 197" in said  # a date, 1970-1981
     with out.open() as f:
         assert len([float(row["prediction"]) for row in csv.DictReader(f)]) == 2
+
+
+@pytest.mark.parametrize("out", ["models/peng/v9/p.csv", "runs/0123abcd/p.csv", ".blase/p.csv"])
+def test_the_predict_tool_does_not_write_into_blases_own_folders(deployed, out):
+    """A predictions file under models/NAME/v9/ made a version 'v9' that `blase models` lists
+    (and the next deploy numbers after); under runs/, a run that never ran."""
+    from blase.deploy import list_models
+
+    ctx = ToolContext.for_project(deployed)
+    with pytest.raises(ToolError, match="which Blase manages"):
+        call_tool("predict", {"model": "peng", "data": "data/penguins.csv", "out": out}, ctx)
+    assert not (deployed.root / out).parent.exists() or out.startswith(".blase")
+    assert [m.versions for m in list_models(deployed) if m.name == "peng"] == [["v1"]]
