@@ -229,3 +229,27 @@ def test_the_predict_tool_does_not_write_into_blases_own_folders(deployed, out):
         call_tool("predict", {"model": "peng", "data": "data/penguins.csv", "out": out}, ctx)
     assert not (deployed.root / out).parent.exists() or out.startswith(".blase")
     assert [m.versions for m in list_models(deployed) if m.name == "peng"] == [["v1"]]
+
+
+@pytest.mark.parametrize("source", ["data/parts", "'data/parts/*.parquet'"])
+def test_an_override_naming_a_folder_with_a_symlink_to_an_outside_file_is_refused(project, tmp_path, cli, source):
+    """The folder is inside the project; one of its files is a link to a file outside. The run
+    read both (688 rows of 344 + 344): every file a folder or glob expands to is confined."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    table = pacsv.read_csv(project.root / "data" / "penguins.csv")
+    parts = project.root / "data" / "parts"
+    parts.mkdir()
+    pq.write_table(table, parts / "a.parquet")
+    pq.write_table(table, tmp_path / "private.parquet")
+    (parts / "b.parquet").symlink_to(tmp_path / "private.parquet")
+    override = f"data={{source: {source}, label: species}}"
+    ctx = ToolContext.for_project(project)
+    for tool, args in (("run_pipeline", {"overrides": [override]}),
+                       ("run_step", {"step": "extract", "overrides": [override]})):
+        with pytest.raises(ToolError, match=r"expands to .*b\.parquet, which is outside the project"):
+            call_tool(tool, args, ctx)
+    r = cli("run", "--to", "extract", "--set", override, "--project", str(project.root))
+    assert r.exit_code != 0 and "which is outside the project" in " ".join(r.stderr.split())
+    assert not list(project.runs_dir.glob("*"))  # refused before any run started

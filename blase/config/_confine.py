@@ -66,6 +66,18 @@ def _bucket(url: str) -> str:
     return f"{scheme}://{bucket}"
 
 
+def _file_outside(value: str, root: Path) -> str | None:
+    """The first file a folder or glob source reaches outside ``root`` (a symlink in it), if any."""
+    from blase._sample import data_files
+
+    head, sep, _table = value.strip().rpartition(":")
+    raw = Path(os.path.expanduser(head if sep and head.lower().endswith(_TABLE_FILES) else value.strip()))
+    for found in data_files(raw if raw.is_absolute() else root / raw):
+        if _outside(str(found), root):
+            return str(found)
+    return None
+
+
 def _outside(path: str, root: Path) -> bool:
     raw = Path(os.path.expanduser(path))
     full = (raw if raw.is_absolute() else root / raw).resolve()
@@ -102,6 +114,9 @@ def check_confined(
             problems.append(ConfigProblem(file, None, key, f"{key}: {value!r} is not a file of the project"))
         elif not path or _outside(path, root):
             problems.append(ConfigProblem(file, None, key, f"{key}: {value!r} is outside the project {root}"))
+        elif kind == "data" and (escaped := _file_outside(value, root)) is not None:
+            problems.append(ConfigProblem(file, None, key, f"{key}: {value!r} expands to {escaped}, "
+                                          f"which is outside the project {root}"))
     if problems:
         raise ConfigError(
             problems,
