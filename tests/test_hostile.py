@@ -261,3 +261,17 @@ def test_an_override_naming_a_folder_with_a_symlink_to_an_outside_file_is_refuse
     r = cli("run", "--to", "extract", "--set", override, "--project", str(project.root))
     assert r.exit_code != 0 and "which is outside the project" in " ".join(r.stderr.split())
     assert not list(project.runs_dir.glob("*"))  # refused before any run started
+
+
+def test_predict_out_onto_a_folder_says_so_with_and_without_force(deployed, cli, tmp_path):
+    """The 'already exists' hint offered --force, which then failed with 'internal error:
+    IsADirectoryError' (and a folder must never be replaced by predictions)."""
+    folder = tmp_path / "p.csv"
+    (folder / "inner").mkdir(parents=True)
+    (folder / "inner" / "keep").write_text("x")
+    for force in ((), ("--force",)):
+        r = cli("predict", "peng", "data/penguins.csv", "--out", str(folder), *force, "--project", str(deployed.root))
+        said = " ".join(r.stderr.split())
+        assert r.exit_code == 1 and f"--out {folder} is a folder; predictions are written to a file" in said
+        assert "--force" not in said and "internal error" not in said
+    assert (folder / "inner" / "keep").read_text() == "x"

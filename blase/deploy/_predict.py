@@ -356,6 +356,9 @@ def predict(
     out = Path(out)
     if out.suffix not in (".parquet", ".csv"):
         raise DeployError(f"--out {out} must end in .parquet or .csv")
+    if out.is_dir():  # --force replaces a file, never a folder
+        raise DeployError(f"--out {out} is a folder; predictions are written to a file",
+                          hint=f"name a file, e.g. --out {out.with_suffix('')}-predictions{out.suffix}")
     data_path = str(data) if is_remote(data) else Path(data)
     if isinstance(data_path, Path) and not data_path.is_absolute() and not data_path.exists():
         data_path = project.root / data_path
