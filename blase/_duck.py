@@ -33,7 +33,8 @@ _CONFINED: ContextVar[tuple[Path, ...] | None] = ContextVar("blase_confined_file
 
 @contextmanager
 def confined_files(*folders: str | os.PathLike[str]) -> Iterator[None]:
-    """Within the block, connections from :func:`connect` open files only inside ``folders``.
+    """Within the block, connections from :func:`connect` open files only inside ``folders``
+    (each a folder, or one file; the first is named in errors as the project).
 
     A path check sees ``data/db.duckdb``, but a view inside that database may read any file
     (``CREATE VIEW v AS SELECT * FROM read_csv('/home/me/.ssh/...')``); so may anything else
@@ -41,7 +42,7 @@ def confined_files(*folders: str | os.PathLike[str]) -> Iterator[None]:
     and ``enable_external_access = false``, any file outside (symlinks resolved), and the error
     names the file. The assistant's tools run inside this block, with the project's folder.
     """
-    token = _CONFINED.set(tuple(Path(f).resolve() for f in folders))
+    token = _CONFINED.set(tuple(Path(f).resolve() for f in folders if os.path.exists(f)))
     try:
         yield
     finally:
@@ -67,8 +68,11 @@ def _confine(con: duckdb.DuckDBPyConnection, tmp_dir: str | os.PathLike[str] | N
     if folders is None:
         return
     allowed = [*folders, *([Path(tmp_dir).resolve()] if tmp_dir is not None else [])]
-    listed = ", ".join(sql_quote(str(f) + os.sep) for f in allowed)
+    listed = ", ".join(sql_quote(str(f) + os.sep) for f in allowed if not f.is_file())
     con.execute(f"SET allowed_directories = [{listed}]")
+    files = ", ".join(sql_quote(str(f)) for f in allowed if f.is_file())
+    if files:
+        con.execute(f"SET allowed_paths = [{files}]")
     con.execute("SET enable_external_access = false")  # cannot be turned back on
 
 

@@ -275,3 +275,22 @@ def test_predict_out_onto_a_folder_says_so_with_and_without_force(deployed, cli,
         assert r.exit_code == 1 and f"--out {folder} is a folder; predictions are written to a file" in said
         assert "--force" not in said and "internal error" not in said
     assert (folder / "inner" / "keep").read_text() == "x"
+
+
+def test_the_tools_still_read_the_data_blase_yaml_names_outside_the_project(project, secret):
+    """The confinement is for what the assistant or a data file brings in: a data.source the
+    person wrote in blase.yaml (a big file on another disk) is theirs to read."""
+    import shutil
+
+    outside = secret.parent / "big" / "peng.csv"
+    outside.parent.mkdir()
+    shutil.copyfile(project.root / "data" / "penguins.csv", outside)
+    cfg = project.config_path
+    cfg.write_text(cfg.read_text().replace("source: data/penguins.csv", f"source: {outside}", 1))
+    ctx = ToolContext.for_project(project)
+    out = call_tool("run_step", {"step": "extract"}, ctx)
+    assert out.status == "finished" and out.steps[0].rows_out == 344
+    # a file next to it is still outside
+    _view_over(project, secret)
+    with pytest.raises(ToolError, match="outside the project"):
+        call_tool("preview_data", {"path": "data/evil.duckdb:v"}, ctx)

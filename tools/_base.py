@@ -178,7 +178,9 @@ class Tool:
 
         args = self.validate(arguments)
         try:
-            with confined_files(ctx.project.root):  # what a data file in it names, too
+            # what a data file in the project names stays inside it too; blase.yaml's own data
+            # source is the person's choice, wherever it is
+            with confined_files(ctx.project.root, *_named_data(ctx.project)):
                 return self.func(args, ctx)
         except ToolError:
             raise
@@ -355,3 +357,12 @@ def clip_value(value: Any, max_chars: int) -> Any:
 def quote(value: Any) -> str:
     """Shell-quote one argument of a recommended command."""
     return shlex.quote(str(value))
+
+
+def _named_data(project: Project) -> list[Path]:
+    from blase.config import named_data
+
+    try:
+        return named_data(project.config(), project.root)
+    except BlaseError:  # a blase.yaml that does not load names nothing
+        return []

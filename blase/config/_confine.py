@@ -18,7 +18,7 @@ from blase.cloud import is_remote, split_url
 from blase.config._models import ProjectConfig
 from blase.errors import ConfigError, ConfigProblem
 
-__all__ = ["check_confined", "config_places"]
+__all__ = ["check_confined", "config_places", "named_data"]
 
 _TABLE_FILES = (".sqlite", ".sqlite3", ".db", ".duckdb")
 
@@ -59,6 +59,19 @@ def _local_path(kind: str, value: str) -> str | None:
             fixed.append(part)
         value = str(Path(*fixed)) if fixed else "."
     return value
+
+
+def named_data(config: ProjectConfig, root: str | os.PathLike[str]) -> list[Path]:
+    """The local file or folder (a glob's fixed part) ``config``'s ``data.source`` names,
+    resolved against ``root``; empty for a remote or database source. Reads confined to the
+    project (the assistant's) may still read what ``blase.yaml`` itself names."""
+    if not config.data.source:
+        return []
+    path = _local_path("data", config.data.source)
+    if not path:
+        return []
+    raw = Path(os.path.expanduser(path))
+    return [(raw if raw.is_absolute() else Path(root) / raw).resolve()]
 
 
 def _bucket(url: str) -> str:
