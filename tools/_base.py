@@ -13,6 +13,7 @@ import logging
 import os
 import shlex
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -174,13 +175,9 @@ class Tool:
 
     def __call__(self, arguments: dict[str, Any] | ToolInput | None, ctx: ToolContext) -> ToolOutput:
         """Validate ``arguments`` and run the tool; engine errors become :class:`ToolError`."""
-        from blase.extract import confined_files
-
         args = self.validate(arguments)
         try:
-            # what a data file in the project names stays inside it too; blase.yaml's own data
-            # source is the person's choice, wherever it is
-            with confined_files(ctx.project.root, *_named_data(ctx.project)):
+            with _confinement(ctx.project):
                 return self.func(args, ctx)
         except ToolError:
             raise
@@ -359,10 +356,18 @@ def quote(value: Any) -> str:
     return shlex.quote(str(value))
 
 
-def _named_data(project: Project) -> list[Path]:
+def _confinement(project: Project) -> AbstractContextManager[None]:
+    """What a tool's reads may open: the project (so what a data file in it names, such as a
+    DuckDB view over another file, stays inside too), plus the data source blase.yaml itself
+    names (the person's choice, wherever it is). A Postgres source needs DuckDB's network
+    access, which confinement turns off: such a project's tools are not confined."""
     from blase.config import named_data
+    from blase.extract import confined_files
 
     try:
-        return named_data(project.config(), project.root)
+        config = project.config()
     except BlaseError:  # a blase.yaml that does not load names nothing
-        return []
+        return confined_files(project.root)
+    if (config.data.source or "").strip().startswith(("postgres", "host=")):
+        return nullcontext()
+    return confined_files(project.root, *named_data(config, project.root))
