@@ -294,3 +294,12 @@ def test_the_tools_still_read_the_data_blase_yaml_names_outside_the_project(proj
     _view_over(project, secret)
     with pytest.raises(ToolError, match="outside the project"):
         call_tool("preview_data", {"path": "data/evil.duckdb:v"}, ctx)
+
+
+def test_a_negative_list_index_in_set_is_named(project, cli):
+    """`--set transform.-1.strategy=mean` replaced the whole list with a mapping and answered
+    'transform: Input should be a valid list'."""
+    r = cli("run", "--to", "extract", "--set", "transform.-1.strategy=mean", "--project", str(project.root))
+    said = " ".join(r.stderr.split())
+    assert r.exit_code != 0 and "transform.-1: no item -1 in a list of" in said and "valid list" not in said
+    assert not list(project.runs_dir.glob("*"))
