@@ -9,6 +9,9 @@ that streaming a file gives its rows in file order (splits and shards depend on 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,10 +20,60 @@ from blase.resources import format_size, memory_budget
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["DUCKDB_SHARE", "budget_note", "check_sql_expression", "connect", "sql_ident", "sql_quote"]
+__all__ = ["DUCKDB_SHARE", "budget_note", "check_sql_expression", "confined_files", "confinement_error",
+           "connect",
+           "sql_ident", "sql_quote"]
 
 #: Share of a step's memory budget given to DuckDB's buffer manager.
 DUCKDB_SHARE = 0.5
+
+#: The folders DuckDB may open files in, while :func:`confined_files` is active.
+_CONFINED: ContextVar[tuple[Path, ...] | None] = ContextVar("blase_confined_files", default=None)
+
+
+@contextmanager
+def confined_files(*folders: str | os.PathLike[str]) -> Iterator[None]:
+    """Within the block, connections from :func:`connect` open files only inside ``folders``
+    (each a folder, or one file; the first is named in errors as the project).
+
+    A path check sees ``data/db.duckdb``, but a view inside that database may read any file
+    (``CREATE VIEW v AS SELECT * FROM read_csv('/home/me/.ssh/...')``); so may anything else
+    DuckDB expands (globs, folders, symlinks). DuckDB itself refuses, with ``allowed_directories``
+    and ``enable_external_access = false``, any file outside (symlinks resolved), and the error
+    names the file. The assistant's tools run inside this block, with the project's folder.
+    """
+    token = _CONFINED.set(tuple(Path(f).resolve() for f in folders if os.path.exists(f)))
+    try:
+        yield
+    finally:
+        _CONFINED.reset(token)
+
+
+def confinement_error(exc: BaseException) -> str | None:
+    """For DuckDB's refusal under :func:`confined_files`, a sentence naming the file; else None."""
+    import re
+
+    import duckdb
+
+    folders = _CONFINED.get()
+    if folders is None or not isinstance(exc, duckdb.PermissionException):
+        return None
+    found = re.search(r'file "([^"]*)"', str(exc))
+    what = found.group(1) if found else "a file"
+    return f"it reads {what}, which is outside the project {folders[0]}"
+
+
+def _confine(con: duckdb.DuckDBPyConnection, tmp_dir: str | os.PathLike[str] | None) -> None:
+    folders = _CONFINED.get()
+    if folders is None:
+        return
+    allowed = [*folders, *([Path(tmp_dir).resolve()] if tmp_dir is not None else [])]
+    listed = ", ".join(sql_quote(str(f) + os.sep) for f in allowed if not f.is_file())
+    con.execute(f"SET allowed_directories = [{listed}]")
+    files = ", ".join(sql_quote(str(f)) for f in allowed if f.is_file())
+    if files:
+        con.execute(f"SET allowed_paths = [{files}]")
+    con.execute("SET enable_external_access = false")  # cannot be turned back on
 
 
 def connect(
@@ -49,6 +102,7 @@ def connect(
         config["temp_directory"] = str(tmp_dir)
     con = duckdb.connect(":memory:", config=config)
     con.execute("SET enable_progress_bar = false")
+    _confine(con, tmp_dir)
     # Parquet's min/max statistics leave NaN out (as the format requires), and DuckDB's
     # statistics propagation then folds isnan(x) to false for such a column (seen on 2.0.1:
     # `SELECT isnan(x) FROM read_parquet(...)` gives false on a NaN), so NaN would pass as

@@ -13,6 +13,7 @@ import logging
 import os
 import shlex
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -165,16 +166,19 @@ class Tool:
                 f"{'.'.join(str(p) for p in e['loc']) or '(arguments)'}: {e['msg']}"
                 for e in exc.errors()
             )
+            fields = {e["type"] for e in exc.errors()} & {"extra_forbidden", "missing"}
             raise ToolError(
                 f"{self.name}: invalid arguments: {problems}",
-                hint=f"allowed fields: {', '.join(self.input_model.model_fields) or 'none'}",
+                hint=f"allowed fields: {', '.join(self.input_model.model_fields) or 'none'}" if fields
+                else "fix the value named above and call again",
             ) from None
 
     def __call__(self, arguments: dict[str, Any] | ToolInput | None, ctx: ToolContext) -> ToolOutput:
         """Validate ``arguments`` and run the tool; engine errors become :class:`ToolError`."""
         args = self.validate(arguments)
         try:
-            return self.func(args, ctx)
+            with _confinement(ctx.project):
+                return self.func(args, ctx)
         except ToolError:
             raise
         except BlaseError as exc:
@@ -350,3 +354,20 @@ def clip_value(value: Any, max_chars: int) -> Any:
 def quote(value: Any) -> str:
     """Shell-quote one argument of a recommended command."""
     return shlex.quote(str(value))
+
+
+def _confinement(project: Project) -> AbstractContextManager[None]:
+    """What a tool's reads may open: the project (so what a data file in it names, such as a
+    DuckDB view over another file, stays inside too), plus the data source blase.yaml itself
+    names (the person's choice, wherever it is). A Postgres source needs DuckDB's network
+    access, which confinement turns off: such a project's tools are not confined."""
+    from blase.config import named_data
+    from blase.extract import confined_files
+
+    try:
+        config = project.config()
+    except BlaseError:  # a blase.yaml that does not load names nothing
+        return confined_files(project.root)
+    if (config.data.source or "").strip().startswith(("postgres", "host=")):
+        return nullcontext()
+    return confined_files(project.root, *named_data(config, project.root))

@@ -111,6 +111,11 @@ def predict(args: PredictInput, ctx: ToolContext) -> PredictOutput:
 
     data = confine_path(ctx, args.data, what="data")
     out = confine_path(ctx, args.out, what="out")
+    project = ctx.project
+    for managed in (project.models_dir, project.runs_dir, project.state_dir):
+        if managed.resolve() in out.parents:  # a file there would pose as a model version or a run
+            raise ToolError(f"out {args.out!r} is inside {project.relative(managed)}/, which Blase manages",
+                            hint="write predictions under outputs/, e.g. outputs/predictions.csv")
     if out.exists():
         raise ToolError(
             f"{args.out} already exists; predict does not overwrite files",

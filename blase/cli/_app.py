@@ -512,7 +512,7 @@ def predict(
     from blase.project import find_project
 
     common.use_project(project)
-    if out.exists() and not force:
+    if out.exists() and not out.is_dir() and not force:  # a folder: predict says so
         raise DeployError(
             f"--out {out} already exists; blase predict does not overwrite it",
             hint=f"choose another --out, or overwrite it with `blase predict {model} DATA --out {out} --force`",

@@ -218,6 +218,11 @@ def run_panel(run: Any, *, brief: bool = False) -> Group:
         parts.append(_kv_table("\nresources", shown))
     for damage in getattr(run, "damage", []) or []:
         parts.append(Text(f"warning: {damage}", style="yellow"))
+    for event in [] if brief else getattr(run, "event_list", []) or []:  # what the steps warned about
+        data = event.get("data") or {}
+        if event.get("event") == "warning" and data.get("message"):
+            where = f"{data['step']}: " if data.get("step") else ""
+            parts.append(Text(f"warning: {where}{data['message']}", style="yellow"))
     return Group(*parts)
 
 

@@ -1,6 +1,6 @@
 """Configuration: pydantic models of ``blase.yaml`` and a loader whose errors name line and key."""
 
-from blase.config._confine import check_confined, config_places
+from blase.config._confine import check_confined, config_places, named_data
 from blase.config._load import (
     apply_overrides,
     config_from_dict,
@@ -66,6 +66,7 @@ __all__ = [
     "inline_yaml",
     "key_lines",
     "load_config",
+    "named_data",
     "options_model",
     "parse_overrides",
     "plugin_options_error",

@@ -18,14 +18,15 @@ from blase.cloud import is_remote, split_url
 from blase.config._models import ProjectConfig
 from blase.errors import ConfigError, ConfigProblem
 
-__all__ = ["check_confined", "config_places"]
+__all__ = ["check_confined", "config_places", "named_data"]
 
 _TABLE_FILES = (".sqlite", ".sqlite3", ".db", ".duckdb")
 
 
 def config_places(config: ProjectConfig) -> list[tuple[str, str, str]]:
     """``(kind, key path, value)`` for every value of ``config`` that names a file or code:
-    ``data.source``, each ``transform[i].call`` and a script ``train.model``."""
+    ``data.source``, each ``transform[i].call``, a script ``train.model``, and a Ray cluster
+    to send the run to (``ray.address``)."""
     places: list[tuple[str, str, str]] = []
     if config.data.source:
         places.append(("data", "data.source", config.data.source))
@@ -34,6 +35,8 @@ def config_places(config: ProjectConfig) -> list[tuple[str, str, str]]:
             places.append(("code", f"transform[{i}].call", step.call))
     if ":" in config.train.model:
         places.append(("code", "train.model", config.train.model))
+    if config.ray.address and config.ray.address not in ("auto", "local"):
+        places.append(("cluster", "ray.address", config.ray.address))  # the run's code and data go there
     return places
 
 
@@ -58,9 +61,34 @@ def _local_path(kind: str, value: str) -> str | None:
     return value
 
 
+def named_data(config: ProjectConfig, root: str | os.PathLike[str]) -> list[Path]:
+    """The local file or folder (a glob's fixed part) ``config``'s ``data.source`` names,
+    resolved against ``root``; empty for a remote or database source. Reads confined to the
+    project (the assistant's) may still read what ``blase.yaml`` itself names."""
+    if not config.data.source:
+        return []
+    path = _local_path("data", config.data.source)
+    if not path:
+        return []
+    raw = Path(os.path.expanduser(path))
+    return [(raw if raw.is_absolute() else Path(root) / raw).resolve()]
+
+
 def _bucket(url: str) -> str:
     scheme, bucket, _key = split_url(url)
     return f"{scheme}://{bucket}"
+
+
+def _file_outside(value: str, root: Path) -> str | None:
+    """The first file a folder or glob source reaches outside ``root`` (a symlink in it), if any."""
+    from blase._sample import data_files
+
+    head, sep, _table = value.strip().rpartition(":")
+    raw = Path(os.path.expanduser(head if sep and head.lower().endswith(_TABLE_FILES) else value.strip()))
+    for found in data_files(raw if raw.is_absolute() else root / raw):
+        if _outside(str(found), root):
+            return str(found)
+    return None
 
 
 def _outside(path: str, root: Path) -> bool:
@@ -91,16 +119,23 @@ def check_confined(
             if _bucket(value) not in buckets:
                 problems.append(ConfigProblem(file, None, key, f"{key}: {value!r} is a bucket blase.yaml does not name"))
             continue  # another prefix of a bucket the person chose in blase.yaml
+        if kind == "cluster":
+            problems.append(ConfigProblem(file, None, key, f"{key}: {value!r} is a cluster blase.yaml does not name"))
+            continue
         path = _local_path(kind, value)
         if path is None:
             problems.append(ConfigProblem(file, None, key, f"{key}: {value!r} is not a file of the project"))
         elif not path or _outside(path, root):
             problems.append(ConfigProblem(file, None, key, f"{key}: {value!r} is outside the project {root}"))
+        elif kind == "data" and (escaped := _file_outside(value, root)) is not None:
+            problems.append(ConfigProblem(file, None, key, f"{key}: {value!r} expands to {escaped}, "
+                                          f"which is outside the project {root}"))
     if problems:
         raise ConfigError(
             problems,
             hint="an override may only name files and code inside the project (e.g. data/x.csv, "
-            "scripts/transforms.py:fn) or objects of a bucket blase.yaml's data.source names; "
+            "scripts/transforms.py:fn), objects of a bucket blase.yaml's data.source names, or "
+            "the Ray cluster blase.yaml names; "
             "put anything else in blase.yaml yourself",
         )
 

@@ -157,7 +157,8 @@ def _set(container: dict[Any, Any] | list[Any], key: Any, value: Any, at: str) -
 
 
 def _is_index(key: Any) -> bool:
-    return isinstance(key, int) or (isinstance(key, str) and key.isdigit())
+    """An item number, or what was meant as one (``-1``): :func:`_index` says which exist."""
+    return isinstance(key, int) or (isinstance(key, str) and key.removeprefix("-").isdigit())
 
 
 def _index(items: list[Any], key: Any, path: str) -> int:

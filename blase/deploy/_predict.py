@@ -8,6 +8,7 @@ export). The output is written under a temporary name and renamed when complete.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from blase._fs import AtomicTarget
+from blase._fs import AtomicTarget, disk_guard
 from blase.cloud import is_remote
 from blase.deploy._package import DeployError, ModelPackage
 from blase.deploy._runner import model_runner
@@ -102,19 +103,45 @@ def training_means(package: Any, transform: Any) -> dict[str, float]:
         return {}
     covered = {c for op in transform.operations if op.op_name == "impute"
                for c in (getattr(op, "columns_", None) or [])}
-    return {name: float(col["mean"]) for name, col in columns.items()
-            if isinstance(col, dict) and col.get("kind") == "numeric" and not col.get("datetime")
+    return {name: (Instant if col.get("datetime") else float)(col["mean"]) for name, col in columns.items()
+            if isinstance(col, dict) and col.get("kind") == "numeric"
             and col.get("mean") is not None and name not in covered}
 
 
+class Instant(float):
+    """A training mean of a date or time column, in seconds since 1970 (as the reference profile
+    keeps it), shown as a date."""
+
+    def __format__(self, spec: str) -> str:
+        import datetime as dt
+
+        return dt.datetime.fromtimestamp(float(self), dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _fill_value(col_type: Any, mean: float) -> Any:
+    """``mean`` as a scalar of ``col_type`` (a number, or a date/time from seconds since 1970);
+    None for a type no mean fits."""
+    import pyarrow as pa
+
+    if pa.types.is_integer(col_type):
+        return pa.scalar(round(mean)).cast(col_type)
+    if pa.types.is_floating(col_type):
+        return pa.scalar(mean).cast(col_type)
+    if isinstance(mean, Instant) and pa.types.is_date(col_type):
+        return pa.scalar(round(mean / 86400), pa.int32()).cast(pa.date32()).cast(col_type)
+    if isinstance(mean, Instant) and pa.types.is_timestamp(col_type):
+        per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[col_type.unit]
+        return pa.scalar(round(mean * per_second), pa.int64()).cast(col_type)
+    return None
+
+
 def fill_unimputed(table: Any, means: dict[str, float]) -> tuple[Any, dict[str, int]]:
-    """Fill nulls of numeric columns no impute op covers with their training mean.
+    """Fill nulls of numeric (and date/time) columns no impute op covers with their training mean.
 
     Training saw no missing value there (or it would have needed an impute op), so the model
     cannot take one; the mean is what ``impute: mean`` would have learned. Returns the table and
     the count filled per column.
     """
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     filled: dict[str, int] = {}
@@ -122,9 +149,9 @@ def fill_unimputed(table: Any, means: dict[str, float]) -> tuple[Any, dict[str, 
         if name not in table.column_names or not table[name].null_count:
             continue
         col = table[name]
-        if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
+        value = _fill_value(col.type, mean)
+        if value is None:
             continue
-        value = pa.scalar(round(mean) if pa.types.is_integer(col.type) else mean).cast(col.type)
         filled[name] = col.null_count
         table = table.set_column(table.column_names.index(name), name, pc.fill_null(col, value))
     return table, filled
@@ -144,9 +171,11 @@ def _tensor_sources(table: Any, features: list[str]) -> dict[str, tuple[str, int
     return out
 
 
-def features_matrix(table: Any, features: list[str], *, source: str = "the data") -> np.ndarray:
+def features_matrix(table: Any, features: list[str], *, source: str = "the data",
+                    first_row: int = 0) -> np.ndarray:
     """The float32 feature matrix of a transformed Arrow table, in manifest order (a tensor
-    column stands for its values' features, as in Prepare)."""
+    column stands for its values' features, as in Prepare). ``first_row`` is the row_id of the
+    table's first row, for errors."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -187,8 +216,23 @@ def features_matrix(table: Any, features: list[str], *, source: str = "the data"
             )
         if pa.types.is_boolean(col.type):
             col = pc.cast(col, pa.int8())
-        out[:, j] = col.to_numpy(zero_copy_only=False)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out[:, j] = col.to_numpy(zero_copy_only=False)
+        _refuse_non_finite(out[:, j], name, source, first_row)
     return out
+
+
+def _refuse_non_finite(values: np.ndarray, name: str, source: str, first_row: int) -> None:
+    """A model scores an infinite or NaN input as NaN, which would be written as a prediction
+    (the first class, NaN probabilities): refuse, naming the feature and the first row."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise DeployError(
+            f"feature {name!r} is infinite or NaN in {int(bad.sum())} row(s) of {source} after the "
+            f"transform (first at row_id {first_row + int(np.argmax(bad))}): the model cannot score them",
+            hint=f"fix those rows of {name!r} ('inf', 'nan', or a number too large for float32, "
+            "about 3.4e38, in the data or after scaling), or leave them out",
+        )
 
 
 def package_features(package: Any, transform: Any, table: Any, *, source: str = "the data") -> np.ndarray:
@@ -280,7 +324,7 @@ class BatchScorer:
             report = getattr(self.transform, "last_apply_report", None)
             for counts in (report.unseen.values() if report is not None else ()):
                 notes.add(BatchNotes(unseen=dict(counts)))
-        X = features_matrix(transformed, package.features, source=source)
+        X = features_matrix(transformed, package.features, source=source, first_row=first_row)
         cols: dict[str, Any] = {"row_id": np.arange(first_row, first_row + len(X), dtype=np.int64)}
         if package.key is not None and package.key in table.column_names:
             cols[package.key] = table[package.key]
@@ -312,6 +356,9 @@ def predict(
     out = Path(out)
     if out.suffix not in (".parquet", ".csv"):
         raise DeployError(f"--out {out} must end in .parquet or .csv")
+    if out.is_dir():  # --force replaces a file, never a folder
+        raise DeployError(f"--out {out} is a folder; predictions are written to a file",
+                          hint=f"name a file, e.g. --out {out.with_suffix('')}-predictions{out.suffix}")
     data_path = str(data) if is_remote(data) else Path(data)
     if isinstance(data_path, Path) and not data_path.is_absolute() and not data_path.exists():
         data_path = project.root / data_path
@@ -327,7 +374,7 @@ def predict(
     rows = 0
     changed = BatchNotes()
     try:
-        with measure_step() as meter:
+        with measure_step() as meter, disk_guard("the predictions", out, DeployError):
             for batch in extract.batches(memory=memory):
                 result, batch_notes = scorer.score(pa.Table.from_batches([batch]), source=source, first_row=rows)
                 changed.add(batch_notes)
@@ -343,7 +390,8 @@ def predict(
             target.commit()
     finally:
         if writer is not None:
-            writer.close()
+            with contextlib.suppress(OSError):  # what went wrong is already on its way up
+                writer.close()
         target.discard()
     warnings = notes + changed.messages(scorer.means)
     return PredictResult(package.name, package.version, rows, str(out), meter.seconds,

@@ -15,6 +15,7 @@ default; the message names file, line and column), ``skip`` or ``quarantine`` (w
 ``outputs/rejects/<source>.csv``). Rows in always equal rows out plus rows rejected.
 """
 
+from blase._duck import confined_files
 from blase.extract._extract import Extract, ExtractStats
 from blase.extract._options import (
     DEFAULT_NULL_VALUES,
@@ -46,6 +47,7 @@ __all__ = [
     "SourceOptions",
     "SourceReader",
     "TableOptions",
+    "confined_files",
     "plan_parts",
     "resolve_source",
 ]

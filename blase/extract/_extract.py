@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from blase._duck import connect, sql_ident
+from blase._duck import confinement_error, connect, sql_ident
 from blase._fs import atomic_path, disk_guard
 from blase.cloud import is_remote
 from blase.errors import BlaseError, ExtractError
@@ -612,6 +612,12 @@ class Extract:
         a source plugin's own error as it raised it."""
         if self._plugin_failures:
             return self._plugin_failures[-1]
+        outside = confinement_error(exc)
+        if outside is not None:
+            return ExtractError(f"cannot read {self._shown()}: {outside}",
+                                hint="copy the data it needs into the project (e.g. data/)")
+        if "DELIMITER must not appear in the NULL specification" in str(exc):
+            return _null_holds_delimiter(self._shown(), self.options)
         source = self._resolve()
         if source.format == "csv":
             long_line = long_line_error(exc, source)
@@ -1005,3 +1011,16 @@ def _progress_bar(description: str, total: int | None) -> Any:
     if total:
         return progress(description, total=total, unit="B")
     return progress(description)
+
+
+def _null_holds_delimiter(shown: str, options: Any) -> ExtractError:
+    """DuckDB's "DELIMITER must not appear in the NULL specification", said in blase.yaml's keys."""
+    nulls = list(getattr(options, "null_values", None) or [])
+    delimiters = getattr(options, "delimiter", None) or ",;\t|"
+    bad = [v for v in nulls if any(d in v for d in delimiters)]
+    return ExtractError(
+        f"cannot read {shown}: data.null_values holds the file's delimiter "
+        f"({', '.join(map(repr, bad or nulls))}), so a null could not be told from two fields",
+        hint="take that value out of data.null_values; rows where it appears go through "
+        "data.bad_rows (e.g. quarantine)",
+    )

@@ -474,6 +474,8 @@ class Prepare:
                 result.warnings.append(
                     f"split '{name}' is empty; the data may be too small for its share"
                 )
+        for warning in result.warnings:  # said now, as extract says its own; the run records them
+            logger.warning("%s", warning)
         return result
 
     @staticmethod

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from blase._duck import connect, sql_ident
+from blase._duck import confinement_error, connect, sql_ident
 from blase.errors import DataError
 from blase.schema._report import (
     FLOAT_TYPES,
@@ -94,9 +94,11 @@ def suggest_schema(
             reader, fresh = _source_reader(source, con)
             described = con.execute(f"DESCRIBE SELECT * FROM {fresh()}").fetchall()
         except duckdb.Error as exc:
+            outside = confinement_error(exc)
             raise DataError(
-                f"cannot read {source}: {exc}".splitlines()[0],
-                hint="check the path and the file's format",
+                f"cannot read {source}: {outside or exc}".splitlines()[0],
+                hint="copy the data it needs into the project (e.g. data/)" if outside
+                else "check the path and the file's format",
             ) from None
         dtypes = {r[0]: str(r[1]) for r in described}
         if label is not None and label not in dtypes:

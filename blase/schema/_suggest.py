@@ -76,6 +76,10 @@ _DROPPED = {
 }
 
 
+#: A "constant" column with no value at all (every row null, or a header-only column).
+_EMPTY = ("empty: no value in any row (every row is null)", "an empty column carries no information")
+
+
 def suggest(report: SchemaReport) -> None:
     for col in report.columns:
         s = col.stats
@@ -83,7 +87,7 @@ def suggest(report: SchemaReport) -> None:
             continue
         kind = col.kind
         if kind in _DROPPED:
-            warning, reason = _DROPPED[kind]
+            warning, reason = _DROPPED[kind] if col.cardinality or kind != "constant" else _EMPTY
             col.warnings.append(warning)
             col.suggestions.append(Suggestion("drop", "drop", reason))
             continue

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from blase._fs import disk_guard
 from blase._version import __version__
 from blase.errors import TrackError
 from blase.project import Project, find_project
@@ -606,8 +607,9 @@ class Track:
             f = self._log_f
             if f is None or f.closed:
                 raise TrackError(f"run {self._run_id} is not open for writing")
-            f.write(line)
-            f.flush()
+            with disk_guard(f"the record of run {self._run_id}", f.name, TrackError):
+                f.write(line)
+                f.flush()
 
     def _flush(self) -> None:
         with self._write_lock:
@@ -702,5 +704,7 @@ def _end_at_exit() -> None:
         if run.active:
             try:
                 run.end("finished")
+            except TrackError as exc:  # e.g. the disk filled up: the message names the file
+                logger.warning("could not end run %s at exit: %s", run._run_id, exc.message)
             except Exception:
                 logger.exception("could not end run %s at exit", run._run_id)
