@@ -35,7 +35,6 @@ from ._values import (
     ARG_KINDS,
     LATEST_RUN,
     RUN_PRONOUN,
-    SIZE,
     Grounding,
     ProjectValues,
     enum_groups,
@@ -325,13 +324,10 @@ def _choose(request: str, ranked: list[Retrieved], specs: Mapping[str, Mapping[s
     if _HOW_TO.match(request) and not (reads and (anchored or coverage == 1.0)):
         trace["choice"] = "none: a question of how to do something is answered in words"
         return None
-    if "[risk: destructive]" in specs[best.name]["function"].get("description", "") and not anchored:
-        # deleting is done only to what the request names in the tools' words (a size is a value):
-        # "delete my browser history" or "the files in ~/Downloads" are not the project's to delete
-        known = _index(list(specs.values())).coverage(SIZE.sub(" ", request))
-        if known < 1.0:
-            trace["choice"] = f"none: a destructive tool, and {1 - known:.0%} of the request's words name nothing of the project"
-            return None
+    if "[risk: destructive]" in specs[best.name]["function"].get("description", "") and not anchored \
+            and not _acted_on(request, best.name, specs):
+        trace["choice"] = "none: a destructive tool, and the request names nothing it acts on"
+        return None
     shown = [r.name for r in ranked[:MAX_SHOWN] if r.score > 0]
     trace["shown"] = shown
     if choice == "retrieval":
@@ -346,6 +342,19 @@ def _choose(request: str, ranked: list[Retrieved], specs: Mapping[str, Mapping[s
     trace["choice"] = f"model among {len(options) + 1}"
     trace.setdefault("calls", []).append({"stage": "tool", **timing})
     return None if picked == NONE else picked
+
+
+#: Words that say to delete: alone, they name nothing a destructive tool acts on.
+_DELETING = frozenset(tokens("delete remove wipe purge erase clear clean cleanup prune free"))
+
+
+def _acted_on(request: str, tool: str, specs: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether ``request`` names something ``tool`` acts on in the tool's own words, besides a
+    word for deleting: "delete old runs", "free disk space", "clean the cache" do; "delete my
+    browser history" or "the files in ~/Downloads" name nothing of the project to delete."""
+    index = _index(list(specs.values()))
+    doc = index.docs_[index.names.index(tool)]
+    return bool((set(tokens(request)) & set(doc)) - _DELETING)
 
 
 def _called(request: str, specs: Mapping[str, Mapping[str, Any]]) -> str | None:

@@ -25,7 +25,6 @@ from ._retrieval import NUMBER_WORDS as _NUMBER_WORDS
 __all__ = [
     "LATEST_RUN",
     "RUN_PRONOUN",
-    "SIZE",
     "Grounding",
     "ProjectValues",
     "enum_groups",
@@ -133,7 +132,7 @@ def _data_files(folder: Path, *, depth: int = 2, cap: int = 200) -> list[Path]:
 _OVERRIDE = re.compile(r"\b([A-Za-z_][\w-]*(?:\.[\w-]+)*)\s*=\s*([^\s,;()'\"]+)")
 _PATH = re.compile(r"(?<![\w@])((?:\.{0,2}/)?[\w.-]+(?:/[\w.*-]+)*\.[A-Za-z][\w]{1,7}|[\w.-]+(?:/[\w.*-]+)+/?)(?![\w@])")
 _VERSION = re.compile(r"\bv\d+\b")
-SIZE = re.compile(r"\b\d+(?:\.\d+)?\s?[KMGT]i?B\b", re.I)
+_SIZE = re.compile(r"\b\d+(?:\.\d+)?\s?[KMGT]i?B\b", re.I)
 _QUOTED = re.compile(r"[\"'`]([^\"'`]{1,80})[\"'`]")
 #: A name the request gives a model ("deploy it under the name churn-v2", "a model called
 #: churn", "as 'churn'"): a value, whose words are no evidence of a tool ("penguin" of
@@ -192,8 +191,8 @@ def literals(request: str) -> Literals:
     quoted = tuple(_QUOTED.findall(rest))
     paths = tuple(p.rstrip(".") for p in _PATH.findall(rest) if _is_path(p))
     rest = _PATH.sub(lambda m: m.group(0) if not _is_path(m.group(0)) else " ", rest)
-    sizes = tuple(s.replace(" ", "").upper() for s in SIZE.findall(rest))
-    rest = SIZE.sub(" ", rest)
+    sizes = tuple(s.replace(" ", "").upper() for s in _SIZE.findall(rest))
+    rest = _SIZE.sub(" ", rest)
     names = tuple(m.group(3) for m in given_names(rest))
     for name in names:
         rest = re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", " ", rest)
