@@ -41,7 +41,7 @@ import quality
 
 from blase.config import load_config
 from blase.model import FitContext, TrainingData, fit_model, load_trained, model_kind
-from blase.model._auto import AutoOptions, _folds, _val_scores
+from blase.model._auto import AutoOptions, _folds, _val_scores, repeat_count
 from blase.model._ensemble import blend_scores
 from blase.model._select import Choice, choose, row_losses
 
@@ -60,6 +60,7 @@ class Split:
     y_test: np.ndarray
     linear: float
     hgb: float
+    seed: int = 0
 
 
 def _oof(data: TrainingData, ctx: FitContext, seed: int, repeats: int, scratch: Path) -> dict[str, list[np.ndarray]]:
@@ -110,7 +111,7 @@ def measure(ds: quality.DataSet, seed: int, repeats: int, args: argparse.Namespa
         y = np.concatenate([data.matrix("train")[1], data.matrix("val")[1]])
         y_test = data.matrix("test")[1]
     linear, hgb = quality.run_sklearn(ds, frame, result.train_ids, result.test_ids)
-    return Split(data.task, oof, y, test, y_test, linear, hgb)
+    return Split(data.task, oof, y, test, y_test, linear, hgb, seed)
 
 
 def test_score(split: Split, weights: dict[str, float]) -> float:
@@ -124,9 +125,13 @@ def test_score(split: Split, weights: dict[str, float]) -> float:
     return float(1.0 - losses["err"].mean())
 
 
-def _rule(repeats: int, **kw: object) -> Callable[[Split], Choice]:
+def _rule(repeats: int | None, **kw: object) -> Callable[[Split], Choice]:
+    """A rule reading ``repeats`` partitions of the folds (None: as many as ``auto`` would)."""
+
     def pick(split: Split) -> Choice:
-        return choose({n: v[:repeats] for n, v in split.oof.items()}, split.y, split.task, order=CANDIDATES, **kw)
+        n = repeats or repeat_count(len(split.y), AutoOptions())
+        return choose({name: v[:n] for name, v in split.oof.items()}, split.y, split.task, order=CANDIDATES,
+                      seed=split.seed, **kw)  # type: ignore[arg-type]
 
     return pick
 
@@ -134,11 +139,14 @@ def _rule(repeats: int, **kw: object) -> Callable[[Split], Choice]:
 #: name -> the rule: how many repeats of the folds it reads, and its options
 RULES: dict[str, Callable[[Split], Choice]] = {
     "old (1x5, blend if better)": _rule(1, metric="accuracy", one_se_blend=False, bags=0),
+    "new default (auto's repeats, logloss, 1-SE, bagged)": _rule(None),
     "1x5, 1-SE": _rule(1, metric="accuracy", one_se_blend=True, bags=0),
     "3x5, 1-SE": _rule(3, metric="accuracy", one_se_blend=True, bags=0),
     "3x5, 1-SE, bagged": _rule(3, metric="accuracy", one_se_blend=True, bags=20),
     "3x5, logloss, 1-SE": _rule(3, metric="logloss", one_se_blend=True, bags=0),
     "3x5, logloss, 1-SE, bagged": _rule(3, metric="logloss", one_se_blend=True, bags=20),
+    "3x5, logloss, bagged, blend if better": _rule(3, metric="logloss", one_se_blend=False, bags=20),
+    "3x5, accuracy, bagged, blend if better": _rule(3, metric="accuracy", one_se_blend=False, bags=20),
 }
 
 
@@ -148,16 +156,40 @@ def _short(c: Choice) -> str:
     return "ens(" + " ".join(f"{n} {w:.2f}" for n, w in c.weights.items()) + ")"
 
 
+def rules_table(splits: list[Split]) -> str:
+    """Each rule's pick per split and its mean test score, beside scikit-learn's."""
+    lines = ["", "| rule | mean test | per split: kept (test) |", "| --- | ---: | --- |"]
+    for rule, pick in RULES.items():
+        picks = [pick(s) for s in splits]
+        scores = [test_score(s, c.weights) for s, c in zip(splits, picks, strict=True)]
+        lines.append(f"| {rule} | {np.mean(scores):.3f} | "
+                     + "; ".join(f"{_short(c)} ({t:.3f})" for c, t in zip(picks, scores, strict=True)) + " |")
+    lines.append(f"| linear | {np.mean([s.linear for s in splits]):.3f} | |")
+    lines.append(f"| HGB | {np.mean([s.hgb for s in splits]):.3f} | |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", required=True, help="comma-separated data set names (see bench/quality.py)")
+    parser.add_argument("--only", default="", help="comma-separated data set names (see bench/quality.py)")
+    parser.add_argument("--load", type=Path, default=None,
+                        help="replay the rules on splits saved by --save, instead of measuring")
     parser.add_argument("--seeds", default="42,1,2,3")
     parser.add_argument("--repeats", type=int, default=3, help="partitions of the folds measured per split")
     parser.add_argument("--flights-rows", type=int, default=50_000)
     parser.add_argument("--save", type=Path, default=None, help="pickle the measured splits here")
     args = parser.parse_args(argv)
-    wanted = [n.strip() for n in args.only.split(",") if n.strip()]
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    if args.load:
+        import pickle
+
+        for name, saved in pickle.loads(args.load.read_bytes()).items():
+            splits = [s if isinstance(s, Split) else Split(**s) for s in saved]
+            for split, seed in zip(splits, seeds, strict=False):
+                split.seed = split.seed or seed  # saved before splits kept their seed
+            print(f"\n## {name}\n{rules_table(splits)}")
+        return 0
+    wanted = [n.strip() for n in args.only.split(",") if n.strip()]
     by_name = {d.name: d for d in quality.DATASETS}
     all_splits: dict[str, list[Split]] = {}
     for name in wanted:
@@ -177,18 +209,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {seed} | " + " | ".join(cells) + f" | {split.linear:.3f} | {split.hgb:.3f} |",
                   flush=True)
         all_splits[name] = splits
-        print("\n| rule | mean test | per split: kept (test) |\n| --- | ---: | --- |")
-        for rule, pick in RULES.items():
-            picks = [pick(s) for s in splits]
-            scores = [test_score(s, c.weights) for s, c in zip(splits, picks, strict=True)]
-            print(f"| {rule} | {np.mean(scores):.3f} | "
-                  + "; ".join(f"{_short(c)} ({t:.3f})" for c, t in zip(picks, scores, strict=True)) + " |")
-        print(f"| linear | {np.mean([s.linear for s in splits]):.3f} | |")
-        print(f"| HGB | {np.mean([s.hgb for s in splits]):.3f} | |", flush=True)
+        print(rules_table(splits), flush=True)
     if args.save:
         import pickle
 
-        args.save.write_bytes(pickle.dumps(all_splits))
+        args.save.write_bytes(pickle.dumps({k: [dataclasses.asdict(s) for s in v] for k, v in all_splits.items()}))
     return 0
 
 

@@ -298,15 +298,20 @@ def _partitions(data: TrainingData, o: AutoOptions, seed: int, folder: Path) -> 
     data ``ceil(repeat_rows / rows)`` (at most ``cv_repeats``), each seeded differently, so
     that the choice does not hang on how a few hundred rows happened to fall into folds; none
     when the val split scores them."""
-    rows = data.rows("train") + data.rows("val")
-    repeats = min(o.cv_repeats, max(1, math.ceil(o.repeat_rows / max(rows, 1))))
+    repeats = repeat_count(data.rows("train") + data.rows("val"), o)
     out = []
     for r in range(repeats):
-        folds = _folds(data, o, seed + 7919 * r, folder / f"r{r + 1}")
+        folds = _folds(data, o, seed + 1000 * r, folder / f"r{r + 1}")
         if not folds:
             return []
         out.append(folds)
     return out
+
+
+def repeat_count(rows: int, o: AutoOptions) -> int:
+    """How many partitions into folds score the candidates on ``rows`` rows of train + val:
+    enough for ``repeat_rows`` out-of-fold scores each, at most ``cv_repeats``."""
+    return min(o.cv_repeats, max(1, math.ceil(o.repeat_rows / max(rows, 1))))
 
 
 def _scored_on(data: TrainingData, partitions: list[list[Fold]]) -> str:
