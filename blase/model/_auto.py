@@ -142,7 +142,7 @@ class AutoModel(ModelKind):
         results = {name: {**s, **({"seconds": seconds[name]} if name in seconds else {})}
                    for name, s in choice.scores.items()}
         refit = ctx.refits(data)
-        again = " (each then refit on train + val)" if refit else ""
+        again = " (then refit on train + val)" if refit else ""
         if choice.chosen == "ensemble":
             members = [EnsembleMember(kind=n, weight=w) for n, w in choice.weights.items()]
             ensemble = EnsembleModel(EnsembleOptions(members=members))
@@ -151,7 +151,7 @@ class AutoModel(ModelKind):
             else:
                 self.winner_ = ensemble.of_fitted([fitted[n] for n in choice.weights], data)
             mix = " + ".join(f"{w:.2f} {n}" for n, w in choice.weights.items())
-            why = f"the average {mix}: {choice.reason}; scored by {scored_on}{again}"
+            why = f"the average {mix}: {choice.reason}; scored by {scored_on}{again.replace('then', 'each then')}"
         else:
             if refit or folds:
                 # fitted again on the real split as its own kind would be (then on train + val when
