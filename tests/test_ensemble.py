@@ -116,7 +116,7 @@ def _mixed(n: int = 900) -> pd.DataFrame:
 
 def test_auto_keeps_the_blend_when_it_scores_better_than_each_candidate(tmp_path):
     shards = _prepared(tmp_path, _mixed(900), "y")
-    options = {"candidates": ["glm", "lightgbm"], "cv_folds": 3}
+    options = {"candidates": ["glm", "lightgbm"], "cv_folds": 3, "cv_repeats": 1}  # one partition: 3 fits each
     result = fit_model(model_kind("auto", options), shards,
                        FitContext(out_dir=tmp_path / "auto", seed=0, train=TrainConfig(epochs=5)))
     auto = result.details["auto"]
