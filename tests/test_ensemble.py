@@ -15,6 +15,7 @@ from blase.config import TrainConfig
 from blase.errors import ConfigError
 from blase.model import FitContext, TrainingData, fit_model, load_trained, model_kind
 from blase.model._ensemble import blend_scores, probabilities, select_weights
+from blase.model._select import choose
 from tests.test_auto_model import _prepared
 
 
@@ -44,6 +45,56 @@ def test_greedy_selection_mixes_models_whose_errors_cancel_and_keeps_a_perfect_o
     assert select_weights({"noisy": high, "perfect": y.copy()}, y, "regression") == {"perfect": 1.0}
 
 
+def test_one_standard_error_rule_keeps_the_simpler_candidate_unless_the_better_one_is_beyond_noise():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=300)
+    e1, e2 = rng.normal(size=300), rng.normal(size=300)
+    e2 *= np.sqrt(0.98 * np.mean(e1**2) / np.mean(e2**2))  # other errors, 2 % lower squared error: noise
+    simple, close = [y + e1], [y + e2]  # one repeat of the folds each
+    far = [y + 0.5 * e1]  # clearly better
+    kept = choose({"glm": simple, "mlp": close}, y, "regression", order=["glm", "mlp"], ensemble=False)
+    assert kept.chosen == "glm" and "within one standard error" in kept.reason
+    assert kept.scores["mlp"]["loss"] < kept.scores["glm"]["loss"] <= kept.scores["mlp"]["loss"] + kept.scores["glm"]["se"]
+    kept = choose({"glm": simple, "mlp": far}, y, "regression", order=["glm", "mlp"], ensemble=False)
+    assert kept.chosen == "mlp" and kept.reason == "the lowest squared error"
+    # the order is the simplicity: named the other way round, the other one is the simpler and stays
+    assert choose({"glm": simple, "mlp": close}, y, "regression", order=["mlp", "glm"], ensemble=False).chosen == "mlp"
+    assert choose({"glm": close, "mlp": simple}, y, "regression", order=["mlp", "glm"], ensemble=False).chosen == "mlp"
+
+
+def test_the_average_is_kept_only_when_it_beats_the_best_candidate_by_more_than_its_noise():
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=400)
+    a, b = [y + rng.normal(size=400)], [y + rng.normal(size=400)]  # independent errors: the mean halves them
+    kept = choose({"glm": a, "mlp": b}, y, "regression", order=["glm", "mlp"], seed=0)
+    assert kept.chosen == "ensemble" and set(kept.weights) == {"glm", "mlp"}
+    assert "by more than one standard error" in kept.reason
+    assert kept.scores["ensemble"]["loss"] < 0.7 * min(kept.scores[n]["loss"] for n in ("glm", "mlp"))
+    # nearly the same errors: the average is compared, recorded, and not kept
+    twin = [a[0] + 0.05 * rng.normal(size=400)]
+    kept = choose({"glm": a, "mlp": twin}, y, "regression", order=["glm", "mlp"], seed=0)
+    assert kept.chosen == "glm" and "ensemble" in kept.scores and kept.scores["ensemble"]["weights"]
+    # the weights are the mean over bootstrap resamples: seeded, and summing to 1
+    again = choose({"glm": a, "mlp": b}, y, "regression", order=["glm", "mlp"], seed=0)
+    assert again.weights == choose({"glm": a, "mlp": b}, y, "regression", order=["glm", "mlp"], seed=0).weights
+    assert abs(sum(again.weights.values()) - 1) < 1e-3
+
+
+def test_classification_compares_the_log_loss_so_a_confidently_wrong_model_loses():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, size=400)
+    right = rng.random(400) < 0.9  # both models get the same 90 % of rows right
+    sign = np.where(right, 1.0, -1.0) * np.where(y == 1, 1.0, -1.0)
+    calibrated, overconfident = [1.5 * sign], [8.0 * sign]  # logits: the same argmax, other confidences
+    by_loss = choose({"mlp": overconfident, "glm": calibrated}, y, "binary", order=["mlp", "glm"], ensemble=False)
+    assert by_loss.chosen == "glm" and by_loss.reason == "the lowest log loss"
+    assert by_loss.scores["glm"]["cv_accuracy"] == by_loss.scores["mlp"]["cv_accuracy"]
+    # on accuracy alone they tie, and the simpler one stays
+    by_accuracy = choose({"mlp": overconfident, "glm": calibrated}, y, "binary", order=["mlp", "glm"],
+                         ensemble=False, metric="accuracy")
+    assert by_accuracy.chosen == "mlp"
+
+
 def test_ensemble_options_are_checked():
     with pytest.raises(ConfigError, match="cannot be a member of an ensemble"):
         model_kind("ensemble", {"members": [{"kind": "auto", "weight": 1}, {"kind": "glm", "weight": 1}]})
@@ -65,7 +116,7 @@ def _mixed(n: int = 900) -> pd.DataFrame:
 
 def test_auto_keeps_the_blend_when_it_scores_better_than_each_candidate(tmp_path):
     shards = _prepared(tmp_path, _mixed(900), "y")
-    options = {"candidates": ["glm", "lightgbm"], "cv_folds": 3}
+    options = {"candidates": ["glm", "lightgbm"], "cv_folds": 3, "cv_repeats": 1}  # one partition: 3 fits each
     result = fit_model(model_kind("auto", options), shards,
                        FitContext(out_dir=tmp_path / "auto", seed=0, train=TrainConfig(epochs=5)))
     auto = result.details["auto"]

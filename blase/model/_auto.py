@@ -3,33 +3,33 @@
 Which model class suits a data set is rarely known in advance: a nearly linear target wants
 a penalised linear model, interactions want trees or an MLP. ``auto`` (what ``blase schema
 --write`` puts in a new blase.yaml) fits each of ``candidates`` (by default ``glm``, ``mlp``
-and ``lightgbm``) on the train split, scores each on the val split (regression: the mean
-squared error; classification: accuracy, ties broken by the log loss), and keeps the best,
-unless a candidate earlier in the list (simpler) is within one standard error of it on the
-paired per-row val losses (the one-standard-error rule): on a small val split the differences
-between models are mostly noise, and the simpler model generalises better. When train and val
-hold at most ``cv_rows`` rows (10,000), a val split of a few dozen rows ranks models mostly by
-chance, so the candidates are scored by ``cv_folds``-fold cross-validation on train + val
-instead (stratified for classification, seeded): every row is scored once, by a model that did
-not train on it, and the same rule picks on those per-row losses. With ``train.refit``
-(``auto``: at most 50,000 rows) the winner is then fitted again as its own kind would be
-(its refit on train + val included); otherwise the candidate's own fit is kept.
+and ``lightgbm``, simplest first) and scores it out of sample. When train and val hold at most
+``cv_rows`` rows (10,000), a val split of a few dozen rows would rank models mostly by chance,
+so the candidates are scored by ``cv_folds``-fold cross-validation on train + val (stratified
+for classification, seeded): every row is scored by a model that did not train on it. On small
+data the partition into folds is itself a source of noise (on 142 rows, where one row is 0.7 %
+of accuracy, four seeds kept four different averages), so the cross-validation is repeated
+with other seeded partitions until each candidate has at least ``repeat_rows`` (2,000)
+out-of-fold scores, at most ``cv_repeats`` (3) times; each row's loss is averaged over the
+repeats. Larger data is scored on the val split.
 
-Before keeping one candidate, ``auto`` tries their average (``ensemble``, on by default):
-greedy ensemble selection with replacement (:func:`~blase.model._ensemble.select_weights`) on
-the candidates' out-of-fold (or val) scores, per row, as they were compared. When the average
-mixes two or more candidates and its loss is lower than the best candidate's, ``auto`` keeps
-an :class:`~blase.model._ensemble.EnsembleModel` of them, each member fitted again as its own
-kind would be. (The weights are chosen on the rows that also judge the blend, so its score is
-a little optimistic; the benchmark scores it on test rows no model saw.)
+The choice is :func:`~blase.model._select.choose`: the candidates and their weighted average
+(greedy ensemble selection, bagged over bootstrap resamples of the rows) are ranked by their
+out-of-fold loss (the squared error; for classification the log loss, which tells confident
+mistakes from near misses where accuracy counts a few rows), and the one-standard-error rule
+keeps the simplest option within one standard error of the best: glm before mlp before
+lightgbm before the average. With ``train.refit`` (``auto``: at most 50,000 rows) the choice is
+then fitted again as its own kind would be (an average: each member); otherwise the
+candidate's own fit is kept.
 
 Above ``compare_rows`` training rows, comparing would multiply the training time of a large
 data set, so ``auto`` trains ``large`` alone (``mlp`` by default: it streams the shards under
 the memory budget, where LightGBM's binned copy of the data would not fit).
 
-``model.json`` names the kind that won (or ``ensemble``), so predict, monitor and deploy load it as if it had
-been named in blase.yaml; the train step's record keeps every candidate's val scores
-(``blase inspect`` shows them) and the run logs a ``model_selection`` event.
+``model.json`` names the kind that won (or ``ensemble``), so predict, monitor and deploy load it
+as if it had been named in blase.yaml; the train step's record keeps every option's scores, its
+standard error against the best and the rule (``details.auto``, which ``blase inspect`` shows),
+and the run logs a ``model_selection`` event.
 """
 
 from __future__ import annotations
@@ -40,29 +40,25 @@ import math
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from blase.model._contract import FitContext, FitReport, ModelKind
 from blase.model._data import TrainingData
-from blase.model._ensemble import (
-    EnsembleMember,
-    EnsembleModel,
-    EnsembleOptions,
-    blend_scores,
-    nll,
-    probabilities,
-    select_weights,
-)
+from blase.model._ensemble import EnsembleMember, EnsembleModel, EnsembleOptions
 from blase.model._errors import TrainError
 from blase.model._fit import HISTORY_JSON
 from blase.model._folds import fold_ids
 from blase.model._registry import model_kind, model_plugin
+from blase.model._select import choose
 from blase.model._spec import ModelSpec
 
 __all__ = ["AutoModel", "AutoOptions"]
+
+#: one fold: its prepared folder and its rows' positions in train + val
+Fold = tuple[TrainingData, "np.ndarray | None"]
 
 
 class AutoOptions(BaseModel):
@@ -83,9 +79,21 @@ class AutoOptions(BaseModel):
     cv_rows: int = Field(
         default=10_000, ge=0, description="the most rows (train + val) for which cross-validation "
         "replaces the val split")
+    cv_repeats: int = Field(
+        default=3, ge=1, description="on small data, score the candidates on up to this many partitions "
+        "of train + val into folds (each seeded differently), enough for repeat_rows out-of-fold scores")
+    repeat_rows: int = Field(
+        default=2_000, ge=0, description="repeat the cross-validation until each candidate has at least "
+        "this many out-of-fold scores (at most cv_repeats times): ceil(repeat_rows / rows) partitions")
+    select_on: Literal["logloss", "accuracy"] = Field(
+        default="logloss", description="classification: the out-of-fold loss candidates are compared on "
+        "(the other breaks ties); regression always compares the squared error")
     ensemble: bool = Field(
         default=True, description="keep a weighted average of the candidates (greedy ensemble selection on "
-        "their cross-validation or val scores) when it scores better than the best one alone")
+        "their cross-validation or val scores) when it beats the best one alone by more than a standard error")
+    ensemble_bags: int = Field(
+        default=20, ge=0, description="average the ensemble's weights over this many bootstrap resamples "
+        "of the scored rows (bagged ensemble selection; 0: one selection on all rows)")
 
     @field_validator("cv_folds")
     @classmethod
@@ -125,13 +133,50 @@ class AutoModel(ModelKind):
             return self
 
         scratch = Path(ctx.tmp_dir or ctx.out_dir) / "candidates"
+        partitions = _partitions(data, o, ctx.seed, scratch / "folds")
+        folds = bool(partitions)
+        scored_on = _scored_on(data, partitions)
+        scores, seconds, fitted, skipped = self._score_candidates(data, ctx, partitions, scratch)
+        choice = choose(scores, _labels(data, folds), data.task, order=o.candidates, metric=o.select_on,
+                        ensemble=o.ensemble, bags=o.ensemble_bags, seed=ctx.seed, prefix="cv" if folds else "val")
+        results = {name: {**s, **({"seconds": seconds[name]} if name in seconds else {})}
+                   for name, s in choice.scores.items()}
+        refit = ctx.refits(data)
+        again = " (then refit on train + val)" if refit else ""
+        if choice.chosen == "ensemble":
+            members = [EnsembleMember(kind=n, weight=w) for n, w in choice.weights.items()]
+            ensemble = EnsembleModel(EnsembleOptions(members=members))
+            if refit or folds:
+                self.winner_ = ensemble.fit(data, dataclasses.replace(ctx, init=None, resume=False))
+            else:
+                self.winner_ = ensemble.of_fitted([fitted[n] for n in choice.weights], data)
+            mix = " + ".join(f"{w:.2f} {n}" for n, w in choice.weights.items())
+            why = f"the average {mix}: {choice.reason}; scored by {scored_on}{again.replace('then', 'each then')}"
+        else:
+            if refit or folds:
+                # fitted again on the real split as its own kind would be (then on train + val when
+                # train.refit allows): the candidates were fitted quietly, or on folds
+                self.winner_ = self._kind(choice.chosen, ctx)
+                self.winner_.fit(data, dataclasses.replace(ctx, init=None, resume=False))
+            else:
+                self.winner_ = fitted[choice.chosen]
+            why = f"{choice.chosen}: {choice.reason}, of {', '.join(scores)} scored by {scored_on}{again}"
+        rule = {"select_on": "squared error" if data.task == "regression" else o.select_on,
+                "folds": len(partitions[0]) if folds else 0, "repeats": len(partitions),
+                "ensemble_bags": o.ensemble_bags if o.ensemble else 0}
+        self._finish(choice.chosen, why, results, skipped, self.winner_.report_, rule)
+        _log_selection(ctx.track, choice.chosen, why, results, rule)
+        return self
+
+    def _score_candidates(self, data: TrainingData, ctx: FitContext, partitions: list[list[Fold]], scratch: Path,
+                          ) -> tuple[dict[str, list[np.ndarray]], dict[str, float], dict[str, ModelKind], list[str]]:
+        """Each installed candidate's out-of-fold scores, one array per partition (or its val
+        scores, without folds), its seconds, its last fit, and the candidates left out."""
+        o: AutoOptions = self.options  # type: ignore[assignment]
         quiet = ctx.train.model_copy(update={"refit": False}) if ctx.train is not None else None
-        folds = _folds(data, o, ctx.seed, scratch / "folds")
-        scored_on = (f"{len(folds)}-fold cross-validation on train + val ({rows:,} rows)" if folds
-                     else f"the val split ({data.rows('val'):,} rows)")
-        results: dict[str, dict[str, Any]] = {}
-        losses: dict[str, dict[str, np.ndarray]] = {}
-        scores: dict[str, np.ndarray] = {}  # each candidate's out-of-fold (or val) scores, in row order
+        rows = data.rows("train") + data.rows("val")
+        scores: dict[str, list[np.ndarray]] = {}
+        seconds: dict[str, float] = {}
         fitted: dict[str, ModelKind] = {}
         skipped: list[str] = []
         for name in o.candidates:
@@ -142,55 +187,24 @@ class AutoModel(ModelKind):
                 skipped.append(f"{name}: needs {', '.join(missing)} ({fix})")
                 continue
             start = time.perf_counter()
-            parts = []
-            for i, (fold, rows_of) in enumerate(folds or [(data, None)]):
-                folder = scratch / name / (f"fold{i + 1}" if folds else "")
-                folder.mkdir(parents=True, exist_ok=True)
-                sub = dataclasses.replace(ctx, out_dir=folder, train=quiet, track=False, init=None,
-                                          resume=False, on_epoch_end=None)
-                kind = self._kind(name, ctx)
-                kind.fit(fold, sub)
-                z, y = _val_scores(kind, fold, "test" if folds else "val")
-                parts.append(({"scores": z, **_losses(z, y, data.task)}, rows_of))
+            scores[name] = []
+            for r, folds in enumerate(partitions or [[(data, None)]]):
+                parts = []
+                for i, (fold, rows_of) in enumerate(folds):
+                    folder = scratch / name / (f"r{r + 1}-fold{i + 1}" if partitions else "")
+                    folder.mkdir(parents=True, exist_ok=True)
+                    sub = dataclasses.replace(ctx, out_dir=folder, train=quiet, track=False, init=None,
+                                              resume=False, on_epoch_end=None)
+                    kind = self._kind(name, ctx)
+                    kind.fit(fold, sub)
+                    parts.append((_val_scores(kind, fold, "test" if partitions else "val")[0], rows_of))
+                scores[name].append(_in_row_order(parts, rows))
             fitted[name] = kind
-            losses[name] = _in_row_order(parts, rows)
-            scores[name] = losses[name].pop("scores")
-            prefix = "cv" if folds else "val"
-            results[name] = {**_summary(losses[name], prefix), "seconds": round(time.perf_counter() - start, 3)}
-        if not losses:
+            seconds[name] = round(time.perf_counter() - start, 3)
+        if not scores:
             raise TrainError("train.model auto: no candidate could be fitted (" + "; ".join(skipped) + ")",
                              hint="install a candidate's extra, or name the candidates in train.options.candidates")
-        best, chosen_by = _choose(losses, o.candidates)
-        refit = ctx.refits(data)
-        blend = _blend(scores, losses, _labels(data, bool(folds)), data.task, best) if o.ensemble else None
-        if blend is not None:
-            weights, blend_losses = blend
-            prefix = "cv" if folds else "val"
-            results["ensemble"] = {**_summary(blend_losses, prefix), "weights": weights}
-            members = [EnsembleMember(kind=n, weight=w) for n, w in weights.items()]
-            ensemble = EnsembleModel(EnsembleOptions(members=members))
-            if refit or folds:
-                self.winner_ = ensemble.fit(data, dataclasses.replace(ctx, init=None, resume=False))
-            else:
-                self.winner_ = ensemble.of_fitted([fitted[n] for n in weights], data)
-            mix = " + ".join(f"{w:.2f} {n}" for n, w in weights.items())
-            why = (f"the average {mix} scored better than {best} alone by {scored_on}"
-                   + (" (each then refit on train + val)" if refit else ""))
-            self._finish("ensemble", why, results, skipped, self.winner_.report_)
-            _log_selection(ctx.track, "ensemble", why, results)
-            return self
-        if refit or folds:
-            # fitted again on the real split as its own kind would be (then on train + val when
-            # train.refit allows): the candidates were fitted quietly, or on folds
-            self.winner_ = self._kind(best, ctx)
-            self.winner_.fit(data, dataclasses.replace(ctx, init=None, resume=False))
-        else:
-            self.winner_ = fitted[best]
-        why = (f"{chosen_by} of {', '.join(losses)}, scored by {scored_on}"
-               + (" (then refit on train + val)" if refit else ""))
-        self._finish(best, why, results, skipped, self.winner_.report_)
-        _log_selection(ctx.track, best, why, results)
-        return self
+        return scores, seconds, fitted, skipped
 
     def _kind(self, name: str, ctx: FitContext) -> ModelKind:
         if name == "auto":
@@ -198,9 +212,9 @@ class AutoModel(ModelKind):
         return model_kind(name, {}, root=ctx.project_root, entries=ctx.plugins)
 
     def _finish(self, name: str, why: str, results: dict[str, dict[str, Any]], skipped: list[str],
-                report: FitReport) -> None:
+                report: FitReport, rule: dict[str, Any] | None = None) -> None:
         details = {**report.details, "auto": {"chosen": name, "reason": why, "candidates": results,
-                                              "skipped": skipped}}
+                                              "skipped": skipped, **({"rule": rule} if rule else {})}}
         left_out = [f"train.model auto left out {s}" for s in skipped]
         self.report_ = FitReport(details=details, history=report.history, warnings=[*report.warnings, *left_out],
                                  inputs=dict(report.inputs))
@@ -237,15 +251,16 @@ class AutoModel(ModelKind):
         return {}
 
 
-def _log_selection(track: Any, chosen: str, why: str, results: dict[str, dict[str, Any]]) -> None:
-    """A ``model_selection`` event and each candidate's val scores (``auto.<kind>.<metric>``)."""
+def _log_selection(track: Any, chosen: str, why: str, results: dict[str, dict[str, Any]],
+                   rule: dict[str, Any]) -> None:
+    """A ``model_selection`` event and each candidate's scores (``auto.<kind>.<metric>``)."""
     if track is None:
         from blase.track import active_run
 
         track = active_run()
     if track is None or track is False or not getattr(track, "active", True):
         return
-    track.log_event("model_selection", chosen=chosen, reason=why, candidates=results)
+    track.log_event("model_selection", chosen=chosen, reason=why, candidates=results, rule=rule)
     track.log_metrics({f"auto.{name}.{k}": v for name, r in results.items() for k, v in r.items()
                        if k != "seconds" and isinstance(v, (int, float)) and math.isfinite(v)})
 
@@ -260,19 +275,6 @@ def _val_scores(kind: ModelKind, data: TrainingData, split: str = "val") -> tupl
     return (scores[:, 0] if scores.shape[1] == 1 else scores), np.concatenate(y)
 
 
-def _losses(z: np.ndarray, y: np.ndarray, task: str) -> dict[str, np.ndarray]:
-    """Per-row losses of scores ``z``: squared error (regression), or 0/1 error and log loss
-    (classification)."""
-    if task == "regression":
-        return {"sq": (z.reshape(len(y)) - np.asarray(y, dtype=np.float64)) ** 2}
-    p = probabilities(z, task)
-    if task == "binary":
-        err = ((p > 0.5) != (np.asarray(y, dtype=np.float64) > 0.5)).astype(np.float64)
-    else:
-        err = (p.argmax(axis=1) != y).astype(np.float64)
-    return {"err": err, "nll": nll(p, y, task)}
-
-
 def _labels(data: TrainingData, folds: bool) -> np.ndarray:
     """The labels the candidates were scored on: train + val's (cross-validation), or val's."""
     if not folds:
@@ -280,45 +282,47 @@ def _labels(data: TrainingData, folds: bool) -> np.ndarray:
     return np.concatenate([data.matrix("train")[1], data.matrix("val")[1]])
 
 
-def _blend(scores: dict[str, np.ndarray], losses: dict[str, dict[str, np.ndarray]], y: np.ndarray, task: str,
-           best: str) -> tuple[dict[str, float], dict[str, np.ndarray]] | None:
-    """The weights of greedy ensemble selection on the candidates' scores, and the blend's
-    per-row losses, when the blend mixes two or more candidates and its loss (squared error;
-    or 0/1 error, then log loss) is lower than ``best``'s; else None."""
-    if len(scores) < 2:
-        return None
-    weights = select_weights(scores, y, task)
-    if len(weights) < 2:
-        return None
-    mixed = _losses(blend_scores([scores[n] for n in weights], np.array(list(weights.values())), task), y, task)
-    key = "sq" if task == "regression" else "err"
-
-    def rank(values: dict[str, np.ndarray]) -> tuple[float, float]:
-        return float(values[key].mean()), float(values["nll"].mean()) if key == "err" else 0.0
-
-    return (weights, mixed) if rank(mixed) < rank(losses[best]) else None
-
-
-def _summary(losses: dict[str, np.ndarray], prefix: str = "val") -> dict[str, float]:
-    if "sq" in losses:
-        return {f"{prefix}_mse": float(losses["sq"].mean())}
-    return {f"{prefix}_accuracy": float(1.0 - losses["err"].mean()),
-            f"{prefix}_logloss": float(losses["nll"].mean())}
-
-
-def _in_row_order(parts: list[tuple[dict[str, np.ndarray], np.ndarray | None]], rows: int) -> dict[str, np.ndarray]:
-    """One candidate's per-row losses: the val split's as they are, or each fold's put back
-    at its rows' places in train + val (so candidates are compared row by row)."""
+def _in_row_order(parts: list[tuple[np.ndarray, np.ndarray | None]], rows: int) -> np.ndarray:
+    """One candidate's scores: the val split's as they are, or each fold's put back at its
+    rows' places in train + val (so candidates are compared row by row)."""
     if parts[0][1] is None:
         return parts[0][0]
-    out = {k: np.empty((rows, *v.shape[1:])) for k, v in parts[0][0].items()}
-    for losses, at in parts:
-        for k, v in losses.items():
-            out[k][at] = v
+    out = np.empty((rows, *parts[0][0].shape[1:]))
+    for z, at in parts:
+        out[at] = z
     return out
 
 
-def _folds(data: TrainingData, o: AutoOptions, seed: int, folder: Path) -> list[tuple[TrainingData, np.ndarray]]:
+def _partitions(data: TrainingData, o: AutoOptions, seed: int, folder: Path) -> list[list[Fold]]:
+    """The partitions of train + val into folds the candidates are scored on: one, or on small
+    data ``ceil(repeat_rows / rows)`` (at most ``cv_repeats``), each seeded differently, so
+    that the choice does not hang on how a few hundred rows happened to fall into folds; none
+    when the val split scores them."""
+    repeats = repeat_count(data.rows("train") + data.rows("val"), o)
+    out = []
+    for r in range(repeats):
+        folds = _folds(data, o, seed + 1000 * r, folder / f"r{r + 1}")
+        if not folds:
+            return []
+        out.append(folds)
+    return out
+
+
+def repeat_count(rows: int, o: AutoOptions) -> int:
+    """How many partitions into folds score the candidates on ``rows`` rows of train + val:
+    enough for ``repeat_rows`` out-of-fold scores each, at most ``cv_repeats``."""
+    return min(o.cv_repeats, max(1, math.ceil(o.repeat_rows / max(rows, 1))))
+
+
+def _scored_on(data: TrainingData, partitions: list[list[Fold]]) -> str:
+    rows = data.rows("train") + data.rows("val")
+    if not partitions:
+        return f"the val split ({data.rows('val'):,} rows)"
+    times = f", repeated {len(partitions)} times" if len(partitions) > 1 else ""
+    return f"{len(partitions[0])}-fold cross-validation on train + val ({rows:,} rows{times})"
+
+
+def _folds(data: TrainingData, o: AutoOptions, seed: int, folder: Path) -> list[Fold]:
     """``cv_folds`` folds of train + val as prepared folders of their own, with each fold's
     row positions in train + val; none when the data is too large for this or too small for
     the folds. Fold ``i``'s folder scores a candidate on its test split (fold ``i``), lets it
@@ -367,24 +371,3 @@ def _write_fold(data: TrainingData, folder: Path, splits: dict[str, np.ndarray],
                                                 "layout": None})
     (folder / "manifest.json").write_text(json.dumps(manifest.to_json()), encoding="utf-8")
     return TrainingData(folder)
-
-
-def _choose(losses: dict[str, dict[str, np.ndarray]], order: list[str]) -> tuple[str, str]:
-    """The one-standard-error rule: the best candidate by the mean val loss (squared error,
-    or 0/1 error with the log loss breaking ties), unless an earlier (simpler) one is within
-    one standard error of it on the paired per-row differences; then the earliest such."""
-    key = "sq" if "sq" in next(iter(losses.values())) else "err"
-
-    def rank(name: str) -> tuple[float, float]:
-        mean = float(losses[name][key].mean())
-        tie = float(losses[name]["nll"].mean()) if key == "err" else 0.0
-        return (mean if math.isfinite(mean) else math.inf, tie if math.isfinite(tie) else math.inf)
-
-    names = [n for n in order if n in losses]
-    best = min(names, key=lambda n: (rank(n), names.index(n)))
-    for name in names[: names.index(best)]:
-        diff = losses[name][key] - losses[best][key]
-        se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else 0.0
-        if math.isfinite(float(diff.mean())) and float(diff.mean()) <= se:
-            return name, f"within one standard error of {best}'s val loss, and simpler"
-    return best, "the best val loss"
