@@ -320,7 +320,8 @@ class TrainStep(Step):
         mirror = checkpoint_dir(ctx.project, ctx.run_id)
 
         def keep_epoch(**_: Any) -> None:
-            mirror_folder(out_dir / "checkpoint", mirror)
+            if not mirror_folder(out_dir / "checkpoint", mirror):  # the trainer kept swapping it
+                logger.debug("the checkpoint changed during each copy; %s keeps the one before", mirror)
 
         fit = FitContext(out_dir=out_dir, seed=ctx.config.seed, train=train, project_root=ctx.code_root,
                          track=ctx.track, on_epoch_end=keep_epoch, memory=memory_budget(ctx.memory),

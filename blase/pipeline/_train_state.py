@@ -55,9 +55,15 @@ def kept_checkpoint(project: Any, run_id: str) -> Path | None:
     return old[-1] if old else None
 
 
-def mirror_folder(source: Path, target: Path) -> None:
+def mirror_folder(source: Path, target: Path, *, attempts: int = 5) -> bool:
     """Put a copy of the folder ``source`` at ``target``, whole (hard links where the
-    filesystem allows: checkpoint files are written new each epoch, never changed in place)."""
+    filesystem allows: checkpoint files are written new each epoch, never changed in place).
+
+    A trainer that runs in other processes (DDP, Ray Train) may swap in the next epoch's
+    checkpoint while this copies: the copy then counts only when ``source`` is the same
+    folder (inode) before and after and nothing vanished under it, else it is taken again.
+    Returns False, leaving ``target`` as it was, when every attempt met a swap.
+    """
     import os
 
     from blase._fs import replace_dir
@@ -69,10 +75,23 @@ def mirror_folder(source: Path, target: Path) -> None:
             shutil.copy2(src, dst)
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        shutil.copytree(source, tmp, copy_function=link_or_copy)
-        replace_dir(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    for _ in range(attempts):
+        tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            before = os.stat(source).st_ino
+            shutil.copytree(source, tmp, copy_function=link_or_copy)
+            if os.stat(source).st_ino != before:
+                raise FileNotFoundError(f"{source} was replaced while it was copied")
+        except (FileNotFoundError, shutil.Error):
+            shutil.rmtree(tmp, ignore_errors=True)
+            continue
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        try:
+            replace_dir(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return True
+    return False
