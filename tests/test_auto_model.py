@@ -143,7 +143,7 @@ def test_auto_keeps_the_model_class_that_suits_the_data(tmp_path, shape, chosen)
     auto = result.details["auto"]
     assert auto["chosen"] == chosen, auto
     # the average was compared (and recorded) but did not beat the right class alone by more than its noise
-    assert set(auto["candidates"]) - {"ensemble"} == {"glm", "mlp", "lightgbm"}
+    assert set(auto["candidates"]) - {"ensemble"} == {"glm", "kernel", "mlp", "lightgbm"}
     # 4,000 rows: scored by 5-fold cross-validation on train + val, not the 600-row val split
     assert all("cv_mse" in c for c in auto["candidates"].values())
     assert "5-fold cross-validation on train + val" in auto["reason"]
@@ -190,12 +190,13 @@ def test_the_template_trains_auto_end_to_end_and_predicts(cli, tmp_path):
     assert done.exit_code == 0, done.stdout + done.stderr
     run = json.loads(cli("inspect", "latest", "--json", cwd=project.root).stdout)
     chosen = [e["data"] for e in run["event_list"] if e.get("event") == "model_selection"]
-    assert len(chosen) == 1 and chosen[0]["chosen"] in {"glm", "mlp", "lightgbm", "ensemble"}, chosen
+    assert len(chosen) == 1 and chosen[0]["chosen"] in {"glm", "kernel", "mlp", "lightgbm", "ensemble"}, chosen
     # what auto compared and by which rule: 344 penguins leave < 1,000 rows, so 3 partitions
-    assert chosen[0]["rule"] == {"select_on": "logloss", "folds": 5, "repeats": 3, "ensemble_bags": 20}
+    assert chosen[0]["rule"] == {"select_on": "logloss", "folds": 5, "repeats": 3, "ensemble_bags": 20,
+                                 "not_compared_above_small_rows": []}
     compared = chosen[0]["candidates"]
-    assert all({"cv_logloss", "cv_accuracy", "loss", "se"} <= set(compared[k]) for k in ("glm", "mlp", "lightgbm"))
-    assert {f"auto.{k}.cv_accuracy" for k in ("glm", "mlp", "lightgbm")} <= set(run["metric_counts"])
+    assert all({"cv_logloss", "cv_accuracy", "loss", "se"} <= set(compared[k]) for k in ("glm", "kernel", "mlp", "lightgbm"))
+    assert {f"auto.{k}.cv_accuracy" for k in ("glm", "kernel", "mlp", "lightgbm")} <= set(run["metric_counts"])
     out = tmp_path / "scores.csv"
     done = cli("predict", "proj", "data/penguins.csv", "--out", str(out), cwd=project.root)
     assert done.exit_code == 0, done.stdout + done.stderr
@@ -219,7 +220,8 @@ def test_auto_on_a_small_set_repeats_the_folds_and_keeps_the_same_choice_across_
         auto = result.details["auto"]
         chosen.append(auto["chosen"])
         weights.append(auto["candidates"]["ensemble"]["weights"])
-        assert auto["rule"] == {"select_on": "logloss", "folds": 5, "repeats": 3, "ensemble_bags": 20}
+        assert auto["rule"] == {"select_on": "logloss", "folds": 5, "repeats": 3, "ensemble_bags": 20,
+                                 "not_compared_above_small_rows": []}
         assert "repeated 3 times" in auto["reason"]
         options = auto["candidates"]
         assert set(options) == {"glm", "lightgbm", "ensemble"}  # the average was compared, kept or not

@@ -11,7 +11,7 @@ and the driver that fits one on prepared shards.
     scores = model.predict(x)                                  # float32 [n, d] -> logits
 
 - :class:`ModelKind`: the contract (``fit``, ``save``, ``load``, ``predict``, optional
-  ``export_onnx``), implemented by the built-in ``glm`` (:class:`GLMModel`), ``ensemble``
+  ``export_onnx``), implemented by the built-in ``glm`` (:class:`GLMModel`), ``kernel`` (:class:`KernelModel`), ``ensemble``
   (:class:`EnsembleModel`) and ``auto`` (:class:`AutoModel`) here, the built-in torch kinds (:mod:`blase.train`) and by model
   plugins (:mod:`blase.contrib.xgboost`, :mod:`blase.contrib.lightgbm`, or a project's own).
 - :class:`TrainingData`: the shards a kind learns from, read through :mod:`blase.prepare`.
@@ -27,6 +27,7 @@ from blase.model._ensemble import EnsembleMember, EnsembleModel, EnsembleOptions
 from blase.model._errors import ExportUnsupported, TrainError
 from blase.model._fit import HISTORY_JSON, fit_model
 from blase.model._glm import GLMModel, GLMOptions
+from blase.model._kernel import KernelModel, KernelOptions
 from blase.model._registry import (
     BUILTIN_MODEL_PLUGINS,
     kind_class,
@@ -53,6 +54,8 @@ __all__ = [
     "FitReport",
     "GLMModel",
     "GLMOptions",
+    "KernelModel",
+    "KernelOptions",
     "ModelKind",
     "ModelSpec",
     "Task",

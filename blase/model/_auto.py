@@ -1,9 +1,11 @@
 """``train.model: auto``: fit a few kinds, keep the one that scores best, or their average.
 
 Which model class suits a data set is rarely known in advance: a nearly linear target wants
-a penalised linear model, interactions want trees or an MLP. ``auto`` (what ``blase schema
---write`` puts in a new blase.yaml) fits each of ``candidates`` (by default ``glm``, ``mlp``
-and ``lightgbm``, simplest first) and scores it out of sample. When train and val hold at most
+a penalised linear model, curved boundaries on a few hundred rows an RBF kernel, interactions
+want trees or an MLP. ``auto`` (what ``blase schema --write`` puts in a new blase.yaml) fits
+each of ``candidates`` (by default ``glm``, ``kernel``, ``mlp`` and ``lightgbm``, simplest
+first; the ``small_only`` ones, ``kernel``, only when train + val hold at most ``small_rows``
+rows) and scores it out of sample. When train and val hold at most
 ``cv_rows`` rows (10,000), a val split of a few dozen rows would rank models mostly by chance,
 so the candidates are scored by ``cv_folds``-fold cross-validation on train + val (stratified
 for classification, seeded): every row is scored by a model that did not train on it. On small
@@ -17,7 +19,7 @@ The choice is :func:`~blase.model._select.choose`: the candidates and their weig
 (greedy ensemble selection, bagged over bootstrap resamples of the rows) are ranked by their
 out-of-fold loss (the squared error; for classification the log loss, which tells confident
 mistakes from near misses where accuracy counts a few rows), and the one-standard-error rule
-keeps the simplest option within one standard error of the best: glm before mlp before
+keeps the simplest option within one standard error of the best: glm before kernel before mlp before
 lightgbm before the average. With ``train.refit`` (``auto``: at most 50,000 rows) the choice is
 then fitted again as its own kind would be (an average: each member); otherwise the
 candidate's own fit is kept.
@@ -67,8 +69,13 @@ class AutoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     candidates: list[str] = Field(
-        default_factory=lambda: ["glm", "mlp", "lightgbm"], min_length=1,
+        default_factory=lambda: ["glm", "kernel", "mlp", "lightgbm"], min_length=1,
         description="the kinds to compare, simplest first (a tie keeps the earlier one)")
+    small_only: list[str] = Field(
+        default_factory=lambda: ["kernel"], description="candidates compared only when train + val hold at "
+        "most small_rows rows (a kernel model's time grows with rows x landmarks)")
+    small_rows: int = Field(
+        default=5_000, ge=0, description="the most rows (train + val) for the small_only candidates")
     compare_rows: int = Field(
         default=200_000, ge=1, description="compare the candidates when train and val hold at most "
         "this many rows; above it, train `large` alone")
@@ -163,7 +170,8 @@ class AutoModel(ModelKind):
             why = f"{choice.chosen}: {choice.reason}, of {', '.join(scores)} scored by {scored_on}{again}"
         rule = {"select_on": "squared error" if data.task == "regression" else o.select_on,
                 "folds": len(partitions[0]) if folds else 0, "repeats": len(partitions),
-                "ensemble_bags": o.ensemble_bags if o.ensemble else 0}
+                "ensemble_bags": o.ensemble_bags if o.ensemble else 0,
+                "not_compared_above_small_rows": [n for n in o.small_only if n in o.candidates and rows > o.small_rows]}
         self._finish(choice.chosen, why, results, skipped, self.winner_.report_, rule)
         _log_selection(ctx.track, choice.chosen, why, results, rule)
         return self
@@ -181,6 +189,8 @@ class AutoModel(ModelKind):
         skipped: list[str] = []
         for name in o.candidates:
             plugin = model_plugin(name, root=ctx.project_root, entries=ctx.plugins)  # a misspelt name fails here
+            if name in o.small_only and rows > o.small_rows:  # by design, not a warning: see details.auto.rule
+                continue
             missing = plugin.missing()
             if missing:  # a candidate whose library is not installed is left out, and said so
                 fix = f"pip install 'blase[{plugin.extra}]'" if plugin.extra else f"pip install {' '.join(missing)}"

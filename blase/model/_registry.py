@@ -35,10 +35,13 @@ BUILTIN_MODEL_PLUGINS: tuple[Plugin, ...] = (
     Plugin(name="glm", kind="model", target="blase.model._glm:GLMModel", version=__version__,
            description="ridge, logistic or softmax regression fitted exactly, its L2 penalty chosen by "
            "cross-validation (scikit-learn's RidgeCV / LogisticRegression)", origin="blase"),
+    Plugin(name="kernel", kind="model", target="blase.model._kernel:KernelModel", version=__version__,
+           description="an RBF kernel machine for small data: Nystroem features of the training rows and glm "
+           "on them (kernel logistic or ridge regression, scikit-learn's SVC territory)", origin="blase"),
     Plugin(name="ensemble", kind="model", target="blase.model._ensemble:EnsembleModel", version=__version__,
            description="a weighted average of a few kinds' predictions (train.options.members)", origin="blase"),
     Plugin(name="auto", kind="model", target="blase.model._auto:AutoModel", version=__version__,
-           description="fits glm, mlp and lightgbm by cross-validation and keeps the best, or their weighted "
+           description="fits glm, kernel (small data), mlp and lightgbm by cross-validation and keeps the best, or their weighted "
            "average when it scores better", origin="blase"),
 )
 #: Torch networks from a factory script (``scripts/model.py:build_model``) or a class.

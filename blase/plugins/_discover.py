@@ -32,7 +32,7 @@ BUILTIN_NAMES: dict[str, frozenset[str]] = {
     "source": frozenset({"auto", "csv", "parquet", "json", "ndjson", "arrow", "sqlite", "duckdb", "postgres"}),
     "operation": frozenset({"select", "drop", "rename", "cast", "filter", "impute", "scale", "clip", "log1p",
                             "onehot", "ordinal", "hash", "datetime", "sql", "call"}),
-    "model": frozenset({"linear", "mlp", "glm", "auto"}),
+    "model": frozenset({"linear", "mlp", "glm", "kernel", "ensemble", "auto"}),
     "drift_test": frozenset({"auto", "none", "ks", "chi2", "chisquare", "z", "ztest", "wasserstein",
                              "jensenshannon", "psi"}),
     "step": frozenset({"extract", "transform", "prepare", "train", "evaluate", "deploy"}),
