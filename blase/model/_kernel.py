@@ -69,6 +69,9 @@ class KernelOptions(BaseModel):
         default=0, ge=0, description="choose the penalty by this many folds of cross-validation on "
         "train + val (0: by the val split, as `auto`'s own folds already cross-validate)")
     max_iter: int = Field(default=500, ge=1, description="classification: L-BFGS iterations per fit")
+    tol: float = Field(
+        default=1e-4, gt=0, description="classification: L-BFGS stops when the gradient of the mean row loss "
+        "is below this (scikit-learn's tol)")
 
 
 class KernelModel(ModelKind):
@@ -94,17 +97,17 @@ class KernelModel(ModelKind):
             fits = {}
             for g in gammas:
                 mapping = _nystroem(landmarks, g)
-                glm = self._glm(o, o.alpha).fit(_Mapped(data, landmarks, g, mapping), quiet)
+                glm = self._glm(o, o.alpha, data).fit(_Mapped(data, landmarks, g, mapping), quiet)
                 fits[g] = (mapping, glm)
                 tried[f"{g:.6g}"] = float(glm.report_.details["best_metric"])
             gamma = min(gammas, key=lambda g: (tried[f"{g:.6g}"], g))  # a tie keeps the smoother kernel
             mapping, glm = fits[gamma]
             if ctx.refits(data):  # then on train + val, with the penalty this width chose
-                glm = self._glm(o, glm.report_.details["alpha"]).fit(_Mapped(data, landmarks, gamma, mapping), ctx)
+                glm = self._glm(o, glm.report_.details["alpha"], data).fit(_Mapped(data, landmarks, gamma, mapping), ctx)
         else:
             gamma = min(gammas, key=lambda g: abs(g - scale))  # no val split to choose by: the nearest the default
             mapping = _nystroem(landmarks, gamma)
-            glm = self._glm(o, o.alpha).fit(_Mapped(data, landmarks, gamma, mapping), ctx)
+            glm = self._glm(o, o.alpha, data).fit(_Mapped(data, landmarks, gamma, mapping), ctx)
         self.landmarks_, self.gamma_ = landmarks, float(gamma)
         self.coef_ = mapping @ glm.weight_  # k(x, L) @ M @ W = k(x, L) @ coef
         self.bias_ = glm.bias_
@@ -116,8 +119,9 @@ class KernelModel(ModelKind):
         return self
 
     @staticmethod
-    def _glm(o: KernelOptions, alpha: float | None) -> GLMModel:
-        return GLMModel(GLMOptions(alpha=alpha, alphas=o.alphas, max_iter=o.max_iter, cv_folds=o.cv_folds))
+    def _glm(o: KernelOptions, alpha: float | None, data: TrainingData) -> GLMModel:
+        tol = o.tol * max(data.rows("train"), 1)  # glm's tol is on the summed loss
+        return GLMModel(GLMOptions(alpha=alpha, alphas=o.alphas, max_iter=o.max_iter, cv_folds=o.cv_folds, tol=tol))
 
     def save(self, folder: Path) -> None:
         from safetensors.numpy import save_file
