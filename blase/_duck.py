@@ -20,8 +20,8 @@ from blase.resources import format_size, memory_budget
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["DUCKDB_SHARE", "budget_note", "check_sql_expression", "confined_files", "confinement_error",
-           "connect",
+__all__ = ["DUCKDB_SHARE", "budget_note", "check_sql_expression", "confined_files", "confined_folders",
+           "confinement_error", "connect",
            "sql_ident", "sql_quote"]
 
 #: Share of a step's memory budget given to DuckDB's buffer manager.
@@ -47,6 +47,12 @@ def confined_files(*folders: str | os.PathLike[str]) -> Iterator[None]:
         yield
     finally:
         _CONFINED.reset(token)
+
+
+def confined_folders() -> tuple[Path, ...] | None:
+    """The folders :func:`confined_files` confines to here and now (None: no confinement), for
+    work handed to other processes (Ray tasks) to confine itself the same way."""
+    return _CONFINED.get()
 
 
 def confinement_error(exc: BaseException) -> str | None:

@@ -230,3 +230,28 @@ def test_a_csv_file_cut_at_line_starts_reads_the_rows_of_the_whole_file(shape, t
     else:
         assert on_ray.details["executor"] == "local"
         assert any("over half of a task's memory" in w and refused in w for w in on_ray.warnings), on_ray.warnings
+
+
+def test_a_ray_task_started_inside_the_assistants_confinement_is_confined_too(data_project, tmp_path):
+    """A tool call confines DuckDB to the project; its Ray tasks run in other processes, where
+    the confinement must travel with them (a transform's SQL runs in prepare's tasks)."""
+    import duckdb
+
+    from blase._duck import confined_files
+    from blase.executor import RayExecutor
+
+    def _count_rows(path: str) -> int:  # a local function: Ray ships it by value
+        from blase._duck import connect
+
+        return connect("256MB").execute(f"SELECT count(*) FROM read_csv('{path}')").fetchone()[0]
+
+    outside = tmp_path / "secret.csv"
+    outside.write_text("a\n1\n2\n")
+    inside = data_project.root / "data" / "parts" / "p0.csv"
+    executor = RayExecutor(task_memory="256MB")
+    assert list(executor.map(_count_rows, [str(outside)], memory=256 << 20)) == [2]  # not confined: read
+    with confined_files(data_project.root):
+        assert list(executor.map(_count_rows, [str(inside)], memory=256 << 20)) == [3000]
+        with pytest.raises(Exception, match=r"secret\.csv") as err:
+            list(executor.map(_count_rows, [str(outside)], memory=256 << 20))
+    assert isinstance(getattr(err.value, "cause", err.value), duckdb.PermissionException), err.value

@@ -117,15 +117,23 @@ class RayExecutor:
         """``fn(item)`` for each item as a Ray task (one CPU, ``memory`` bytes), results in the
         order of ``items``. At most two tasks per CPU are in flight (or done and not yet
         taken), so results wait in Ray's object store, not all at once; a task's
-        :class:`~blase.errors.BlaseError` is raised here as it is."""
+        :class:`~blase.errors.BlaseError` is raised here as it is. Inside
+        :func:`~blase._duck.confined_files` (an assistant's tool call), each task opens files
+        only inside the same folders: the confinement travels with the task."""
+        from blase._duck import confined_folders
+
         ray = self.start()
+        folders = confined_folders()
+        args: tuple[Any, ...] = ()
+        if folders is not None:  # the same task function for every map: its folders and fn as arguments
+            fn, args = _confined_call, (fn, tuple(str(f) for f in folders))  # type: ignore[assignment]
         task = ray.remote(fn).options(num_cpus=1, memory=int(memory), max_retries=1)
         window = 2 * self.cpus()
         pending: deque[Any] = deque()
         todo = iter(items)
         try:
             for item in todo:
-                pending.append(task.remote(item))
+                pending.append(task.remote(*args, item))
                 if len(pending) >= window:
                     yield _result(ray, pending.popleft())
             while pending:
@@ -133,6 +141,14 @@ class RayExecutor:
         finally:
             for ref in pending:  # an error or a consumer that stopped: drop what is still running
                 ray.cancel(ref, force=True)
+
+
+def _confined_call(fn: Callable[[T], R], folders: tuple[str, ...], item: T) -> R:
+    """``fn(item)`` with DuckDB confined to ``folders``, as the process that sent it was."""
+    from blase._duck import confined_files
+
+    with confined_files(*folders):
+        return fn(item)
 
 
 def _result(ray: Any, ref: Any) -> Any:
