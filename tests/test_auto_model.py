@@ -91,9 +91,12 @@ def test_glm_binary_gives_one_logit_and_refits_on_train_and_val(tmp_path):
     assert scores.shape == (len(xs),)
     assert ((scores > 0) == (ys == 1)).mean() > 0.93
     assert result.details["refit"] is True
-    # 455 rows: chosen by the out-of-fold log loss on train + val, one score per penalty tried
-    assert result.details["alpha_chosen_by"] == "5-fold cross-validation log loss on train + val"
-    assert len(result.details["alpha_scores"]) == 7
+    # 455 rows: chosen by the out-of-fold log loss on train + val, one score per penalty tried,
+    # and the one-standard-error rule: the strongest penalty near the lowest loss, never a weaker one
+    assert result.details["alpha_chosen_by"] == "5-fold cross-validation log loss on train + val, one-standard-error rule"
+    scores = {float(a): v for a, v in result.details["alpha_scores"].items()}
+    assert len(scores) == 7
+    assert result.details["alpha"] >= min(scores, key=scores.get)
 
 
 def test_glm_is_deterministic_and_exports_onnx_with_the_same_scores(tmp_path):

@@ -13,7 +13,8 @@ class. This kind fits the same model class the way they do:
   classes, sklearn's ``LogisticRegression`` with ``C = 1 / alpha``) minimised by L-BFGS, the
   gradient summed over the shards chunk by chunk (in memory when the rows fit a quarter of the
   memory budget); ``alpha`` is chosen by the val split's log loss, each fit warm-started from
-  the previous, larger alpha.
+  the previous, larger alpha, or on small data by cross-validation with the one-standard-error
+  rule (see :func:`_cv_alpha`).
 
 With a val split and ``train.refit`` (``auto``: at most 50,000 rows), the model is fitted again
 on train + val with the chosen alpha, as the ``*CV`` estimators refit. ``train.class_weights:
@@ -101,7 +102,7 @@ class GLMModel(ModelKind):
             folds = _cv_folds(source, data, o, ctx.seed) if has_val and len(alphas) > 1 else None
             if folds is not None:
                 alpha, scores = _cv_alpha(folds, data, k, alphas, o)
-                how = f"{o.cv_folds}-fold cross-validation log loss on train + val"
+                how = f"{o.cv_folds}-fold cross-validation log loss on train + val, one-standard-error rule"
                 w, b, _ = _logistic(source, ("train",), data.task, k, alpha, o, np.zeros((data.n_features + 1) * k))
                 val = _logloss(source, "val", data.task, w, b)
             else:
@@ -388,22 +389,31 @@ def _cv_folds(source: _Rows, data: TrainingData, o: GLMOptions, seed: int) -> li
 
 def _cv_alpha(folds: list[_Held], data: TrainingData, k: int, alphas: list[float],
               o: GLMOptions) -> tuple[float, dict[str, float]]:
-    """The alpha with the lowest out-of-fold log loss (each row scored once, by the fit on the
-    other folds), and each alpha's; the fits of one fold warm-start from the larger alpha's."""
-    total = dict.fromkeys(alphas, 0.0)
-    rows = 0
+    """The penalty by the one-standard-error rule on the out-of-fold log loss (each row scored
+    once, by the fit on the other folds; glmnet's ``lambda.1se``): the largest alpha whose loss
+    is within one standard error of the lowest (the standard error of the mean per-row
+    difference), and each alpha's loss. On a few hundred rows the lowest loss often belongs to
+    a weak penalty by chance; the fits of one fold warm-start from the larger alpha's."""
+    rows: dict[float, list[np.ndarray]] = {a: [] for a in alphas}
     # a log loss to rank penalties by: scikit-learn's tol, on the mean row loss as it scales it
     o = o.model_copy(update={"tol": max(o.tol, 1e-4) * len(folds[0].splits["train"][1])})
     for fold in folds:
-        n = len(fold.splits["val"][1])
-        rows += n
         start = np.zeros((data.n_features + 1) * k)
+        x, y, _ = fold.splits["val"]
         for a in alphas:
             w, b, start = _logistic(fold, ("train",), data.task, k, a, o, start)  # type: ignore[arg-type]
-            total[a] += _logloss(fold, "val", data.task, w, b) * n  # type: ignore[arg-type]
-    scores = {_fmt(a): t / rows for a, t in total.items()}
-    best = min(alphas, key=lambda a: (total[a], -a))  # a tie keeps the larger penalty
-    return best, scores
+            rows[a].append(_nll_and_grad(_scores(x, w, b), y, data.task)[0])
+    loss = {a: np.concatenate(parts) for a, parts in rows.items()}
+    mean = {a: float(v.mean()) for a, v in loss.items()}
+    best = min(alphas, key=lambda a: (mean[a], -a))
+    n = len(loss[best])
+
+    def within(a: float) -> bool:
+        se = float((loss[a] - loss[best]).std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+        return mean[a] - mean[best] <= se
+
+    chosen = max(a for a in alphas if within(a))  # the strongest penalty within one SE of the best
+    return chosen, {_fmt(a): m for a, m in mean.items()}
 
 
 def _logloss(source: _Rows, split: str, task: str, w: np.ndarray, b: np.ndarray) -> float:
