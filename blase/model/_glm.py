@@ -140,15 +140,8 @@ class GLMModel(ModelKind):
 
     @classmethod
     def load(cls, folder: Path, spec: ModelSpec) -> GLMModel:
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
-
         path = Path(folder) / WEIGHTS_FILE
-        try:
-            tensors = load_file(str(path))
-        except (OSError, SafetensorError) as exc:
-            raise TrainError(f"cannot read {path}: {exc}",
-                             hint="train again (`blase run --from train`) or redeploy") from None
+        tensors = read_weights(path, ("weight", "bias"))
         model = cls(GLMOptions.model_validate(spec.options))
         model.weight_, model.bias_ = tensors["weight"], tensors["bias"]
         if model.weight_.shape[0] != spec.n_features:
@@ -169,18 +162,39 @@ class GLMModel(ModelKind):
             layer.weight.copy_(torch.from_numpy(self.weight_.T.astype(np.float32)))
             layer.bias.copy_(torch.from_numpy(self.bias_.astype(np.float32)))
         net: torch.nn.Module = layer if self.weight_.shape[1] > 1 else torch.nn.Sequential(layer, torch.nn.Flatten(0))
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(net, (torch.zeros(2, n_features),), str(path), input_names=["features"],
-                              output_names=["logits"], dynamic_axes={"features": {0: "batch"}, "logits": {0: "batch"}},
-                              dynamo=False)
+        export_net(net, path, n_features)
 
     def versions(self) -> dict[str, str]:
         import scipy
 
         return {"numpy": np.__version__, "scipy": scipy.__version__}
+
+
+def read_weights(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The tensors ``names`` of the safetensors file ``path``; a :class:`TrainError` naming the
+    file when it cannot be read or lacks one."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        tensors = load_file(str(path))
+        return {n: tensors[n] for n in names}
+    except (OSError, SafetensorError, KeyError) as exc:
+        raise TrainError(f"cannot read {path}: {exc}",
+                         hint="train again (`blase run --from train`) or redeploy") from None
+
+
+def export_net(net: Any, path: Path, n_features: int) -> None:
+    """Export the torch module ``net`` (float32 ``features [batch, n_features]`` -> ``logits``) to ONNX."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros(2, n_features),), str(path), input_names=["features"],
+                          output_names=["logits"], dynamic_axes={"features": {0: "batch"}, "logits": {0: "batch"}},
+                          dynamo=False)
 
 
 # -- the rows ---------------------------------------------------------------------------------

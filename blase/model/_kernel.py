@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from blase.model._contract import FitContext, FitReport, ModelKind
 from blase.model._data import TrainingData
 from blase.model._errors import TrainError
-from blase.model._glm import GLMModel, GLMOptions
+from blase.model._glm import GLMModel, GLMOptions, export_net, read_weights
 from blase.model._spec import ModelSpec
 
 __all__ = ["KernelModel", "KernelOptions"]
@@ -131,18 +131,11 @@ class KernelModel(ModelKind):
 
     @classmethod
     def load(cls, folder: Path, spec: ModelSpec) -> KernelModel:
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
-
         path = Path(folder) / WEIGHTS_FILE
-        try:
-            t = load_file(str(path))
-            model = cls(KernelOptions.model_validate(spec.options))
-            model.landmarks_, model.gamma_ = t["landmarks"], float(t["gamma"][0])
-            model.coef_, model.bias_ = t["coef"], t["bias"]
-        except (OSError, SafetensorError, KeyError) as exc:
-            raise TrainError(f"cannot read {path}: {exc}",
-                             hint="train again (`blase run --from train`) or redeploy") from None
+        t = read_weights(path, ("landmarks", "gamma", "coef", "bias"))
+        model = cls(KernelOptions.model_validate(spec.options))
+        model.landmarks_, model.gamma_ = t["landmarks"], float(t["gamma"][0])
+        model.coef_, model.bias_ = t["coef"], t["bias"]
         if model.landmarks_.shape[1] != spec.n_features or model.coef_.shape[0] != model.landmarks_.shape[0]:
             raise TrainError(f"{path} holds landmarks of {model.landmarks_.shape[1]} features; model.json says "
                              f"{spec.n_features}", hint="the package was changed: deploy it again")
@@ -157,16 +150,7 @@ class KernelModel(ModelKind):
         return (out[:, 0] if out.shape[1] == 1 else out).astype(np.float32)
 
     def export_onnx(self, path: Path, n_features: int) -> None:
-        import warnings
-
-        import torch
-
-        net = _kernel_net(self.landmarks_, self.gamma_, self.coef_, self.bias_)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(net, (torch.zeros(2, n_features),), str(path), input_names=["features"],
-                              output_names=["logits"], dynamic_axes={"features": {0: "batch"}, "logits": {0: "batch"}},
-                              dynamo=False)
+        export_net(_kernel_net(self.landmarks_, self.gamma_, self.coef_, self.bias_), path, n_features)
 
     def versions(self) -> dict[str, str]:
         import scipy
