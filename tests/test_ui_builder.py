@@ -228,6 +228,33 @@ def test_paths_outside_the_project_are_refused(ui, alpha, tmp_path):
         assert status in (400, 403) and not (alpha.root.parent.parent / "evil").exists()
 
 
+def test_previews_cannot_read_files_outside_the_project_through_a_database_in_it(ui, alpha, tmp_path):
+    """The path check sees data/evil.duckdb; a view inside it reads any file. The builder's
+    previews, schema suggestion and transform preview stay inside the project whatever a
+    database file in it says (as the assistant's tools do), and still read its own tables."""
+    import duckdb
+
+    secret = tmp_path / "secret.csv"
+    secret.write_text("ssn,name\n123-45-6789,alice\n987-65-4321,bob\n")
+    con = duckdb.connect(str(alpha.root / "data" / "evil.duckdb"))
+    con.execute(f"CREATE VIEW v AS SELECT * FROM read_csv('{secret}')")
+    con.execute("CREATE TABLE t AS SELECT range AS a, 'x' || range AS b FROM range(50)")
+    con.close()
+    for route, body in (("source", {"source": "data/evil.duckdb:v"}),
+                        ("source", {"source": "data/evil.duckdb:v", "rows": "first"}),
+                        ("suggest", {"source": "data/evil.duckdb:v"})):
+        status, err = ui.json(f"/api/builder/{route}", body)
+        assert status == 400 and "outside the project" in err["error"] and str(secret) in err["error"], (route, err)
+        assert "123-45" not in str(err)
+    doc = _state(ui)["doc"]
+    doc["data"] = {"source": "data/evil.duckdb:v", "label": "name"}
+    doc["transform"] = [{"op": "impute", "strategy": "constant", "value": 0}]
+    status, err = ui.json("/api/builder/preview", {"doc": doc, "upto": 0})
+    assert status == 400 and "outside the project" in err["error"] and "123-45" not in str(err)
+    status, out = ui.json("/api/builder/source", {"source": "data/evil.duckdb:t"})
+    assert status == 200 and [c["name"] for c in out["columns"]] == ["a", "b"] and len(out["rows"]) > 0
+
+
 # ---------------------------------------------------------------------- a real browser (tests/test_ui.py's)
 
 

@@ -13,7 +13,7 @@ import logging
 import os
 import shlex
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -357,17 +357,11 @@ def quote(value: Any) -> str:
 
 
 def _confinement(project: Project) -> AbstractContextManager[None]:
-    """What a tool's reads may open: the project (so what a data file in it names, such as a
-    DuckDB view over another file, stays inside too), plus the data source blase.yaml itself
-    names (the person's choice, wherever it is). A Postgres source needs DuckDB's network
-    access, which confinement turns off: such a project's tools are not confined."""
-    from blase.config import named_data
-    from blase.extract import confined_files
+    """What a tool's reads may open: :func:`blase.config.confined_reads` of the project."""
+    from blase.config import confined_reads
 
     try:
         config = project.config()
     except BlaseError:  # a blase.yaml that does not load names nothing
-        return confined_files(project.root)
-    if (config.data.source or "").strip().startswith(("postgres", "host=")):
-        return nullcontext()
-    return confined_files(project.root, *named_data(config, project.root))
+        config = None
+    return confined_reads(project.root, config)

@@ -1,6 +1,6 @@
 """Configuration: pydantic models of ``blase.yaml`` and a loader whose errors name line and key."""
 
-from blase.config._confine import check_confined, config_places, named_data
+from blase.config._confine import check_confined, config_places, confined_reads, named_data
 from blase.config._load import (
     apply_overrides,
     config_from_dict,
@@ -63,6 +63,7 @@ __all__ = [
     "config_from_dict",
     "config_from_text",
     "config_places",
+    "confined_reads",
     "inline_yaml",
     "key_lines",
     "load_config",

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import glob
 import os
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from blase.cloud import is_remote, split_url
 from blase.config._models import ProjectConfig
 from blase.errors import ConfigError, ConfigProblem
 
-__all__ = ["check_confined", "config_places", "named_data"]
+__all__ = ["check_confined", "config_places", "confined_reads", "named_data"]
 
 _TABLE_FILES = (".sqlite", ".sqlite3", ".db", ".duckdb")
 
@@ -72,6 +73,21 @@ def named_data(config: ProjectConfig, root: str | os.PathLike[str]) -> list[Path
         return []
     raw = Path(os.path.expanduser(path))
     return [(raw if raw.is_absolute() else Path(root) / raw).resolve()]
+
+
+def confined_reads(root: str | os.PathLike[str], config: ProjectConfig | None) -> AbstractContextManager[None]:
+    """What reads on someone else's behalf (the assistant's tools, the ``blase ui`` page) may
+    open: the project ``root`` (so what a data file in it names, such as a DuckDB view over
+    another file, stays inside too), plus the data source ``config`` (the saved blase.yaml,
+    the person's choice) names, wherever it is. A Postgres source needs DuckDB's network
+    access, which confinement turns off: such a project's reads are not confined."""
+    from blase._duck import confined_files
+
+    if config is None:  # a blase.yaml that does not load names nothing
+        return confined_files(root)
+    if (config.data.source or "").strip().startswith(("postgres", "host=")):
+        return nullcontext()
+    return confined_files(root, *named_data(config, root))
 
 
 def _bucket(url: str) -> str:

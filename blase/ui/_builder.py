@@ -154,7 +154,8 @@ class Builder:
         seeded random sample of the whole source, or its first rows (``rows="first"``)."""
         settings = dict(data) if isinstance(data, dict) else {}
         config = self._confined(project, {**settings, "source": source})
-        sample, about = self._sample(project, config.data, rows)
+        with _reads(project):
+            sample, about = self._sample(project, config.data, rows)
         return _table_json(sample) | {"source": source, "sample": about}
 
     def suggest(self, project: Project, source: str, label: Any = None) -> dict[str, Any]:
@@ -163,7 +164,8 @@ class Builder:
 
         config = self._confined(project, {"source": source})
         path = project.root / str(config.data.source)
-        report = suggest_schema(str(path), label=str(label) if label else None)
+        with _reads(project):
+            report = suggest_schema(str(path), label=str(label) if label else None)
         data = report.to_json()
         return {"columns": data["columns"], "label": data["label"], "label_candidates": data["label_candidates"][:5],
                 "warnings": data["warnings"], "transform": report.to_transform_config(), "rows": data["rows"]}
@@ -181,11 +183,12 @@ class Builder:
                           hint="operations are numbered from 0")
         check_confined(config, project.root, base=_saved(project), file="blase ui")
         started = time.perf_counter()
-        sample, about = self._sample(project, config.data, rows)
-        exclude = [c for c in (config.data.label, config.data.key) if c]
-        transform = from_step_config(config.transform[: upto + 1], project.root, exclude=exclude)
-        transform.fit(sample)
-        out = transform.apply(sample)
+        with _reads(project):
+            sample, about = self._sample(project, config.data, rows)
+            exclude = [c for c in (config.data.label, config.data.key) if c]
+            transform = from_step_config(config.transform[: upto + 1], project.root, exclude=exclude)
+            transform.fit(sample)
+            out = transform.apply(sample)
         return _table_json(out) | {
             "upto": upto, "rows_in": sample.num_rows, "rows_out": out.num_rows,
             "seconds": round(time.perf_counter() - started, 3), "notes": transform.fit_warnings, "sample": about,
@@ -297,6 +300,14 @@ def _data_files(project: Project, limit: int = 200) -> list[str]:
             if len(found) >= limit:
                 break
     return found
+
+
+def _reads(project: Project) -> Any:
+    """The page's reads stay in the project (and the source the saved blase.yaml names), even
+    through a file in it that names others (a DuckDB view): :func:`blase.config.confined_reads`."""
+    from blase.config import confined_reads
+
+    return confined_reads(project.root, _saved(project))
 
 
 def _saved(project: Project) -> ProjectConfig | None:
