@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -522,6 +523,27 @@ def test_a_disk_too_small_for_the_xgboost_cache_is_a_clear_error_before_xgboost_
     bad = model_kind("xgboost", {**FAST, "external_memory": True, "cache_dir": str(tmp_path / "a-file")})
     with pytest.raises(TrainError, match=r"train\.options\.cache_dir: cannot write XGBoost's cache in .*a-file"):
         fit_model(bad, shards, FitContext(out_dir=tmp_path / "m3", seed=0, tmp_dir=tmp_path))
+
+
+@_lib("xgboost")
+def test_a_relative_cache_dir_is_the_projects_folder_also_when_reproduce_runs_a_code_snapshot(project, cli):
+    """`train.options.cache_dir: cache/xgb` is relative to the project. `blase reproduce` of a
+    run whose scripts have changed since runs a temporary copy of the run's code; the cache
+    still goes to the project's cache/xgb, not into that copy."""
+    cache = project.root / "cache" / "xgb"
+    options = ["--set", "train.model=xgboost", "--set", "train.options.external_memory=true",
+               "--set", "train.options.cache_dir=cache/xgb", "--set", "train.options.n_estimators=5"]
+    run = cli("run", *options, "--json", cwd=project.root)
+    assert run.exit_code == 0, run.stderr
+    assert cache.is_dir() and list(cache.iterdir()) == []  # made, used, cleaned up
+    shutil.rmtree(project.root / "cache")
+    script = project.root / "scripts" / "transforms.py"
+    script.write_text(script.read_text() + "\n\ndef unused(batch):\n    return batch\n")
+    first = json.loads(run.stdout)
+    again = cli("reproduce", first.get("run_id") or first["id"], "--json", cwd=project.root)
+    assert again.exit_code == 0, again.stderr
+    assert cache.is_dir() and list(cache.iterdir()) == []
+    assert not list((project.root / ".blase" / "tmp").glob("code-*"))  # the snapshot's copy is gone
 
 
 @_lib("xgboost")

@@ -163,7 +163,7 @@ class XGBoostModel(ModelKind):
         o: XGBoostOptions = self.options  # type: ignore[assignment]
         need = cache_bytes(data.rows("train") + data.rows("val"), data.n_features, o.max_bin)
         return cache_folder(o.cache_dir, Path(ctx.tmp_dir or tempfile.gettempdir()), need=need,
-                            project_root=ctx.project_root)
+                            project_root=ctx.data_root or ctx.project_root)
 
     def _boost(self, data: TrainingData, ctx: FitContext, external: bool,
                history: dict[str, dict[str, list[float]]]) -> xgb.Booster:

@@ -69,6 +69,13 @@ class FitContext:
         The memory budget in bytes (None: the default share): how much data a kind may hold.
     tmp_dir:
         A scratch folder for the library's caches (removed after the fit).
+    project_root:
+        Where the project's code is: a kind or plugin resolves scripts and build functions
+        here. Under ``blase reproduce`` with changed scripts this is a copy of the run's code
+        snapshot, not the project.
+    data_root:
+        The project's own folder, for paths an option names that are not code (XGBoost's
+        ``cache_dir``); None: ``project_root``.
     """
 
     out_dir: Path
@@ -78,6 +85,7 @@ class FitContext:
     memory: int | None = None
     tmp_dir: Path | None = None
     project_root: Path | None = None
+    data_root: Path | None = None
     track: Any = None
     resume: bool = False
     #: The project's ``plugins:`` entries (a kind that builds other kinds, such as ``auto``,

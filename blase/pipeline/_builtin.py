@@ -324,7 +324,7 @@ class TrainStep(Step):
                 logger.debug("the checkpoint changed during each copy; %s keeps the one before", mirror)
 
         fit = FitContext(out_dir=out_dir, seed=ctx.config.seed, train=train, project_root=ctx.code_root,
-                         track=ctx.track, on_epoch_end=keep_epoch, memory=memory_budget(ctx.memory),
+                         data_root=ctx.project.root, track=ctx.track, on_epoch_end=keep_epoch, memory=memory_budget(ctx.memory),
                          tmp_dir=ctx.project.tmp_dir, plugins=list(ctx.config.plugins))
         ctx.project.tmp_dir.mkdir(parents=True, exist_ok=True)
         result = None
