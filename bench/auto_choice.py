@@ -9,7 +9,7 @@ For each data set and seed, the default path runs through the real CLI as in
 ``bench/quality.py`` (``create``, ``schema --write``, ``run``), then, in this process, on the
 run's own prepared shards and ``train:`` section:
 
-- each candidate (glm, mlp, lightgbm) is scored out of fold by ``auto``'s own folds
+- each candidate ``auto`` compares there (glm, kernel, mlp, lightgbm) is scored out of fold by ``auto``'s own folds
   (``--repeats`` times, each repeat another seeded partition of train + val), and
 - each candidate is fitted as its own kind would be (refit on train + val) and scored on the
   test rows no model saw;
@@ -45,7 +45,7 @@ from blase.model._auto import AutoOptions, _folds, _val_scores, repeat_count
 from blase.model._ensemble import blend_scores
 from blase.model._select import Choice, choose, row_losses
 
-CANDIDATES = ["glm", "mlp", "lightgbm"]
+CANDIDATES = AutoOptions().candidates
 
 
 @dataclasses.dataclass
@@ -66,11 +66,11 @@ class Split:
 def _oof(data: TrainingData, ctx: FitContext, seed: int, repeats: int, scratch: Path) -> dict[str, list[np.ndarray]]:
     o = AutoOptions()
     quiet = ctx.train.model_copy(update={"refit": False})
-    out: dict[str, list[np.ndarray]] = {n: [] for n in CANDIDATES}
     rows = data.rows("train") + data.rows("val")
+    out: dict[str, list[np.ndarray]] = {n: [] for n in _candidates(rows)}
     for r in range(repeats):
         folds = _folds(data, o, seed + 1000 * r, scratch / f"r{r}")
-        for name in CANDIDATES:
+        for name in out:
             z_all: np.ndarray | None = None
             for i, (fold, at) in enumerate(folds):
                 sub = dataclasses.replace(ctx, out_dir=scratch / f"r{r}" / name / f"fold{i}", train=quiet, track=False)
@@ -85,10 +85,16 @@ def _oof(data: TrainingData, ctx: FitContext, seed: int, repeats: int, scratch: 
     return out
 
 
+def _candidates(rows: int) -> list[str]:
+    """The candidates ``auto`` compares on ``rows`` rows of train + val."""
+    o = AutoOptions()
+    return [n for n in o.candidates if n not in o.small_only or rows <= o.small_rows]
+
+
 def _test(shards: Path, ctx: FitContext, scratch: Path) -> dict[str, np.ndarray]:
     data = TrainingData(shards)
     out = {}
-    for name in CANDIDATES:
+    for name in _candidates(data.rows("train") + data.rows("val")):
         folder = scratch / "full" / name
         fit_model(model_kind(name, {}), shards, dataclasses.replace(ctx, out_dir=folder, track=None))
         out[name], _ = _val_scores(load_trained(folder), data, "test")
@@ -139,12 +145,12 @@ def _rule(repeats: int | None, **kw: object) -> Callable[[Split], Choice]:
 #: name -> the rule: how many repeats of the folds it reads, and its options
 RULES: dict[str, Callable[[Split], Choice]] = {
     "old (1x5, blend if better)": _rule(1, metric="accuracy", one_se_blend=False, bags=0),
-    "new default (auto's repeats, logloss, 1-SE, bagged)": _rule(None),
-    "1x5, 1-SE": _rule(1, metric="accuracy", one_se_blend=True, bags=0),
-    "3x5, 1-SE": _rule(3, metric="accuracy", one_se_blend=True, bags=0),
-    "3x5, 1-SE, bagged": _rule(3, metric="accuracy", one_se_blend=True, bags=20),
-    "3x5, logloss, 1-SE": _rule(3, metric="logloss", one_se_blend=True, bags=0),
-    "3x5, logloss, 1-SE, bagged": _rule(3, metric="logloss", one_se_blend=True, bags=20),
+    "default (auto's repeats, logloss, lowest single, bagged blend if 1 SE better)": _rule(None),
+    "prefer_simpler (auto's repeats, logloss, 1-SE between all, bagged)": _rule(None, simpler=True),
+    "1x5, 1-SE": _rule(1, metric="accuracy", one_se_blend=True, simpler=True, bags=0),
+    "3x5, 1-SE": _rule(3, metric="accuracy", one_se_blend=True, simpler=True, bags=0),
+    "3x5, 1-SE, bagged": _rule(3, metric="accuracy", one_se_blend=True, simpler=True, bags=20),
+    "3x5, logloss, 1-SE": _rule(3, metric="logloss", one_se_blend=True, simpler=True, bags=0),
     "3x5, logloss, bagged, blend if better": _rule(3, metric="logloss", one_se_blend=False, bags=20),
     "3x5, accuracy, bagged, blend if better": _rule(3, metric="accuracy", one_se_blend=False, bags=20),
 }
@@ -203,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
             splits.append(split)
             cells = []
             for n in CANDIDATES:
+                if n not in split.oof:
+                    cells.append("-")
+                    continue
                 oof = np.mean([row_losses(z, split.y, split.task)["sq" if split.task == "regression" else "err"].mean()
                                for z in split.oof[n]])
                 cells.append(f"{oof:.4f} / {test_score(split, {n: 1.0}):.3f}")

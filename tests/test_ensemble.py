@@ -45,21 +45,29 @@ def test_greedy_selection_mixes_models_whose_errors_cancel_and_keeps_a_perfect_o
     assert select_weights({"noisy": high, "perfect": y.copy()}, y, "regression") == {"perfect": 1.0}
 
 
-def test_one_standard_error_rule_keeps_the_simpler_candidate_unless_the_better_one_is_beyond_noise():
+def test_the_lowest_loss_wins_between_candidates_and_prefer_simpler_keeps_one_within_a_standard_error():
     rng = np.random.default_rng(0)
     y = rng.normal(size=300)
     e1, e2 = rng.normal(size=300), rng.normal(size=300)
     e2 *= np.sqrt(0.98 * np.mean(e1**2) / np.mean(e2**2))  # other errors, 2 % lower squared error: noise
     simple, close = [y + e1], [y + e2]  # one repeat of the folds each
     far = [y + 0.5 * e1]  # clearly better
+    # the default: the lowest loss, however small the margin
     kept = choose({"glm": simple, "mlp": close}, y, "regression", order=["glm", "mlp"], ensemble=False)
+    assert kept.chosen == "mlp" and kept.reason == "the lowest squared error"
+    # prefer_simpler: the one-standard-error rule keeps the simpler one within noise of the best
+    kept = choose({"glm": simple, "mlp": close}, y, "regression", order=["glm", "mlp"], ensemble=False, simpler=True)
     assert kept.chosen == "glm" and "within one standard error" in kept.reason
     assert kept.scores["mlp"]["loss"] < kept.scores["glm"]["loss"] <= kept.scores["mlp"]["loss"] + kept.scores["glm"]["se"]
-    kept = choose({"glm": simple, "mlp": far}, y, "regression", order=["glm", "mlp"], ensemble=False)
-    assert kept.chosen == "mlp" and kept.reason == "the lowest squared error"
+    for simpler in (False, True):
+        kept = choose({"glm": simple, "mlp": far}, y, "regression", order=["glm", "mlp"], ensemble=False,
+                      simpler=simpler)
+        assert kept.chosen == "mlp" and kept.reason == "the lowest squared error"
     # the order is the simplicity: named the other way round, the other one is the simpler and stays
-    assert choose({"glm": simple, "mlp": close}, y, "regression", order=["mlp", "glm"], ensemble=False).chosen == "mlp"
-    assert choose({"glm": close, "mlp": simple}, y, "regression", order=["mlp", "glm"], ensemble=False).chosen == "mlp"
+    assert choose({"glm": simple, "mlp": close}, y, "regression", order=["mlp", "glm"], ensemble=False,
+                  simpler=True).chosen == "mlp"
+    assert choose({"glm": close, "mlp": simple}, y, "regression", order=["mlp", "glm"], ensemble=False,
+                  simpler=True).chosen == "mlp"
 
 
 def test_the_average_is_kept_only_when_it_beats_the_best_candidate_by_more_than_its_noise():
@@ -73,7 +81,9 @@ def test_the_average_is_kept_only_when_it_beats_the_best_candidate_by_more_than_
     # nearly the same errors: the average is compared, recorded, and not kept
     twin = [a[0] + 0.05 * rng.normal(size=400)]
     kept = choose({"glm": a, "mlp": twin}, y, "regression", order=["glm", "mlp"], seed=0)
-    assert kept.chosen == "glm" and "ensemble" in kept.scores and kept.scores["ensemble"]["weights"]
+    assert kept.chosen in ("glm", "mlp") and "ensemble" in kept.scores and kept.scores["ensemble"]["weights"]
+    if kept.scores["ensemble"]["loss"] < kept.scores[kept.chosen]["loss"]:
+        assert "the average's is lower by less than one standard error" in kept.reason
     # the weights are the mean over bootstrap resamples: seeded, and summing to 1
     again = choose({"glm": a, "mlp": b}, y, "regression", order=["glm", "mlp"], seed=0)
     assert again.weights == choose({"glm": a, "mlp": b}, y, "regression", order=["glm", "mlp"], seed=0).weights
@@ -89,9 +99,12 @@ def test_classification_compares_the_log_loss_so_a_confidently_wrong_model_loses
     by_loss = choose({"mlp": overconfident, "glm": calibrated}, y, "binary", order=["mlp", "glm"], ensemble=False)
     assert by_loss.chosen == "glm" and by_loss.reason == "the lowest log loss"
     assert by_loss.scores["glm"]["cv_accuracy"] == by_loss.scores["mlp"]["cv_accuracy"]
-    # on accuracy alone they tie, and the simpler one stays
+    # on accuracy they tie: the log loss breaks the tie; with prefer_simpler the simpler one stays
     by_accuracy = choose({"mlp": overconfident, "glm": calibrated}, y, "binary", order=["mlp", "glm"],
                          ensemble=False, metric="accuracy")
+    assert by_accuracy.chosen == "glm" and by_accuracy.reason == "the lowest error rate"
+    by_accuracy = choose({"mlp": overconfident, "glm": calibrated}, y, "binary", order=["mlp", "glm"],
+                         ensemble=False, metric="accuracy", simpler=True)
     assert by_accuracy.chosen == "mlp"
 
 

@@ -18,9 +18,11 @@ repeats. Larger data is scored on the val split.
 The choice is :func:`~blase.model._select.choose`: the candidates and their weighted average
 (greedy ensemble selection, bagged over bootstrap resamples of the rows) are ranked by their
 out-of-fold loss (the squared error; for classification the log loss, which tells confident
-mistakes from near misses where accuracy counts a few rows), and the one-standard-error rule
-keeps the simplest option within one standard error of the best: glm before kernel before mlp before
-lightgbm before the average. With ``train.refit`` (``auto``: at most 50,000 rows) the choice is
+mistakes from near misses where accuracy counts a few rows). The candidate with the lowest
+loss is kept, or the average when it beats that candidate by more than one standard error (its
+weights were chosen on the rows that score it); ``prefer_simpler`` applies that
+one-standard-error rule between candidates too (glm before kernel before mlp before lightgbm).
+With ``train.refit`` (``auto``: at most 50,000 rows) the choice is
 then fitted again as its own kind would be (an average: each member); otherwise the
 candidate's own fit is kept.
 
@@ -98,6 +100,9 @@ class AutoOptions(BaseModel):
     ensemble: bool = Field(
         default=True, description="keep a weighted average of the candidates (greedy ensemble selection on "
         "their cross-validation or val scores) when it beats the best one alone by more than a standard error")
+    prefer_simpler: bool = Field(
+        default=False, description="keep a simpler candidate (earlier in candidates) whose loss is within one "
+        "standard error of the best one's (the one-standard-error rule); default: the lowest loss")
     ensemble_bags: int = Field(
         default=20, ge=0, description="average the ensemble's weights over this many bootstrap resamples "
         "of the scored rows (bagged ensemble selection; 0: one selection on all rows)")
@@ -145,7 +150,8 @@ class AutoModel(ModelKind):
         scored_on = _scored_on(data, partitions)
         scores, seconds, fitted, skipped = self._score_candidates(data, ctx, partitions, scratch)
         choice = choose(scores, _labels(data, folds), data.task, order=o.candidates, metric=o.select_on,
-                        ensemble=o.ensemble, bags=o.ensemble_bags, seed=ctx.seed, prefix="cv" if folds else "val")
+                        ensemble=o.ensemble, simpler=o.prefer_simpler, bags=o.ensemble_bags, seed=ctx.seed,
+                        prefix="cv" if folds else "val")
         results = {name: {**s, **({"seconds": seconds[name]} if name in seconds else {})}
                    for name, s in choice.scores.items()}
         refit = ctx.refits(data)
