@@ -316,6 +316,29 @@ def test_nearly_unique_text_is_an_identifier_not_a_one_hot(tmp_path):
     assert _actions(name) == [("drop", "drop")]
 
 
+def test_an_integer_unique_per_row_is_an_identifier_only_when_it_numbers_the_rows(tmp_path):
+    """vega's wheat: a year per row of an annual series (1565, 1570, ...) is the trend the
+    label follows, and an income in whole dollars differs on every row; neither names rows.
+    A row counter (0..n-1, a pandas index written out) and an id-named column do."""
+    rng = np.random.default_rng(3)
+    n = 120
+    year = np.arange(1700, 1700 + 5 * n, 5)
+    income = rng.integers(20_000, 200_000, n) * 7 + np.arange(n)  # distinct, not consecutive
+    wages = 0.02 * (year - 1700) + 1e-5 * income + rng.normal(0, 0.5, n)
+    pacsv.write_csv(pa.table({"Unnamed: 0": np.arange(n), "year": year, "annual": np.arange(1900, 1900 + n),
+                              "income": income, "customer_id": rng.permutation(n) * 13,
+                              "wages": wages}), tmp_path / "wheat.csv")
+    report = suggest_schema(tmp_path / "wheat.csv", label="wages")
+    kinds = {c: report.column(c).kind for c in ("Unnamed: 0", "year", "annual", "income", "customer_id")}
+    assert kinds == {"Unnamed: 0": "identifier", "year": "discrete", "annual": "identifier",
+                     "income": "discrete", "customer_id": "identifier"}, kinds
+    steps = config_from_dict({"project": "p", "data": {"label": "wages"},
+                              "transform": report.to_transform_config()}).transform
+    dropped = [c for s in steps if s.op == "drop" for c in s.columns]
+    scaled = [c for s in steps if s.op == "scale" for c in s.columns]
+    assert set(dropped) == {"Unnamed: 0", "annual", "customer_id"} and {"year", "income"} <= set(scaled)
+
+
 def test_imbalanced_label_writes_stratify_and_label_variants_are_warned(tmp_path):
     rng = np.random.default_rng(5)
     n = 600

@@ -46,6 +46,10 @@ LABEL_NAMES = re.compile(
     re.IGNORECASE,
 )
 ID_NAMES = re.compile(r"(^|_)(id|uuid|guid|key|index|idx)$|^id_|^(id|uuid|guid)$", re.IGNORECASE)
+#: Names of ordered quantities (time, counts of periods): an integer column so named is a
+#: feature even when every row has its own value (a year per row of an annual series).
+TIME_NAMES = re.compile(r"year|yr|date|time|month|week|day|hour|minute|period|quarter|age|epoch|step",
+                        re.IGNORECASE)
 
 
 def is_int(t: str) -> bool:

@@ -16,6 +16,7 @@ from blase.schema._report import (
     OUTLIER_SHARE,
     TEXT_ID_SHARE,
     TEXT_MEAN_LENGTH,
+    TIME_NAMES,
     ColumnReport,
     SchemaReport,
     Suggestion,
@@ -44,6 +45,8 @@ def kind_of(col: ColumnReport, parses_as_time: bool) -> str:
         is_text(t) and nonnull > 50 and card > LOW_CARDINALITY and card >= TEXT_ID_SHARE * nonnull
     )
     id_name = bool(ID_NAMES.search(col.name))
+    if unique and is_int(t) and not id_name and not _row_counter(col):
+        unique = False  # a quantity with a value per row (an income, a year per row): a feature
     if (is_int(t) or is_text(t)) and (
         unique or nearly_unique or (id_name and nonnull > 0 and card >= 0.5 * nonnull)
     ):
@@ -57,6 +60,16 @@ def kind_of(col: ColumnReport, parses_as_time: bool) -> str:
             return "datetime"
         return "categorical_low" if card <= LOW_CARDINALITY else "categorical_high"
     return "categorical_high" if card > LOW_CARDINALITY else "categorical_low"
+
+
+def _row_counter(col: ColumnReport) -> bool:
+    """Whether an integer column unique per row numbers the rows: its values fill a run of
+    consecutive integers (0..n-1, 1001..1400) and its name is not a time's (a run of years is
+    an annual series, whose year is the trend)."""
+    low, high = col.stats.get("min"), col.stats.get("max")
+    if low is None or high is None or TIME_NAMES.search(col.name):
+        return False
+    return float(high) - float(low) + 1 <= 1.05 * col.cardinality
 
 
 #: Kinds whose columns are dropped: ``{kind: (warning, reason)}``.
