@@ -596,6 +596,15 @@ def test_an_input_on_a_far_larger_scale_than_the_others_is_warned_about(tmp_path
     r = Train(_cfg(epochs=1)).fit(write_shards(tmp_path / "year", splits(X), "regression"), tmp_path / "o2")
     warning = next(w for w in r.warnings if "scale far from" in w)
     assert "'f2' (~1.98e+03)" in warning and "'f0'" not in warning and "op: scale" in warning
+    # many rare one-hot columns stored dense (RMS ~0.1) beside a robust-scaled column with a
+    # few far values (RMS ~2.5): 0/1 columns have no scale to compare, nothing is flagged
+    X = rng.normal(0, 1, (300, 4))
+    X[:5, 3] = 20.0  # outliers a robust scale keeps far out
+    hot = np.zeros((300, 30))
+    hot[np.arange(300), rng.integers(0, 30, 300)] = 1.0
+    r = Train(_cfg(epochs=1)).fit(write_shards(tmp_path / "hot", splits(np.hstack([X, hot])), "regression"),
+                                  tmp_path / "o3")
+    assert not [w for w in r.warnings if "scale far from" in w], r.warnings
 
 
 def test_linear_skip_is_recorded_and_an_old_model_json_rebuilds_without_it(tmp_path):

@@ -18,22 +18,26 @@ _CHUNK = 65_536
 
 
 def _dense_rms(manifest: Any, shards: Path) -> dict[str, float]:
-    """Root mean square of each stored (dense) feature over the train shards; one-hot
-    features (0/1, stored as codes in the compact layout) are left out."""
+    """Root mean square of each stored (dense) feature over the train shards. Columns of
+    only 0 and 1 are left out: one-hot features (codes in the compact layout, or stored dense)
+    and flags, whose root mean square is the share of ones, not a scale; a hundred rare
+    categories would otherwise make a tenth the typical size and flag every scaled column."""
     layout = manifest.layout
     positions = list(layout.dense) if layout is not None else list(range(manifest.n_features))
     total = np.zeros(len(positions))
+    binary = np.ones(len(positions), dtype=bool)
     n = 0
     for shard in manifest.shards.get("train", []):
         x = np.load(shards / shard.file, mmap_mode="r")
         for start in range(0, len(x), _CHUNK):
             block = np.asarray(x[start : start + _CHUNK], dtype=np.float64)
             total += np.square(block).sum(axis=0)
+            binary &= ((block == 0) | (block == 1)).all(axis=0)
             n += len(block)
     if n == 0:
         return {}
     names = [manifest.features[p] for p in positions]
-    return dict(zip(names, np.sqrt(total / n).tolist(), strict=True))
+    return {name: float(v) for name, v, flag in zip(names, np.sqrt(total / n), binary, strict=True) if not flag}
 
 
 def feature_scale_warning(manifest: Any, shards: Path) -> str | None:
