@@ -23,8 +23,9 @@ prepared shards' row ids, and scored on Blase's test rows: the same split for al
 Giving scikit-learn the validation rows too favours it slightly; Blase uses them for early
 stopping and choosing the best epoch.
 
-The gap column is Blase's score relative to HistGradientBoosting's. Blase has no
-gradient-boosting model yet (that plugin is issue [2/7]); its default model is an MLP.
+The gap column is Blase's score relative to HistGradientBoosting's. Blase's default model is
+``train.model: auto`` (glm, kernel on small data, mlp and lightgbm compared out of fold, or their
+weighted average); the last column says what it kept on each split.
 
 Prints a table; nothing here is a test.
 """
