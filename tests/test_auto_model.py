@@ -238,3 +238,23 @@ def test_auto_on_a_small_set_repeats_the_folds_and_keeps_the_same_choice_across_
     assert chosen[0] == chosen[1], chosen
     # the bagged weights of the average are close on the two splits (the old ones jumped, e.g. 0.08 / 0.92)
     assert all(abs(weights[0].get(k, 0) - weights[1].get(k, 0)) < 0.3 for k in ("glm", "lightgbm")), weights
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_auto_warns_when_no_candidate_beats_predicting_a_constant(tmp_path, task):
+    """A label unrelated to the features (vega's la_riots, age from names and places, is close
+    to this): the kept model's out-of-fold loss is no better than the label's mean (or class
+    shares), and the fit says so; with signal it does not."""
+    rng = np.random.default_rng(4)
+    n = 300
+    x = rng.normal(size=(n, 6))
+    noise = rng.normal(size=n) if task == "regression" else rng.choice(["a", "b", "c"], n)
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(6)]).assign(y=noise)
+    options = {"candidates": ["glm"], "cv_repeats": 1}
+    result, _ = _fit(tmp_path, _prepared(tmp_path, frame, "y"), "auto", options)
+    flat = [w for w in result.warnings if "better than a constant" in w]
+    assert len(flat) == 1 and "glm's out-of-sample" in flat[0] and "blase schema" in flat[0], result.warnings
+    signal = x[:, 0] + x[:, 1] if task == "regression" else np.where(x[:, 0] > 0.5, "a", np.where(x[:, 0] < -0.5, "b", "c"))
+    (tmp_path / "s").mkdir()
+    result, _ = _fit(tmp_path / "s", _prepared(tmp_path / "s", frame.assign(y=signal), "y"), "auto", options)
+    assert not [w for w in result.warnings if "better than a constant" in w], result.warnings

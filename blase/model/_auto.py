@@ -179,6 +179,10 @@ class AutoModel(ModelKind):
                 "ensemble_bags": o.ensemble_bags if o.ensemble else 0,
                 "not_compared_above_small_rows": [n for n in o.small_only if n in o.candidates and rows > o.small_rows]}
         self._finish(choice.chosen, why, results, skipped, self.winner_.report_, rule)
+        flat = _no_better_than_the_mean(choice.scores[choice.chosen]["loss"], _labels(data, folds), data.task,
+                                        o.select_on, choice.chosen)
+        if flat:
+            self.report_.warnings.append(flat)
         _log_selection(ctx.track, choice.chosen, why, results, rule)
         return self
 
@@ -279,6 +283,35 @@ def _log_selection(track: Any, chosen: str, why: str, results: dict[str, dict[st
     track.log_event("model_selection", chosen=chosen, reason=why, candidates=results, rule=rule)
     track.log_metrics({f"auto.{name}.{k}": v for name, r in results.items() for k, v in r.items()
                        if k != "seconds" and isinstance(v, (int, float)) and math.isfinite(v)})
+
+
+def _no_better_than_the_mean(loss: float, y: np.ndarray, task: str, select_on: str, chosen: str) -> str | None:
+    """A warning when the kept model's out-of-sample loss is no lower than that of always
+    predicting the label's mean (regression; its leave-one-out error) or its class shares
+    (classification): then no candidate found signal in the features, and a user should
+    know before trusting, deploying or tuning it."""
+    n = len(y)
+    if n < 3 or not math.isfinite(loss):
+        return None
+    if task == "regression":
+        yf = np.asarray(y, dtype=np.float64)
+        base = float(np.mean((yf - yf.mean()) ** 2)) * (n / (n - 1)) ** 2
+        what = f"squared error {loss:.4g}, against {base:.4g} for always predicting the label's mean"
+    else:
+        share = np.bincount(np.asarray(y, dtype=np.int64)) / n
+        if select_on == "accuracy":
+            base = 1.0 - float(share.max())
+            what = f"error rate {loss:.4g}, against {base:.4g} for always predicting the commonest class"
+        else:
+            present = share[share > 0]
+            base = float(-(present * np.log(present)).sum())
+            what = f"log loss {loss:.4g}, against {base:.4g} for predicting each class's share of the rows"
+    if loss < base:
+        return None
+    kept = "their average" if chosen == "ensemble" else chosen
+    return (f"train.model auto: no candidate predicts the label better than a constant ({kept}'s out-of-sample "
+            f"{what}): the features may say little about the label; check the label column and what "
+            "`blase schema DATA --label LABEL` dropped before trusting this model")
 
 
 def _val_scores(kind: ModelKind, data: TrainingData, split: str = "val") -> tuple[np.ndarray, np.ndarray]:
