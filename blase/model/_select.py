@@ -123,7 +123,8 @@ def choose(oof: dict[str, list[np.ndarray]], y: np.ndarray, task: str, *, order:
     ``oof`` maps each candidate to its scores, one array per repeat of the folds; ``order``
     lists the candidates simplest first. ``one_se_blend=False`` keeps the average whenever its
     loss is lower than the best candidate's (the rule before repeats and bagging); ``simpler``
-    applies the one-standard-error rule between candidates too."""
+    applies the one-standard-error rule between candidates too, with ``margin`` standard errors
+    (1: the rule; ``bench/auto_choice.py`` replays others)."""
     key, tie = _keys(task, metric)
     names = [n for n in order if n in oof]
     losses = {n: _mean_losses(oof[n], y, task) for n in names}
