@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import shutil
 import time
@@ -60,6 +61,8 @@ from blase.model._select import choose
 from blase.model._spec import ModelSpec
 
 __all__ = ["AutoModel", "AutoOptions"]
+
+logger = logging.getLogger(__name__)
 
 #: one fold: its prepared folder and its rows' positions in train + val
 Fold = tuple[TrainingData, "np.ndarray | None"]
@@ -181,7 +184,8 @@ class AutoModel(ModelKind):
         self._finish(choice.chosen, why, results, skipped, self.winner_.report_, rule)
         flat = _no_better_than_the_mean(choice.scores[choice.chosen]["loss"], _labels(data, folds), data.task,
                                         o.select_on, choice.chosen)
-        if flat:
+        if flat:  # shown now, as training's scale check is, and recorded with the step
+            logger.warning("%s", flat)
             self.report_.warnings.append(flat)
         _log_selection(ctx.track, choice.chosen, why, results, rule)
         return self
