@@ -152,7 +152,8 @@ class AutoModel(ModelKind):
         folds = bool(partitions)
         scored_on = _scored_on(data, partitions)
         scores, seconds, fitted, skipped = self._score_candidates(data, ctx, partitions, scratch)
-        choice = choose(scores, _labels(data, folds), data.task, order=o.candidates, metric=o.select_on,
+        labels = _labels(data, folds)  # read once: train + val's matrices on small data
+        choice = choose(scores, labels, data.task, order=o.candidates, metric=o.select_on,
                         ensemble=o.ensemble, simpler=o.prefer_simpler, bags=o.ensemble_bags, seed=ctx.seed,
                         prefix="cv" if folds else "val")
         results = {name: {**s, **({"seconds": seconds[name]} if name in seconds else {})}
@@ -182,7 +183,7 @@ class AutoModel(ModelKind):
                 "ensemble_bags": o.ensemble_bags if o.ensemble else 0,
                 "not_compared_above_small_rows": [n for n in o.small_only if n in o.candidates and rows > o.small_rows]}
         self._finish(choice.chosen, why, results, skipped, self.winner_.report_, rule)
-        flat = _no_better_than_the_mean(choice.scores[choice.chosen]["loss"], _labels(data, folds), data.task,
+        flat = _no_better_than_the_mean(choice.scores[choice.chosen]["loss"], labels, data.task,
                                         o.select_on, choice.chosen)
         if flat:  # shown now, as training's scale check is, and recorded with the step
             logger.warning("%s", flat)
