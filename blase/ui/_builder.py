@@ -181,9 +181,10 @@ class Builder:
         if not 0 <= upto < len(config.transform):
             raise UIError(f"transform has {len(config.transform)} operations; there is no operation {upto}",
                           hint="operations are numbered from 0")
-        check_confined(config, project.root, base=_saved(project), file="blase ui")
+        saved = _saved(project)
+        check_confined(config, project.root, base=saved, file="blase ui")
         started = time.perf_counter()
-        with _reads(project):
+        with _reads(project, saved):
             sample, about = self._sample(project, config.data, rows)
             exclude = [c for c in (config.data.label, config.data.key) if c]
             transform = from_step_config(config.transform[: upto + 1], project.root, exclude=exclude)
@@ -302,12 +303,13 @@ def _data_files(project: Project, limit: int = 200) -> list[str]:
     return found
 
 
-def _reads(project: Project) -> Any:
-    """The page's reads stay in the project (and the source the saved blase.yaml names), even
-    through a file in it that names others (a DuckDB view): :func:`blase.config.confined_reads`."""
+def _reads(project: Project, saved: ProjectConfig | None = None) -> Any:
+    """The page's reads stay in the project (and the source the saved blase.yaml, ``saved``
+    when already read, names), even through a file in it that names others (a DuckDB view):
+    :func:`blase.config.confined_reads`."""
     from blase.config import confined_reads
 
-    return confined_reads(project.root, _saved(project))
+    return confined_reads(project.root, saved if saved is not None else _saved(project))
 
 
 def _saved(project: Project) -> ProjectConfig | None:
